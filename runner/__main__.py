@@ -1,0 +1,6 @@
+"""Allow ``python -m runner``."""
+
+from runner.cli import main
+
+if __name__ == "__main__":
+    main()
