@@ -1,0 +1,124 @@
+"""Located problems in recipe files, and the three ways ``validate`` prints them.
+
+A :class:`Diagnostic` always says where (file, line, column, key path), what is
+wrong, and what to do, e.g.::
+
+    recipes/x.yaml:12:5: $.tasks.summary.modle: unknown key 'modle'; did you mean 'model'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from runner.errors import RunnerError
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Diagnostic:
+    """One problem at one place. Ordered by file, line, column so reports read top-down."""
+
+    file: str
+    line: int  # 1-based; 0 when the problem concerns the whole file
+    column: int  # 1-based; 0 when unknown
+    path: str  # JSON-path style key path, "$.tasks.summary.model"; "" when not about a key
+    message: str
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def location(self) -> str:
+        if self.line <= 0:
+            return self.file
+        if self.column <= 0:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def format(self) -> str:
+        prefix = "warning: " if self.severity is Severity.WARNING else ""
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.location()}: {prefix}{where}{self.message}"
+
+    def to_github(self) -> str:
+        """A GitHub Actions workflow command that annotates the line in the pull request."""
+        kind = "error" if self.is_error else "warning"
+        props = [f"file={_escape_property(self.file)}"]
+        if self.line > 0:
+            props.append(f"line={self.line}")
+        if self.column > 0:
+            props.append(f"col={self.column}")
+        props.append(f"title={_escape_property('transcript-runner ' + kind)}")
+        where = f"{self.path}: " if self.path else ""
+        return f"::{kind} {','.join(props)}::{_escape_data(where + self.message)}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+
+def _escape_data(value: str) -> str:
+    # GitHub's workflow command escaping: % first, then line breaks.
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'model'?"`` when a close match exists, else ``""``."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+def format_report(diagnostics: Sequence[Diagnostic], files_checked: int, fmt: str) -> str:
+    """Render a whole ``validate`` report in ``text``, ``json`` or ``github`` form."""
+    ordered = sorted(diagnostics)
+    errors = sum(1 for d in ordered if d.is_error)
+    warnings = len(ordered) - errors
+    if fmt == "json":
+        return json.dumps(
+            {
+                "files_checked": files_checked,
+                "errors": errors,
+                "warnings": warnings,
+                "valid": errors == 0,
+                "diagnostics": [d.to_json() for d in ordered],
+            },
+            indent=2,
+        )
+    lines = [d.to_github() if fmt == "github" else d.format() for d in ordered]
+    lines.append(_summary_line(files_checked, errors, warnings))
+    return "\n".join(lines)
+
+
+def _summary_line(files: int, errors: int, warnings: int) -> str:
+    noun = "recipe" if files == 1 else "recipes"
+    if errors == 0:
+        tail = f" ({_plural(warnings, 'warning')})" if warnings else ""
+        return f"{files} {noun} valid{tail}"
+    return f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {files} {noun}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class DiagnosticError(RunnerError):
+    """Raised inside loaders to stop at a problem that makes further checks meaningless."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.format())
+        self.diagnostic = diagnostic
