@@ -228,7 +228,8 @@ class _Builder:
         return str(node.value)
 
     def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
-        self.doc.scalars[path] = ScalarInfo(style=node.style, raw=str(node.value))
+        # The C parser reports a plain scalar's style as "" and the Python one as None.
+        self.doc.scalars[path] = ScalarInfo(style=node.style or None, raw=str(node.value))
         if node.tag == _TIMESTAMP_TAG:
             # Dates are not JSON; keep what the person wrote.
             return str(node.value)

@@ -1,0 +1,390 @@
+"""The recipe JSON Schema: where it lives, and how its errors read to a person.
+
+jsonschema's messages ("Additional properties are not allowed ('modle' was
+unexpected)") are written for programmers. This module validates a loaded
+:class:`~runner.document.Document` and turns every error into a
+:class:`~runner.diagnostics.Diagnostic` located at the offending key, worded as
+what is wrong and what to do. All errors are collected, never just the first.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from runner.diagnostics import Diagnostic, Severity, suggest
+from runner.document import Document, KeyPath
+
+SCHEMA_FILE = "recipe.schema.json"
+
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping of keys",
+    "null": "nothing",
+}
+
+# YAML 1.1 reads these unquoted words as booleans; a person typing `language_code: no`
+# (Norwegian) meant the text.
+_YAML_BOOLEAN_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
+
+
+def schema_dir() -> Path:
+    """The folder with the schemas: inside the installed package, or the repository's."""
+    packaged = Path(__file__).with_name("schemas")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "schemas"
+
+
+def schema_text() -> str:
+    """The recipe schema exactly as shipped (for ``transcript-runner schema``)."""
+    return (schema_dir() / SCHEMA_FILE).read_text(encoding="utf-8")
+
+
+@functools.cache
+def recipe_schema() -> Mapping[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_text())
+    return loaded
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(recipe_schema())
+
+
+def transcription_options_schema() -> Mapping[str, Any]:
+    """The generated schema of AssemblyAI's transcription options."""
+    defs: Mapping[str, Any] = recipe_schema()["$defs"]
+    options: Mapping[str, Any] = defs["TranscriptionOptions"]
+    return options
+
+
+def check(doc: Document) -> list[Diagnostic]:
+    """Every schema problem in ``doc``, plus warnings for deprecated transcription options."""
+    found: dict[tuple[str, int, int, str], Diagnostic] = {}
+    for error in _validator().iter_errors(doc.data):
+        if _explained_by_typo(error):
+            continue
+        for diagnostic in _translate(error, doc):
+            key = (diagnostic.path, diagnostic.line, diagnostic.column, diagnostic.message)
+            found.setdefault(key, diagnostic)
+    diagnostics = list(found.values())
+    diagnostics.extend(_deprecations(doc))
+    return sorted(diagnostics)
+
+
+def _explained_by_typo(error: ValidationError) -> bool:
+    """A missing required key that sits next to its own misspelling is one mistake, not two."""
+    if error.validator != "required" or not isinstance(error.instance, Mapping):
+        return False
+    missing = _quoted_name(str(error.message))
+    return any(suggest(str(key), [missing]) for key in error.instance)
+
+
+def _quoted_name(message: str) -> str:
+    return message.split("'")[1] if message.count("'") >= 2 else ""
+
+
+def _translate(error: ValidationError, doc: Document) -> Iterator[Diagnostic]:
+    path: KeyPath = tuple(error.absolute_path)
+    kind = error.validator
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if kind == "additionalProperties":
+        yield from _unknown_keys(error, doc, path, schema)
+    elif kind in ("oneOf", "anyOf"):
+        yield from _one_of(error, doc, path, schema)
+    elif kind == "required":
+        if not _explained_by_typo(error):
+            yield _required(error, doc, path, schema)
+    elif "propertyNames" in error.relative_schema_path:
+        yield _bad_key_name(error, doc, path)
+    elif kind == "type":
+        yield doc.diagnostic(path, _wrong_type(error, doc, path), key=False)
+    else:
+        yield doc.diagnostic(path, _other(error, path, schema), key=False)
+
+
+def _unknown_keys(
+    error: ValidationError, doc: Document, path: KeyPath, schema: Mapping[str, Any]
+) -> Iterator[Diagnostic]:
+    allowed = list(schema.get("properties", {}))
+    instance = error.instance if isinstance(error.instance, Mapping) else {}
+    what = _container_noun(path)
+    for key in instance:
+        if key in allowed:
+            continue
+        hint = suggest(key, allowed)
+        if not hint:
+            hint = f"; allowed here: {_short_list(allowed)}"
+        yield doc.diagnostic((*path, key), f"unknown {what} {key!r}{hint}")
+
+
+def _container_noun(path: KeyPath) -> str:
+    if path[:1] == ("transcription",) and len(path) == 1:
+        return "transcription option"
+    return "key"
+
+
+def _one_of(
+    error: ValidationError, doc: Document, path: KeyPath, schema: Mapping[str, Any]
+) -> Iterator[Diagnostic]:
+    choice_keys: Sequence[str] | None = schema.get("x-one-of-keys")
+    if choice_keys is not None and isinstance(error.instance, Mapping):
+        yield _choice_diagnostic(doc, path, choice_keys, error.instance)
+        return
+    # Report the branch the person most likely meant: one whose type matches what
+    # they wrote, with the fewest problems. If no branch has the right type, say
+    # which types would do.
+    branches = _branches(error)
+    viable = {i: errs for i, errs in branches.items() if not _wrong_kind(errs, error.instance)}
+    if viable:
+        chosen = min(viable.values(), key=len)
+        for sub in chosen:
+            yield from _translate(sub, doc)
+        return
+    custom = schema.get("x-message")
+    if isinstance(custom, str):
+        yield doc.diagnostic(path, custom, key=False)
+        return
+    types = {t for errs in branches.values() for t in _branch_types(errs)}
+    wanted = _or_words(sorted(types, key=lambda t: (t == "null", t)))
+    message = f"expected {wanted}, got {_describe(error.instance)}"
+    yield doc.diagnostic(path, message + _quoting_hint(doc, path, wanted), key=False)
+
+
+def _choice_diagnostic(
+    doc: Document, path: KeyPath, choice_keys: Sequence[str], instance: Mapping[str, Any]
+) -> Diagnostic:
+    present = [k for k in choice_keys if k in instance]
+    if not present:
+        return doc.diagnostic(path, f"{format_noun(path)} needs one of {_or_list(choice_keys)}")
+    return doc.diagnostic(
+        (*path, present[-1]),
+        f"{format_noun(path)} has {_and_list(present)}; keep only one of them",
+    )
+
+
+def _branches(error: ValidationError) -> dict[int, list[ValidationError]]:
+    grouped: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        index = sub.relative_schema_path[0] if sub.relative_schema_path else 0
+        grouped.setdefault(int(index), []).append(sub)
+    return grouped
+
+
+def _wrong_kind(errors: Sequence[ValidationError], instance: Any) -> bool:
+    """True when a branch failed because the value is of another kind altogether."""
+    for sub in errors:
+        if sub.relative_path:
+            continue
+        if sub.validator == "type":
+            return True
+        if sub.validator in ("enum", "const"):
+            allowed = sub.validator_value if sub.validator == "enum" else [sub.validator_value]
+            if not any(_json_type(a) == _json_type(instance) for a in allowed):
+                return True
+        if sub.validator in ("oneOf", "anyOf") and all(
+            _wrong_kind(errs, instance) for errs in _branches(sub).values()
+        ):
+            return True
+    return False
+
+
+def _branch_types(errors: Sequence[ValidationError]) -> set[str]:
+    types: set[str] = set()
+    for sub in errors:
+        if sub.relative_path:
+            continue
+        if sub.validator == "type":
+            value = sub.validator_value
+            types.update([value] if isinstance(value, str) else value)
+        elif sub.validator == "enum":
+            types.update(_json_type(a) for a in sub.validator_value)
+        elif sub.validator == "const":
+            types.add(_json_type(sub.validator_value))
+        elif sub.validator in ("oneOf", "anyOf"):
+            for errs in _branches(sub).values():
+                types |= _branch_types(errs)
+    return types
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _required(
+    error: ValidationError, doc: Document, path: KeyPath, schema: Mapping[str, Any]
+) -> Diagnostic:
+    missing = _quoted_name(str(error.message))
+    prop = schema.get("properties", {}).get(missing, {})
+    example = _example(prop)
+    hint = f", e.g. `{missing}: {example}`" if example else ""
+    message = f"{format_noun(path)} is missing the required key {missing!r}{hint}"
+    return doc.diagnostic(path, message)
+
+
+def format_noun(path: KeyPath) -> str:
+    if len(path) == 2 and path[0] == "tasks":
+        return f"task {path[1]!r}"
+    if len(path) == 2 and path[0] == "inputs":
+        return f"input #{int(path[1]) + 1}"
+    if not path:
+        return "the recipe"
+    return "this mapping"
+
+
+def _bad_key_name(error: ValidationError, doc: Document, path: KeyPath) -> Diagnostic:
+    name = str(error.instance)
+    noun = {"tasks": "task name", "vars": "variable name"}.get(str(path[-1]) if path else "", "key")
+    return doc.diagnostic(
+        (*path, name),
+        f"{noun} {name!r} may use only letters, digits and '_' and must not start with a digit "
+        "(templates refer to it by this name)",
+    )
+
+
+def _wrong_type(error: ValidationError, doc: Document, path: KeyPath) -> str:
+    expected = error.validator_value
+    names = [expected] if isinstance(expected, str) else list(expected)
+    wanted = _or_words(names)
+    message = f"expected {wanted}, got {_describe(error.instance)}"
+    if "array" in names and not isinstance(error.instance, list):
+        scalar = doc.scalars.get(path)
+        return f"{message}; write a list, e.g. [{scalar.raw if scalar else '...'}]"
+    return message + _quoting_hint(doc, path, wanted)
+
+
+def _or_words(types: Sequence[str]) -> str:
+    return " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+
+
+def _quoting_hint(doc: Document, path: KeyPath, wanted: str) -> str:
+    """Advice for the classic YAML trap: an unquoted word that YAML read as a bool or number."""
+    scalar = doc.scalars.get(path)
+    if scalar is None or scalar.style is not None or _TYPE_WORDS["string"] not in wanted:
+        return ""
+    if scalar.raw.lower() in _YAML_BOOLEAN_WORDS:
+        return f"; YAML reads {scalar.raw} as true/false: write it in quotes, '{scalar.raw}'"
+    return f"; write it in quotes: '{scalar.raw}'"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the text {shown!r}"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+def _other(error: ValidationError, path: KeyPath, schema: Mapping[str, Any]) -> str:
+    kind = error.validator
+    value = error.instance
+    custom = schema.get("x-message")
+    if isinstance(custom, str):
+        return custom
+    if kind == "enum":
+        choices = [str(c) for c in error.validator_value]
+        hint = suggest(str(value), choices)
+        return f"{value!r} is not allowed here; use one of {_short_list(choices)}{hint}"
+    if kind == "const":
+        if path == ("version",):
+            return f"unsupported recipe version {value!r}; this transcript-runner reads version 1"
+        return f"must be {error.validator_value!r}"
+    if kind == "pattern":
+        title = str(schema.get("title", "value")).lower()
+        return f"{value!r} is not a valid {title}: " + _first_sentence(
+            str(schema.get("description", ""))
+        )
+    if kind in ("minItems", "minProperties"):
+        return "must not be empty; add at least one entry"
+    if kind == "minLength":
+        return "must not be empty"
+    if kind == "maxLength":
+        return f"is too long (at most {error.validator_value} characters)"
+    if kind in ("minimum", "exclusiveMinimum"):
+        return f"{value} is too small; the minimum is {error.validator_value}"
+    if kind in ("maximum", "exclusiveMaximum"):
+        return f"{value} is too large; the maximum is {error.validator_value}"
+    if kind == "uniqueItems":
+        return "lists the same value more than once; remove the repeat"
+    return str(error.message)
+
+
+def _deprecations(doc: Document) -> Iterator[Diagnostic]:
+    options = doc.data.get("transcription") if isinstance(doc.data, Mapping) else None
+    if not isinstance(options, Mapping):
+        return
+    properties: Mapping[str, Any] = transcription_options_schema().get("properties", {})
+    for key in options:
+        spec = properties.get(key, {})
+        if spec.get("deprecated"):
+            replacement = spec.get("x-replacement") or "see AssemblyAI's documentation"
+            where = doc.mark(("transcription", key))
+            yield Diagnostic(
+                doc.file,
+                where.line,
+                where.column,
+                f"$.transcription.{key}",
+                f"{key!r} is deprecated by AssemblyAI. {replacement}",
+                Severity.WARNING,
+            )
+
+
+def _example(prop: Mapping[str, Any]) -> str:
+    examples = prop.get("examples")
+    if not examples:
+        return ""
+    first = examples[0]
+    if isinstance(first, str):
+        return first if "\n" not in first and len(first) < 60 else ""
+    rendered = json.dumps(first)
+    return rendered if len(rendered) < 60 else ""
+
+
+def _first_sentence(text: str) -> str:
+    head, _, _ = text.partition(". ")
+    return head.rstrip(".") + "." if head else ""
+
+
+def _short_list(items: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _and_list(items: Sequence[str]) -> str:
+    quoted = [f"'{i}'" for i in items]
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
+
+
+def _or_list(items: Sequence[str]) -> str:
+    quoted = [f"'{i}'" for i in items]
+    if len(quoted) <= 1:
+        return "".join(quoted)
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
