@@ -77,10 +77,16 @@ def _escape_property(value: str) -> str:
     return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'model'?"`` when a close match exists, else ``""``."""
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice most like ``word``, if any is close enough to be a typo of it."""
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {matches[0]!r}?" if matches else ""
+    return matches[0] if matches else None
+
+
+def suggest(word: str, choices: Iterable[str], prefix: str = "") -> str:
+    """``"; did you mean 'model'?"`` when a close match exists, else ``""``."""
+    match = closest(word, choices)
+    return f"; did you mean {prefix + match!r}?" if match else ""
 
 
 def format_report(diagnostics: Sequence[Diagnostic], files_checked: int, fmt: str) -> str:

@@ -1,0 +1,463 @@
+"""The one template engine of transcript-runner: sandboxed, strict, transcript-aware Jinja.
+
+* **Sandboxed**: :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`; reaching
+  Python internals (``''.__class__``) is an error, and templates cannot modify data.
+* **Strict**: a misspelled variable is an error naming the recipe line, never an
+  empty string sent to a paid model. Every missing name in a template is reported
+  at once, with a "did you mean" suggestion.
+* **Data is never a template**: only recipe text and prompt files are compiled.
+  Transcript text, CSV cells, vars and task replies are values.
+* **Confined**: ``{% include %}`` and ``{% import %}`` resolve relative to the
+  recipe's folder and cannot leave it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import FrameType, TracebackType
+from typing import Any, NoReturn
+
+import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from runner import transcript as helpers
+from runner.context import (
+    ItemView,
+    Namespace,
+    RecipeView,
+    TaskResultView,
+    TranscriptUsedAsText,
+    TranscriptView,
+)
+from runner.diagnostics import Diagnostic, suggest
+from runner.errors import RunnerError
+from runner.recipe import Template
+
+__all__ = ["TemplateEngine", "TemplateProblem", "used_transcript_fields"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One located template problem."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def diagnostic(self) -> Diagnostic:
+        return Diagnostic(self.file, self.line, self.column, self.path, self.message)
+
+
+class TemplateProblem(RunnerError):
+    """A template could not be compiled or rendered; ``problems`` says where and why."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(p.diagnostic().format() for p in self.problems))
+
+
+class TemplateOutsideRecipe(jinja2.TemplateNotFound):
+    """An include or import that names a file outside the recipe's folder."""
+
+
+# --- undefined names: collect them all, then report ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Missing:
+    name: str  # dotted, e.g. "vars.audiance"
+    parent: str | None  # "vars", "transcript", None for a top-level name
+    candidates: tuple[str, ...]
+    template_line: int
+    template_file: str | None  # set when the line is inside an included file
+
+
+_missing_names: contextvars.ContextVar[list[_Missing] | None] = contextvars.ContextVar(
+    "missing_names", default=None
+)
+
+
+class _CollectingUndefined(jinja2.Undefined):
+    """Records each use of an undefined name and lets rendering go on.
+
+    After rendering, the engine raises one :class:`TemplateProblem` listing every
+    missing name, so a person fixes them all in one go instead of one per run. The
+    partially rendered text is discarded and never sent anywhere.
+    """
+
+    __slots__ = ()
+
+    def _record(self) -> None:
+        found = _missing_names.get()
+        if found is None:
+            self._fail_with_undefined_error()
+        line, file = _template_position(sys._getframe(2))
+        parent = self._undefined_obj
+        found.append(
+            _Missing(
+                name=_dotted(parent, self._undefined_name),
+                parent=_path_of(parent),
+                candidates=_names_in(parent),
+                template_line=line,
+                template_file=file,
+            )
+        )
+
+    def __str__(self) -> str:
+        self._record()
+        return ""
+
+    def __iter__(self) -> Iterator[Any]:
+        self._record()
+        return iter(())
+
+    def __bool__(self) -> bool:
+        self._record()
+        return False
+
+    def __len__(self) -> int:
+        self._record()
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name[:2] == "__":
+            raise AttributeError(name)
+        # Chain: `vars.missing.deeper` reports `vars.missing` once, when used.
+        return self
+
+    def __getitem__(self, key: Any) -> Any:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        self._record()
+        return False
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def _dotted(parent: Any, name: str | None) -> str:
+    base = _path_of(parent)
+    return f"{base}.{name}" if base else str(name)
+
+
+def _path_of(obj: Any) -> str | None:
+    if obj is jinja2.utils.missing or obj is None:
+        return None
+    if isinstance(obj, Namespace):
+        return obj.path
+    named = {TranscriptView: "transcript", ItemView: "item", RecipeView: "recipe"}
+    for kind, label in named.items():
+        if isinstance(obj, kind):
+            return label
+    if isinstance(obj, TaskResultView):
+        return "tasks.<task>"
+    return type(obj).__name__
+
+
+def _names_in(obj: Any) -> tuple[str, ...]:
+    if isinstance(obj, Mapping):
+        return tuple(str(k) for k in obj)
+    fields = getattr(obj, "__dataclass_fields__", None)
+    return tuple(fields) if fields else ()
+
+
+def _template_position(frame: FrameType | None) -> tuple[int, str | None]:
+    """The template line of the nearest frame running compiled template code."""
+    while frame is not None:
+        template = frame.f_globals.get("__jinja_template__")
+        if isinstance(template, jinja2.Template):
+            return template.get_corresponding_lineno(frame.f_lineno), template.filename
+        frame = frame.f_back
+    return 0, None
+
+
+def _traceback_position(tb: TracebackType | None) -> tuple[int, str | None]:
+    """The innermost template line in an exception's traceback."""
+    found: tuple[int, str | None] = (0, None)
+    while tb is not None:
+        frame = tb.tb_frame
+        template = frame.f_globals.get("__jinja_template__")
+        if isinstance(template, jinja2.Template):
+            found = (template.get_corresponding_lineno(tb.tb_lineno), template.filename)
+        elif "__jinja_exception__" in frame.f_globals:  # Jinja's rewritten frames
+            found = (tb.tb_lineno, frame.f_code.co_filename)
+        tb = tb.tb_next
+    return found
+
+
+# --- the environment ------------------------------------------------------------------
+
+
+class _RecipeLoader(jinja2.BaseLoader):
+    """Loads partials relative to the recipe folder and refuses anything outside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        relative = PurePosixPath(template.replace("\\", "/"))
+        if relative.is_absolute() or template[1:3] == ":/" or ".." in relative.parts:
+            raise TemplateOutsideRecipe(
+                template,
+                f"{template!r} is outside the recipe's folder; include files by a path "
+                "relative to the recipe, without '..' or a leading '/'",
+            )
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
+            raise TemplateOutsideRecipe(
+                template, f"{template!r} resolves outside the recipe's folder (a symlink?)"
+            )
+        if not path.is_file():
+            raise jinja2.TemplateNotFound(
+                template,
+                f"template {template!r} not found; paths are relative to the recipe's folder",
+            )
+        source = path.read_text(encoding="utf-8")
+        mtime = path.stat().st_mtime
+        return source, str(path), lambda: path.stat().st_mtime == mtime
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
+        raise SecurityError(
+            f"templates cannot reach Python internals ({attribute!r} of a "
+            f"{type(obj).__name__} value); use the documented variables in docs/templates.md"
+        )
+
+
+def _to_json(value: Any, indent: int | None = None) -> str:
+    """Plain JSON (no HTML escaping, unlike Jinja's tojson), for putting data in prompts."""
+    return json.dumps(_plain(value), indent=indent, ensure_ascii=False, default=str)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields:
+        return {name: _plain(getattr(value, name)) for name in fields}
+    return value
+
+
+def _duration(seconds: float | int | None) -> str:
+    """Audio duration in seconds as ``00:04:42``."""
+    if seconds is None:
+        return ""
+    return helpers.format_timestamp(float(seconds) * 1000)
+
+
+def _finalize(value: Any) -> Any:
+    # A null (an empty CSV cell, a missing language) prints as nothing, not "None".
+    return "" if value is None else value
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "timestamp": helpers.format_timestamp,
+    "duration": _duration,
+    "dialogue": helpers.dialogue,
+    "sentence_windows": helpers.sentence_windows,
+    "estimate_tokens": helpers.estimate_tokens,
+    "word_count": helpers.word_count,
+    "truncate_tokens": helpers.truncate_tokens,
+    "speaker_stats": helpers.speaker_stats,
+    "to_json": _to_json,
+    "tojson": _to_json,
+}
+
+
+class TemplateEngine:
+    """Compiles and renders a recipe's templates. One per recipe folder."""
+
+    def __init__(self, recipe_dir: Path) -> None:
+        self.env = _Environment(
+            loader=_RecipeLoader(recipe_dir),
+            undefined=_CollectingUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            finalize=_finalize,
+        )
+        self.env.filters.update(FILTERS)
+        self._compiled: dict[tuple[str, str], jinja2.Template] = {}
+
+    # compile ------------------------------------------------------------------------
+
+    def compile(self, template: Template) -> jinja2.Template:
+        """Parse ``template``; a syntax error becomes a :class:`TemplateProblem` at its line."""
+        key = (template.name, template.source)
+        cached = self._compiled.get(key)
+        if cached is not None:
+            return cached
+        try:
+            compiled = self.env.from_string(template.source)
+        except TemplateSyntaxError as exc:
+            raise TemplateProblem([self._syntax_problem(template, exc)]) from None
+        self._compiled[key] = compiled
+        return compiled
+
+    def _syntax_problem(self, template: Template, exc: TemplateSyntaxError) -> Problem:
+        message = _syntax_message(exc, self.env)
+        if exc.filename:  # inside an included partial
+            return Problem(_shown(exc.filename), exc.lineno, 0, "", message)
+        return self._at(template, exc.lineno, message)
+
+    # render ---------------------------------------------------------------------------
+
+    def render(self, template: Template, context: Mapping[str, Any]) -> str:
+        """Render, or raise :class:`TemplateProblem` naming every missing variable."""
+        compiled = self.compile(template)
+        missing: list[_Missing] = []
+        token = _missing_names.set(missing)
+        try:
+            text = compiled.render(context)
+        except TemplateSyntaxError as exc:  # in an included file, compiled lazily
+            raise TemplateProblem([self._syntax_problem(template, exc)]) from None
+        except (
+            SecurityError,
+            UndefinedError,
+            TranscriptUsedAsText,
+            jinja2.TemplateNotFound,
+            jinja2.TemplateError,
+            TypeError,
+            ValueError,
+            ArithmeticError,
+            LookupError,
+        ) as exc:
+            raise TemplateProblem([self._runtime_problem(template, exc)]) from None
+        finally:
+            _missing_names.reset(token)
+        if missing:
+            raise TemplateProblem(self._missing_problems(template, missing, context))
+        return text
+
+    def _runtime_problem(self, template: Template, exc: BaseException) -> Problem:
+        line, file = _traceback_position(exc.__traceback__)
+        message = _runtime_message(exc)
+        if file and file != "<template>":
+            return Problem(_shown(file), line, 0, "", message)
+        return self._at(template, line, message)
+
+    def _missing_problems(
+        self, template: Template, missing: list[_Missing], context: Mapping[str, Any]
+    ) -> list[Problem]:
+        problems: dict[tuple[str, int], Problem] = {}
+        for entry in missing:
+            message = _missing_message(entry, context)
+            if entry.template_file and entry.template_file != "<template>":
+                problem = Problem(_shown(entry.template_file), entry.template_line, 0, "", message)
+            else:
+                problem = self._at(template, entry.template_line, message)
+            problems.setdefault((entry.name, entry.template_line), problem)
+        return list(problems.values())
+
+    def _at(self, template: Template, template_line: int, message: str) -> Problem:
+        origin = template.origin
+        line = origin.line_of(template_line)
+        column = origin.column if template_line <= 1 else 0
+        return Problem(origin.file, line, column, origin.describe(), message)
+
+
+def _syntax_message(exc: TemplateSyntaxError, env: jinja2.Environment) -> str:
+    message = exc.message or "template syntax error"
+    if message.startswith("No filter named"):
+        name = message.split("'")[1] if "'" in message else ""
+        hint = suggest(name, env.filters)
+        return f"unknown filter {name!r}{hint} (docs/templates.md lists the filters)"
+    if message.startswith("No test named"):
+        name = message.split("'")[1] if "'" in message else ""
+        return f"unknown test {name!r}{suggest(name, env.tests)}"
+    return f"template syntax error: {message}"
+
+
+def _runtime_message(exc: BaseException) -> str:
+    if isinstance(exc, TranscriptUsedAsText):
+        return f"{{{{ transcript }}}} is the whole transcript object; {exc}"
+    if isinstance(exc, SecurityError):
+        return str(exc)
+    if isinstance(exc, TemplateOutsideRecipe | jinja2.TemplateNotFound):
+        return str(exc.message or exc)
+    if isinstance(exc, UndefinedError):
+        return f"undefined value: {exc.message}"
+    return f"template failed: {type(exc).__name__}: {exc}"
+
+
+def _missing_message(entry: _Missing, context: Mapping[str, Any]) -> str:
+    name = entry.name
+    leaf = name.rsplit(".", 1)[-1]
+    if entry.parent == "tasks":
+        return (
+            f"{name} is not available to this task; add {leaf!r} to its `needs` "
+            "(only tasks listed in needs can be used)"
+        )
+    if entry.parent is None and leaf == "gateway_transcript":
+        return "{{ gateway_transcript }} needs `inject_transcript: true` on this task"
+    prefix = f"{entry.parent}." if entry.parent and entry.parent != "transcript" else ""
+    hint = suggest(leaf, entry.candidates, prefix)
+    if entry.parent is None:
+        hint = hint or suggest(leaf, context)
+        known = ", ".join(sorted(context))
+        return f"undefined variable {name!r}{hint} (available: {known})"
+    if entry.parent == "transcript":
+        return f"transcript has no field {leaf!r}{hint}"
+    return f"undefined variable {name!r}{hint}"
+
+
+def _shown(filename: str) -> str:
+    try:
+        return str(Path(filename).relative_to(Path.cwd()))
+    except ValueError:
+        return filename
+
+
+# --- static analysis ----------------------------------------------------------------
+
+
+def used_transcript_fields(engine: TemplateEngine, templates: Sequence[Template]) -> set[str]:
+    """The ``transcript.<field>`` names the templates read (``"*"`` when passed whole).
+
+    The executor fetches sentences and paragraphs only when this says a template
+    uses them: each is an extra API call per item.
+    """
+    used: set[str] = set()
+    for template in templates:
+        try:
+            tree = engine.env.parse(template.source)
+        except TemplateSyntaxError:
+            continue
+        used |= _fields_in(tree)
+    return used
+
+
+def _fields_in(tree: nodes.Node) -> set[str]:
+    used: set[str] = set()
+    attribute_parents: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if isinstance(target, nodes.Name) and target.name == "transcript":
+            attribute_parents.add(id(target))
+            if isinstance(node, nodes.Getattr):
+                used.add(node.attr)
+            elif isinstance(node.arg, nodes.Const):
+                used.add(str(node.arg.value))
+            else:
+                used.add("*")
+    for name in tree.find_all(nodes.Name):
+        if name.name == "transcript" and id(name) not in attribute_parents:
+            used.add("*")  # passed whole to a filter or macro: assume it reads anything
+    return used
