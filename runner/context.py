@@ -110,11 +110,25 @@ TRANSCRIPT_FIELDS = frozenset(TranscriptView.__dataclass_fields__)
 class TaskResultView:
     """An earlier task's reply: ``.text`` always, ``.json`` for structured replies."""
 
+    task: str
     text: str
     json: Any = None
 
     def __str__(self) -> str:
         return self.text
+
+    @classmethod
+    def build(cls, task: str, text: str, data: Any = None) -> TaskResultView:
+        return cls(task, text, wrap_json(data, f"tasks.{task}.json"))
+
+
+def wrap_json(value: Any, path: str) -> Any:
+    """JSON objects become namespaces that know their path, for precise error messages."""
+    if isinstance(value, Mapping):
+        return Namespace(path, {str(k): wrap_json(v, f"{path}.{k}") for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(wrap_json(v, f"{path}[{i}]") for i, v in enumerate(value))
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,3 +164,96 @@ def prompt_context(
     if inject_transcript:
         context["gateway_transcript"] = GATEWAY_TRANSCRIPT_TAG
     return context
+
+
+# --- a typed sample, for checking templates offline ---------------------------------
+
+
+def sample_transcript_view() -> TranscriptView:
+    """A small two-speaker transcript with every field filled, for ``validate``.
+
+    Templates are rendered against it so a misspelled field or a filter used on
+    the wrong kind of value is caught before anything is spent.
+    """
+    lines = [
+        ("A", 0, 4200, "Thanks for joining. Let's review the launch plan."),
+        ("B", 4300, 9100, "The launch moves to June. Marketing needs the final copy."),
+        ("A", 9200, 12000, "Good. I will send the copy on Friday."),
+    ]
+    words: list[Word] = []
+    utterances: list[Utterance] = []
+    sentences: list[Sentence] = []
+    for speaker, start, end, text in lines:
+        tokens = text.split()
+        step = (end - start) // len(tokens)
+        own = tuple(
+            Word(t, start + i * step, start + (i + 1) * step, 0.95, speaker, None)
+            for i, t in enumerate(tokens)
+        )
+        words.extend(own)
+        utterances.append(Utterance(speaker, text, start, end, 0.95, own, None))
+        sentences.append(Sentence(text, start, end, 0.95, speaker, own, None))
+    full_text = " ".join(text for _, _, _, text in lines)
+    paragraphs = (Paragraph(full_text, 0, 12000, 0.95, tuple(words)),)
+    return TranscriptView(
+        id="00000000-0000-4000-8000-000000000000",
+        text=full_text,
+        words=tuple(words),
+        utterances=tuple(utterances),
+        sentences=tuple(sentences),
+        paragraphs=paragraphs,
+        audio_duration=12,
+        language_code="en_us",
+        speakers=("A", "B"),
+        confidence=0.95,
+        speech_model="universal-3-5-pro",
+    )
+
+
+class AnyJson:
+    """Stands for a JSON reply of unknown shape: any field, index or loop works once."""
+
+    def __getattr__(self, name: str) -> AnyJson:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: object) -> AnyJson:
+        return self
+
+    def __iter__(self) -> Iterator[AnyJson]:
+        return iter((self,))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __str__(self) -> str:
+        return "sample"
+
+
+def sample_json(schema: Mapping[str, Any] | None) -> Any:
+    """A JSON value shaped like ``schema`` with every declared property present."""
+    if not schema:
+        return AnyJson()
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combinator in ("oneOf", "anyOf", "allOf"):
+        options = schema.get(combinator)
+        if options:
+            return sample_json(options[0])
+    kind = schema.get("type")
+    if isinstance(kind, list | tuple):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        if not properties:
+            return AnyJson()
+        return {name: sample_json(sub) for name, sub in properties.items()}
+    if kind == "array":
+        return [sample_json(schema.get("items") or {})]
+    samples = {"string": "sample", "integer": 1, "number": 1.0, "boolean": True, "null": None}
+    if kind in samples:
+        return samples[kind]
+    return AnyJson()

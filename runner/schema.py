@@ -83,6 +83,12 @@ def check(doc: Document) -> list[Diagnostic]:
     return sorted(diagnostics)
 
 
+def _expected(error: ValidationError) -> Any:
+    """The keyword's value in the schema (``2`` for ``maximum: 2``)."""
+    value: Any = error.validator_value
+    return value
+
+
 def _explained_by_typo(error: ValidationError) -> bool:
     """A missing required key that sits next to its own misspelling is one mistake, not two."""
     if error.validator != "required" or not isinstance(error.instance, Mapping):
@@ -190,7 +196,7 @@ def _wrong_kind(errors: Sequence[ValidationError], instance: Any) -> bool:
         if sub.validator == "type":
             return True
         if sub.validator in ("enum", "const"):
-            allowed = sub.validator_value if sub.validator == "enum" else [sub.validator_value]
+            allowed = _expected(sub) if sub.validator == "enum" else [_expected(sub)]
             if not any(_json_type(a) == _json_type(instance) for a in allowed):
                 return True
         if sub.validator in ("oneOf", "anyOf") and all(
@@ -206,12 +212,12 @@ def _branch_types(errors: Sequence[ValidationError]) -> set[str]:
         if sub.relative_path:
             continue
         if sub.validator == "type":
-            value = sub.validator_value
+            value = _expected(sub)
             types.update([value] if isinstance(value, str) else value)
         elif sub.validator == "enum":
-            types.update(_json_type(a) for a in sub.validator_value)
+            types.update(_json_type(a) for a in _expected(sub))
         elif sub.validator == "const":
-            types.add(_json_type(sub.validator_value))
+            types.add(_json_type(_expected(sub)))
         elif sub.validator in ("oneOf", "anyOf"):
             for errs in _branches(sub).values():
                 types |= _branch_types(errs)
@@ -264,7 +270,7 @@ def _bad_key_name(error: ValidationError, doc: Document, path: KeyPath) -> Diagn
 
 
 def _wrong_type(error: ValidationError, doc: Document, path: KeyPath) -> str:
-    expected = error.validator_value
+    expected = _expected(error)
     names = [expected] if isinstance(expected, str) else list(expected)
     wanted = _or_words(names)
     message = f"expected {wanted}, got {_describe(error.instance)}"
@@ -310,13 +316,13 @@ def _other(error: ValidationError, path: KeyPath, schema: Mapping[str, Any]) -> 
     if isinstance(custom, str):
         return custom
     if kind == "enum":
-        choices = [str(c) for c in error.validator_value]
+        choices = [str(c) for c in _expected(error)]
         hint = suggest(str(value), choices)
         return f"{value!r} is not allowed here; use one of {_short_list(choices)}{hint}"
     if kind == "const":
         if path == ("version",):
             return f"unsupported recipe version {value!r}; this transcript-runner reads version 1"
-        return f"must be {error.validator_value!r}"
+        return f"must be {_expected(error)!r}"
     if kind == "pattern":
         title = str(schema.get("title", "value")).lower()
         return f"{value!r} is not a valid {title}: " + _first_sentence(
@@ -327,11 +333,11 @@ def _other(error: ValidationError, path: KeyPath, schema: Mapping[str, Any]) -> 
     if kind == "minLength":
         return "must not be empty"
     if kind == "maxLength":
-        return f"is too long (at most {error.validator_value} characters)"
+        return f"is too long (at most {_expected(error)} characters)"
     if kind in ("minimum", "exclusiveMinimum"):
-        return f"{value} is too small; the minimum is {error.validator_value}"
+        return f"{value} is too small; the minimum is {_expected(error)}"
     if kind in ("maximum", "exclusiveMaximum"):
-        return f"{value} is too large; the maximum is {error.validator_value}"
+        return f"{value} is too large; the maximum is {_expected(error)}"
     if kind == "uniqueItems":
         return "lists the same value more than once; remove the repeat"
     return str(error.message)

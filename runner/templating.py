@@ -163,7 +163,7 @@ def _path_of(obj: Any) -> str | None:
         if isinstance(obj, kind):
             return label
     if isinstance(obj, TaskResultView):
-        return "tasks.<task>"
+        return f"tasks.{obj.task}"
     return type(obj).__name__
 
 
@@ -233,6 +233,13 @@ class _RecipeLoader(jinja2.BaseLoader):
 
 
 class _Environment(ImmutableSandboxedEnvironment):
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # For our namespaces and JSON replies a key wins over a method name, so
+        # `tasks.x.json.items` is the "items" field, not dict.items.
+        if isinstance(obj, Namespace) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         raise SecurityError(
             f"templates cannot reach Python internals ({attribute!r} of a "
@@ -362,14 +369,24 @@ class TemplateEngine:
             if entry.template_file and entry.template_file != "<template>":
                 problem = Problem(_shown(entry.template_file), entry.template_line, 0, "", message)
             else:
-                problem = self._at(template, entry.template_line, message)
+                leaf = entry.name.rsplit(".", 1)[-1]
+                problem = self._at(template, entry.template_line, message, needle=leaf)
             problems.setdefault((entry.name, entry.template_line), problem)
         return list(problems.values())
 
-    def _at(self, template: Template, template_line: int, message: str) -> Problem:
+    def _at(
+        self, template: Template, template_line: int, message: str, needle: str | None = None
+    ) -> Problem:
         origin = template.origin
         line = origin.line_of(template_line)
         column = origin.column if template_line <= 1 else 0
+        lines = template.source.splitlines()
+        if needle and 1 <= template_line <= len(lines):
+            offset = lines[template_line - 1].find(needle)
+            if offset >= 0:
+                # Block scalars keep their indent in every line, so the first line's
+                # column is the left edge of all of them.
+                column = origin.column + offset
         return Problem(origin.file, line, column, origin.describe(), message)
 
 
@@ -415,6 +432,8 @@ def _missing_message(entry: _Missing, context: Mapping[str, Any]) -> str:
         return f"undefined variable {name!r}{hint} (available: {known})"
     if entry.parent == "transcript":
         return f"transcript has no field {leaf!r}{hint}"
+    if entry.parent == "vars" and not entry.candidates:
+        return f"undefined variable {name!r}; the recipe defines no vars (add a `vars:` block)"
     return f"undefined variable {name!r}{hint}"
 
 
@@ -448,6 +467,7 @@ def _fields_in(tree: nodes.Node) -> set[str]:
     used: set[str] = set()
     attribute_parents: set[int] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         target = node.node
         if isinstance(target, nodes.Name) and target.name == "transcript":
             attribute_parents.add(id(target))

@@ -82,6 +82,7 @@ TEXT_ERROR_BODIES: dict[int, tuple[str, str]] = {
 }
 GATEWAY_ERROR_MESSAGES: dict[int, str] = {
     400: "invalid request body",
+    401: V2_AUTH_ERROR,
     403: "Your account does not have access to this LLM Gateway model",
     404: "not found",
     429: GATEWAY_RATE_LIMIT_MESSAGE,
@@ -308,7 +309,7 @@ class TranscriptJob:
     completed_at: str | None = None
     polls: int = 0
     deleted: bool = False
-    _completed: JSONDict | None = None
+    _completed: JSONDict | None = field(default=None, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -401,6 +402,13 @@ class RecordedRequest:
     status: int | None = None
     fault: str | None = None
 
+    @property
+    def model(self) -> str | None:
+        """The Gateway/LeMUR model named in the body, if any (limits are per model)."""
+        body = self.json if isinstance(self.json, dict) else {}
+        model = body.get("model", body.get("final_model"))
+        return model if isinstance(model, str) else None
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -435,10 +443,11 @@ class RetryAfterWindow:
     retry_after: float
     sent_at: float
     expires_at: float
+    model: str | None = None
 
-    def key(self, scope: Scope) -> tuple[str, ...]:
+    def key(self, scope: Scope) -> tuple[str | None, ...]:
         """What "the same endpoint" means for a scope."""
-        return _scope_key(scope, self.method, self.path, self.route, self.api)
+        return _scope_key(scope, self.method, self.path, self.route, self.api, self.model)
 
 
 @dataclass(frozen=True)
@@ -454,12 +463,17 @@ class RetryAfterViolation:
         return self.window.expires_at - self.request.at
 
 
-def _scope_key(scope: Scope, method: str, path: str, route: str, api: str) -> tuple[str, ...]:
-    """Key requests by exact path, by route template, or by API family."""
+def _scope_key(
+    scope: Scope, method: str, path: str, route: str, api: str, model: str | None
+) -> tuple[str | None, ...]:
+    """Key requests by exact path, by route template, or by API family.
+
+    Gateway limits are per model (notes §8), so the model is part of the path/route key.
+    """
     if scope == "path":
-        return (method, path)
+        return (method, path, model)
     if scope == "route":
-        return (method, route)
+        return (method, route, model)
     return (api,)
 
 
@@ -639,7 +653,7 @@ class Faults:
 def json_response(
     body: Any, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """JSON with the API's content type; ``ensure_ascii`` kept like the real servers."""
+    """A JSON response (``application/json``), as every documented success and error is."""
     return web.json_response(body, status=status_code, headers=headers)
 
 
@@ -697,10 +711,11 @@ def fault_response(fault: Fault, api: str) -> web.Response:
     if api == "gateway":
         message = GATEWAY_ERROR_MESSAGES.get(fault.code, "error")
         errors = [message] if fault.code == 400 else None
+        default: Envelope = "auth" if fault.code == 401 else "observed"
         return gateway_error(
             fault.code,
             message,
-            envelope=fault.envelope or "observed",
+            envelope=fault.envelope or default,
             errors=errors,
             headers=headers,
         )
@@ -948,6 +963,14 @@ def _validate_options(body: JSONDict) -> list[str]:
         and all(isinstance(f, dict) and isinstance(f.get("model"), str) for f in fallbacks)
     ):
         errors.append("fallbacks must be a list of objects with a model")
+    config = body.get("fallback_config")
+    if config is not None and not (
+        isinstance(config, dict)
+        and isinstance(config.get("depth", 1), int)
+        and 0 <= config.get("depth", 1) <= 2
+        and isinstance(config.get("retry", True), bool)
+    ):
+        errors.append("fallback_config must be {depth: 0..2, retry: boolean}")
     return errors
 
 
@@ -1086,7 +1109,7 @@ class FakeGateway:
         started: int,
     ) -> JSONDict:
         """The response shape of llm-gateway-completion.json and the notes §8 example."""
-        body = fixture("llm-gateway-completion.json")
+        body: JSONDict = fixture("llm-gateway-completion.json")
         choice = body["choices"][0]
         choice["finish_reason"] = reply.finish_reason
         choice["message"].update(content=call.content, tool_calls=reply.tool_calls)
@@ -1403,7 +1426,7 @@ class FakeAssemblyAI:
         for window in self.retry_after_windows:
             key = window.key(scope)
             for req in self.history:
-                same = _scope_key(scope, req.method, req.path, req.route, req.api) == key
+                same = _scope_key(scope, req.method, req.path, req.route, req.api, req.model) == key
                 if same and window.sent_at < req.at < window.expires_at - tolerance:
                     violations.append(RetryAfterViolation(window, req))
         return violations
@@ -1442,6 +1465,7 @@ class FakeAssemblyAI:
 
     async def _record(self, request: web.Request) -> RecordedRequest:
         """Append the request to history on arrival, reading (non-upload) bodies once."""
+        arrived = time.monotonic()
         raw = b"" if request.path == UPLOAD_PATH else await request.read()
         parsed, is_json = _parse_json(raw)
         request[BODY_KEY] = _Body(raw, parsed, is_json)
@@ -1454,7 +1478,7 @@ class FakeAssemblyAI:
             query=dict(request.query),
             headers={k: v for k, v in request.headers.items() if k.lower() != "authorization"},
             authorized=self._authorized(request),
-            at=time.monotonic(),
+            at=arrived,
             json=parsed,
             body_size=len(raw),
         )
@@ -1466,10 +1490,7 @@ class FakeAssemblyAI:
         self, request: web.Request, handler: Handler, record: RecordedRequest
     ) -> web.StreamResponse:
         """Faults first (they model infrastructure in front of the API), then auth, then serve."""
-        model = record.json.get("model") if isinstance(record.json, dict) else None
-        fault = self.faults.take(
-            request.method, request.path, model if isinstance(model, str) else None
-        )
+        fault = self.faults.take(request.method, request.path, record.model)
         if fault is not None:
             record.fault = fault.describe()
             early = await self._apply_fault(request, record, fault)
@@ -1541,6 +1562,7 @@ class FakeAssemblyAI:
                 seconds,
                 sent_at,
                 sent_at + seconds,
+                record.model,
             )
         )
 

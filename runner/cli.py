@@ -1,0 +1,103 @@
+"""The command line: parse, build, call one function, return its exit code.
+
+Kept thin and light: heavy modules (jsonschema, jinja2, aiohttp) are imported
+inside the commands that need them, so ``--help`` starts fast and ``validate``
+never imports the HTTP stack.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+
+from runner import __version__
+from runner.errors import EXIT_INTERRUPTED, EXIT_OK, RunnerError, UsageError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="transcript-runner")
+def cli() -> None:
+    """Run LLM prompts over audio transcripts, declared in YAML recipes.
+
+    \b
+    Examples:
+      transcript-runner validate                      # every recipe under recipes/
+      transcript-runner validate recipes/summary.yaml --format github
+      transcript-runner render recipes/summary.yaml --transcript call.json
+      transcript-runner schema > recipe.schema.json
+
+    \b
+    Exit codes: 0 ok, 1 an item/task/expectation failed, 2 usage error,
+                3 invalid recipe, 130 interrupted.
+    Environment: ASSEMBLYAI_API_KEY, ASSEMBLYAI_BASE_URL, ASSEMBLYAI_LLM_GATEWAY_URL.
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default=None,
+    help="Report format. Default: github when GITHUB_ACTIONS=true, else text.",
+)
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 3).")
+def validate(paths: Sequence[str], fmt: str | None, strict: bool) -> None:
+    """Check recipes offline: YAML, schema, references, files and templates.
+
+    PATHS are recipe files or folders (searched for *.yaml and *.yml);
+    default: the recipes/ folder. Nothing is sent over the network.
+
+    \b
+    Examples:
+      transcript-runner validate
+      transcript-runner validate recipes/ other/meeting.yaml --format json
+    """
+    from runner.commands import run_validate
+
+    chosen = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
+    _exit(run_validate(paths, chosen, strict=strict))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the recipe JSON Schema (for editors and other tools).
+
+    \b
+    VS Code (YAML extension) picks it up from the first line of a recipe:
+      # yaml-language-server: $schema=../schemas/recipe.schema.json
+    """
+    from runner.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+def _exit(code: int) -> NoReturn:
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: user errors print a message and their exit code, never a traceback."""
+    try:
+        result: Any = cli.main(args=argv, prog_name="transcript-runner", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except RunnerError as exc:
+        prefix = "error: " if isinstance(exc, UsageError) else ""
+        click.echo(f"{prefix}{exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else EXIT_OK)

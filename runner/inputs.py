@@ -1,0 +1,269 @@
+"""Expand a recipe's ``inputs:`` entries into items, one transcript each.
+
+Globs and list files are resolved relative to the recipe (list rows relative to
+the list file). Item names become folder names, so they are made safe for paths
+and unique within the recipe. Every problem names its place: the recipe key, or
+``calls.csv:4`` for a bad row.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from runner.context import Namespace, RecipeView
+from runner.document import KeyPath
+from runner.recipe import JSON, InputKind, InputSpec, Recipe, freeze
+from runner.templating import TemplateEngine, TemplateProblem
+
+SOURCE_COLUMNS = ("url", "file", "transcript_id", "transcript_file")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_NAME = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One recording or transcript to process."""
+
+    name: str
+    kind: InputKind  # never LIST: rows resolve to their own kind
+    source: str  # a URL, an absolute file path, or a transcript id
+    vars: Mapping[str, JSON]
+    entry: int  # index in inputs:
+    origin: str  # where it was declared, for messages: "recipes/x.yaml:12" or "calls.csv:4"
+
+
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    key_path: KeyPath
+    message: str
+    file: str | None = None  # set for problems inside a list file
+    line: int = 0
+
+
+class InputsInvalid(Exception):
+    def __init__(self, problems: list[InputProblem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+def expand(recipe: Recipe, engine: TemplateEngine) -> list[Item]:
+    """Every item of every input entry, named uniquely; raises :class:`InputsInvalid`."""
+    items: list[Item] = []
+    problems: list[InputProblem] = []
+    for spec in recipe.inputs:
+        try:
+            items.extend(_expand_entry(recipe, spec, engine))
+        except InputsInvalid as invalid:
+            problems.extend(invalid.problems)
+    if problems:
+        raise InputsInvalid(problems)
+    return _unique_names(items)
+
+
+def list_columns(recipe: Recipe, spec: InputSpec) -> tuple[str, ...]:
+    """The columns of a list file (header of a CSV, keys of a JSONL's first row)."""
+    path = _resolve(recipe, spec.value)
+    try:
+        for _, row in _read_rows(path):
+            return tuple(row)
+    except (OSError, ValueError):
+        return ()
+    return ()
+
+
+def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Iterator[Item]:
+    here: KeyPath = ("inputs", spec.index, spec.kind.value)
+    origin = f"{recipe.display}:{spec.line}"
+    if spec.kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE):
+        matches = _glob(recipe, spec.value)
+        if not matches:
+            raise InputsInvalid(
+                [
+                    InputProblem(
+                        here,
+                        f"no files match {spec.value!r} (looked in {_shown(recipe.base_dir)}/); "
+                        "paths are relative to the recipe file",
+                    )
+                ]
+            )
+        for number, path in enumerate(matches, 1):
+            yield _item(recipe, spec, engine, spec.kind, str(path), path.stem, number, {}, origin)
+    elif spec.kind is InputKind.LIST:
+        yield from _expand_list(recipe, spec, engine)
+    else:
+        stem = _url_stem(spec.value) if spec.kind is InputKind.URL else spec.value
+        yield _item(recipe, spec, engine, spec.kind, spec.value, stem, 1, {}, origin)
+
+
+def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Iterator[Item]:
+    here: KeyPath = ("inputs", spec.index, "list")
+    path = _resolve(recipe, spec.value)
+    if not path.is_file():
+        raise InputsInvalid(
+            [InputProblem(here, f"list file {spec.value!r} not found (looked for {_shown(path)})")]
+        )
+    problems: list[InputProblem] = []
+    items: list[Item] = []
+    try:
+        rows = list(_read_rows(path))
+    except (OSError, ValueError) as exc:
+        message = f"cannot read list file {_shown(path)}: {exc}"
+        raise InputsInvalid([InputProblem(here, message)]) from None
+    if not rows:
+        raise InputsInvalid([InputProblem(here, f"list file {_shown(path)} has no rows")])
+    for line, row in rows:
+        origin = f"{_shown(path)}:{line}"
+        sources = [c for c in SOURCE_COLUMNS if str(row.get(c) or "").strip()]
+        if len(sources) != 1:
+            found = "none" if not sources else " and ".join(sources)
+            problems.append(
+                InputProblem(
+                    here,
+                    f"each row needs exactly one of the columns {', '.join(SOURCE_COLUMNS)} "
+                    f"filled in (found {found})",
+                    file=_shown(path),
+                    line=line,
+                )
+            )
+            continue
+        kind = InputKind(sources[0])
+        value = str(row[kind.value]).strip()
+        extra = {k: v for k, v in row.items() if k not in SOURCE_COLUMNS and k != "name"}
+        if kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE):
+            file = (path.parent / value).resolve()
+            if not file.is_file():
+                problems.append(
+                    InputProblem(
+                        here,
+                        f"{kind.value} {value!r} not found (relative to the list file)",
+                        file=_shown(path),
+                        line=line,
+                    )
+                )
+                continue
+            value, stem = str(file), file.stem
+        else:
+            stem = _url_stem(value) if kind is InputKind.URL else value
+        if row.get("name"):
+            stem = str(row["name"])
+        try:
+            items.append(
+                _item(recipe, spec, engine, kind, value, stem, len(items) + 1, extra, origin, row)
+            )
+        except InputsInvalid as invalid:
+            problems.extend(invalid.problems)
+    if problems:
+        raise InputsInvalid(problems)
+    yield from items
+
+
+def _item(
+    recipe: Recipe,
+    spec: InputSpec,
+    engine: TemplateEngine,
+    kind: InputKind,
+    source: str,
+    stem: str,
+    number: int,
+    row_vars: Mapping[str, Any],
+    origin: str,
+    row: Mapping[str, Any] | None = None,
+) -> Item:
+    variables = {**spec.vars, **row_vars}
+    name = stem
+    if spec.name is not None:
+        context = {
+            "row": Namespace("row", row or {}),
+            "vars": Namespace("vars", {**recipe.vars, **variables}),
+            "recipe": RecipeView(recipe.name, recipe.description),
+            "source": source,
+            "stem": stem,
+            "index": number,
+        }
+        try:
+            name = engine.render(spec.name, context).strip()
+        except TemplateProblem as problem:
+            raise InputsInvalid(
+                [InputProblem(("inputs", spec.index, "name"), p.message) for p in problem.problems]
+            ) from None
+    return Item(
+        name=safe_name(name, fallback=f"item-{number}"),
+        kind=kind,
+        source=source,
+        vars=freeze(variables),
+        entry=spec.index,
+        origin=origin,
+    )
+
+
+def safe_name(name: str, fallback: str) -> str:
+    """A name usable as one folder: no separators, no leading dots, at most 100 chars."""
+    cleaned = _UNSAFE.sub("-", name).strip("-.")[:MAX_NAME].rstrip("-.")
+    return cleaned or fallback
+
+
+def _unique_names(items: list[Item]) -> list[Item]:
+    seen: dict[str, int] = {}
+    unique: list[Item] = []
+    for item in items:
+        key = item.name.lower()  # case-insensitive file systems would merge them
+        count = seen.get(key, 0) + 1
+        seen[key] = count
+        if count > 1:
+            item = Item(
+                f"{item.name}-{count}", item.kind, item.source, item.vars, item.entry, item.origin
+            )
+        unique.append(item)
+    return unique
+
+
+def _glob(recipe: Recipe, pattern: str) -> list[Path]:
+    full = str(recipe.base_dir / pattern)
+    return sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+
+
+def _resolve(recipe: Recipe, relative: str) -> Path:
+    return (recipe.base_dir / relative).resolve()
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs from a CSV (header row) or JSONL file."""
+    if path.suffix.lower() == ".jsonl":
+        with path.open(encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"line {number}: not valid JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"line {number}: each line must be a JSON object")
+                yield number, row
+        return
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+                continue
+            yield reader.line_num, {str(k): v for k, v in row.items() if k is not None}
+
+
+def _url_stem(url: str) -> str:
+    last = Path(urlparse(url).path).stem
+    return last or urlparse(url).netloc
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,490 @@
+"""Check recipes without touching the network: syntax, schema, references, templates.
+
+"Collect, then report": every problem in a file is found in one pass and reported
+sorted by line, so a person fixes them all at once. Stages that need a sound
+recipe (templates need tasks to exist) run only when the earlier stages passed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from runner import schema as recipe_schema
+from runner.context import (
+    ItemView,
+    Namespace,
+    RecipeView,
+    TaskResultView,
+    prompt_context,
+    sample_json,
+    sample_transcript_view,
+)
+from runner.diagnostics import Diagnostic, DiagnosticError, Severity, suggest
+from runner.document import Document, KeyPath, format_path, load_file
+from runner.errors import RecipeInvalid, UsageError
+from runner.inputs import InputsInvalid, expand, list_columns
+from runner.recipe import InputKind, PromptSource, Recipe, Task, TaskApi, Template, build
+from runner.templating import TemplateEngine, TemplateProblem
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
+DEFAULT_RECIPE_DIR = "recipes"
+
+# Gateway features LeMUR does not have, and LeMUR fields the Gateway does not have.
+_GATEWAY_ONLY = (
+    "model",
+    "messages",
+    "system",
+    "json_schema",
+    "tools",
+    "tool_choice",
+    "fallbacks",
+    "fallback_config",
+    "stream",
+    "inject_transcript",
+    "gateway_post_processing",
+    "quotes",
+)
+_LEMUR_ONLY = ("context", "final_model", "max_output_size")
+
+
+@dataclass
+class Validation:
+    """The outcome for one file: its diagnostics and, when valid, the recipe."""
+
+    file: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    recipe: Recipe | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def discover(paths: Sequence[str]) -> list[Path]:
+    """Recipe files named on the command line; folders are searched for *.yaml/*.yml."""
+    targets = list(paths) or [DEFAULT_RECIPE_DIR]
+    found: list[Path] = []
+    for target in targets:
+        path = Path(target)
+        if path.is_dir():
+            found.extend(_recipes_below(path))
+        elif path.is_file():
+            found.append(path)
+        elif not paths:
+            raise UsageError(
+                f"no recipes given and no {DEFAULT_RECIPE_DIR}/ folder here; "
+                "name recipe files or folders: transcript-runner validate path/to/recipe.yaml"
+            )
+        else:
+            raise UsageError(f"{target}: no such file or folder")
+    return found
+
+
+def _recipes_below(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        # Skip hidden folders and outputs the runner wrote beside the recipes.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "out")
+        found.extend(Path(root) / f for f in sorted(files) if f.endswith(RECIPE_SUFFIXES))
+    return found
+
+
+def display_path(path: Path) -> str:
+    """The path as a person would type it: relative to the working folder when inside."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def validate_file(path: Path) -> Validation:
+    """Every problem in one recipe file."""
+    shown = display_path(path)
+    result = Validation(shown)
+    try:
+        doc = load_file(path, shown)
+    except DiagnosticError as error:
+        result.diagnostics.append(error.diagnostic)
+        return result
+    result.diagnostics.extend(recipe_schema.check(doc))
+    if not result.ok:
+        return result
+    recipe, file_problems = build(doc, path.resolve())
+    result.diagnostics.extend(doc.diagnostic(p, m, key=False) for p, m in file_problems)
+    result.diagnostics.extend(_check_recipe(doc, recipe))
+    if result.ok:
+        result.recipe = recipe
+    return result
+
+
+def load_recipe(path: Path) -> Recipe:
+    """A valid recipe, or :class:`RecipeInvalid` with every problem in it."""
+    result = validate_file(path)
+    if result.recipe is None:
+        raise RecipeInvalid([d for d in result.diagnostics if d.is_error])
+    return result.recipe
+
+
+def _check_recipe(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    found += _check_needs(doc, recipe)
+    found += _check_api_fields(doc)
+    found += _check_json_schemas(doc)
+    found += _check_outputs(doc, recipe)
+    found += _check_task_options(doc, recipe)
+    engine = TemplateEngine(recipe.base_dir)
+    found += _check_inputs(doc, recipe, engine)
+    if not any(d.is_error for d in found):
+        found += _check_templates(doc, recipe, engine)
+    return found
+
+
+# --- task graph -------------------------------------------------------------------
+
+
+def _check_needs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for task in recipe.tasks.values():
+        for index, need in enumerate(task.needs):
+            if need not in recipe.tasks:
+                found.append(
+                    doc.diagnostic(
+                        ("tasks", task.name, "needs", index),
+                        f"needs an unknown task {need!r}"
+                        + (suggest(need, recipe.tasks) or f"; tasks: {', '.join(recipe.tasks)}"),
+                        key=False,
+                    )
+                )
+    for cycle in _cycles({t.name: t.needs for t in recipe.tasks.values()}):
+        first = cycle[0]
+        found.append(
+            doc.diagnostic(
+                ("tasks", first, "needs"),
+                f"tasks wait for each other in a cycle: {' -> '.join([*cycle, first])}; "
+                "remove one of these needs",
+            )
+        )
+    return found
+
+
+def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Each cycle once, starting at its first task in recipe order."""
+    order = {name: i for i, name in enumerate(graph)}
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt) :]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+                    cycles.append(cycle[start:] + cycle[:start])
+            elif state.get(nxt) is None:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name, [])
+    return cycles
+
+
+# --- options that depend on each other ----------------------------------------------
+
+
+def _check_api_fields(doc: Document) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for name, spec in doc.data["tasks"].items():
+        here: KeyPath = ("tasks", name)
+        if spec.get("api") == TaskApi.LEMUR.value:
+            for key in _GATEWAY_ONLY:
+                if key in spec:
+                    found.append(
+                        doc.diagnostic(
+                            (*here, key),
+                            f"{key!r} is an LLM Gateway option; LeMUR tasks (api: lemur) "
+                            "do not support it",
+                        )
+                    )
+            if "prompt" not in spec and "prompt_file" not in spec:
+                found.append(doc.diagnostic(here, "a LeMUR task needs a prompt or prompt_file"))
+            found.append(_lemur_warning(doc, name, spec))
+        else:
+            for key in _LEMUR_ONLY:
+                if key in spec:
+                    found.append(
+                        doc.diagnostic(
+                            (*here, key),
+                            f"{key!r} only applies to LeMUR tasks; add `api: lemur` or remove it",
+                        )
+                    )
+    return found
+
+
+def _lemur_warning(doc: Document, name: str, spec: Mapping[str, Any]) -> Diagnostic:
+    where = doc.mark(("tasks", name, "api"))
+    return Diagnostic(
+        doc.file,
+        where.line,
+        where.column,
+        format_path(("tasks", name, "api")),
+        "AssemblyAI deprecated LeMUR (March 31st, 2026). The same task on the LLM Gateway: "
+        "remove `api: lemur`, `final_model` and `context`, set `model: claude-sonnet-4-6`, "
+        "and end the prompt with the transcript: `Transcript: {{ transcript.text }}`",
+        Severity.WARNING,
+    )
+
+
+def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for task in recipe.tasks.values():
+        here: KeyPath = ("tasks", task.name)
+        if any(s.name == "json-schema" for s in task.post_process) and task.json_schema is None:
+            found.append(
+                doc.diagnostic(
+                    (*here, "post_process"),
+                    "the 'json-schema' step checks the reply against the task's json_schema, "
+                    "but this task has none; add json_schema or remove the step",
+                )
+            )
+        if task.quotes is not None and task.quotes.overlap >= task.quotes.window:
+            found.append(
+                doc.diagnostic(
+                    (*here, "quotes", "overlap"),
+                    f"overlap ({task.quotes.overlap}) must be smaller than window "
+                    f"({task.quotes.window})",
+                    key=False,
+                )
+            )
+        if task.tool_choice is not None and not task.tools and task.tool_choice != "none":
+            found.append(
+                doc.diagnostic((*here, "tool_choice"), "tool_choice needs tools on the same task")
+            )
+        if task.inject_transcript:
+            found.extend(_check_injection(doc, recipe, task))
+    return found
+
+
+def _check_injection(doc: Document, recipe: Recipe, task: Task) -> list[Diagnostic]:
+    here: KeyPath = ("tasks", task.name, "inject_transcript")
+    uses = sum(m.content.source.count("gateway_transcript") for m in task.messages)
+    found: list[Diagnostic] = []
+    if uses != 1:
+        found.append(
+            doc.diagnostic(
+                here,
+                "with inject_transcript: true, write {{ gateway_transcript }} exactly once in "
+                f"the prompt, where the transcript text goes (found {uses})",
+            )
+        )
+    local = [s for s in recipe.inputs if s.kind is InputKind.TRANSCRIPT_FILE]
+    if local:
+        found.append(
+            Diagnostic(
+                doc.file,
+                doc.mark(here).line,
+                doc.mark(here).column,
+                format_path(here),
+                "inject_transcript needs transcripts stored in AssemblyAI; items from "
+                "transcript_file inputs are sent by their saved id, which must belong to "
+                "the same account",
+                Severity.WARNING,
+            )
+        )
+    return found
+
+
+def _check_json_schemas(doc: Document) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for name, spec in doc.data["tasks"].items():
+        candidates: list[tuple[KeyPath, Any]] = []
+        if "json_schema" in spec:
+            candidates.append((("tasks", name, "json_schema"), spec["json_schema"]))
+        for index, tool in enumerate(spec.get("tools", [])):
+            parameters = tool.get("function", {}).get("parameters")
+            if parameters is not None:
+                candidates.append(
+                    (("tasks", name, "tools", index, "function", "parameters"), parameters)
+                )
+        for key_path, value in candidates:
+            try:
+                Draft202012Validator.check_schema(value)
+            except SchemaError as error:
+                inner = (*key_path, *error.absolute_path)
+                found.append(
+                    doc.diagnostic(
+                        inner,
+                        f"not a valid JSON Schema: {error.message}",
+                        key=False,
+                    )
+                )
+    return found
+
+
+def _check_outputs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    claimed: dict[str, str] = {}
+    for task in recipe.tasks.values():
+        key_path: KeyPath = (
+            ("tasks", task.name, "output")
+            if task.explicit_output
+            else (
+                "tasks",
+                task.name,
+            )
+        )
+        problem = output_name_problem(task.output)
+        if problem:
+            found.append(doc.diagnostic(key_path, problem, key=False))
+            continue
+        for name in (task.output, raw_output_name(task.output)):
+            owner = claimed.get(name.lower())
+            if owner is not None and owner != task.name:
+                found.append(
+                    doc.diagnostic(
+                        key_path,
+                        f"output {name!r} is also written by task {owner!r}; "
+                        "give each task its own output file",
+                        key=False,
+                    )
+                )
+                break
+            claimed[name.lower()] = task.name
+    return found
+
+
+def output_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a task's output file inside the item folder, if it cannot."""
+    normalized = name.replace("\\", "/")
+    path = PurePosixPath(normalized)
+    if path.is_absolute() or normalized[1:3] == ":/":
+        return f"output {name!r} must be a file name inside the item's folder, not an absolute path"
+    if ".." in path.parts:
+        return f"output {name!r} must stay inside the item's folder; remove '..'"
+    if normalized.endswith("/") or not path.name or path.name in (".",):
+        return f"output {name!r} must name a file"
+    if path.name == "run.json":
+        return "output 'run.json' is reserved for the run manifest; choose another name"
+    return None
+
+
+def raw_output_name(name: str) -> str:
+    """Where the unprocessed reply is kept beside the result: ``summary.raw.txt``."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    return str(path.with_name(f"{path.stem}.raw.txt"))
+
+
+# --- inputs -----------------------------------------------------------------------
+
+
+def _check_inputs(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
+    try:
+        expand(recipe, engine)
+    except InputsInvalid as invalid:
+        found: list[Diagnostic] = []
+        for problem in invalid.problems:
+            if problem.file is not None:
+                found.append(
+                    Diagnostic(
+                        problem.file,
+                        problem.line,
+                        0,
+                        "",
+                        problem.message + f" (listed by {doc.file})",
+                    )
+                )
+            else:
+                found.append(doc.diagnostic(problem.key_path, problem.message, key=False))
+        return found
+    except TemplateProblem as problem:
+        return [p.diagnostic() for p in problem.problems]
+    return []
+
+
+# --- templates ----------------------------------------------------------------------
+
+
+def _check_templates(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
+    found: dict[tuple[str, int, str], Diagnostic] = {}
+
+    def add(diagnostics: Iterable[Diagnostic]) -> None:
+        for d in diagnostics:
+            found.setdefault((d.file, d.line, d.message), d)
+
+    add(_render_problems(engine, recipe.output_dir, _output_dir_context(recipe)))
+    for item_vars in _sample_item_vars(recipe):
+        for task in recipe.tasks.values():
+            context = _sample_context(recipe, task, item_vars)
+            for template in task.templates:
+                add(_render_problems(engine, template, context))
+    return list(found.values())
+
+
+def _render_problems(
+    engine: TemplateEngine, template: Template, context: Mapping[str, Any]
+) -> list[Diagnostic]:
+    try:
+        engine.render(template, context)
+    except TemplateProblem as problem:
+        return [p.diagnostic() for p in problem.problems]
+    return []
+
+
+def _output_dir_context(recipe: Recipe) -> dict[str, Any]:
+    return {
+        "recipe": RecipeView(recipe.name, recipe.description),
+        "item": ItemView("sample", "sample", Namespace("item.vars", {})),
+        "vars": Namespace("vars", recipe.vars),
+    }
+
+
+def _sample_item_vars(recipe: Recipe) -> list[dict[str, Any]]:
+    """One variable set per input entry: entry vars, plus list columns as sample text."""
+    seen: list[dict[str, Any]] = []
+    for spec in recipe.inputs:
+        values: dict[str, Any] = dict(spec.vars)
+        if spec.kind is InputKind.LIST:
+            for column in list_columns(recipe, spec):
+                values.setdefault(column, "sample")
+        if values not in seen:
+            seen.append(values)
+    return seen or [{}]
+
+
+def _sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) -> dict[str, Any]:
+    tasks = {
+        need: TaskResultView.build(
+            need, "sample reply", sample_json(_schema_of(recipe.tasks.get(need)))
+        )
+        for need in task.needs
+    }
+    return prompt_context(
+        transcript=sample_transcript_view(),
+        item=ItemView("sample", "sample", Namespace("item.vars", item_vars)),
+        variables={**recipe.vars, **item_vars},
+        tasks=tasks,
+        recipe=RecipeView(recipe.name, recipe.description),
+        inject_transcript=task.inject_transcript,
+    )
+
+
+def _schema_of(task: Task | None) -> Mapping[str, Any] | None:
+    if task is None or task.source is PromptSource.QUOTES:
+        return None
+    return task.json_schema
