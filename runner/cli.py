@@ -67,6 +67,59 @@ def validate(paths: Sequence[str], fmt: str | None, strict: bool) -> None:
 
 
 @cli.command()
+@click.argument("recipe", type=click.Path())
+@click.option("--item", "item_name", metavar="NAME", help="Only this item.")
+@click.option("--task", "task_name", metavar="NAME", help="Only this task.")
+@click.option(
+    "--transcript",
+    "transcript_file",
+    metavar="FILE",
+    type=click.Path(),
+    help="Use this saved transcript (GET /v2/transcript JSON) for every item.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--full", is_flag=True, help="Do not shorten long messages.")
+@click.option(
+    "--out", type=click.Path(), help="Output folder of earlier runs (to find stored transcripts)."
+)
+def render(
+    recipe: str,
+    item_name: str | None,
+    task_name: str | None,
+    transcript_file: str | None,
+    fmt: str,
+    full: bool,
+    out: str | None,
+) -> None:
+    """Print exactly what each task would send, without sending anything.
+
+    Works for items whose transcript is on disk: transcript_file inputs, a
+    --transcript FILE, or transcripts stored by an earlier run. No network.
+
+    \b
+    Examples:
+      transcript-runner render recipes/summaries.yaml
+      transcript-runner render recipes/meeting-notes.yaml --transcript call.json --task summary
+      transcript-runner render recipes/action-items.yaml --format json --full
+    """
+    from runner.commands import run_render
+
+    _exit(
+        run_render(
+            recipe,
+            item_name=item_name,
+            task_name=task_name,
+            transcript_file=transcript_file,
+            fmt=fmt,
+            full=full,
+            out=out,
+        )
+    )
+
+
+@cli.command()
 def schema() -> None:
     """Print the recipe JSON Schema (for editors and other tools).
 

@@ -210,6 +210,18 @@ class Recipe:
     def base_dir(self) -> Path:
         return self.path.parent
 
+    def ordered_tasks(self) -> tuple[Task, ...]:
+        """Tasks with every task after the ones it needs; otherwise in recipe order."""
+        done: list[str] = []
+        pending = list(self.tasks)
+        while pending:
+            ready = [n for n in pending if all(d in done for d in self.tasks[n].needs)]
+            if not ready:  # a cycle; validate reports it, keep the rest in order
+                ready = pending[:1]
+            done.append(ready[0])
+            pending.remove(ready[0])
+        return tuple(self.tasks[n] for n in done)
+
     def transcription_request(self) -> dict[str, Any]:
         """The POST /v2/transcript options (without audio_url), with our default models."""
         options = thaw(self.transcription)

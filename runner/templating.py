@@ -298,6 +298,10 @@ class TemplateEngine:
             undefined=_CollectingUndefined,
             autoescape=False,
             keep_trailing_newline=True,
+            # Block tags ({% if %}, {% for %}) on their own line leave no blank line
+            # or indent behind, so a prompt reads as it looks in the recipe.
+            trim_blocks=True,
+            lstrip_blocks=True,
             finalize=_finalize,
         )
         self.env.filters.update(FILTERS)

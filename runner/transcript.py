@@ -24,11 +24,13 @@ Times of words, utterances, sentences and paragraphs are integer milliseconds;
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
@@ -370,6 +372,54 @@ def sentences_from_words(words: Iterable[Word]) -> tuple[Sentence, ...]:
     if current:
         sentences.append(_sentence_of(current))
     return tuple(sentences)
+
+
+def paragraphs_from_sentences(
+    sentences: Sequence[Sentence], size: int = 5
+) -> tuple[Paragraph, ...]:
+    """Group sentences into paragraphs of ``size``: an offline stand-in for the API's own.
+
+    >>> paragraphs_from_sentences(())
+    ()
+    """
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    groups = [sentences[i : i + size] for i in range(0, len(sentences), size)]
+    return tuple(
+        Paragraph(
+            text=" ".join(s.text for s in group),
+            start=group[0].start,
+            end=group[-1].end,
+            confidence=_mean([s.confidence for s in group]),
+            words=tuple(w for s in group for w in s.words),
+        )
+        for group in groups
+    )
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def load_saved(path: Path) -> Transcript:
+    """A transcript saved as the JSON of GET /v2/transcript/{id}; ValueError says what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path} is not a saved transcript (expected a JSON object)")
+    if data.get("status") not in (None, "completed"):
+        raise ValueError(
+            f"{path} holds a transcript with status {data.get('status')!r}; "
+            "only completed transcripts can be used"
+        )
+    if not isinstance(data.get("text"), str) and not data.get("words"):
+        raise ValueError(f"{path} has no 'text' or 'words': is it a GET /v2/transcript response?")
+    return Transcript.from_api(data)
 
 
 def _turn_changed(previous: Word, word: Word) -> bool:

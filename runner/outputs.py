@@ -1,0 +1,67 @@
+"""Where results go: one folder per item, written atomically.
+
+An item's folder comes from ``output.dir`` in the recipe (relative to the recipe)
+or from ``--out DIR`` on the command line (``DIR/<recipe>/<item>``). Item names
+are already safe single path segments (:func:`runner.inputs.safe_name`), and task
+output names are checked by ``validate``, so nothing is written outside the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from runner.context import ItemView, Namespace, RecipeView
+from runner.inputs import Item
+from runner.recipe import Recipe
+from runner.templating import TemplateEngine
+
+TRANSCRIPT_FILE = "transcript.json"
+
+
+def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | None) -> Path:
+    """The folder holding one item's outputs."""
+    if out is not None:
+        return out / recipe.name / item.name
+    context = {
+        "recipe": RecipeView(recipe.name, recipe.description),
+        "item": ItemView(item.name, item.source, Namespace("item.vars", item.vars)),
+        "vars": Namespace("vars", {**recipe.vars, **item.vars}),
+    }
+    rendered = engine.render(recipe.output_dir, context).strip()
+    return recipe.base_dir / rendered
+
+
+def contained(folder: Path, relative: str) -> Path:
+    """``folder/relative``, refusing any path that would land outside ``folder``."""
+    target = (folder / relative).resolve()
+    if not target.is_relative_to(folder.resolve()):
+        raise ValueError(f"{relative!r} would be written outside {folder}")
+    return target
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file in the same folder and a rename.
+
+    A crash or Ctrl-C leaves either the old file or the new one, never half of
+    one, so an output that exists is always complete.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")

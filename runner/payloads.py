@@ -1,0 +1,201 @@
+"""What a task sends: its rendered messages and the request body for each API.
+
+``render`` prints these bodies and ``run`` sends them, so a preview is exactly
+what would be paid for. No network here and no aiohttp import.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runner.context import (
+    GATEWAY_TRANSCRIPT_TAG,
+    ItemView,
+    Namespace,
+    RecipeView,
+    TaskResultView,
+    TranscriptView,
+    prompt_context,
+)
+from runner.inputs import Item
+from runner.recipe import Recipe, Task, TaskApi, thaw
+from runner.templating import TemplateEngine
+
+CHAT_COMPLETIONS_PATH = "/chat/completions"
+LEMUR_TASK_PATH = "/lemur/v3/generate/task"
+
+# A transcript (or any other data) that happens to contain the Gateway's literal
+# tag must not be where the Gateway inserts the transcript: only the first tag is
+# replaced. Such data tags get a zero-width space after the braces.
+_DEFANGED_TAG = "{\u200b{ transcript }\u200b}"
+
+QUOTES_PROMPT = """Based on the following transcript, please answer this question:
+Question: {question}
+Context: Please provide exactly {count} quotes, each on its own line, copied word for word \
+from the transcript.
+Transcript: {text}
+Please provide a clear and specific answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One HTTP request body for one task of one item."""
+
+    api: TaskApi
+    path: str  # relative to the Gateway (chat) or REST base URL (LeMUR)
+    body: Mapping[str, Any]
+
+    @property
+    def messages(self) -> list[Mapping[str, Any]]:
+        found: list[Mapping[str, Any]] = self.body.get("messages", [])
+        return found
+
+
+def render_messages(
+    engine: TemplateEngine, task: Task, context: Mapping[str, Any]
+) -> list[dict[str, str]]:
+    """The task's messages, rendered for one item.
+
+    With ``inject_transcript``, ``{{ gateway_transcript }}`` becomes the Gateway's
+    literal ``{{ transcript }}`` tag, and any copy of that tag inside the data is
+    defanged first, so the Gateway inserts the transcript exactly where the
+    template said.
+    """
+    if not task.inject_transcript:
+        return [
+            {"role": m.role, "content": engine.render(m.content, context)} for m in task.messages
+        ]
+    nonce = f"\x00gateway-transcript-{secrets.token_hex(8)}\x00"
+    local = {**context, "gateway_transcript": nonce}
+    rendered = []
+    for message in task.messages:
+        text = engine.render(message.content, local)
+        text = text.replace(GATEWAY_TRANSCRIPT_TAG, _DEFANGED_TAG).replace(
+            nonce, GATEWAY_TRANSCRIPT_TAG
+        )
+        rendered.append({"role": message.role, "content": text})
+    return rendered
+
+
+def gateway_payload(
+    task: Task, messages: list[dict[str, str]], transcript_id: str | None = None
+) -> Payload:
+    """The POST {gateway}/chat/completions body (seeds/004, notes section 8)."""
+    body: dict[str, Any] = {"model": task.model, "messages": messages}
+    if task.max_tokens is not None:
+        body["max_tokens"] = task.max_tokens
+    if task.temperature is not None:
+        body["temperature"] = task.temperature
+    if task.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": task.name, "schema": thaw(task.json_schema)},
+        }
+    if task.tools:
+        body["tools"] = [thaw(t) for t in task.tools]
+    if task.tool_choice is not None:
+        body["tool_choice"] = thaw(task.tool_choice)
+    if task.fallbacks:
+        body["fallbacks"] = [
+            {
+                k: v
+                for k, v in (
+                    ("model", f.model),
+                    ("max_tokens", f.max_tokens),
+                    ("temperature", f.temperature),
+                )
+                if v is not None
+            }
+            for f in task.fallbacks
+        ]
+    if task.fallback_config is not None:
+        config = task.fallback_config
+        body["fallback_config"] = {
+            k: v for k, v in (("depth", config.depth), ("retry", config.retry)) if v is not None
+        }
+    if task.gateway_post_processing:
+        body["post_processing_steps"] = [{"type": s} for s in task.gateway_post_processing]
+    if task.stream:
+        body["stream"] = True
+    if task.inject_transcript and transcript_id:
+        body["transcript_id"] = transcript_id
+    return Payload(TaskApi.GATEWAY, CHAT_COMPLETIONS_PATH, body)
+
+
+def lemur_payload(task: Task, prompt: str, transcript_id: str | None) -> Payload:
+    """The POST /lemur/v3/generate/task body (seeds/000)."""
+    assert task.lemur is not None
+    body: dict[str, Any] = {
+        "final_model": task.lemur.final_model,
+        "prompt": prompt,
+        "transcript_ids": [transcript_id] if transcript_id else [],
+    }
+    if task.lemur.context is not None:
+        body["context"] = thaw(task.lemur.context)
+    if task.lemur.max_output_size is not None:
+        body["max_output_size"] = task.lemur.max_output_size
+    if task.temperature is not None:
+        body["temperature"] = task.temperature
+    return Payload(TaskApi.LEMUR, LEMUR_TASK_PATH, body)
+
+
+def quotes_messages(
+    engine: TemplateEngine, task: Task, context: Mapping[str, Any], transcript_text: str
+) -> list[dict[str, str]]:
+    """The question of a best-quotes task (seeds/003), transcript inlined as data."""
+    assert task.quotes is not None
+    count = task.quotes.count
+    question = (
+        engine.render(task.quotes.question, context)
+        if task.quotes.question is not None
+        else f"What are the {count} best quotes from this recording?"
+    )
+    prompt = (
+        QUOTES_PROMPT.replace("{question}", question.strip())
+        .replace("{count}", str(count))
+        .replace("{text}", transcript_text)
+    )
+    system = [m for m in task.messages if m.role == "system"]
+    rendered = [{"role": "system", "content": engine.render(m.content, context)} for m in system]
+    return [*rendered, {"role": "user", "content": prompt}]
+
+
+def build_payload(
+    engine: TemplateEngine,
+    task: Task,
+    context: Mapping[str, Any],
+    *,
+    transcript_id: str | None,
+    transcript_text: str,
+) -> Payload:
+    """The request ``task`` sends for the item whose context is given."""
+    if task.api is TaskApi.LEMUR:
+        prompt = "\n\n".join(m["content"] for m in render_messages(engine, task, context))
+        return lemur_payload(task, prompt, transcript_id)
+    if task.quotes is not None:
+        messages = quotes_messages(engine, task, context, transcript_text)
+    else:
+        messages = render_messages(engine, task, context)
+    return gateway_payload(task, messages, transcript_id)
+
+
+def task_context(
+    recipe: Recipe,
+    item: Item,
+    task: Task,
+    transcript: TranscriptView,
+    results: Mapping[str, TaskResultView],
+) -> dict[str, Any]:
+    """The template context of ``task`` for ``item``: only the tasks it needs are visible."""
+    variables = {**recipe.vars, **item.vars}
+    return prompt_context(
+        transcript=transcript,
+        item=ItemView(item.name, item.source, Namespace("item.vars", item.vars)),
+        variables=variables,
+        tasks={name: results[name] for name in task.needs if name in results},
+        recipe=RecipeView(recipe.name, recipe.description),
+        inject_transcript=task.inject_transcript,
+    )
