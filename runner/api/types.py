@@ -1,0 +1,106 @@
+"""Plain results and errors of the API layer, shared by the clients and the executor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import RunnerError
+
+US_BASE_URL = "https://api.assemblyai.com"
+US_GATEWAY_URL = "https://llm-gateway.assemblyai.com/v1"
+EU_BASE_URL = "https://api.eu.assemblyai.com"
+EU_GATEWAY_URL = "https://llm-gateway.eu.assemblyai.com/v1"
+
+
+class ApiError(RunnerError):
+    """A request failed for good (after any retries): the API's own message, made readable."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        endpoint: str = "",
+        retries: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+        self.endpoint = endpoint
+        self.retries = retries
+
+
+class TranscriptFailed(RunnerError):
+    """A transcript ended in ``status: error``; ``message`` is the API's reason."""
+
+    def __init__(self, transcript_id: str, message: str) -> None:
+        super().__init__(f"transcript {transcript_id} failed: {message}")
+        self.transcript_id = transcript_id
+        self.reason = message
+
+
+class DeadlineExceeded(RunnerError):
+    """A transcript did not finish within its deadline (the job may still run server-side)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any] | None) -> Usage:
+        """The Gateway's ``input_tokens``/``output_tokens``, else OpenAI's names."""
+        if not data:
+            return cls()
+
+        def pick(*names: str) -> int | None:
+            for name in names:
+                value = data.get(name)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+            return None
+
+        return cls(
+            input_tokens=pick("input_tokens", "prompt_tokens"),
+            output_tokens=pick("output_tokens", "completion_tokens"),
+            total_tokens=pick("total_tokens"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallStats:
+    """How one logical call went over the wire."""
+
+    attempts: int = 1  # HTTP requests sent, including retries
+    retries: int = 0
+    seconds: float = 0.0  # wall time of the whole call, retries included
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A reply from the LLM Gateway or LeMUR."""
+
+    content: str
+    model: str | None  # the model that actually answered (a fallback, if one was used)
+    usage: Usage
+    request_id: str | None
+    finish_reason: str | None  # normalized: stop, length, tool_calls
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    response_time_ns: int | None = None
+    stats: CallStats = field(default_factory=CallStats)
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptResult:
+    """A completed transcript and how it was obtained."""
+
+    data: Mapping[str, Any]  # the GET /v2/transcript/{id} body
+    polls: int = 0
+    submitted: bool = False  # True when this run created the job
+    upload_url: str | None = None
+    seconds: float = 0.0
