@@ -242,8 +242,9 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         raise SecurityError(
-            f"templates cannot reach Python internals ({attribute!r} of a "
-            f"{type(obj).__name__} value); use the documented variables in docs/templates.md"
+            f"templates cannot use {attribute!r} of a {type(obj).__name__} value: the sandbox "
+            "blocks Python internals and changes to data; use the documented variables "
+            "in docs/templates.md"
         )
 
 

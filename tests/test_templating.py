@@ -1,0 +1,264 @@
+"""The template engine: strict, sandboxed, confined; data is never a template."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runner.context import (
+    ItemView,
+    Namespace,
+    RecipeView,
+    TaskResultView,
+    TranscriptView,
+    prompt_context,
+    sample_transcript_view,
+)
+from runner.payloads import render_messages
+from runner.recipe import Template, TemplateOrigin
+from runner.templating import TemplateEngine, TemplateProblem, used_transcript_fields
+from runner.transcript import Transcript
+
+FIXTURES = Path(__file__).parent / "fixtures" / "assemblyai"
+
+
+def template(source: str, first_line: int = 10, column: int = 7) -> Template:
+    origin = TemplateOrigin("recipe.yaml", ("tasks", "summary", "prompt"), first_line, column, True)
+    return Template(source, origin, "summary")
+
+
+def context(text: str | None = None, **variables: object) -> dict[str, object]:
+    view = sample_transcript_view()
+    if text is not None:
+        data = {"id": "t1", "status": "completed", "text": text, "words": []}
+        view = TranscriptView.build(Transcript.from_api(data))
+    return prompt_context(
+        transcript=view,
+        item=ItemView("call-1", "https://example.com/a.mp3", Namespace("item.vars", {})),
+        variables={"audience": "the board", **variables},
+        tasks={"summary": TaskResultView.build("summary", "Short summary.", {"items": ["a"]})},
+        recipe=RecipeView("notes", "Meeting notes"),
+    )
+
+
+def messages_of(problem: pytest.ExceptionInfo[TemplateProblem]) -> list[str]:
+    return [p.diagnostic().format() for p in problem.value.problems]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> TemplateEngine:
+    return TemplateEngine(tmp_path)
+
+
+def test_renders_variables_and_filters(engine: TemplateEngine) -> None:
+    out = engine.render(
+        template(
+            "For {{ vars.audience }}: {{ transcript.utterances[1].start | timestamp }} "
+            "{{ transcript.audio_duration | duration }} {{ tasks.summary.json.items | length }}"
+        ),
+        context(),
+    )
+    assert out == "For the board: 00:00:04 00:00:12 1"
+
+
+def test_every_missing_name_is_reported_at_once_with_recipe_lines(engine: TemplateEngine) -> None:
+    source = "Hello {{ vars.audiance }}\n\n{{ transcript.txt }} and {{ speaker }}\n"
+    with pytest.raises(TemplateProblem) as problem:
+        engine.render(template(source), context())
+    assert messages_of(problem) == [
+        "recipe.yaml:10:21: $.tasks.summary.prompt: undefined variable 'vars.audiance'; "
+        "did you mean 'vars.audience'?",
+        "recipe.yaml:12:21: $.tasks.summary.prompt: transcript has no field 'txt'; "
+        "did you mean 'text'?",
+        "recipe.yaml:12:35: $.tasks.summary.prompt: undefined variable 'speaker' "
+        "(available: item, recipe, tasks, transcript, vars)",
+    ]
+
+
+def test_task_not_in_needs_says_to_add_it(engine: TemplateEngine) -> None:
+    with pytest.raises(TemplateProblem) as problem:
+        engine.render(template("{{ tasks.headline.text }}"), context())
+    assert messages_of(problem) == [
+        "recipe.yaml:10:16: $.tasks.summary.prompt: tasks.headline is not available to this "
+        "task; add 'headline' to its `needs` (only tasks listed in needs can be used)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ transcript.words.__class__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ vars.__class__ }}",
+    ],
+)
+def test_sandbox_escapes_fail_clearly(engine: TemplateEngine, source: str) -> None:
+    with pytest.raises(TemplateProblem) as problem:
+        engine.render(template(source), context())
+    (message,) = messages_of(problem)
+    assert "the sandbox blocks Python internals" in message
+    assert message.startswith("recipe.yaml:10:7: $.tasks.summary.prompt: ")
+
+
+def test_sandbox_escape_exact_message(engine: TemplateEngine) -> None:
+    with pytest.raises(TemplateProblem) as problem:
+        engine.render(template("{{ ''.__class__.__mro__ }}"), context())
+    assert messages_of(problem) == [
+        "recipe.yaml:10:7: $.tasks.summary.prompt: templates cannot use '__class__' of a str "
+        "value: the sandbox blocks Python internals and changes to data; use the documented "
+        "variables in docs/templates.md"
+    ]
+
+
+def test_templates_cannot_modify_data(engine: TemplateEngine) -> None:
+    with pytest.raises(TemplateProblem) as problem:
+        engine.render(template("{% set d = {} %}{{ d.update({'a': 1}) }}"), context())
+    assert "templates cannot use 'update' of a dict value" in messages_of(problem)[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "He said {{ 7*7 }} twice.",
+        "Raw {% raw %} block {% endraw %} here",
+        "A comment opener {# never closed",
+        "{% for x in range(10) %}loop{% endfor %}",
+        "{{ transcript }}",
+    ],
+)
+def test_transcript_text_is_data_never_a_template(engine: TemplateEngine, text: str) -> None:
+    out = engine.render(template("Transcript: {{ transcript.text }}"), context(text=text))
+    assert out == f"Transcript: {text}"
+
+
+def test_csv_cells_and_task_replies_are_data(engine: TemplateEngine) -> None:
+    ctx = context(customer="{{ 7*7 }}")
+    ctx["tasks"] = Namespace("tasks", {"summary": TaskResultView.build("summary", "{% if %}")})
+    out = engine.render(template("{{ vars.customer }} / {{ tasks.summary.text }}"), ctx)
+    assert out == "{{ 7*7 }} / {% if %}"
+
+
+def test_bare_transcript_is_refused_with_advice(engine: TemplateEngine) -> None:
+    with pytest.raises(TemplateProblem) as problem:
+        engine.render(template("Summarize:\n{{ transcript }}"), context())
+    assert messages_of(problem) == [
+        "recipe.yaml:11: $.tasks.summary.prompt: {{ transcript }} is the whole transcript "
+        "object; write {{ transcript.text }} for the transcript text, or "
+        "{{ gateway_transcript }} with `inject_transcript: true` to let the LLM Gateway "
+        "insert it"
+    ]
+
+
+def test_syntax_error_is_located_at_the_recipe_line(engine: TemplateEngine) -> None:
+    with pytest.raises(TemplateProblem) as problem:
+        engine.compile(template("line one\nline two\n{% if transcript.text %}\nno end"))
+    (message,) = messages_of(problem)
+    assert message.startswith("recipe.yaml:13: $.tasks.summary.prompt: template syntax error: ")
+    assert "'endif'" in message
+
+
+def test_unknown_filter_suggests_the_right_one(engine: TemplateEngine) -> None:
+    with pytest.raises(TemplateProblem) as problem:
+        engine.compile(template("{{ transcript.utterances | dialouge }}"))
+    assert messages_of(problem) == [
+        "recipe.yaml:10:7: $.tasks.summary.prompt: unknown filter 'dialouge'; "
+        "did you mean 'dialogue'? (docs/templates.md lists the filters)"
+    ]
+
+
+def test_includes_resolve_inside_the_recipe_folder(tmp_path: Path) -> None:
+    (tmp_path / "partials").mkdir()
+    (tmp_path / "partials" / "intro.j2").write_text("Audience: {{ vars.audience }}")
+    engine = TemplateEngine(tmp_path)
+    out = engine.render(template("{% include 'partials/intro.j2' %}!"), context())
+    assert out == "Audience: the board!"
+
+
+@pytest.mark.parametrize("target", ["../secret.txt", "/etc/passwd", "partials/../../secret.txt"])
+def test_includes_cannot_leave_the_recipe_folder(tmp_path: Path, target: str) -> None:
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    (tmp_path / "secret.txt").write_text("TOP SECRET")
+    engine = TemplateEngine(recipe_dir)
+    with pytest.raises(TemplateProblem) as problem:
+        engine.render(template(f"{{% include '{target}' %}}"), context())
+    assert messages_of(problem) == [
+        f"recipe.yaml:10:7: $.tasks.summary.prompt: {target!r} is outside the recipe's folder; "
+        "include files by a path relative to the recipe, without '..' or a leading '/'"
+    ]
+
+
+def test_symlink_out_of_the_recipe_folder_is_refused(tmp_path: Path) -> None:
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    (tmp_path / "secret.txt").write_text("TOP SECRET")
+    (recipe_dir / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(TemplateProblem) as problem:
+        TemplateEngine(recipe_dir).render(template("{% include 'link.txt' %}"), context())
+    assert "resolves outside the recipe's folder" in messages_of(problem)[0]
+
+
+def test_error_inside_a_partial_names_the_partial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "part.j2").write_text("ok\n{{ vars.nope }}\n")
+    with pytest.raises(TemplateProblem) as problem:
+        TemplateEngine(tmp_path).render(template("{% include 'part.j2' %}"), context())
+    assert messages_of(problem)[0].startswith("part.j2:2: undefined variable 'vars.nope'")
+
+
+def test_null_prints_as_nothing(engine: TemplateEngine) -> None:
+    assert engine.render(template("[{{ vars.empty }}]"), context(empty=None)) == "[]"
+
+
+def test_json_keys_win_over_method_names(engine: TemplateEngine) -> None:
+    ctx = context()
+    ctx["tasks"] = Namespace(
+        "tasks", {"x": TaskResultView.build("x", "{}", {"items": [1, 2], "keys": "k"})}
+    )
+    assert (
+        engine.render(template("{{ tasks.x.json.items | length }} {{ tasks.x.json.keys }}"), ctx)
+        == "2 k"
+    )
+
+
+def test_used_transcript_fields(engine: TemplateEngine) -> None:
+    used = used_transcript_fields(
+        engine,
+        [template("{{ transcript.text }} {% for s in transcript.sentences %}{% endfor %}")],
+    )
+    assert used == {"text", "sentences"}
+    assert "*" in used_transcript_fields(engine, [template("{{ transcript | string }}")])
+
+
+def test_gateway_injection_tag_and_defanged_data(engine: TemplateEngine) -> None:
+    from runner.recipe import Message, PromptSource, Task, TaskApi
+
+    task = Task(
+        name="summary", api=TaskApi.GATEWAY, source=PromptSource.PROMPT,
+        messages=(Message("user", template("{{ vars.note }}\n\n{{ gateway_transcript }}")),),
+        prompt_file=None, model="m", max_tokens=None, temperature=None, needs=(),
+        json_schema=None, post_process=(), gateway_post_processing=(), fallbacks=(),
+        fallback_config=None, tools=(), tool_choice=None, stream=False,
+        inject_transcript=True, output="summary.md", lemur=None, quotes=None,
+        description="", line=1,
+    )  # fmt: skip
+    ctx = context(note="Data says {{ transcript }} here")
+    (message,) = render_messages(engine, task, ctx)
+    content = message["content"]
+    assert content.endswith("\n\n{{ transcript }}")
+    assert content.count("{{ transcript }}") == 1  # the data's copy was defanged
+    assert content.startswith("Data says {\u200b{ transcript }\u200b} here")
+
+
+def test_real_transcript_fixture_renders(engine: TemplateEngine) -> None:
+    data = json.loads((FIXTURES / "transcript-wildfires.json").read_text())
+    view = TranscriptView.build(Transcript.from_api(data))
+    ctx = context()
+    ctx["transcript"] = view
+    out = engine.render(template("{{ transcript.words | length }} {{ transcript.text[:5] }}"), ctx)
+    assert out == "861 Smoke"
