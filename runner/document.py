@@ -30,9 +30,14 @@ KeyPath = tuple[str | int, ...]
 MAX_NODES = 200_000
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-_STR_TAG = "tag:yaml.org,2002:str"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_YAML_TAG = "tag:yaml.org,2002:"
+_TIMESTAMP_TAG = _YAML_TAG + "timestamp"
+_MERGE_TAG = _YAML_TAG + "merge"
+_MAP_TAG = _YAML_TAG + "map"
+_SEQ_TAG = _YAML_TAG + "seq"
+# Scalar tags whose values are JSON. Anything else (!!binary gives bytes,
+# !!python/... and custom !Tags mean nothing to a recipe) is refused by name.
+_SCALAR_TAGS = frozenset(_YAML_TAG + t for t in ("str", "int", "float", "bool", "null"))
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -171,8 +176,10 @@ class _Builder:
             )
         self.doc.value_marks.setdefault(path, _mark(node))
         if isinstance(node, MappingNode):
+            self._check_tag(node, path, _MAP_TAG)
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
+            self._check_tag(node, path, _SEQ_TAG)
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
         return self._scalar(node, path)
@@ -218,6 +225,12 @@ class _Builder:
                 self.doc.diagnostic(path, f"cannot merge with '<<': {exc.problem}")
             ) from None
 
+    def _check_tag(self, node: Node, path: KeyPath, plain: str) -> None:
+        # We build mappings and lists ourselves, so a tag on one would be silently
+        # dropped; `!!python/object/new:os.system [ls]` must not read as a list.
+        if node.tag != plain:
+            raise DiagnosticError(self.doc.diagnostic(path, _unsupported_tag(node.tag), key=False))
+
     def _key(self, node: Node, path: KeyPath) -> str:
         if not isinstance(node, ScalarNode):
             raise DiagnosticError(
@@ -233,16 +246,39 @@ class _Builder:
         if node.tag == _TIMESTAMP_TAG:
             # Dates are not JSON; keep what the person wrote.
             return str(node.value)
+        if node.tag not in _SCALAR_TAGS:
+            raise DiagnosticError(self.doc.diagnostic(path, _unsupported_tag(node.tag), key=False))
         try:
             return self.constructor.construct_object(node, deep=True)
-        except ConstructorError as exc:
-            problem = exc.problem or "cannot read this value"
-            if "could not determine a constructor" in problem:
-                problem = (
-                    f"unsupported YAML tag {node.tag!r}; remove the tag "
-                    "(recipes use plain YAML values only)"
-                )
-            raise DiagnosticError(self.doc.diagnostic(path, problem, key=False)) from None
+        except (ConstructorError, ValueError, LookupError):
+            # `!!int ten`, or a plain `0b_` that YAML's number pattern accepts but
+            # int() does not: both are text the person meant literally or mistyped.
+            kind = _TAG_WORDS.get(node.tag, _shown_tag(node.tag))
+            message = (
+                f"cannot read {node.value!r} as {kind}; put it in quotes if it is text, "
+                "or correct the value"
+            )
+            raise DiagnosticError(self.doc.diagnostic(path, message, key=False)) from None
+
+
+_TAG_WORDS = {
+    _YAML_TAG + "int": "a whole number",
+    _YAML_TAG + "float": "a number",
+    _YAML_TAG + "bool": "true or false",
+    _YAML_TAG + "null": "an empty value",
+}
+
+
+def _shown_tag(tag: str) -> str:
+    """A tag as it is written in the file: ``!!python/object``, not the expanded URI."""
+    return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
+
+
+def _unsupported_tag(tag: str) -> str:
+    return (
+        f"unsupported YAML tag {_shown_tag(tag)!r}; remove the tag "
+        "(recipes use plain YAML values only)"
+    )
 
 
 def _mark(node: Node) -> Mark:
@@ -277,6 +313,11 @@ _SYNTAX_ADVICE: tuple[tuple[str, str], ...] = (
         "a list item is indented differently from the items above it",
     ),
     (
+        # The pure-Python parser's wording of the same mistake.
+        "while parsing a block collection",
+        "a list item is indented differently from the items above it",
+    ),
+    (
         "expected <block end>, but found",
         "the indentation is inconsistent: align this line with the keys above it",
     ),
@@ -291,10 +332,6 @@ _SYNTAX_ADVICE: tuple[tuple[str, str], ...] = (
     (
         "found unexpected end of stream",
         "the file ends inside an unfinished value; is a quote or bracket not closed?",
-    ),
-    (
-        "found undefined alias",
-        "this '*alias' refers to an '&anchor' that is not defined above it",
     ),
     (
         "expected a single document",
@@ -319,11 +356,59 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) -
     context = exc.context or ""
     if "cannot start any token" in problem:
         return _bad_character(file, lines, line, column)
+    unclosed = _unclosed(exc, file, lines)
+    if unclosed is not None:
+        return unclosed
+    if "found undefined alias" in problem:
+        name = _alias_at(lines, line, column)
+        return Diagnostic(
+            file,
+            line,
+            column,
+            "",
+            f"'*{name}' refers to an anchor '&{name}' that is not defined above it; "
+            f"define it first (e.g. `defaults: &{name}`) or remove the alias",
+        )
     advice = next(
         (text for needle, text in _SYNTAX_ADVICE if needle in problem or needle in context),
         f"invalid YAML: {problem or context}".strip(),
     )
     return Diagnostic(file, line, column, "", advice)
+
+
+def _unclosed(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) -> Diagnostic | None:
+    """A quote or bracket left open: point at where it opens, not where YAML gave up.
+
+    YAML notices an unclosed quote at the end of the file and an unclosed '[' at
+    some later line; the person has to fix the line that opened it.
+    """
+    opened, gave_up = exc.context_mark, exc.problem_mark
+    context, problem = exc.context or "", exc.problem or ""
+    if opened is None or gave_up is None:
+        return None
+    text = lines[opened.line] if opened.line < len(lines) else ""
+    char = text[opened.column] if opened.column < len(text) else "?"
+    where = f"line {gave_up.line + 1}, column {gave_up.column + 1}"
+    if "quoted scalar" in context and (
+        "end of stream" in problem or "document separator" in problem
+    ):
+        message = f"this quoted value is never closed; add the closing {char} at its end"
+    elif "flow sequence" in context or "flow mapping" in context:
+        closer = "]" if char == "[" else "}"
+        message = (
+            f"this '{char}' is not closed with '{closer}', or a comma is missing between "
+            f"its items (YAML gave up at {where})"
+        )
+    else:
+        return None
+    return Diagnostic(file, opened.line + 1, opened.column + 1, "", message)
+
+
+def _alias_at(lines: list[str], line: int, column: int) -> str:
+    # The C parser's message does not name the alias; read it from the line.
+    text = lines[line - 1][column - 1 :] if 1 <= line <= len(lines) else ""
+    match = re.match(r"\*([^\s,\[\]{}]+)", text)
+    return match.group(1) if match else "name"
 
 
 def _bad_character(file: str, lines: list[str], line: int, column: int) -> Diagnostic:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ _TYPE_WORDS = {
 # YAML 1.1 reads these unquoted words as booleans; a person typing `language_code: no`
 # (Norwegian) meant the text.
 _YAML_BOOLEAN_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
+
+_NUMBER = re.compile(r"^\s*[-+]?[0-9]+(\.[0-9]+)?\s*$")
 
 
 def schema_dir() -> Path:
@@ -272,16 +275,52 @@ def _bad_key_name(error: ValidationError, doc: Document, path: KeyPath) -> Diagn
 def _wrong_type(error: ValidationError, doc: Document, path: KeyPath) -> str:
     expected = _expected(error)
     names = [expected] if isinstance(expected, str) else list(expected)
-    wanted = _or_words(names)
-    message = f"expected {wanted}, got {_describe(error.instance)}"
-    if "array" in names and not isinstance(error.instance, list):
-        scalar = doc.scalars.get(path)
-        return f"{message}; write a list, e.g. [{scalar.raw if scalar else '...'}]"
-    return message + _quoting_hint(doc, path, wanted)
+    message = f"expected {_or_words(names)}, got {_describe(error.instance)}"
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    return message + _type_hint(doc, path, names, error.instance, schema)
+
+
+def _type_hint(
+    doc: Document, path: KeyPath, names: Sequence[str], value: Any, schema: Mapping[str, Any]
+) -> str:
+    """What to write instead, for the usual ways a value ends up of the wrong kind."""
+    scalar = doc.scalars.get(path)
+    key = path[-1] if path and isinstance(path[-1], str) else None
+    nested = "object" in names or "array" in names
+    if value is None and scalar is not None and scalar.raw == "":
+        # `key:` with nothing after it; often the lines below are not indented.
+        if nested:
+            return "; write its entries on the lines below it, indented under the key"
+        return f"; write the value after '{key}:'" if key else "; write a value here"
+    if "array" in names:
+        if isinstance(value, Mapping):
+            return "; start each entry of the list with '- '"
+        return f"; write a list, e.g. [{scalar.raw if scalar else '...'}]"
+    if isinstance(value, str) and {"integer", "number"} & set(names) and _NUMBER.match(value):
+        return "; remove the quotes around the number"
+    quoting = _quoting_hint(doc, path, _or_words(names))
+    if quoting:
+        return quoting
+    example = _example(schema)
+    if example and key:
+        return f"; e.g. `{key}: {example}`"
+    if "object" in names:
+        return "; write its keys on the lines below it, indented under the key"
+    return ""
 
 
 def _or_words(types: Sequence[str]) -> str:
     return " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+
+
+def type_words(expected: str | Sequence[str]) -> str:
+    """A JSON Schema ``type`` in plain words: ``["string", "null"]`` → "text or nothing"."""
+    return _or_words([expected] if isinstance(expected, str) else list(expected))
+
+
+def describe(value: Any) -> str:
+    """A value as a person would name it: "the text 'ten'", "a list", "nothing"."""
+    return _describe(value)
 
 
 def _quoting_hint(doc: Document, path: KeyPath, wanted: str) -> str:
@@ -364,14 +403,25 @@ def _deprecations(doc: Document) -> Iterator[Diagnostic]:
 
 
 def _example(prop: Mapping[str, Any]) -> str:
+    """The schema's first example on one line (valid YAML), or "" when it is too long."""
     examples = prop.get("examples")
     if not examples:
         return ""
-    first = examples[0]
-    if isinstance(first, str):
-        return first if "\n" not in first and len(first) < 60 else ""
-    rendered = json.dumps(first)
-    return rendered if len(rendered) < 60 else ""
+    first = _one_line(examples[0])
+    rendered = first if isinstance(first, str) else json.dumps(first, ensure_ascii=False)
+    return rendered if len(rendered) <= 80 else ""
+
+
+def _one_line(value: Any) -> Any:
+    # Examples are written for the documentation, with line breaks in prompts; a
+    # message is one line, and the breaks do not matter to the example's point.
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, Mapping):
+        return {k: _one_line(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_one_line(v) for v in value]
+    return value
 
 
 def _first_sentence(text: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, ValidationError
 
 from runner import schema as recipe_schema
 from runner.context import (
@@ -164,6 +164,17 @@ def _check_needs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                 )
     for cycle in _cycles({t.name: t.needs for t in recipe.tasks.values()}):
         first = cycle[0]
+        if len(cycle) == 1:
+            # A task cannot wait for its own reply; say so plainly, at the entry.
+            index = recipe.tasks[first].needs.index(first)
+            found.append(
+                doc.diagnostic(
+                    ("tasks", first, "needs", index),
+                    f"task {first!r} needs itself; remove {first!r} from its needs",
+                    key=False,
+                )
+            )
+            continue
         found.append(
             doc.diagnostic(
                 ("tasks", first, "needs"),
@@ -326,15 +337,50 @@ def _check_json_schemas(doc: Document) -> list[Diagnostic]:
             try:
                 Draft202012Validator.check_schema(value)
             except SchemaError as error:
-                inner = (*key_path, *error.absolute_path)
+                inner, message = _schema_problem(error)
                 found.append(
                     doc.diagnostic(
-                        inner,
-                        f"not a valid JSON Schema: {error.message}",
-                        key=False,
+                        (*key_path, *inner), f"not a valid JSON Schema: {message}", key=False
                     )
                 )
     return found
+
+
+def _schema_problem(error: SchemaError) -> tuple[KeyPath, str]:
+    """Where inside a json_schema the problem is, and what to write instead.
+
+    The metaschema's own wording ("'objekt' is not valid under any of the given
+    schemas") hides the list of allowed values in its sub-errors; find it.
+    """
+    path: KeyPath = tuple(error.absolute_path)
+    keyword = next((p for p in reversed(path) if isinstance(p, str)), "value")
+    choice = _enum_error(error)
+    if choice is not None:
+        choices: Any = choice.validator_value
+        allowed = [str(a) for a in choices]
+        value = str(choice.instance)
+        inner = (*path, *choice.relative_path)
+        return inner, (
+            f"{value!r} is not a valid {keyword!r}; use one of {', '.join(allowed)}"
+            + suggest(value, allowed)
+        )
+    if error.validator == "type":
+        expected: Any = error.validator_value
+        wanted = recipe_schema.type_words(expected)
+        return path, (f"{keyword!r} must be {wanted}, not {recipe_schema.describe(error.instance)}")
+    return path, error.message
+
+
+def _enum_error(error: SchemaError | ValidationError) -> SchemaError | ValidationError | None:
+    """The innermost "one of these values" error below ``error``, for a text value."""
+    if error.validator == "enum" and isinstance(error.instance, str):
+        return error
+    best: SchemaError | ValidationError | None = None
+    for sub in error.context or []:
+        found = _enum_error(sub)
+        if found is not None and (best is None or len(found.path) > len(best.path)):
+            best = found
+    return best
 
 
 def _check_outputs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
