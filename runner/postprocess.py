@@ -132,6 +132,7 @@ def extract(value: Any, path: str) -> Any:
         elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
             current = current[int(part)]
         else:
-            keys = f" (it has: {', '.join(map(str, current))})" if isinstance(current, Mapping) else ""
+            has = ", ".join(map(str, current)) if isinstance(current, Mapping) else ""
+            keys = f" (it has: {has})" if has else ""
             raise PostProcessFailed(f"extract {path}: the reply has no {'.'.join(walked)!r}{keys}")
     return current
