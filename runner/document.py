@@ -190,7 +190,7 @@ class _Builder:
         result: dict[str, Any] = {}
         first_seen: dict[str, Mark] = {}
         for key_node, value_node in node.value:
-            key = self._key(key_node, path)
+            key = self._key(key_node, node, path)
             key_path = (*path, key)
             key_mark = _mark(key_node)
             merged = id(key_node) not in own_keys
@@ -231,8 +231,20 @@ class _Builder:
         if node.tag != plain:
             raise DiagnosticError(self.doc.diagnostic(path, _unsupported_tag(node.tag), key=False))
 
-    def _key(self, node: Node, path: KeyPath) -> str:
+    def _key(self, node: Node, owner: MappingNode, path: KeyPath) -> str:
         if not isinstance(node, ScalarNode):
+            where = _mark(owner)
+            if _starts_template(self.doc.lines, where):
+                # `prompt: {{ transcript.text }}` parses as a mapping inside a mapping.
+                raise DiagnosticError(
+                    Diagnostic(
+                        self.doc.file,
+                        where.line,
+                        where.column,
+                        format_path(path),
+                        _UNQUOTED_TEMPLATE,
+                    )
+                )
             raise DiagnosticError(
                 self.doc.diagnostic(path, "a key must be plain text, not a list or mapping")
             )
@@ -279,6 +291,29 @@ def _unsupported_tag(tag: str) -> str:
         f"unsupported YAML tag {_shown_tag(tag)!r}; remove the tag "
         "(recipes use plain YAML values only)"
     )
+
+
+_UNQUOTED_TEMPLATE = (
+    "YAML reads a value that starts with '{' as a mapping; put the template in quotes "
+    "(\"{{ ... }}\") or write it as a '|' block"
+)
+
+# `key: {{` or `- {%`: a template written as a plain YAML value.
+_TEMPLATE_START = re.compile(r"(?:^\s*-|:)\s+(\{[{%])")
+
+
+def _starts_template(lines: list[str], where: Mark) -> bool:
+    text = lines[where.line - 1] if 1 <= where.line <= len(lines) else ""
+    return text[where.column - 1 : where.column + 1] in ("{{", "{%")
+
+
+def _unquoted_template(file: str, lines: list[str], line: int) -> Diagnostic | None:
+    """The syntax error comes from a template that is not in quotes, if it does."""
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    found = _TEMPLATE_START.search(text)
+    if found is None:
+        return None
+    return Diagnostic(file, line, found.start(1) + 1, "", _UNQUOTED_TEMPLATE)
 
 
 def _mark(node: Node) -> Mark:
@@ -354,6 +389,9 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) -
     column = mark.column + 1 if mark else 0
     problem = exc.problem or ""
     context = exc.context or ""
+    template = _unquoted_template(file, lines, line)
+    if template is not None:
+        return template
     if "cannot start any token" in problem:
         return _bad_character(file, lines, line, column)
     unclosed = _unclosed(exc, file, lines)

@@ -108,7 +108,13 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
     path = _resolve(recipe, spec.value)
     if not path.is_file():
         raise InputsInvalid(
-            [InputProblem(here, f"list file {spec.value!r} not found (looked for {_shown(path)})")]
+            [
+                InputProblem(
+                    here,
+                    f"list file {spec.value!r} not found (looked for {_shown(path)}); "
+                    "paths are relative to the recipe file",
+                )
+            ]
         )
     problems: list[InputProblem] = []
     items: list[Item] = []

@@ -1,0 +1,443 @@
+"""The async scheduler: items flow through transcription, then their task graph.
+
+* A bounded pool of item workers keeps memory flat for 10,000-item runs; the HTTP
+  layer (:mod:`runner.api.policy`) bounds uploads, submissions, polls and LLM
+  calls separately, with retries and rate limits.
+* Within an item, each task starts as soon as the tasks it ``needs`` finished.
+* One item's failure (a transcript in ``status: error``, a bad reply) never stops
+  the others; every outcome lands in the manifest with its cause.
+* Every output is written atomically as soon as it exists, so Ctrl-C or
+  ``--timeout`` keeps all finished work.
+
+The executor depends on three small protocols, so tests run it against a real
+aiohttp server on loopback rather than patched internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from runner.api.types import (
+    ApiError,
+    Completion,
+    DeadlineExceeded,
+    TranscriptFailed,
+    TranscriptResult,
+)
+from runner.context import TaskResultView, TranscriptView
+from runner.inputs import Item, expand
+from runner.manifest import ItemRecord, ManifestWriter, TaskRecord
+from runner.outputs import TRANSCRIPT_FILE, contained, item_dir, write_atomic, write_json
+from runner.payloads import build_payload, task_context
+from runner.postprocess import PostProcessFailed, apply
+from runner.quotes import match_quotes
+from runner.recipe import InputKind, Recipe, Task, TaskApi
+from runner.templating import TemplateEngine, TemplateProblem, used_transcript_fields
+from runner.transcript import (
+    Paragraph,
+    Sentence,
+    Transcript,
+    load_saved,
+    paragraphs_from_sentences,
+    parse_paragraphs,
+    parse_sentences,
+    sentences_from_words,
+)
+from runner.validation import raw_output_name
+
+DEFAULT_ITEMS_IN_FLIGHT = 64
+
+
+class TranscriptsApi(Protocol):
+    async def upload(self, path: Path) -> str: ...
+    async def submit(self, audio_url: str, options: Mapping[str, Any]) -> Mapping[str, Any]: ...
+    async def get(self, transcript_id: str) -> Mapping[str, Any]: ...
+    async def sentences(self, transcript_id: str) -> Mapping[str, Any]: ...
+    async def paragraphs(self, transcript_id: str) -> Mapping[str, Any]: ...
+    async def wait(
+        self, transcript_id: str, *, audio_duration: float | None, deadline: float | None
+    ) -> TranscriptResult: ...
+
+
+class CompletionApi(Protocol):
+    async def complete(self, body: Mapping[str, Any]) -> Completion: ...
+
+
+class LemurApi(Protocol):
+    async def task(self, body: Mapping[str, Any]) -> Completion: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    transcripts: TranscriptsApi
+    gateway: CompletionApi
+    lemur: LemurApi
+
+
+class Reporter(Protocol):
+    """Progress display: told when items start and finish."""
+
+    def start(self, total: int) -> None: ...
+    def item_started(self, recipe: str, item: str) -> None: ...
+    def item_finished(self, record: ItemRecord) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path | None = None  # --out: DIR/<recipe>/<item> instead of the recipe's output.dir
+    manifest: Path = Path("out") / "run.json"
+    timeout: float | None = None  # --timeout for the whole run, seconds
+    transcript_deadline: float | None = None  # per transcript; None: the client's default
+    items_in_flight: int = DEFAULT_ITEMS_IN_FLIGHT
+
+
+@dataclass
+class RunOutcome:
+    manifest: Path
+    outcome: str  # completed, interrupted, timed out
+    wall_seconds: float
+    writer: ManifestWriter
+    not_started: int = 0
+
+    @property
+    def failed(self) -> bool:
+        totals = self.writer.totals
+        return bool(
+            self.outcome != "completed"
+            or totals.items["failed"]
+            or totals.tasks["failed"]
+            or totals.tasks["skipped"]
+        )
+
+
+@dataclass
+class _Plan:
+    """What one recipe needs at run time, computed once."""
+
+    recipe: Recipe
+    engine: TemplateEngine
+    items: list[Item]
+    tasks: tuple[Task, ...]
+    needs_sentences: bool
+    needs_paragraphs: bool
+
+
+@dataclass
+class _Obtained:
+    transcript: Transcript
+    sentences: tuple[Sentence, ...]
+    paragraphs: tuple[Paragraph, ...]
+    local: bool
+
+
+@dataclass
+class _State:
+    in_flight: dict[tuple[str, str], ItemRecord] = field(default_factory=dict)
+    started: int = 0
+
+
+def plan_recipe(recipe: Recipe) -> _Plan:
+    engine = TemplateEngine(recipe.base_dir)
+    tasks = recipe.ordered_tasks()
+    used = used_transcript_fields(engine, [t for task in tasks for t in task.templates])
+    quotes = any(task.quotes is not None for task in tasks)
+    return _Plan(
+        recipe=recipe,
+        engine=engine,
+        items=expand(recipe, engine),
+        tasks=tasks,
+        needs_sentences=quotes or bool(used & {"sentences", "*"}),
+        needs_paragraphs=bool(used & {"paragraphs", "*"}),
+    )
+
+
+class Executor:
+    """Runs recipes to completion, interruption or timeout, streaming the manifest."""
+
+    def __init__(self, services: Services, options: RunOptions, reporter: Reporter) -> None:
+        self.services = services
+        self.options = options
+        self.reporter = reporter
+        self._state = _State()
+
+    async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
+        plans = [plan_recipe(r) for r in recipes]
+        work = [(plan, item) for plan in plans for item in plan.items]
+        writer = ManifestWriter(
+            self.options.manifest,
+            {"recipes": [{"name": p.recipe.name, "file": p.recipe.display} for p in plans]},
+        )
+        began = time.monotonic()
+        self.reporter.start(len(work))
+        outcome = "completed"
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                await self._run_pool(work, writer)
+        except TimeoutError:
+            outcome = "timed out"
+        except asyncio.CancelledError:
+            outcome = "interrupted"
+            self._close(writer, outcome, began, len(work))
+            raise
+        finally:
+            self.reporter.stop()
+        return self._close(writer, outcome, began, len(work))
+
+    def _close(
+        self, writer: ManifestWriter, outcome: str, began: float, total: int
+    ) -> RunOutcome:
+        for record in self._state.in_flight.values():
+            record.status = "interrupted"
+            record.error = record.error or f"the run was {outcome} before this item finished"
+            writer.add(record)
+        self._state.in_flight.clear()
+        wall = time.monotonic() - began
+        path = writer.close(outcome, wall)
+        not_started = total - self._state.started
+        return RunOutcome(path, outcome, wall, writer, not_started)
+
+    async def _run_pool(self, work: list[tuple[_Plan, Item]], writer: ManifestWriter) -> None:
+        queue: asyncio.Queue[tuple[_Plan, Item]] = asyncio.Queue()
+        for entry in work:
+            queue.put_nowait(entry)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    plan, item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                record = await self._process_item(plan, item)
+                self._state.in_flight.pop((plan.recipe.name, item.name), None)
+                writer.add(record)
+                self.reporter.item_finished(record)
+
+        count = max(1, min(self.options.items_in_flight, len(work)))
+        async with asyncio.TaskGroup() as group:
+            for _ in range(count):
+                group.create_task(worker())
+
+    # --- one item -------------------------------------------------------------------
+
+    async def _process_item(self, plan: _Plan, item: Item) -> ItemRecord:
+        recipe = plan.recipe
+        folder = item_dir(recipe, item, plan.engine, self.options.out)
+        record = ItemRecord(
+            recipe=recipe.name,
+            item=item.name,
+            source=item.source,
+            kind=item.kind.value,
+            status="ok",
+            folder=str(folder),
+        )
+        self._state.in_flight[(recipe.name, item.name)] = record
+        self._state.started += 1
+        self.reporter.item_started(recipe.name, item.name)
+        try:
+            obtained = await self._obtain(plan, item, record)
+        except (ApiError, TranscriptFailed, DeadlineExceeded, ValueError) as exc:
+            record.status = "failed"
+            record.error = str(exc)
+            return record
+        transcript = obtained.transcript
+        record.transcript_id = transcript.id
+        record.audio_duration = _seconds(transcript.audio_duration)
+        if not obtained.local:
+            write_json(folder / TRANSCRIPT_FILE, dict(transcript.raw))
+        view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
+        record.tasks = await self._run_tasks(plan, item, folder, transcript, view)
+        if any(t.status != "ok" for t in record.tasks):
+            record.status = "failed"
+        return record
+
+    async def _obtain(self, plan: _Plan, item: Item, record: ItemRecord) -> _Obtained:
+        """The item's completed transcript, and its sentences/paragraphs if templates use them."""
+        if item.kind is InputKind.TRANSCRIPT_FILE:
+            transcript = load_saved(Path(item.source))
+            sentences = sentences_from_words(transcript.words)
+            return _Obtained(transcript, sentences, paragraphs_from_sentences(sentences), True)
+        result = await self._transcribe(plan, item, record)
+        transcript = Transcript.from_api(result.data)
+        record.polls = result.polls
+        record.submitted = result.submitted
+        record.transcript_seconds = round(result.seconds, 3)
+        sentences: tuple[Sentence, ...] = ()
+        paragraphs: tuple[Paragraph, ...] = ()
+        if plan.needs_sentences and transcript.id:
+            sentences = parse_sentences(await self.services.transcripts.sentences(transcript.id))
+        if plan.needs_paragraphs and transcript.id:
+            paragraphs = parse_paragraphs(await self.services.transcripts.paragraphs(transcript.id))
+        return _Obtained(transcript, sentences, paragraphs, False)
+
+    async def _transcribe(self, plan: _Plan, item: Item, record: ItemRecord) -> TranscriptResult:
+        api = self.services.transcripts
+        deadline = self.options.transcript_deadline
+        if item.kind is InputKind.TRANSCRIPT_ID:
+            data = await api.get(item.source)
+            if data.get("status") == "completed":
+                return TranscriptResult(data=data)
+            if data.get("status") == "error":
+                raise TranscriptFailed(item.source, str(data.get("error") or "unknown error"))
+            return await api.wait(item.source, audio_duration=None, deadline=deadline)
+        began = time.monotonic()
+        audio_url = item.source
+        if item.kind is InputKind.FILE:
+            audio_url = await api.upload(Path(item.source))
+        queued = await api.submit(audio_url, plan.recipe.transcription_request())
+        record.submitted = True
+        transcript_id = str(queued["id"])
+        record.transcript_id = transcript_id
+        result = await api.wait(transcript_id, audio_duration=None, deadline=deadline)
+        return TranscriptResult(
+            data=result.data,
+            polls=result.polls,
+            submitted=True,
+            upload_url=audio_url if item.kind is InputKind.FILE else None,
+            seconds=time.monotonic() - began,
+        )
+
+    # --- the task graph ---------------------------------------------------------------
+
+    async def _run_tasks(
+        self,
+        plan: _Plan,
+        item: Item,
+        folder: Path,
+        transcript: Transcript,
+        view: TranscriptView,
+    ) -> list[TaskRecord]:
+        done: dict[str, asyncio.Future[TaskResultView | None]] = {
+            task.name: asyncio.get_running_loop().create_future() for task in plan.tasks
+        }
+        records: dict[str, TaskRecord] = {}
+
+        async def run(task: Task) -> None:
+            needed = [await done[n] for n in task.needs]
+            if any(result is None for result in needed):
+                failed = [n for n, r in zip(task.needs, needed, strict=True) if r is None]
+                records[task.name] = TaskRecord(
+                    task=task.name,
+                    status="skipped",
+                    error=f"not run because {', '.join(failed)} failed",
+                    api=task.api.value,
+                    model_requested=_model_of(task),
+                )
+                done[task.name].set_result(None)
+                return
+            results = {n: r for n, r in zip(task.needs, needed, strict=True) if r is not None}
+            record, result = await self._run_task(plan, item, task, folder, transcript, view, results)
+            records[task.name] = record
+            done[task.name].set_result(result)
+
+        async with asyncio.TaskGroup() as group:
+            for task in plan.tasks:
+                group.create_task(run(task))
+        return [records[task.name] for task in plan.tasks]
+
+    async def _run_task(
+        self,
+        plan: _Plan,
+        item: Item,
+        task: Task,
+        folder: Path,
+        transcript: Transcript,
+        view: TranscriptView,
+        results: Mapping[str, TaskResultView],
+    ) -> tuple[TaskRecord, TaskResultView | None]:
+        record = TaskRecord(
+            task=task.name, status="ok", api=task.api.value, model_requested=_model_of(task)
+        )
+        try:
+            context = task_context(plan.recipe, item, task, view, results)
+            payload = build_payload(
+                plan.engine,
+                task,
+                context,
+                transcript_id=transcript.id,
+                transcript_text=transcript.text,
+            )
+        except TemplateProblem as problem:
+            return _failed(record, problem.message), None
+        try:
+            began = time.monotonic()
+            if task.api is TaskApi.LEMUR:
+                completion = await self.services.lemur.task(payload.body)
+            else:
+                completion = await self.services.gateway.complete(payload.body)
+        except ApiError as exc:
+            record.retries = exc.retries
+            return _failed(record, str(exc)), None
+        _record_completion(record, completion, time.monotonic() - began, task)
+        reply = _reply_text(completion)
+        return self._finish(task, folder, view, reply, record)
+
+    def _finish(
+        self, task: Task, folder: Path, view: TranscriptView, reply: str, record: TaskRecord
+    ) -> tuple[TaskRecord, TaskResultView | None]:
+        output = contained(folder, task.output)
+        raw_path = contained(folder, raw_output_name(task.output))
+        keep_raw = bool(task.post_process) or task.json_schema is not None or task.quotes is not None
+        if keep_raw:
+            write_atomic(raw_path, reply)
+            record.raw_output = str(raw_path)
+        try:
+            if task.quotes is not None:
+                quotes = match_quotes(
+                    reply,
+                    view.sentences,
+                    count=task.quotes.count,
+                    window=task.quotes.window,
+                    overlap=task.quotes.overlap,
+                )
+                data: Any = [q.as_json() for q in quotes]
+                text = json.dumps(data, indent=2, ensure_ascii=False)
+                record.post_process = ["match quotes to sentences"]
+            else:
+                processed = apply(reply, task.post_process, task.json_schema)
+                data, text = processed.data, processed.text
+                record.post_process = list(processed.steps)
+        except PostProcessFailed as exc:
+            return _failed(record, f"{exc} (the raw reply is in {raw_path.name})"), None
+        write_atomic(output, text if text.endswith("\n") else text + "\n")
+        record.output = str(output)
+        return record, TaskResultView.build(task.name, text, data)
+
+
+def _model_of(task: Task) -> str:
+    return task.lemur.final_model if task.lemur is not None else task.model
+
+
+def _failed(record: TaskRecord, message: str) -> TaskRecord:
+    record.status = "failed"
+    record.error = message
+    return record
+
+
+def _record_completion(record: TaskRecord, completion: Completion, seconds: float, task: Task) -> None:
+    record.model_used = completion.model
+    record.fallback_used = bool(
+        completion.model and task.api is TaskApi.GATEWAY and completion.model != task.model
+    )
+    record.input_tokens = completion.usage.input_tokens
+    record.output_tokens = completion.usage.output_tokens
+    record.request_id = completion.request_id
+    record.latency_seconds = round(seconds, 3)
+    record.retries = completion.stats.retries
+
+
+def _reply_text(completion: Completion) -> str:
+    """The reply's text; a reply that only calls tools is recorded as those calls, in JSON."""
+    if completion.content or not completion.tool_calls:
+        return completion.content
+    return json.dumps([dict(c) for c in completion.tool_calls], indent=2, ensure_ascii=False)
+
+
+def _seconds(value: float | int | None) -> float | None:
+    return float(value) if value is not None else None
