@@ -120,6 +120,71 @@ def render(
 
 
 @cli.command()
+@click.argument("recipes", nargs=-1, type=click.Path())
+@click.option("--out", type=click.Path(), help="Write outputs to DIR/<recipe>/<item>/.")
+@click.option(
+    "--manifest", type=click.Path(), help="Where to write the run manifest [default: OUT/run.json]."
+)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop the whole run after this long; finished outputs are kept.")  # fmt: skip
+@click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="KIND=N",
+    help="Requests at once, per kind: items, uploads, transcriptions, polls, llm, lemur.",
+)
+@click.option(
+    "--region",
+    type=click.Choice(["us", "eu"]),
+    help="AssemblyAI region (the ASSEMBLYAI_*_URL variables still win).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would run; send nothing.")
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "live", "plain"]),
+    default="auto",
+    show_default=True,
+    help="Live status line on a terminal, plain log lines otherwise.",
+)
+def run(
+    recipes: Sequence[str],
+    out: str | None,
+    manifest: str | None,
+    timeout: float | None,
+    limits: Sequence[str],
+    region: str | None,
+    dry_run: bool,
+    progress: str,
+) -> None:
+    """Run recipes: transcribe, prompt, post-process, write outputs and a manifest.
+
+    Needs ASSEMBLYAI_API_KEY (except with --dry-run). Exit code 1 when any item
+    or task failed; every failure is in the manifest with its cause.
+
+    \b
+    Examples:
+      transcript-runner run recipes/summaries.yaml
+      transcript-runner run recipes/ --out results --limit llm=4 --timeout 1800
+      transcript-runner run recipes/meeting-notes.yaml --dry-run
+    """
+    from runner.commands import run_run
+
+    _exit(
+        run_run(
+            recipes,
+            out=out,
+            manifest=manifest,
+            timeout=timeout,
+            limits=limits,
+            region=region,
+            dry_run=dry_run,
+            progress=progress,
+        )
+    )
+
+
+@cli.command()
 def schema() -> None:
     """Print the recipe JSON Schema (for editors and other tools).
 

@@ -163,3 +163,90 @@ def _render_item(
             raise RunFailed(f"cannot render item {item.name!r}:\n{problem.message}") from None
         entry.tasks.append((task.name, payload))
     return entry
+
+
+LIMIT_KINDS = ("items", "uploads", "transcriptions", "polls", "llm", "lemur")
+
+
+def parse_limits(values: Sequence[str]) -> dict[str, int]:
+    """``["llm=4", "polls=8"]`` → ``{"llm": 4, "polls": 8}``; a usage error otherwise."""
+    limits: dict[str, int] = {}
+    for value in values:
+        kind, _, number = value.partition("=")
+        kind = kind.strip()
+        if kind not in LIMIT_KINDS:
+            raise UsageError(
+                f"--limit {value}: unknown kind {kind!r}{suggest(kind, LIMIT_KINDS)}; "
+                f"kinds: {', '.join(LIMIT_KINDS)}"
+            )
+        if not number.strip().isdigit() or int(number) < 1:
+            raise UsageError(f"--limit {value}: give a whole number of at least 1, e.g. {kind}=4")
+        limits[kind] = int(number)
+    return limits
+
+
+def run_run(
+    paths: Sequence[str],
+    *,
+    out: str | None,
+    manifest: str | None,
+    timeout: float | None,
+    limits: Sequence[str],
+    region: str | None,
+    dry_run: bool,
+    progress: str,
+) -> int:
+    """Run recipes against AssemblyAI; 0 when everything succeeded, 1 when something failed."""
+    if not paths:
+        raise UsageError("name at least one recipe: transcript-runner run recipes/summaries.yaml")
+    recipes = _load_all(discover(paths))
+    overrides = parse_limits(limits)
+    if dry_run:
+        click.echo(_dry_run_text(recipes))
+        return EXIT_OK
+    from runner.run import execute
+
+    return execute(
+        recipes,
+        out=Path(out) if out else None,
+        manifest=Path(manifest) if manifest else None,
+        timeout=timeout,
+        limit_overrides=overrides,
+        region=region,
+        progress=progress,
+    )
+
+
+def _load_all(files: Sequence[Path]) -> list[Recipe]:
+    recipes: list[Recipe] = []
+    problems: list[Diagnostic] = []
+    for path in files:
+        result = validate_file(path)
+        problems.extend(d for d in result.diagnostics if d.is_error)
+        if result.recipe is not None:
+            recipes.append(result.recipe)
+    if problems:
+        from runner.errors import RecipeInvalid
+
+        raise RecipeInvalid(sorted(problems))
+    return recipes
+
+
+def _dry_run_text(recipes: Sequence[Recipe]) -> str:
+    """What a run would do, without a network call or an API key."""
+    lines: list[str] = []
+    for recipe in recipes:
+        engine = TemplateEngine(recipe.base_dir)
+        items = expand(recipe, engine)
+        calls = len(recipe.tasks)
+        lines.append(f"{recipe.display}: {len(items)} item(s) × {calls} task(s)")
+        for item in items:
+            step = {
+                InputKind.URL: "transcribe the URL",
+                InputKind.FILE: "upload, then transcribe",
+                InputKind.TRANSCRIPT_ID: "fetch the transcript",
+                InputKind.TRANSCRIPT_FILE: "read the saved transcript",
+            }[item.kind]
+            lines.append(f"  {item.name}: {step}; {calls} LLM call(s)  ({item.source})")
+    lines.append("Dry run: nothing was sent.")
+    return "\n".join(lines)

@@ -166,6 +166,7 @@ class Executor:
         self.options = options
         self.reporter = reporter
         self._state = _State()
+        self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
         plans = [plan_recipe(r) for r in recipes]
@@ -183,16 +184,14 @@ class Executor:
         except TimeoutError:
             outcome = "timed out"
         except asyncio.CancelledError:
-            outcome = "interrupted"
-            self._close(writer, outcome, began, len(work))
+            self.outcome = self._close(writer, "interrupted", began, len(work))
             raise
         finally:
             self.reporter.stop()
-        return self._close(writer, outcome, began, len(work))
+        self.outcome = self._close(writer, outcome, began, len(work))
+        return self.outcome
 
-    def _close(
-        self, writer: ManifestWriter, outcome: str, began: float, total: int
-    ) -> RunOutcome:
+    def _close(self, writer: ManifestWriter, outcome: str, began: float, total: int) -> RunOutcome:
         for record in self._state.in_flight.values():
             record.status = "interrupted"
             record.error = record.error or f"the run was {outcome} before this item finished"
@@ -260,9 +259,9 @@ class Executor:
     async def _obtain(self, plan: _Plan, item: Item, record: ItemRecord) -> _Obtained:
         """The item's completed transcript, and its sentences/paragraphs if templates use them."""
         if item.kind is InputKind.TRANSCRIPT_FILE:
-            transcript = load_saved(Path(item.source))
-            sentences = sentences_from_words(transcript.words)
-            return _Obtained(transcript, sentences, paragraphs_from_sentences(sentences), True)
+            saved = load_saved(Path(item.source))
+            derived = sentences_from_words(saved.words)
+            return _Obtained(saved, derived, paragraphs_from_sentences(derived), True)
         result = await self._transcribe(plan, item, record)
         transcript = Transcript.from_api(result.data)
         record.polls = result.polls
@@ -332,7 +331,9 @@ class Executor:
                 done[task.name].set_result(None)
                 return
             results = {n: r for n, r in zip(task.needs, needed, strict=True) if r is not None}
-            record, result = await self._run_task(plan, item, task, folder, transcript, view, results)
+            record, result = await self._run_task(
+                plan, item, task, folder, transcript, view, results
+            )
             records[task.name] = record
             done[task.name].set_result(result)
 
@@ -383,8 +384,7 @@ class Executor:
     ) -> tuple[TaskRecord, TaskResultView | None]:
         output = contained(folder, task.output)
         raw_path = contained(folder, raw_output_name(task.output))
-        keep_raw = bool(task.post_process) or task.json_schema is not None or task.quotes is not None
-        if keep_raw:
+        if task.post_process or task.json_schema is not None or task.quotes is not None:
             write_atomic(raw_path, reply)
             record.raw_output = str(raw_path)
         try:
@@ -420,7 +420,9 @@ def _failed(record: TaskRecord, message: str) -> TaskRecord:
     return record
 
 
-def _record_completion(record: TaskRecord, completion: Completion, seconds: float, task: Task) -> None:
+def _record_completion(
+    record: TaskRecord, completion: Completion, seconds: float, task: Task
+) -> None:
     record.model_used = completion.model
     record.fallback_used = bool(
         completion.model and task.api is TaskApi.GATEWAY and completion.model != task.model

@@ -203,6 +203,8 @@ class Recipe:
     vars: Mapping[str, JSON]
     tasks: Mapping[str, Task]
     output_dir: Template
+    limits: Mapping[str, int] = field(default_factory=dict)
+    timeouts: Mapping[str, float] = field(default_factory=dict)
     line_of_tasks: int = 1
     warnings: tuple[str, ...] = field(default=())
 
@@ -271,6 +273,8 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         output_dir=_inline(
             doc, ("output", "dir"), output.get("dir", DEFAULT_OUTPUT_DIR), "output.dir"
         ),
+        limits=MappingProxyType(dict(data.get("limits", {}))),
+        timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
         line_of_tasks=doc.mark(("tasks",)).line,
     )
     return recipe, problems

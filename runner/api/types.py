@@ -42,8 +42,28 @@ class TranscriptFailed(RunnerError):
         self.reason = message
 
 
+class MaybeSubmitted(ApiError):
+    """A non-idempotent request (``POST /v2/transcript``) may have been processed, unanswered.
+
+    Raised when the connection failed *after* the request was sent (a read timeout, a
+    server disconnect mid-response, a 2xx body cut short): AssemblyAI may have created the
+    job, so the request is not resent, since a second job would be billed a second time.
+    """
+
+
 class DeadlineExceeded(RunnerError):
     """A transcript did not finish within its deadline (the job may still run server-side)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transcript_id: str | None = None,
+        last_status: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.transcript_id = transcript_id
+        self.last_status = last_status
 
 
 @dataclass(frozen=True, slots=True)

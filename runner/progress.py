@@ -1,0 +1,112 @@
+"""Progress while a run goes, and the summary at its end.
+
+On a terminal: one live line (items done and failed, requests in flight,
+retries) drawn with rich. In CI (no terminal): plain log lines, one per item,
+that read well in a job log. Both go to stderr, so stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
+
+from runner.manifest import ItemRecord, Totals
+
+Snapshot = Callable[[], Mapping[str, int]]
+
+
+class PlainReporter:
+    """One line per finished item: ``[12/300] summaries/wildfires: ok (5 tasks, 2.1 s)``."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total = 0
+        self.finished = 0
+
+    def start(self, total: int) -> None:
+        self.total = total
+        print(f"Running {total} item{'s' if total != 1 else ''}.", file=self.stream, flush=True)
+
+    def item_started(self, recipe: str, item: str) -> None:
+        return None
+
+    def item_finished(self, record: ItemRecord) -> None:
+        self.finished += 1
+        print(f"[{self.finished}/{self.total}] {describe(record)}", file=self.stream, flush=True)
+
+    def stop(self) -> None:
+        return None
+
+
+class LiveReporter:
+    """A live status line on a terminal (rich), plus a line for each failure."""
+
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=True)
+        self.snapshot = snapshot
+        self.total = 0
+        self.done = 0
+        self.failed = 0
+        self.live = Live(console=self.console, refresh_per_second=8, transient=True,
+                         get_renderable=self._line)  # fmt: skip
+
+    def _line(self) -> Any:
+        extra = ""
+        if self.snapshot is not None:
+            snap = self.snapshot()
+            extra = f" · in flight {snap.get('in_flight', 0)} · retries {snap.get('retries', 0)}"
+        return f"items {self.done}/{self.total} · failed {self.failed}{extra}"
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self.live.start()
+
+    def item_started(self, recipe: str, item: str) -> None:
+        return None
+
+    def item_finished(self, record: ItemRecord) -> None:
+        self.done += 1
+        if record.status != "ok":
+            self.failed += 1
+            self.console.print(f"[red]✗[/red] {describe(record)}", highlight=False)
+
+    def stop(self) -> None:
+        self.live.stop()
+
+
+def describe(record: ItemRecord) -> str:
+    where = f"{record.recipe}/{record.item}"
+    if record.status == "ok":
+        return f"{where}: ok ({len(record.tasks)} task{'s' if len(record.tasks) != 1 else ''})"
+    if record.error:
+        return f"{where}: {record.status}: {record.error}"
+    failed = [t for t in record.tasks if t.status != "ok"]
+    reasons = "; ".join(f"{t.task} {t.status}: {t.error}" for t in failed)
+    return f"{where}: {record.status}: {reasons}"
+
+
+def summary_text(totals: Totals, *, outcome: str, wall: float, manifest: str, left: int) -> str:
+    """The end-of-run summary, as plain text (also what CI logs show)."""
+    items = totals.items
+    tasks = totals.tasks
+    lines = [
+        f"Run {outcome} in {wall:.1f} s.",
+        f"  items: {items['ok']} ok, {items['failed']} failed"
+        + (f", {items['interrupted']} interrupted" if items["interrupted"] else "")
+        + (f", {left} not started" if left else ""),
+        f"  tasks: {tasks['ok']} ok, {tasks['failed']} failed, {tasks['skipped']} skipped",
+        f"  tokens: {totals.input_tokens} in, {totals.output_tokens} out"
+        f" · audio: {totals.audio_seconds / 3600:.2f} h · retries: {totals.retries}",
+    ]
+    if totals.transcripts_polled:
+        per = totals.polls / totals.transcripts_polled
+        lines.append(f"  polls per transcript: {per:.1f}")
+    if totals.failures:
+        lines.append("  failures:")
+        lines += [f"    {recipe}/{what}: {error}" for recipe, what, error in totals.failures]
+    lines.append(f"  manifest: {manifest}")
+    return "\n".join(lines)

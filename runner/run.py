@@ -1,0 +1,131 @@
+"""A whole ``transcript-runner run``: configuration, clients, executor, summary, exit code.
+
+This is the only place that opens the network stack, so ``validate`` and
+``render`` never import aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from runner.api.gateway import GatewayClient
+from runner.api.lemur import LemurClient
+from runner.api.policy import ClientConfig, HttpClient, Limits
+from runner.api.transcripts import TranscriptsClient
+from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from runner.executor import DEFAULT_ITEMS_IN_FLIGHT, Executor, Reporter, RunOptions, Services
+from runner.manifest import MANIFEST_FILE
+from runner.progress import LiveReporter, PlainReporter, summary_text
+from runner.recipe import Recipe
+
+DEFAULT_OUT = Path("out")
+
+
+def execute(
+    recipes: Sequence[Recipe],
+    *,
+    out: Path | None,
+    manifest: Path | None,
+    timeout: float | None,
+    limit_overrides: Mapping[str, int],
+    region: str | None,
+    progress: str,
+) -> int:
+    """Run ``recipes``; print the summary; return the exit code."""
+    config = ClientConfig.from_env(region)
+    limits = merged_limits(recipes, limit_overrides)
+    config = replace(config, limits=limits.limits, timeouts=_timeouts(config, recipes))
+    options = RunOptions(
+        out=out,
+        manifest=manifest or (out or DEFAULT_OUT) / MANIFEST_FILE,
+        timeout=timeout,
+        transcript_deadline=_transcript_deadline(recipes),
+        items_in_flight=limits.items,
+    )
+    holder: dict[str, HttpClient] = {}
+    reporter = _reporter(progress, holder)
+    executor: Executor | None = None
+
+    async def main() -> None:
+        nonlocal executor
+        async with HttpClient(config) as http:
+            holder["http"] = http
+            services = Services(
+                transcripts=TranscriptsClient(http, config),
+                gateway=GatewayClient(http, config),
+                lemur=LemurClient(http, config),
+            )
+            executor = Executor(services, options, reporter)
+            await executor.run(recipes)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        _print_summary(executor)
+        print("Interrupted: finished outputs are kept; rerun to do the rest.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    outcome = _print_summary(executor)
+    return EXIT_FAILED if outcome else EXIT_OK
+
+
+class _MergedLimits:
+    def __init__(self, limits: Limits, items: int) -> None:
+        self.limits = limits
+        self.items = items
+
+
+def merged_limits(recipes: Sequence[Recipe], overrides: Mapping[str, int]) -> _MergedLimits:
+    """The strictest limit any recipe sets for each kind, then the command line's."""
+    chosen: dict[str, int] = {}
+    for recipe in recipes:
+        for kind, value in recipe.limits.items():
+            chosen[kind] = min(value, chosen.get(kind, value))
+    chosen.update(overrides)
+    items = chosen.pop("items", DEFAULT_ITEMS_IN_FLIGHT)
+    return _MergedLimits(replace(Limits(), **chosen), items)
+
+
+def _timeouts(config: ClientConfig, recipes: Sequence[Recipe]) -> object:
+    requests = [r.timeouts["request"] for r in recipes if "request" in r.timeouts]
+    if not requests:
+        return config.timeouts
+    return replace(config.timeouts, read=min(requests))
+
+
+def _transcript_deadline(recipes: Sequence[Recipe]) -> float | None:
+    deadlines = [r.timeouts["transcript"] for r in recipes if "transcript" in r.timeouts]
+    return min(deadlines) if deadlines else None
+
+
+def _reporter(progress: str, holder: Mapping[str, HttpClient]) -> Reporter:
+    live = progress == "live" or (progress == "auto" and sys.stderr.isatty())
+    if not live:
+        return PlainReporter()
+
+    def snapshot() -> Mapping[str, int]:
+        http = holder.get("http")
+        return http.snapshot() if http is not None else {}
+
+    return LiveReporter(snapshot)
+
+
+def _print_summary(executor: Executor | None) -> bool:
+    """Print the summary; True when anything failed."""
+    if executor is None or executor.outcome is None:
+        return True
+    outcome = executor.outcome
+    print(
+        summary_text(
+            outcome.writer.totals,
+            outcome=outcome.outcome,
+            wall=outcome.wall_seconds,
+            manifest=str(outcome.manifest),
+            left=outcome.not_started,
+        ),
+        file=sys.stderr,
+    )
+    return outcome.failed
