@@ -129,15 +129,8 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
         origin = f"{_shown(path)}:{line}"
         sources = [c for c in SOURCE_COLUMNS if str(row.get(c) or "").strip()]
         if len(sources) != 1:
-            found = "none" if not sources else " and ".join(sources)
             problems.append(
-                InputProblem(
-                    here,
-                    f"each row needs exactly one of the columns {', '.join(SOURCE_COLUMNS)} "
-                    f"filled in (found {found})",
-                    file=_shown(path),
-                    line=line,
-                )
+                InputProblem(here, _row_source_problem(sources), file=_shown(path), line=line)
             )
             continue
         kind = InputKind(sources[0])
@@ -169,6 +162,16 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
     if problems:
         raise InputsInvalid(problems)
     yield from items
+
+
+def _row_source_problem(sources: list[str]) -> str:
+    columns = ", ".join(SOURCE_COLUMNS[:-1]) + f" or {SOURCE_COLUMNS[-1]}"
+    if not sources:
+        return f"this row names no source; fill in one of the columns {columns}"
+    return (
+        f"this row fills in both {' and '.join(sources)}; "
+        f"keep exactly one of the columns {columns} per row"
+    )
 
 
 def _item(

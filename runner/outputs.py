@@ -1,7 +1,8 @@
 """Where results go: one folder per item, written atomically.
 
-An item's folder comes from ``output.dir`` in the recipe (relative to the recipe)
-or from ``--out DIR`` on the command line (``DIR/<recipe>/<item>``). Item names
+An item's folder comes from ``output.dir`` in the recipe (relative to the folder
+the runner is started in, so CI finds results in ``./out``) or from ``--out DIR``
+on the command line (``DIR/<recipe>/<item>``). Item names
 are already safe single path segments (:func:`runner.inputs.safe_name`), and task
 output names are checked by ``validate``, so nothing is written outside the folder.
 """
@@ -31,8 +32,7 @@ def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | Non
         "item": ItemView(item.name, item.source, Namespace("item.vars", item.vars)),
         "vars": Namespace("vars", {**recipe.vars, **item.vars}),
     }
-    rendered = engine.render(recipe.output_dir, context).strip()
-    return recipe.base_dir / rendered
+    return Path(engine.render(recipe.output_dir, context).strip())
 
 
 def contained(folder: Path, relative: str) -> Path:
