@@ -149,6 +149,7 @@ def _render_item(
             name,
             f"[the reply of task {name!r} appears here when the recipe runs]",
             sample_json(task.json_schema),
+            structured=task.structured or task.quotes is not None,
         )
         for name, task in recipe.tasks.items()
     }

@@ -47,6 +47,35 @@ class Namespace(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"<{self._path}: {', '.join(self._values)}>"
 
+    def __str__(self) -> str:
+        # Printed whole into a prompt, a mapping reads as JSON, not as Python.
+        import json
+
+        return json.dumps(_plain(self), ensure_ascii=False, default=str)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class NoJson:
+    """``tasks.<name>.json`` of a task whose reply is plain text: empty, with a clear error."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return ""
+
 
 class TranscriptUsedAsText(Exception):
     """Raised when a template prints the whole transcript object instead of a field."""
@@ -118,7 +147,11 @@ class TaskResultView:
         return self.text
 
     @classmethod
-    def build(cls, task: str, text: str, data: Any = None) -> TaskResultView:
+    def build(
+        cls, task: str, text: str, data: Any = None, *, structured: bool = True
+    ) -> TaskResultView:
+        if not structured:
+            return cls(task, text, NoJson(task))
         return cls(task, text, wrap_json(data, f"tasks.{task}.json"))
 
 
@@ -137,11 +170,17 @@ class ItemView:
     source: str
     vars: Namespace
 
+    def __str__(self) -> str:
+        return self.name
+
 
 @dataclass(frozen=True, slots=True)
 class RecipeView:
     name: str
     description: str
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def prompt_context(

@@ -407,7 +407,8 @@ class Executor:
             return _failed(record, f"{exc} (the raw reply is in {raw_path.name})"), None
         write_atomic(output, text if text.endswith("\n") else text + "\n")
         record.output = str(output)
-        return record, TaskResultView.build(task.name, text, data)
+        structured = task.structured or task.quotes is not None
+        return record, TaskResultView.build(task.name, text, data, structured=structured)
 
 
 def _model_of(task: Task) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from runner.context import (
@@ -22,7 +23,7 @@ from runner.context import (
 )
 from runner.inputs import Item
 from runner.recipe import Recipe, Task, TaskApi, thaw
-from runner.templating import TemplateEngine
+from runner.templating import Problem, TemplateEngine, TemplateProblem
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 LEMUR_TASK_PATH = "/lemur/v3/generate/task"
@@ -68,16 +69,32 @@ def render_messages(
         return [
             {"role": m.role, "content": engine.render(m.content, context)} for m in task.messages
         ]
-    nonce = f"\x00gateway-transcript-{secrets.token_hex(8)}\x00"
+    nonce = f"gateway-transcript-{secrets.token_hex(8)}"
     local = {**context, "gateway_transcript": nonce}
-    rendered = []
-    for message in task.messages:
-        text = engine.render(message.content, local)
-        text = text.replace(GATEWAY_TRANSCRIPT_TAG, _DEFANGED_TAG).replace(
-            nonce, GATEWAY_TRANSCRIPT_TAG
+    texts = [engine.render(m.content, local) for m in task.messages]
+    if sum(t.count(nonce) for t in texts) != 1:
+        origin = task.messages[0].content.origin
+        raise TemplateProblem(
+            [
+                Problem(
+                    origin.file,
+                    origin.first_line,
+                    origin.column,
+                    origin.describe(),
+                    "write {{ gateway_transcript }} exactly once and unchanged (no filters), "
+                    "where the LLM Gateway should insert the transcript",
+                )
+            ]
         )
-        rendered.append({"role": message.role, "content": text})
-    return rendered
+    return [
+        {
+            "role": m.role,
+            "content": t.replace(GATEWAY_TRANSCRIPT_TAG, _DEFANGED_TAG).replace(
+                nonce, GATEWAY_TRANSCRIPT_TAG
+            ),
+        }
+        for m, t in zip(task.messages, texts, strict=True)
+    ]
 
 
 def gateway_payload(
@@ -193,9 +210,17 @@ def task_context(
     variables = {**recipe.vars, **item.vars}
     return prompt_context(
         transcript=transcript,
-        item=ItemView(item.name, item.source, Namespace("item.vars", item.vars)),
+        item=ItemView(item.name, item_source(recipe, item), Namespace("item.vars", item.vars)),
         variables=variables,
         tasks={name: results[name] for name in task.needs if name in results},
         recipe=RecipeView(recipe.name, recipe.description),
         inject_transcript=task.inject_transcript,
     )
+
+
+def item_source(recipe: Recipe, item: Item) -> str:
+    """The item's source as a prompt shows it: files relative to the recipe, not absolute."""
+    path = Path(item.source)
+    if path.is_absolute() and path.is_relative_to(recipe.base_dir):
+        return str(path.relative_to(recipe.base_dir))
+    return item.source

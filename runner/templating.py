@@ -31,6 +31,7 @@ from runner import transcript as helpers
 from runner.context import (
     ItemView,
     Namespace,
+    NoJson,
     RecipeView,
     TaskResultView,
     TranscriptUsedAsText,
@@ -128,6 +129,14 @@ class _CollectingUndefined(jinja2.Undefined):
         self._record()
         return 0
 
+    def __float__(self) -> float:  # type: ignore[override]
+        self._record()
+        return 0.0
+
+    def __int__(self) -> int:  # type: ignore[override]
+        self._record()
+        return 0
+
     def __getattr__(self, name: str) -> Any:
         if name[:2] == "__":
             raise AttributeError(name)
@@ -164,6 +173,19 @@ def _path_of(obj: Any) -> str | None:
             return label
     if isinstance(obj, TaskResultView):
         return f"tasks.{obj.task}"
+    if isinstance(obj, NoJson):
+        return f"tasks.{obj.task}.json"
+    segments = {
+        helpers.Word: "word",
+        helpers.Utterance: "utterance",
+        helpers.Sentence: "sentence",
+        helpers.Paragraph: "paragraph",
+    }
+    for kind, label in segments.items():
+        if isinstance(obj, kind):
+            return label
+    if isinstance(obj, list | tuple):
+        return f"list of {len(obj)}"
     return type(obj).__name__
 
 
@@ -276,6 +298,20 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _strict(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that reports an undefined input by its name instead of a type error."""
+
+    def checked(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, jinja2.Undefined):
+            str(value)  # records the missing name with its template line
+            return ""
+        return function(value, *args, **kwargs)
+
+    checked.__name__ = getattr(function, "__name__", "filter")
+    checked.__doc__ = function.__doc__
+    return checked
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "timestamp": helpers.format_timestamp,
     "duration": _duration,
@@ -305,7 +341,7 @@ class TemplateEngine:
             lstrip_blocks=True,
             finalize=_finalize,
         )
-        self.env.filters.update(FILTERS)
+        self.env.filters.update({name: _strict(f) for name, f in FILTERS.items()})
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
 
     # compile ------------------------------------------------------------------------
@@ -419,6 +455,9 @@ def _runtime_message(exc: BaseException) -> str:
     return f"template failed: {type(exc).__name__}: {exc}"
 
 
+_SEGMENTS = ("word", "utterance", "sentence", "paragraph")
+
+
 def _missing_message(entry: _Missing, context: Mapping[str, Any]) -> str:
     name = entry.name
     leaf = name.rsplit(".", 1)[-1]
@@ -429,7 +468,8 @@ def _missing_message(entry: _Missing, context: Mapping[str, Any]) -> str:
         )
     if entry.parent is None and leaf == "gateway_transcript":
         return "{{ gateway_transcript }} needs `inject_transcript: true` on this task"
-    prefix = f"{entry.parent}." if entry.parent and entry.parent != "transcript" else ""
+    plain_parent = entry.parent in (None, "transcript", *_SEGMENTS)
+    prefix = "" if plain_parent else f"{entry.parent}."
     hint = suggest(leaf, entry.candidates, prefix)
     if entry.parent is None:
         hint = hint or suggest(leaf, context)
@@ -437,6 +477,17 @@ def _missing_message(entry: _Missing, context: Mapping[str, Any]) -> str:
         return f"undefined variable {name!r}{hint} (available: {known})"
     if entry.parent == "transcript":
         return f"transcript has no field {leaf!r}{hint}"
+    parent = entry.parent or ""
+    if parent.startswith("tasks.") and parent.endswith(".json") and not entry.candidates:
+        task = parent.split(".")[1]
+        return (
+            f"{parent} is empty: task {task!r} replies with plain text; give it a "
+            "json_schema (or a json-repair step) to use fields of its reply"
+        )
+    if entry.parent in _SEGMENTS:
+        return f"a transcript {entry.parent} has no field {leaf!r}{hint}"
+    if entry.parent and entry.parent.startswith("list of "):
+        return f"no item at index {leaf}: the list has {entry.parent[8:]} items"
     if entry.parent == "vars" and not entry.candidates:
         return f"undefined variable {name!r}; the recipe defines no vars (add a `vars:` block)"
     return f"undefined variable {name!r}{hint}"

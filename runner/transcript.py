@@ -778,3 +778,13 @@ def _render_marker(marker: str, total: int, kept: str) -> str:
     omitted = max(0, total - estimate_tokens(kept))
     # str.replace rather than str.format: a user's marker may contain other braces.
     return marker.replace("{omitted}", str(omitted)).replace("{total}", str(total))
+
+
+def _text_of(segment: Word | Utterance | Sentence | Paragraph) -> str:
+    return segment.text
+
+
+# In a prompt, a word, utterance, sentence or paragraph prints as its text, never
+# as a Python representation.
+for _segment in (Word, Utterance, Sentence, Paragraph):
+    _segment.__str__ = _text_of  # type: ignore[assignment,method-assign]

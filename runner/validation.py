@@ -30,6 +30,7 @@ from runner.diagnostics import Diagnostic, DiagnosticError, Severity, suggest
 from runner.document import Document, KeyPath, format_path, load_file
 from runner.errors import RecipeInvalid, UsageError
 from runner.inputs import InputsInvalid, expand, list_columns
+from runner.payloads import render_messages
 from runner.recipe import InputKind, PromptSource, Recipe, Task, TaskApi, Template, build
 from runner.templating import TemplateEngine, TemplateProblem
 
@@ -289,6 +290,14 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             )
         if task.inject_transcript:
             found.extend(_check_injection(doc, recipe, task))
+        if task.source is PromptSource.MESSAGES and "system" in doc.data["tasks"][task.name]:
+            found.append(
+                doc.diagnostic(
+                    (*here, "system"),
+                    "'system' does not combine with 'messages'; put a "
+                    "{role: system, content: ...} message first in the list instead",
+                )
+            )
     return found
 
 
@@ -304,6 +313,14 @@ def _check_injection(doc: Document, recipe: Recipe, task: Task) -> list[Diagnost
                 f"the prompt, where the transcript text goes (found {uses})",
             )
         )
+    if uses == 1:
+        engine = TemplateEngine(recipe.base_dir)
+        for item_vars in _sample_item_vars(recipe):
+            try:
+                render_messages(engine, task, _sample_context(recipe, task, item_vars))
+            except TemplateProblem as problem:
+                found.extend(p.diagnostic() for p in problem.problems)
+                break
     local = [s for s in recipe.inputs if s.kind is InputKind.TRANSCRIPT_FILE]
     if local:
         found.append(
@@ -514,12 +531,7 @@ def _sample_item_vars(recipe: Recipe) -> list[dict[str, Any]]:
 
 
 def _sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) -> dict[str, Any]:
-    tasks = {
-        need: TaskResultView.build(
-            need, "sample reply", sample_json(_schema_of(recipe.tasks.get(need)))
-        )
-        for need in task.needs
-    }
+    tasks = {need: _sample_result(recipe.tasks.get(need), need) for need in task.needs}
     return prompt_context(
         transcript=sample_transcript_view(),
         item=ItemView("sample", "sample", Namespace("item.vars", item_vars)),
@@ -530,7 +542,9 @@ def _sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) ->
     )
 
 
-def _schema_of(task: Task | None) -> Mapping[str, Any] | None:
-    if task is None or task.source is PromptSource.QUOTES:
-        return None
-    return task.json_schema
+def _sample_result(task: Task | None, name: str) -> TaskResultView:
+    if task is None:
+        return TaskResultView.build(name, "sample reply")
+    structured = task.structured or task.source is PromptSource.QUOTES
+    schema = task.json_schema if task.source is not PromptSource.QUOTES else None
+    return TaskResultView.build(name, "sample reply", sample_json(schema), structured=structured)
