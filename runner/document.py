@@ -28,6 +28,13 @@ KeyPath = tuple[str | int, ...]
 # A recipe is small. A file with more nodes than this is an alias bomb or a mistake,
 # and walking it would hang `validate` in CI.
 MAX_NODES = 200_000
+# Recipes nest a dozen levels (a json_schema a few dozen more). Deeper input is
+# garbage, and would exhaust Python's recursion limit instead of getting a message.
+MAX_DEPTH = 100
+
+# The line breaks YAML counts (str.splitlines also splits at \v, \f and others,
+# which would put our line numbers out of step with the parser's marks).
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _YAML_TAG = "tag:yaml.org,2002:"
@@ -128,14 +135,22 @@ def load_file(path: Path, display: str | None = None) -> Document:
 
 def load_text(text: str, file: str) -> Document:
     """Parse YAML text; the document's top level must be a mapping."""
-    doc = Document(file=file, data=None, lines=text.splitlines())
+    doc = Document(file=file, data=None, lines=_LINE_BREAK.split(text))
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         raise DiagnosticError(_syntax_diagnostic(exc, file, doc.lines)) from None
+    except yaml.reader.ReaderError as exc:
+        raise DiagnosticError(_reader_diagnostic(exc, file, text)) from None
     except yaml.YAMLError as exc:  # unmarked errors: encoding and the like
         raise DiagnosticError(Diagnostic(file, 0, 0, "", f"cannot parse YAML: {exc}")) from None
-    if root is None:
+    except UnicodeError:  # lone surrogates: only from text that was never a UTF-8 file
+        raise DiagnosticError(
+            Diagnostic(file, 0, 0, "", "the text is not valid Unicode; save the file as UTF-8")
+        ) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise DiagnosticError(Diagnostic(file, 0, 0, "", _TOO_DEEP)) from None
+    if root is None or _is_empty(root):
         raise DiagnosticError(
             Diagnostic(file, 1, 1, "", "the file is empty; a recipe starts with 'version: 1'")
         )
@@ -163,6 +178,10 @@ class _Builder:
         self.doc = doc
         self.constructor = SafeConstructor()
         self.nodes_seen = 0
+        self.building: set[int] = set()  # ids of the nodes enclosing the current one
+        # A mapping's own keys, remembered from before `<<` merged others into it:
+        # an alias visits the (by then flattened) node again.
+        self.own_keys: dict[int, set[int]] = {}
 
     def build(self, node: Node, path: KeyPath) -> Any:
         self.nodes_seen += 1
@@ -174,18 +193,36 @@ class _Builder:
                     "a recipe should be far smaller",
                 )
             )
+        if len(path) > MAX_DEPTH:
+            where = _mark(node)
+            raise DiagnosticError(
+                Diagnostic(self.doc.file, where.line, where.column, "", _TOO_DEEP)
+            )
         self.doc.value_marks.setdefault(path, _mark(node))
-        if isinstance(node, MappingNode):
-            self._check_tag(node, path, _MAP_TAG)
-            return self._mapping(node, path)
-        if isinstance(node, SequenceNode):
+        if id(node) in self.building:
+            raise DiagnosticError(
+                self.doc.diagnostic(
+                    path,
+                    "this alias refers to a value that contains it, which never ends; "
+                    "recipes cannot be recursive",
+                    key=False,
+                )
+            )
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        self.building.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                self._check_tag(node, path, _MAP_TAG)
+                return self._mapping(node, path)
+            assert isinstance(node, SequenceNode)
             self._check_tag(node, path, _SEQ_TAG)
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
-        return self._scalar(node, path)
+        finally:
+            self.building.discard(id(node))
 
     def _mapping(self, node: MappingNode, path: KeyPath) -> dict[str, Any]:
-        own_keys = {id(key_node) for key_node, _ in node.value}
+        own_keys = self.own_keys.setdefault(id(node), {id(key_node) for key_node, _ in node.value})
         self._expand_merge_keys(node, path)
         result: dict[str, Any] = {}
         first_seen: dict[str, Mark] = {}
@@ -273,6 +310,11 @@ class _Builder:
             raise DiagnosticError(self.doc.diagnostic(path, message, key=False)) from None
 
 
+_TOO_DEEP = (
+    f"values are nested more than {MAX_DEPTH} levels deep; a recipe should be far "
+    "flatter (is an indentation or a bracket wrong?)"
+)
+
 _TAG_WORDS = {
     _YAML_TAG + "int": "a whole number",
     _YAML_TAG + "float": "a number",
@@ -314,6 +356,11 @@ def _unquoted_template(file: str, lines: list[str], line: int) -> Diagnostic | N
     if found is None:
         return None
     return Diagnostic(file, line, found.start(1) + 1, "", _UNQUOTED_TEMPLATE)
+
+
+def _is_empty(node: Node) -> bool:
+    # A lone `---` is a document holding one empty value, not a recipe.
+    return isinstance(node, ScalarNode) and node.value == "" and not node.style
 
 
 def _mark(node: Node) -> Mark:
@@ -447,6 +494,22 @@ def _alias_at(lines: list[str], line: int, column: int) -> str:
     text = lines[line - 1][column - 1 :] if 1 <= line <= len(lines) else ""
     match = re.match(r"\*([^\s,\[\]{}]+)", text)
     return match.group(1) if match else "name"
+
+
+def _reader_diagnostic(exc: yaml.reader.ReaderError, file: str, text: str) -> Diagnostic:
+    # The reader refuses control characters before parsing starts, and reports a
+    # character offset rather than a line.
+    position = max(0, min(exc.position, len(text)))
+    before = _LINE_BREAK.split(text[:position])
+    code = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+    return Diagnostic(
+        file,
+        len(before),
+        len(before[-1]) + 1,
+        "",
+        f"the file contains the control character {code}, which YAML does not allow; "
+        "delete it (it is often invisible: retype the line)",
+    )
 
 
 def _bad_character(file: str, lines: list[str], line: int, column: int) -> Diagnostic:

@@ -49,7 +49,7 @@ from runner.transcript import (
     parse_sentences,
     sentences_from_words,
 )
-from runner.validation import raw_output_name
+from runner.validation import display_path, raw_output_name
 
 DEFAULT_ITEMS_IN_FLIGHT = 64
 
@@ -386,7 +386,7 @@ class Executor:
         raw_path = contained(folder, raw_output_name(task.output))
         if task.post_process or task.json_schema is not None or task.quotes is not None:
             write_atomic(raw_path, reply)
-            record.raw_output = str(raw_path)
+            record.raw_output = display_path(raw_path)
         try:
             if task.quotes is not None:
                 quotes = match_quotes(
@@ -406,7 +406,7 @@ class Executor:
         except PostProcessFailed as exc:
             return _failed(record, f"{exc} (the raw reply is in {raw_path.name})"), None
         write_atomic(output, text if text.endswith("\n") else text + "\n")
-        record.output = str(output)
+        record.output = display_path(output)
         structured = task.structured or task.quotes is not None
         return record, TaskResultView.build(task.name, text, data, structured=structured)
 

@@ -321,8 +321,10 @@ def _task(
             )
     json_schema = spec.get("json_schema")
     post_process = tuple(_post_step(step) for step in spec.get("post_process", []))
-    structured = json_schema is not None or any(
-        s.name in ("json-repair", "json-schema") for s in post_process
+    structured = (
+        json_schema is not None
+        or source is PromptSource.QUOTES
+        or any(s.name in ("json-repair", "json-schema") for s in post_process)
     )
     output = spec.get("output") or f"{name}.{'json' if structured else 'md'}"
     return Task(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.api.gateway import GatewayClient
 from runner.api.lemur import LemurClient
-from runner.api.policy import ClientConfig, HttpClient, Limits
+from runner.api.policy import ClientConfig, HttpClient, Limits, Timeouts
 from runner.api.transcripts import TranscriptsClient
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from runner.executor import DEFAULT_ITEMS_IN_FLIGHT, Executor, Reporter, RunOptions, Services
@@ -89,7 +89,7 @@ def merged_limits(recipes: Sequence[Recipe], overrides: Mapping[str, int]) -> _M
     return _MergedLimits(replace(Limits(), **chosen), items)
 
 
-def _timeouts(config: ClientConfig, recipes: Sequence[Recipe]) -> object:
+def _timeouts(config: ClientConfig, recipes: Sequence[Recipe]) -> Timeouts:
     requests = [r.timeouts["request"] for r in recipes if "request" in r.timeouts]
     if not requests:
         return config.timeouts

@@ -119,6 +119,10 @@ def _translate(error: ValidationError, doc: Document) -> Iterator[Diagnostic]:
         yield _bad_key_name(error, doc, path)
     elif kind == "type":
         yield doc.diagnostic(path, _wrong_type(error, doc, path), key=False)
+    elif kind == "enum" and "type" in schema and _other_kind_than_choices(error):
+        return  # the `type` error at the same place already says what to write
+    elif kind == "pattern" and error.instance == "" and schema.get("minLength", 0) > 0:
+        return  # "must not be empty" says it better than the pattern
     else:
         yield doc.diagnostic(path, _other(error, path, schema), key=False)
 
@@ -148,8 +152,11 @@ def _one_of(
     error: ValidationError, doc: Document, path: KeyPath, schema: Mapping[str, Any]
 ) -> Iterator[Diagnostic]:
     choice_keys: Sequence[str] | None = schema.get("x-one-of-keys")
-    if choice_keys is not None and isinstance(error.instance, Mapping):
-        yield _choice_diagnostic(doc, path, choice_keys, error.instance)
+    if choice_keys is not None:
+        # Not a mapping at all: every `required` branch passes vacuously, and the
+        # schema's own `type: object` reports the real mistake.
+        if isinstance(error.instance, Mapping):
+            yield _choice_diagnostic(doc, path, choice_keys, error.instance)
         return
     # Report the branch the person most likely meant: one whose type matches what
     # they wrote, with the fewest problems. If no branch has the right type, say
@@ -166,6 +173,9 @@ def _one_of(
         yield doc.diagnostic(path, custom, key=False)
         return
     types = {t for errs in branches.values() for t in _branch_types(errs)}
+    if not types:
+        yield doc.diagnostic(path, f"{_shown(error.instance)} is not allowed here", key=False)
+        return
     wanted = _or_words(sorted(types, key=lambda t: (t == "null", t)))
     message = f"expected {wanted}, got {_describe(error.instance)}"
     yield doc.diagnostic(path, message + _quoting_hint(doc, path, wanted), key=False)
@@ -177,10 +187,16 @@ def _choice_diagnostic(
     present = [k for k in choice_keys if k in instance]
     if not present:
         return doc.diagnostic(path, f"{format_noun(path)} needs one of {_or_list(choice_keys)}")
+    # Point at the one written last: the person most likely added it to the other.
+    last = max(present, key=lambda k: _position(doc, (*path, k)))
     return doc.diagnostic(
-        (*path, present[-1]),
-        f"{format_noun(path)} has {_and_list(present)}; keep only one of them",
+        (*path, last), f"{format_noun(path)} has {_and_list(present)}; keep only one of them"
     )
+
+
+def _position(doc: Document, path: KeyPath) -> tuple[int, int]:
+    where = doc.mark(path)
+    return where.line, where.column
 
 
 def _branches(error: ValidationError) -> dict[int, list[ValidationError]]:
@@ -225,6 +241,11 @@ def _branch_types(errors: Sequence[ValidationError]) -> set[str]:
             for errs in _branches(sub).values():
                 types |= _branch_types(errs)
     return types
+
+
+def _other_kind_than_choices(error: ValidationError) -> bool:
+    choices: Any = error.validator_value
+    return _json_type(error.instance) not in {_json_type(c) for c in choices}
 
 
 def _json_type(value: Any) -> str:
@@ -287,7 +308,7 @@ def _type_hint(
     scalar = doc.scalars.get(path)
     key = path[-1] if path and isinstance(path[-1], str) else None
     nested = "object" in names or "array" in names
-    if value is None and scalar is not None and scalar.raw == "":
+    if value is None:
         # `key:` with nothing after it; often the lines below are not indented.
         if nested:
             return "; write its entries on the lines below it, indented under the key"
@@ -351,24 +372,24 @@ def _describe(value: Any) -> str:
 def _other(error: ValidationError, path: KeyPath, schema: Mapping[str, Any]) -> str:
     kind = error.validator
     value = error.instance
+    if kind in ("minLength", "minItems", "minProperties") and not value:
+        # Checked before x-message, which explains the format of a non-empty value.
+        return "must not be empty" if kind == "minLength" else _EMPTY_COLLECTION
     custom = schema.get("x-message")
     if isinstance(custom, str):
         return custom
     if kind == "enum":
         choices = [str(c) for c in _expected(error)]
-        hint = suggest(str(value), choices)
-        return f"{value!r} is not allowed here; use one of {_short_list(choices)}{hint}"
+        hint = suggest(str(value), choices) if isinstance(value, str) else ""
+        return f"{_shown(value)} is not allowed here; use one of {_short_list(choices)}{hint}"
     if kind == "const":
         if path == ("version",):
-            return f"unsupported recipe version {value!r}; this transcript-runner reads version 1"
+            return _version_message(value)
         return f"must be {_expected(error)!r}"
     if kind == "pattern":
-        title = str(schema.get("title", "value")).lower()
-        return f"{value!r} is not a valid {title}: " + _first_sentence(
-            str(schema.get("description", ""))
-        )
+        return _pattern_message(value, schema)
     if kind in ("minItems", "minProperties"):
-        return "must not be empty; add at least one entry"
+        return _EMPTY_COLLECTION
     if kind == "minLength":
         return "must not be empty"
     if kind == "maxLength":
@@ -380,6 +401,43 @@ def _other(error: ValidationError, path: KeyPath, schema: Mapping[str, Any]) -> 
     if kind == "uniqueItems":
         return "lists the same value more than once; remove the repeat"
     return str(error.message)
+
+
+_EMPTY_COLLECTION = "must not be empty; add at least one entry"
+
+
+def _shown(value: Any) -> str:
+    """A value quoted as written when it is short text or a number, else described."""
+    if isinstance(value, str) and len(value) <= 40:
+        return repr(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return _describe(value)
+
+
+def _version_message(value: Any) -> str:
+    if isinstance(value, str) and value.strip() in ("1", "1.0"):
+        return "the version is the number 1, not text: write `version: 1` without quotes"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"unsupported recipe version {value}; this transcript-runner reads version 1"
+    return f"expected the number 1 (write `version: 1`), got {_describe(value)}"
+
+
+# The pattern of task, variable and `needs` names, which templates use as identifiers.
+_IDENTIFIER = "^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _pattern_message(value: Any, schema: Mapping[str, Any]) -> str:
+    if schema.get("pattern") == _IDENTIFIER:
+        return (
+            f"{_shown(value)} is not a valid name: use only letters, digits and '_', "
+            "not starting with a digit"
+        )
+    title = str(schema.get("title", "value")).lower()
+    explanation = _first_sentence(str(schema.get("description", "")))
+    if not explanation:
+        explanation = f"it must match the pattern {schema.get('pattern')}"
+    return f"{_shown(value)} is not a valid {title}: {explanation}"
 
 
 def _deprecations(doc: Document) -> Iterator[Diagnostic]:

@@ -22,7 +22,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import CliResult, RunCli
 
 CASES = Path(__file__).parent / "validation_cases"

@@ -1,0 +1,232 @@
+"""AssemblyAI's REST ``/v2`` API: upload, submit, get, sentences, paragraphs, and waiting.
+
+The endpoints are described here; retries, limits and timeouts come from
+:mod:`runner.api.policy`. Polling is smarter than the SDKs' fixed 3 s (notes §9): the
+first poll comes after one second, later ones wait a fraction of the time already spent
+(or of the expected processing time, when the audio duration is known), up to 15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+from runner.api.policy import ClientConfig, Clock, HttpClient, HttpResponse, Sleep
+from runner.api.types import ApiError, DeadlineExceeded, TranscriptFailed, TranscriptResult
+from runner.errors import RunnerError
+
+TERMINAL_STATUSES: Final = frozenset({"completed", "error"})
+
+
+# ---------------------------------------------------------------------------------------
+# The poll schedule: a pure function, so tests can read it without waiting.
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PollSchedule:
+    """How often to poll a transcript.
+
+    * ``first``: the first poll comes soon: short files and early failures (a download
+      error, notes §4) are often known within seconds.
+    * ``fraction``: afterwards each wait is this share of the time that matters: the
+      time spent so far, or the expected processing time if that is longer. So polling
+      adds at most about 10 % to a job's latency, and the number of polls grows with the
+      logarithm of the job's length instead of linearly.
+    * ``minimum`` / ``maximum``: bounds on one wait; 2 s keeps a few hundred parallel
+      jobs well inside the account's 20,000 requests per 5 minutes (notes §6).
+    * ``realtime_factor``: expected processing time per second of audio. An assumption
+      (UNCONFIRMED): it shapes the cadence only, never correctness.
+    * ``jitter``: ± share applied to every wait, so parallel jobs do not poll in step.
+    """
+
+    first: float = 1.0
+    minimum: float = 2.0
+    maximum: float = 15.0
+    fraction: float = 0.1
+    realtime_factor: float = 0.3
+    jitter: float = 0.1
+
+
+def poll_delays(
+    audio_duration: float | None = None,
+    schedule: PollSchedule | None = None,
+    rng: random.Random | None = None,
+) -> Iterator[float]:
+    """Seconds to wait before each poll, forever (the caller stops at its deadline).
+
+    Without a duration the waits grow geometrically with elapsed time (each is 10 % of
+    the time spent, within the bounds); with one, they start at 10 % of the expected
+    processing time and grow once that has passed. ``rng`` adds jitter; without it the
+    sequence is deterministic.
+    """
+    plan = schedule or PollSchedule()
+    expected = 0.0
+    if audio_duration is not None and audio_duration > 0:
+        expected = plan.realtime_factor * audio_duration
+    elapsed = 0.0
+    delay = plan.first
+    while True:
+        yield _jittered(delay, plan.jitter, rng)
+        elapsed += delay
+        horizon = max(elapsed, expected)
+        delay = min(plan.maximum, max(plan.minimum, plan.fraction * horizon))
+
+
+def _jittered(delay: float, jitter: float, rng: random.Random | None) -> float:
+    """``delay`` scaled by a random factor in [1 - jitter, 1 + jitter]."""
+    if rng is None or jitter <= 0:
+        return delay
+    return delay * rng.uniform(1.0 - jitter, 1.0 + jitter)
+
+
+# ---------------------------------------------------------------------------------------
+# The client.
+# ---------------------------------------------------------------------------------------
+
+
+class TranscriptsClient:
+    """Upload, submit and poll transcripts; every call goes through ``http``'s policy."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        config: ClientConfig | None = None,
+        *,
+        schedule: PollSchedule | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._http = http
+        self._config = config or http.config
+        self._schedule = schedule or PollSchedule()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def _url(self, path: str) -> str:
+        return f"{self._config.base_url}{path}"
+
+    async def upload(self, path: Path) -> str:
+        """``POST /v2/upload`` streaming ``path`` from disk; returns its ``upload_url`` (§2).
+
+        The file is reopened for each attempt, so a refused attempt can be resent. It is
+        sent as not idempotent: after a timeout or a dropped connection the upload may
+        have been stored, and the failure says so instead of uploading again.
+        """
+        try:
+            path.stat()
+        except OSError as exc:
+            raise RunnerError(f"cannot upload {path}: {exc.strerror or exc}") from exc
+        route = "POST /v2/upload"
+        response = await self._http.request(
+            "POST",
+            self._url("/v2/upload"),
+            family="uploads",
+            data=lambda: path.open("rb"),
+            headers={"Content-Type": "application/octet-stream"},
+            idempotent=False,
+            expect_json=True,
+        )
+        upload_url = _object(response, route).get("upload_url")
+        if not isinstance(upload_url, str) or not upload_url:
+            raise ApiError(f"{route} answered without an upload_url", endpoint=route)
+        return upload_url
+
+    async def submit(self, audio_url: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``POST /v2/transcript`` with ``options`` plus ``audio_url``; the queued job (§3).
+
+        Never resent after a possible delivery: a second job would be billed again.
+        """
+        route = "POST /v2/transcript"
+        response = await self._http.request(
+            "POST",
+            self._url("/v2/transcript"),
+            family="transcriptions",
+            json={**options, "audio_url": audio_url},
+            idempotent=False,
+            expect_json=True,
+        )
+        body = _object(response, route)
+        if not isinstance(body.get("id"), str):
+            raise ApiError(f"{route} answered without a transcript id", endpoint=route)
+        return body
+
+    async def get(self, transcript_id: str) -> Mapping[str, Any]:
+        """``GET /v2/transcript/{id}``: the transcript in its current state (§4)."""
+        return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}")
+
+    async def sentences(self, transcript_id: str) -> Mapping[str, Any]:
+        """``GET /v2/transcript/{id}/sentences`` (§5)."""
+        return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}/sentences")
+
+    async def paragraphs(self, transcript_id: str) -> Mapping[str, Any]:
+        """``GET /v2/transcript/{id}/paragraphs`` (§5)."""
+        return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}/paragraphs")
+
+    async def _get_json(self, path: str) -> Mapping[str, Any]:
+        response = await self._http.request(
+            "GET", self._url(path), family="polls", idempotent=True, expect_json=True
+        )
+        return _object(response, f"GET {path}")
+
+    async def wait(
+        self,
+        transcript_id: str,
+        *,
+        audio_duration: float | None = None,
+        deadline: float | None = None,
+    ) -> TranscriptResult:
+        """Poll until ``completed`` (returned) or ``error`` (:class:`TranscriptFailed`).
+
+        ``deadline`` is seconds from now; ``None`` uses :meth:`Timeouts.deadline_for`.
+        The first poll comes after ``schedule.first``: callers holding an id of unknown
+        state should :meth:`get` it first. A failed job is an HTTP 200 with
+        ``status: "error"`` (notes §4), so it is raised here rather than returned as the
+        SDKs do.
+        """
+        allowed = deadline if deadline is not None else self._timeouts_deadline(audio_duration)
+        started = self._clock()
+        delays = poll_delays(audio_duration, self._schedule, self._rng)
+        polls, status = 0, "queued"
+        while True:
+            left = started + allowed - self._clock()
+            if left <= 0:
+                raise _deadline_exceeded(transcript_id, allowed, status)
+            await self._sleep(min(next(delays), left))
+            body = await self.get(transcript_id)
+            polls += 1
+            status = str(body.get("status"))
+            if status == "completed":
+                return TranscriptResult(data=body, polls=polls, seconds=self._clock() - started)
+            if status == "error":
+                raise TranscriptFailed(transcript_id, str(body.get("error") or "unknown error"))
+
+    def _timeouts_deadline(self, audio_duration: float | None) -> float:
+        return self._config.timeouts.deadline_for(audio_duration)
+
+
+def _deadline_exceeded(transcript_id: str, allowed: float, status: str) -> DeadlineExceeded:
+    """Say what happened, that the job may still finish, and how to reuse it."""
+    return DeadlineExceeded(
+        f"transcript {transcript_id} did not finish within {allowed:g} s "
+        f"(last status: {status}). The job may still finish on AssemblyAI; to use it "
+        f"without paying again, add `transcript_id: {transcript_id}` to the recipe's inputs",
+        transcript_id=transcript_id,
+        last_status=status,
+    )
+
+
+def _object(response: HttpResponse, route: str) -> Mapping[str, Any]:
+    """The body as a JSON object; anything else is an API error worth reporting."""
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ApiError(f"{route} answered with JSON that is not an object", endpoint=route)
+    return body

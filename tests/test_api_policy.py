@@ -1,0 +1,390 @@
+"""The retry, rate-limit and timeout policy, over real sockets against the fake API.
+
+Why: paying twice, hammering a rate-limited account and leaking the API key are the
+expensive failures of an HTTP layer; each is pinned here against tests/fakeapi.py, with
+nothing inside runner/ patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from fakeapi import FakeAssemblyAI, delay, malformed, reset, serve, status
+from multidict import CIMultiDict
+
+from runner import __version__
+from runner.api.policy import (
+    MISSING_KEY_MESSAGE,
+    ClientConfig,
+    HttpClient,
+    Limits,
+    RetryPolicy,
+    Timeouts,
+    parse_retry_after,
+    rate_limit_pause,
+)
+from runner.api.types import (
+    EU_BASE_URL,
+    EU_GATEWAY_URL,
+    US_BASE_URL,
+    US_GATEWAY_URL,
+    ApiError,
+    MaybeSubmitted,
+)
+from runner.errors import ConfigurationError
+
+KEY = "sk-live-7c1e9b0f-do-not-leak"
+
+
+def config_for(
+    base_url: str,
+    *,
+    key: str = KEY,
+    limits: Limits | None = None,
+    retry: RetryPolicy | None = None,
+    timeouts: Timeouts | None = None,
+) -> ClientConfig:
+    """Fast retries with seeded jitter, short timeouts: the policy, at test speed."""
+    return ClientConfig(
+        api_key=key,
+        base_url=base_url,
+        gateway_url=f"{base_url}/v1",
+        timeouts=timeouts or Timeouts(connect=2, read=2, llm=2, upload=10),
+        limits=limits or Limits(),
+        retry=retry or RetryPolicy(base_delay=0.01, max_delay=0.05, rng=random.Random(7)),
+    )
+
+
+@pytest.fixture
+def fake() -> FakeAssemblyAI:
+    return FakeAssemblyAI(api_key=KEY)
+
+
+@pytest.fixture
+async def base_url(fake: FakeAssemblyAI) -> AsyncIterator[str]:
+    async with serve(fake) as url:
+        yield url
+
+
+@pytest.fixture
+async def http(base_url: str) -> AsyncIterator[HttpClient]:
+    async with HttpClient(config_for(base_url)) as client:
+        yield client
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+def test_from_env_regions_and_explicit_urls() -> None:
+    us = ClientConfig.from_env(environ={"ASSEMBLYAI_API_KEY": " k "})
+    assert (us.api_key, us.base_url, us.gateway_url) == ("k", US_BASE_URL, US_GATEWAY_URL)
+    eu = ClientConfig.from_env("EU", environ={"ASSEMBLYAI_API_KEY": "k"})
+    assert (eu.base_url, eu.gateway_url) == (EU_BASE_URL, EU_GATEWAY_URL)
+    local = ClientConfig.from_env(
+        "eu",
+        environ={
+            "ASSEMBLYAI_API_KEY": "k",
+            "ASSEMBLYAI_BASE_URL": "http://127.0.0.1:9/",
+            "ASSEMBLYAI_LLM_GATEWAY_URL": "",
+        },
+    )
+    assert (local.base_url, local.gateway_url) == ("http://127.0.0.1:9", EU_GATEWAY_URL)
+
+
+def test_from_env_errors_say_what_to_do() -> None:
+    with pytest.raises(ConfigurationError) as missing:
+        ClientConfig.from_env(environ={"ASSEMBLYAI_API_KEY": "  "})
+    assert missing.value.message == MISSING_KEY_MESSAGE
+    assert missing.value.message.startswith("ASSEMBLYAI_API_KEY is not set; ")
+    assert "export ASSEMBLYAI_API_KEY=" in missing.value.message
+    with pytest.raises(ConfigurationError, match="unknown region 'mars'; use 'us' or 'eu'"):
+        ClientConfig.from_env("mars", environ={"ASSEMBLYAI_API_KEY": "k"})
+
+
+async def test_repr_never_shows_the_key(base_url: str) -> None:
+    config = config_for(base_url)
+    async with HttpClient(config) as client:
+        shown = [repr(config), str(config), repr(client), repr(client.snapshot())]
+    assert all(KEY not in text for text in shown)
+    assert "ClientConfig(base_url=" in repr(config)
+
+
+def test_limits_reject_zero() -> None:
+    with pytest.raises(ConfigurationError, match="limit for polls must be at least 1"):
+        Limits(polls=0)
+
+
+def test_transcript_deadline_scales_with_audio() -> None:
+    timeouts = Timeouts()
+    assert timeouts.deadline_for(None) == 3600.0
+    assert timeouts.deadline_for(60) == 600.0  # never below ten minutes
+    assert timeouts.deadline_for(3600) == 10800.0  # three times real time
+    assert Timeouts(transcript_deadline=42).deadline_for(3600) == 42
+
+
+# -- pure helpers ----------------------------------------------------------------------
+
+
+def test_parse_retry_after_forms() -> None:
+    now = datetime(2026, 9, 24, 12, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("56") == 56.0
+    assert parse_retry_after("0.3") == 0.3
+    assert parse_retry_after("Thu, 24 Sep 2026 12:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Thu, 24 Sep 2026 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_rate_limit_pause_reads_headers_case_insensitively() -> None:
+    def headers(**values: str) -> CIMultiDict[str]:
+        return CIMultiDict({k.replace("_", "-"): v for k, v in values.items()})
+
+    assert rate_limit_pause(headers(X_RateLimit_Remaining="0", X_RateLimit_Reset="7")) == 7.0
+    assert rate_limit_pause(headers(x_ratelimit_remaining="-3", x_ratelimit_reset="2")) == 2.0
+    assert rate_limit_pause(headers(x_ratelimit_remaining="1", x_ratelimit_reset="60")) is None
+    assert rate_limit_pause(headers(x_ratelimit_remaining="0")) is None
+    epoch = headers(x_ratelimit_remaining="0", x_ratelimit_reset="2000000010")
+    assert rate_limit_pause(epoch, now=2_000_000_000) == 10.0
+
+
+def test_backoff_is_full_jitter_and_reproducible() -> None:
+    first = RetryPolicy(rng=random.Random(3))
+    second = RetryPolicy(rng=random.Random(3))
+    delays = [first.backoff(n) for n in range(10)]
+    assert delays == [second.backoff(n) for n in range(10)]
+    caps = [min(30.0, 0.5 * 2**n) for n in range(10)]
+    assert all(0.0 <= d <= cap for d, cap in zip(delays, caps, strict=True))
+    assert RetryPolicy().may_retry(409, idempotent=True)
+    assert not RetryPolicy().may_retry(500, idempotent=False)
+    assert RetryPolicy().may_retry(429, idempotent=False)
+
+
+# -- retries over the wire ---------------------------------------------------------------
+
+
+async def test_retry_after_holds_back_every_coroutine_of_the_family(
+    fake: FakeAssemblyAI, base_url: str
+) -> None:
+    # One poll slot, so no request is already on the wire when the 429 arrives: every
+    # later request was *sent* after the client knew, and must wait for the window.
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", status(429, retry_after=0.3))
+    url = f"{base_url}/v2/transcript/{tid}"
+    async with HttpClient(config_for(base_url, limits=Limits(polls=1))) as client:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(
+                client.request("GET", url, family="polls", idempotent=True, expect_json=True)
+                for _ in range(20)
+            )
+        )
+        elapsed = time.monotonic() - started
+        snapshot = client.snapshot()
+    assert [r.status for r in results] == [200] * 20
+    assert sum(r.stats.retries for r in results) == 1
+    assert fake.retry_after_violations() == []
+    assert fake.retry_after_violations("route") == []
+    assert elapsed >= 0.3
+    assert (snapshot["retries"], snapshot["requests"], snapshot["in_flight"]) == (1, 21, 0)
+
+
+async def test_5xx_burst_is_retried_then_succeeds(
+    fake: FakeAssemblyAI, http: HttpClient, base_url: str
+) -> None:
+    tid = fake.create_transcript()
+    for code in (500, 502, 503, 504):
+        fake.faults.add("GET /v2/transcript/*", status(code))
+    response = await http.request(
+        "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True
+    )
+    assert response.status == 200
+    assert response.json()["id"] == tid
+    assert (response.stats.attempts, response.stats.retries) == (5, 4)
+
+
+async def test_exhausted_retries_carry_the_api_message_and_count(
+    fake: FakeAssemblyAI, http: HttpClient, base_url: str
+) -> None:
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", status(500), times=None)
+    with pytest.raises(ApiError) as failure:
+        await http.request(
+            "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True
+        )
+    error = failure.value
+    assert error.message == (
+        f"GET /v2/transcript/{tid} failed (500) after 4 retries: Internal Server Error"
+    )
+    assert (error.status, error.retries, error.endpoint) == (
+        500,
+        4,
+        f"GET /v2/transcript/{tid}",
+    )
+    assert len(fake.requests_to("GET /v2/transcript/*")) == 5
+
+
+async def test_non_json_error_bodies_become_short_text(fake: FakeAssemblyAI, base_url: str) -> None:
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", status(504), times=None)
+    retry = RetryPolicy(max_retries=1, base_delay=0.01, rng=random.Random(1))
+    async with HttpClient(config_for(base_url, retry=retry)) as client:
+        with pytest.raises(ApiError) as failure:
+            await client.request(
+                "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True
+            )
+    assert failure.value.message == (
+        f"GET /v2/transcript/{tid} failed (504) after 1 retry: 504 Gateway Time-out"
+    )
+
+
+async def test_client_errors_are_not_retried(
+    fake: FakeAssemblyAI, http: HttpClient, base_url: str
+) -> None:
+    with pytest.raises(ApiError) as failure:
+        await http.request("GET", f"{base_url}/v2/transcript/nope", family="polls", idempotent=True)
+    assert failure.value.message == (
+        "GET /v2/transcript/nope failed (404): Transcript lookup error, transcript id not found"
+    )
+    assert failure.value.retries == 0
+    assert len(fake.history) == 1
+
+
+async def test_connection_resets_on_a_get_are_retried(
+    fake: FakeAssemblyAI, http: HttpClient, base_url: str
+) -> None:
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", reset())
+    fake.faults.add("GET /v2/transcript/*", reset(hard=True))
+    response = await http.request(
+        "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True
+    )
+    # aiohttp itself resends a GET once on a dropped keep-alive connection (RFC 9112
+    # §9.3.1), so the policy may see one failure instead of two; the server saw three.
+    assert response.status == 200
+    assert response.stats.retries >= 1
+    assert len(fake.requests_to("GET /v2/transcript/*")) == 3
+
+
+async def test_read_timeout_and_malformed_body_on_a_get_are_retried(
+    fake: FakeAssemblyAI, base_url: str
+) -> None:
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", delay(0.5))
+    fake.faults.add("GET /v2/transcript/*", malformed())
+    timeouts = Timeouts(connect=2, read=0.2)
+    async with HttpClient(config_for(base_url, timeouts=timeouts)) as client:
+        response = await client.request(
+            "GET",
+            f"{base_url}/v2/transcript/{tid}",
+            family="polls",
+            idempotent=True,
+            expect_json=True,
+        )
+    assert response.json()["id"] == tid
+    assert response.stats.retries == 2
+
+
+async def test_refused_connections_are_retried_even_for_a_post() -> None:
+    base_url = f"http://127.0.0.1:{free_port()}"
+    async with HttpClient(config_for(base_url)) as client:
+        with pytest.raises(ApiError) as failure:
+            await client.request(
+                "POST",
+                f"{base_url}/v2/transcript",
+                family="transcriptions",
+                json={"audio_url": "https://example.com/a.mp3"},
+                idempotent=False,
+            )
+        requests = client.snapshot()["requests"]
+    assert not isinstance(failure.value, MaybeSubmitted)
+    assert failure.value.message == (
+        f"POST /v2/transcript failed after 4 retries: could not connect to "
+        f"{base_url.removeprefix('http://')} (Connection refused)"
+    )
+    assert requests == 5
+
+
+async def test_retry_after_beyond_the_limit_fails_fast_for_everyone(
+    fake: FakeAssemblyAI, base_url: str
+) -> None:
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", status(429, retry_after=30))
+    retry = RetryPolicy(max_retry_after=1.0, base_delay=0.01, rng=random.Random(1))
+    url = f"{base_url}/v2/transcript/{tid}"
+    async with HttpClient(config_for(base_url, retry=retry)) as client:
+        with pytest.raises(ApiError) as first:
+            await client.request("GET", url, family="polls", idempotent=True)
+        with pytest.raises(ApiError) as second:
+            await client.request("GET", url, family="polls", idempotent=True)
+        paused = client.snapshot().paused
+    assert first.value.message == f"GET /v2/transcript/{tid} failed (429): Too Many Requests"
+    assert second.value.message.startswith(
+        f"GET /v2/transcript/{tid} not sent: AssemblyAI asked clients to wait 30 s"
+    )
+    assert len(fake.history) == 1
+    assert set(paused) == {"polls"}
+
+
+async def test_snapshot_counts_requests_in_flight(
+    fake: FakeAssemblyAI, http: HttpClient, base_url: str
+) -> None:
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", delay(0.3))
+    call = asyncio.create_task(
+        http.request("GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True)
+    )
+    await asyncio.sleep(0.1)
+    during = http.snapshot()
+    await call
+    assert during.in_flight_by_family["polls"] == 1
+    assert during["in_flight"] == 1
+    assert http.snapshot()["in_flight"] == 0
+
+
+# -- what goes over the wire, and what never does ------------------------------------------
+
+
+async def test_headers_sent_and_the_key_never_in_errors(
+    fake: FakeAssemblyAI, base_url: str
+) -> None:
+    errors: list[BaseException] = []
+    wrong_key = "sk-wrong-3f9a-secret"
+    async with HttpClient(config_for(base_url, key=wrong_key)) as client:
+        for url in (f"{base_url}/v2/transcript/x", f"{base_url}/v1/chat/completions"):
+            with pytest.raises(ApiError) as unauthorized:
+                await client.request("POST", url, family="llm", json={}, idempotent=True)
+            errors.append(unauthorized.value)
+    fake.faults.add("POST /v2/transcript", reset())
+    async with HttpClient(config_for(base_url)) as client:
+        with pytest.raises(MaybeSubmitted) as maybe:
+            await client.request(
+                "POST",
+                f"{base_url}/v2/transcript",
+                family="transcriptions",
+                json={},
+                idempotent=False,
+            )
+        errors.append(maybe.value)
+    assert fake.history[0].headers["User-Agent"] == f"transcript-runner/{__version__}"
+    assert not fake.history[0].authorized
+    assert fake.history[-1].authorized
+    for error in errors:
+        chain = [error, error.__cause__, error.__context__]
+        text = " ".join(f"{e!s} {e!r} {getattr(e, 'args', '')}" for e in chain if e)
+        assert KEY not in text
+        assert wrong_key not in text
