@@ -205,7 +205,6 @@ class _Builder:
                     path,
                     "this alias refers to a value that contains it, which never ends; "
                     "recipes cannot be recursive",
-                    key=False,
                 )
             )
         if isinstance(node, ScalarNode):
@@ -336,12 +335,14 @@ def _unsupported_tag(tag: str) -> str:
 
 
 _UNQUOTED_TEMPLATE = (
-    "YAML reads a value that starts with '{' as a mapping; put the template in quotes "
-    "(\"{{ ... }}\") or write it as a '|' block"
+    "YAML reads a value that starts with '{' as a mapping; put the whole value in quotes "
+    "(\"{{ ... }} ...\") or write it as a '|' block"
 )
 
-# `key: {{` or `- {%`: a template written as a plain YAML value.
-_TEMPLATE_START = re.compile(r"(?:^\s*-|:)\s+(\{[{%])")
+# `key: {{` or `- {%` at the start of a line: a template written as a plain YAML
+# value. Only the first key on the line counts: in `prompt: Summary: {{ x }}` and
+# `prompt: "a: {{ x }}"` the braces are not where the value starts.
+_TEMPLATE_START = re.compile(r"^[ \t]*(?:-[ \t]+)*(?:[^\s'\"#:{\[-][^:]*:[ \t]+)?(\{[{%])")
 
 
 def _starts_template(lines: list[str], where: Mark) -> bool:
@@ -352,7 +353,7 @@ def _starts_template(lines: list[str], where: Mark) -> bool:
 def _unquoted_template(file: str, lines: list[str], line: int) -> Diagnostic | None:
     """The syntax error comes from a template that is not in quotes, if it does."""
     text = lines[line - 1] if 1 <= line <= len(lines) else ""
-    found = _TEMPLATE_START.search(text)
+    found = _TEMPLATE_START.match(text)
     if found is None:
         return None
     return Diagnostic(file, line, found.start(1) + 1, "", _UNQUOTED_TEMPLATE)
@@ -423,9 +424,54 @@ _SYNTAX_ADVICE: tuple[tuple[str, str], ...] = (
         "found unknown escape character",
         "unknown backslash escape inside double quotes; use single quotes or a '|' block",
     ),
+    # Tags before escapes: a tag's '%' escapes are "URI escape sequences".
+    (
+        " a tag",
+        "this YAML tag ('!...') is malformed; recipes use plain values: remove the tag, or "
+        "put the value in quotes if the '!' is part of the text",
+    ),
+    (
+        "hexdecimal number",  # the C parser's spelling
+        "invalid backslash escape inside double quotes ('\\x', '\\u' and '\\U' need hex "
+        "digits); use single quotes or a '|' block",
+    ),
+    (
+        "hexadecimal numbers",
+        "invalid backslash escape inside double quotes ('\\x', '\\u' and '\\U' need hex "
+        "digits); use single quotes or a '|' block",
+    ),
     (
         "while scanning a quoted scalar",
         "a quoted value is not closed; add the closing quote",
+    ),
+    (
+        "while scanning an anchor",
+        "'&' starts an anchor and needs a name (letters, digits, '-', '_') right after it; "
+        "put the value in quotes if the '&' is part of the text",
+    ),
+    (
+        "while scanning an alias",
+        "'*' starts an alias and needs a name (letters, digits, '-', '_') right after it; "
+        "put the value in quotes if the '*' is part of the text",
+    ),
+    (
+        "while scanning a block scalar",
+        "after '|' or '>' only '-', '+' or a digit 1-9 may follow on the same line; "
+        "start the text itself on the next line, indented",
+    ),
+    (
+        "sequence entries are not allowed",
+        "a '- ' list item cannot start on the same line as its key; put it on the next "
+        "line, indented under the key",
+    ),
+    (
+        "directive",
+        "a line cannot start with '%' (YAML reads it as a directive); put the value in quotes",
+    ),
+    (
+        "<document start>",
+        "text after a '...' line, which ends the YAML document; remove the '...' line, or "
+        "put the value in quotes",
     ),
 )
 
@@ -439,8 +485,17 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) -
     template = _unquoted_template(file, lines, line)
     if template is not None:
         return template
-    if "cannot start any token" in problem:
+    if "cannot start any token" in problem or "tab character" in problem:
         return _bad_character(file, lines, line, column)
+    if _after_value(problem, lines, line, column):
+        return Diagnostic(
+            file,
+            line,
+            column,
+            "",
+            "unexpected text after the value on this line (a closing quote or bracket ends "
+            "it); put the whole value in quotes",
+        )
     unclosed = _unclosed(exc, file, lines)
     if unclosed is not None:
         return unclosed
@@ -489,10 +544,24 @@ def _unclosed(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) -> Diagnos
     return Diagnostic(file, opened.line + 1, opened.column + 1, "", message)
 
 
+def _after_value(problem: str, lines: list[str], line: int, column: int) -> bool:
+    """True when YAML wanted a new key but found more text in the middle of a line.
+
+    `prompt: "Summarize" the call` ends the value at the closing quote; the words
+    after it are not an indentation mistake, although the parser's words say so.
+    """
+    if "did not find expected key" not in problem and "expected <block end>" not in problem:
+        return False
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    indent = len(text) - len(text.lstrip(" "))
+    before = text[: column - 1].rstrip()
+    return column - 1 > indent and before.endswith(("'", '"', "]", "}"))
+
+
 def _alias_at(lines: list[str], line: int, column: int) -> str:
     # The C parser's message does not name the alias; read it from the line.
     text = lines[line - 1][column - 1 :] if 1 <= line <= len(lines) else ""
-    match = re.match(r"\*([^\s,\[\]{}]+)", text)
+    match = re.match(r"\*([0-9A-Za-z_-]+)", text)  # PyYAML's anchor characters
     return match.group(1) if match else "name"
 
 

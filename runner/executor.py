@@ -249,7 +249,9 @@ class Executor:
         record.transcript_id = transcript.id
         record.audio_duration = _seconds(transcript.audio_duration)
         if not obtained.local:
-            write_json(folder / TRANSCRIPT_FILE, dict(transcript.raw))
+            # File writes run in a thread: on the event loop they would hold back every
+            # other item's requests (and the reading of 429s) while the disk works.
+            await asyncio.to_thread(write_json, folder / TRANSCRIPT_FILE, dict(transcript.raw))
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
         record.tasks = await self._run_tasks(plan, item, folder, transcript, view)
         if any(t.status != "ok" for t in record.tasks):
@@ -259,11 +261,13 @@ class Executor:
     async def _obtain(self, plan: _Plan, item: Item, record: ItemRecord) -> _Obtained:
         """The item's completed transcript, and its sentences/paragraphs if templates use them."""
         if item.kind is InputKind.TRANSCRIPT_FILE:
-            saved = load_saved(Path(item.source))
+            saved = await asyncio.to_thread(load_saved, Path(item.source))
             derived = sentences_from_words(saved.words)
             return _Obtained(saved, derived, paragraphs_from_sentences(derived), True)
         result = await self._transcribe(plan, item, record)
-        transcript = Transcript.from_api(result.data)
+        # Building ~1,000 word objects is the heaviest CPU work of an item; in a thread
+        # the event loop keeps reading replies (a 429 read late means requests sent late).
+        transcript = await asyncio.to_thread(Transcript.from_api, result.data)
         record.polls = result.polls
         record.submitted = result.submitted
         record.transcript_seconds = round(result.seconds, 3)
@@ -377,7 +381,7 @@ class Executor:
             return _failed(record, str(exc)), None
         _record_completion(record, completion, time.monotonic() - began, task)
         reply = _reply_text(completion)
-        return self._finish(task, folder, view, reply, record)
+        return await asyncio.to_thread(self._finish, task, folder, view, reply, record)
 
     def _finish(
         self, task: Task, folder: Path, view: TranscriptView, reply: str, record: TaskRecord

@@ -1414,20 +1414,23 @@ class FakeAssemblyAI:
         return {url: n for url, n in counts.items() if n > 1}
 
     def retry_after_violations(
-        self, scope: Scope = "path", *, tolerance: float = 0.0
+        self, scope: Scope = "path", *, tolerance: float = 0.0, grace: float = 0.0
     ) -> list[RetryAfterViolation]:
         """Requests that arrived for an endpoint while its Retry-After had not expired.
 
         ``scope`` says what counts as the same endpoint: "path" (method + exact path),
         "route" (method + route template, e.g. any transcript poll) or "api" (any /v2,
-        any Gateway or any LeMUR request).
+        any Gateway or any LeMUR request). ``grace`` excuses requests arriving within
+        that many seconds of the 429: with many requests in flight, some were already
+        on the wire before the client could have read it.
         """
         violations = []
         for window in self.retry_after_windows:
             key = window.key(scope)
             for req in self.history:
                 same = _scope_key(scope, req.method, req.path, req.route, req.api, req.model) == key
-                if same and window.sent_at < req.at < window.expires_at - tolerance:
+                opened = window.sent_at + grace
+                if same and opened < req.at < window.expires_at - tolerance:
                     violations.append(RetryAfterViolation(window, req))
         return violations
 
@@ -1849,6 +1852,66 @@ def serve_in_thread(fake: FakeAssemblyAI, *, timeout: float = 5.0) -> Iterator[s
     server = _ThreadedServer(fake)
     try:
         yield server.start(timeout)
+    finally:
+        server.stop(timeout)
+
+
+class ProcessServer:
+    """The fake served from a forked process: its own interpreter, its own GIL.
+
+    Timing checks (Retry-After windows, wall time) need the server's clock to be
+    independent of the client's CPU load; a thread in the test process shares the
+    GIL and delays the server's replies by whatever the client is computing.
+    ``report`` runs in the child when the server stops and its picklable result is
+    handed back as :attr:`result`.
+    """
+
+    def __init__(self, fake: FakeAssemblyAI, report: Callable[[FakeAssemblyAI], Any]) -> None:
+        import multiprocessing
+
+        self._context = multiprocessing.get_context("fork")
+        self._parent, self._child = self._context.Pipe()
+        self._process = self._context.Process(
+            target=_process_main, args=(fake, report, self._child), daemon=True
+        )
+        self.result: Any = None
+
+    def start(self, timeout: float) -> str:
+        self._process.start()
+        if not self._parent.poll(timeout):
+            self._process.kill()
+            raise RuntimeError("the fake AssemblyAI process did not start")
+        url: str = self._parent.recv()
+        return url
+
+    def stop(self, timeout: float) -> None:
+        self._parent.send("stop")
+        if self._parent.poll(timeout):
+            self.result = self._parent.recv()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def _process_main(fake: FakeAssemblyAI, report: Callable[[FakeAssemblyAI], Any], conn: Any) -> None:
+    async def main() -> None:
+        async with serve(fake) as base_url:
+            conn.send(base_url)
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        conn.send(report(fake))
+
+    asyncio.run(main())
+
+
+@contextmanager
+def serve_in_process(
+    fake: FakeAssemblyAI, report: Callable[[FakeAssemblyAI], Any], *, timeout: float = 10.0
+) -> Iterator[ProcessServer]:
+    """Serve ``fake`` from a forked process; ``server.result`` holds ``report(fake)`` after."""
+    server = ProcessServer(fake, report)
+    server.base_url = server.start(timeout)  # type: ignore[attr-defined]
+    try:
+        yield server
     finally:
         server.stop(timeout)
 

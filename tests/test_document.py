@@ -269,10 +269,10 @@ def test_control_character_is_located() -> None:
 def test_unquoted_template_is_explained() -> None:
     found = _error("prompt: {{ transcript.text }}\n")
     assert (found.line, found.column) == (1, 9)
-    assert "put the template in quotes" in found.message
+    assert "put the whole value in quotes" in found.message
     found = _error("prompt: {{ transcript.text }} and more\n")
     assert (found.line, found.column) == (1, 9)
-    assert "put the template in quotes" in found.message
+    assert "put the whole value in quotes" in found.message
 
 
 # --- hostile input: fail fast with a message, never hang or crash ----------------------

@@ -116,7 +116,7 @@ def test_block_prompt_error_names_the_recipe_line(
     # The error is on the 3rd line of the `prompt: |` block; the report must name the
     # recipe line a person opens in an editor, not "line 3 of the template".
     case = CASES / "invalid" / "jinja-syntax-block-prompt"
-    line = _line_of(case / "recipe.yaml", "{{ transcript.text }\n".rstrip("\n"))
+    line = _line_of(case / "recipe.yaml", "Transcript: {{ transcript.text }")
     assert line == _line_of(case / "recipe.yaml", "prompt: |") + 3
     result = _validate_in(case, run_cli, monkeypatch)
     assert result.stdout.startswith(f"recipe.yaml:{line}")

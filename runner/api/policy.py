@@ -414,6 +414,20 @@ class Cooldowns:
 # ---------------------------------------------------------------------------------------
 
 
+_UNPARSED: Any = object()
+# Bodies above this size are decoded in a worker thread: a finished transcript is
+# ~150 KB and takes milliseconds to parse, and dozens finishing together would
+# otherwise stall the event loop (and with it the reading of 429s) for a second.
+LARGE_BODY = 64 * 1024
+
+
+async def decode_json(body: bytes) -> Any:
+    """:func:`loads_or_none`, off the event loop for large bodies."""
+    if len(body) > LARGE_BODY:
+        return await asyncio.to_thread(loads_or_none, body)
+    return loads_or_none(body)
+
+
 class HttpResponse(NamedTuple):
     """A successful (2xx) answer: ``(status, headers, body, stats)``."""
 
@@ -422,9 +436,11 @@ class HttpResponse(NamedTuple):
     body: bytes
     stats: CallStats
 
+    data: Any = _UNPARSED
+
     def json(self) -> Any:
-        """The body parsed as JSON."""
-        return jsonlib.loads(self.body)
+        """The body parsed as JSON (parsed once, when the request expected JSON)."""
+        return jsonlib.loads(self.body) if self.data is _UNPARSED else self.data
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,14 +640,17 @@ class HttpClient:
                 raw = await self._send_once(
                     method, url, key, body, send_headers, attempt_timeout, route
                 )
-                if expect_json and _ok(raw.status) and loads_or_none(raw.body) is None:
-                    raise _Malformed(raw.body)
+                parsed: Any = _UNPARSED
+                if expect_json and _ok(raw.status):
+                    parsed = await decode_json(raw.body)
+                    if parsed is None:
+                        raise _Malformed(raw.body)
             except _TRANSPORT_ERRORS as exc:
                 delay = self._transport_delay(route, exc, idempotent=idempotent, retries=retries)
             else:
                 if _ok(raw.status):
                     stats = CallStats(retries + 1, retries, self._clock() - started)
-                    return HttpResponse(raw.status, raw.headers, raw.body, stats)
+                    return HttpResponse(raw.status, raw.headers, raw.body, stats, parsed)
                 delay = self._status_delay(route, key, raw, idempotent, retries, describe_error)
             retries += 1
             self._retries += 1

@@ -1,0 +1,326 @@
+"""`transcript-runner run` end to end: the real CLI against the fake AssemblyAI on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeapi import (
+    FakeAssemblyAI,
+    after_processing_reset,
+    serve_in_process,
+    serve_in_thread,
+    status,
+)
+
+from runner.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+WILDFIRES = ROOT / "tests" / "fixtures" / "assemblyai" / "transcript-wildfires.json"
+KEY = "test-key-do-not-leak-7f3a"
+
+RECIPE = """\
+version: 1
+name: notes
+inputs:
+  - url: https://media.example.com/board-meeting.mp3
+  - transcript_file: saved/wildfires.json
+transcription:
+  speaker_labels: true
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text }}"
+  headline:
+    needs: [summary]
+    prompt: "Headline for: {{ tasks.summary.text }}"
+    post_process: [trim]
+  actions:
+    prompt: "Action items as JSON: {{ transcript.text | truncate_tokens(200) }}"
+    json_schema:
+      type: object
+      required: [items]
+      properties: {items: {type: array, items: {type: string}}}
+    post_process: [strip-code-fences, json-repair]
+"""
+
+
+def reply_for(request: dict[str, Any]) -> str:
+    if "response_format" in request:
+        return '```json\n{"items": ["send the minutes",]}\n```'
+    content = request["messages"][-1]["content"]
+    return "  A headline  " if content.startswith("Headline") else "- point one\n- point two"
+
+
+@pytest.fixture
+def fake() -> FakeAssemblyAI:
+    api = FakeAssemblyAI(api_key=KEY)
+    api.gateway.responder = reply_for
+    return api
+
+
+@pytest.fixture
+def served(fake: FakeAssemblyAI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    with serve_in_thread(fake) as url:
+        monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
+        monkeypatch.setenv("ASSEMBLYAI_BASE_URL", url)
+        monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", f"{url}/v1")
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "saved").mkdir()
+        shutil.copy(WILDFIRES, tmp_path / "saved" / "wildfires.json")
+        yield tmp_path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), out, err
+
+
+def manifest(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / "out" / "run.json").read_text())
+    return data
+
+
+def test_run_writes_every_output_and_the_manifest(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 0, err
+    item = served / "out" / "notes" / "board-meeting"
+    assert (item / "summary.md").read_text() == "- point one\n- point two\n"
+    assert (item / "headline.md").read_text() == "A headline\n"
+    assert (item / "headline.raw.txt").read_text() == "  A headline  "
+    assert json.loads((item / "actions.json").read_text()) == {"items": ["send the minutes"]}
+    assert (item / "actions.raw.txt").read_text().startswith("```json")
+    assert json.loads((item / "transcript.json").read_text())["status"] == "completed"
+    saved_item = served / "out" / "notes" / "wildfires"
+    assert (saved_item / "summary.md").is_file()
+    assert not (saved_item / "transcript.json").exists()  # it is already on disk
+
+    report = manifest(served)
+    assert report["summary"]["outcome"] == "completed"
+    assert report["summary"]["items"] == {"ok": 2}
+    assert report["summary"]["tasks"] == {"ok": 6}
+    by_item = {i["item"]: i for i in report["items"]}
+    board = by_item["board-meeting"]
+    assert board["submitted"] is True
+    assert board["polls"] >= 1
+    assert board["audio_duration"] == 282.0
+    tasks = {t["task"]: t for t in board["tasks"]}
+    assert tasks["headline"]["post_process"] == ["trim"]
+    assert tasks["actions"]["post_process"] == ["strip-code-fences", "json-repair", "json-schema"]
+    assert tasks["summary"]["input_tokens"] > 0
+    assert tasks["summary"]["output"] == "out/notes/board-meeting/summary.md"
+    # The chain received the summary's reply; the speaker labels reached the API.
+    headline_call = [c for c in fake.gateway.calls if c.messages[-1]["content"].startswith("Head")]
+    assert headline_call[0].messages[-1]["content"] == "Headline for: - point one\n- point two"
+    assert fake.submissions[0].options["speaker_labels"] is True
+    assert fake.submissions[0].options["speech_models"] == ["universal-3-5-pro", "universal-2"]
+    assert "Run completed" in err
+
+
+def test_the_api_key_never_reaches_outputs_or_logs(
+    served: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    code, out, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 0
+    assert KEY not in out + err
+    for path in (served / "out").rglob("*"):
+        if path.is_file():
+            assert KEY not in path.read_text(errors="replace"), path
+
+
+def test_a_failed_transcript_fails_only_its_item(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.fail_audio("broken")
+    (served / "calls.csv").write_text(
+        "url,customer\n"
+        "https://media.example.com/good-1.mp3,Acme\n"
+        "https://media.example.com/broken.mp3,Globex\n"
+        "https://media.example.com/good-2.mp3,Initech\n"
+    )
+    recipe = RECIPE.replace(
+        "  - url: https://media.example.com/board-meeting.mp3\n"
+        "  - transcript_file: saved/wildfires.json\n",
+        '  - list: calls.csv\n    name: "{{ row.customer }}"\n',
+    )
+    (served / "notes.yaml").write_text(recipe)
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 1
+    report = manifest(served)
+    by_item = {i["item"]: i for i in report["items"]}
+    assert by_item["Acme"]["status"] == "ok"
+    assert by_item["Initech"]["status"] == "ok"
+    failed = by_item["Globex"]
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith(
+        f"transcript {failed['transcript_id']} failed: Download error"
+    )
+    assert (served / "out" / "notes" / "Initech" / "summary.md").is_file()
+    assert "Globex: failed: transcript" in err
+
+
+def test_failed_task_skips_its_dependents_and_keeps_the_raw_reply(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.gateway.responder = lambda request: "no json here"
+    recipe = """\
+version: 1
+name: strict
+inputs: [{transcript_file: saved/wildfires.json}]
+tasks:
+  actions:
+    prompt: "{{ transcript.text }}"
+    json_schema: {type: object, required: [items]}
+  email:
+    needs: [actions]
+    prompt: "{{ tasks.actions.text }}"
+"""
+    (served / "strict.yaml").write_text(recipe)
+    code, _, _ = run_cli(capsys, "run", "strict.yaml", "--progress", "plain")
+    assert code == 1
+    (item,) = manifest(served)["items"]
+    actions, email = item["tasks"]
+    assert actions["status"] == "failed"
+    assert actions["error"] == (
+        "the reply is not valid JSON (Expecting value at line 1 column 1); add "
+        "`post_process: [json-repair]` to repair near-JSON (the raw reply is in actions.raw.txt)"
+    )
+    assert email == {**email, "status": "skipped", "error": "not run because actions failed"}
+    assert (served / "out" / "strict" / "wildfires" / "actions.raw.txt").read_text() == (
+        "no json here"
+    )
+
+
+def test_ambiguous_submission_is_never_resent(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.faults.add("POST /v2/transcript", after_processing_reset(), times=1)
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 1
+    assert len(fake.submissions) == 1  # created once, never again
+    failed = next(i for i in manifest(served)["items"] if i["item"] == "board-meeting")
+    assert failed["status"] == "failed"
+    assert "may have reached AssemblyAI" in failed["error"]
+
+
+def test_missing_api_key_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
+    (tmp_path / "r.yaml").write_text(
+        "version: 1\nname: r\ninputs: [{url: 'https://x.test/a.mp3'}]\n"
+        "tasks: {s: {prompt: '{{ transcript.text }}'}}\n"
+    )
+    code, out, err = run_cli(capsys, "run", "r.yaml")
+    assert code == 2
+    assert "ASSEMBLYAI_API_KEY" in err
+    assert "Traceback" not in err
+    code, out, err = run_cli(capsys, "run", "r.yaml", "--dry-run")
+    assert code == 0
+    assert out == (
+        "r.yaml: 1 item(s) × 1 task(s)\n"
+        "  a: transcribe the URL; 1 LLM call(s)  (https://x.test/a.mp3)\n"
+        "Dry run: nothing was sent.\n"
+    )
+
+
+def test_bad_limit_is_a_usage_error(served: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--limit", "lmm=3")
+    assert code == 2
+    assert err == (
+        "error: --limit lmm=3: unknown kind 'lmm'; did you mean 'llm'?; kinds: items, uploads, "
+        "transcriptions, polls, llm, lemur\n"
+    )
+
+
+def bulk_report(fake: FakeAssemblyAI) -> dict[str, Any]:
+    """What the bulk test checks, computed in the fake's own process."""
+    return {
+        "duplicates": fake.duplicate_submissions(),
+        # With 240 items in flight, a request admitted just before the 429 was read can
+        # leave the busy event loop up to ~0.35 s later (measured). Arrivals in the first
+        # 0.4 s of a 1 s window are excused as "already sent"; any later one was sent by
+        # a client that had been told to wait.
+        "late": [
+            round(v.request.at - v.window.sent_at, 3)
+            for v in fake.retry_after_violations(grace=0.4)
+        ],
+        "excused": [
+            round(v.request.at - v.window.sent_at, 3) for v in fake.retry_after_violations()
+        ],
+        "windows": len(fake.retry_after_windows),
+        "submissions": len(fake.submissions),
+    }
+
+
+def test_hundreds_of_items_with_faults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's bar: 429s, 5xx bursts and failed transcripts over a few hundred items."""
+    count = 240
+    monkeypatch.chdir(tmp_path)
+    rows = [f"https://media.example.com/call-{n:03d}.mp3" for n in range(count)]
+    (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
+    (tmp_path / "bulk.yaml").write_text(
+        "version: 1\nname: bulk\ninputs: [{list: calls.csv}]\n"
+        "tasks:\n  summary: {prompt: 'Summarize: {{ transcript.text[:200] }}'}\n"
+        "  headline: {needs: [summary], prompt: 'Headline: {{ tasks.summary.text }}'}\n"
+    )
+    fake = FakeAssemblyAI(api_key=KEY)
+    fake.gateway.responder = reply_for
+    failing = {f"call-{n:03d}" for n in range(0, count, 40)}  # 6 transcripts end in error
+    for name in failing:
+        fake.fail_audio(name)
+    fake.faults.add("POST /v1/chat/completions", status(429, retry_after=1), every=60, times=None)
+    fake.faults.add("POST /v1/chat/completions", status(502), every=13, times=None)
+    fake.faults.add("GET /v2/transcript/*", status(503), every=17, times=None)
+    # A 429 says the job was not created, so the submission is retried (a 5xx is not:
+    # the job may exist, and a second one would be billed again).
+    fake.faults.add("POST /v2/transcript", status(429, retry_after=0.3), every=31, times=None)
+    with serve_in_process(fake, bulk_report) as server:
+        url = server.base_url  # type: ignore[attr-defined]
+        monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
+        monkeypatch.setenv("ASSEMBLYAI_BASE_URL", url)
+        monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", f"{url}/v1")
+        code, _, err = run_cli(
+            capsys,
+            "run",
+            "bulk.yaml",
+            "--progress",
+            "plain",
+            "--limit",
+            "items=240",
+            "--limit",
+            "polls=64",
+            "--limit",
+            "llm=32",
+        )
+    assert code == 1, err
+    report = manifest(tmp_path)
+    by_item = {i["item"]: i for i in report["items"]}
+    assert len(by_item) == count
+    for name, item in by_item.items():
+        if name in failing:
+            assert item["status"] == "failed"
+            assert "Download error" in item["error"]
+        else:
+            assert item["status"] == "ok", (item["error"], item["tasks"])
+            assert (tmp_path / "out" / "bulk" / name / "headline.md").is_file()
+    observed = server.result
+    assert observed["duplicates"] == {}
+    assert observed["submissions"] == count
+    assert observed["windows"] > 5
+    assert observed["late"] == []
+    assert report["summary"]["retries"] > 0
