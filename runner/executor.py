@@ -253,7 +253,7 @@ class Executor:
             # other item's requests (and the reading of 429s) while the disk works.
             await asyncio.to_thread(write_json, folder / TRANSCRIPT_FILE, dict(transcript.raw))
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
-        record.tasks = await self._run_tasks(plan, item, folder, transcript, view)
+        await self._run_tasks(plan, item, folder, transcript, view, record)
         if any(t.status != "ok" for t in record.tasks):
             record.status = "failed"
         return record
@@ -315,22 +315,27 @@ class Executor:
         folder: Path,
         transcript: Transcript,
         view: TranscriptView,
-    ) -> list[TaskRecord]:
+        item_record: ItemRecord,
+    ) -> None:
+        """Run the item's tasks; each record joins ``item_record`` as soon as it exists,
+        so an interrupted item still shows the tasks that finished."""
         done: dict[str, asyncio.Future[TaskResultView | None]] = {
             task.name: asyncio.get_running_loop().create_future() for task in plan.tasks
         }
-        records: dict[str, TaskRecord] = {}
+        records = item_record.tasks
 
         async def run(task: Task) -> None:
             needed = [await done[n] for n in task.needs]
             if any(result is None for result in needed):
                 failed = [n for n, r in zip(task.needs, needed, strict=True) if r is None]
-                records[task.name] = TaskRecord(
-                    task=task.name,
-                    status="skipped",
-                    error=f"not run because {', '.join(failed)} failed",
-                    api=task.api.value,
-                    model_requested=_model_of(task),
+                records.append(
+                    TaskRecord(
+                        task=task.name,
+                        status="skipped",
+                        error=f"not run because {', '.join(failed)} failed",
+                        api=task.api.value,
+                        model_requested=_model_of(task),
+                    )
                 )
                 done[task.name].set_result(None)
                 return
@@ -338,13 +343,14 @@ class Executor:
             record, result = await self._run_task(
                 plan, item, task, folder, transcript, view, results
             )
-            records[task.name] = record
+            records.append(record)
             done[task.name].set_result(result)
 
         async with asyncio.TaskGroup() as group:
             for task in plan.tasks:
                 group.create_task(run(task))
-        return [records[task.name] for task in plan.tasks]
+        order = {task.name: i for i, task in enumerate(plan.tasks)}
+        records.sort(key=lambda r: order[r.task])
 
     async def _run_task(
         self,

@@ -69,14 +69,15 @@ def expand(recipe: Recipe, engine: TemplateEngine) -> list[Item]:
 
 
 def list_columns(recipe: Recipe, spec: InputSpec) -> tuple[str, ...]:
-    """The columns of a list file (header of a CSV, keys of a JSONL's first row)."""
+    """The columns of a list file (header of a CSV, keys of any JSONL row)."""
     path = _resolve(recipe, spec.value)
+    columns: dict[str, None] = {}
     try:
         for _, row in _read_rows(path):
-            return tuple(row)
+            columns.update(dict.fromkeys(row))
     except (OSError, ValueError):
         return ()
-    return ()
+    return tuple(columns)
 
 
 def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Iterator[Item]:
@@ -220,16 +221,23 @@ def safe_name(name: str, fallback: str) -> str:
 
 
 def _unique_names(items: list[Item]) -> list[Item]:
-    seen: dict[str, int] = {}
+    """Each item its own folder: repeats get ``-2``, ``-3``... never a name already taken.
+
+    Names are compared without case, since case-insensitive file systems would merge
+    ``A`` and ``a`` into one folder.
+    """
+    taken = {item.name.lower() for item in items}
+    used: set[str] = set()
     unique: list[Item] = []
     for item in items:
-        key = item.name.lower()  # case-insensitive file systems would merge them
-        count = seen.get(key, 0) + 1
-        seen[key] = count
-        if count > 1:
-            item = Item(
-                f"{item.name}-{count}", item.kind, item.source, item.vars, item.entry, item.origin
-            )
+        name = item.name
+        if name.lower() in used:
+            number = 2
+            while f"{name}-{number}".lower() in taken | used:
+                number += 1
+            name = f"{name}-{number}"
+            item = Item(name, item.kind, item.source, item.vars, item.entry, item.origin)
+        used.add(name.lower())
         unique.append(item)
     return unique
 

@@ -43,15 +43,18 @@ def apply(
     text = reply
     data: Any = _UNPARSED
     applied: list[str] = []
+    implicit = json_schema is not None and not any(s.name == "json-schema" for s in steps)
     for step in steps:
+        if implicit and step.name == "extract":
+            # The schema describes the whole reply, so check it before narrowing it down.
+            text, data = _apply_step(PostStep("json-schema"), text, data, json_schema)
+            applied.append("json-schema")
+            implicit = False
         text, data = _apply_step(step, text, data, json_schema)
         applied.append(step.describe())
-    if json_schema is not None and not any(s.name == "json-schema" for s in steps):
-        if data is _UNPARSED:
-            data = _parse_strict(text)
-        if not any(s.name == "extract" for s in steps):
-            _validate(data, json_schema)
-            applied.append("json-schema")
+    if implicit:
+        text, data = _apply_step(PostStep("json-schema"), text, data, json_schema)
+        applied.append("json-schema")
     if data is not _UNPARSED:
         text = data if isinstance(data, str) else json.dumps(data, indent=2, ensure_ascii=False)
     value = None if data is _UNPARSED else data

@@ -303,7 +303,8 @@ def _task(
     source = next(s for s in PromptSource if s.value in spec)
     prompt_file = None
     messages: list[Message] = []
-    system = spec.get("system", defaults.get("system"))
+    # LeMUR has no system message; a recipe-wide default applies to Gateway tasks only.
+    system = spec.get("system", defaults.get("system") if api is TaskApi.GATEWAY else None)
     if system is not None and source is not PromptSource.MESSAGES:
         system_path = (*here, "system") if "system" in spec else ("defaults", "system")
         messages.append(Message("system", _inline(doc, system_path, system, f"{name}.system")))

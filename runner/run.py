@@ -66,7 +66,12 @@ def execute(
         asyncio.run(main())
     except KeyboardInterrupt:
         _print_summary(executor)
-        print("Interrupted: finished outputs are kept; rerun to do the rest.", file=sys.stderr)
+        print(
+            "Interrupted: finished outputs are kept and the manifest lists what was left. "
+            "A rerun starts over (transcripts it had submitted are listed by id in the "
+            "manifest: add them as `transcript_id` inputs to avoid paying twice).",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     outcome = _print_summary(executor)
     return EXIT_FAILED if outcome else EXIT_OK

@@ -29,7 +29,8 @@ from runner.context import (
 from runner.diagnostics import Diagnostic, DiagnosticError, Severity, suggest
 from runner.document import Document, KeyPath, format_path, load_file
 from runner.errors import RecipeInvalid, UsageError
-from runner.inputs import InputsInvalid, expand, list_columns
+from runner.inputs import InputsInvalid, Item, expand, list_columns
+from runner.outputs import item_dir
 from runner.payloads import render_messages
 from runner.recipe import InputKind, PromptSource, Recipe, Task, TaskApi, Template, build
 from runner.templating import TemplateEngine, TemplateProblem
@@ -53,6 +54,7 @@ _GATEWAY_ONLY = (
     "quotes",
 )
 _LEMUR_ONLY = ("context", "final_model", "max_output_size")
+_NOT_WITH_QUOTES = ("json_schema", "post_process", "gateway_post_processing", "tools")
 
 
 @dataclass
@@ -234,10 +236,28 @@ def _check_api_fields(doc: Document) -> list[Diagnostic]:
                             "do not support it",
                         )
                     )
+            if "max_tokens" in spec:
+                found.append(
+                    doc.diagnostic(
+                        (*here, "max_tokens"),
+                        "LeMUR tasks set the reply length with 'max_output_size' (at most 4000), "
+                        "not 'max_tokens'",
+                    )
+                )
             if "prompt" not in spec and "prompt_file" not in spec:
                 found.append(doc.diagnostic(here, "a LeMUR task needs a prompt or prompt_file"))
             found.append(_lemur_warning(doc, name, spec))
         else:
+            if "quotes" in spec:
+                for key in _NOT_WITH_QUOTES:
+                    if key in spec:
+                        found.append(
+                            doc.diagnostic(
+                                (*here, key),
+                                f"{key!r} does not apply to a quotes task: its reply is matched "
+                                "to the transcript's sentences and written as JSON",
+                            )
+                        )
             for key in _LEMUR_ONLY:
                 if key in spec:
                     found.append(
@@ -416,7 +436,9 @@ def _check_outputs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
         if problem:
             found.append(doc.diagnostic(key_path, problem, key=False))
             continue
-        for name in (task.output, raw_output_name(task.output)):
+        keeps_raw = bool(task.post_process) or task.json_schema is not None or task.quotes
+        names = (task.output, raw_output_name(task.output)) if keeps_raw else (task.output,)
+        for name in names:
             owner = claimed.get(name.lower())
             if owner is not None and owner != task.name:
                 found.append(
@@ -442,8 +464,9 @@ def output_name_problem(name: str) -> str | None:
         return f"output {name!r} must stay inside the item's folder; remove '..'"
     if normalized.endswith("/") or not path.name or path.name in (".",):
         return f"output {name!r} must name a file"
-    if path.name == "run.json":
-        return "output 'run.json' is reserved for the run manifest; choose another name"
+    if path.name in ("run.json", "transcript.json"):
+        what = "the run manifest" if path.name == "run.json" else "the item's transcript"
+        return f"output {path.name!r} is reserved for {what}; choose another name"
     return None
 
 
@@ -458,7 +481,8 @@ def raw_output_name(name: str) -> str:
 
 def _check_inputs(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
     try:
-        expand(recipe, engine)
+        items = expand(recipe, engine)
+        return _check_item_folders(doc, recipe, engine, items)
     except InputsInvalid as invalid:
         found: list[Diagnostic] = []
         for problem in invalid.problems:
@@ -477,6 +501,30 @@ def _check_inputs(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list
         return found
     except TemplateProblem as problem:
         return [p.diagnostic() for p in problem.problems]
+
+
+def _check_item_folders(
+    doc: Document, recipe: Recipe, engine: TemplateEngine, items: Sequence[Item]
+) -> list[Diagnostic]:
+    """Two items writing into one folder would overwrite each other's outputs."""
+    if len(items) < 2:
+        return []
+    folders: dict[str, str] = {}
+    for item in items:
+        try:
+            folder = str(item_dir(recipe, item, engine, None)).lower()
+        except TemplateProblem:
+            return []  # reported by the template checks
+        if folder in folders:
+            return [
+                doc.diagnostic(
+                    ("output", "dir"),
+                    f"items {folders[folder]!r} and {item.name!r} would write into the same "
+                    "folder; put {{ item.name }} in output.dir",
+                    key=False,
+                )
+            ]
+        folders[folder] = item.name
     return []
 
 
