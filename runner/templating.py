@@ -254,7 +254,31 @@ class _RecipeLoader(jinja2.BaseLoader):
         return source, str(path), lambda: path.stat().st_mtime == mtime
 
 
+# Templates of an untrusted pull request run in CI's `validate`; repetition and
+# powers are capped so `'a' * 10**10` fails fast instead of exhausting memory.
+MAX_REPEAT = 100_000
+MAX_EXPONENT = 1_000
+
+
 class _Environment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"the exponent {right} is too large for a template")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(sequence) * count > MAX_REPEAT
+                ):
+                    raise SecurityError(
+                        f"repeating a value {count} times is too large for a template "
+                        f"(at most {MAX_REPEAT:,} characters or items)"
+                    )
+        return super().call_binop(context, operator, left, right)
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         # For our namespaces and JSON replies a key wins over a method name, so
         # `tasks.x.json.items` is the "items" field, not dict.items.

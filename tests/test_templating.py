@@ -262,3 +262,18 @@ def test_real_transcript_fixture_renders(engine: TemplateEngine) -> None:
     ctx["transcript"] = view
     out = engine.render(template("{{ transcript.words | length }} {{ transcript.text[:5] }}"), ctx)
     assert out == "861 Smoke"
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ 'a' * 10**10 }}", "{{ 10 ** 100000 }}", "{{ [1] * 999999 }}"]
+)
+def test_templates_cannot_exhaust_memory(engine: TemplateEngine, source: str) -> None:
+    with pytest.raises(TemplateProblem) as problem:
+        engine.render(template(source), context())
+    assert "too large for a template" in messages_of(problem)[0]
+
+
+def test_small_arithmetic_still_works(engine: TemplateEngine) -> None:
+    assert (
+        engine.render(template("{{ '-' * 3 }} {{ 2 ** 3 }} {{ 6 * 7 }}"), context()) == "--- 8 42"
+    )
