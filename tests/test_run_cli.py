@@ -324,3 +324,57 @@ def test_hundreds_of_items_with_faults(
     assert observed["windows"] > 5
     assert observed["late"] == []
     assert report["summary"]["retries"] > 0
+
+
+def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(tmp_path: Path) -> None:
+    """SIGINT mid-run: exit 130, finished outputs kept, the manifest says what was left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fakeapi import delay
+
+    rows = [f"https://media.example.com/call-{n:02d}.mp3" for n in range(12)]
+    (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
+    (tmp_path / "slow.yaml").write_text(
+        "version: 1\nname: slow\ninputs: [{list: calls.csv}]\n"
+        "tasks:\n  summary: {prompt: 'Summarize: {{ transcript.text[:100] }}'}\n"
+    )
+    fake = FakeAssemblyAI(api_key=KEY)
+    fake.gateway.responder = reply_for
+    fake.faults.add("POST /v1/chat/completions", delay(0.05), times=2)  # two finish quickly
+    fake.faults.add("POST /v1/chat/completions", delay(30), times=None)  # the rest hang
+    with serve_in_process(fake, lambda f: None) as server:
+        url = server.base_url  # type: ignore[attr-defined]
+        env = {
+            **os.environ,
+            "ASSEMBLYAI_API_KEY": KEY,
+            "ASSEMBLYAI_BASE_URL": url,
+            "ASSEMBLYAI_LLM_GATEWAY_URL": f"{url}/v1",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runner", "run", "slow.yaml", "--progress", "plain"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        outputs = tmp_path / "out" / "slow"
+        deadline = time.monotonic() + 30
+        while len(list(outputs.glob("*/summary.md"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "Run interrupted" in err
+    assert len(list(outputs.glob("*/summary.md"))) == 2
+    report = manifest(tmp_path)
+    assert report["summary"]["outcome"] == "interrupted"
+    statuses = sorted(i["status"] for i in report["items"])
+    assert statuses.count("ok") == 2
+    assert set(statuses) == {"ok", "interrupted"}
+    assert not (tmp_path / "out" / "run.json.partial").exists()
