@@ -1,13 +1,22 @@
-"""Shared fixtures: run the command line in-process and capture what it prints."""
+"""Shared fixtures: run the command line in-process and capture what it prints; serve the
+fake API (tests/fakeapi.py) and point the runner's HTTP client at it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
+from apiclient import KEY, config_for
 
+from runner.api.policy import HttpClient
 from runner.cli import main
+
+# The fake's fixtures: fake, base_url (served on the test's loop), thread_url.
+pytest_plugins = ("fakeapi",)
+
+# Checks shared by the docs tests fail with pytest's explanations, as asserts in tests do.
+pytest.register_assert_rewrite("docblocks")
 
 
 @dataclass(frozen=True)
@@ -42,3 +51,16 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
         return CliResult(code if isinstance(code, int) else 1, out, err)
 
     return run
+
+
+@pytest.fixture
+def api_key() -> str:
+    """The key ``fake`` accepts and ``http`` sends; a module may override this fixture."""
+    return KEY
+
+
+@pytest.fixture
+async def http(base_url: str, api_key: str) -> AsyncIterator[HttpClient]:
+    """The runner's HTTP client on the served fake, at test speed (tests/apiclient.py)."""
+    async with HttpClient(config_for(base_url, key=api_key)) as client:
+        yield client

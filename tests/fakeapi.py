@@ -1917,25 +1917,27 @@ def serve_in_process(
 
 
 # ---------------------------------------------------------------------------------------
-# Pytest fixtures (import them into conftest.py to use them across test modules).
+# Pytest fixtures: tests/conftest.py loads this module as a plugin (``pytest_plugins``), so
+# every test module has them. The ``api_key`` fixture they need comes from conftest.py; a
+# module overrides it to serve a fake that accepts another key.
 # ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def fake_api() -> FakeAssemblyAI:
-    """A fresh fake with the default key "test-key"."""
-    return FakeAssemblyAI()
+def fake(api_key: str) -> FakeAssemblyAI:
+    """A fresh fake per test, accepting ``api_key``."""
+    return FakeAssemblyAI(api_key=api_key)
 
 
 @pytest.fixture
-async def fake_api_url(fake_api: FakeAssemblyAI) -> AsyncIterator[str]:
-    """``fake_api`` served on the test's event loop; the REST base URL."""
-    async with serve(fake_api) as base_url:
-        yield base_url
+async def base_url(fake: FakeAssemblyAI) -> AsyncIterator[str]:
+    """``fake`` served on the test's event loop; the REST base URL."""
+    async with serve(fake) as url:
+        yield url
 
 
 @pytest.fixture
-def fake_api_thread_url(fake_api: FakeAssemblyAI) -> Iterator[str]:
-    """``fake_api`` served from a thread, for synchronous CLI tests; the REST base URL."""
-    with serve_in_thread(fake_api) as base_url:
-        yield base_url
+def thread_url(fake: FakeAssemblyAI) -> Iterator[str]:
+    """``fake`` served from a thread, for synchronous CLI tests; the REST base URL."""
+    with serve_in_thread(fake) as url:
+        yield url

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fakeapi import FakeAssemblyAI, serve, status
+from apiclient import config_for
+from fakeapi import FakeAssemblyAI, status
 
 from runner.api.gateway import (
     GatewayClient,
@@ -24,44 +23,15 @@ from runner.api.gateway import (
     gateway_error_text,
 )
 from runner.api.lemur import LemurClient
-from runner.api.policy import ClientConfig, HttpClient, Limits, RetryPolicy, Timeouts
+from runner.api.policy import HttpClient
 from runner.api.types import ApiError, CallStats, Usage
 
-KEY = "sk-live-91e0-gateway"
 ROUTE = "POST /v1/chat/completions"
 V2_AUTH_ERROR = "Authentication error, API token missing/invalid"
 
 
-def config_for(base_url: str, key: str = KEY) -> ClientConfig:
-    return ClientConfig(
-        api_key=key,
-        base_url=base_url,
-        gateway_url=f"{base_url}/v1",
-        timeouts=Timeouts(connect=2, read=2, llm=2),
-        limits=Limits(),
-        retry=RetryPolicy(base_delay=0.01, max_delay=0.05, rng=random.Random(11)),
-    )
-
-
 def chat(model: str = "claude-sonnet-4-6", **fields: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": "Hello there"}], **fields}
-
-
-@pytest.fixture
-def fake() -> FakeAssemblyAI:
-    return FakeAssemblyAI(api_key=KEY)
-
-
-@pytest.fixture
-async def base_url(fake: FakeAssemblyAI) -> AsyncIterator[str]:
-    async with serve(fake) as url:
-        yield url
-
-
-@pytest.fixture
-async def http(base_url: str) -> AsyncIterator[HttpClient]:
-    async with HttpClient(config_for(base_url)) as client:
-        yield client
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import asyncio
 import random
 import socket
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from fakeapi import FakeAssemblyAI, delay, malformed, reset, serve, status
+from apiclient import KEY, config_for
+from fakeapi import FakeAssemblyAI, delay, malformed, reset, status
 from multidict import CIMultiDict
 
 from runner import __version__
@@ -38,44 +38,6 @@ from runner.api.types import (
     MaybeSubmitted,
 )
 from runner.errors import ConfigurationError
-
-KEY = "sk-live-7c1e9b0f-do-not-leak"
-
-
-def config_for(
-    base_url: str,
-    *,
-    key: str = KEY,
-    limits: Limits | None = None,
-    retry: RetryPolicy | None = None,
-    timeouts: Timeouts | None = None,
-) -> ClientConfig:
-    """Fast retries with seeded jitter, short timeouts: the policy, at test speed."""
-    return ClientConfig(
-        api_key=key,
-        base_url=base_url,
-        gateway_url=f"{base_url}/v1",
-        timeouts=timeouts or Timeouts(connect=2, read=2, llm=2, upload=10),
-        limits=limits or Limits(),
-        retry=retry or RetryPolicy(base_delay=0.01, max_delay=0.05, rng=random.Random(7)),
-    )
-
-
-@pytest.fixture
-def fake() -> FakeAssemblyAI:
-    return FakeAssemblyAI(api_key=KEY)
-
-
-@pytest.fixture
-async def base_url(fake: FakeAssemblyAI) -> AsyncIterator[str]:
-    async with serve(fake) as url:
-        yield url
-
-
-@pytest.fixture
-async def http(base_url: str) -> AsyncIterator[HttpClient]:
-    async with HttpClient(config_for(base_url)) as client:
-        yield client
 
 
 def free_port() -> int:

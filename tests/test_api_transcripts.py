@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from hashlib import sha256
 from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
 
 import pytest
+from apiclient import config_for
 from fakeapi import (
     FakeAssemblyAI,
     after_processing_reset,
@@ -23,16 +23,14 @@ from fakeapi import (
     download_error,
     fixture,
     reset,
-    serve,
     status,
 )
 
-from runner.api.policy import ClientConfig, HttpClient, Limits, RetryPolicy, Timeouts
+from runner.api.policy import HttpClient, Timeouts
 from runner.api.transcripts import PollSchedule, TranscriptsClient, poll_delays
 from runner.api.types import ApiError, DeadlineExceeded, MaybeSubmitted, TranscriptFailed
 from runner.errors import RunnerError
 
-KEY = "sk-live-2b7d-transcripts"
 OPTIONS: dict[str, Any] = {"speech_models": ["universal-3-5-pro", "universal-2"]}
 WILDFIRES_TEXT = fixture("transcript-wildfires.json")["text"]
 NOT_RESENT = "the request may have reached AssemblyAI; not resent to avoid paying twice"
@@ -52,34 +50,6 @@ class FakeTime:
         self.slept.append(seconds)
         self.now += seconds
         await asyncio.sleep(0)
-
-
-def config_for(base_url: str, **timeouts: float) -> ClientConfig:
-    return ClientConfig(
-        api_key=KEY,
-        base_url=base_url,
-        gateway_url=f"{base_url}/v1",
-        timeouts=Timeouts(**{"connect": 2.0, "read": 2.0, **timeouts}),
-        limits=Limits(),
-        retry=RetryPolicy(base_delay=0.01, max_delay=0.05, rng=random.Random(5)),
-    )
-
-
-@pytest.fixture
-def fake() -> FakeAssemblyAI:
-    return FakeAssemblyAI(api_key=KEY)
-
-
-@pytest.fixture
-async def base_url(fake: FakeAssemblyAI) -> AsyncIterator[str]:
-    async with serve(fake) as url:
-        yield url
-
-
-@pytest.fixture
-async def http(base_url: str) -> AsyncIterator[HttpClient]:
-    async with HttpClient(config_for(base_url)) as client:
-        yield client
 
 
 @pytest.fixture
@@ -210,7 +180,8 @@ async def test_default_deadline_comes_from_timeouts(
     fake: FakeAssemblyAI, base_url: str, fake_time: FakeTime
 ) -> None:
     fake.on_audio("slow", polls_to_completed=10_000)
-    async with HttpClient(config_for(base_url, transcript_deadline=5.0)) as http:
+    timeouts = Timeouts(connect=2.0, read=2.0, transcript_deadline=5.0)
+    async with HttpClient(config_for(base_url, timeouts=timeouts)) as http:
         client = TranscriptsClient(http, sleep=fake_time.sleep, clock=fake_time.clock)
         queued = await client.submit("https://example.com/slow.mp3", OPTIONS)
         with pytest.raises(DeadlineExceeded, match="did not finish within 5 s"):
@@ -248,7 +219,7 @@ async def test_read_timeout_on_a_submission_is_never_resent(
     fake: FakeAssemblyAI, base_url: str
 ) -> None:
     fake.faults.add("POST /v2/transcript", delay(0.4))
-    async with HttpClient(config_for(base_url, read=0.1)) as http:
+    async with HttpClient(config_for(base_url, timeouts=Timeouts(connect=2.0, read=0.1))) as http:
         with pytest.raises(MaybeSubmitted, match="timed out waiting for the response"):
             await TranscriptsClient(http).submit("https://example.com/a.mp3", OPTIONS)
     assert len(fake.requests_to("POST /v2/transcript")) == 1

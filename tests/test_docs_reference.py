@@ -16,10 +16,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shlex
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
@@ -27,6 +26,21 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from docblocks import (
+    ANY_LINES,
+    FENCE_OPEN,
+    ROOT,
+    Block,
+    check_conventions_comment,
+    check_notes,
+    check_output,
+    check_quote,
+    console_command,
+    lines_match,
+    parse_blocks,
+    read,
+    write_files,
+)
 
 from runner import errors
 from runner.cli import cli, main
@@ -36,7 +50,6 @@ from runner.quotes import match_quotes
 from runner.transcript import load_saved, sentences_from_words
 from runner.validation import load_recipe, validate_file
 
-ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DOC = "docs/recipes.md"
 CLI_DOC = "docs/cli.md"
 SCHEMA: Mapping[str, Any] = json.loads(
@@ -45,65 +58,14 @@ SCHEMA: Mapping[str, Any] = json.loads(
 QUOTES_TRANSCRIPT = ROOT / "recipes" / "transcripts" / "wildfires.json"
 SUPPORT_FOLDERS = ("transcripts", "prompts", "lists")  # of recipes/, copied beside examples
 
-FENCE_OPEN = re.compile(r"^(`{3,})(\S*)\s*$")
-NOTE = re.compile(r"^<!-- (\w+): (\S+) -->$")
 NOTE_KINDS = {
     RECIPES_DOC: ("recipe", "file", "from", "reply", "manifest", "exit"),
     CLI_DOC: ("recipe", "file", "from", "exit", "with"),
 }
-ANY_LINES = "[…]"
-PROMPT = "$ transcript-runner "
 HELP_WIDTH = 80  # the docs show --help as an 80-column terminal prints it
 
 
 # --- reading the pages -------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Block:
-    """One fenced block of a page."""
-
-    doc: str
-    lang: str
-    body: str  # without the final line break
-    line: int  # 1-based line of the opening fence
-    note: tuple[str, str] | None  # ("recipe", "x.yaml"), ("from", "recipes/x.yaml"), ...
-
-    @property
-    def id(self) -> str:
-        return f"{self.doc}:{self.line}"
-
-
-def parse_blocks(doc: str, text: str) -> list[Block]:
-    lines = text.split("\n")
-    blocks: list[Block] = []
-    index = 0
-    while index < len(lines):
-        opening = FENCE_OPEN.match(lines[index])
-        if not opening:
-            index += 1
-            continue
-        start, fence = index, opening.group(1)
-        index += 1
-        while index < len(lines) and lines[index] != fence:
-            index += 1
-        assert index < len(lines), f"{doc}:{start + 1}: fenced block is never closed"
-        note = NOTE.match(lines[start - 1]) if start else None
-        blocks.append(
-            Block(
-                doc=doc,
-                lang=opening.group(2),
-                body="\n".join(lines[start + 1 : index]),
-                line=start + 1,
-                note=(note.group(1), note.group(2)) if note else None,
-            )
-        )
-        index += 1
-    return blocks
-
-
-def read(doc: str) -> str:
-    return (ROOT / doc).read_text(encoding="utf-8")
 
 
 DOCS = {doc: read(doc) for doc in (RECIPES_DOC, CLI_DOC)}
@@ -166,24 +128,12 @@ def test_the_pages_have_examples_of_every_kind() -> None:
 
 @pytest.mark.parametrize("doc", DOCS)
 def test_the_conventions_comment_is_one_hidden_comment(doc: str) -> None:
-    text = DOCS[doc]
-    assert text.startswith("<!--\n"), f"{doc} starts with the comment describing its conventions"
-    end = text.index("\n-->\n")
-    assert "-->" not in text[:end]
-    assert "<!--" not in text[4:end]
+    check_conventions_comment(doc, DOCS[doc])
 
 
 @pytest.mark.parametrize("doc", DOCS)
 def test_notes_are_known_and_sit_on_a_fence(doc: str) -> None:
-    lines = DOCS[doc].split("\n")
-    for number, line in enumerate(lines, 1):
-        note = NOTE.match(line)
-        if line.startswith("<!-- ") and line.endswith(" -->") and number > 1:
-            assert note, f"{doc}:{number}: write notes as <!-- kind: VALUE -->"
-        if note:
-            assert note.group(1) in NOTE_KINDS[doc], f"{doc}:{number}: unknown note {line}"
-            following = lines[number] if number < len(lines) else ""
-            assert FENCE_OPEN.match(following), f"{doc}:{number}: a note must precede a fence"
+    check_notes(doc, DOCS[doc], NOTE_KINDS[doc])
 
 
 def looks_like_a_recipe(block: Block) -> bool:
@@ -410,10 +360,7 @@ def make_scratch(folder: Path, files: Mapping[str, str]) -> None:
     shutil.copytree(ROOT / "recipes", folder / "recipes")
     for name in SUPPORT_FOLDERS:
         shutil.copytree(ROOT / "recipes" / name, folder / name)
-    for name, body in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body + "\n", encoding="utf-8")
+    write_files(folder, files)
 
 
 @pytest.mark.parametrize("recipe", RECIPE_EXAMPLES, ids=[b.id for b in RECIPE_EXAMPLES])
@@ -430,9 +377,7 @@ def test_whole_recipe_validates(
 
 @pytest.mark.parametrize("quote", QUOTES, ids=[b.id for b in QUOTES])
 def test_quotes_of_project_files_are_verbatim(quote: Block) -> None:
-    assert quote.note is not None
-    source = (ROOT / quote.note[1]).read_text(encoding="utf-8")
-    assert quote.body in source, f"{quote.id} no longer matches {quote.note[1]}"
+    check_quote(quote)
 
 
 def reply_examples() -> list[tuple[Block, Block]]:
@@ -477,27 +422,6 @@ def test_reply_is_post_processed_as_shown(reply: Block, expected: Block) -> None
 CONSOLE = [b for b in ALL_BLOCKS if b.lang == "console"]
 
 
-def lines_match(expected: Sequence[str], actual: Sequence[str]) -> bool:
-    """Line by line; ``[…]`` alone skips any lines, at the end of a line it matches a prefix."""
-
-    @cache
-    def match(i: int, j: int) -> bool:
-        if i == len(expected):
-            return j == len(actual)
-        want = expected[i]
-        if want == ANY_LINES:
-            return any(match(i + 1, k) for k in range(j, len(actual) + 1))
-        if j == len(actual):
-            return False
-        if want.endswith(ANY_LINES):
-            same = actual[j].startswith(want[: -len(ANY_LINES)])
-        else:
-            same = actual[j] == want
-        return same and match(i + 1, j + 1)
-
-    return match(0, 0)
-
-
 def test_lines_match_understands_the_ellipsis() -> None:
     assert lines_match(["a", ANY_LINES], ["a", "b", "c"])
     assert lines_match(["a", ANY_LINES, "c"], ["a", "c"])
@@ -525,9 +449,7 @@ def test_console_example(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    command, *expected = console.body.split("\n")
-    assert command.startswith(PROMPT), f"{console.id}: start with {PROMPT!r}"
-    args = shlex.split(command[len(PROMPT) :])
+    args, expected = console_command(console)
     make_scratch(tmp_path, declared_files(console))
     monkeypatch.chdir(tmp_path)
     for name in ("GITHUB_ACTIONS", "ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL"):
@@ -543,8 +465,4 @@ def test_console_example(
     captured = capsys.readouterr()
     code = int(console.note[1]) if console.note and console.note[0] == "exit" else 0
     assert ended.value.code == code, f"{console.id}: exit code (add <!-- exit: CODE --> if meant)"
-    actual = (captured.out + captured.err).rstrip("\n")
-    if not any(line.endswith(ANY_LINES) for line in expected):
-        assert actual == "\n".join(expected)
-    else:
-        assert lines_match(expected, actual.split("\n")), f"the real output:\n{actual}"
+    check_output(expected, captured.out + captured.err)

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import shlex
-from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from docblocks import (
+    ROOT,
+    Block,
+    check_conventions_comment,
+    check_notes,
+    check_output,
+    check_quote,
+    console_command,
+    parse_blocks,
+    read,
+    write_files,
+)
 
 from runner.cli import main
 from runner.context import (
@@ -34,15 +42,8 @@ from runner.recipe import Template, TemplateOrigin
 from runner.templating import FILTERS, TemplateEngine, TemplateProblem
 from runner.transcript import paragraphs_from_sentences, sentences_from_words
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "templates.md"
 DOC_NAME = "docs/templates.md"
-
-FENCE = re.compile(r"^```(\S*)\s*$")
-NOTE = re.compile(r"^<!-- (\w+): (\S+) -->$")
 NOTE_KINDS = ("file", "from")
-ANY_LINES = "[…]"
-PROMPT = "$ transcript-runner "
 
 
 # --- the context every jinja example renders with (declared at the top of the page) ----
@@ -85,49 +86,8 @@ def doc_context() -> dict[str, Any]:
 # --- reading the page ---------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Block:
-    """One fenced block of the page."""
-
-    lang: str
-    body: str  # without the final line break
-    line: int  # 1-based line of the opening fence
-    note: tuple[str, str] | None  # ("file", name) or ("from", path)
-
-    @property
-    def id(self) -> str:
-        return f"{self.lang}@line{self.line}"
-
-
-def parse_blocks(text: str) -> list[Block]:
-    lines = text.split("\n")
-    blocks: list[Block] = []
-    index = 0
-    while index < len(lines):
-        opening = FENCE.match(lines[index])
-        if not opening:
-            index += 1
-            continue
-        start = index
-        index += 1
-        while index < len(lines) and lines[index] != "```":
-            index += 1
-        assert index < len(lines), f"{DOC_NAME}:{start + 1}: fenced block is never closed"
-        note = NOTE.match(lines[start - 1]) if start else None
-        blocks.append(
-            Block(
-                lang=opening.group(1),
-                body="\n".join(lines[start + 1 : index]),
-                line=start + 1,
-                note=(note.group(1), note.group(2)) if note else None,
-            )
-        )
-        index += 1
-    return blocks
-
-
-DOC_TEXT = DOC.read_text(encoding="utf-8")
-BLOCKS = parse_blocks(DOC_TEXT)
+DOC_TEXT = read(DOC_NAME)
+BLOCKS = parse_blocks(DOC_NAME, DOC_TEXT)
 
 
 def rendering_examples() -> list[tuple[Block, Block]]:
@@ -181,23 +141,11 @@ def test_every_jinja_block_is_run_or_quoted() -> None:
 
 
 def test_the_conventions_comment_is_one_hidden_comment() -> None:
-    # A "-->" inside it would end it early and show the rest of it on the page.
-    assert DOC_TEXT.startswith("<!--\n")
-    end = DOC_TEXT.index("\n-->\n")
-    assert "-->" not in DOC_TEXT[:end]
-    assert "<!--" not in DOC_TEXT[4:end]
+    check_conventions_comment(DOC_NAME, DOC_TEXT)
 
 
 def test_notes_are_known_and_sit_on_a_fence() -> None:
-    lines = DOC_TEXT.split("\n")
-    for number, line in enumerate(lines, 1):
-        note = NOTE.match(line)
-        if line.startswith("<!-- ") and line.endswith(" -->") and number > 1:
-            assert note, f"{DOC_NAME}:{number}: write notes as <!-- file: NAME --> or from:"
-        if note:
-            assert note.group(1) in NOTE_KINDS, f"{DOC_NAME}:{number}: unknown note {line}"
-            following = lines[number] if number < len(lines) else ""
-            assert FENCE.match(following), f"{DOC_NAME}:{number}: a note must precede a fence"
+    check_notes(DOC_NAME, DOC_TEXT, NOTE_KINDS)
 
 
 def test_every_filter_is_documented() -> None:
@@ -216,9 +164,7 @@ def test_every_transcript_field_is_documented() -> None:
 
 @pytest.mark.parametrize("quote", QUOTES, ids=[b.id for b in QUOTES])
 def test_quotes_of_project_files_are_verbatim(quote: Block) -> None:
-    assert quote.note is not None
-    source = (ROOT / quote.note[1]).read_text(encoding="utf-8")
-    assert quote.body in source, f"{DOC_NAME}:{quote.line} no longer matches {quote.note[1]}"
+    check_quote(quote)
 
 
 def render(jinja: Block) -> str:
@@ -239,35 +185,6 @@ def test_rendered_example(jinja: Block, expected: Block) -> None:
     assert "\n".join(p.message for p in problem.value.problems) == expected.body
 
 
-def lines_match(expected: Sequence[str], actual: Sequence[str]) -> bool:
-    """Line by line; ``[…]`` alone skips any lines, at the end of a line it matches a prefix."""
-
-    @cache
-    def match(i: int, j: int) -> bool:
-        if i == len(expected):
-            return j == len(actual)
-        want = expected[i]
-        if want == ANY_LINES:
-            return any(match(i + 1, k) for k in range(j, len(actual) + 1))
-        if j == len(actual):
-            return False
-        if want.endswith(ANY_LINES):
-            same = actual[j].startswith(want[: -len(ANY_LINES)])
-        else:
-            same = actual[j] == want
-        return same and match(i + 1, j + 1)
-
-    return match(0, 0)
-
-
-def test_lines_match_understands_the_ellipsis() -> None:
-    assert lines_match(["a", ANY_LINES], ["a", "b", "c"])
-    assert lines_match(["a", ANY_LINES, "c"], ["a", "c"])
-    assert lines_match(["ab[…]"], ["abc"])
-    assert not lines_match(["a", "c"], ["a", "b", "c"])
-    assert not lines_match(["ab[…]"], ["xb"])
-
-
 @pytest.mark.parametrize(("console", "files"), CONSOLE, ids=[b.id for b, _ in CONSOLE])
 def test_console_example(
     console: Block,
@@ -276,14 +193,9 @@ def test_console_example(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    command, *expected = console.body.split("\n")
-    assert command.startswith(PROMPT), f"{DOC_NAME}:{console.line}: start with {PROMPT!r}"
-    args = shlex.split(command[len(PROMPT) :])
+    args, expected = console_command(console)
     if any(arg in files for arg in args):
-        for name, body in files.items():
-            path = tmp_path / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(body + "\n", encoding="utf-8")
+        write_files(tmp_path, files)
         monkeypatch.chdir(tmp_path)
     else:
         monkeypatch.chdir(ROOT)
@@ -291,8 +203,4 @@ def test_console_example(
     with pytest.raises(SystemExit):
         main(args)
     captured = capsys.readouterr()
-    actual = (captured.out + captured.err).rstrip("\n")
-    if not any(line.endswith(ANY_LINES) for line in expected):
-        assert actual == "\n".join(expected)
-    else:
-        assert lines_match(expected, actual.split("\n")), f"the real output:\n{actual}"
+    check_output(expected, captured.out + captured.err)

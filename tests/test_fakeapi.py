@@ -43,16 +43,9 @@ SUBMIT = {"speech_models": ["universal-3-5-pro", "universal-2"]}
 
 
 @pytest.fixture
-def fake() -> FakeAssemblyAI:
-    """A fresh fake per test."""
-    return FakeAssemblyAI()
-
-
-@pytest.fixture
-async def base_url(fake: FakeAssemblyAI) -> AsyncIterator[str]:
-    """The fake served on this test's loop."""
-    async with serve(fake) as url:
-        yield url
+def api_key() -> str:
+    """The fake's default key: these tests pin the fake as ``FakeAssemblyAI()`` builds it."""
+    return KEY
 
 
 @pytest.fixture
