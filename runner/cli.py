@@ -141,6 +141,15 @@ def render(
 )
 @click.option("--dry-run", is_flag=True, help="Print what would run; send nothing.")
 @click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="Ledger and cache folder [default: .transcript-runner beside the outputs].",
+)
+@click.option("--no-cache", is_flag=True, help="Ask the LLM again (transcripts are still reused).")
+@click.option(
+    "--offline", is_flag=True, help="Use only the state store; a missing entry is an error."
+)
+@click.option(
     "--progress",
     type=click.Choice(["auto", "live", "plain"]),
     default="auto",
@@ -155,12 +164,17 @@ def run(
     limits: Sequence[str],
     region: str | None,
     dry_run: bool,
+    state_dir: str | None,
+    no_cache: bool,
+    offline: bool,
     progress: str,
 ) -> None:
     """Run recipes: transcribe, prompt, post-process, write outputs and a manifest.
 
-    Needs ASSEMBLYAI_API_KEY (except with --dry-run). Exit code 1 when any item
-    or task failed; every failure is in the manifest with its cause.
+    Needs ASSEMBLYAI_API_KEY (except with --dry-run or --offline). Exit code 1 when
+    any item or task failed; every failure is in the manifest with its cause. A
+    rerun reattaches to transcriptions it already submitted and reuses cached
+    replies, so it only does (and pays for) what is missing.
 
     \b
     Examples:
@@ -180,8 +194,54 @@ def run(
             region=region,
             dry_run=dry_run,
             progress=progress,
+            state_dir=state_dir,
+            use_cache=not no_cache,
+            offline=offline,
         )
     )
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect or clear the state store (transcription ledger and LLM reply cache)."""
+
+
+_STATE_DIR = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=".transcript-runner",
+    show_default=True,
+    help="The state folder.",
+)
+
+
+@cache.command("ls")
+@_STATE_DIR
+def cache_ls(state_dir: str) -> None:
+    """List ledger entries and cached replies, oldest first."""
+    from runner.commands import run_cache_ls
+
+    _exit(run_cache_ls(state_dir))
+
+
+@cache.command("show")
+@click.argument("key")
+@_STATE_DIR
+def cache_show(key: str, state_dir: str) -> None:
+    """Print one entry (the first characters of its KEY are enough)."""
+    from runner.commands import run_cache_show
+
+    _exit(run_cache_show(state_dir, key))
+
+
+@cache.command("clear")
+@click.option("--older-than", metavar="AGE", help="Only entries older than this: 30m, 12h, 7d.")
+@_STATE_DIR
+def cache_clear(older_than: str | None, state_dir: str) -> None:
+    """Delete cached replies and ledger entries."""
+    from runner.commands import run_cache_clear
+
+    _exit(run_cache_clear(state_dir, older_than))
 
 
 @cli.command()

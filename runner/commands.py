@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from runner.inputs import Item, expand
 from runner.outputs import TRANSCRIPT_FILE, item_dir
 from runner.payloads import build_payload, task_context
 from runner.recipe import InputKind, Recipe, Task
+from runner.state import DB_FILE, CachedReply, Store
 from runner.templating import TemplateEngine, TemplateProblem
 from runner.transcript import (
     Transcript,
@@ -196,6 +199,9 @@ def run_run(
     region: str | None,
     dry_run: bool,
     progress: str,
+    state_dir: str | None = None,
+    use_cache: bool = True,
+    offline: bool = False,
 ) -> int:
     """Run recipes against AssemblyAI; 0 when everything succeeded, 1 when something failed."""
     if not paths:
@@ -215,6 +221,9 @@ def run_run(
         limit_overrides=overrides,
         region=region,
         progress=progress,
+        state_dir=Path(state_dir) if state_dir else None,
+        use_cache=use_cache,
+        offline=offline,
     )
 
 
@@ -251,3 +260,71 @@ def _dry_run_text(recipes: Sequence[Recipe]) -> str:
             lines.append(f"  {item.name}: {step}; {calls} LLM call(s)  ({item.source})")
     lines.append("Dry run: nothing was sent.")
     return "\n".join(lines)
+
+
+# --- cache ---------------------------------------------------------------------------
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _open_store(state_dir: str) -> Store:
+    folder = Path(state_dir)
+    if not (folder / DB_FILE).is_file():
+        raise UsageError(f"no state store in {state_dir}/ (a run creates it; see --state-dir)")
+    return Store(folder)
+
+
+def run_cache_ls(state_dir: str) -> int:
+    store = _open_store(state_dir)
+    for entry in store.ledger():
+        click.echo(
+            f"{entry.key[:12]}  transcript  {_when(entry.created)}  {entry.transcript_id}  "
+            f"{entry.audio}"
+        )
+    for reply in store.replies():
+        click.echo(
+            f"{reply.key[:12]}  reply       {_when(reply.created)}  {reply.model}  {reply.label}"
+        )
+    store.close()
+    return EXIT_OK
+
+
+def run_cache_show(state_dir: str, key: str) -> int:
+    store = _open_store(state_dir)
+    found = store.find(key)
+    store.close()
+    if not found:
+        raise UsageError(
+            f"no entry whose key starts with {key!r}; see `transcript-runner cache ls`"
+        )
+    if len(found) > 1:
+        raise UsageError(f"{len(found)} entries start with {key!r}; give more characters")
+    (entry,) = found
+    if isinstance(entry, CachedReply):
+        shown = {"key": entry.key, "label": entry.label, "model": entry.model,
+                 "request": entry.request, "reply": entry.reply}  # fmt: skip
+    else:
+        shown = {"key": entry.key, "audio": entry.audio, "transcript_id": entry.transcript_id,
+                 "status": entry.status}  # fmt: skip
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def run_cache_clear(state_dir: str, older_than: str | None) -> int:
+    seconds = _age(older_than) if older_than else None
+    store = _open_store(state_dir)
+    replies, ledger = store.clear(seconds)
+    store.close()
+    click.echo(f"Removed {replies} cached replies and {ledger} ledger entries.")
+    return EXIT_OK
+
+
+def _age(text: str) -> float:
+    number, unit = text[:-1], text[-1:]
+    if unit not in _AGE_UNITS or not number.isdigit():
+        raise UsageError(f"--older-than {text}: give a number and a unit s, m, h or d, e.g. 7d")
+    return int(number) * _AGE_UNITS[unit]
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M")

@@ -25,19 +25,22 @@ from typing import Any, Protocol
 
 from runner.api.types import (
     ApiError,
+    CallStats,
     Completion,
     DeadlineExceeded,
     TranscriptFailed,
     TranscriptResult,
+    Usage,
 )
 from runner.context import TaskResultView, TranscriptView
 from runner.inputs import Item, expand
 from runner.manifest import ItemRecord, ManifestWriter, TaskRecord
 from runner.outputs import TRANSCRIPT_FILE, contained, item_dir, write_atomic, write_json
-from runner.payloads import build_payload, task_context
+from runner.payloads import Payload, build_payload, task_context
 from runner.postprocess import PostProcessFailed, apply
 from runner.quotes import match_quotes
 from runner.recipe import InputKind, Recipe, Task, TaskApi
+from runner.state import LedgerEntry, Store, file_identity, ledger_key, reply_key
 from runner.templating import TemplateEngine, TemplateProblem, used_transcript_fields
 from runner.transcript import (
     Paragraph,
@@ -96,6 +99,12 @@ class RunOptions:
     timeout: float | None = None  # --timeout for the whole run, seconds
     transcript_deadline: float | None = None  # per transcript; None: the client's default
     items_in_flight: int = DEFAULT_ITEMS_IN_FLIGHT
+    use_cache: bool = True  # --no-cache: ask the LLM again (the ledger is always used)
+    offline: bool = False  # --offline: everything must come from the state store
+
+
+class NotStored(ApiError):
+    """``--offline`` needed something the state store does not hold."""
 
 
 @dataclass
@@ -161,10 +170,17 @@ def plan_recipe(recipe: Recipe) -> _Plan:
 class Executor:
     """Runs recipes to completion, interruption or timeout, streaming the manifest."""
 
-    def __init__(self, services: Services, options: RunOptions, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        services: Services,
+        options: RunOptions,
+        reporter: Reporter,
+        store: Store | None = None,
+    ) -> None:
         self.services = services
         self.options = options
         self.reporter = reporter
+        self.store = store
         self._state = _State()
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
@@ -274,30 +290,113 @@ class Executor:
         sentences: tuple[Sentence, ...] = ()
         paragraphs: tuple[Paragraph, ...] = ()
         if plan.needs_sentences and transcript.id:
-            sentences = parse_sentences(await self.services.transcripts.sentences(transcript.id))
+            sentences = parse_sentences(await self._part(transcript.id, "sentences"))
         if plan.needs_paragraphs and transcript.id:
-            paragraphs = parse_paragraphs(await self.services.transcripts.paragraphs(transcript.id))
+            paragraphs = parse_paragraphs(await self._part(transcript.id, "paragraphs"))
         return _Obtained(transcript, sentences, paragraphs, False)
 
-    async def _transcribe(self, plan: _Plan, item: Item, record: ItemRecord) -> TranscriptResult:
+    async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
+        """Sentences or paragraphs: from the store when kept, else fetched and kept."""
+        stored = await self._stored(transcript_id, part)
+        if stored is not None:
+            return stored
+        if self.options.offline:
+            raise NotStored(f"--offline: the {part} of transcript {transcript_id} are not stored")
         api = self.services.transcripts
-        deadline = self.options.transcript_deadline
+        data = await (api.sentences if part == "sentences" else api.paragraphs)(transcript_id)
+        await self._keep(transcript_id, part, data)
+        return data
+
+    async def _stored(self, transcript_id: str, part: str) -> Mapping[str, Any] | None:
+        if self.store is None:
+            return None
+        return await asyncio.to_thread(self.store.transcript_get, transcript_id, part)
+
+    async def _keep(self, transcript_id: str, part: str, data: Mapping[str, Any]) -> None:
+        if self.store is not None:
+            await asyncio.to_thread(self.store.transcript_put, transcript_id, part, data)
+
+    async def _transcribe(self, plan: _Plan, item: Item, record: ItemRecord) -> TranscriptResult:
         if item.kind is InputKind.TRANSCRIPT_ID:
-            data = await api.get(item.source)
-            if data.get("status") == "completed":
-                return TranscriptResult(data=data)
-            if data.get("status") == "error":
-                raise TranscriptFailed(item.source, str(data.get("error") or "unknown error"))
-            return await api.wait(item.source, audio_duration=None, deadline=deadline)
+            return await self._fetch(item.source)
+        options = plan.recipe.transcription_request()
+        audio = item.source
+        if item.kind is InputKind.FILE:
+            audio = await asyncio.to_thread(file_identity, Path(item.source))
+        key = ledger_key(audio, options)
+        entry = None
+        if self.store is not None:
+            entry = await asyncio.to_thread(self.store.ledger_get, key)
+        if entry is not None:
+            reused = await self._reattach(entry, key)
+            if reused is not None:
+                record.reused = True
+                return reused
+        if self.options.offline:
+            raise NotStored(
+                f"--offline: no stored transcript for {item.kind.value} {item.source!r} "
+                "with these transcription options; run once online first"
+            )
+        return await self._submit(plan, item, record, key, audio, options)
+
+    async def _fetch(self, transcript_id: str) -> TranscriptResult:
+        """An existing transcript by id: from the store when kept, else from the API."""
+        stored = await self._stored(transcript_id, "transcript")
+        if stored is not None:
+            return TranscriptResult(data=stored)
+        if self.options.offline:
+            raise NotStored(f"--offline: transcript {transcript_id} is not stored")
+        api = self.services.transcripts
+        data = await api.get(transcript_id)
+        if data.get("status") == "error":
+            raise TranscriptFailed(transcript_id, str(data.get("error") or "unknown error"))
+        if data.get("status") != "completed":
+            result = await api.wait(
+                transcript_id, audio_duration=None, deadline=self.options.transcript_deadline
+            )
+            data = result.data
+        await self._keep(transcript_id, "transcript", data)
+        return TranscriptResult(data=data)
+
+    async def _reattach(self, entry: LedgerEntry, key: str) -> TranscriptResult | None:
+        """The ledger's job for this audio, or None when it failed and must be redone."""
+        try:
+            result = await self._fetch(entry.transcript_id)
+        except TranscriptFailed:
+            # A failed job is not billed and a rerun should try again.
+            if self.store is not None:
+                await asyncio.to_thread(self.store.ledger_forget, key)
+            return None
+        return TranscriptResult(data=result.data, polls=result.polls)
+
+    async def _submit(
+        self,
+        plan: _Plan,
+        item: Item,
+        record: ItemRecord,
+        key: str,
+        audio: str,
+        options: Mapping[str, Any],
+    ) -> TranscriptResult:
+        api = self.services.transcripts
         began = time.monotonic()
         audio_url = item.source
         if item.kind is InputKind.FILE:
             audio_url = await api.upload(Path(item.source))
-        queued = await api.submit(audio_url, plan.recipe.transcription_request())
+        queued = await api.submit(audio_url, options)
         record.submitted = True
         transcript_id = str(queued["id"])
         record.transcript_id = transcript_id
-        result = await api.wait(transcript_id, audio_duration=None, deadline=deadline)
+        if self.store is not None:
+            # Written the moment AssemblyAI accepted the job: a rerun after a crash or
+            # Ctrl-C reattaches to it instead of paying for a second one.
+            await asyncio.to_thread(
+                self.store.ledger_put, key, audio, options, transcript_id, "submitted"
+            )
+        result = await api.wait(
+            transcript_id, audio_duration=None, deadline=self.options.transcript_deadline
+        )
+        await self._keep(transcript_id, "transcript", result.data)
         return TranscriptResult(
             data=result.data,
             polls=result.polls,
@@ -378,16 +477,44 @@ class Executor:
             return _failed(record, problem.message), None
         try:
             began = time.monotonic()
-            if task.api is TaskApi.LEMUR:
-                completion = await self.services.lemur.task(payload.body)
-            else:
-                completion = await self.services.gateway.complete(payload.body)
+            completion = await self._complete(
+                task, payload, f"{plan.recipe.name}/{item.name}/{task.name}", record
+            )
         except ApiError as exc:
             record.retries = exc.retries
             return _failed(record, str(exc)), None
         _record_completion(record, completion, time.monotonic() - began, task)
         reply = _reply_text(completion)
         return await asyncio.to_thread(self._finish, task, folder, view, reply, record)
+
+    async def _complete(
+        self, task: Task, payload: Payload, label: str, record: TaskRecord
+    ) -> Completion:
+        """The reply to ``payload``: from the cache when allowed and present, else asked."""
+        key = reply_key(task.api.value, payload.path, payload.body, {})
+        record.cache_key = key
+        if self.store is not None and (self.options.use_cache or self.options.offline):
+            cached = await asyncio.to_thread(self.store.reply_get, key)
+            if cached is not None:
+                record.cached = True
+                return completion_from_json(cached.reply)
+        if self.options.offline:
+            raise NotStored(f"--offline: no cached reply for {label} (cache key {key[:12]})")
+        record.asked = True
+        if task.api is TaskApi.LEMUR:
+            completion = await self.services.lemur.task(payload.body)
+        else:
+            completion = await self.services.gateway.complete(payload.body)
+        if self.store is not None:
+            await asyncio.to_thread(
+                self.store.reply_put,
+                key,
+                label,
+                completion.model,
+                dict(payload.body),
+                completion_to_json(completion),
+            )
+        return completion
 
     def _finish(
         self, task: Task, folder: Path, view: TranscriptView, reply: str, record: TaskRecord
@@ -454,3 +581,33 @@ def _reply_text(completion: Completion) -> str:
 
 def _seconds(value: float | int | None) -> float | None:
     return float(value) if value is not None else None
+
+
+def completion_to_json(completion: Completion) -> dict[str, Any]:
+    """What the cache keeps of a reply (never a request header, so never a key)."""
+    return {
+        "content": completion.content,
+        "model": completion.model,
+        "usage": {
+            "input_tokens": completion.usage.input_tokens,
+            "output_tokens": completion.usage.output_tokens,
+            "total_tokens": completion.usage.total_tokens,
+        },
+        "request_id": completion.request_id,
+        "finish_reason": completion.finish_reason,
+        "tool_calls": [dict(c) for c in completion.tool_calls],
+        "response_time_ns": completion.response_time_ns,
+    }
+
+
+def completion_from_json(data: Mapping[str, Any]) -> Completion:
+    return Completion(
+        content=str(data.get("content") or ""),
+        model=data.get("model"),
+        usage=Usage.from_api(data.get("usage")),
+        request_id=data.get("request_id"),
+        finish_reason=data.get("finish_reason"),
+        tool_calls=tuple(data.get("tool_calls") or ()),
+        response_time_ns=data.get("response_time_ns"),
+        stats=CallStats(attempts=0, retries=0, seconds=0.0),
+    )

@@ -39,6 +39,9 @@ class TaskRecord:
     latency_seconds: float | None = None
     retries: int = 0
     request_id: str | None = None
+    asked: bool = False  # a request was sent to the API
+    cached: bool = False  # the reply came from the state store's cache
+    cache_key: str | None = None
     output: str | None = None
     raw_output: str | None = None
     post_process: list[str] = field(default_factory=list)
@@ -57,6 +60,7 @@ class ItemRecord:
     polls: int = 0
     transcript_seconds: float | None = None
     submitted: bool = False
+    reused: bool = False  # the transcript came from the ledger of an earlier run
     folder: str | None = None
     tasks: list[TaskRecord] = field(default_factory=list)
 
@@ -71,6 +75,10 @@ class Totals:
     polls: int = 0
     transcripts_polled: int = 0
     retries: int = 0
+    submitted: int = 0
+    reused: int = 0
+    cached: int = 0
+    asked: int = 0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # recipe, what, error
 
     def add(self, record: ItemRecord) -> None:
@@ -81,7 +89,11 @@ class Totals:
             self.polls += record.polls
             self.transcripts_polled += 1
         self.audio_seconds += record.audio_duration or 0
+        self.submitted += record.submitted
+        self.reused += record.reused
         for task in record.tasks:
+            self.cached += task.cached
+            self.asked += task.asked
             self.tasks[task.status] += 1
             self.input_tokens += task.input_tokens or 0
             self.output_tokens += task.output_tokens or 0
@@ -130,6 +142,10 @@ class ManifestWriter:
             "output_tokens": totals.output_tokens,
             "audio_hours": round(totals.audio_seconds / 3600, 4),
             "retries": totals.retries,
+            "transcriptions_submitted": totals.submitted,
+            "transcriptions_reused": totals.reused,
+            "llm_calls": totals.asked,
+            "llm_replies_cached": totals.cached,
             "polls_per_transcript": round(totals.polls / totals.transcripts_polled, 2)
             if totals.transcripts_polled
             else None,

@@ -102,6 +102,11 @@ def summary_text(totals: Totals, *, outcome: str, wall: float, manifest: str, le
         f"  tokens: {totals.input_tokens} in, {totals.output_tokens} out"
         f" · audio: {totals.audio_seconds / 3600:.2f} h · retries: {totals.retries}",
     ]
+    if totals.reused or totals.cached:
+        lines.append(
+            f"  reused: {totals.reused} transcripts from the ledger, {totals.cached} replies "
+            f"from the cache (sent: {totals.submitted} transcriptions, {totals.asked} LLM calls)"
+        )
     if totals.transcripts_polled:
         per = totals.polls / totals.transcripts_polled
         lines.append(f"  polls per transcript: {per:.1f}")

@@ -7,20 +7,30 @@ This is the only place that opens the network stack, so ``validate`` and
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from runner.api.gateway import GatewayClient
 from runner.api.lemur import LemurClient
 from runner.api.policy import ClientConfig, HttpClient, Limits, Timeouts
 from runner.api.transcripts import TranscriptsClient
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from runner.executor import DEFAULT_ITEMS_IN_FLIGHT, Executor, Reporter, RunOptions, Services
+from runner.executor import (
+    DEFAULT_ITEMS_IN_FLIGHT,
+    Executor,
+    NotStored,
+    Reporter,
+    RunOptions,
+    Services,
+)
 from runner.manifest import MANIFEST_FILE
 from runner.progress import LiveReporter, PlainReporter, summary_text
 from runner.recipe import Recipe
+from runner.state import DEFAULT_STATE_DIR, Store
 
 DEFAULT_OUT = Path("out")
 
@@ -34,9 +44,16 @@ def execute(
     limit_overrides: Mapping[str, int],
     region: str | None,
     progress: str,
+    state_dir: Path | None = None,
+    use_cache: bool = True,
+    offline: bool = False,
 ) -> int:
     """Run ``recipes``; print the summary; return the exit code."""
-    config = ClientConfig.from_env(region)
+    # Offline replays need no key: nothing is sent. A placeholder keeps the client
+    # configuration uniform; the offline services never use it.
+    environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if offline else None
+    config = ClientConfig.from_env(region, environ=environ)
+    store = Store(state_dir or (out or Path(".")) / DEFAULT_STATE_DIR)
     limits = merged_limits(recipes, limit_overrides)
     config = replace(config, limits=limits.limits, timeouts=_timeouts(config, recipes))
     options = RunOptions(
@@ -45,6 +62,8 @@ def execute(
         timeout=timeout,
         transcript_deadline=_transcript_deadline(recipes),
         items_in_flight=limits.items,
+        use_cache=use_cache,
+        offline=offline,
     )
     holder: dict[str, HttpClient] = {}
     reporter = _reporter(progress, holder)
@@ -54,27 +73,48 @@ def execute(
         nonlocal executor
         async with HttpClient(config) as http:
             holder["http"] = http
-            services = Services(
-                transcripts=TranscriptsClient(http, config),
-                gateway=GatewayClient(http, config),
-                lemur=LemurClient(http, config),
+            services = (
+                offline_services()
+                if offline
+                else Services(
+                    transcripts=TranscriptsClient(http, config),
+                    gateway=GatewayClient(http, config),
+                    lemur=LemurClient(http, config),
+                )
             )
-            executor = Executor(services, options, reporter)
+            executor = Executor(services, options, reporter, store)
             await executor.run(recipes)
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
+        store.close()
         _print_summary(executor)
         print(
             "Interrupted: finished outputs are kept and the manifest lists what was left. "
-            "A rerun starts over (transcripts it had submitted are listed by id in the "
-            "manifest: add them as `transcript_id` inputs to avoid paying twice).",
+            "A rerun reattaches to the transcriptions already submitted and reuses cached "
+            "replies, so it only does what is missing.",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    store.close()
     outcome = _print_summary(executor)
     return EXIT_FAILED if outcome else EXIT_OK
+
+
+class _Offline:
+    """Services for ``--offline``: any call means the store lacked something."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise NotStored(f"--offline: {name} would need the network")
+
+        return refuse
+
+
+def offline_services() -> Services:
+    offline: Any = _Offline()
+    return Services(transcripts=offline, gateway=offline, lemur=offline)
 
 
 class _MergedLimits:

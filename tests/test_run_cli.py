@@ -275,8 +275,8 @@ def test_hundreds_of_items_with_faults(
     (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
     (tmp_path / "bulk.yaml").write_text(
         "version: 1\nname: bulk\ninputs: [{list: calls.csv}]\n"
-        "tasks:\n  summary: {prompt: 'Summarize: {{ transcript.text[:200] }}'}\n"
-        "  headline: {needs: [summary], prompt: 'Headline: {{ tasks.summary.text }}'}\n"
+        "tasks:\n  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:200] }}'}\n"
+        "  headline: {needs: [summary], prompt: 'Title {{ item.name }}: {{ tasks.summary }}'}\n"
     )
     fake = FakeAssemblyAI(api_key=KEY)
     fake.gateway.responder = reply_for
@@ -340,7 +340,7 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(tmp_path: Path) -
     (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
     (tmp_path / "slow.yaml").write_text(
         "version: 1\nname: slow\ninputs: [{list: calls.csv}]\n"
-        "tasks:\n  summary: {prompt: 'Summarize: {{ transcript.text[:100] }}'}\n"
+        "tasks:\n  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:100] }}'}\n"
     )
     fake = FakeAssemblyAI(api_key=KEY)
     fake.gateway.responder = reply_for
@@ -378,3 +378,99 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(tmp_path: Path) -
     assert statuses.count("ok") == 2
     assert set(statuses) == {"ok", "interrupted"}
     assert not (tmp_path / "out" / "run.json.partial").exists()
+
+
+def test_rerun_reuses_the_ledger_and_cache_and_offline_replays(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 0
+    first = manifest(served)["summary"]
+    # Both items have the fake's one transcript, so their requests are identical: the
+    # second of each pair is served from the cache within the same run.
+    assert (first["transcriptions_submitted"], first["llm_calls"]) == (1, 3)
+    assert first["llm_replies_cached"] == 3
+    calls = len(fake.gateway.calls)
+
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 0
+    second = manifest(served)["summary"]
+    assert second["transcriptions_submitted"] == 0
+    assert second["transcriptions_reused"] == 1
+    assert (second["llm_calls"], second["llm_replies_cached"]) == (0, 6)
+    assert len(fake.submissions) == 1
+    assert len(fake.gateway.calls) == calls
+    assert "reused: 1 transcripts from the ledger, 6 replies from the cache" in err
+
+    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--no-cache")
+    assert code == 0
+    assert manifest(served)["summary"]["llm_calls"] == 6
+    assert len(fake.submissions) == 1  # the ledger is used even without the cache
+
+
+def test_offline_replays_without_a_server_or_key(
+    served: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    assert run_cli(capsys, "run", "notes.yaml", "--progress", "plain")[0] == 0
+    summary = (served / "out" / "notes" / "board-meeting" / "summary.md").read_text()
+    (served / "out" / "notes" / "board-meeting" / "summary.md").unlink()
+    monkeypatch.delenv("ASSEMBLYAI_API_KEY")
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", "http://127.0.0.1:9/v1")
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--offline")
+    assert code == 0, err
+    assert (served / "out" / "notes" / "board-meeting" / "summary.md").read_text() == summary
+    assert manifest(served)["summary"]["llm_calls"] == 0
+
+    (served / "notes.yaml").write_text(RECIPE.replace("Summarize:", "Summarise:"))
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--offline")
+    assert code == 1
+    failed = [t for i in manifest(served)["items"] for t in i["tasks"] if t["status"] == "failed"]
+    assert failed[0]["error"].startswith("--offline: no cached reply for notes/")
+
+
+def test_rerun_after_ctrl_c_pays_for_nothing_twice(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run stopped while its transcription is processing: the rerun reattaches to it."""
+    fake.on_audio("board-meeting", polls_to_completed=50)
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--timeout", "2")
+    assert code == 1
+    stopped = manifest(served)
+    assert stopped["summary"]["outcome"] == "timed out"
+    assert len(fake.submissions) == 1
+    fake.audio_rules.clear()  # the job now finishes on the next poll
+    for job in fake.transcripts.values():
+        job.polls_to_completed = 0
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.submissions) == 1  # reattached, not resubmitted
+    resumed = {i["item"]: i for i in manifest(served)["items"]}
+    assert resumed["board-meeting"]["reused"] is True
+    assert resumed["wildfires"]["tasks"][0]["cached"] is True  # finished before the stop
+
+
+def test_cache_commands(served: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    assert run_cli(capsys, "run", "notes.yaml", "--progress", "plain")[0] == 0
+    code, listing, _ = run_cli(capsys, "cache", "ls")
+    assert code == 0
+    lines = listing.splitlines()
+    assert len(lines) == 4  # one transcription, three distinct replies
+    assert "  transcript  " in lines[0]
+    reply_key = next(line.split()[0] for line in lines if line.endswith("/summary"))
+    code, shown, _ = run_cli(capsys, "cache", "show", reply_key[:8])
+    assert code == 0
+    entry = json.loads(shown)
+    assert entry["label"] in ("notes/board-meeting/summary", "notes/wildfires/summary")
+    assert entry["request"]["messages"][0]["content"].startswith("Summarize: ")
+    assert entry["reply"]["content"] == "- point one\n- point two"
+    assert KEY not in shown
+    code, _, err = run_cli(capsys, "cache", "clear", "--older-than", "7x")
+    assert code == 2
+    assert "give a number and a unit s, m, h or d" in err
+    code, out, _ = run_cli(capsys, "cache", "clear")
+    assert out == "Removed 3 cached replies and 1 ledger entries.\n"

@@ -1,0 +1,242 @@
+"""The state store: a transcription ledger and an LLM response cache, in SQLite.
+
+Reruns must never pay twice. The **ledger** maps an audio's identity (the URL, or
+the sha256 of a local file's bytes) plus the normalized transcription options to
+the transcript id, and is written the moment AssemblyAI accepts a submission, so
+a cancelled, crashed or retried run reattaches to the job instead of submitting
+(and paying for) it again. Completed transcripts, and their sentences and
+paragraphs, are kept too, so ``--offline`` can replay a run with no network.
+
+The **cache** maps the exact request a task sends (API, path, body) plus its local
+post-processing to the reply. Keys are sha256 hex strings a person can print with
+``transcript-runner cache show KEY``. Failures are never cached.
+
+SQLite in WAL mode with a busy timeout lets concurrent runs share one state folder
+without corrupting it. Secrets never reach it: request bodies hold no API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DB_FILE = "state.db"
+DEFAULT_STATE_DIR = Path(".transcript-runner")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS transcriptions (
+    key TEXT PRIMARY KEY,
+    audio TEXT NOT NULL,
+    options TEXT NOT NULL,
+    transcript_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transcripts (
+    transcript_id TEXT NOT NULL,
+    part TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (transcript_id, part)
+);
+CREATE TABLE IF NOT EXISTS replies (
+    key TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    model TEXT,
+    request TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+def canonical(value: Any) -> str:
+    """Stable JSON: sorted keys, no spaces, so equal requests give equal keys."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_identity(path: Path, chunk: int = 1 << 20) -> str:
+    """``sha256:<hex>`` of a file's bytes, read in chunks (audio can be gigabytes)."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(chunk):
+            hasher.update(block)
+    return f"sha256:{hasher.hexdigest()}"
+
+
+def ledger_key(audio: str, options: Mapping[str, Any]) -> str:
+    """The ledger key of one audio transcribed with one set of options."""
+    return digest(f"{audio}\n{canonical(options)}")
+
+
+def reply_key(api: str, path: str, body: Mapping[str, Any], local: Mapping[str, Any]) -> str:
+    """The cache key of one request and the local processing of its reply."""
+    return digest(canonical({"api": api, "path": path, "body": body, "local": local}))
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    key: str
+    audio: str
+    transcript_id: str
+    status: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class CachedReply:
+    key: str
+    label: str
+    model: str | None
+    request: Mapping[str, Any]
+    reply: Mapping[str, Any]
+    created: float
+
+
+class Store:
+    """One SQLite database; safe to share between threads of one run and between runs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            folder / DB_FILE, timeout=30, check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # ledger ------------------------------------------------------------------------
+
+    def ledger_get(self, key: str) -> LedgerEntry | None:
+        rows = self._execute(
+            "SELECT key, audio, transcript_id, status, created FROM transcriptions WHERE key=?",
+            (key,),
+        )
+        return LedgerEntry(*rows[0]) if rows else None
+
+    def ledger_put(
+        self, key: str, audio: str, options: Mapping[str, Any], transcript_id: str, status: str
+    ) -> None:
+        now = time.time()
+        self._execute(
+            "INSERT INTO transcriptions (key, audio, options, transcript_id, status, created,"
+            " updated) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+            " transcript_id=excluded.transcript_id, status=excluded.status,"
+            " updated=excluded.updated",
+            (key, audio, canonical(options), transcript_id, status, now, now),
+        )
+
+    def ledger_forget(self, key: str) -> None:
+        self._execute("DELETE FROM transcriptions WHERE key=?", (key,))
+
+    def transcript_put(self, transcript_id: str, part: str, body: Mapping[str, Any]) -> None:
+        """Keep a completed transcript (``part`` "transcript") or its sentences/paragraphs."""
+        self._execute(
+            "INSERT OR REPLACE INTO transcripts (transcript_id, part, body, created)"
+            " VALUES (?, ?, ?, ?)",
+            (transcript_id, part, canonical(body), time.time()),
+        )
+
+    def transcript_get(self, transcript_id: str, part: str) -> Mapping[str, Any] | None:
+        rows = self._execute(
+            "SELECT body FROM transcripts WHERE transcript_id=? AND part=?", (transcript_id, part)
+        )
+        if not rows:
+            return None
+        loaded: Mapping[str, Any] = json.loads(rows[0][0])
+        return loaded
+
+    # replies -------------------------------------------------------------------------
+
+    def reply_get(self, key: str) -> CachedReply | None:
+        rows = self._execute(
+            "SELECT key, label, model, request, reply, created FROM replies WHERE key=?", (key,)
+        )
+        return _reply(rows[0]) if rows else None
+
+    def reply_put(
+        self,
+        key: str,
+        label: str,
+        model: str | None,
+        request: Mapping[str, Any],
+        reply: Mapping[str, Any],
+    ) -> None:
+        self._execute(
+            "INSERT OR REPLACE INTO replies (key, label, model, request, reply, created)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key, label, model, canonical(request), canonical(reply), time.time()),
+        )
+
+    def replies(self) -> Iterator[CachedReply]:
+        for row in self._execute(
+            "SELECT key, label, model, request, reply, created FROM replies ORDER BY created"
+        ):
+            yield _reply(row)
+
+    def ledger(self) -> Iterator[LedgerEntry]:
+        for row in self._execute(
+            "SELECT key, audio, transcript_id, status, created FROM transcriptions ORDER BY created"
+        ):
+            yield LedgerEntry(*row)
+
+    def find(self, prefix: str) -> list[CachedReply | LedgerEntry]:
+        """Entries whose key starts with ``prefix`` (people type the first few characters)."""
+        pattern = prefix.lower() + "%"
+        found: list[CachedReply | LedgerEntry] = [
+            _reply(row)
+            for row in self._execute(
+                "SELECT key, label, model, request, reply, created FROM replies WHERE key LIKE ?",
+                (pattern,),
+            )
+        ]
+        found += [
+            LedgerEntry(*row)
+            for row in self._execute(
+                "SELECT key, audio, transcript_id, status, created FROM transcriptions"
+                " WHERE key LIKE ?",
+                (pattern,),
+            )
+        ]
+        return found
+
+    def clear(self, older_than: float | None = None) -> tuple[int, int]:
+        """Delete cached replies and ledger entries (older than ``older_than`` seconds)."""
+        cutoff = time.time() - older_than if older_than is not None else float("inf")
+        with self._lock:
+            replies = self._db.execute("DELETE FROM replies WHERE created < ?", (cutoff,)).rowcount
+            ledger = self._db.execute(
+                "DELETE FROM transcriptions WHERE created < ?", (cutoff,)
+            ).rowcount
+            self._db.execute(
+                "DELETE FROM transcripts WHERE transcript_id NOT IN"
+                " (SELECT transcript_id FROM transcriptions)"
+            )
+        return replies, ledger
+
+
+def _reply(row: tuple[Any, ...]) -> CachedReply:
+    key, label, model, request, reply, created = row
+    return CachedReply(key, label, model, json.loads(request), json.loads(reply), created)
