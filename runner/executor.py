@@ -248,6 +248,7 @@ class Executor:
             recipe=recipe.name,
             item=item.name,
             source=item.source,
+            recipe_file=recipe.display,
             kind=item.kind.value,
             status="ok",
             folder=str(folder),
@@ -430,6 +431,7 @@ class Executor:
                 records.append(
                     TaskRecord(
                         task=task.name,
+                        line=task.line,
                         status="skipped",
                         error=f"not run because {', '.join(failed)} failed",
                         api=task.api.value,
@@ -462,7 +464,11 @@ class Executor:
         results: Mapping[str, TaskResultView],
     ) -> tuple[TaskRecord, TaskResultView | None]:
         record = TaskRecord(
-            task=task.name, status="ok", api=task.api.value, model_requested=_model_of(task)
+            task=task.name,
+            status="ok",
+            line=task.line,
+            api=task.api.value,
+            model_requested=_model_of(task),
         )
         try:
             context = task_context(plan.recipe, item, task, view, results)

@@ -26,10 +26,19 @@ MAX_FAILURES_KEPT = 50  # failures repeated in the end-of-run summary
 
 
 @dataclass
+class ExpectationRecord:
+    expect: str  # what was checked, e.g. "contains 'Maine'"
+    passed: bool
+    message: str  # why it failed ("" when it passed)
+    line: int  # the expectation's line in the recipe
+
+
+@dataclass
 class TaskRecord:
     task: str
     status: str  # ok, failed, skipped
     error: str | None = None
+    line: int = 0  # the task's line in the recipe, for annotations
     api: str = "gateway"
     model_requested: str | None = None
     model_used: str | None = None
@@ -45,6 +54,7 @@ class TaskRecord:
     output: str | None = None
     raw_output: str | None = None
     post_process: list[str] = field(default_factory=list)
+    expectations: list[ExpectationRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +64,7 @@ class ItemRecord:
     source: str
     kind: str
     status: str  # ok, failed, interrupted
+    recipe_file: str = ""  # the recipe's path as given, for annotations
     error: str | None = None
     transcript_id: str | None = None
     audio_duration: float | None = None
