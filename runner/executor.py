@@ -33,6 +33,7 @@ from runner.api.types import (
     Usage,
 )
 from runner.context import TaskResultView, TranscriptView
+from runner.expectations import check
 from runner.inputs import Item, expand
 from runner.manifest import ItemRecord, ManifestWriter, TaskRecord
 from runner.outputs import TRANSCRIPT_FILE, contained, item_dir, write_atomic, write_json
@@ -551,7 +552,27 @@ class Executor:
         write_atomic(output, text if text.endswith("\n") else text + "\n")
         record.output = display_path(output)
         structured = task.structured or task.quotes is not None
-        return record, TaskResultView.build(task.name, text, data, structured=structured)
+        result = TaskResultView.build(task.name, text, data, structured=structured)
+        if task.expectations:
+            self._expect(task, record, text, data, view.text)
+        # A failed expectation fails the task but its output stands, so the tasks that
+        # need it still run.
+        return record, result
+
+    @staticmethod
+    def _expect(task: Task, record: TaskRecord, text: str, data: Any, transcript: str) -> None:
+        record.expectations = check(
+            task.expectations,
+            text=text,
+            data=data,
+            transcript_text=transcript,
+            json_schema=task.json_schema,
+        )
+        failed = [e for e in record.expectations if not e.passed]
+        if failed:
+            record.status = "failed"
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            record.error = f"expectation failed: {failed[0].expect}: {failed[0].message}{more}"
 
 
 def _model_of(task: Task) -> str:

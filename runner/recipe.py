@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.document import Document, KeyPath, format_path
+
+if TYPE_CHECKING:
+    from runner.expectations import Expectation
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_SPEECH_MODELS = ("universal-3-5-pro", "universal-2")
@@ -173,6 +176,7 @@ class Task:
     description: str
     line: int
     explicit_output: bool = False
+    expectations: tuple[Expectation, ...] = ()
 
     @property
     def structured(self) -> bool:
@@ -358,6 +362,23 @@ def _task(
         description=str(spec.get("description", "")),
         line=doc.mark(here).line,
         explicit_output="output" in spec,
+        expectations=tuple(
+            _expectation(doc, (*here, "expect", i), entry)
+            for i, entry in enumerate(spec.get("expect", []))
+        ),
+    )
+
+
+def _expectation(doc: Document, path: KeyPath, entry: Mapping[str, Any]) -> Expectation:
+    # Imported here: runner.expectations builds on this module.
+    from runner.expectations import KINDS, Expectation
+
+    kind = next(k for k in KINDS if k in entry)
+    return Expectation(
+        kind=kind,
+        value=freeze(entry[kind]),
+        ignore_case=bool(entry.get("ignore_case", False)),
+        line=doc.mark((*path, kind)).line,
     )
 
 

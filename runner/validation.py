@@ -8,6 +8,7 @@ recipe (templates need tasks to exist) run only when the earlier stages passed.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -310,12 +311,40 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             )
         if task.inject_transcript:
             found.extend(_check_injection(doc, recipe, task))
+        found.extend(_check_expectations(doc, task))
         if task.source is PromptSource.MESSAGES and "system" in doc.data["tasks"][task.name]:
             found.append(
                 doc.diagnostic(
                     (*here, "system"),
                     "'system' does not combine with 'messages'; put a "
                     "{role: system, content: ...} message first in the list instead",
+                )
+            )
+    return found
+
+
+def _check_expectations(doc: Document, task: Task) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    structured = task.structured or task.quotes is not None
+    for index, expectation in enumerate(task.expectations):
+        where: KeyPath = ("tasks", task.name, "expect", index, expectation.kind)
+        if expectation.kind in ("regex", "not_regex"):
+            try:
+                re.compile(str(expectation.value))
+            except re.error as exc:
+                found.append(
+                    doc.diagnostic(where, f"not a valid regular expression: {exc}", key=False)
+                )
+        elif expectation.kind == "json_schema" and task.json_schema is None:
+            found.append(
+                doc.diagnostic(where, "this task has no json_schema to check its result against")
+            )
+        elif expectation.kind == "json" and not structured:
+            found.append(
+                doc.diagnostic(
+                    where,
+                    "this task replies with plain text; a json check needs a json_schema or "
+                    "a json-repair step",
                 )
             )
     return found

@@ -474,3 +474,32 @@ def test_cache_commands(served: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "give a number and a unit s, m, h or d" in err
     code, out, _ = run_cli(capsys, "cache", "clear")
     assert out == "Removed 3 cached replies and 1 ledger entries.\n"
+
+
+def test_a_failed_expectation_fails_the_run_but_keeps_the_output(
+    served: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = RECIPE.replace(
+        '    prompt: "Summarize: {{ transcript.text }}"\n',
+        '    prompt: "Summarize: {{ transcript.text }}"\n'
+        "    expect:\n"
+        "      - contains: point one\n"
+        "      - contains: Maine\n"
+        "      - max_length: 5\n",
+    )
+    (served / "notes.yaml").write_text(recipe)
+    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 1
+    item = next(i for i in manifest(served)["items"] if i["item"] == "board-meeting")
+    summary = item["tasks"][0]
+    assert summary["status"] == "failed"
+    assert summary["error"] == (
+        "expectation failed: contains 'Maine': the result does not contain 'Maine' (and 1 more)"
+    )
+    assert [(e["passed"], e["line"]) for e in summary["expectations"]] == [
+        (True, 12),
+        (False, 13),
+        (False, 14),
+    ]
+    assert (served / "out" / "notes" / "board-meeting" / "summary.md").is_file()
+    assert item["tasks"][1]["status"] == "ok"  # headline still ran on the kept output
