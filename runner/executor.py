@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.api.types import (
     ApiError,
@@ -42,6 +42,9 @@ from runner.postprocess import PostProcessFailed, apply
 from runner.quotes import match_quotes
 from runner.recipe import InputKind, Recipe, Task, TaskApi
 from runner.state import LedgerEntry, Store, file_identity, ledger_key, reply_key
+
+if TYPE_CHECKING:
+    from runner.planning import Shard
 from runner.templating import TemplateEngine, TemplateProblem, used_transcript_fields
 from runner.transcript import (
     Paragraph,
@@ -102,6 +105,7 @@ class RunOptions:
     items_in_flight: int = DEFAULT_ITEMS_IN_FLIGHT
     use_cache: bool = True  # --no-cache: ask the LLM again (the ledger is always used)
     offline: bool = False  # --offline: everything must come from the state store
+    shard: Shard | None = None  # --shard K/N: only this job's share of the items
 
 
 class NotStored(ApiError):
@@ -153,7 +157,7 @@ class _State:
     started: int = 0
 
 
-def plan_recipe(recipe: Recipe) -> _Plan:
+def plan_recipe(recipe: Recipe, shard: Shard | None = None) -> _Plan:
     engine = TemplateEngine(recipe.base_dir)
     tasks = recipe.ordered_tasks()
     used = used_transcript_fields(engine, [t for task in tasks for t in task.templates])
@@ -161,7 +165,11 @@ def plan_recipe(recipe: Recipe) -> _Plan:
     return _Plan(
         recipe=recipe,
         engine=engine,
-        items=expand(recipe, engine),
+        items=[
+            item
+            for item in expand(recipe, engine)
+            if shard is None or shard.takes(recipe.name, item.name)
+        ],
         tasks=tasks,
         needs_sentences=quotes or bool(used & {"sentences", "*"}),
         needs_paragraphs=bool(used & {"paragraphs", "*"}),
@@ -186,11 +194,14 @@ class Executor:
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
-        plans = [plan_recipe(r) for r in recipes]
+        plans = [plan_recipe(r, self.options.shard) for r in recipes]
         work = [(plan, item) for plan in plans for item in plan.items]
         writer = ManifestWriter(
             self.options.manifest,
-            {"recipes": [{"name": p.recipe.name, "file": p.recipe.display} for p in plans]},
+            {
+                "recipes": [{"name": p.recipe.name, "file": p.recipe.display} for p in plans],
+                "shard": f"{shard.index}/{shard.count}" if (shard := self.options.shard) else None,
+            },
         )
         began = time.monotonic()
         self.reporter.start(len(work))

@@ -1,0 +1,221 @@
+"""What a run would do, without doing it: ``transcript-runner plan`` and the budget guards.
+
+The plan uses the same request building and cache keys as ``run``, so "cached"
+here means the run will not send that request. A request that depends on a
+transcript or a reply not yet known is counted as "to send"; its tokens are then
+unknown. Prices come only from a table the user passes (``--prices``): prices
+change, and a built-in list would be presented as truth when it is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.context import TaskResultView, TranscriptView
+from runner.inputs import Item, expand
+from runner.payloads import build_payload, task_context
+from runner.recipe import InputKind, Recipe
+from runner.state import Store, file_identity, ledger_key, reply_key
+from runner.templating import TemplateEngine, TemplateProblem
+from runner.transcript import (
+    Transcript,
+    estimate_tokens,
+    load_saved,
+    paragraphs_from_sentences,
+    sentences_from_words,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """``--shard K/N``: this job runs the items whose stable hash falls in bucket K."""
+
+    index: int  # 1-based
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        k, _, n = text.partition("/")
+        if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+            raise ValueError(f"--shard {text}: give K/N with 1 <= K <= N, e.g. 2/4")
+        return cls(int(k), int(n))
+
+    def takes(self, recipe: str, item: str) -> bool:
+        # A hash of the names, not the position: adding an input moves no other item
+        # to another shard, so each shard's state and outputs stay valid.
+        digest = hashlib.sha256(f"{recipe}\0{item}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+
+@dataclass
+class ItemPlan:
+    recipe: str
+    item: str
+    transcription: str  # "local", "reuse", "submit", "fetch"
+    audio_seconds: float | None
+    calls: int = 0
+    cached: int = 0
+    input_tokens: int = 0
+    unknown_tokens: int = 0  # calls whose prompt is not known before the run
+    models: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    items: list[ItemPlan]
+
+    @property
+    def submissions(self) -> int:
+        return sum(1 for i in self.items if i.transcription == "submit")
+
+    @property
+    def reused(self) -> int:
+        return sum(1 for i in self.items if i.transcription == "reuse")
+
+    @property
+    def calls(self) -> int:
+        return sum(i.calls for i in self.items)
+
+    @property
+    def cached(self) -> int:
+        return sum(i.cached for i in self.items)
+
+    @property
+    def audio_hours(self) -> float:
+        return sum(i.audio_seconds or 0 for i in self.items) / 3600
+
+    @property
+    def unknown_audio(self) -> int:
+        return sum(1 for i in self.items if i.audio_seconds is None)
+
+    @property
+    def submitted_audio_hours(self) -> float:
+        return sum(i.audio_seconds or 0 for i in self.items if i.transcription == "submit") / 3600
+
+
+def make_plan(recipes: Sequence[Recipe], store: Store | None, shard: Shard | None) -> Plan:
+    items: list[ItemPlan] = []
+    for recipe in recipes:
+        engine = TemplateEngine(recipe.base_dir)
+        for item in expand(recipe, engine):
+            if shard is None or shard.takes(recipe.name, item.name):
+                items.append(_plan_item(recipe, engine, item, store))
+    return Plan(items)
+
+
+def _plan_item(recipe: Recipe, engine: TemplateEngine, item: Item, store: Store | None) -> ItemPlan:
+    transcript, how = _known_transcript(recipe, item, store)
+    seconds = float(transcript.audio_duration) if transcript and transcript.audio_duration else None
+    plan = ItemPlan(recipe.name, item.name, how, seconds)
+    view = None
+    if transcript is not None:
+        sentences = sentences_from_words(transcript.words)
+        view = TranscriptView.build(transcript, sentences, paragraphs_from_sentences(sentences))
+    results: dict[str, TaskResultView | None] = {}
+    for task in recipe.ordered_tasks():
+        plan.models[task.model] = plan.models.get(task.model, 0) + 1
+        needed = {n: results.get(n) for n in task.needs}
+        if view is None or transcript is None or any(r is None for r in needed.values()):
+            plan.calls += 1
+            plan.unknown_tokens += 1
+            results[task.name] = None
+            continue
+        context = task_context(
+            recipe, item, task, view, {n: r for n, r in needed.items() if r is not None}
+        )
+        try:
+            payload = build_payload(
+                engine, task, context, transcript_id=transcript.id, transcript_text=transcript.text
+            )
+        except TemplateProblem:
+            plan.calls += 1
+            plan.unknown_tokens += 1
+            results[task.name] = None
+            continue
+        key = reply_key(task.api.value, payload.path, payload.body, {})
+        cached = store.reply_get(key) if store is not None else None
+        if cached is not None:
+            plan.cached += 1
+            results[task.name] = TaskResultView.build(task.name, str(cached.reply.get("content")))
+        else:
+            plan.calls += 1
+            plan.input_tokens += sum(
+                estimate_tokens(str(m.get("content", ""))) for m in payload.messages
+            )
+            results[task.name] = None
+    return plan
+
+
+def _known_transcript(
+    recipe: Recipe, item: Item, store: Store | None
+) -> tuple[Transcript | None, str]:
+    """The item's transcript if it is known before the run, and how the run gets it."""
+    if item.kind is InputKind.TRANSCRIPT_FILE:
+        return load_saved(Path(item.source)), "local"
+    if item.kind is InputKind.TRANSCRIPT_ID:
+        data = store.transcript_get(item.source, "transcript") if store else None
+        return (Transcript.from_api(data) if data else None), "fetch"
+    audio = item.source
+    if item.kind is InputKind.FILE:
+        audio = file_identity(Path(item.source))
+    entry = store.ledger_get(ledger_key(audio, recipe.transcription_request())) if store else None
+    if entry is None:
+        return None, "submit"
+    data = store.transcript_get(entry.transcript_id, "transcript") if store else None
+    return (Transcript.from_api(data) if data else None), "reuse"
+
+
+def load_prices(path: Path) -> Mapping[str, Any]:
+    """A price table: ``transcription_per_hour: {model: usd}``, ``llm_per_million_tokens:
+    {model: {input: usd, output: usd}}``. Read from YAML the user maintains."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a price table is a mapping")
+    return data
+
+
+def plan_text(plan: Plan, prices: Mapping[str, Any] | None, recipes: Sequence[Recipe]) -> str:
+    lines = [f"{len(plan.items)} item(s):"]
+    for item in plan.items:
+        audio = f"{item.audio_seconds / 60:.1f} min" if item.audio_seconds else "length unknown"
+        lines.append(
+            f"  {item.recipe}/{item.item}: transcript {item.transcription} ({audio}); "
+            f"{item.calls} LLM call(s) to send, {item.cached} cached"
+        )
+    unknown = f" (+{plan.unknown_audio} item(s) of unknown length)" if plan.unknown_audio else ""
+    lines += [
+        f"Transcriptions: {plan.submissions} to submit, {plan.reused} already in the ledger.",
+        f"Audio: {plan.audio_hours:.2f} h known{unknown}.",
+        f"LLM calls: {plan.calls} to send, {plan.cached} cached; about "
+        f"{sum(i.input_tokens for i in plan.items)} input tokens for the calls whose prompt "
+        f"is known ({sum(i.unknown_tokens for i in plan.items)} depend on a transcript or "
+        "reply not known yet).",
+    ]
+    if prices is None:
+        lines.append("Costs: pass --prices FILE (see docs/prices.example.yaml) to estimate them.")
+    else:
+        lines.append(_costs(plan, prices, recipes))
+    return "\n".join(lines)
+
+
+def _costs(plan: Plan, prices: Mapping[str, Any], recipes: Sequence[Recipe]) -> str:
+    per_hour: Mapping[str, float] = prices.get("transcription_per_hour", {})
+    model = next(
+        (m for r in recipes for m in r.transcription_request().get("speech_models", [])), ""
+    )
+    stt = plan.submitted_audio_hours * float(per_hour.get(model, 0))
+    llm_prices: Mapping[str, Mapping[str, float]] = prices.get("llm_per_million_tokens", {})
+    tokens = sum(i.input_tokens for i in plan.items)
+    models = {m for i in plan.items for m in i.models}
+    rate = max((float(llm_prices.get(m, {}).get("input", 0)) for m in models), default=0.0)
+    llm = tokens / 1_000_000 * rate
+    return (
+        f"Costs (from your price table, known parts only): transcription ${stt:.2f}, "
+        f"LLM input ${llm:.2f}; replies and unknown prompts are not counted."
+    )
