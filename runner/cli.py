@@ -156,6 +156,11 @@ def render(
     show_default=True,
     help="Live status line on a terminal, plain log lines otherwise.",
 )
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False),
+    help="Also write a JUnit XML report (a test case per item and task) here.",
+)
 def run(
     recipes: Sequence[str],
     out: str | None,
@@ -168,13 +173,15 @@ def run(
     no_cache: bool,
     offline: bool,
     progress: str,
+    junit: str | None,
 ) -> None:
     """Run recipes: transcribe, prompt, post-process, write outputs and a manifest.
 
     Needs ASSEMBLYAI_API_KEY (except with --dry-run or --offline). Exit code 1 when
     any item or task failed; every failure is in the manifest with its cause. A
     rerun reattaches to transcriptions it already submitted and reuses cached
-    replies, so it only does (and pays for) what is missing.
+    replies, so it only does (and pays for) what is missing. In GitHub Actions it
+    also writes a job summary and annotates the recipe line of each failure.
 
     \b
     Examples:
@@ -197,8 +204,39 @@ def run(
             state_dir=state_dir,
             use_cache=not no_cache,
             offline=offline,
+            junit=junit,
         )
     )
+
+
+@cli.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="out/run.json",
+    show_default=True,
+    help="Where to write the merged manifest.",
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False),
+    help="Also write a JUnit XML report of the merged run here.",
+)
+def merge(manifests: Sequence[str], out: str, junit: str | None) -> None:
+    """Combine the run.json manifests of sharded runs into one, and report it.
+
+    Exit code 1 when the merged run had any failure, as `run` would have; 2 when
+    an input is missing, is not a manifest, or shares items with another input.
+
+    \b
+    Examples:
+      transcript-runner merge shard-*/run.json
+      transcript-runner merge a/run.json b/run.json --out out/run.json --junit junit.xml
+    """
+    from runner.commands import run_merge
+
+    _exit(run_merge(manifests, out=out, junit=junit))
 
 
 @cli.group()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 
 from runner.context import TaskResultView, TranscriptView, sample_json
 from runner.diagnostics import Diagnostic, Severity, format_report, suggest
-from runner.errors import EXIT_INVALID_RECIPE, EXIT_OK, RunFailed, UsageError
+from runner.errors import EXIT_FAILED, EXIT_INVALID_RECIPE, EXIT_OK, RunFailed, UsageError
 from runner.inputs import Item, expand
 from runner.outputs import TRANSCRIPT_FILE, item_dir
 from runner.payloads import build_payload, task_context
@@ -202,6 +203,7 @@ def run_run(
     state_dir: str | None = None,
     use_cache: bool = True,
     offline: bool = False,
+    junit: str | None = None,
 ) -> int:
     """Run recipes against AssemblyAI; 0 when everything succeeded, 1 when something failed."""
     if not paths:
@@ -224,6 +226,7 @@ def run_run(
         state_dir=Path(state_dir) if state_dir else None,
         use_cache=use_cache,
         offline=offline,
+        junit=Path(junit) if junit else None,
     )
 
 
@@ -260,6 +263,71 @@ def _dry_run_text(recipes: Sequence[Recipe]) -> str:
             lines.append(f"  {item.name}: {step}; {calls} LLM call(s)  ({item.source})")
     lines.append("Dry run: nothing was sent.")
     return "\n".join(lines)
+
+
+# --- merge ---------------------------------------------------------------------------
+
+
+def run_merge(paths: Sequence[str], *, out: str, junit: str | None) -> int:
+    """Merge shard manifests into ``out``; 1 when the merged run failed, as ``run`` would."""
+    from runner.outputs import write_json
+    from runner.progress import summary_text
+    from runner.reports import (
+        load_manifest,
+        merge,
+        merged_totals,
+        missing_shards,
+        publish,
+        run_failed,
+    )
+
+    target, report = Path(out), Path(junit) if junit else None
+    _refuse_overwriting_inputs(paths, [target, *([report] if report else [])])
+    try:
+        manifests = [load_manifest(Path(path)) for path in paths]
+        merged = merge(manifests, names=list(paths))
+    except (OSError, ValueError) as exc:
+        raise UsageError(_reason(exc)) from None
+    write_json(target, merged)
+    problems = publish(merged, junit=report, environ=os.environ, annotate=False)
+    summary = merged["summary"]
+    click.echo(f"Merged {len(paths)} manifests ({merged['shards']} shards) into {out}.")
+    missing = missing_shards(manifests, paths)
+    if missing:
+        click.echo(
+            f"Incomplete: no manifest of shard {', '.join(missing)} was given, so its items "
+            "are missing from the merged run."
+        )
+    click.echo(
+        summary_text(
+            merged_totals(merged),
+            outcome=summary["outcome"],
+            wall=summary["wall_seconds"],
+            manifest=out,
+            left=0,
+        )
+    )
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    return EXIT_FAILED if problems or run_failed(merged) else EXIT_OK
+
+
+def _refuse_overwriting_inputs(paths: Sequence[str], outputs: Sequence[Path]) -> None:
+    inputs = {Path(p).resolve(): p for p in paths}
+    for output in outputs:
+        if output.resolve() in inputs:
+            raise UsageError(
+                f"{output} is one of the manifests to merge; write the merged one elsewhere "
+                "with --out FILE (or --junit FILE)"
+            )
+
+
+def _reason(exc: OSError | ValueError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename}: no such manifest"
+    if isinstance(exc, OSError):
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
 
 
 # --- cache ---------------------------------------------------------------------------

@@ -53,14 +53,14 @@ class Diagnostic:
     def to_github(self) -> str:
         """A GitHub Actions workflow command that annotates the line in the pull request."""
         kind = "error" if self.is_error else "warning"
-        props = [f"file={_escape_property(self.file)}"]
+        props = [f"file={escape_property(self.file)}"]
         if self.line > 0:
             props.append(f"line={self.line}")
         if self.column > 0:
             props.append(f"col={self.column}")
-        props.append(f"title={_escape_property('transcript-runner ' + kind)}")
+        props.append(f"title={escape_property('transcript-runner ' + kind)}")
         where = f"{self.path}: " if self.path else ""
-        return f"::{kind} {','.join(props)}::{_escape_data(where + self.message)}"
+        return f"::{kind} {','.join(props)}::{escape_data(where + self.message)}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -68,13 +68,16 @@ class Diagnostic:
         return data
 
 
-def _escape_data(value: str) -> str:
-    # GitHub's workflow command escaping: % first, then line breaks.
+def escape_data(value: str) -> str:
+    """A workflow command's message, escaped as GitHub reads it (``%`` first, then line
+    breaks), so a multi-line error stays one annotation instead of ending the command."""
     return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(value: str) -> str:
-    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+def escape_property(value: str) -> str:
+    """A workflow command's property (``file=``, ``title=``): ``:`` and ``,`` separate
+    properties there, so they are escaped too."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:

@@ -30,6 +30,7 @@ from runner.executor import (
 from runner.manifest import MANIFEST_FILE
 from runner.progress import LiveReporter, PlainReporter, summary_text
 from runner.recipe import Recipe
+from runner.reports import load_manifest, publish, wanted
 from runner.state import DEFAULT_STATE_DIR, Store
 
 DEFAULT_OUT = Path("out")
@@ -47,8 +48,9 @@ def execute(
     state_dir: Path | None = None,
     use_cache: bool = True,
     offline: bool = False,
+    junit: Path | None = None,
 ) -> int:
-    """Run ``recipes``; print the summary; return the exit code."""
+    """Run ``recipes``; print the summary; write the CI reports; return the exit code."""
     # Offline replays need no key: nothing is sent. A placeholder keeps the client
     # configuration uniform; the offline services never use it.
     environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if offline else None
@@ -96,10 +98,12 @@ def execute(
             "replies, so it only does what is missing.",
             file=sys.stderr,
         )
+        _ci_reports(executor, junit)
         return EXIT_INTERRUPTED
     store.close()
     outcome = _print_summary(executor)
-    return EXIT_FAILED if outcome else EXIT_OK
+    reported = _ci_reports(executor, junit)
+    return EXIT_FAILED if outcome or not reported else EXIT_OK
 
 
 class _Offline:
@@ -156,6 +160,18 @@ def _reporter(progress: str, holder: Mapping[str, HttpClient]) -> Reporter:
         return http.snapshot() if http is not None else {}
 
     return LiveReporter(snapshot)
+
+
+def _ci_reports(executor: Executor | None, junit: Path | None) -> bool:
+    """JUnit, step summary and annotations, from the manifest as written to disk (so
+    they say exactly what run.json says); False when one could not be written."""
+    if executor is None or executor.outcome is None or not wanted(junit, os.environ):
+        return True
+    manifest = load_manifest(executor.outcome.manifest)
+    problems = publish(manifest, junit=junit, environ=os.environ)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return not problems
 
 
 def _print_summary(executor: Executor | None) -> bool:

@@ -228,7 +228,7 @@ def test_the_table_of_deprecated_options_is_complete() -> None:
 def real_manifest() -> Mapping[str, Any]:
     """A run.json as the runner writes it, with one item and one task."""
     with tempfile.TemporaryDirectory() as folder:
-        header = {"recipes": [{"name": "r", "file": "r.yaml"}]}
+        header = {"recipes": [{"name": "r", "file": "r.yaml"}], "shard": None}
         writer = ManifestWriter(Path(folder) / "run.json", header)
         writer.add(ItemRecord("r", "i", "s", "url", "ok", tasks=[TaskRecord("t", "ok")]))
         data: Mapping[str, Any] = json.loads(writer.close("completed", 1.0).read_text("utf-8"))
@@ -271,6 +271,7 @@ def test_the_manifest_example_has_the_real_keys() -> None:
 
 COMMANDS = {"": "## Every command", "validate": "## `validate`", "render": "## `render`"}
 COMMANDS |= {"run": "## `run`", "schema": "## `schema`", "cache": "## `cache`"}
+COMMANDS |= {"merge": "## `merge`"}
 
 
 HELP_OPTIONS = ("-h", "--help")
