@@ -149,6 +149,19 @@ def render(
 @click.option(
     "--offline", is_flag=True, help="Use only the state store; a missing entry is an error."
 )
+@click.option("--shard", metavar="K/N", help="Run only this CI job's share of the items.")
+@click.option(
+    "--max-audio-hours",
+    type=click.FloatRange(min=0),
+    metavar="H",
+    help="Refuse to start if more audio than this would be transcribed.",
+)
+@click.option(
+    "--max-llm-calls",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Refuse to start if more LLM calls than this would be sent.",
+)
 @click.option(
     "--progress",
     type=click.Choice(["auto", "live", "plain"]),
@@ -172,6 +185,9 @@ def run(
     state_dir: str | None,
     no_cache: bool,
     offline: bool,
+    shard: str | None,
+    max_audio_hours: float | None,
+    max_llm_calls: int | None,
     progress: str,
     junit: str | None,
 ) -> None:
@@ -205,8 +221,50 @@ def run(
             use_cache=not no_cache,
             offline=offline,
             junit=junit,
+            shard=shard,
+            max_audio_hours=max_audio_hours,
+            max_llm_calls=max_llm_calls,
         )
     )
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, type=click.Path())
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="Ledger and cache folder [default: .transcript-runner].",
+)
+@click.option("--shard", metavar="K/N", help="Plan only this CI job's share of the items.")
+@click.option(
+    "--prices",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Your price table (YAML) to estimate costs; see docs/prices.example.yaml.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def plan(
+    recipes: Sequence[str],
+    state_dir: str | None,
+    shard: str | None,
+    prices: str | None,
+    fmt: str,
+) -> None:
+    """Print what a run would do, without doing it: nothing is sent.
+
+    Transcriptions to submit versus already in the ledger, LLM calls to send versus
+    cached, audio hours and estimated tokens.
+
+    \b
+    Examples:
+      transcript-runner plan recipes/
+      transcript-runner plan recipes/summaries.yaml --prices prices.yaml
+    """
+    from runner.commands import run_plan
+
+    _exit(run_plan(recipes, state_dir=state_dir, shard=shard, prices=prices, fmt=fmt))
 
 
 @cli.command()

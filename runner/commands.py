@@ -17,8 +17,9 @@ from runner.errors import EXIT_FAILED, EXIT_INVALID_RECIPE, EXIT_OK, RunFailed, 
 from runner.inputs import Item, expand
 from runner.outputs import TRANSCRIPT_FILE, item_dir
 from runner.payloads import build_payload, task_context
+from runner.planning import Shard, load_prices, make_plan, plan_json, plan_text
 from runner.recipe import InputKind, Recipe, Task
-from runner.state import DB_FILE, CachedReply, Store
+from runner.state import DB_FILE, DEFAULT_STATE_DIR, CachedReply, Store
 from runner.templating import TemplateEngine, TemplateProblem
 from runner.transcript import (
     Transcript,
@@ -204,15 +205,22 @@ def run_run(
     use_cache: bool = True,
     offline: bool = False,
     junit: str | None = None,
+    shard: str | None = None,
+    max_audio_hours: float | None = None,
+    max_llm_calls: int | None = None,
 ) -> int:
     """Run recipes against AssemblyAI; 0 when everything succeeded, 1 when something failed."""
     if not paths:
         raise UsageError("name at least one recipe: transcript-runner run recipes/summaries.yaml")
     recipes = _load_all(discover(paths))
     overrides = parse_limits(limits)
+    chosen = _shard(shard)
     if dry_run:
         click.echo(_dry_run_text(recipes))
         return EXIT_OK
+    state = Path(state_dir) if state_dir else (Path(out) if out else Path(".")) / DEFAULT_STATE_DIR
+    if max_audio_hours is not None or max_llm_calls is not None:
+        _check_budget(recipes, state, chosen, max_audio_hours, max_llm_calls)
     from runner.run import execute
 
     return execute(
@@ -227,7 +235,78 @@ def run_run(
         use_cache=use_cache,
         offline=offline,
         junit=Path(junit) if junit else None,
+        shard=chosen,
     )
+
+
+def _shard(text: str | None) -> Shard | None:
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_budget(
+    recipes: Sequence[Recipe],
+    state: Path,
+    shard: Shard | None,
+    max_audio_hours: float | None,
+    max_llm_calls: int | None,
+) -> None:
+    """Refuse to start a run that would exceed a budget (it is counted like `plan`)."""
+    store = Store(state) if (state / DB_FILE).is_file() else None
+    plan = make_plan(recipes, store, shard)
+    if store is not None:
+        store.close()
+    if max_llm_calls is not None and plan.calls > max_llm_calls:
+        raise UsageError(
+            f"this run would send {plan.calls} LLM calls ({plan.cached} more are cached), "
+            f"over --max-llm-calls {max_llm_calls}; nothing was sent"
+        )
+    hours = plan.submitted_audio_hours
+    if max_audio_hours is not None and hours > max_audio_hours:
+        raise UsageError(
+            f"this run would transcribe {hours:.2f} h of audio, over --max-audio-hours "
+            f"{max_audio_hours:g}; nothing was sent"
+        )
+    if max_audio_hours is not None and plan.submissions and plan.unknown_audio:
+        click.echo(
+            f"warning: {plan.unknown_audio} recording(s) to transcribe have a length that is "
+            "only known after transcription; --max-audio-hours cannot count them",
+            err=True,
+        )
+
+
+def run_plan(
+    paths: Sequence[str],
+    *,
+    state_dir: str | None,
+    shard: str | None,
+    prices: str | None,
+    fmt: str,
+) -> int:
+    """Print what a run would do: transcriptions, LLM calls, cached work, audio, tokens."""
+    if not paths:
+        raise UsageError("name at least one recipe: transcript-runner plan recipes/")
+    recipes = _load_all(discover(paths))
+    state = Path(state_dir) if state_dir else DEFAULT_STATE_DIR
+    store = Store(state) if (state / DB_FILE).is_file() else None
+    plan = make_plan(recipes, store, _shard(shard))
+    if store is not None:
+        store.close()
+    table = None
+    if prices:
+        try:
+            table = load_prices(Path(prices))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--prices {prices}: {exc}") from None
+    if fmt == "json":
+        click.echo(json.dumps(plan_json(plan), indent=2))
+    else:
+        click.echo(plan_text(plan, table, recipes))
+    return EXIT_OK
 
 
 def _load_all(files: Sequence[Path]) -> list[Recipe]:

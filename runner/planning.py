@@ -219,3 +219,27 @@ def _costs(plan: Plan, prices: Mapping[str, Any], recipes: Sequence[Recipe]) -> 
         f"Costs (from your price table, known parts only): transcription ${stt:.2f}, "
         f"LLM input ${llm:.2f}; replies and unknown prompts are not counted."
     )
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "items": [
+            {
+                "recipe": i.recipe,
+                "item": i.item,
+                "transcription": i.transcription,
+                "audio_seconds": i.audio_seconds,
+                "llm_calls": i.calls,
+                "llm_cached": i.cached,
+                "input_tokens": i.input_tokens,
+                "calls_with_unknown_prompt": i.unknown_tokens,
+            }
+            for i in plan.items
+        ],
+        "transcriptions_to_submit": plan.submissions,
+        "transcriptions_in_ledger": plan.reused,
+        "llm_calls": plan.calls,
+        "llm_cached": plan.cached,
+        "audio_hours_known": round(plan.audio_hours, 4),
+        "items_of_unknown_length": plan.unknown_audio,
+    }

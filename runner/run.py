@@ -28,6 +28,7 @@ from runner.executor import (
     Services,
 )
 from runner.manifest import MANIFEST_FILE
+from runner.planning import Shard
 from runner.progress import LiveReporter, PlainReporter, summary_text
 from runner.recipe import Recipe
 from runner.reports import load_manifest, publish, wanted
@@ -49,6 +50,7 @@ def execute(
     use_cache: bool = True,
     offline: bool = False,
     junit: Path | None = None,
+    shard: Shard | None = None,
 ) -> int:
     """Run ``recipes``; print the summary; write the CI reports; return the exit code."""
     # Offline replays need no key: nothing is sent. A placeholder keeps the client
@@ -66,6 +68,7 @@ def execute(
         items_in_flight=limits.items,
         use_cache=use_cache,
         offline=offline,
+        shard=shard,
     )
     holder: dict[str, HttpClient] = {}
     reporter = _reporter(progress, holder)

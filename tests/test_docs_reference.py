@@ -270,7 +270,7 @@ def test_the_manifest_example_has_the_real_keys() -> None:
 # --- (2) every option of every command is documented in docs/cli.md ------------------------
 
 COMMANDS = {"": "## Every command", "validate": "## `validate`", "render": "## `render`"}
-COMMANDS |= {"run": "## `run`", "schema": "## `schema`", "cache": "## `cache`"}
+COMMANDS |= {"run": "## `run`", "schema": "## `schema`", "cache": "## `cache`", "plan": "## `plan`"}
 COMMANDS |= {"merge": "## `merge`"}
 
 

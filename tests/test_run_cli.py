@@ -503,3 +503,43 @@ def test_a_failed_expectation_fails_the_run_but_keeps_the_output(
     ]
     assert (served / "out" / "notes" / "board-meeting" / "summary.md").is_file()
     assert item["tasks"][1]["status"] == "ok"  # headline still ran on the kept output
+
+
+def test_plan_matches_what_the_run_then_does(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    code, out, _ = run_cli(capsys, "plan", "notes.yaml", "--format", "json")
+    assert code == 0
+    before = json.loads(out)
+    assert (before["transcriptions_to_submit"], before["transcriptions_in_ledger"]) == (1, 0)
+    assert run_cli(capsys, "run", "notes.yaml", "--progress", "plain")[0] == 0
+    done = manifest(served)["summary"]
+    assert done["transcriptions_submitted"] == before["transcriptions_to_submit"]
+    # The saved-transcript item's calls were all known before the run; the plan counts
+    # a call for every task it cannot render yet (the URL item's, before transcription).
+    assert done["llm_calls"] + done["llm_replies_cached"] == before["llm_calls"]
+
+    code, out, _ = run_cli(capsys, "plan", "notes.yaml", "--format", "json")
+    after = json.loads(out)
+    assert (after["transcriptions_to_submit"], after["transcriptions_in_ledger"]) == (0, 1)
+    assert (after["llm_calls"], after["llm_cached"]) == (0, 6)
+    assert run_cli(capsys, "run", "notes.yaml", "--progress", "plain")[0] == 0
+    rerun = manifest(served)["summary"]
+    assert (rerun["transcriptions_submitted"], rerun["llm_calls"]) == (0, 0)
+
+
+def test_budgets_refuse_to_start(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--max-llm-calls", "2")
+    assert code == 2
+    assert err == (
+        "error: this run would send 6 LLM calls (0 more are cached), over --max-llm-calls 2; "
+        "nothing was sent\n"
+    )
+    assert fake.history == []
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--shard", "3/2")
+    assert code == 2
+    assert "give K/N with 1 <= K <= N" in err
