@@ -143,7 +143,7 @@ def render(
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False),
-    help="Ledger and cache folder [default: .transcript-runner beside the outputs].",
+    help="Ledger and cache folder [default: .transcript-runner].",
 )
 @click.option("--no-cache", is_flag=True, help="Ask the LLM again (transcripts are still reused).")
 @click.option(

@@ -218,7 +218,7 @@ def run_run(
     if dry_run:
         click.echo(_dry_run_text(recipes))
         return EXIT_OK
-    state = Path(state_dir) if state_dir else (Path(out) if out else Path(".")) / DEFAULT_STATE_DIR
+    state = Path(state_dir) if state_dir else DEFAULT_STATE_DIR
     if max_audio_hours is not None or max_llm_calls is not None:
         _check_budget(recipes, state, chosen, max_audio_hours, max_llm_calls)
     from runner.run import execute

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -57,7 +58,7 @@ def execute(
     # configuration uniform; the offline services never use it.
     environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if offline else None
     config = ClientConfig.from_env(region, environ=environ)
-    store = Store(state_dir or (out or Path(".")) / DEFAULT_STATE_DIR)
+    store = Store(state_dir or DEFAULT_STATE_DIR)
     limits = merged_limits(recipes, limit_overrides)
     config = replace(config, limits=limits.limits, timeouts=_timeouts(config, recipes))
     options = RunOptions(
@@ -76,6 +77,7 @@ def execute(
 
     async def main() -> None:
         nonlocal executor
+        _stop_on_sigterm()
         async with HttpClient(config) as http:
             holder["http"] = http
             services = (
@@ -92,7 +94,7 @@ def execute(
 
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         store.close()
         _print_summary(executor)
         print(
@@ -122,6 +124,21 @@ class _Offline:
 def offline_services() -> Services:
     offline: Any = _Offline()
     return Services(transcripts=offline, gateway=offline, lemur=offline)
+
+
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (how CI systems cancel a job) like Ctrl-C: stop, keep, report.
+
+    Cancelling the main task lets the executor close the manifest and write the
+    reports before the process ends, instead of leaving ``run.json.partial``.
+    """
+    task = asyncio.current_task()
+    if task is None:
+        return
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError):  # not on this platform or thread
+        return
 
 
 class _MergedLimits:

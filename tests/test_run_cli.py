@@ -326,8 +326,11 @@ def test_hundreds_of_items_with_faults(
     assert report["summary"]["retries"] > 0
 
 
-def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(tmp_path: Path) -> None:
-    """SIGINT mid-run: exit 130, finished outputs kept, the manifest says what was left."""
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
+    tmp_path: Path, signal_name: str
+) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM (a CI cancel) mid-run: exit 130, outputs kept, manifest closed."""
     import os
     import signal
     import subprocess
@@ -366,7 +369,7 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(tmp_path: Path) -
         deadline = time.monotonic() + 30
         while len(list(outputs.glob("*/summary.md"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(getattr(signal, signal_name))
         _, err = process.communicate(timeout=20)
     assert process.returncode == 130, err
     assert "Traceback" not in err
