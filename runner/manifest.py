@@ -112,6 +112,24 @@ class Totals:
             if task.status == "failed" and task.error:
                 self._fail(record.recipe, f"{record.item} · {task.task}", task.error)
 
+    def counts(self) -> dict[str, Any]:
+        """The summary's counted fields (a run's manifest and a merged one share them)."""
+        return {
+            "items": dict(self.items),
+            "tasks": dict(self.tasks),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "audio_hours": round(self.audio_seconds / 3600, 4),
+            "retries": self.retries,
+            "transcriptions_submitted": self.submitted,
+            "transcriptions_reused": self.reused,
+            "llm_calls": self.asked,
+            "llm_replies_cached": self.cached,
+            "polls_per_transcript": round(self.polls / self.transcripts_polled, 2)
+            if self.transcripts_polled
+            else None,
+        }
+
     def _fail(self, recipe: str, what: str, error: str) -> None:
         if len(self.failures) < MAX_FAILURES_KEPT:
             self.failures.append((recipe, what, error))
@@ -147,19 +165,7 @@ class ManifestWriter:
             "outcome": outcome,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_seconds": round(wall_seconds, 3),
-            "items": dict(totals.items),
-            "tasks": dict(totals.tasks),
-            "input_tokens": totals.input_tokens,
-            "output_tokens": totals.output_tokens,
-            "audio_hours": round(totals.audio_seconds / 3600, 4),
-            "retries": totals.retries,
-            "transcriptions_submitted": totals.submitted,
-            "transcriptions_reused": totals.reused,
-            "llm_calls": totals.asked,
-            "llm_replies_cached": totals.cached,
-            "polls_per_transcript": round(totals.polls / totals.transcripts_polled, 2)
-            if totals.transcripts_polled
-            else None,
+            **totals.counts(),
         }
         self._stream.write('\n  ],\n  "summary": ' + _indent(json.dumps(summary), first=False))
         self._stream.write("\n}\n")

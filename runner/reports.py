@@ -658,19 +658,7 @@ def _summary(
         "outcome": outcome,
         "finished": max((str(s.get("finished", "")) for s in summaries), default=""),
         "wall_seconds": round(max(walls, default=0.0), 3),
-        "items": dict(totals.items),
-        "tasks": dict(totals.tasks),
-        "input_tokens": totals.input_tokens,
-        "output_tokens": totals.output_tokens,
-        "audio_hours": round(totals.audio_seconds / 3600, 4),
-        "retries": totals.retries,
-        "transcriptions_submitted": totals.submitted,
-        "transcriptions_reused": totals.reused,
-        "llm_calls": totals.asked,
-        "llm_replies_cached": totals.cached,
-        "polls_per_transcript": round(totals.polls / totals.transcripts_polled, 2)
-        if totals.transcripts_polled
-        else None,
+        **totals.counts(),
     }
 
 
