@@ -76,8 +76,10 @@ def main_bench() -> None:
         Path("calls.csv").write_text(f"url\n{rows}\n")
         Path("bench.yaml").write_text(
             "version: 1\nname: bench\ninputs: [{list: calls.csv}]\n"
-            "tasks:\n  summary: {prompt: 'Summarize: {{ transcript.text[:300] }}'}\n"
-            "  headline: {needs: [summary], prompt: 'Headline: {{ tasks.summary.text }}'}\n"
+            # Item names in the prompts keep the requests distinct, as real ones are;
+            # otherwise the reply cache would answer most of them.
+            "tasks:\n  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:99] }}'}\n"
+            "  headline: {needs: [summary], prompt: 'Title {{ item.name }}: {{ tasks.summary }}'}\n"
         )
         with serve_in_process(fake, report) as server:
             url = server.base_url  # type: ignore[attr-defined]
