@@ -16,6 +16,7 @@ aiohttp server on loopback rather than patched internals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -27,12 +28,12 @@ from runner.api.types import (
     ApiError,
     CallStats,
     Completion,
-    DeadlineExceeded,
     TranscriptFailed,
     TranscriptResult,
     Usage,
 )
 from runner.context import TaskResultView, TranscriptView
+from runner.errors import RunnerError
 from runner.expectations import check
 from runner.inputs import Item, expand
 from runner.manifest import ItemRecord, ManifestWriter, TaskRecord
@@ -59,6 +60,9 @@ from runner.transcript import (
 from runner.validation import display_path, raw_output_name
 
 DEFAULT_ITEMS_IN_FLIGHT = 64
+# How long a stopping run waits for a transcription POST already on the wire, so the
+# job it may have created is recorded in the ledger.
+SUBMIT_GRACE_SECONDS = 30.0
 
 
 class TranscriptsApi(Protocol):
@@ -192,6 +196,10 @@ class Executor:
         self.store = store
         self._state = _State()
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
+        # Single flight: items of one run that need the same transcription or the same
+        # LLM request wait for the first one instead of paying for their own.
+        self._transcribing: dict[str, asyncio.Future[TranscriptResult]] = {}
+        self._asking: dict[str, asyncio.Future[Completion]] = {}
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
         plans = [plan_recipe(r, self.options.shard) for r in recipes]
@@ -270,7 +278,9 @@ class Executor:
         self.reporter.item_started(recipe.name, item.name)
         try:
             obtained = await self._obtain(plan, item, record)
-        except (ApiError, TranscriptFailed, DeadlineExceeded, ValueError) as exc:
+        except (RunnerError, OSError, ValueError) as exc:
+            # One item's trouble (an API error, a failed transcript, an unreadable file,
+            # a store problem) is that item's failure; the others go on.
             record.status = "failed"
             record.error = str(exc)
             return record
@@ -337,6 +347,35 @@ class Executor:
         if item.kind is InputKind.FILE:
             audio = await asyncio.to_thread(file_identity, Path(item.source))
         key = ledger_key(audio, options)
+        # Two items of one run with the same audio and options share one job.
+        running = self._transcribing.get(key)
+        if running is not None:
+            shared = await asyncio.shield(running)
+            record.reused = True
+            return TranscriptResult(data=shared.data, polls=0)
+        future: asyncio.Future[TranscriptResult] = asyncio.get_running_loop().create_future()
+        self._transcribing[key] = future
+        try:
+            result = await self._transcribe_once(plan, item, record, key, audio, options)
+        except BaseException as exc:
+            del self._transcribing[key]
+            if not future.done():
+                failure = exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+                future.set_exception(failure)
+                future.exception()  # retrieved: a later item retries on its own
+            raise
+        future.set_result(result)
+        return result
+
+    async def _transcribe_once(
+        self,
+        plan: _Plan,
+        item: Item,
+        record: ItemRecord,
+        key: str,
+        audio: str,
+        options: Mapping[str, Any],
+    ) -> TranscriptResult:
         entry = None
         if self.store is not None:
             entry = await asyncio.to_thread(self.store.ledger_get, key)
@@ -375,6 +414,19 @@ class Executor:
         """The ledger's job for this audio, or None when it failed and must be redone."""
         try:
             result = await self._fetch(entry.transcript_id)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            # The job is gone (deleted, or another account or region): forget it so the
+            # next run submits afresh, and say so rather than failing the same way forever.
+            if self.store is not None:
+                await asyncio.to_thread(self.store.ledger_forget, key)
+            raise ApiError(
+                f"the ledger's transcript {entry.transcript_id} for this audio is no longer "
+                "available (404: deleted, or another account or region); the entry was "
+                "removed, so the next run submits the audio again",
+                status=404,
+            ) from None
         except TranscriptFailed:
             # A failed job is not billed and a rerun should try again.
             if self.store is not None:
@@ -396,16 +448,7 @@ class Executor:
         audio_url = item.source
         if item.kind is InputKind.FILE:
             audio_url = await api.upload(Path(item.source))
-        queued = await api.submit(audio_url, options)
-        record.submitted = True
-        transcript_id = str(queued["id"])
-        record.transcript_id = transcript_id
-        if self.store is not None:
-            # Written the moment AssemblyAI accepted the job: a rerun after a crash or
-            # Ctrl-C reattaches to it instead of paying for a second one.
-            await asyncio.to_thread(
-                self.store.ledger_put, key, audio, options, transcript_id, "submitted"
-            )
+        transcript_id = await self._submit_recorded(record, key, audio, audio_url, options)
         result = await api.wait(
             transcript_id, audio_duration=None, deadline=self.options.transcript_deadline
         )
@@ -417,6 +460,40 @@ class Executor:
             upload_url=audio_url if item.kind is InputKind.FILE else None,
             seconds=time.monotonic() - began,
         )
+
+    async def _submit_recorded(
+        self,
+        record: ItemRecord,
+        key: str,
+        audio: str,
+        audio_url: str,
+        options: Mapping[str, Any],
+    ) -> str:
+        """Submit, and put the job in the ledger the moment AssemblyAI accepts it.
+
+        The POST runs shielded: a Ctrl-C, SIGTERM or --timeout while it is on the wire
+        waits for its answer (bounded by the request timeout) so the job's id is
+        recorded before the run stops; otherwise a rerun would pay for it again. The
+        ledger write is a synchronous call with no await before it, so it cannot be
+        cancelled or queued behind other work.
+        """
+
+        async def submit_and_record() -> str:
+            queued = await self.services.transcripts.submit(audio_url, options)
+            transcript_id = str(queued["id"])
+            record.submitted = True
+            record.transcript_id = transcript_id
+            if self.store is not None:
+                self.store.ledger_put(key, audio, options, transcript_id, "submitted")
+            return transcript_id
+
+        job = asyncio.ensure_future(submit_and_record())
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(job), SUBMIT_GRACE_SECONDS)
+            raise
 
     # --- the task graph ---------------------------------------------------------------
 
@@ -493,17 +570,21 @@ class Executor:
             )
         except TemplateProblem as problem:
             return _failed(record, problem.message), None
+        label = f"{plan.recipe.name}/{item.name}/{task.name}"
         try:
             began = time.monotonic()
-            completion = await self._complete(
-                task, payload, f"{plan.recipe.name}/{item.name}/{task.name}", record
-            )
+            completion = await self._complete(task, payload, label, record)
         except ApiError as exc:
             record.retries = exc.retries
             return _failed(record, str(exc)), None
         _record_completion(record, completion, time.monotonic() - began, task)
         reply = _reply_text(completion)
-        return await asyncio.to_thread(self._finish, task, folder, view, reply, record)
+        finished = await asyncio.to_thread(self._finish, task, folder, view, reply, record)
+        if record.asked and finished[1] is not None and _cacheable(completion):
+            # Only a reply that post-processed cleanly is kept: a broken or cut-off one
+            # must be asked again on the next run, not replayed forever.
+            await self._remember(record.cache_key or "", label, payload, completion)
+        return finished
 
     async def _complete(
         self, task: Task, payload: Payload, label: str, record: TaskRecord
@@ -518,11 +599,30 @@ class Executor:
                 return completion_from_json(cached.reply)
         if self.options.offline:
             raise NotStored(f"--offline: no cached reply for {label} (cache key {key[:12]})")
+        running = self._asking.get(key) if self.options.use_cache else None
+        if running is not None:
+            record.cached = True
+            return await asyncio.shield(running)
+        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self._asking[key] = future
         record.asked = True
-        if task.api is TaskApi.LEMUR:
-            completion = await self.services.lemur.task(payload.body)
-        else:
-            completion = await self.services.gateway.complete(payload.body)
+        try:
+            if task.api is TaskApi.LEMUR:
+                completion = await self.services.lemur.task(payload.body)
+            else:
+                completion = await self.services.gateway.complete(payload.body)
+        except BaseException as exc:
+            del self._asking[key]
+            failure = exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+            future.set_exception(failure)
+            future.exception()  # retrieved here; waiting items see it themselves
+            raise
+        future.set_result(completion)
+        return completion
+
+    async def _remember(
+        self, key: str, label: str, payload: Payload, completion: Completion
+    ) -> None:
         if self.store is not None:
             await asyncio.to_thread(
                 self.store.reply_put,
@@ -532,7 +632,6 @@ class Executor:
                 dict(payload.body),
                 completion_to_json(completion),
             )
-        return completion
 
     def _finish(
         self, task: Task, folder: Path, view: TranscriptView, reply: str, record: TaskRecord
@@ -608,6 +707,13 @@ def _record_completion(
     record.request_id = completion.request_id
     record.latency_seconds = round(seconds, 3)
     record.retries = completion.stats.retries
+
+
+def _cacheable(completion: Completion) -> bool:
+    """A reply worth keeping: not cut off by max_tokens, and not empty."""
+    return completion.finish_reason != "length" and bool(
+        completion.content or completion.tool_calls
+    )
 
 
 def _reply_text(completion: Completion) -> str:

@@ -106,8 +106,9 @@ class Totals:
             self.cached += task.cached
             self.asked += task.asked
             self.tasks[task.status] += 1
-            self.input_tokens += task.input_tokens or 0
-            self.output_tokens += task.output_tokens or 0
+            if task.asked:  # cached replies were paid for by an earlier run
+                self.input_tokens += task.input_tokens or 0
+                self.output_tokens += task.output_tokens or 0
             self.retries += task.retries
             if task.status == "failed" and task.error:
                 self._fail(record.recipe, f"{record.item} · {task.task}", task.error)

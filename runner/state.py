@@ -27,7 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.errors import RunnerError
+
 DB_FILE = "state.db"
+OPEN_ATTEMPTS = 50  # switching a new database to WAL can meet SQLITE_BUSY without waiting
+
+
+class StateError(RunnerError):
+    """The state store could not be read or written; the message names the database."""
+
+
 DEFAULT_STATE_DIR = Path(".transcript-runner")
 
 _SCHEMA = """
@@ -110,14 +119,38 @@ class Store:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / DB_FILE
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            folder / DB_FILE, timeout=30, check_same_thread=False, isolation_level=None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            self._prepare()
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(self._describe(exc)) from None
+
+    def _prepare(self) -> None:
+        # Several runs may create the same new store at once; the switch to WAL then
+        # answers "database is locked" at once instead of waiting, so retry it.
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                self._db.execute("PRAGMA busy_timeout=30000")
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == OPEN_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+
+    def _describe(self, exc: BaseException) -> str:
+        return (
+            f"state store {self.path}: {exc}; another run may hold it, or the file is "
+            "damaged (move the folder away to start afresh, or pass --state-dir)"
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -125,7 +158,10 @@ class Store:
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(self._describe(exc)) from None
 
     # ledger ------------------------------------------------------------------------
 
@@ -226,14 +262,18 @@ class Store:
         """Delete cached replies and ledger entries (older than ``older_than`` seconds)."""
         cutoff = time.time() - older_than if older_than is not None else float("inf")
         with self._lock:
-            replies = self._db.execute("DELETE FROM replies WHERE created < ?", (cutoff,)).rowcount
-            ledger = self._db.execute(
-                "DELETE FROM transcriptions WHERE created < ?", (cutoff,)
-            ).rowcount
-            self._db.execute(
-                "DELETE FROM transcripts WHERE transcript_id NOT IN"
-                " (SELECT transcript_id FROM transcriptions)"
-            )
+            try:
+                replies = self._db.execute(
+                    "DELETE FROM replies WHERE created < ?", (cutoff,)
+                ).rowcount
+                ledger = self._db.execute(
+                    "DELETE FROM transcriptions WHERE created < ?", (cutoff,)
+                ).rowcount
+                # Kept transcripts age on their own clock: those of transcript_id inputs
+                # have no ledger row and must not vanish with a partial clear.
+                self._db.execute("DELETE FROM transcripts WHERE created < ?", (cutoff,))
+            except sqlite3.Error as exc:
+                raise StateError(self._describe(exc)) from None
         return replies, ledger
 
 

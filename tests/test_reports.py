@@ -215,7 +215,7 @@ def test_step_summary_has_the_table_and_the_failures(mixed: Manifest) -> None:
         "| recipe | items ok / failed | tasks ok / failed / skipped | tokens in / out "
         "| transcriptions submitted / reused | LLM calls / cached |"
     ) in lines
-    assert "| notes | 1 / 4 | 3 / 2 / 1 | 480 / 120 | 0 / 0 | 3 / 1 |" in lines
+    assert "| notes | 1 / 4 | 3 / 2 / 1 | 360 / 90 | 0 / 0 | 3 / 1 |" in lines
     assert f"- **notes** · a-call · summary: {GATEWAY_400}" in lines
     assert (
         "- **notes** · c-call · headline: expectation `max_length 40` failed: "

@@ -366,8 +366,15 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
             text=True,
         )
         outputs = tmp_path / "out" / "slow"
+        partial = tmp_path / "out" / "run.json.partial"
         deadline = time.monotonic() + 30
-        while len(list(outputs.glob("*/summary.md"))) < 2 and time.monotonic() < deadline:
+
+        def finished_items() -> int:
+            # The streamed manifest gains an item's record when the item is done.
+            text = partial.read_text() if partial.exists() else ""
+            return text.count('"recipe": "slow"')
+
+        while finished_items() < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         process.send_signal(getattr(signal, signal_name))
         _, err = process.communicate(timeout=20)
