@@ -17,7 +17,7 @@ from runner.errors import EXIT_FAILED, EXIT_INVALID_RECIPE, EXIT_OK, RunFailed, 
 from runner.inputs import Item, expand
 from runner.outputs import TRANSCRIPT_FILE, item_dir
 from runner.payloads import build_payload, task_context
-from runner.planning import Shard, load_prices, make_plan, plan_json, plan_text
+from runner.planning import PlanError, Shard, load_prices, make_plan, plan_json, plan_text
 from runner.recipe import InputKind, Recipe, Task
 from runner.state import DB_FILE, DEFAULT_STATE_DIR, CachedReply, Store
 from runner.templating import TemplateEngine, TemplateProblem
@@ -220,7 +220,7 @@ def run_run(
         return EXIT_OK
     state = Path(state_dir) if state_dir else DEFAULT_STATE_DIR
     if max_audio_hours is not None or max_llm_calls is not None:
-        _check_budget(recipes, state, chosen, max_audio_hours, max_llm_calls)
+        _check_budget(recipes, state, chosen, max_audio_hours, max_llm_calls, use_cache)
     from runner.run import execute
 
     return execute(
@@ -254,10 +254,14 @@ def _check_budget(
     shard: Shard | None,
     max_audio_hours: float | None,
     max_llm_calls: int | None,
+    use_cache: bool,
 ) -> None:
     """Refuse to start a run that would exceed a budget (it is counted like `plan`)."""
     store = Store(state) if (state / DB_FILE).is_file() else None
-    plan = make_plan(recipes, store, shard)
+    try:
+        plan = make_plan(recipes, store, shard, use_cache=use_cache)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
     if store is not None:
         store.close()
     if max_llm_calls is not None and plan.calls > max_llm_calls:
@@ -293,7 +297,10 @@ def run_plan(
     recipes = _load_all(discover(paths))
     state = Path(state_dir) if state_dir else DEFAULT_STATE_DIR
     store = Store(state) if (state / DB_FILE).is_file() else None
-    plan = make_plan(recipes, store, _shard(shard))
+    try:
+        plan = make_plan(recipes, store, _shard(shard))
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
     if store is not None:
         store.close()
     table = None

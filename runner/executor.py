@@ -166,14 +166,11 @@ def plan_recipe(recipe: Recipe, shard: Shard | None = None) -> _Plan:
     tasks = recipe.ordered_tasks()
     used = used_transcript_fields(engine, [t for task in tasks for t in task.templates])
     quotes = any(task.quotes is not None for task in tasks)
+    items = expand(recipe, engine)
     return _Plan(
         recipe=recipe,
         engine=engine,
-        items=[
-            item
-            for item in expand(recipe, engine)
-            if shard is None or shard.takes(recipe.name, item.name)
-        ],
+        items=shard.select(recipe, items) if shard else items,
         tasks=tasks,
         needs_sentences=quotes or bool(used & {"sentences", "*"}),
         needs_paragraphs=bool(used & {"paragraphs", "*"}),

@@ -8,6 +8,7 @@ their schema or hold certain values, and quotes that really are in the transcrip
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ KINDS = (
 )
 JSON_OPS = ("equals", "exists", "min_items", "max_items", "min", "max", "contains")
 QUOTE_MATCH = 90.0  # rapidfuzz partial_ratio; allows punctuation and casing to differ
-_QUOTED = re.compile(r"[\"“]([^\"”]{12,})[\"”]")
+# An opening quote must follow the start, a space or an opening bracket, so the text
+# between two separate quotations is never taken for a quotation itself.
+_QUOTED = re.compile(r"(?:^|(?<=[\s(\[:—-]))[\"“]([^\"“”\n]{12,}?)[\"”](?=$|[\s.,;:!?)\]—-])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +100,7 @@ def _problem(
             return None if found else f"no match for the pattern {value!r}"
         return f"the pattern {value!r} matches" if found else None
     if kind == "equals":
-        actual = data if data is not None and not isinstance(value, str) else text.strip()
-        return None if actual == value else f"expected {value!r}, got {_short(actual)}"
+        return _equals_problem(value, text, data)
     if kind == "min_length":
         return None if len(text) >= value else f"{len(text)} characters, fewer than {value}"
     if kind == "max_length":
@@ -110,6 +112,26 @@ def _problem(
     if kind == "quotes_in_transcript":
         return _quotes_problem(text, data, transcript_text)
     return f"unknown expectation {kind!r}"
+
+
+def _equals_problem(value: Any, text: str, data: Any) -> str | None:
+    """Text is compared as text; a JSON value as JSON, where true is not 1."""
+    if data is not None and not isinstance(value, str):
+        same = _strict_equal(data, value)
+        return None if same else f"expected {value!r}, got {_short(data)}"
+    expected = value if isinstance(value, str) else json.dumps(value)
+    actual = text.strip()
+    return None if actual == expected else f"expected {expected!r}, got {_short(actual)}"
+
+
+def _strict_equal(left: Any, right: Any) -> bool:
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_strict_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_strict_equal(left[k], right[k]) for k in left)
+    return bool(left == right)
 
 
 def _schema_problem(data: Any, json_schema: Mapping[str, Any] | None) -> str | None:
@@ -145,7 +167,7 @@ def _json_problem(data: Any, spec: Mapping[str, Any]) -> str | None:
         if op in spec:
             want = spec[op]
             try:
-                ok = passes(value, want)
+                ok = _strict_equal(value, want) if op == "equals" else passes(value, want)
             except TypeError:
                 ok = False
             if not ok:

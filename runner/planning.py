@@ -17,7 +17,7 @@ from typing import Any
 
 from runner.context import TaskResultView, TranscriptView
 from runner.inputs import Item, expand
-from runner.payloads import build_payload, task_context
+from runner.payloads import build_payload, item_source, task_context
 from runner.recipe import InputKind, Recipe
 from runner.state import Store, file_identity, ledger_key, reply_key
 from runner.templating import TemplateEngine, TemplateProblem
@@ -44,11 +44,28 @@ class Shard:
             raise ValueError(f"--shard {text}: give K/N with 1 <= K <= N, e.g. 2/4")
         return cls(int(k), int(n))
 
-    def takes(self, recipe: str, item: str) -> bool:
-        # A hash of the names, not the position: adding an input moves no other item
-        # to another shard, so each shard's state and outputs stay valid.
-        digest = hashlib.sha256(f"{recipe}\0{item}".encode()).digest()
+    def takes(self, recipe: str, source: str) -> bool:
+        # A hash of what the item is (its source), not of its position or display name
+        # (which gains a -2 suffix when a namesake is added): adding an input moves no
+        # other item to another shard, so each shard's state and outputs stay valid.
+        digest = hashlib.sha256(f"{recipe}\0{source}".encode()).digest()
         return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+    def select(self, recipe: Recipe, items: Sequence[Item]) -> list[Item]:
+        """This shard's items; repeats of one source are told apart by their order.
+
+        Local files count by their path relative to the recipe, so every CI job, each
+        in its own checkout folder, splits the items the same way.
+        """
+        seen: dict[str, int] = {}
+        chosen = []
+        for item in items:
+            source = item_source(recipe, item)
+            repeat = seen.get(source, 0)
+            seen[source] = repeat + 1
+            if self.takes(recipe.name, f"{source}\0{repeat}" if repeat else source):
+                chosen.append(item)
+        return chosen
 
 
 @dataclass
@@ -97,17 +114,30 @@ class Plan:
         return sum(i.audio_seconds or 0 for i in self.items if i.transcription == "submit") / 3600
 
 
-def make_plan(recipes: Sequence[Recipe], store: Store | None, shard: Shard | None) -> Plan:
+def make_plan(
+    recipes: Sequence[Recipe], store: Store | None, shard: Shard | None, *, use_cache: bool = True
+) -> Plan:
+    """What a run would do; ``use_cache=False`` counts cached replies as calls to send."""
     items: list[ItemPlan] = []
     for recipe in recipes:
         engine = TemplateEngine(recipe.base_dir)
-        for item in expand(recipe, engine):
-            if shard is None or shard.takes(recipe.name, item.name):
-                items.append(_plan_item(recipe, engine, item, store))
+        expanded = expand(recipe, engine)
+        selected = shard.select(recipe, expanded) if shard is not None else expanded
+        for item in selected:
+            try:
+                items.append(_plan_item(recipe, engine, item, store, use_cache))
+            except ValueError as exc:  # an unreadable saved transcript
+                raise PlanError(f"{recipe.display}: item {item.name!r}: {exc}") from None
     return Plan(items)
 
 
-def _plan_item(recipe: Recipe, engine: TemplateEngine, item: Item, store: Store | None) -> ItemPlan:
+class PlanError(ValueError):
+    """Something a plan needs to read is unreadable; the message says which item."""
+
+
+def _plan_item(
+    recipe: Recipe, engine: TemplateEngine, item: Item, store: Store | None, use_cache: bool
+) -> ItemPlan:
     transcript, how = _known_transcript(recipe, item, store)
     seconds = float(transcript.audio_duration) if transcript and transcript.audio_duration else None
     plan = ItemPlan(recipe.name, item.name, how, seconds)
@@ -137,7 +167,7 @@ def _plan_item(recipe: Recipe, engine: TemplateEngine, item: Item, store: Store 
             results[task.name] = None
             continue
         key = reply_key(task.api.value, payload.path, payload.body, {})
-        cached = store.reply_get(key) if store is not None else None
+        cached = store.reply_get(key) if store is not None and use_cache else None
         if cached is not None:
             plan.cached += 1
             results[task.name] = TaskResultView.build(task.name, str(cached.reply.get("content")))

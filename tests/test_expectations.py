@@ -85,3 +85,15 @@ def test_descriptions() -> None:
     assert run("contains", "Maine").expect == "contains 'Maine'"
     assert run("json", {"path": "items", "min_items": 1}).expect == "json items: min_items 1"
     assert run("quotes_in_transcript", True).expect == "quotes in transcript"
+
+
+def test_equals_is_type_strict_and_reads_text_as_json_text() -> None:
+    assert run("equals", 42, "42").passed
+    assert not run("equals", 1, "true", True).passed
+    assert run("json", {"path": "ok", "equals": True}, "", {"ok": True}).passed
+    assert not run("json", {"path": "ok", "equals": 0}, "", {"ok": False}).passed
+
+
+def test_quotes_are_read_pair_by_pair() -> None:
+    text = 'She said "Yes" and then, after a long pause, "hundreds of wildfires in Canada".'
+    assert run("quotes_in_transcript", True, text).passed

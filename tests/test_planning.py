@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_shards_split_items_deterministically_and_completely() -> None:
-    names = [f"call-{n}" for n in range(200)]
+    names = [f"https://media.example.com/call-{n}.mp3" for n in range(200)]
     shards = [Shard(k, 4) for k in range(1, 5)]
     buckets = [[n for n in names if shard.takes("r", n)] for shard in shards]
     assert sorted(n for bucket in buckets for n in bucket) == sorted(names)  # each once
@@ -42,3 +43,28 @@ def test_plan_of_saved_transcripts_counts_calls_and_tokens(tmp_path: Path) -> No
     assert "Transcriptions: 0 to submit, 0 already in the ledger." in text
     assert "LLM calls: 5 to send, 0 cached" in text
     assert "pass --prices FILE" in text
+
+
+def load_recipe_text(head: str) -> Any:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    (folder / "r.yaml").write_text(head + "tasks: {s: {prompt: '{{ transcript.text }}'}}\n")
+    return load_recipe(folder / "r.yaml")
+
+
+def test_adding_a_namesake_input_moves_no_item_to_another_shard() -> None:
+    from runner.inputs import Item
+    from runner.recipe import InputKind
+
+    def item(name: str, source: str) -> Item:
+        return Item(name, InputKind.URL, source, {}, 0, "r.yaml:1")
+
+    recipe = load_recipe_text("version: 1\nname: r\ninputs: [{url: 'https://x.test/a.mp3'}]\n")
+    old = item("meeting", "https://x.test/2024/meeting.mp3")
+    before = {k: [i.source for i in Shard(k, 4).select(recipe, [old])] for k in range(1, 5)}
+    # A new recording with the same file name takes "meeting"; the old one becomes "meeting-2".
+    new, renamed = item("meeting", "https://x.test/2025/meeting.mp3"), item("meeting-2", old.source)
+    after = {k: [i.source for i in Shard(k, 4).select(recipe, [new, renamed])] for k in range(1, 5)}
+    shard_of_old = next(k for k, sources in before.items() if old.source in sources)
+    assert old.source in after[shard_of_old]

@@ -553,3 +553,69 @@ def test_budgets_refuse_to_start(
     code, _, err = run_cli(capsys, "run", "notes.yaml", "--shard", "3/2")
     assert code == 2
     assert "give K/N with 1 <= K <= N" in err
+
+
+def test_the_same_audio_twice_in_one_run_is_transcribed_once(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (served / "calls.csv").write_text(
+        "url,customer\n"
+        "https://media.example.com/board-meeting.mp3,Acme\n"
+        "https://media.example.com/board-meeting.mp3,Globex\n"
+    )
+    recipe = RECIPE.replace(
+        "  - url: https://media.example.com/board-meeting.mp3\n"
+        "  - transcript_file: saved/wildfires.json\n",
+        '  - list: calls.csv\n    name: "{{ row.customer }}"\n',
+    )
+    (served / "notes.yaml").write_text(recipe)
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.submissions) == 1
+    items = {i["item"]: i for i in manifest(served)["items"]}
+    assert sorted(i["reused"] for i in items.values()) == [False, True]
+    assert len({i["transcript_id"] for i in items.values()}) == 1
+
+
+def test_a_stop_while_the_submission_is_on_the_wire_is_recorded(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fakeapi import delay
+
+    fake.faults.add("POST /v2/transcript", delay(2), times=1)
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--timeout", "1")
+    assert code == 1
+    assert len(fake.submissions) == 1
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.submissions) == 1  # the rerun found the job in the ledger
+
+
+def test_a_reply_that_fails_post_processing_is_asked_again(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replies = iter(["no json here", '{"items": ["a"]}'])
+    fake.gateway.responder = lambda request: next(replies)
+    (served / "strict.yaml").write_text(
+        "version: 1\nname: strict\ninputs: [{transcript_file: saved/wildfires.json}]\n"
+        "tasks:\n  actions:\n    prompt: '{{ transcript.text }}'\n"
+        "    json_schema: {type: object, required: [items]}\n"
+    )
+    assert run_cli(capsys, "run", "strict.yaml", "--progress", "plain")[0] == 1
+    code, _, err = run_cli(capsys, "run", "strict.yaml", "--progress", "plain")
+    assert code == 0, err
+    (item,) = manifest(served)["items"]
+    assert item["tasks"][0]["asked"] is True
+
+
+def test_a_damaged_state_store_is_a_located_error(
+    served: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    (served / ".transcript-runner").mkdir()
+    (served / ".transcript-runner" / "state.db").write_text("not a database")
+    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    assert code == 1
+    assert "Traceback" not in err
+    assert "state store .transcript-runner/state.db: file is not a database" in err
