@@ -272,13 +272,15 @@ def _check_budget(
     hours = plan.submitted_audio_hours
     if max_audio_hours is not None and hours > max_audio_hours:
         raise UsageError(
-            f"this run would transcribe {hours:.2f} h of audio, over --max-audio-hours "
+            f"this run would transcribe {hours:.2f} h ({hours * 60:.1f} min) of audio, over "
+            "--max-audio-hours "
             f"{max_audio_hours:g}; nothing was sent"
         )
-    if max_audio_hours is not None and plan.submissions and plan.unknown_audio:
+    if max_audio_hours is not None and plan.unknown_submissions:
         click.echo(
-            f"warning: {plan.unknown_audio} recording(s) to transcribe have a length that is "
-            "only known after transcription; --max-audio-hours cannot count them",
+            f"warning: {plan.unknown_submissions} recording(s) to transcribe have a length "
+            "only known after transcription (URLs and non-WAV files); --max-audio-hours "
+            "cannot count them",
             err=True,
         )
 

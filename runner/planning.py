@@ -18,7 +18,8 @@ from typing import Any
 from runner.context import TaskResultView, TranscriptView
 from runner.inputs import Item, expand
 from runner.payloads import build_payload, item_source, task_context
-from runner.recipe import InputKind, Recipe
+from runner.postprocess import PostProcessFailed, apply
+from runner.recipe import InputKind, Recipe, Task
 from runner.state import Store, file_identity, ledger_key, reply_key
 from runner.templating import TemplateEngine, TemplateProblem
 from runner.transcript import (
@@ -26,6 +27,8 @@ from runner.transcript import (
     estimate_tokens,
     load_saved,
     paragraphs_from_sentences,
+    parse_paragraphs,
+    parse_sentences,
     sentences_from_words,
 )
 
@@ -110,6 +113,10 @@ class Plan:
         return sum(1 for i in self.items if i.audio_seconds is None)
 
     @property
+    def unknown_submissions(self) -> int:
+        return sum(1 for i in self.items if i.transcription == "submit" and i.audio_seconds is None)
+
+    @property
     def submitted_audio_hours(self) -> float:
         return sum(i.audio_seconds or 0 for i in self.items if i.transcription == "submit") / 3600
 
@@ -141,10 +148,12 @@ def _plan_item(
     transcript, how = _known_transcript(recipe, item, store)
     seconds = float(transcript.audio_duration) if transcript and transcript.audio_duration else None
     plan = ItemPlan(recipe.name, item.name, how, seconds)
+    if seconds is None and item.kind is InputKind.FILE:
+        seconds = audio_seconds(Path(item.source))
+        plan.audio_seconds = seconds
     view = None
     if transcript is not None:
-        sentences = sentences_from_words(transcript.words)
-        view = TranscriptView.build(transcript, sentences, paragraphs_from_sentences(sentences))
+        view = _view(transcript, store)
     results: dict[str, TaskResultView | None] = {}
     for task in recipe.ordered_tasks():
         plan.models[task.model] = plan.models.get(task.model, 0) + 1
@@ -170,7 +179,7 @@ def _plan_item(
         cached = store.reply_get(key) if store is not None and use_cache else None
         if cached is not None:
             plan.cached += 1
-            results[task.name] = TaskResultView.build(task.name, str(cached.reply.get("content")))
+            results[task.name] = _cached_result(task, str(cached.reply.get("content") or ""))
         else:
             plan.calls += 1
             plan.input_tokens += sum(
@@ -178,6 +187,49 @@ def _plan_item(
             )
             results[task.name] = None
     return plan
+
+
+def _view(transcript: Transcript, store: Store | None) -> TranscriptView:
+    """The transcript as the run will see it: the API's stored segments when kept."""
+    parts = {}
+    for part in ("sentences", "paragraphs"):
+        data = store.transcript_get(transcript.id, part) if store and transcript.id else None
+        parts[part] = data
+    sentences = (
+        parse_sentences(parts["sentences"])
+        if parts["sentences"]
+        else sentences_from_words(transcript.words)
+    )
+    paragraphs = (
+        parse_paragraphs(parts["paragraphs"])
+        if parts["paragraphs"]
+        else paragraphs_from_sentences(sentences)
+    )
+    return TranscriptView.build(transcript, sentences, paragraphs)
+
+
+def _cached_result(task: Task, reply: str) -> TaskResultView | None:
+    """A cached reply as the tasks that need it will see it, post-processed as in a run."""
+    if task.quotes is not None:
+        return None  # matched against sentences at run time; count its dependents as unknown
+    try:
+        processed = apply(reply, task.post_process, task.json_schema)
+    except PostProcessFailed:
+        return None
+    return TaskResultView.build(
+        task.name, processed.text, processed.data, structured=task.structured
+    )
+
+
+def audio_seconds(path: Path) -> float | None:
+    """The length of a local WAV file from its header; None for other formats."""
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as audio:
+            return audio.getnframes() / float(audio.getframerate())
+    except (wave.Error, OSError, EOFError, ZeroDivisionError):
+        return None
 
 
 def _known_transcript(

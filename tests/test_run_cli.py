@@ -619,3 +619,26 @@ def test_a_damaged_state_store_is_a_located_error(
     assert code == 1
     assert "Traceback" not in err
     assert "state store .transcript-runner/state.db: file is not a database" in err
+
+
+def test_max_audio_hours_counts_local_wav_files(
+    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audio = ROOT / "tests" / "fixtures" / "audio"
+    shutil.copytree(audio, served / "audio")
+    (served / "local.yaml").write_text(
+        "version: 1\nname: local\ninputs: [{file: 'audio/*.wav'}]\n"
+        "tasks: {s: {prompt: 'Summarize {{ item.name }}: {{ transcript.text }}'}}\n"
+    )
+    code, _, err = run_cli(capsys, "run", "local.yaml", "--max-audio-hours", "0.001")
+    assert code == 2
+    assert err == (
+        "error: this run would transcribe 0.00 h (0.1 min) of audio, over --max-audio-hours "
+        "0.001; nothing was sent\n"
+    )
+    assert fake.history == []
+    code, _, err = run_cli(
+        capsys, "run", "local.yaml", "--max-audio-hours", "1", "--progress", "plain"
+    )
+    assert code == 0, err
+    assert len(fake.uploads) == 2
