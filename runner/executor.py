@@ -347,9 +347,12 @@ class Executor:
         # Two items of one run with the same audio and options share one job.
         running = self._transcribing.get(key)
         if running is not None:
-            shared = await asyncio.shield(running)
-            record.reused = True
-            return TranscriptResult(data=shared.data, polls=0)
+            with contextlib.suppress(RunnerError):
+                shared = await asyncio.shield(running)
+                record.reused = True
+                return TranscriptResult(data=shared.data, polls=0)
+            # The shared job failed: try on our own, as if there had been no other item.
+            return await self._transcribe_once(plan, item, record, key, audio, options)
         future: asyncio.Future[TranscriptResult] = asyncio.get_running_loop().create_future()
         self._transcribing[key] = future
         try:
@@ -598,8 +601,11 @@ class Executor:
             raise NotStored(f"--offline: no cached reply for {label} (cache key {key[:12]})")
         running = self._asking.get(key) if self.options.use_cache else None
         if running is not None:
-            record.cached = True
-            return await asyncio.shield(running)
+            with contextlib.suppress(ApiError):
+                shared = await asyncio.shield(running)
+                record.cached = True
+                return shared
+            # The shared attempt failed: ask on our own, as if there had been no other.
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
         self._asking[key] = future
         record.asked = True
