@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from runner.api.types import (
     ApiError,
@@ -59,10 +59,47 @@ from runner.transcript import (
 )
 from runner.validation import display_path, raw_output_name
 
+T = TypeVar("T")
+
 DEFAULT_ITEMS_IN_FLIGHT = 64
 # How long a stopping run waits for a transcription POST already on the wire, so the
 # job it may have created is recorded in the ledger.
 SUBMIT_GRACE_SECONDS = 30.0
+
+
+class _SingleFlight(Generic[T]):
+    """Items of one run that need the same work wait for the first to do it.
+
+    A finished result is shared with every later item; a failed attempt is not: each
+    waiting item then tries on its own, as if there had been no other.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Future[T]] = {}
+
+    async def join(self, key: str) -> T | None:
+        """The result of the same work done or under way, or None: do it yourself."""
+        running = self._running.get(key)
+        if running is None:
+            return None
+        try:
+            return await asyncio.shield(running)
+        except RunnerError:
+            return None
+
+    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._running[key] = future
+        try:
+            result = await work()
+        except BaseException as exc:
+            if self._running.get(key) is future:
+                del self._running[key]
+            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            future.exception()  # retrieved: waiting items handle the failure themselves
+            raise
+        future.set_result(result)
+        return result
 
 
 class TranscriptsApi(Protocol):
@@ -195,8 +232,8 @@ class Executor:
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
         # Single flight: items of one run that need the same transcription or the same
         # LLM request wait for the first one instead of paying for their own.
-        self._transcribing: dict[str, asyncio.Future[TranscriptResult]] = {}
-        self._asking: dict[str, asyncio.Future[Completion]] = {}
+        self._transcribing: _SingleFlight[TranscriptResult] = _SingleFlight()
+        self._asking: _SingleFlight[Completion] = _SingleFlight()
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
         plans = [plan_recipe(r, self.options.shard) for r in recipes]
@@ -345,31 +382,16 @@ class Executor:
             audio = await asyncio.to_thread(file_identity, Path(item.source))
         key = ledger_key(audio, options)
         # Two items of one run with the same audio and options share one job.
-        running = self._transcribing.get(key)
-        if running is not None:
-            with contextlib.suppress(RunnerError):
-                shared = await asyncio.shield(running)
-                record.reused = True
-                return TranscriptResult(data=shared.data, polls=0)
-            # The shared job failed: try on our own, as if there had been no other item.
-            return await self._transcribe_once(plan, item, record, key, audio, options)
-        future: asyncio.Future[TranscriptResult] = asyncio.get_running_loop().create_future()
-        self._transcribing[key] = future
-        try:
-            result = await self._transcribe_once(plan, item, record, key, audio, options)
-        except BaseException as exc:
-            del self._transcribing[key]
-            if not future.done():
-                failure = exc if isinstance(exc, Exception) else RuntimeError(str(exc))
-                future.set_exception(failure)
-                future.exception()  # retrieved: a later item retries on its own
-            raise
-        future.set_result(result)
-        return result
+        shared = await self._transcribing.join(key)
+        if shared is not None:
+            record.reused = True
+            return TranscriptResult(data=shared.data, polls=0)
+        return await self._transcribing.run(
+            key, lambda: self._transcribe_once(item, record, key, audio, options)
+        )
 
     async def _transcribe_once(
         self,
-        plan: _Plan,
         item: Item,
         record: ItemRecord,
         key: str,
@@ -389,7 +411,7 @@ class Executor:
                 f"--offline: no stored transcript for {item.kind.value} {item.source!r} "
                 "with these transcription options; run once online first"
             )
-        return await self._submit(plan, item, record, key, audio, options)
+        return await self._submit(item, record, key, audio, options)
 
     async def _fetch(self, transcript_id: str) -> TranscriptResult:
         """An existing transcript by id: from the store when kept, else from the API."""
@@ -436,7 +458,6 @@ class Executor:
 
     async def _submit(
         self,
-        plan: _Plan,
         item: Item,
         record: ItemRecord,
         key: str,
@@ -599,29 +620,14 @@ class Executor:
                 return completion_from_json(cached.reply)
         if self.options.offline:
             raise NotStored(f"--offline: no cached reply for {label} (cache key {key[:12]})")
-        running = self._asking.get(key) if self.options.use_cache else None
-        if running is not None:
-            with contextlib.suppress(ApiError):
-                shared = await asyncio.shield(running)
-                record.cached = True
-                return shared
-            # The shared attempt failed: ask on our own, as if there had been no other.
-        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-        self._asking[key] = future
+        shared = await self._asking.join(key) if self.options.use_cache else None
+        if shared is not None:
+            record.cached = True
+            return shared
         record.asked = True
-        try:
-            if task.api is TaskApi.LEMUR:
-                completion = await self.services.lemur.task(payload.body)
-            else:
-                completion = await self.services.gateway.complete(payload.body)
-        except BaseException as exc:
-            del self._asking[key]
-            failure = exc if isinstance(exc, Exception) else RuntimeError(str(exc))
-            future.set_exception(failure)
-            future.exception()  # retrieved here; waiting items see it themselves
-            raise
-        future.set_result(completion)
-        return completion
+        if task.api is TaskApi.LEMUR:
+            return await self._asking.run(key, lambda: self.services.lemur.task(payload.body))
+        return await self._asking.run(key, lambda: self.services.gateway.complete(payload.body))
 
     async def _remember(
         self, key: str, label: str, payload: Payload, completion: Completion
