@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from runner.context import TaskResultView, TranscriptView, sample_json
-from runner.diagnostics import Diagnostic, Severity, format_report, suggest
+from runner.diagnostics import Diagnostic, Severity, display_path, format_report, suggest
 from runner.errors import EXIT_FAILED, EXIT_INVALID_RECIPE, EXIT_OK, RunFailed, UsageError
 from runner.inputs import Item, expand
 from runner.outputs import TRANSCRIPT_FILE, item_dir
@@ -27,7 +27,7 @@ from runner.transcript import (
     paragraphs_from_sentences,
     sentences_from_words,
 )
-from runner.validation import discover, display_path, load_recipe, validate_file
+from runner.validation import discover, load_recipe, validate_file
 
 if TYPE_CHECKING:
     from runner.preview import Rendered

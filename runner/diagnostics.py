@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from runner.errors import RunnerError
@@ -84,6 +85,14 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice most like ``word``, if any is close enough to be a typo of it."""
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+def display_path(path: Path | str) -> str:
+    """A path as a person would type it: relative to the working folder when inside."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def suggest(word: str, choices: Iterable[str], prefix: str = "") -> str:

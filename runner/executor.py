@@ -46,6 +46,7 @@ from runner.state import LedgerEntry, Store, file_identity, ledger_key, reply_ke
 
 if TYPE_CHECKING:
     from runner.planning import Shard
+from runner.diagnostics import display_path
 from runner.templating import TemplateEngine, TemplateProblem, used_transcript_fields
 from runner.transcript import (
     Paragraph,
@@ -57,7 +58,7 @@ from runner.transcript import (
     parse_sentences,
     sentences_from_words,
 )
-from runner.validation import display_path, raw_output_name
+from runner.validation import raw_output_name
 
 T = TypeVar("T")
 

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from runner.context import Namespace, RecipeView
+from runner.diagnostics import display_path
 from runner.document import KeyPath
 from runner.recipe import JSON, InputKind, InputSpec, Recipe, freeze
 from runner.templating import TemplateEngine, TemplateProblem
@@ -90,8 +91,8 @@ def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> It
                 [
                     InputProblem(
                         here,
-                        f"no files match {spec.value!r} (looked in {_shown(recipe.base_dir)}/); "
-                        "paths are relative to the recipe file",
+                        f"no files match {spec.value!r} (looked in "
+                        f"{display_path(recipe.base_dir)}/); paths are relative to the recipe file",
                     )
                 ]
             )
@@ -112,7 +113,7 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
             [
                 InputProblem(
                     here,
-                    f"list file {spec.value!r} not found (looked for {_shown(path)}); "
+                    f"list file {spec.value!r} not found (looked for {display_path(path)}); "
                     "paths are relative to the recipe file",
                 )
             ]
@@ -122,16 +123,16 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
     try:
         rows = list(_read_rows(path))
     except (OSError, ValueError) as exc:
-        message = f"cannot read list file {_shown(path)}: {exc}"
+        message = f"cannot read list file {display_path(path)}: {exc}"
         raise InputsInvalid([InputProblem(here, message)]) from None
     if not rows:
-        raise InputsInvalid([InputProblem(here, f"list file {_shown(path)} has no rows")])
+        raise InputsInvalid([InputProblem(here, f"list file {display_path(path)} has no rows")])
     for line, row in rows:
-        origin = f"{_shown(path)}:{line}"
+        origin = f"{display_path(path)}:{line}"
         sources = [c for c in SOURCE_COLUMNS if str(row.get(c) or "").strip()]
         if len(sources) != 1:
             problems.append(
-                InputProblem(here, _row_source_problem(sources), file=_shown(path), line=line)
+                InputProblem(here, _row_source_problem(sources), file=display_path(path), line=line)
             )
             continue
         kind = InputKind(sources[0])
@@ -144,7 +145,7 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
                     InputProblem(
                         here,
                         f"{kind.value} {value!r} not found (relative to the list file)",
-                        file=_shown(path),
+                        file=display_path(path),
                         line=line,
                     )
                 )
@@ -277,10 +278,3 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _url_stem(url: str) -> str:
     last = Path(urlparse(url).path).stem
     return last or urlparse(url).netloc
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from runner.diagnostics import display_path
 from runner.document import Document, KeyPath, format_path
 
 if TYPE_CHECKING:
@@ -456,7 +457,7 @@ def _resolve_prompt_file(recipe_path: Path, key_path: KeyPath, relative: str) ->
     if not resolved.is_file():
         raise _MissingFile(
             key_path,
-            f"prompt_file {relative!r} not found (looked for {_shown(resolved)}); "
+            f"prompt_file {relative!r} not found (looked for {display_path(resolved)}); "
             "paths are relative to the recipe file",
         )
     return resolved
@@ -466,14 +467,8 @@ def _file_template(doc: Document, file: Path, key_path: KeyPath) -> Template:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise _MissingFile(key_path, f"cannot read prompt_file {_shown(file)}: {exc}") from None
-    origin = TemplateOrigin(_shown(file), key_path, 1, 1, in_recipe=False)
-    return Template(source=text, origin=origin, name=_shown(file))
-
-
-def _shown(path: Path) -> str:
-    """A path as short as possible for messages: relative to the working folder if inside."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+        raise _MissingFile(
+            key_path, f"cannot read prompt_file {display_path(file)}: {exc}"
+        ) from None
+    origin = TemplateOrigin(display_path(file), key_path, 1, 1, in_recipe=False)
+    return Template(source=text, origin=origin, name=display_path(file))

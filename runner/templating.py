@@ -37,7 +37,7 @@ from runner.context import (
     TranscriptUsedAsText,
     TranscriptView,
 )
-from runner.diagnostics import Diagnostic, suggest
+from runner.diagnostics import Diagnostic, display_path, suggest
 from runner.errors import RunnerError
 from runner.recipe import Template
 
@@ -386,7 +386,7 @@ class TemplateEngine:
     def _syntax_problem(self, template: Template, exc: TemplateSyntaxError) -> Problem:
         message = _syntax_message(exc, self.env)
         if exc.filename:  # inside an included partial
-            return Problem(_shown(exc.filename), exc.lineno, 0, "", message)
+            return Problem(display_path(exc.filename), exc.lineno, 0, "", message)
         return self._at(template, exc.lineno, message)
 
     # render ---------------------------------------------------------------------------
@@ -422,7 +422,7 @@ class TemplateEngine:
         line, file = _traceback_position(exc.__traceback__)
         message = _runtime_message(exc)
         if file and file != "<template>":
-            return Problem(_shown(file), line, 0, "", message)
+            return Problem(display_path(file), line, 0, "", message)
         return self._at(template, line, message)
 
     def _missing_problems(
@@ -432,7 +432,9 @@ class TemplateEngine:
         for entry in missing:
             message = _missing_message(entry, context)
             if entry.template_file and entry.template_file != "<template>":
-                problem = Problem(_shown(entry.template_file), entry.template_line, 0, "", message)
+                problem = Problem(
+                    display_path(entry.template_file), entry.template_line, 0, "", message
+                )
             else:
                 leaf = entry.name.rsplit(".", 1)[-1]
                 problem = self._at(template, entry.template_line, message, needle=leaf)
@@ -515,13 +517,6 @@ def _missing_message(entry: _Missing, context: Mapping[str, Any]) -> str:
     if entry.parent == "vars" and not entry.candidates:
         return f"undefined variable {name!r}; the recipe defines no vars (add a `vars:` block)"
     return f"undefined variable {name!r}{hint}"
-
-
-def _shown(filename: str) -> str:
-    try:
-        return str(Path(filename).relative_to(Path.cwd()))
-    except ValueError:
-        return filename
 
 
 # --- static analysis ----------------------------------------------------------------

@@ -27,7 +27,7 @@ from runner.context import (
     sample_json,
     sample_transcript_view,
 )
-from runner.diagnostics import Diagnostic, DiagnosticError, Severity, suggest
+from runner.diagnostics import Diagnostic, DiagnosticError, Severity, display_path, suggest
 from runner.document import Document, KeyPath, format_path, load_file
 from runner.errors import RecipeInvalid, UsageError
 from runner.inputs import InputsInvalid, Item, expand, list_columns
@@ -98,14 +98,6 @@ def _recipes_below(folder: Path) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "out")
         found.extend(Path(root) / f for f in sorted(files) if f.endswith(RECIPE_SUFFIXES))
     return found
-
-
-def display_path(path: Path) -> str:
-    """The path as a person would type it: relative to the working folder when inside."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def validate_file(path: Path) -> Validation:
