@@ -81,6 +81,18 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return int(exited.value.code or 0), out, err
 
 
+def write_list_recipe(folder: Path, urls: dict[str, str]) -> None:
+    """``notes.yaml`` whose items come from a CSV of customer → URL, named by customer."""
+    rows = "".join(f"{url},{customer}\n" for customer, url in urls.items())
+    (folder / "calls.csv").write_text("url,customer\n" + rows)
+    recipe = RECIPE.replace(
+        "  - url: https://media.example.com/board-meeting.mp3\n"
+        "  - transcript_file: saved/wildfires.json\n",
+        '  - list: calls.csv\n    name: "{{ row.customer }}"\n',
+    )
+    (folder / "notes.yaml").write_text(recipe)
+
+
 def manifest(folder: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((folder / "out" / "run.json").read_text())
     return data
@@ -141,18 +153,14 @@ def test_a_failed_transcript_fails_only_its_item(
     served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.fail_audio("broken")
-    (served / "calls.csv").write_text(
-        "url,customer\n"
-        "https://media.example.com/good-1.mp3,Acme\n"
-        "https://media.example.com/broken.mp3,Globex\n"
-        "https://media.example.com/good-2.mp3,Initech\n"
+    write_list_recipe(
+        served,
+        {
+            "Acme": "https://media.example.com/good-1.mp3",
+            "Globex": "https://media.example.com/broken.mp3",
+            "Initech": "https://media.example.com/good-2.mp3",
+        },
     )
-    recipe = RECIPE.replace(
-        "  - url: https://media.example.com/board-meeting.mp3\n"
-        "  - transcript_file: saved/wildfires.json\n",
-        '  - list: calls.csv\n    name: "{{ row.customer }}"\n',
-    )
-    (served / "notes.yaml").write_text(recipe)
     code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
     assert code == 1
     report = manifest(served)
@@ -558,17 +566,8 @@ def test_budgets_refuse_to_start(
 def test_the_same_audio_twice_in_one_run_is_transcribed_once(
     served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (served / "calls.csv").write_text(
-        "url,customer\n"
-        "https://media.example.com/board-meeting.mp3,Acme\n"
-        "https://media.example.com/board-meeting.mp3,Globex\n"
-    )
-    recipe = RECIPE.replace(
-        "  - url: https://media.example.com/board-meeting.mp3\n"
-        "  - transcript_file: saved/wildfires.json\n",
-        '  - list: calls.csv\n    name: "{{ row.customer }}"\n',
-    )
-    (served / "notes.yaml").write_text(recipe)
+    same = "https://media.example.com/board-meeting.mp3"
+    write_list_recipe(served, {"Acme": same, "Globex": same})
     code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
     assert code == 0, err
     assert len(fake.submissions) == 1
