@@ -153,6 +153,9 @@ class RunOptions:
 class NotStored(ApiError):
     """``--offline`` needed something the state store does not hold."""
 
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}; run once without --offline to store it (the same --state-dir)")
+
 
 @dataclass
 class RunOutcome:
@@ -410,7 +413,7 @@ class Executor:
         if self.options.offline:
             raise NotStored(
                 f"--offline: no stored transcript for {item.kind.value} {item.source!r} "
-                "with these transcription options; run once online first"
+                "with these transcription options"
             )
         return await self._submit(item, record, key, audio, options)
 
