@@ -378,6 +378,8 @@ def _node_kind(node: Node) -> str:
 # pure-Python parsers word them differently). Each entry maps a fragment of the
 # problem text to a sentence that says what to do.
 _SYNTAX_ADVICE: tuple[tuple[str, str], ...] = (
+    # PyYAML 6.0.4's C scanner stops deep flow nesting itself, before our own count.
+    ("exceeded maximum nesting depth", _TOO_DEEP),
     (
         "mapping values are not allowed",
         "unexpected ':' here; check the indentation of this line, or put the value in "

@@ -47,7 +47,7 @@ from jsonschema import Draft202012Validator
 Schema = dict[str, Any]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "reference" / "assemblyai-openapi.yml"
+DEFAULT_SPEC = REPO_ROOT / "vendor" / "assemblyai" / "openapi.yml"
 DEFAULT_OUT = REPO_ROOT / "schemas" / "transcription.schema.json"
 
 ROOT_COMPONENT = "TranscriptOptionalParams"
@@ -69,7 +69,7 @@ SCHEMA_EXAMPLES: list[Schema] = [
 ]
 
 # ---------------------------------------------------------------------------------------
-# Deprecation hints for recipe editors (source of truth: shared/reference/
+# Deprecation hints for recipe editors (source of truth: the AssemblyAI API notes,
 # assemblyai-api-notes.md, section 3). Every option the spec marks `deprecated: true` MUST
 # have an entry here, and every entry here must be deprecated in the spec: the generator
 # stops with an error otherwise, so a spec update forces someone to write the hint.

@@ -45,7 +45,7 @@ JSONDict = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Responder = Callable[[JSONDict], "str | JSONDict"]
 
-SPEC_PATH = Path("/work/shared/reference/assemblyai-openapi.yml")
+SPEC_PATH = Path(__file__).resolve().parents[1] / "vendor" / "assemblyai" / "openapi.yml"
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "assemblyai"
 DEFAULT_API_KEY = "test-key"
 TRANSCRIPT_TAG = "{{ transcript }}"

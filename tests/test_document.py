@@ -307,7 +307,16 @@ def test_recursive_alias() -> None:
         "a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, MAX_DEPTH + 20)),
     ],
 )
-def test_absurd_nesting(text: str) -> None:
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"])
+def test_absurd_nesting(text: str, loader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both PyYAML loaders, whichever stops the nesting first, give our message."""
+    import yaml
+
+    import runner.document
+
+    if not hasattr(yaml, loader):
+        pytest.skip(f"this PyYAML was built without {loader}")
+    monkeypatch.setattr(runner.document, "_Loader", getattr(yaml, loader))
     found = _error(text)
     assert f"nested more than {MAX_DEPTH} levels deep" in found.message
 
