@@ -3,12 +3,13 @@ fake API (tests/fakeapi.py) and point the runner's HTTP client at it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 from apiclient import KEY, config_for
 
+from runner.api.pacing import TEST_MODE_ENV, set_testing
 from runner.api.policy import HttpClient
 from runner.cli import main
 
@@ -17,6 +18,22 @@ pytest_plugins = ("fakeapi",)
 
 # Checks shared by the docs tests fail with pytest's explanations, as asserts in tests do.
 pytest.register_assert_rewrite("docblocks")
+
+
+@pytest.fixture(autouse=True)
+def fast_pacing(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Test mode (runner.api.pacing): no poll or backoff sleeps, here and in subprocesses.
+
+    A test of the production schedule itself opts out with ``@pytest.mark.real_pacing``.
+    """
+    enabled = request.node.get_closest_marker("real_pacing") is None
+    set_testing(enabled)
+    if enabled:
+        monkeypatch.setenv(TEST_MODE_ENV, "1")
+    else:
+        monkeypatch.delenv(TEST_MODE_ENV, raising=False)
+    yield
+    set_testing(None)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from fakeapi import FakeAssemblyAI, delay, malformed, reset, status
 from multidict import CIMultiDict
 
 from runner import __version__
+from runner.api import pacing
 from runner.api.policy import (
     MISSING_KEY_MESSAGE,
     ClientConfig,
@@ -350,3 +351,22 @@ async def test_headers_sent_and_the_key_never_in_errors(
         text = " ".join(f"{e!s} {e!r} {getattr(e, 'args', '')}" for e in chain if e)
         assert KEY not in text
         assert wrong_key not in text
+
+
+# -- test mode ------------------------------------------------------------------------------
+
+
+@pytest.mark.real_pacing
+def test_a_run_outside_the_tests_keeps_its_waits() -> None:
+    assert not pacing.testing()
+    assert pacing.paced(1.5) == 1.5
+
+
+def test_test_mode_reaches_subprocesses_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pacing.set_testing(None)  # defer to the environment, as a fresh process does
+    monkeypatch.setenv(pacing.TEST_MODE_ENV, "1")
+    assert pacing.paced(1.5) == 0.0
+    monkeypatch.setenv(pacing.TEST_MODE_ENV, "0")
+    assert pacing.paced(1.5) == 1.5

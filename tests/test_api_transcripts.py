@@ -26,6 +26,7 @@ from fakeapi import (
     status,
 )
 
+from runner.api.pacing import set_testing
 from runner.api.policy import HttpClient, Timeouts
 from runner.api.transcripts import PollSchedule, TranscriptsClient, poll_delays
 from runner.api.types import ApiError, DeadlineExceeded, MaybeSubmitted, TranscriptFailed
@@ -54,6 +55,8 @@ class FakeTime:
 
 @pytest.fixture
 def fake_time() -> FakeTime:
+    """A fake clock measures the production schedule itself, so test mode is off."""
+    set_testing(False)
     return FakeTime()
 
 

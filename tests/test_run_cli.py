@@ -450,9 +450,9 @@ def test_rerun_after_ctrl_c_pays_for_nothing_twice(
     served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A run stopped while its transcription is processing: the rerun reattaches to it."""
-    fake.on_audio("board-meeting", polls_to_completed=50)
+    fake.on_audio("board-meeting", polls_to_completed=10**9)  # never finishes by itself
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--timeout", "2")
+    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--timeout", "1")
     assert code == 1
     stopped = manifest(served)
     assert stopped["summary"]["outcome"] == "timed out"

@@ -54,6 +54,7 @@ import aiohttp
 from yarl import URL
 
 from runner import __version__
+from runner.api.pacing import paced
 from runner.api.types import (
     EU_BASE_URL,
     EU_GATEWAY_URL,
@@ -750,7 +751,7 @@ class HttpClient:
             raise ApiError(
                 f"{route} failed{_after(retries)}: {what}", endpoint=route, retries=retries
             ) from exc
-        return self.config.retry.backoff(retries)
+        return paced(self.config.retry.backoff(retries))
 
     def _status_delay(
         self,
@@ -774,7 +775,7 @@ class HttpClient:
         too_long = retry_after is not None and retry_after > policy.max_retry_after
         if not retryable or retries >= policy.max_retries or too_long:
             raise self._status_error(route, raw, retries, describe_error)
-        return max(policy.backoff(retries), retry_after or 0.0)
+        return max(paced(policy.backoff(retries)), retry_after or 0.0)
 
     @staticmethod
     def _status_error(route: str, raw: _Raw, retries: int, describe_error: ErrorParser) -> ApiError:

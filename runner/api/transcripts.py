@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
+from runner.api.pacing import paced
 from runner.api.policy import ClientConfig, Clock, HttpClient, HttpResponse, Sleep
 from runner.api.types import ApiError, DeadlineExceeded, TranscriptFailed, TranscriptResult
 from runner.errors import RunnerError
@@ -200,7 +201,7 @@ class TranscriptsClient:
             left = started + allowed - self._clock()
             if left <= 0:
                 raise _deadline_exceeded(transcript_id, allowed, status)
-            await self._sleep(min(next(delays), left))
+            await self._sleep(min(paced(next(delays)), left))
             body = await self.get(transcript_id)
             polls += 1
             status = str(body.get("status"))
