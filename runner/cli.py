@@ -60,7 +60,7 @@ def validate(paths: Sequence[str], fmt: str | None, strict: bool) -> None:
       transcript-runner validate
       transcript-runner validate recipes/ other/meeting.yaml --format json
     """
-    from runner.commands import run_validate
+    from runner.commands.common import run_validate
 
     chosen = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
     _exit(run_validate(paths, chosen, strict=strict))
@@ -104,7 +104,7 @@ def render(
       transcript-runner render recipes/meeting-notes.yaml --transcript call.json --task summary
       transcript-runner render recipes/action-items.yaml --format json --full
     """
-    from runner.commands import run_render
+    from runner.commands.common import run_render
 
     _exit(
         run_render(
@@ -205,7 +205,7 @@ def run(
       transcript-runner run recipes/ --out results --limit llm=4 --timeout 1800
       transcript-runner run recipes/meeting-notes.yaml --dry-run
     """
-    from runner.commands import run_run
+    from runner.commands.common import run_run
 
     _exit(
         run_run(
@@ -262,7 +262,7 @@ def plan(
       transcript-runner plan recipes/
       transcript-runner plan recipes/summaries.yaml --prices prices.yaml
     """
-    from runner.commands import run_plan
+    from runner.commands.common import run_plan
 
     _exit(run_plan(recipes, state_dir=state_dir, shard=shard, prices=prices, fmt=fmt))
 
@@ -292,7 +292,7 @@ def merge(manifests: Sequence[str], out: str, junit: str | None) -> None:
       transcript-runner merge shard-*/run.json
       transcript-runner merge a/run.json b/run.json --out out/run.json --junit junit.xml
     """
-    from runner.commands import run_merge
+    from runner.commands.common import run_merge
 
     _exit(run_merge(manifests, out=out, junit=junit))
 
@@ -315,7 +315,7 @@ _STATE_DIR = click.option(
 @_STATE_DIR
 def cache_ls(state_dir: str) -> None:
     """List ledger entries and cached replies, oldest first."""
-    from runner.commands import run_cache_ls
+    from runner.commands.common import run_cache_ls
 
     _exit(run_cache_ls(state_dir))
 
@@ -325,7 +325,7 @@ def cache_ls(state_dir: str) -> None:
 @_STATE_DIR
 def cache_show(key: str, state_dir: str) -> None:
     """Print one entry (the first characters of its KEY are enough)."""
-    from runner.commands import run_cache_show
+    from runner.commands.common import run_cache_show
 
     _exit(run_cache_show(state_dir, key))
 
@@ -335,7 +335,7 @@ def cache_show(key: str, state_dir: str) -> None:
 @_STATE_DIR
 def cache_clear(older_than: str | None, state_dir: str) -> None:
     """Delete cached replies and ledger entries."""
-    from runner.commands import run_cache_clear
+    from runner.commands.common import run_cache_clear
 
     _exit(run_cache_clear(state_dir, older_than))
 
@@ -348,7 +348,7 @@ def schema() -> None:
     VS Code (YAML extension) picks it up from the first line of a recipe:
       # yaml-language-server: $schema=../schemas/recipe.schema.json
     """
-    from runner.schema import schema_text
+    from runner.recipe.schema import schema_text
 
     click.echo(schema_text(), nl=False)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pytest
 from apiclient import KEY, config_for
 
+from runner.api.http import HttpClient
 from runner.api.pacing import TEST_MODE_ENV, set_testing
-from runner.api.policy import HttpClient
 from runner.cli import main
 
 # The fake's fixtures: fake, base_url (served on the test's loop), thread_url.

@@ -22,8 +22,8 @@ from runner.api.gateway import (
     completion_from_sse,
     gateway_error_text,
 )
+from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
-from runner.api.policy import HttpClient
 from runner.api.types import ApiError, CallStats, Usage
 
 ROUTE = "POST /v1/chat/completions"

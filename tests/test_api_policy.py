@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 
 from runner import __version__
 from runner.api import pacing
-from runner.api.policy import (
+from runner.api.http import (
     MISSING_KEY_MESSAGE,
     ClientConfig,
     HttpClient,

@@ -26,8 +26,8 @@ from fakeapi import (
     status,
 )
 
+from runner.api.http import HttpClient, Timeouts
 from runner.api.pacing import set_testing
-from runner.api.policy import HttpClient, Timeouts
 from runner.api.transcripts import PollSchedule, TranscriptsClient, poll_delays
 from runner.api.types import ApiError, DeadlineExceeded, MaybeSubmitted, TranscriptFailed
 from runner.errors import RunnerError

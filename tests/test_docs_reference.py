@@ -43,12 +43,12 @@ from docblocks import (
 )
 
 from runner import errors
+from runner.checks import load_recipe, validate_file
 from runner.cli import cli, main
-from runner.manifest import ItemRecord, ManifestWriter, TaskRecord
-from runner.postprocess import PostProcessFailed, apply
-from runner.quotes import match_quotes
-from runner.transcript import load_saved, sentences_from_words
-from runner.validation import load_recipe, validate_file
+from runner.execute.postprocess import PostProcessFailed, apply
+from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
+from runner.transcript.model import load_saved, sentences_from_words
+from runner.transcript.quotes import match_quotes
 
 RECIPES_DOC = "docs/recipes.md"
 CLI_DOC = "docs/cli.md"

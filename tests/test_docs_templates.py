@@ -29,7 +29,8 @@ from docblocks import (
 )
 
 from runner.cli import main
-from runner.context import (
+from runner.prompt.templating import FILTERS, TemplateEngine, TemplateProblem
+from runner.prompt.views import (
     ItemView,
     Namespace,
     RecipeView,
@@ -38,9 +39,8 @@ from runner.context import (
     prompt_context,
     sample_transcript_view,
 )
-from runner.recipe import Template, TemplateOrigin
-from runner.templating import FILTERS, TemplateEngine, TemplateProblem
-from runner.transcript import paragraphs_from_sentences, sentences_from_words
+from runner.recipe.model import Template, TemplateOrigin
+from runner.transcript.model import paragraphs_from_sentences, sentences_from_words
 
 DOC_NAME = "docs/templates.md"
 NOTE_KINDS = ("file", "from")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner.diagnostics import Diagnostic, DiagnosticError
-from runner.document import (
+from runner.recipe.document import (
     MAX_DEPTH,
     MAX_NODES,
     Document,
@@ -312,11 +312,11 @@ def test_absurd_nesting(text: str, loader: str, monkeypatch: pytest.MonkeyPatch)
     """Both PyYAML loaders, whichever stops the nesting first, give our message."""
     import yaml
 
-    import runner.document
+    import runner.recipe.document
 
     if not hasattr(yaml, loader):
         pytest.skip(f"this PyYAML was built without {loader}")
-    monkeypatch.setattr(runner.document, "_Loader", getattr(yaml, loader))
+    monkeypatch.setattr(runner.recipe.document, "_Loader", getattr(yaml, loader))
     found = _error(text)
     assert f"nested more than {MAX_DEPTH} levels deep" in found.message
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runner.expectations import Expectation, check
-from runner.recipe import freeze
+from runner.execute.expectations import Expectation, check
+from runner.recipe.model import freeze
 
 TRANSCRIPT = "Smoke from hundreds of wildfires in Canada is triggering air quality alerts."
 SCHEMA = freeze(

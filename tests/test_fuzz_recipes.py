@@ -5,7 +5,7 @@ tabs, colons, quotes, braces and Jinja delimiters; (b) recipe-shaped data that
 mixes valid keys and values with wrong types, unknown keys and random templates,
 dumped with ``yaml.safe_dump``. Either way the only acceptable outcomes are a
 document or a :class:`DiagnosticError` from the loader, and a
-:class:`~runner.validation.Validation` whose diagnostics are located and worded.
+:class:`~runner.checks.Validation` whose diagnostics are located and worded.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner import schema
+from runner.checks import Validation, validate_file
 from runner.diagnostics import DiagnosticError
-from runner.document import load_text
-from runner.validation import Validation, validate_file
+from runner.recipe import schema
+from runner.recipe.document import load_text
 
 # FUZZ_EXAMPLES=5000 for a longer hunt; the default keeps the file under a few seconds.
 SETTINGS = settings(

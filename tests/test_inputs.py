@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.inputs import expand, safe_name
-from runner.templating import TemplateEngine
-from runner.validation import load_recipe
+from runner.checks import load_recipe
+from runner.items import expand, safe_name
+from runner.prompt.templating import TemplateEngine
 
 SAVED = '{"id": "t", "status": "completed", "text": "hi", "words": []}'
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from runner.planning import Shard, make_plan, plan_text
-from runner.state import Store
-from runner.validation import load_recipe
+from runner.checks import load_recipe
+from runner.execute.planning import Shard, make_plan, plan_text
+from runner.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,8 +54,8 @@ def load_recipe_text(head: str) -> Any:
 
 
 def test_adding_a_namesake_input_moves_no_item_to_another_shard() -> None:
-    from runner.inputs import Item
-    from runner.recipe import InputKind
+    from runner.items import Item
+    from runner.recipe.model import InputKind
 
     def item(name: str, source: str) -> Item:
         return Item(name, InputKind.URL, source, {}, 0, "r.yaml:1")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.postprocess import PostProcessFailed, apply, extract, strip_code_fences
-from runner.recipe import PostStep, freeze
+from runner.execute.postprocess import PostProcessFailed, apply, extract, strip_code_fences
+from runner.recipe.model import PostStep, freeze
 
 SCHEMA = freeze(
     {

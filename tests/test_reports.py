@@ -17,8 +17,8 @@ import pytest
 from conftest import RunCli
 from fakeapi import FakeAssemblyAI, serve_in_thread, status
 
-from runner import reports
-from runner.manifest import ExpectationRecord, ItemRecord, ManifestWriter, TaskRecord
+from runner.results import reports
+from runner.results.manifest import ExpectationRecord, ItemRecord, ManifestWriter, TaskRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 WILDFIRES = ROOT / "tests" / "fixtures" / "assemblyai" / "transcript-wildfires.json"

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from runner import schema
 from runner.diagnostics import Diagnostic, Severity
-from runner.document import load_text
+from runner.recipe import schema
+from runner.recipe.document import load_text
 
 REPO = Path(__file__).parent.parent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from runner.state import Store, file_identity, ledger_key, reply_key
+from runner.store import Store, file_identity, ledger_key, reply_key
 
 
 def test_keys_are_stable_and_sensitive_to_every_field() -> None:

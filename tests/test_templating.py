@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.context import (
+from runner.prompt.payloads import render_messages
+from runner.prompt.templating import TemplateEngine, TemplateProblem, used_transcript_fields
+from runner.prompt.views import (
     ItemView,
     Namespace,
     RecipeView,
@@ -16,10 +18,8 @@ from runner.context import (
     prompt_context,
     sample_transcript_view,
 )
-from runner.payloads import render_messages
-from runner.recipe import Template, TemplateOrigin
-from runner.templating import TemplateEngine, TemplateProblem, used_transcript_fields
-from runner.transcript import Transcript
+from runner.recipe.model import Template, TemplateOrigin
+from runner.transcript.model import Transcript
 
 FIXTURES = Path(__file__).parent / "fixtures" / "assemblyai"
 
@@ -236,7 +236,7 @@ def test_used_transcript_fields(engine: TemplateEngine) -> None:
 
 
 def test_gateway_injection_tag_and_defanged_data(engine: TemplateEngine) -> None:
-    from runner.recipe import Message, PromptSource, Task, TaskApi
+    from runner.recipe.model import Message, PromptSource, Task, TaskApi
 
     task = Task(
         name="summary", api=TaskApi.GATEWAY, source=PromptSource.PROMPT,

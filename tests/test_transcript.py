@@ -1,4 +1,4 @@
-"""Tests for runner.transcript: the transcript model and the text helpers used as filters."""
+"""Tests for runner.transcript.model: the transcript model and the text helpers used as filters."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner import transcript as transcript_module
-from runner.transcript import (
+from runner.transcript import model as transcript_module
+from runner.transcript.model import (
     Paragraph,
     Sentence,
     SpeakerStats,

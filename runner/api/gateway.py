@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from runner.api.policy import (
+from runner.api.http import (
     ClientConfig,
     ErrorText,
     HttpClient,

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from runner.api.policy import ClientConfig, HttpClient
+from runner.api.http import ClientConfig, HttpClient
 from runner.api.types import ApiError, Completion, Usage
 
 ROUTE: Final = "POST /lemur/v3/generate/task"

@@ -1,7 +1,7 @@
 """AssemblyAI's REST ``/v2`` API: upload, submit, get, sentences, paragraphs, and waiting.
 
 The endpoints are described here; retries, limits and timeouts come from
-:mod:`runner.api.policy`. Polling is smarter than the SDKs' fixed 3 s (notes §9): the
+:mod:`runner.api.http`. Polling is smarter than the SDKs' fixed 3 s (notes §9): the
 first poll comes after one second, later ones wait a fraction of the time already spent
 (or of the expected processing time, when the audio duration is known), up to 15 s.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
+from runner.api.http import ClientConfig, Clock, HttpClient, HttpResponse, Sleep
 from runner.api.pacing import paced
-from runner.api.policy import ClientConfig, Clock, HttpClient, HttpResponse, Sleep
 from runner.api.types import ApiError, DeadlineExceeded, TranscriptFailed, TranscriptResult
 from runner.errors import RunnerError
 

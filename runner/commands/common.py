@@ -11,26 +11,26 @@ from typing import TYPE_CHECKING
 
 import click
 
-from runner.context import TaskResultView, TranscriptView, sample_json
+from runner.checks import discover, load_recipe, validate_file
 from runner.diagnostics import Diagnostic, Severity, display_path, format_report, suggest
 from runner.errors import EXIT_FAILED, EXIT_INVALID_RECIPE, EXIT_OK, RunFailed, UsageError
-from runner.inputs import Item, expand
-from runner.outputs import TRANSCRIPT_FILE, item_dir
-from runner.payloads import build_payload, task_context
-from runner.planning import PlanError, Shard, load_prices, make_plan, plan_json, plan_text
-from runner.recipe import InputKind, Recipe, Task
-from runner.state import DB_FILE, DEFAULT_STATE_DIR, CachedReply, Store
-from runner.templating import TemplateEngine, TemplateProblem
-from runner.transcript import (
+from runner.execute.planning import PlanError, Shard, load_prices, make_plan, plan_json, plan_text
+from runner.items import Item, expand
+from runner.prompt.payloads import build_payload, task_context
+from runner.prompt.templating import TemplateEngine, TemplateProblem
+from runner.prompt.views import TaskResultView, TranscriptView, sample_json
+from runner.recipe.model import InputKind, Recipe, Task
+from runner.results.outputs import TRANSCRIPT_FILE, item_dir
+from runner.store import DB_FILE, DEFAULT_STATE_DIR, CachedReply, Store
+from runner.transcript.model import (
     Transcript,
     load_saved,
     paragraphs_from_sentences,
     sentences_from_words,
 )
-from runner.validation import discover, load_recipe, validate_file
 
 if TYPE_CHECKING:
-    from runner.preview import Rendered
+    from runner.prompt.preview import Rendered
 
 
 def run_validate(paths: Sequence[str], fmt: str, *, strict: bool = False) -> int:
@@ -59,7 +59,7 @@ def run_render(
     out: str | None,
 ) -> int:
     """Print the requests a recipe would send, for items whose transcript is local."""
-    from runner.preview import as_json, as_text
+    from runner.prompt.preview import as_json, as_text
 
     recipe, engine, items = _load_for_render(recipe_path)
     items = _select_items(items, item_name)
@@ -145,7 +145,7 @@ def _render_item(
     transcript: Transcript,
     origin: str,
 ) -> Rendered:
-    from runner.preview import Rendered
+    from runner.prompt.preview import Rendered
 
     sentences = sentences_from_words(transcript.words)
     view = TranscriptView.build(transcript, sentences, paragraphs_from_sentences(sentences))
@@ -221,7 +221,7 @@ def run_run(
     state = Path(state_dir) if state_dir else DEFAULT_STATE_DIR
     if max_audio_hours is not None or max_llm_calls is not None:
         _check_budget(recipes, state, chosen, max_audio_hours, max_llm_calls, use_cache)
-    from runner.run import execute
+    from runner.commands.run import execute
 
     return execute(
         recipes,
@@ -358,9 +358,9 @@ def _dry_run_text(recipes: Sequence[Recipe]) -> str:
 
 def run_merge(paths: Sequence[str], *, out: str, junit: str | None) -> int:
     """Merge shard manifests into ``out``; 1 when the merged run failed, as ``run`` would."""
-    from runner.outputs import write_json
-    from runner.progress import summary_text
-    from runner.reports import (
+    from runner.results.outputs import write_json
+    from runner.results.progress import summary_text
+    from runner.results.reports import (
         load_manifest,
         merge,
         merged_totals,

@@ -16,9 +16,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from runner.manifest import ExpectationRecord
-from runner.postprocess import PostProcessFailed, extract
-from runner.recipe import thaw
+from runner.execute.postprocess import PostProcessFailed, extract
+from runner.recipe.model import thaw
+from runner.results.manifest import ExpectationRecord
 
 KINDS = (
     "contains",

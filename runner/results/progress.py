@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from runner.manifest import ItemRecord, Totals
+from runner.results.manifest import ItemRecord, Totals
 
 Snapshot = Callable[[], Mapping[str, int]]
 

@@ -15,10 +15,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from runner.diagnostics import display_path
-from runner.document import Document, KeyPath, format_path
+from runner.recipe.document import Document, KeyPath, format_path
 
 if TYPE_CHECKING:
-    from runner.expectations import Expectation
+    from runner.execute.expectations import Expectation
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_SPEECH_MODELS = ("universal-3-5-pro", "universal-2")
@@ -65,7 +65,7 @@ class TemplateOrigin:
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """Jinja source plus where it came from. Rendering lives in :mod:`runner.templating`."""
+    """Jinja source plus where it came from. Rendering lives in :mod:`runner.prompt.templating`."""
 
     source: str
     origin: TemplateOrigin
@@ -82,7 +82,7 @@ class InputKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class InputSpec:
-    """One entry of ``inputs:``; :mod:`runner.inputs` expands it into items."""
+    """One entry of ``inputs:``; :mod:`runner.items` expands it into items."""
 
     index: int
     kind: InputKind
@@ -371,8 +371,8 @@ def _task(
 
 
 def _expectation(doc: Document, path: KeyPath, entry: Mapping[str, Any]) -> Expectation:
-    # Imported here: runner.expectations builds on this module.
-    from runner.expectations import KINDS, Expectation
+    # Imported here: runner.execute.expectations builds on this module.
+    from runner.execute.expectations import KINDS, Expectation
 
     kind = next(k for k in KINDS if k in entry)
     return Expectation(

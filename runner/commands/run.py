@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from runner.api.gateway import GatewayClient
+from runner.api.http import ClientConfig, HttpClient, Limits, Timeouts
 from runner.api.lemur import LemurClient
-from runner.api.policy import ClientConfig, HttpClient, Limits, Timeouts
 from runner.api.transcripts import TranscriptsClient
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from runner.executor import (
+from runner.execute.executor import (
     DEFAULT_ITEMS_IN_FLIGHT,
     Executor,
     NotStored,
@@ -28,12 +28,12 @@ from runner.executor import (
     RunOptions,
     Services,
 )
-from runner.manifest import MANIFEST_FILE
-from runner.planning import Shard
-from runner.progress import LiveReporter, PlainReporter, summary_text
-from runner.recipe import Recipe
-from runner.reports import load_manifest, publish, wanted
-from runner.state import DEFAULT_STATE_DIR, Store
+from runner.execute.planning import Shard
+from runner.recipe.model import Recipe
+from runner.results.manifest import MANIFEST_FILE
+from runner.results.progress import LiveReporter, PlainReporter, summary_text
+from runner.results.reports import load_manifest, publish, wanted
+from runner.store import DEFAULT_STATE_DIR, Store
 
 DEFAULT_OUT = Path("out")
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.context import TaskResultView, TranscriptView
-from runner.inputs import Item, expand
-from runner.payloads import build_payload, item_source, task_context
-from runner.postprocess import PostProcessFailed, apply
-from runner.recipe import InputKind, Recipe, Task
-from runner.state import Store, file_identity, ledger_key, reply_key
-from runner.templating import TemplateEngine, TemplateProblem
-from runner.transcript import (
+from runner.execute.postprocess import PostProcessFailed, apply
+from runner.items import Item, expand
+from runner.prompt.payloads import build_payload, item_source, task_context
+from runner.prompt.templating import TemplateEngine, TemplateProblem
+from runner.prompt.views import TaskResultView, TranscriptView
+from runner.recipe.model import InputKind, Recipe, Task
+from runner.store import Store, file_identity, ledger_key, reply_key
+from runner.transcript.model import (
     Transcript,
     estimate_tokens,
     load_saved,

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.transcript import Paragraph, Sentence, Transcript, Utterance, Word
+from runner.transcript.model import Paragraph, Sentence, Transcript, Utterance, Word
 
 # The literal tag the LLM Gateway replaces with a transcript's text when the
 # request carries its transcript_id. Templates write {{ gateway_transcript }} to

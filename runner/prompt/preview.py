@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.payloads import Payload
-from runner.recipe import TaskApi
+from runner.prompt.payloads import Payload
+from runner.recipe.model import TaskApi
 
 ELIDE_OVER = 1600  # characters; longer messages are shortened in the text form
 KEEP_HEAD = 700

@@ -1,7 +1,7 @@
 """The async scheduler: items flow through transcription, then their task graph.
 
 * A bounded pool of item workers keeps memory flat for 10,000-item runs; the HTTP
-  layer (:mod:`runner.api.policy`) bounds uploads, submissions, polls and LLM
+  layer (:mod:`runner.api.http`) bounds uploads, submissions, polls and LLM
   calls separately, with retries and rate limits.
 * Within an item, each task starts as soon as the tasks it ``needs`` finished.
 * One item's failure (a transcript in ``status: error``, a bad reply) never stops
@@ -32,23 +32,24 @@ from runner.api.types import (
     TranscriptResult,
     Usage,
 )
-from runner.context import TaskResultView, TranscriptView
 from runner.errors import RunnerError
-from runner.expectations import check
-from runner.inputs import Item, expand
-from runner.manifest import ItemRecord, ManifestWriter, TaskRecord
-from runner.outputs import TRANSCRIPT_FILE, contained, item_dir, write_atomic, write_json
-from runner.payloads import Payload, build_payload, task_context
-from runner.postprocess import PostProcessFailed, apply
-from runner.quotes import match_quotes
-from runner.recipe import InputKind, Recipe, Task, TaskApi
-from runner.state import LedgerEntry, Store, file_identity, ledger_key, reply_key
+from runner.execute.expectations import check
+from runner.execute.postprocess import PostProcessFailed, apply
+from runner.items import Item, expand
+from runner.prompt.payloads import Payload, build_payload, task_context
+from runner.prompt.views import TaskResultView, TranscriptView
+from runner.recipe.model import InputKind, Recipe, Task, TaskApi
+from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
+from runner.results.outputs import TRANSCRIPT_FILE, contained, item_dir, write_atomic, write_json
+from runner.store import LedgerEntry, Store, file_identity, ledger_key, reply_key
+from runner.transcript.quotes import match_quotes
 
 if TYPE_CHECKING:
-    from runner.planning import Shard
+    from runner.execute.planning import Shard
+from runner.checks import raw_output_name
 from runner.diagnostics import display_path
-from runner.templating import TemplateEngine, TemplateProblem, used_transcript_fields
-from runner.transcript import (
+from runner.prompt.templating import TemplateEngine, TemplateProblem, used_transcript_fields
+from runner.transcript.model import (
     Paragraph,
     Sentence,
     Transcript,
@@ -58,7 +59,6 @@ from runner.transcript import (
     parse_sentences,
     sentences_from_words,
 )
-from runner.validation import raw_output_name
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 jsonschema's messages ("Additional properties are not allowed ('modle' was
 unexpected)") are written for programmers. This module validates a loaded
-:class:`~runner.document.Document` and turns every error into a
+:class:`~runner.recipe.document.Document` and turns every error into a
 :class:`~runner.diagnostics.Diagnostic` located at the offending key, worded as
 what is wrong and what to do. All errors are collected, never just the first.
 """
@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from runner.diagnostics import Diagnostic, Severity, suggest
-from runner.document import Document, KeyPath
+from runner.recipe.document import Document, KeyPath
 
 SCHEMA_FILE = "recipe.schema.json"
 
@@ -43,10 +43,11 @@ _NUMBER = re.compile(r"^\s*[-+]?[0-9]+(\.[0-9]+)?\s*$")
 
 def schema_dir() -> Path:
     """The folder with the schemas: inside the installed package, or the repository's."""
-    packaged = Path(__file__).with_name("schemas")
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "schemas"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "schemas"
+    return package.parent / "schemas"
 
 
 def schema_text() -> str:

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from runner import __version__
 from runner.diagnostics import escape_data, escape_property
-from runner.manifest import ExpectationRecord, ItemRecord, TaskRecord, Totals
-from runner.outputs import write_atomic
+from runner.results.manifest import ExpectationRecord, ItemRecord, TaskRecord, Totals
+from runner.results.outputs import write_atomic
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -77,7 +77,7 @@ def load_manifest(path: Path) -> Manifest:
 
 def item_records(manifest: Manifest) -> list[ItemRecord]:
     """The manifest's items as the runner's own records, so totals are counted by
-    :class:`~runner.manifest.Totals`, the code that wrote the summary, not a copy."""
+    :class:`~runner.results.manifest.Totals`, the code that wrote the summary, not a copy."""
     return [_item(entry, index) for index, entry in enumerate(manifest["items"], 1)]
 
 
@@ -645,7 +645,7 @@ def _shards(manifest: Manifest) -> int:
 def _summary(
     totals: Totals, summaries: Sequence[Mapping[str, Any]], *, incomplete: bool
 ) -> dict[str, Any]:
-    """The fields of :meth:`runner.manifest.ManifestWriter.close`, for the merged items.
+    """The fields of :meth:`runner.results.manifest.ManifestWriter.close`, for the merged items.
 
     Shards run side by side, so the wall time is the longest shard's.
     """

@@ -27,8 +27,9 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runner import transcript as helpers
-from runner.context import (
+from runner.diagnostics import Diagnostic, display_path, suggest
+from runner.errors import RunnerError
+from runner.prompt.views import (
     ItemView,
     Namespace,
     NoJson,
@@ -37,9 +38,8 @@ from runner.context import (
     TranscriptUsedAsText,
     TranscriptView,
 )
-from runner.diagnostics import Diagnostic, display_path, suggest
-from runner.errors import RunnerError
-from runner.recipe import Template
+from runner.recipe.model import Template
+from runner.transcript import model as helpers
 
 __all__ = ["TemplateEngine", "TemplateProblem", "used_transcript_fields"]
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from runner.context import Namespace, RecipeView
 from runner.diagnostics import display_path
-from runner.document import KeyPath
-from runner.recipe import JSON, InputKind, InputSpec, Recipe, freeze
-from runner.templating import TemplateEngine, TemplateProblem
+from runner.prompt.templating import TemplateEngine, TemplateProblem
+from runner.prompt.views import Namespace, RecipeView
+from runner.recipe.document import KeyPath
+from runner.recipe.model import JSON, InputKind, InputSpec, Recipe, freeze
 
 SOURCE_COLUMNS = ("url", "file", "transcript_id", "transcript_file")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

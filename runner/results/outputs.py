@@ -3,7 +3,7 @@
 An item's folder comes from ``output.dir`` in the recipe (relative to the folder
 the runner is started in, so CI finds results in ``./out``) or from ``--out DIR``
 on the command line (``DIR/<recipe>/<item>``). Item names
-are already safe single path segments (:func:`runner.inputs.safe_name`), and task
+are already safe single path segments (:func:`runner.items.safe_name`), and task
 output names are checked by ``validate``, so nothing is written outside the folder.
 """
 
@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from runner.context import ItemView, Namespace, RecipeView
-from runner.inputs import Item
-from runner.recipe import Recipe
-from runner.templating import TemplateEngine
+from runner.items import Item
+from runner.prompt.templating import TemplateEngine
+from runner.prompt.views import ItemView, Namespace, RecipeView
+from runner.recipe.model import Recipe
 
 TRANSCRIPT_FILE = "transcript.json"
 

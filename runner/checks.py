@@ -17,8 +17,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from runner import schema as recipe_schema
-from runner.context import (
+from runner.diagnostics import Diagnostic, DiagnosticError, Severity, display_path, suggest
+from runner.errors import RecipeInvalid, UsageError
+from runner.items import InputsInvalid, Item, expand, list_columns
+from runner.prompt.payloads import render_messages
+from runner.prompt.templating import TemplateEngine, TemplateProblem
+from runner.prompt.views import (
     ItemView,
     Namespace,
     RecipeView,
@@ -27,14 +31,10 @@ from runner.context import (
     sample_json,
     sample_transcript_view,
 )
-from runner.diagnostics import Diagnostic, DiagnosticError, Severity, display_path, suggest
-from runner.document import Document, KeyPath, format_path, load_file
-from runner.errors import RecipeInvalid, UsageError
-from runner.inputs import InputsInvalid, Item, expand, list_columns
-from runner.outputs import item_dir
-from runner.payloads import render_messages
-from runner.recipe import InputKind, PromptSource, Recipe, Task, TaskApi, Template, build
-from runner.templating import TemplateEngine, TemplateProblem
+from runner.recipe import schema as recipe_schema
+from runner.recipe.document import Document, KeyPath, format_path, load_file
+from runner.recipe.model import InputKind, PromptSource, Recipe, Task, TaskApi, Template, build
+from runner.results.outputs import item_dir
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
 DEFAULT_RECIPE_DIR = "recipes"

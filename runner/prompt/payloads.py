@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.context import (
+from runner.items import Item
+from runner.prompt.templating import Problem, TemplateEngine, TemplateProblem
+from runner.prompt.views import (
     GATEWAY_TRANSCRIPT_TAG,
     ItemView,
     Namespace,
@@ -21,9 +23,7 @@ from runner.context import (
     TranscriptView,
     prompt_context,
 )
-from runner.inputs import Item
-from runner.recipe import Recipe, Task, TaskApi, thaw
-from runner.templating import Problem, TemplateEngine, TemplateProblem
+from runner.recipe.model import Recipe, Task, TaskApi, thaw
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 LEMUR_TASK_PATH = "/lemur/v3/generate/task"
