@@ -17,11 +17,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from runner.diagnostics import Diagnostic, DiagnosticError, Severity, display_path, suggest
-from runner.errors import RecipeInvalid, UsageError
-from runner.items import InputsInvalid, Item, expand, list_columns
+from runner.diagnostics import Diagnostic, Severity, display_path, suggest
+from runner.errors import DiagnosticError, InputsInvalid, RecipeInvalid, TemplateProblem, UsageError
+from runner.items import Item, expand, list_columns
 from runner.prompt.payloads import render_messages
-from runner.prompt.templating import TemplateEngine, TemplateProblem
+from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     ItemView,
     Namespace,
@@ -360,7 +360,7 @@ def _check_injection(doc: Document, recipe: Recipe, task: Task) -> list[Diagnost
             try:
                 render_messages(engine, task, _sample_context(recipe, task, item_vars))
             except TemplateProblem as problem:
-                found.extend(p.diagnostic() for p in problem.problems)
+                found.extend(p for p in problem.problems)
                 break
     local = [s for s in recipe.inputs if s.kind is InputKind.TRANSCRIPT_FILE]
     if local:
@@ -521,7 +521,7 @@ def _check_inputs(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list
                 found.append(doc.diagnostic(problem.key_path, problem.message, key=False))
         return found
     except TemplateProblem as problem:
-        return [p.diagnostic() for p in problem.problems]
+        return list(problem.problems)
 
 
 def _check_item_folders(
@@ -574,7 +574,7 @@ def _render_problems(
     try:
         engine.render(template, context)
     except TemplateProblem as problem:
-        return [p.diagnostic() for p in problem.problems]
+        return list(problem.problems)
     return []
 
 

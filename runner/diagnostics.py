@@ -16,8 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RunnerError
-
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -132,11 +130,3 @@ def _summary_line(files: int, errors: int, warnings: int) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-class DiagnosticError(RunnerError):
-    """Raised inside loaders to stop at a problem that makes further checks meaningless."""
-
-    def __init__(self, diagnostic: Diagnostic) -> None:
-        super().__init__(diagnostic.format())
-        self.diagnostic = diagnostic

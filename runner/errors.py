@@ -1,7 +1,31 @@
-"""The exception tree: every error a user can cause carries its exit code.
+"""The exception tree: every error a user can cause, each with its exit code.
 
 The command line catches :class:`RunnerError` and prints its message, never a
-traceback. Anything else escaping is a bug in transcript-runner itself.
+traceback; anything else escaping is a bug in transcript-runner itself. Inside a
+run, :class:`ItemError` is the one thing the executor catches around an item or a
+task: it is recorded in the manifest with its message and the run goes on.
+
+Every class a user can meet is defined here, so this drawing is the whole tree::
+
+    RunnerError                  1  base of everything a user can cause
+    ├── UsageError               2  the command line was wrong (an option, a path)
+    │   └── OverlappingShards    2  `merge` was given manifests that share items
+    ├── ConfigurationError       2  the environment lacks something (API key, region)
+    ├── RecipeInvalid            3  recipes failed validation; holds every diagnostic
+    │   ├── DiagnosticError      3  one located problem that stops a loader early
+    │   └── InputsInvalid        3  the inputs do not expand into items
+    ├── RunFailed                1  the run finished, but some item or task failed
+    └── ItemError                1  one item's or task's failure; the run goes on
+        ├── ApiError                a request failed for good, after any retries
+        │   ├── MaybeSubmitted      …after the job may have been created: never resent
+        │   └── NotStored           --offline needed what the state store lacks
+        ├── TranscriptFailed        a transcript ended in `status: error`
+        ├── DeadlineExceeded        a transcript did not finish in time
+        ├── SourceUnreadable        a local input (audio, saved transcript) cannot be read
+        ├── OutputError             an output file cannot be written
+        ├── StoreError              the state store (ledger, reply cache) failed
+        ├── TemplateProblem         a prompt failed to render (strict undefined, sandbox)
+        └── PostProcessFailed       a reply failed post-processing (JSON, schema, extract)
 
 Exit codes are part of the contract (README, ``docs/cli.md``):
 
@@ -17,10 +41,10 @@ Exit codes are part of the contract (README, ``docs/cli.md``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
-if TYPE_CHECKING:
-    from runner.diagnostics import Diagnostic
+from runner.diagnostics import Diagnostic
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -39,10 +63,41 @@ class RunnerError(Exception):
         self.message = message
 
 
+# --- the command line and the environment ---------------------------------------------
+
+
 class UsageError(RunnerError):
     """The command line was wrong: an unknown option value, a path that does not exist."""
 
     exit_code = EXIT_USAGE
+
+
+class ConfigurationError(RunnerError):
+    """The environment is missing something the run needs (an API key, a writable directory).
+
+    Exit code 2 like a usage error, but printed without "error:": the message is advice.
+    """
+
+    exit_code = EXIT_USAGE
+
+
+class OverlappingShards(UsageError):
+    """Manifests given to ``merge`` share items: the shards were not disjoint, so merging
+    would count (and report) those items twice."""
+
+    def __init__(self, overlaps: Sequence[tuple[str, str, str]]) -> None:
+        self.overlaps = tuple(overlaps)  # (recipe/item, first input, second input)
+        shown = [f"{what} (in {first} and {second})" for what, first, second in overlaps[:5]]
+        more = f" and {len(overlaps) - 5} more" if len(overlaps) > 5 else ""
+        count = len(overlaps)
+        super().__init__(
+            f"the shards overlap: {count} {'item is' if count == 1 else 'items are'} in more "
+            f"than one manifest: {', '.join(shown)}{more}; merge the manifests of disjoint "
+            "shards (--shard 1/N … N/N of one run)"
+        )
+
+
+# --- recipes ------------------------------------------------------------------------------
 
 
 class RecipeInvalid(RunnerError):
@@ -55,13 +110,133 @@ class RecipeInvalid(RunnerError):
         super().__init__("\n".join(d.format() for d in self.diagnostics))
 
 
-class ConfigurationError(RunnerError):
-    """The environment is missing something the run needs (an API key, a writable directory)."""
+class DiagnosticError(RecipeInvalid):
+    """Raised inside loaders to stop at a problem that makes further checks meaningless."""
 
-    exit_code = EXIT_USAGE
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__([diagnostic])
+        self.diagnostic = diagnostic
+
+
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    """One input that does not expand: where in the recipe (or list file), and why."""
+
+    key_path: tuple[str | int, ...]
+    message: str
+    file: str | None = None  # set for problems inside a list file
+    line: int = 0
+
+
+class InputsInvalid(RunnerError):
+    """A recipe's inputs do not expand into items (a glob matching nothing, a bad list row).
+
+    ``validate`` turns each problem into a located diagnostic.
+    """
+
+    exit_code = EXIT_INVALID_RECIPE
+
+    def __init__(self, problems: Sequence[InputProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(p.message for p in self.problems))
+
+
+# --- a run ----------------------------------------------------------------------------------
 
 
 class RunFailed(RunnerError):
     """The run finished but some item, task or expectation failed."""
 
     exit_code = EXIT_FAILED
+
+
+class ItemError(RunnerError):
+    """One item's or one task's failure: recorded in the manifest, and the run goes on."""
+
+
+class ApiError(ItemError):
+    """A request failed for good (after any retries): the API's own message, made readable."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        endpoint: str = "",
+        retries: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+        self.endpoint = endpoint
+        self.retries = retries
+
+
+class MaybeSubmitted(ApiError):
+    """A non-idempotent request (``POST /v2/transcript``) may have been processed, unanswered.
+
+    Raised when the connection failed *after* the request was sent (a read timeout, a
+    server disconnect mid-response, a 2xx body cut short): AssemblyAI may have created the
+    job, so the request is not resent, since a second job would be billed a second time.
+    """
+
+
+class NotStored(ApiError):
+    """``--offline`` needed something the state store does not hold."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}; run once without --offline to store it (the same --state-dir)")
+
+
+class TranscriptFailed(ItemError):
+    """A transcript ended in ``status: error``; ``reason`` is the API's message."""
+
+    def __init__(self, transcript_id: str, message: str) -> None:
+        super().__init__(f"transcript {transcript_id} failed: {message}")
+        self.transcript_id = transcript_id
+        self.reason = message
+
+
+class DeadlineExceeded(ItemError):
+    """A transcript did not finish within its deadline (the job may still run server-side)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transcript_id: str | None = None,
+        last_status: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.transcript_id = transcript_id
+        self.last_status = last_status
+
+
+class SourceUnreadable(ItemError):
+    """A local input cannot be read: an audio file, or a saved transcript that is not one."""
+
+
+class OutputError(ItemError):
+    """An output file or folder cannot be written; ``reason`` is the system's word for why."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class StoreError(ItemError):
+    """The state store (transcription ledger, reply cache) cannot be opened, read or written."""
+
+
+class TemplateProblem(ItemError):
+    """A template could not be compiled or rendered; ``problems`` says where and why."""
+
+    def __init__(self, problems: Sequence[Diagnostic]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(p.format() for p in self.problems))
+
+
+class PostProcessFailed(ItemError):
+    """A reply could not be post-processed (not JSON, fails its schema, no such field)."""

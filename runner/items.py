@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from runner.diagnostics import display_path
-from runner.prompt.templating import TemplateEngine, TemplateProblem
+from runner.errors import InputProblem, InputsInvalid, TemplateProblem
+from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import Namespace, RecipeView
 from runner.recipe.document import KeyPath
 from runner.recipe.model import JSON, InputKind, InputSpec, Recipe, freeze
@@ -39,20 +40,6 @@ class Item:
     vars: Mapping[str, JSON]
     entry: int  # index in inputs:
     origin: str  # where it was declared, for messages: "recipes/x.yaml:12" or "calls.csv:4"
-
-
-@dataclass(frozen=True, slots=True)
-class InputProblem:
-    key_path: KeyPath
-    message: str
-    file: str | None = None  # set for problems inside a list file
-    line: int = 0
-
-
-class InputsInvalid(Exception):
-    def __init__(self, problems: list[InputProblem]) -> None:
-        super().__init__("; ".join(p.message for p in problems))
-        self.problems = problems
 
 
 def expand(recipe: Recipe, engine: TemplateEngine) -> list[Item]:

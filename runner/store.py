@@ -27,14 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RunnerError
+from runner.errors import SourceUnreadable, StoreError
 
 DB_FILE = "state.db"
 OPEN_ATTEMPTS = 50  # switching a new database to WAL can meet SQLITE_BUSY without waiting
-
-
-class StateError(RunnerError):
-    """The state store could not be read or written; the message names the database."""
 
 
 DEFAULT_STATE_DIR = Path(".transcript-runner")
@@ -79,9 +75,12 @@ def digest(text: str) -> str:
 def file_identity(path: Path, chunk: int = 1 << 20) -> str:
     """``sha256:<hex>`` of a file's bytes, read in chunks (audio can be gigabytes)."""
     hasher = hashlib.sha256()
-    with path.open("rb") as stream:
-        while block := stream.read(chunk):
-            hasher.update(block)
+    try:
+        with path.open("rb") as stream:
+            while block := stream.read(chunk):
+                hasher.update(block)
+    except OSError as exc:
+        raise SourceUnreadable(f"cannot read {path}: {exc.strerror or exc}") from None
     return f"sha256:{hasher.hexdigest()}"
 
 
@@ -128,7 +127,7 @@ class Store:
             )
             self._prepare()
         except (sqlite3.Error, OSError) as exc:
-            raise StateError(self._describe(exc)) from None
+            raise StoreError(self._describe(exc)) from None
 
     def _prepare(self) -> None:
         # Several runs may create the same new store at once; the switch to WAL then
@@ -161,7 +160,7 @@ class Store:
             try:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StateError(self._describe(exc)) from None
+                raise StoreError(self._describe(exc)) from None
 
     # ledger ------------------------------------------------------------------------
 
@@ -273,7 +272,7 @@ class Store:
                 # have no ledger row and must not vanish with a partial clear.
                 self._db.execute("DELETE FROM transcripts WHERE created < ?", (cutoff,))
             except sqlite3.Error as exc:
-                raise StateError(self._describe(exc)) from None
+                raise StoreError(self._describe(exc)) from None
         return replies, ledger
 
 

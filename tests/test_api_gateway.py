@@ -24,7 +24,8 @@ from runner.api.gateway import (
 )
 from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
-from runner.api.types import ApiError, CallStats, Usage
+from runner.api.types import CallStats, Usage
+from runner.errors import ApiError
 
 ROUTE = "POST /v1/chat/completions"
 V2_AUTH_ERROR = "Authentication error, API token missing/invalid"

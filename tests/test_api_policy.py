@@ -30,15 +30,8 @@ from runner.api.http import (
     parse_retry_after,
     rate_limit_pause,
 )
-from runner.api.types import (
-    EU_BASE_URL,
-    EU_GATEWAY_URL,
-    US_BASE_URL,
-    US_GATEWAY_URL,
-    ApiError,
-    MaybeSubmitted,
-)
-from runner.errors import ConfigurationError
+from runner.api.types import EU_BASE_URL, EU_GATEWAY_URL, US_BASE_URL, US_GATEWAY_URL
+from runner.errors import ApiError, ConfigurationError, MaybeSubmitted
 
 
 def free_port() -> int:

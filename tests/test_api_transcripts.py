@@ -29,8 +29,7 @@ from fakeapi import (
 from runner.api.http import HttpClient, Timeouts
 from runner.api.pacing import set_testing
 from runner.api.transcripts import PollSchedule, TranscriptsClient, poll_delays
-from runner.api.types import ApiError, DeadlineExceeded, MaybeSubmitted, TranscriptFailed
-from runner.errors import RunnerError
+from runner.errors import ApiError, DeadlineExceeded, MaybeSubmitted, RunnerError, TranscriptFailed
 
 OPTIONS: dict[str, Any] = {"speech_models": ["universal-3-5-pro", "universal-2"]}
 WILDFIRES_TEXT = fixture("transcript-wildfires.json")["text"]

@@ -45,7 +45,8 @@ from docblocks import (
 from runner import errors
 from runner.checks import load_recipe, validate_file
 from runner.cli import cli, main
-from runner.execute.postprocess import PostProcessFailed, apply
+from runner.errors import PostProcessFailed
+from runner.execute.postprocess import apply
 from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
 from runner.transcript.model import load_saved, sentences_from_words
 from runner.transcript.quotes import match_quotes

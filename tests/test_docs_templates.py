@@ -29,7 +29,8 @@ from docblocks import (
 )
 
 from runner.cli import main
-from runner.prompt.templating import FILTERS, TemplateEngine, TemplateProblem
+from runner.errors import TemplateProblem
+from runner.prompt.templating import FILTERS, TemplateEngine
 from runner.prompt.views import (
     ItemView,
     Namespace,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.diagnostics import Diagnostic, DiagnosticError
+from runner.diagnostics import Diagnostic
+from runner.errors import DiagnosticError
 from runner.recipe.document import (
     MAX_DEPTH,
     MAX_NODES,

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.checks import Validation, validate_file
-from runner.diagnostics import DiagnosticError
+from runner.errors import DiagnosticError
 from runner.recipe import schema
 from runner.recipe.document import load_text
 

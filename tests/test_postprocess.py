@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.execute.postprocess import PostProcessFailed, apply, extract, strip_code_fences
+from runner.errors import PostProcessFailed
+from runner.execute.postprocess import apply, extract, strip_code_fences
 from runner.recipe.model import PostStep, freeze
 
 SCHEMA = freeze(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.errors import TemplateProblem
 from runner.prompt.payloads import render_messages
-from runner.prompt.templating import TemplateEngine, TemplateProblem, used_transcript_fields
+from runner.prompt.templating import TemplateEngine, used_transcript_fields
 from runner.prompt.views import (
     ItemView,
     Namespace,
@@ -44,7 +45,7 @@ def context(text: str | None = None, **variables: object) -> dict[str, object]:
 
 
 def messages_of(problem: pytest.ExceptionInfo[TemplateProblem]) -> list[str]:
-    return [p.diagnostic().format() for p in problem.value.problems]
+    return [p.format() for p in problem.value.problems]
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ from runner.api.http import (
     fallback_text,
     loads_or_none,
 )
-from runner.api.types import ApiError, CallStats, Completion, Usage
+from runner.api.types import CallStats, Completion, Usage
+from runner.errors import ApiError
 
 ROUTE: Final = "POST /v1/chat/completions"
 

@@ -55,16 +55,8 @@ from yarl import URL
 
 from runner import __version__
 from runner.api.pacing import paced
-from runner.api.types import (
-    EU_BASE_URL,
-    EU_GATEWAY_URL,
-    US_BASE_URL,
-    US_GATEWAY_URL,
-    ApiError,
-    CallStats,
-    MaybeSubmitted,
-)
-from runner.errors import ConfigurationError
+from runner.api.types import EU_BASE_URL, EU_GATEWAY_URL, US_BASE_URL, US_GATEWAY_URL, CallStats
+from runner.errors import ApiError, ConfigurationError, MaybeSubmitted
 
 log = logging.getLogger(__name__)
 

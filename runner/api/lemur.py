@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from runner.api.http import ClientConfig, HttpClient
-from runner.api.types import ApiError, Completion, Usage
+from runner.api.types import Completion, Usage
+from runner.errors import ApiError
 
 ROUTE: Final = "POST /lemur/v3/generate/task"
 

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 from runner.api.http import ClientConfig, Clock, HttpClient, HttpResponse, Sleep
 from runner.api.pacing import paced
-from runner.api.types import ApiError, DeadlineExceeded, TranscriptFailed, TranscriptResult
-from runner.errors import RunnerError
+from runner.api.types import TranscriptResult
+from runner.errors import ApiError, DeadlineExceeded, RunnerError, TranscriptFailed
 
 TERMINAL_STATUSES: Final = frozenset({"completed", "error"})
 

@@ -6,64 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.errors import RunnerError
-
 US_BASE_URL = "https://api.assemblyai.com"
 US_GATEWAY_URL = "https://llm-gateway.assemblyai.com/v1"
 EU_BASE_URL = "https://api.eu.assemblyai.com"
 EU_GATEWAY_URL = "https://llm-gateway.eu.assemblyai.com/v1"
-
-
-class ApiError(RunnerError):
-    """A request failed for good (after any retries): the API's own message, made readable."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        request_id: str | None = None,
-        endpoint: str = "",
-        retries: int = 0,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.request_id = request_id
-        self.endpoint = endpoint
-        self.retries = retries
-
-
-class TranscriptFailed(RunnerError):
-    """A transcript ended in ``status: error``; ``message`` is the API's reason."""
-
-    def __init__(self, transcript_id: str, message: str) -> None:
-        super().__init__(f"transcript {transcript_id} failed: {message}")
-        self.transcript_id = transcript_id
-        self.reason = message
-
-
-class MaybeSubmitted(ApiError):
-    """A non-idempotent request (``POST /v2/transcript``) may have been processed, unanswered.
-
-    Raised when the connection failed *after* the request was sent (a read timeout, a
-    server disconnect mid-response, a 2xx body cut short): AssemblyAI may have created the
-    job, so the request is not resent, since a second job would be billed a second time.
-    """
-
-
-class DeadlineExceeded(RunnerError):
-    """A transcript did not finish within its deadline (the job may still run server-side)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        transcript_id: str | None = None,
-        last_status: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.transcript_id = transcript_id
-        self.last_status = last_status
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,19 @@ import click
 
 from runner.checks import discover, load_recipe, validate_file
 from runner.diagnostics import Diagnostic, Severity, display_path, format_report, suggest
-from runner.errors import EXIT_FAILED, EXIT_INVALID_RECIPE, EXIT_OK, RunFailed, UsageError
-from runner.execute.planning import PlanError, Shard, load_prices, make_plan, plan_json, plan_text
+from runner.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID_RECIPE,
+    EXIT_OK,
+    RunFailed,
+    SourceUnreadable,
+    TemplateProblem,
+    UsageError,
+)
+from runner.execute.planning import Shard, load_prices, make_plan, plan_json, plan_text
 from runner.items import Item, expand
 from runner.prompt.payloads import build_payload, task_context
-from runner.prompt.templating import TemplateEngine, TemplateProblem
+from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView, sample_json
 from runner.recipe.model import InputKind, Recipe, Task
 from runner.results.outputs import TRANSCRIPT_FILE, item_dir
@@ -123,7 +131,7 @@ def _select_tasks(recipe: Recipe, name: str | None) -> tuple[Task, ...]:
 def _read_transcript(path: Path) -> tuple[Transcript, str]:
     try:
         return load_saved(path), display_path(path)
-    except ValueError as exc:
+    except SourceUnreadable as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -260,7 +268,7 @@ def _check_budget(
     store = Store(state) if (state / DB_FILE).is_file() else None
     try:
         plan = make_plan(recipes, store, shard, use_cache=use_cache)
-    except PlanError as exc:
+    except SourceUnreadable as exc:
         raise UsageError(str(exc)) from None
     if store is not None:
         store.close()
@@ -301,7 +309,7 @@ def run_plan(
     store = Store(state) if (state / DB_FILE).is_file() else None
     try:
         plan = make_plan(recipes, store, _shard(shard))
-    except PlanError as exc:
+    except SourceUnreadable as exc:
         raise UsageError(str(exc)) from None
     if store is not None:
         store.close()

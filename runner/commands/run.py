@@ -19,11 +19,10 @@ from runner.api.gateway import GatewayClient
 from runner.api.http import ClientConfig, HttpClient, Limits, Timeouts
 from runner.api.lemur import LemurClient
 from runner.api.transcripts import TranscriptsClient
-from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NotStored
 from runner.execute.executor import (
     DEFAULT_ITEMS_IN_FLIGHT,
     Executor,
-    NotStored,
     Reporter,
     RunOptions,
     Services,

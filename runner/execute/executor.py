@@ -24,17 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from runner.api.types import (
-    ApiError,
-    CallStats,
-    Completion,
-    TranscriptFailed,
-    TranscriptResult,
-    Usage,
-)
-from runner.errors import RunnerError
+from runner.api.types import CallStats, Completion, TranscriptResult, Usage
+from runner.errors import ApiError, ItemError, NotStored, PostProcessFailed, RunnerError, TranscriptFailed
 from runner.execute.expectations import check
-from runner.execute.postprocess import PostProcessFailed, apply
+from runner.execute.postprocess import apply
 from runner.items import Item, expand
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.views import TaskResultView, TranscriptView
@@ -48,7 +41,8 @@ if TYPE_CHECKING:
     from runner.execute.planning import Shard
 from runner.checks import raw_output_name
 from runner.diagnostics import display_path
-from runner.prompt.templating import TemplateEngine, TemplateProblem, used_transcript_fields
+from runner.errors import TemplateProblem
+from runner.prompt.templating import TemplateEngine, used_transcript_fields
 from runner.transcript.model import (
     Paragraph,
     Sentence,
@@ -148,13 +142,6 @@ class RunOptions:
     use_cache: bool = True  # --no-cache: ask the LLM again (the ledger is always used)
     offline: bool = False  # --offline: everything must come from the state store
     shard: Shard | None = None  # --shard K/N: only this job's share of the items
-
-
-class NotStored(ApiError):
-    """``--offline`` needed something the state store does not hold."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what}; run once without --offline to store it (the same --state-dir)")
 
 
 @dataclass
@@ -316,7 +303,7 @@ class Executor:
         self.reporter.item_started(recipe.name, item.name)
         try:
             obtained = await self._obtain(plan, item, record)
-        except (RunnerError, OSError, ValueError) as exc:
+        except ItemError as exc:
             # One item's trouble (an API error, a failed transcript, an unreadable file,
             # a store problem) is that item's failure; the others go on.
             record.status = "failed"
@@ -344,16 +331,16 @@ class Executor:
         result = await self._transcribe(plan, item, record)
         # Building ~1,000 word objects is the heaviest CPU work of an item; in a thread
         # the event loop keeps reading replies (a 429 read late means requests sent late).
-        transcript = await asyncio.to_thread(Transcript.from_api, result.data)
+        transcript = await asyncio.to_thread(_parse, Transcript.from_api, result.data)
         record.polls = result.polls
         record.submitted = result.submitted
         record.transcript_seconds = round(result.seconds, 3)
         sentences: tuple[Sentence, ...] = ()
         paragraphs: tuple[Paragraph, ...] = ()
         if plan.needs_sentences and transcript.id:
-            sentences = parse_sentences(await self._part(transcript.id, "sentences"))
+            sentences = _parse(parse_sentences, await self._part(transcript.id, "sentences"))
         if plan.needs_paragraphs and transcript.id:
-            paragraphs = parse_paragraphs(await self._part(transcript.id, "paragraphs"))
+            paragraphs = _parse(parse_paragraphs, await self._part(transcript.id, "paragraphs"))
         return _Obtained(transcript, sentences, paragraphs, False)
 
     async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
@@ -696,6 +683,14 @@ class Executor:
             record.status = "failed"
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             record.error = f"expectation failed: {failed[0].expect}: {failed[0].message}{more}"
+
+
+def _parse(parser: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any]) -> T:
+    """An API body through ``parser``; a body of the wrong shape is the item's API error."""
+    try:
+        return parser(data)
+    except ValueError as exc:
+        raise ApiError(f"AssemblyAI answered with a malformed transcript: {exc}") from None
 
 
 def _model_of(task: Task) -> str:

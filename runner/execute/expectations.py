@@ -16,7 +16,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from runner.execute.postprocess import PostProcessFailed, extract
+from runner.errors import PostProcessFailed
+from runner.execute.postprocess import extract
 from runner.recipe.model import thaw
 from runner.results.manifest import ExpectationRecord
 

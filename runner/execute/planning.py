@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.execute.postprocess import PostProcessFailed, apply
+from runner.errors import PostProcessFailed, SourceUnreadable, TemplateProblem
+from runner.execute.postprocess import apply
 from runner.items import Item, expand
 from runner.prompt.payloads import build_payload, item_source, task_context
-from runner.prompt.templating import TemplateEngine, TemplateProblem
+from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import InputKind, Recipe, Task
 from runner.store import Store, file_identity, ledger_key, reply_key
@@ -133,13 +134,9 @@ def make_plan(
         for item in selected:
             try:
                 items.append(_plan_item(recipe, engine, item, store, use_cache))
-            except ValueError as exc:  # an unreadable saved transcript
-                raise PlanError(f"{recipe.display}: item {item.name!r}: {exc}") from None
+            except SourceUnreadable as exc:  # a saved transcript or audio file
+                raise SourceUnreadable(f"{recipe.display}: item {item.name!r}: {exc}") from None
     return Plan(items)
-
-
-class PlanError(ValueError):
-    """Something a plan needs to read is unreadable; the message says which item."""
 
 
 def _plan_item(

@@ -18,14 +18,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from runner.errors import PostProcessFailed
 from runner.recipe.model import PostStep, thaw
 
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n(?P<body>.*?)\n?```\s*$", re.DOTALL)
 _UNPARSED = object()
-
-
-class PostProcessFailed(Exception):
-    """A step could not be applied; the message says which step and why."""
 
 
 @dataclass(frozen=True, slots=True)

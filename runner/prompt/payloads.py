@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.diagnostics import Diagnostic
+from runner.errors import TemplateProblem
 from runner.items import Item
-from runner.prompt.templating import Problem, TemplateEngine, TemplateProblem
+from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     GATEWAY_TRANSCRIPT_TAG,
     ItemView,
@@ -76,7 +78,7 @@ def render_messages(
         origin = task.messages[0].content.origin
         raise TemplateProblem(
             [
-                Problem(
+                Diagnostic(
                     origin.file,
                     origin.first_line,
                     origin.column,

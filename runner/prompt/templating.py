@@ -28,7 +28,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runner.diagnostics import Diagnostic, display_path, suggest
-from runner.errors import RunnerError
+from runner.errors import TemplateProblem
 from runner.prompt.views import (
     ItemView,
     Namespace,
@@ -42,28 +42,6 @@ from runner.recipe.model import Template
 from runner.transcript import model as helpers
 
 __all__ = ["TemplateEngine", "TemplateProblem", "used_transcript_fields"]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One located template problem."""
-
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def diagnostic(self) -> Diagnostic:
-        return Diagnostic(self.file, self.line, self.column, self.path, self.message)
-
-
-class TemplateProblem(RunnerError):
-    """A template could not be compiled or rendered; ``problems`` says where and why."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(p.diagnostic().format() for p in self.problems))
 
 
 class TemplateOutsideRecipe(jinja2.TemplateNotFound):
@@ -383,10 +361,10 @@ class TemplateEngine:
         self._compiled[key] = compiled
         return compiled
 
-    def _syntax_problem(self, template: Template, exc: TemplateSyntaxError) -> Problem:
+    def _syntax_problem(self, template: Template, exc: TemplateSyntaxError) -> Diagnostic:
         message = _syntax_message(exc, self.env)
         if exc.filename:  # inside an included partial
-            return Problem(display_path(exc.filename), exc.lineno, 0, "", message)
+            return Diagnostic(display_path(exc.filename), exc.lineno, 0, "", message)
         return self._at(template, exc.lineno, message)
 
     # render ---------------------------------------------------------------------------
@@ -418,21 +396,21 @@ class TemplateEngine:
             raise TemplateProblem(self._missing_problems(template, missing, context))
         return text
 
-    def _runtime_problem(self, template: Template, exc: BaseException) -> Problem:
+    def _runtime_problem(self, template: Template, exc: BaseException) -> Diagnostic:
         line, file = _traceback_position(exc.__traceback__)
         message = _runtime_message(exc)
         if file and file != "<template>":
-            return Problem(display_path(file), line, 0, "", message)
+            return Diagnostic(display_path(file), line, 0, "", message)
         return self._at(template, line, message)
 
     def _missing_problems(
         self, template: Template, missing: list[_Missing], context: Mapping[str, Any]
-    ) -> list[Problem]:
-        problems: dict[tuple[str, int], Problem] = {}
+    ) -> list[Diagnostic]:
+        problems: dict[tuple[str, int], Diagnostic] = {}
         for entry in missing:
             message = _missing_message(entry, context)
             if entry.template_file and entry.template_file != "<template>":
-                problem = Problem(
+                problem = Diagnostic(
                     display_path(entry.template_file), entry.template_line, 0, "", message
                 )
             else:
@@ -443,7 +421,7 @@ class TemplateEngine:
 
     def _at(
         self, template: Template, template_line: int, message: str, needle: str | None = None
-    ) -> Problem:
+    ) -> Diagnostic:
         origin = template.origin
         line = origin.line_of(template_line)
         column = origin.column if template_line <= 1 else 0
@@ -454,7 +432,7 @@ class TemplateEngine:
                 # Block scalars keep their indent in every line, so the first line's
                 # column is the left edge of all of them.
                 column = origin.column + offset
-        return Problem(origin.file, line, column, origin.describe(), message)
+        return Diagnostic(origin.file, line, column, origin.describe(), message)
 
 
 def _syntax_message(exc: TemplateSyntaxError, env: jinja2.Environment) -> str:

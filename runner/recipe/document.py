@@ -21,7 +21,8 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from runner.diagnostics import Diagnostic, DiagnosticError
+from runner.diagnostics import Diagnostic
+from runner.errors import DiagnosticError
 
 KeyPath = tuple[str | int, ...]
 

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from runner.errors import OutputError
 from runner.items import Item
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import ItemView, Namespace, RecipeView
@@ -39,7 +40,7 @@ def contained(folder: Path, relative: str) -> Path:
     """``folder/relative``, refusing any path that would land outside ``folder``."""
     target = (folder / relative).resolve()
     if not target.is_relative_to(folder.resolve()):
-        raise ValueError(f"{relative!r} would be written outside {folder}")
+        raise OutputError(relative, f"it would be written outside {folder}")
     return target
 
 
@@ -51,15 +52,22 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     the rename is atomic against the process dying, and syncing hundreds of files
     would stall a run for a guarantee (surviving power loss) no rerun needs.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+    except OSError as exc:
+        raise OutputError(path, exc.strerror or str(exc)) from exc
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(path, exc.strerror or str(exc)) from exc
         raise
 
 

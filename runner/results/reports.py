@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import __version__
 from runner.diagnostics import escape_data, escape_property
+from runner.errors import OutputError, OverlappingShards
 from runner.results.manifest import ExpectationRecord, ItemRecord, TaskRecord, Totals
 from runner.results.outputs import write_atomic
 
@@ -536,22 +537,6 @@ def _who(items: Sequence[str]) -> str:
 # --- merging shards ------------------------------------------------------------------
 
 
-class OverlappingShards(ValueError):
-    """Two inputs of :func:`merge` hold the same item: the shards were not disjoint, so
-    merging would count (and report) that item twice."""
-
-    def __init__(self, overlaps: Sequence[tuple[str, str, str]]) -> None:
-        self.overlaps = tuple(overlaps)  # (recipe/item, first input, second input)
-        shown = [f"{what} (in {first} and {second})" for what, first, second in overlaps[:5]]
-        more = f" and {len(overlaps) - 5} more" if len(overlaps) > 5 else ""
-        super().__init__(
-            f"the shards overlap: {_count(len(overlaps), 'item')} "
-            f"{'is' if len(overlaps) == 1 else 'are'} in more than one manifest: "
-            f"{', '.join(shown)}{more}; merge the manifests of disjoint shards "
-            "(--shard 1/N … N/N of one run)"
-        )
-
-
 def merge(manifests: Sequence[Manifest], names: Sequence[str] | None = None) -> dict[str, Any]:
     """One manifest for the runs of all shards: recipes once each, items in the order of
     the inputs, the summary recounted from the items, ``shards`` the number of runs.
@@ -688,8 +673,8 @@ def publish(
     if junit is not None:
         try:
             write_atomic(junit, junit_xml(manifest))
-        except OSError as exc:
-            problems.append(f"cannot write the JUnit report {junit}: {exc.strerror or exc}")
+        except OutputError as exc:
+            problems.append(f"cannot write the JUnit report {junit}: {exc.reason}")
     summary_file = environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
         try:

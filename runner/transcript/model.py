@@ -34,6 +34,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
+from runner.errors import SourceUnreadable
+
 __all__ = [
     "Paragraph",
     "Sentence",
@@ -403,23 +405,31 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def load_saved(path: Path) -> Transcript:
-    """A transcript saved as the JSON of GET /v2/transcript/{id}; ValueError says what is wrong."""
+    """A transcript saved as the JSON of GET /v2/transcript/{id}.
+
+    Raises :class:`SourceUnreadable` saying what is wrong with the file.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        raise SourceUnreadable(f"cannot read {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from None
+        raise SourceUnreadable(f"{path} is not JSON: {exc}") from None
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path} is not a saved transcript (expected a JSON object)")
+        raise SourceUnreadable(f"{path} is not a saved transcript (expected a JSON object)")
     if data.get("status") not in (None, "completed"):
-        raise ValueError(
+        raise SourceUnreadable(
             f"{path} holds a transcript with status {data.get('status')!r}; "
             "only completed transcripts can be used"
         )
     if not isinstance(data.get("text"), str) and not data.get("words"):
-        raise ValueError(f"{path} has no 'text' or 'words': is it a GET /v2/transcript response?")
-    return Transcript.from_api(data)
+        raise SourceUnreadable(
+            f"{path} has no 'text' or 'words': is it a GET /v2/transcript response?"
+        )
+    try:
+        return Transcript.from_api(data)
+    except ValueError as exc:
+        raise SourceUnreadable(f"{path}: {exc}") from None
 
 
 def _turn_changed(previous: Word, word: Word) -> bool:
