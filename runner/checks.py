@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -32,8 +32,17 @@ from runner.prompt.views import (
     sample_transcript_view,
 )
 from runner.recipe import schema as recipe_schema
+from runner.recipe.build import build
 from runner.recipe.document import Document, KeyPath, format_path, load_file
-from runner.recipe.model import InputKind, PromptSource, Recipe, Task, TaskApi, Template, build
+from runner.recipe.model import (
+    InputKind,
+    PromptSource,
+    Recipe,
+    Task,
+    TaskApi,
+    Template,
+    output_name_problem,
+)
 from runner.results.outputs import item_dir
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -317,7 +326,7 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
 
 def _check_expectations(doc: Document, task: Task) -> list[Diagnostic]:
     found: list[Diagnostic] = []
-    structured = task.structured or task.quotes is not None
+    structured = task.structured
     for index, expectation in enumerate(task.expectations):
         where: KeyPath = ("tasks", task.name, "expect", index, expectation.kind)
         if expectation.kind in ("regex", "not_regex"):
@@ -457,8 +466,7 @@ def _check_outputs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
         if problem:
             found.append(doc.diagnostic(key_path, problem, key=False))
             continue
-        keeps_raw = bool(task.post_process) or task.json_schema is not None or task.quotes
-        names = (task.output, raw_output_name(task.output)) if keeps_raw else (task.output,)
+        names = (task.output, task.raw_output) if task.keeps_raw_reply else (task.output,)
         for name in names:
             owner = claimed.get(name.lower())
             if owner is not None and owner != task.name:
@@ -473,28 +481,6 @@ def _check_outputs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                 break
             claimed[name.lower()] = task.name
     return found
-
-
-def output_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a task's output file inside the item folder, if it cannot."""
-    normalized = name.replace("\\", "/")
-    path = PurePosixPath(normalized)
-    if path.is_absolute() or normalized[1:3] == ":/":
-        return f"output {name!r} must be a file name inside the item's folder, not an absolute path"
-    if ".." in path.parts:
-        return f"output {name!r} must stay inside the item's folder; remove '..'"
-    if normalized.endswith("/") or not path.name or path.name in (".",):
-        return f"output {name!r} must name a file"
-    if path.name in ("run.json", "transcript.json"):
-        what = "the run manifest" if path.name == "run.json" else "the item's transcript"
-        return f"output {path.name!r} is reserved for {what}; choose another name"
-    return None
-
-
-def raw_output_name(name: str) -> str:
-    """Where the unprocessed reply is kept beside the result: ``summary.raw.txt``."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    return str(path.with_name(f"{path.stem}.raw.txt"))
 
 
 # --- inputs -----------------------------------------------------------------------
@@ -614,6 +600,7 @@ def _sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) ->
 def _sample_result(task: Task | None, name: str) -> TaskResultView:
     if task is None:
         return TaskResultView.build(name, "sample reply")
-    structured = task.structured or task.source is PromptSource.QUOTES
-    schema = task.json_schema if task.source is not PromptSource.QUOTES else None
-    return TaskResultView.build(name, "sample reply", sample_json(schema), structured=structured)
+    schema = task.json_schema if task.quotes is None else None
+    return TaskResultView.build(
+        name, "sample reply", sample_json(schema), structured=task.structured
+    )

@@ -27,8 +27,8 @@ from runner.items import Item, expand
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView, sample_json
-from runner.recipe.model import InputKind, Recipe, Task
-from runner.results.outputs import TRANSCRIPT_FILE, item_dir
+from runner.recipe.model import TRANSCRIPT_FILE, InputKind, Recipe, Task
+from runner.results.outputs import item_dir
 from runner.store import DB_FILE, DEFAULT_STATE_DIR, CachedReply, Store
 from runner.transcript.model import (
     Transcript,
@@ -162,7 +162,7 @@ def _render_item(
             name,
             f"[the reply of task {name!r} appears here when the recipe runs]",
             sample_json(task.json_schema),
-            structured=task.structured or task.quotes is not None,
+            structured=task.structured,
         )
         for name, task in recipe.tasks.items()
     }

@@ -28,8 +28,7 @@ from runner.execute.executor import (
     Services,
 )
 from runner.execute.planning import Shard
-from runner.recipe.model import Recipe
-from runner.results.manifest import MANIFEST_FILE
+from runner.recipe.model import MANIFEST_FILE, Recipe
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
 from runner.results.reports import load_manifest, publish, wanted
 from runner.store import DEFAULT_STATE_DIR, Store

@@ -25,21 +25,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from runner.api.types import CallStats, Completion, TranscriptResult, Usage
-from runner.errors import ApiError, ItemError, NotStored, PostProcessFailed, RunnerError, TranscriptFailed
+from runner.errors import (
+    ApiError,
+    ItemError,
+    NotStored,
+    PostProcessFailed,
+    RunnerError,
+    TranscriptFailed,
+)
 from runner.execute.expectations import check
 from runner.execute.postprocess import apply
 from runner.items import Item, expand
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.views import TaskResultView, TranscriptView
-from runner.recipe.model import InputKind, Recipe, Task, TaskApi
+from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, InputKind, Recipe, Task, TaskApi
 from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
-from runner.results.outputs import TRANSCRIPT_FILE, contained, item_dir, write_atomic, write_json
+from runner.results.outputs import contained, item_dir, write_atomic, write_json
 from runner.store import LedgerEntry, Store, file_identity, ledger_key, reply_key
 from runner.transcript.quotes import match_quotes
 
 if TYPE_CHECKING:
     from runner.execute.planning import Shard
-from runner.checks import raw_output_name
 from runner.diagnostics import display_path
 from runner.errors import TemplateProblem
 from runner.prompt.templating import TemplateEngine, used_transcript_fields
@@ -135,7 +141,7 @@ class Reporter(Protocol):
 @dataclass(frozen=True)
 class RunOptions:
     out: Path | None = None  # --out: DIR/<recipe>/<item> instead of the recipe's output.dir
-    manifest: Path = Path("out") / "run.json"
+    manifest: Path = Path("out") / MANIFEST_FILE
     timeout: float | None = None  # --timeout for the whole run, seconds
     transcript_deadline: float | None = None  # per transcript; None: the client's default
     items_in_flight: int = DEFAULT_ITEMS_IN_FLIGHT
@@ -637,8 +643,8 @@ class Executor:
         self, task: Task, folder: Path, view: TranscriptView, reply: str, record: TaskRecord
     ) -> tuple[TaskRecord, TaskResultView | None]:
         output = contained(folder, task.output)
-        raw_path = contained(folder, raw_output_name(task.output))
-        if task.post_process or task.json_schema is not None or task.quotes is not None:
+        raw_path = contained(folder, task.raw_output)
+        if task.keeps_raw_reply:
             write_atomic(raw_path, reply)
             record.raw_output = display_path(raw_path)
         try:
@@ -661,8 +667,7 @@ class Executor:
             return _failed(record, f"{exc} (the raw reply is in {raw_path.name})"), None
         write_atomic(output, text if text.endswith("\n") else text + "\n")
         record.output = display_path(output)
-        structured = task.structured or task.quotes is not None
-        result = TaskResultView.build(task.name, text, data, structured=structured)
+        result = TaskResultView.build(task.name, text, data, structured=task.structured)
         if task.expectations:
             self._expect(task, record, text, data, view.text)
         # A failed expectation fails the task but its output stands, so the tasks that

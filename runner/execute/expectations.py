@@ -11,50 +11,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from runner.errors import PostProcessFailed
 from runner.execute.postprocess import extract
-from runner.recipe.model import thaw
+from runner.recipe.model import Expectation, thaw
 from runner.results.manifest import ExpectationRecord
 
-KINDS = (
-    "contains",
-    "not_contains",
-    "regex",
-    "not_regex",
-    "equals",
-    "min_length",
-    "max_length",
-    "json_schema",
-    "json",
-    "quotes_in_transcript",
-)
-JSON_OPS = ("equals", "exists", "min_items", "max_items", "min", "max", "contains")
 QUOTE_MATCH = 90.0  # rapidfuzz partial_ratio; allows punctuation and casing to differ
 # An opening quote must follow the start, a space or an opening bracket, so the text
 # between two separate quotations is never taken for a quotation itself.
 _QUOTED = re.compile(r"(?:^|(?<=[\s(\[:—-]))[\"“]([^\"“”\n]{12,}?)[\"”](?=$|[\s.,;:!?)\]—-])")
-
-
-@dataclass(frozen=True, slots=True)
-class Expectation:
-    kind: str
-    value: Any  # frozen recipe data
-    ignore_case: bool
-    line: int
-
-    def describe(self) -> str:
-        if self.kind == "json":
-            spec = thaw(self.value)
-            ops = ", ".join(f"{k} {spec[k]!r}" for k in JSON_OPS if k in spec)
-            return f"json {spec['path']}: {ops}"
-        if self.kind in ("json_schema", "quotes_in_transcript"):
-            return self.kind.replace("_", " ")
-        return f"{self.kind.replace('_', ' ')} {thaw(self.value)!r}"
 
 
 def check(

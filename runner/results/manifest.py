@@ -21,7 +21,6 @@ from typing import IO, Any
 
 from runner import __version__
 
-MANIFEST_FILE = "run.json"
 MAX_FAILURES_KEPT = 50  # failures repeated in the end-of-run summary
 
 

@@ -21,8 +21,6 @@ from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import ItemView, Namespace, RecipeView
 from runner.recipe.model import Recipe
 
-TRANSCRIPT_FILE = "transcript.json"
-
 
 def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | None) -> Path:
     """The folder holding one item's outputs."""

@@ -1,0 +1,262 @@
+"""Building the recipe model from a schema-valid document: defaults, prompt files,
+and the file line of every template."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from runner.diagnostics import display_path
+from runner.recipe.document import Document, KeyPath
+from runner.recipe.model import (
+    DEFAULT_LEMUR_MODEL,
+    DEFAULT_MODEL,
+    DEFAULT_OUTPUT_DIR,
+    KINDS,
+    Expectation,
+    Fallback,
+    FallbackConfig,
+    InputKind,
+    InputSpec,
+    LemurOptions,
+    Message,
+    PostStep,
+    PromptSource,
+    QuotesOptions,
+    Recipe,
+    Task,
+    TaskApi,
+    Template,
+    TemplateOrigin,
+    freeze,
+    structured_reply,
+)
+
+
+class _MissingFile(Exception):
+    """A prompt_file that cannot be read; the validator reports it, located."""
+
+    def __init__(self, key_path: KeyPath, message: str) -> None:
+        super().__init__(message)
+        self.key_path = key_path
+        self.message = message
+
+
+def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]:
+    """Build a :class:`Recipe` from a schema-valid document.
+
+    Returns the recipe and the problems found while resolving files (a missing
+    ``prompt_file``), as ``(key path, message)`` pairs for the validator to locate.
+    """
+    data: Mapping[str, Any] = doc.data
+    problems: list[tuple[KeyPath, str]] = []
+    defaults: Mapping[str, Any] = data.get("defaults", {})
+    tasks: dict[str, Task] = {}
+    for name, spec in data["tasks"].items():
+        try:
+            tasks[name] = _task(doc, path, name, spec, defaults)
+        except _MissingFile as missing:
+            problems.append((missing.key_path, missing.message))
+    output = data.get("output", {})
+    recipe = Recipe(
+        path=path,
+        display=doc.file,
+        version=int(data["version"]),
+        name=str(data["name"]),
+        description=str(data.get("description", "")),
+        inputs=tuple(_input(doc, i, entry) for i, entry in enumerate(data["inputs"])),
+        transcription=freeze(data.get("transcription", {})),
+        vars=freeze(data.get("vars", {})),
+        tasks=MappingProxyType(tasks),
+        output_dir=_inline(
+            doc, ("output", "dir"), output.get("dir", DEFAULT_OUTPUT_DIR), "output.dir"
+        ),
+        limits=MappingProxyType(dict(data.get("limits", {}))),
+        timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
+        line_of_tasks=doc.mark(("tasks",)).line,
+    )
+    return recipe, problems
+
+
+def _input(doc: Document, index: int, entry: Mapping[str, Any]) -> InputSpec:
+    kind = next(k for k in InputKind if k.value in entry)
+    name = entry.get("name")
+    return InputSpec(
+        index=index,
+        kind=kind,
+        value=str(entry[kind.value]),
+        name=_inline(doc, ("inputs", index, "name"), name, f"inputs[{index}].name")
+        if name is not None
+        else None,
+        vars=freeze(entry.get("vars", {})),
+        line=doc.mark(("inputs", index)).line,
+    )
+
+
+def _task(
+    doc: Document, path: Path, name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> Task:
+    here: KeyPath = ("tasks", name)
+    api = TaskApi(spec.get("api", TaskApi.GATEWAY.value))
+    source = next(s for s in PromptSource if s.value in spec)
+    prompt_file = None
+    messages: list[Message] = []
+    # LeMUR has no system message; a recipe-wide default applies to Gateway tasks only.
+    system = spec.get("system", defaults.get("system") if api is TaskApi.GATEWAY else None)
+    if system is not None and source is not PromptSource.MESSAGES:
+        system_path = (*here, "system") if "system" in spec else ("defaults", "system")
+        messages.append(Message("system", _inline(doc, system_path, system, f"{name}.system")))
+    if source is PromptSource.PROMPT:
+        messages.append(Message("user", _inline(doc, (*here, "prompt"), spec["prompt"], name)))
+    elif source is PromptSource.PROMPT_FILE:
+        prompt_file = _resolve_prompt_file(path, (*here, "prompt_file"), spec["prompt_file"])
+        messages.append(Message("user", _file_template(doc, prompt_file, (*here, "prompt_file"))))
+    elif source is PromptSource.MESSAGES:
+        for i, message in enumerate(spec["messages"]):
+            content_path = (*here, "messages", i, "content")
+            label = f"{name}.messages[{i}]"
+            messages.append(
+                Message(message["role"], _inline(doc, content_path, message["content"], label))
+            )
+    json_schema = spec.get("json_schema")
+    post_process = tuple(_post_step(step) for step in spec.get("post_process", []))
+    structured = structured_reply(json_schema, post_process, source is PromptSource.QUOTES)
+    output = spec.get("output") or f"{name}.{'json' if structured else 'md'}"
+    return Task(
+        name=name,
+        api=api,
+        source=source,
+        messages=tuple(messages),
+        prompt_file=prompt_file,
+        model=str(spec.get("model", defaults.get("model", DEFAULT_MODEL))),
+        max_tokens=spec.get("max_tokens", defaults.get("max_tokens")),
+        temperature=spec.get("temperature", defaults.get("temperature")),
+        needs=tuple(spec.get("needs", [])),
+        json_schema=freeze(json_schema) if json_schema is not None else None,
+        post_process=post_process,
+        gateway_post_processing=tuple(spec.get("gateway_post_processing", [])),
+        fallbacks=tuple(
+            Fallback(f["model"], f.get("max_tokens"), f.get("temperature"))
+            for f in spec.get("fallbacks", defaults.get("fallbacks", []))
+        ),
+        fallback_config=_fallback_config(
+            spec.get("fallback_config", defaults.get("fallback_config"))
+        ),
+        tools=tuple(freeze(t) for t in spec.get("tools", [])),
+        tool_choice=freeze(spec.get("tool_choice")),
+        stream=bool(spec.get("stream", defaults.get("stream", False))),
+        inject_transcript=bool(spec.get("inject_transcript", False)),
+        output=str(output),
+        lemur=_lemur(spec) if api is TaskApi.LEMUR else None,
+        quotes=_quotes(doc, name, spec) if source is PromptSource.QUOTES else None,
+        description=str(spec.get("description", "")),
+        line=doc.mark(here).line,
+        explicit_output="output" in spec,
+        expectations=tuple(
+            _expectation(doc, (*here, "expect", i), entry)
+            for i, entry in enumerate(spec.get("expect", []))
+        ),
+    )
+
+
+def _expectation(doc: Document, path: KeyPath, entry: Mapping[str, Any]) -> Expectation:
+    kind = next(k for k in KINDS if k in entry)
+    return Expectation(
+        kind=kind,
+        value=freeze(entry[kind]),
+        ignore_case=bool(entry.get("ignore_case", False)),
+        line=doc.mark((*path, kind)).line,
+    )
+
+
+def _post_step(step: str | Mapping[str, str]) -> PostStep:
+    if isinstance(step, str):
+        return PostStep(step)
+    return PostStep("extract", str(step["extract"]))
+
+
+def _fallback_config(spec: Mapping[str, Any] | None) -> FallbackConfig | None:
+    if spec is None:
+        return None
+    return FallbackConfig(depth=spec.get("depth"), retry=spec.get("retry"))
+
+
+def _lemur(spec: Mapping[str, Any]) -> LemurOptions:
+    return LemurOptions(
+        final_model=str(spec.get("final_model", DEFAULT_LEMUR_MODEL)),
+        context=freeze(spec.get("context")),
+        max_output_size=spec.get("max_output_size"),
+    )
+
+
+def _quotes(doc: Document, name: str, spec: Mapping[str, Any]) -> QuotesOptions:
+    quotes = spec["quotes"]
+    question = quotes.get("question")
+    return QuotesOptions(
+        count=int(quotes.get("count", 3)),
+        window=int(quotes.get("window", 5)),
+        overlap=int(quotes.get("overlap", 2)),
+        question=_inline(doc, ("tasks", name, "quotes", "question"), question, f"{name}.question")
+        if question is not None
+        else None,
+    )
+
+
+def _inline(doc: Document, key_path: KeyPath, text: str, label: str) -> Template:
+    """A template written in the recipe itself, with its first line located."""
+    mark = doc.mark(key_path, key=False)
+    scalar = doc.scalars.get(key_path)
+    first_line, column = mark.line, mark.column
+    if scalar is not None and scalar.style in ("|", ">"):
+        # Block scalars start on the line after the indicator, at the content's indent.
+        first_line = mark.line + 1
+        column = _indent_of(doc.lines, first_line) + 1
+    elif scalar is not None and scalar.style in ("'", '"'):
+        column += 1  # skip the opening quote
+    origin = TemplateOrigin(doc.file, key_path, first_line, column, in_recipe=True)
+    return Template(source=str(text), origin=origin, name=label)
+
+
+def _indent_of(lines: list[str], line: int) -> int:
+    if 1 <= line <= len(lines):
+        text = lines[line - 1]
+        return len(text) - len(text.lstrip(" "))
+    return 0
+
+
+def _resolve_prompt_file(recipe_path: Path, key_path: KeyPath, relative: str) -> Path:
+    """The prompt file, confined to the recipe's folder tree."""
+    candidate = Path(relative)
+    if candidate.is_absolute():
+        raise _MissingFile(
+            key_path,
+            f"prompt_file {relative!r} is an absolute path; give a path relative to the recipe",
+        )
+    base = recipe_path.parent.resolve()
+    resolved = (base / candidate).resolve()
+    if not resolved.is_relative_to(base):
+        raise _MissingFile(
+            key_path,
+            f"prompt_file {relative!r} points outside the recipe's folder; "
+            "keep prompt files beside the recipe or below it",
+        )
+    if not resolved.is_file():
+        raise _MissingFile(
+            key_path,
+            f"prompt_file {relative!r} not found (looked for {display_path(resolved)}); "
+            "paths are relative to the recipe file",
+        )
+    return resolved
+
+
+def _file_template(doc: Document, file: Path, key_path: KeyPath) -> Template:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _MissingFile(
+            key_path, f"cannot read prompt_file {display_path(file)}: {exc}"
+        ) from None
+    origin = TemplateOrigin(display_path(file), key_path, 1, 1, in_recipe=False)
+    return Template(source=text, origin=origin, name=display_path(file))
