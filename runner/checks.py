@@ -24,9 +24,10 @@ from runner.prompt.payloads import render_messages
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     ItemView,
-    Namespace,
     RecipeView,
     TaskResultView,
+    folder_context,
+    item_variables,
     prompt_context,
     sample_json,
     sample_transcript_view,
@@ -565,11 +566,7 @@ def _render_problems(
 
 
 def _output_dir_context(recipe: Recipe) -> dict[str, Any]:
-    return {
-        "recipe": RecipeView(recipe.name, recipe.description),
-        "item": ItemView("sample", "sample", Namespace("item.vars", {})),
-        "vars": Namespace("vars", recipe.vars),
-    }
+    return folder_context(recipe, ItemView.sample())
 
 
 def _sample_item_vars(recipe: Recipe) -> list[dict[str, Any]]:
@@ -589,10 +586,10 @@ def _sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) ->
     tasks = {need: _sample_result(recipe.tasks.get(need), need) for need in task.needs}
     return prompt_context(
         transcript=sample_transcript_view(),
-        item=ItemView("sample", "sample", Namespace("item.vars", item_vars)),
-        variables={**recipe.vars, **item_vars},
+        item=(item := ItemView.sample(item_vars)),
+        variables=item_variables(recipe, item),
         tasks=tasks,
-        recipe=RecipeView(recipe.name, recipe.description),
+        recipe=RecipeView.of(recipe),
         inject_transcript=task.inject_transcript,
     )
 

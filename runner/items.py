@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from urllib.parse import urlparse
 from runner.diagnostics import display_path
 from runner.errors import InputProblem, InputsInvalid, TemplateProblem
 from runner.prompt.templating import TemplateEngine
-from runner.prompt.views import Namespace, RecipeView
+from runner.prompt.views import ItemView, Namespace, RecipeView
 from runner.recipe.document import KeyPath
 from runner.recipe.model import JSON, InputKind, InputSpec, Recipe, freeze
 
@@ -40,6 +41,56 @@ class Item:
     vars: Mapping[str, JSON]
     entry: int  # index in inputs:
     origin: str  # where it was declared, for messages: "recipes/x.yaml:12" or "calls.csv:4"
+
+    def relative_source(self, recipe: Recipe) -> str:
+        """The source as people and templates see it: files relative to the recipe's
+        folder (the same in every checkout), URLs and ids as they are."""
+        path = Path(self.source)
+        if path.is_absolute() and path.is_relative_to(recipe.base_dir):
+            return str(path.relative_to(recipe.base_dir))
+        return self.source
+
+    def view(self, recipe: Recipe) -> ItemView:
+        """``{{ item }}`` in every template: prompts, ``output.dir`` and previews alike."""
+        return ItemView(self.name, self.relative_source(recipe), Namespace("item.vars", self.vars))
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """``--shard K/N``: this job runs the items whose stable hash falls in bucket K."""
+
+    index: int  # 1-based
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        k, _, n = text.partition("/")
+        if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+            raise ValueError(f"--shard {text}: give K/N with 1 <= K <= N, e.g. 2/4")
+        return cls(int(k), int(n))
+
+    def takes(self, recipe: str, source: str) -> bool:
+        # A hash of what the item is (its source), not of its position or display name
+        # (which gains a -2 suffix when a namesake is added): adding an input moves no
+        # other item to another shard, so each shard's state and outputs stay valid.
+        digest = hashlib.sha256(f"{recipe}\0{source}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+    def select(self, recipe: Recipe, items: Sequence[Item]) -> list[Item]:
+        """This shard's items; repeats of one source are told apart by their order.
+
+        Local files count by their path relative to the recipe, so every CI job, each
+        in its own checkout folder, splits the items the same way.
+        """
+        seen: dict[str, int] = {}
+        chosen = []
+        for item in items:
+            source = item.relative_source(recipe)
+            repeat = seen.get(source, 0)
+            seen[source] = repeat + 1
+            if self.takes(recipe.name, f"{source}\0{repeat}" if repeat else source):
+                chosen.append(item)
+        return chosen
 
 
 def expand(recipe: Recipe, engine: TemplateEngine) -> list[Item]:
@@ -181,7 +232,7 @@ def _item(
         context = {
             "row": Namespace("row", row or {}),
             "vars": Namespace("vars", {**recipe.vars, **variables}),
-            "recipe": RecipeView(recipe.name, recipe.description),
+            "recipe": RecipeView.of(recipe),
             "source": source,
             "stem": stem,
             "index": number,

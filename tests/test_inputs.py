@@ -6,7 +6,11 @@ from pathlib import Path
 
 from runner.checks import load_recipe
 from runner.items import expand, safe_name
+from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
+from runner.prompt.views import TranscriptView
+from runner.results.outputs import item_dir
+from runner.transcript.model import load_saved
 
 SAVED = '{"id": "t", "status": "completed", "text": "hi", "words": []}'
 
@@ -28,3 +32,24 @@ def test_safe_name_keeps_items_inside_their_folder() -> None:
     assert safe_name("../../etc/passwd", "x") == "etc-passwd"
     assert safe_name("Acme Corp / Q3", "x") == "Acme-Corp-Q3"
     assert safe_name("...", "item-1") == "item-1"
+
+
+def test_item_source_is_the_same_in_output_dir_and_in_a_prompt(tmp_path: Path) -> None:
+    """One ``{{ item.source }}`` everywhere: relative to the recipe, never absolute."""
+    (tmp_path / "calls").mkdir()
+    (tmp_path / "calls" / "monday.json").write_text(SAVED)
+    (tmp_path / "r.yaml").write_text(
+        "version: 1\nname: r\ninputs: [{transcript_file: 'calls/*.json'}]\n"
+        "tasks: {s: {prompt: 'Source: {{ item.source }}'}}\n"
+        "output: {dir: 'out/{{ item.source }}'}\n"
+    )
+    recipe = load_recipe(tmp_path / "r.yaml")
+    engine = TemplateEngine(tmp_path)
+    [item] = expand(recipe, engine)
+    transcript = load_saved(Path(item.source))
+    view = TranscriptView.build(transcript, (), ())
+    task = recipe.tasks["s"]
+    context = task_context(recipe, item.view(recipe), task, view, {})
+    prompt = build_payload(engine, task, context, transcript_id="t", transcript_text="hi")
+    assert prompt.messages[-1]["content"] == "Source: calls/monday.json"
+    assert item_dir(recipe, item, engine, None) == Path("out/calls/monday.json")

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from runner.checks import load_recipe
-from runner.execute.planning import Shard, make_plan, plan_text
+from runner.execute.planning import make_plan, plan_text
+from runner.items import Shard
 from runner.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,8 +22,8 @@ from runner.errors import (
     TemplateProblem,
     UsageError,
 )
-from runner.execute.planning import Shard, load_prices, make_plan, plan_json, plan_text
-from runner.items import Item, expand
+from runner.execute.planning import load_prices, make_plan, plan_json, plan_text
+from runner.items import Item, Shard, expand
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView, sample_json
@@ -168,7 +168,7 @@ def _render_item(
     }
     entry = Rendered(item.name, f"{item.kind.value}: {item.source}", origin)
     for task in tasks:
-        context = task_context(recipe, item, task, view, results)
+        context = task_context(recipe, item.view(recipe), task, view, results)
         try:
             payload = build_payload(
                 engine, task, context, transcript_id=transcript.id, transcript_text=transcript.text

@@ -27,7 +27,7 @@ from runner.execute.executor import (
     RunOptions,
     Services,
 )
-from runner.execute.planning import Shard
+from runner.items import Shard
 from runner.recipe.model import MANIFEST_FILE, Recipe
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
 from runner.results.reports import load_manifest, publish, wanted

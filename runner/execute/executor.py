@@ -45,7 +45,7 @@ from runner.store import LedgerEntry, Store, file_identity, ledger_key, reply_ke
 from runner.transcript.quotes import match_quotes
 
 if TYPE_CHECKING:
-    from runner.execute.planning import Shard
+    from runner.items import Shard
 from runner.diagnostics import display_path
 from runner.errors import TemplateProblem
 from runner.prompt.templating import TemplateEngine, used_transcript_fields
@@ -578,7 +578,7 @@ class Executor:
             model_requested=_model_of(task),
         )
         try:
-            context = task_context(plan.recipe, item, task, view, results)
+            context = task_context(plan.recipe, item.view(plan.recipe), task, view, results)
             payload = build_payload(
                 plan.engine,
                 task,

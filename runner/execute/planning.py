@@ -9,7 +9,6 @@ change, and a built-in list would be presented as truth when it is not.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 from runner.errors import PostProcessFailed, SourceUnreadable, TemplateProblem
 from runner.execute.postprocess import apply
-from runner.items import Item, expand
-from runner.prompt.payloads import build_payload, item_source, task_context
+from runner.items import Item, Shard, expand
+from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import InputKind, Recipe, Task
@@ -32,44 +31,6 @@ from runner.transcript.model import (
     parse_sentences,
     sentences_from_words,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Shard:
-    """``--shard K/N``: this job runs the items whose stable hash falls in bucket K."""
-
-    index: int  # 1-based
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        k, _, n = text.partition("/")
-        if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
-            raise ValueError(f"--shard {text}: give K/N with 1 <= K <= N, e.g. 2/4")
-        return cls(int(k), int(n))
-
-    def takes(self, recipe: str, source: str) -> bool:
-        # A hash of what the item is (its source), not of its position or display name
-        # (which gains a -2 suffix when a namesake is added): adding an input moves no
-        # other item to another shard, so each shard's state and outputs stay valid.
-        digest = hashlib.sha256(f"{recipe}\0{source}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
-
-    def select(self, recipe: Recipe, items: Sequence[Item]) -> list[Item]:
-        """This shard's items; repeats of one source are told apart by their order.
-
-        Local files count by their path relative to the recipe, so every CI job, each
-        in its own checkout folder, splits the items the same way.
-        """
-        seen: dict[str, int] = {}
-        chosen = []
-        for item in items:
-            source = item_source(recipe, item)
-            repeat = seen.get(source, 0)
-            seen[source] = repeat + 1
-            if self.takes(recipe.name, f"{source}\0{repeat}" if repeat else source):
-                chosen.append(item)
-        return chosen
 
 
 @dataclass
@@ -161,7 +122,11 @@ def _plan_item(
             results[task.name] = None
             continue
         context = task_context(
-            recipe, item, task, view, {n: r for n, r in needed.items() if r is not None}
+            recipe,
+            item.view(recipe),
+            task,
+            view,
+            {n: r for n, r in needed.items() if r is not None},
         )
         try:
             payload = build_payload(

@@ -9,20 +9,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from runner.diagnostics import Diagnostic
 from runner.errors import TemplateProblem
-from runner.items import Item
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     GATEWAY_TRANSCRIPT_TAG,
     ItemView,
-    Namespace,
     RecipeView,
     TaskResultView,
     TranscriptView,
+    item_variables,
     prompt_context,
 )
 from runner.recipe.model import Recipe, Task, TaskApi, thaw
@@ -203,26 +201,17 @@ def build_payload(
 
 def task_context(
     recipe: Recipe,
-    item: Item,
+    item: ItemView,
     task: Task,
     transcript: TranscriptView,
     results: Mapping[str, TaskResultView],
 ) -> dict[str, Any]:
     """The template context of ``task`` for ``item``: only the tasks it needs are visible."""
-    variables = {**recipe.vars, **item.vars}
     return prompt_context(
         transcript=transcript,
-        item=ItemView(item.name, item_source(recipe, item), Namespace("item.vars", item.vars)),
-        variables=variables,
+        item=item,
+        variables=item_variables(recipe, item),
         tasks={name: results[name] for name in task.needs if name in results},
-        recipe=RecipeView(recipe.name, recipe.description),
+        recipe=RecipeView.of(recipe),
         inject_transcript=task.inject_transcript,
     )
-
-
-def item_source(recipe: Recipe, item: Item) -> str:
-    """The item's source as a prompt shows it: files relative to the recipe, not absolute."""
-    path = Path(item.source)
-    if path.is_absolute() and path.is_relative_to(recipe.base_dir):
-        return str(path.relative_to(recipe.base_dir))
-    return item.source

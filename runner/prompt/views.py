@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runner.recipe.model import Recipe
 from runner.transcript.model import Paragraph, Sentence, Transcript, Utterance, Word
 
 # The literal tag the LLM Gateway replaces with a transcript's text when the
@@ -166,21 +167,48 @@ def wrap_json(value: Any, path: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ItemView:
+    """``{{ item }}``: built by ``runner.items.Item.view`` (or :meth:`sample`), nowhere else."""
+
     name: str
-    source: str
+    source: str  # files relative to the recipe's folder, as every template shows them
     vars: Namespace
 
     def __str__(self) -> str:
         return self.name
 
+    @classmethod
+    def sample(cls, variables: Mapping[str, Any] | None = None) -> ItemView:
+        """The stand-in item ``validate`` renders templates with."""
+        return cls("sample", "sample", Namespace("item.vars", variables or {}))
+
 
 @dataclass(frozen=True, slots=True)
 class RecipeView:
+    """``{{ recipe }}``."""
+
     name: str
     description: str
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def of(cls, recipe: Recipe) -> RecipeView:
+        return cls(recipe.name, recipe.description)
+
+
+def item_variables(recipe: Recipe, item: ItemView) -> dict[str, Any]:
+    """``{{ vars }}`` for one item: the recipe's variables, overridden by the item's."""
+    return {**recipe.vars, **item.vars}
+
+
+def folder_context(recipe: Recipe, item: ItemView) -> dict[str, Any]:
+    """What ``output.dir`` renders with: the recipe, the item and the variables."""
+    return {
+        "recipe": RecipeView.of(recipe),
+        "item": item,
+        "vars": Namespace("vars", item_variables(recipe, item)),
+    }
 
 
 def prompt_context(

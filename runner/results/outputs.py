@@ -18,7 +18,7 @@ from typing import Any
 from runner.errors import OutputError
 from runner.items import Item
 from runner.prompt.templating import TemplateEngine
-from runner.prompt.views import ItemView, Namespace, RecipeView
+from runner.prompt.views import folder_context
 from runner.recipe.model import Recipe
 
 
@@ -26,11 +26,7 @@ def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | Non
     """The folder holding one item's outputs."""
     if out is not None:
         return out / recipe.name / item.name
-    context = {
-        "recipe": RecipeView(recipe.name, recipe.description),
-        "item": ItemView(item.name, item.source, Namespace("item.vars", item.vars)),
-        "vars": Namespace("vars", {**recipe.vars, **item.vars}),
-    }
+    context = folder_context(recipe, item.view(recipe))
     return Path(engine.render(recipe.output_dir, context).strip())
 
 
