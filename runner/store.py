@@ -25,9 +25,12 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from runner.errors import SourceUnreadable, StoreError
+from runner.items import Item
+from runner.prompt.payloads import Payload
+from runner.recipe.model import InputKind, Recipe, Task
 
 DB_FILE = "state.db"
 OPEN_ATTEMPTS = 50  # switching a new database to WAL can meet SQLITE_BUSY without waiting
@@ -94,6 +97,30 @@ def reply_key(api: str, path: str, body: Mapping[str, Any], local: Mapping[str, 
     return digest(canonical({"api": api, "path": path, "body": body, "local": local}))
 
 
+# --- the keys of a recipe's work: `run`, `plan` and `cache` all call these --------------
+
+
+def audio_identity(item: Item) -> str:
+    """What a transcription is *of*: the URL, or a local file's content hash, so a file
+    moved or renamed between runs is still the same (already paid for) audio.
+
+    Reads the whole file for a local one: call it off the event loop.
+    """
+    if item.kind is InputKind.FILE:
+        return file_identity(Path(item.source))
+    return item.source
+
+
+def transcription_key(recipe: Recipe, audio: str) -> str:
+    """The ledger key of ``audio`` transcribed with ``recipe``'s options."""
+    return ledger_key(audio, recipe.transcription_request())
+
+
+def request_key(task: Task, payload: Payload) -> str:
+    """The reply-cache key of the request ``task`` sends for one item."""
+    return reply_key(task.api.value, payload.path, payload.body, {})
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     key: str
@@ -154,6 +181,17 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @classmethod
+    def existing(cls, folder: Path) -> Store | None:
+        """The store in ``folder`` if a run created one; None, creating nothing, if not."""
+        return cls(folder) if (folder / DB_FILE).is_file() else None
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -20,13 +20,8 @@ from runner.api.http import ClientConfig, HttpClient, Limits, Timeouts
 from runner.api.lemur import LemurClient
 from runner.api.transcripts import TranscriptsClient
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NotStored
-from runner.execute.executor import (
-    DEFAULT_ITEMS_IN_FLIGHT,
-    Executor,
-    Reporter,
-    RunOptions,
-    Services,
-)
+from runner.execute.executor import DEFAULT_ITEMS_IN_FLIGHT, Executor, RunOptions
+from runner.execute.services import Reporter, Services
 from runner.items import Shard
 from runner.recipe.model import MANIFEST_FILE, Recipe
 from runner.results.progress import LiveReporter, PlainReporter, summary_text

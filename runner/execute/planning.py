@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import PostProcessFailed, SourceUnreadable, TemplateProblem
-from runner.execute.postprocess import apply
+from runner.execute.ask import completion_from_json, reply_text
+from runner.execute.finish import process_reply, result_view
 from runner.items import Item, Shard, expand
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import InputKind, Recipe, Task
-from runner.store import Store, file_identity, ledger_key, reply_key
+from runner.store import Store, audio_identity, request_key, transcription_key
 from runner.transcript.model import (
     Transcript,
     estimate_tokens,
@@ -137,11 +138,13 @@ def _plan_item(
             plan.unknown_tokens += 1
             results[task.name] = None
             continue
-        key = reply_key(task.api.value, payload.path, payload.body, {})
+        key = request_key(task, payload)
         cached = store.reply_get(key) if store is not None and use_cache else None
         if cached is not None:
             plan.cached += 1
-            results[task.name] = _cached_result(task, str(cached.reply.get("content") or ""))
+            results[task.name] = _cached_result(
+                task, reply_text(completion_from_json(cached.reply)), view
+            )
         else:
             plan.calls += 1
             plan.input_tokens += sum(
@@ -170,17 +173,12 @@ def _view(transcript: Transcript, store: Store | None) -> TranscriptView:
     return TranscriptView.build(transcript, sentences, paragraphs)
 
 
-def _cached_result(task: Task, reply: str) -> TaskResultView | None:
-    """A cached reply as the tasks that need it will see it, post-processed as in a run."""
-    if task.quotes is not None:
-        return None  # matched against sentences at run time; count its dependents as unknown
+def _cached_result(task: Task, reply: str, view: TranscriptView) -> TaskResultView | None:
+    """A cached reply as the tasks that need it will see it: processed as the run will."""
     try:
-        processed = apply(reply, task.post_process, task.json_schema)
+        return result_view(task, process_reply(task, reply, view.sentences))
     except PostProcessFailed:
         return None
-    return TaskResultView.build(
-        task.name, processed.text, processed.data, structured=task.structured
-    )
 
 
 def audio_seconds(path: Path) -> float | None:
@@ -203,10 +201,7 @@ def _known_transcript(
     if item.kind is InputKind.TRANSCRIPT_ID:
         data = store.transcript_get(item.source, "transcript") if store else None
         return (Transcript.from_api(data) if data else None), "fetch"
-    audio = item.source
-    if item.kind is InputKind.FILE:
-        audio = file_identity(Path(item.source))
-    entry = store.ledger_get(ledger_key(audio, recipe.transcription_request())) if store else None
+    entry = store.ledger_get(transcription_key(recipe, audio_identity(item))) if store else None
     if entry is None:
         return None, "submit"
     data = store.transcript_get(entry.transcript_id, "transcript") if store else None

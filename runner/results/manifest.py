@@ -55,6 +55,12 @@ class TaskRecord:
     post_process: list[str] = field(default_factory=list)
     expectations: list[ExpectationRecord] = field(default_factory=list)
 
+    def fail(self, message: str) -> TaskRecord:
+        """Mark the task failed with ``message``; returns the record, for ``return``."""
+        self.status = "failed"
+        self.error = message
+        return self
+
 
 @dataclass
 class ItemRecord:

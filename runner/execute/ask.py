@@ -1,0 +1,135 @@
+"""Asking the LLM: from the reply cache when allowed, else once per identical request.
+
+The cache key is the exact request (``runner.store.request_key``), so a changed
+prompt, model or parameter asks again and an unchanged one never pays twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from runner.api.types import CallStats, Completion, Usage
+from runner.errors import NotStored
+from runner.execute.services import Services
+from runner.execute.single_flight import SingleFlight
+from runner.prompt.payloads import Payload
+from runner.recipe.model import Task, TaskApi
+from runner.results.manifest import TaskRecord
+from runner.store import Store, request_key
+
+
+class Asker:
+    """Sends each task's request to the Gateway or LeMUR, through the reply cache."""
+
+    def __init__(
+        self,
+        services: Services,
+        store: Store | None,
+        *,
+        use_cache: bool = True,
+        offline: bool = False,
+    ) -> None:
+        self.services = services
+        self.store = store
+        self.use_cache = use_cache  # --no-cache: ask again (identical requests still share)
+        self.offline = offline  # --offline: every reply must come from the cache
+        # Items of one run sending the same request wait for the first reply.
+        self._single_flight: SingleFlight[Completion] = SingleFlight()
+
+    async def reply(
+        self, task: Task, payload: Payload, label: str, record: TaskRecord
+    ) -> Completion:
+        """The reply to ``payload``: from the cache when allowed and present, else asked."""
+        key = request_key(task, payload)
+        record.cache_key = key
+        if self.store is not None and (self.use_cache or self.offline):
+            cached = await asyncio.to_thread(self.store.reply_get, key)
+            if cached is not None:
+                record.cached = True
+                return completion_from_json(cached.reply)
+        if self.offline:
+            raise NotStored(f"--offline: no cached reply for {label} (cache key {key[:12]})")
+        shared = await self._single_flight.join(key) if self.use_cache else None
+        if shared is not None:
+            record.cached = True
+            return shared
+        record.asked = True
+        api = self.services
+        if task.api is TaskApi.LEMUR:
+            return await self._single_flight.run(key, lambda: api.lemur.task(payload.body))
+        return await self._single_flight.run(key, lambda: api.gateway.complete(payload.body))
+
+    async def remember(
+        self, key: str, label: str, payload: Payload, completion: Completion
+    ) -> None:
+        """Keep a reply for reruns. Callers keep only replies that processed cleanly."""
+        if self.store is not None:
+            await asyncio.to_thread(
+                self.store.reply_put,
+                key,
+                label,
+                completion.model,
+                dict(payload.body),
+                completion_to_json(completion),
+            )
+
+
+def record_completion(
+    record: TaskRecord, completion: Completion, seconds: float, task: Task
+) -> None:
+    record.model_used = completion.model
+    record.fallback_used = bool(
+        completion.model and task.api is TaskApi.GATEWAY and completion.model != task.model
+    )
+    record.input_tokens = completion.usage.input_tokens
+    record.output_tokens = completion.usage.output_tokens
+    record.request_id = completion.request_id
+    record.latency_seconds = round(seconds, 3)
+    record.retries = completion.stats.retries
+
+
+def cacheable(completion: Completion) -> bool:
+    """A reply worth keeping: not cut off by max_tokens, and not empty."""
+    return completion.finish_reason != "length" and bool(
+        completion.content or completion.tool_calls
+    )
+
+
+def reply_text(completion: Completion) -> str:
+    """The reply's text; a reply that only calls tools is recorded as those calls, in JSON."""
+    if completion.content or not completion.tool_calls:
+        return completion.content
+    return json.dumps([dict(c) for c in completion.tool_calls], indent=2, ensure_ascii=False)
+
+
+def completion_to_json(completion: Completion) -> dict[str, Any]:
+    """What the cache keeps of a reply (never a request header, so never a key)."""
+    return {
+        "content": completion.content,
+        "model": completion.model,
+        "usage": {
+            "input_tokens": completion.usage.input_tokens,
+            "output_tokens": completion.usage.output_tokens,
+            "total_tokens": completion.usage.total_tokens,
+        },
+        "request_id": completion.request_id,
+        "finish_reason": completion.finish_reason,
+        "tool_calls": [dict(c) for c in completion.tool_calls],
+        "response_time_ns": completion.response_time_ns,
+    }
+
+
+def completion_from_json(data: Mapping[str, Any]) -> Completion:
+    return Completion(
+        content=str(data.get("content") or ""),
+        model=data.get("model"),
+        usage=Usage.from_api(data.get("usage")),
+        request_id=data.get("request_id"),
+        finish_reason=data.get("finish_reason"),
+        tool_calls=tuple(data.get("tool_calls") or ()),
+        response_time_ns=data.get("response_time_ns"),
+        stats=CallStats(attempts=0, retries=0, seconds=0.0),
+    )

@@ -1,0 +1,89 @@
+"""Finishing a task: keep the raw reply, process it, write the result, check expectations.
+
+:func:`process_reply` is the one definition of "what a reply becomes"; ``run`` writes
+it and ``plan`` uses it to show dependent tasks the result a cached reply will give.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.diagnostics import display_path
+from runner.errors import PostProcessFailed
+from runner.execute.expectations import check
+from runner.execute.postprocess import Processed, apply
+from runner.prompt.views import TaskResultView, TranscriptView
+from runner.recipe.model import Task
+from runner.results.manifest import TaskRecord
+from runner.results.outputs import contained, write_atomic
+from runner.transcript.model import Sentence
+from runner.transcript.quotes import match_quotes
+
+QUOTES_STEP = "match quotes to sentences"
+
+
+def process_reply(task: Task, reply: str, sentences: Sequence[Sentence]) -> Processed:
+    """The result of ``reply``: quotes matched to ``sentences``, or the task's
+    post-processing steps applied. Raises :class:`PostProcessFailed`."""
+    if task.quotes is None:
+        return apply(reply, task.post_process, task.json_schema)
+    quotes = match_quotes(
+        reply,
+        tuple(sentences),
+        count=task.quotes.count,
+        window=task.quotes.window,
+        overlap=task.quotes.overlap,
+    )
+    data: Any = [q.as_json() for q in quotes]
+    return Processed(json.dumps(data, indent=2, ensure_ascii=False), data, (QUOTES_STEP,), True)
+
+
+def result_view(task: Task, processed: Processed) -> TaskResultView:
+    """``tasks.<name>`` as the tasks that need this one see it."""
+    return TaskResultView.build(
+        task.name, processed.text, processed.data, structured=task.structured
+    )
+
+
+def finish(
+    task: Task, folder: Path, view: TranscriptView, reply: str, record: TaskRecord
+) -> TaskResultView | None:
+    """Write the task's files and fill ``record``; the result for dependents, or None
+    when the reply could not be processed (the raw reply is kept to read)."""
+    output = contained(folder, task.output)
+    raw_path = contained(folder, task.raw_output)
+    if task.keeps_raw_reply:
+        write_atomic(raw_path, reply)
+        record.raw_output = display_path(raw_path)
+    try:
+        processed = process_reply(task, reply, view.sentences)
+    except PostProcessFailed as exc:
+        record.fail(f"{exc} (the raw reply is in {raw_path.name})")
+        return None
+    record.post_process = list(processed.steps)
+    text = processed.text
+    write_atomic(output, text if text.endswith("\n") else text + "\n")
+    record.output = display_path(output)
+    if task.expectations:
+        expect(task, record, text, processed.data, view.text)
+    # A failed expectation fails the task but its output stands, so the tasks that
+    # need it still run.
+    return result_view(task, processed)
+
+
+def expect(task: Task, record: TaskRecord, text: str, data: Any, transcript: str) -> None:
+    """Check the task's expectations; a failed one fails the task, naming the first."""
+    record.expectations = check(
+        task.expectations,
+        text=text,
+        data=data,
+        transcript_text=transcript,
+        json_schema=task.json_schema,
+    )
+    failed = [e for e in record.expectations if not e.passed]
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        record.fail(f"expectation failed: {failed[0].expect}: {failed[0].message}{more}")

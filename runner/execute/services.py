@@ -1,0 +1,50 @@
+"""The executor's seams: what it needs from the APIs, and whom it tells of progress.
+
+``runner.api`` satisfies these protocols over HTTP; tests pass ``FakeServices``
+(tests/fakeservices.py) to run each stage in milliseconds, with no server at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from runner.api.types import Completion, TranscriptResult
+from runner.results.manifest import ItemRecord
+
+
+class TranscriptsApi(Protocol):
+    async def upload(self, path: Path) -> str: ...
+    async def submit(self, audio_url: str, options: Mapping[str, Any]) -> Mapping[str, Any]: ...
+    async def get(self, transcript_id: str) -> Mapping[str, Any]: ...
+    async def sentences(self, transcript_id: str) -> Mapping[str, Any]: ...
+    async def paragraphs(self, transcript_id: str) -> Mapping[str, Any]: ...
+    async def wait(
+        self, transcript_id: str, *, audio_duration: float | None, deadline: float | None
+    ) -> TranscriptResult: ...
+
+
+class CompletionApi(Protocol):
+    async def complete(self, body: Mapping[str, Any]) -> Completion: ...
+
+
+class LemurApi(Protocol):
+    async def task(self, body: Mapping[str, Any]) -> Completion: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    transcripts: TranscriptsApi
+    gateway: CompletionApi
+    lemur: LemurApi
+
+
+class Reporter(Protocol):
+    """Progress display: told when items start and finish."""
+
+    def start(self, total: int) -> None: ...
+    def item_started(self, recipe: str, item: str) -> None: ...
+    def item_finished(self, record: ItemRecord) -> None: ...
+    def stop(self) -> None: ...

@@ -1,0 +1,46 @@
+"""Single flight: items of one run that need the same work wait for the first to do it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from runner.errors import RunnerError
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """Items of one run that need the same work wait for the first to do it.
+
+    A finished result is shared with every later item; a failed attempt is not: each
+    waiting item then tries on its own, as if there had been no other.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Future[T]] = {}
+
+    async def join(self, key: str) -> T | None:
+        """The result of the same work done or under way, or None: do it yourself."""
+        running = self._running.get(key)
+        if running is None:
+            return None
+        try:
+            return await asyncio.shield(running)
+        except RunnerError:
+            return None
+
+    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._running[key] = future
+        try:
+            result = await work()
+        except BaseException as exc:
+            if self._running.get(key) is future:
+                del self._running[key]
+            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            future.exception()  # retrieved: waiting items handle the failure themselves
+            raise
+        future.set_result(result)
+        return result

@@ -1,0 +1,261 @@
+"""Getting each item's transcript, paying for none twice.
+
+The order of preference: a saved transcript on disk; the same audio already being
+transcribed by another item of this run (single flight); the ledger's job from an
+earlier run (reattached, not resubmitted); only then a new submission, recorded in
+the ledger the moment AssemblyAI accepts it, before anything else can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from runner.api.types import TranscriptResult
+from runner.errors import ApiError, NotStored, TranscriptFailed
+from runner.execute.services import TranscriptsApi
+from runner.execute.single_flight import SingleFlight
+from runner.items import Item
+from runner.recipe.model import InputKind, Recipe
+from runner.results.manifest import ItemRecord
+from runner.store import LedgerEntry, Store, audio_identity, transcription_key
+from runner.transcript.model import (
+    Paragraph,
+    Sentence,
+    Transcript,
+    load_saved,
+    paragraphs_from_sentences,
+    parse_paragraphs,
+    parse_sentences,
+    sentences_from_words,
+)
+
+if TYPE_CHECKING:
+    from runner.execute.executor import PreparedRecipe
+
+T = TypeVar("T")
+
+# How long a stopping run waits for a transcription POST already on the wire, so the
+# job it may have created is recorded in the ledger.
+SUBMIT_GRACE_SECONDS = 30.0
+
+
+@dataclass
+class Obtained:
+    """An item's transcript, with the sentences and paragraphs its templates use."""
+
+    transcript: Transcript
+    sentences: tuple[Sentence, ...]
+    paragraphs: tuple[Paragraph, ...]
+    local: bool  # read from a saved file: nothing to write back
+
+
+class Transcriber:
+    """Obtains completed transcripts through the ledger, the store and the API."""
+
+    def __init__(
+        self,
+        api: TranscriptsApi,
+        store: Store | None,
+        *,
+        offline: bool = False,
+        deadline: float | None = None,
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.offline = offline  # --offline: everything must come from the store
+        self.deadline = deadline  # per transcript; None: the client's default
+        # Items of one run with the same audio and options share one job.
+        self._single_flight: SingleFlight[TranscriptResult] = SingleFlight()
+
+    async def obtain(self, prepared: PreparedRecipe, item: Item, record: ItemRecord) -> Obtained:
+        """The item's completed transcript, and its sentences/paragraphs if templates use them."""
+        if item.kind is InputKind.TRANSCRIPT_FILE:
+            saved = await asyncio.to_thread(load_saved, Path(item.source))
+            derived = sentences_from_words(saved.words)
+            return Obtained(saved, derived, paragraphs_from_sentences(derived), True)
+        result = await self._transcribe(prepared.recipe, item, record)
+        # Building ~1,000 word objects is the heaviest CPU work of an item; in a thread
+        # the event loop keeps reading replies (a 429 read late means requests sent late).
+        transcript = await asyncio.to_thread(_parse, Transcript.from_api, result.data)
+        record.polls = result.polls
+        record.submitted = result.submitted
+        record.transcript_seconds = round(result.seconds, 3)
+        sentences: tuple[Sentence, ...] = ()
+        paragraphs: tuple[Paragraph, ...] = ()
+        if prepared.needs_sentences and transcript.id:
+            sentences = _parse(parse_sentences, await self._part(transcript.id, "sentences"))
+        if prepared.needs_paragraphs and transcript.id:
+            paragraphs = _parse(parse_paragraphs, await self._part(transcript.id, "paragraphs"))
+        return Obtained(transcript, sentences, paragraphs, False)
+
+    async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
+        """Sentences or paragraphs: from the store when kept, else fetched and kept."""
+        stored = await self._stored(transcript_id, part)
+        if stored is not None:
+            return stored
+        if self.offline:
+            raise NotStored(f"--offline: the {part} of transcript {transcript_id} are not stored")
+        api = self.api
+        data = await (api.sentences if part == "sentences" else api.paragraphs)(transcript_id)
+        await self._keep(transcript_id, part, data)
+        return data
+
+    async def _stored(self, transcript_id: str, part: str) -> Mapping[str, Any] | None:
+        if self.store is None:
+            return None
+        return await asyncio.to_thread(self.store.transcript_get, transcript_id, part)
+
+    async def _keep(self, transcript_id: str, part: str, data: Mapping[str, Any]) -> None:
+        if self.store is not None:
+            await asyncio.to_thread(self.store.transcript_put, transcript_id, part, data)
+
+    async def _transcribe(self, recipe: Recipe, item: Item, record: ItemRecord) -> TranscriptResult:
+        if item.kind is InputKind.TRANSCRIPT_ID:
+            return await self._fetch(item.source)
+        options = recipe.transcription_request()
+        audio = await asyncio.to_thread(audio_identity, item)
+        key = transcription_key(recipe, audio)
+        # Two items of one run with the same audio and options share one job.
+        shared = await self._single_flight.join(key)
+        if shared is not None:
+            record.reused = True
+            return TranscriptResult(data=shared.data, polls=0)
+        return await self._single_flight.run(
+            key, lambda: self._transcribe_once(item, record, key, audio, options)
+        )
+
+    async def _transcribe_once(
+        self,
+        item: Item,
+        record: ItemRecord,
+        key: str,
+        audio: str,
+        options: Mapping[str, Any],
+    ) -> TranscriptResult:
+        entry = None
+        if self.store is not None:
+            entry = await asyncio.to_thread(self.store.ledger_get, key)
+        if entry is not None:
+            reused = await self._reattach(entry, key)
+            if reused is not None:
+                record.reused = True
+                return reused
+        if self.offline:
+            raise NotStored(
+                f"--offline: no stored transcript for {item.kind.value} {item.source!r} "
+                "with these transcription options"
+            )
+        return await self._submit(item, record, key, audio, options)
+
+    async def _fetch(self, transcript_id: str) -> TranscriptResult:
+        """An existing transcript by id: from the store when kept, else from the API."""
+        stored = await self._stored(transcript_id, "transcript")
+        if stored is not None:
+            return TranscriptResult(data=stored)
+        if self.offline:
+            raise NotStored(f"--offline: transcript {transcript_id} is not stored")
+        api = self.api
+        data = await api.get(transcript_id)
+        if data.get("status") == "error":
+            raise TranscriptFailed(transcript_id, str(data.get("error") or "unknown error"))
+        if data.get("status") != "completed":
+            result = await api.wait(transcript_id, audio_duration=None, deadline=self.deadline)
+            data = result.data
+        await self._keep(transcript_id, "transcript", data)
+        return TranscriptResult(data=data)
+
+    async def _reattach(self, entry: LedgerEntry, key: str) -> TranscriptResult | None:
+        """The ledger's job for this audio, or None when it failed and must be redone."""
+        try:
+            result = await self._fetch(entry.transcript_id)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            # The job is gone (deleted, or another account or region): forget it so the
+            # next run submits afresh, and say so rather than failing the same way forever.
+            if self.store is not None:
+                await asyncio.to_thread(self.store.ledger_forget, key)
+            raise ApiError(
+                f"the ledger's transcript {entry.transcript_id} for this audio is no longer "
+                "available (404: deleted, or another account or region); the entry was "
+                "removed, so the next run submits the audio again",
+                status=404,
+            ) from None
+        except TranscriptFailed:
+            # A failed job is not billed and a rerun should try again.
+            if self.store is not None:
+                await asyncio.to_thread(self.store.ledger_forget, key)
+            return None
+        return TranscriptResult(data=result.data, polls=result.polls)
+
+    async def _submit(
+        self,
+        item: Item,
+        record: ItemRecord,
+        key: str,
+        audio: str,
+        options: Mapping[str, Any],
+    ) -> TranscriptResult:
+        api = self.api
+        began = time.monotonic()
+        audio_url = item.source
+        if item.kind is InputKind.FILE:
+            audio_url = await api.upload(Path(item.source))
+        transcript_id = await self._submit_recorded(record, key, audio, audio_url, options)
+        result = await api.wait(transcript_id, audio_duration=None, deadline=self.deadline)
+        await self._keep(transcript_id, "transcript", result.data)
+        return TranscriptResult(
+            data=result.data,
+            polls=result.polls,
+            submitted=True,
+            upload_url=audio_url if item.kind is InputKind.FILE else None,
+            seconds=time.monotonic() - began,
+        )
+
+    async def _submit_recorded(
+        self,
+        record: ItemRecord,
+        key: str,
+        audio: str,
+        audio_url: str,
+        options: Mapping[str, Any],
+    ) -> str:
+        """Submit, and put the job in the ledger the moment AssemblyAI accepts it.
+
+        The POST runs shielded: a Ctrl-C, SIGTERM or --timeout while it is on the wire
+        waits for its answer (bounded by the request timeout) so the job's id is
+        recorded before the run stops; otherwise a rerun would pay for it again. The
+        ledger write is a synchronous call with no await before it, so it cannot be
+        cancelled or queued behind other work.
+        """
+
+        async def submit_and_record() -> str:
+            queued = await self.api.submit(audio_url, options)
+            transcript_id = str(queued["id"])
+            record.submitted = True
+            record.transcript_id = transcript_id
+            if self.store is not None:
+                self.store.ledger_put(key, audio, options, transcript_id, "submitted")
+            return transcript_id
+
+        job = asyncio.ensure_future(submit_and_record())
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(job), SUBMIT_GRACE_SECONDS)
+            raise
+
+
+def _parse(parser: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any]) -> T:
+    """An API body through ``parser``; a body of the wrong shape is the item's API error."""
+    try:
+        return parser(data)
+    except ValueError as exc:
+        raise ApiError(f"AssemblyAI answered with a malformed transcript: {exc}") from None
