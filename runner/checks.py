@@ -110,6 +110,21 @@ def _recipes_below(folder: Path) -> list[Path]:
     return found
 
 
+def load_recipes(paths: Sequence[str]) -> list[Recipe]:
+    """Every recipe named (files or folders), validated; :class:`RecipeInvalid` lists
+    every error of every file, so one bad recipe never hides another's problems."""
+    recipes: list[Recipe] = []
+    problems: list[Diagnostic] = []
+    for path in discover(paths):
+        result = validate_file(path)
+        problems.extend(d for d in result.diagnostics if d.is_error)
+        if result.recipe is not None:
+            recipes.append(result.recipe)
+    if problems:
+        raise RecipeInvalid(sorted(problems))
+    return recipes
+
+
 def validate_file(path: Path) -> Validation:
     """Every problem in one recipe file."""
     shown = display_path(path)

@@ -7,15 +7,18 @@ never imports the HTTP stack.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from runner import __version__
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, RunnerError, UsageError
+
+if TYPE_CHECKING:
+    from runner.items import Shard
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -49,7 +52,7 @@ def cli() -> None:
     help="Report format. Default: github when GITHUB_ACTIONS=true, else text.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 3).")
-def validate(paths: Sequence[str], fmt: str | None, strict: bool) -> None:
+def validate(**options: Any) -> None:
     """Check recipes offline: YAML, schema, references, files and templates.
 
     PATHS are recipe files or folders (searched for *.yaml and *.yml);
@@ -60,21 +63,20 @@ def validate(paths: Sequence[str], fmt: str | None, strict: bool) -> None:
       transcript-runner validate
       transcript-runner validate recipes/ other/meeting.yaml --format json
     """
-    from runner.commands.common import run_validate
+    from runner.commands.validate import ValidateRequest, validate
 
-    chosen = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
-    _exit(run_validate(paths, chosen, strict=strict))
+    _exit(validate(ValidateRequest(**options)))
 
 
 @cli.command()
-@click.argument("recipe", type=click.Path())
+@click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--item", "item_name", metavar="NAME", help="Only this item.")
 @click.option("--task", "task_name", metavar="NAME", help="Only this task.")
 @click.option(
     "--transcript",
     "transcript_file",
     metavar="FILE",
-    type=click.Path(),
+    type=click.Path(path_type=Path),
     help="Use this saved transcript (GET /v2/transcript JSON) for every item.",
 )
 @click.option(
@@ -82,17 +84,11 @@ def validate(paths: Sequence[str], fmt: str | None, strict: bool) -> None:
 )
 @click.option("--full", is_flag=True, help="Do not shorten long messages.")
 @click.option(
-    "--out", type=click.Path(), help="Output folder of earlier runs (to find stored transcripts)."
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Output folder of earlier runs (to find stored transcripts).",
 )
-def render(
-    recipe: str,
-    item_name: str | None,
-    task_name: str | None,
-    transcript_file: str | None,
-    fmt: str,
-    full: bool,
-    out: str | None,
-) -> None:
+def render(**options: Any) -> None:
     """Print exactly what each task would send, without sending anything.
 
     Works for items whose transcript is on disk: transcript_file inputs, a
@@ -104,26 +100,20 @@ def render(
       transcript-runner render recipes/meeting-notes.yaml --transcript call.json --task summary
       transcript-runner render recipes/action-items.yaml --format json --full
     """
-    from runner.commands.common import run_render
+    from runner.commands.render import RenderRequest, render
 
-    _exit(
-        run_render(
-            recipe,
-            item_name=item_name,
-            task_name=task_name,
-            transcript_file=transcript_file,
-            fmt=fmt,
-            full=full,
-            out=out,
-        )
-    )
+    _exit(render(RenderRequest(**options)))
 
 
 @cli.command()
 @click.argument("recipes", nargs=-1, type=click.Path())
-@click.option("--out", type=click.Path(), help="Write outputs to DIR/<recipe>/<item>/.")
 @click.option(
-    "--manifest", type=click.Path(), help="Where to write the run manifest [default: OUT/run.json]."
+    "--out", type=click.Path(path_type=Path), help="Write outputs to DIR/<recipe>/<item>/."
+)
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Where to write the run manifest [default: OUT/run.json].",
 )
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop the whole run after this long; finished outputs are kept.")  # fmt: skip
@@ -131,6 +121,7 @@ def render(
     "--limit",
     "limits",
     multiple=True,
+    callback=lambda _ctx, _param, values: _parse_limits(values),
     metavar="KIND=N",
     help="Requests at once, per kind: items, uploads, transcriptions, polls, llm, lemur.",
 )
@@ -142,14 +133,19 @@ def render(
 @click.option("--dry-run", is_flag=True, help="Print what would run; send nothing.")
 @click.option(
     "--state-dir",
-    type=click.Path(file_okay=False),
+    type=click.Path(file_okay=False, path_type=Path),
     help="Ledger and cache folder [default: .transcript-runner].",
 )
 @click.option("--no-cache", is_flag=True, help="Ask the LLM again (transcripts are still reused).")
 @click.option(
     "--offline", is_flag=True, help="Use only the state store; a missing entry is an error."
 )
-@click.option("--shard", metavar="K/N", help="Run only this CI job's share of the items.")
+@click.option(
+    "--shard",
+    metavar="K/N",
+    callback=lambda _ctx, _param, text: _parse_shard(text),
+    help="Run only this CI job's share of the items.",
+)
 @click.option(
     "--max-audio-hours",
     type=click.FloatRange(min=0),
@@ -171,26 +167,10 @@ def render(
 )
 @click.option(
     "--junit",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a JUnit XML report (a test case per item and task) here.",
 )
-def run(
-    recipes: Sequence[str],
-    out: str | None,
-    manifest: str | None,
-    timeout: float | None,
-    limits: Sequence[str],
-    region: str | None,
-    dry_run: bool,
-    state_dir: str | None,
-    no_cache: bool,
-    offline: bool,
-    shard: str | None,
-    max_audio_hours: float | None,
-    max_llm_calls: int | None,
-    progress: str,
-    junit: str | None,
-) -> None:
+def run(**options: Any) -> None:
     """Run recipes: transcribe, prompt, post-process, write outputs and a manifest.
 
     Needs ASSEMBLYAI_API_KEY (except with --dry-run or --offline). Exit code 1 when
@@ -205,53 +185,34 @@ def run(
       transcript-runner run recipes/ --out results --limit llm=4 --timeout 1800
       transcript-runner run recipes/meeting-notes.yaml --dry-run
     """
-    from runner.commands.common import run_run
+    from runner.commands.run import RunRequest, run
 
-    _exit(
-        run_run(
-            recipes,
-            out=out,
-            manifest=manifest,
-            timeout=timeout,
-            limits=limits,
-            region=region,
-            dry_run=dry_run,
-            progress=progress,
-            state_dir=state_dir,
-            use_cache=not no_cache,
-            offline=offline,
-            junit=junit,
-            shard=shard,
-            max_audio_hours=max_audio_hours,
-            max_llm_calls=max_llm_calls,
-        )
-    )
+    _exit(run(RunRequest(**options)))
 
 
 @cli.command()
 @click.argument("recipes", nargs=-1, type=click.Path())
 @click.option(
     "--state-dir",
-    type=click.Path(file_okay=False),
+    type=click.Path(file_okay=False, path_type=Path),
     help="Ledger and cache folder [default: .transcript-runner].",
 )
-@click.option("--shard", metavar="K/N", help="Plan only this CI job's share of the items.")
+@click.option(
+    "--shard",
+    metavar="K/N",
+    callback=lambda _ctx, _param, text: _parse_shard(text),
+    help="Plan only this CI job's share of the items.",
+)
 @click.option(
     "--prices",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE",
     help="Your price table (YAML) to estimate costs; see docs/prices.example.yaml.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def plan(
-    recipes: Sequence[str],
-    state_dir: str | None,
-    shard: str | None,
-    prices: str | None,
-    fmt: str,
-) -> None:
+def plan(**options: Any) -> None:
     """Print what a run would do, without doing it: nothing is sent.
 
     Transcriptions to submit versus already in the ledger, LLM calls to send versus
@@ -262,26 +223,26 @@ def plan(
       transcript-runner plan recipes/
       transcript-runner plan recipes/summaries.yaml --prices prices.yaml
     """
-    from runner.commands.common import run_plan
+    from runner.commands.plan import PlanRequest, plan
 
-    _exit(run_plan(recipes, state_dir=state_dir, shard=shard, prices=prices, fmt=fmt))
+    _exit(plan(PlanRequest(**options)))
 
 
 @cli.command()
-@click.argument("manifests", nargs=-1, required=True, type=click.Path())
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, path_type=Path),
     default="out/run.json",
     show_default=True,
     help="Where to write the merged manifest.",
 )
 @click.option(
     "--junit",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a JUnit XML report of the merged run here.",
 )
-def merge(manifests: Sequence[str], out: str, junit: str | None) -> None:
+def merge(**options: Any) -> None:
     """Combine the run.json manifests of sharded runs into one, and report it.
 
     Exit code 1 when the merged run had any failure, as `run` would have; 2 when
@@ -292,9 +253,9 @@ def merge(manifests: Sequence[str], out: str, junit: str | None) -> None:
       transcript-runner merge shard-*/run.json
       transcript-runner merge a/run.json b/run.json --out out/run.json --junit junit.xml
     """
-    from runner.commands.common import run_merge
+    from runner.commands.merge import MergeRequest, merge
 
-    _exit(run_merge(manifests, out=out, junit=junit))
+    _exit(merge(MergeRequest(**options)))
 
 
 @cli.group()
@@ -304,7 +265,7 @@ def cache() -> None:
 
 _STATE_DIR = click.option(
     "--state-dir",
-    type=click.Path(file_okay=False),
+    type=click.Path(file_okay=False, path_type=Path),
     default=".transcript-runner",
     show_default=True,
     help="The state folder.",
@@ -313,31 +274,31 @@ _STATE_DIR = click.option(
 
 @cache.command("ls")
 @_STATE_DIR
-def cache_ls(state_dir: str) -> None:
+def cache_ls(**options: Any) -> None:
     """List ledger entries and cached replies, oldest first."""
-    from runner.commands.common import run_cache_ls
+    from runner.commands.cache import CacheRequest, ls
 
-    _exit(run_cache_ls(state_dir))
+    _exit(ls(CacheRequest(**options)))
 
 
 @cache.command("show")
 @click.argument("key")
 @_STATE_DIR
-def cache_show(key: str, state_dir: str) -> None:
+def cache_show(**options: Any) -> None:
     """Print one entry (the first characters of its KEY are enough)."""
-    from runner.commands.common import run_cache_show
+    from runner.commands.cache import CacheRequest, show
 
-    _exit(run_cache_show(state_dir, key))
+    _exit(show(CacheRequest(**options)))
 
 
 @cache.command("clear")
 @click.option("--older-than", metavar="AGE", help="Only entries older than this: 30m, 12h, 7d.")
 @_STATE_DIR
-def cache_clear(older_than: str | None, state_dir: str) -> None:
+def cache_clear(**options: Any) -> None:
     """Delete cached replies and ledger entries."""
-    from runner.commands.common import run_cache_clear
+    from runner.commands.cache import CacheRequest, clear
 
-    _exit(run_cache_clear(state_dir, older_than))
+    _exit(clear(CacheRequest(**options)))
 
 
 @cli.command()
@@ -348,13 +309,25 @@ def schema() -> None:
     VS Code (YAML extension) picks it up from the first line of a recipe:
       # yaml-language-server: $schema=../schemas/recipe.schema.json
     """
-    from runner.recipe.schema import schema_text
+    from runner.commands.schema import schema
 
-    click.echo(schema_text(), nl=False)
+    _exit(schema())
 
 
 def _exit(code: int) -> NoReturn:
     raise SystemExit(code)
+
+
+def _parse_limits(values: Sequence[str]) -> dict[str, int]:
+    from runner.commands.run import parse_limits
+
+    return parse_limits(values)
+
+
+def _parse_shard(text: str | None) -> Shard | None:
+    from runner.items import Shard
+
+    return Shard.parse(text) if text is not None else None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

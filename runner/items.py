@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from runner.diagnostics import display_path
-from runner.errors import InputProblem, InputsInvalid, TemplateProblem
+from runner.errors import InputProblem, InputsInvalid, TemplateProblem, UsageError
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import ItemView, Namespace, RecipeView
 from runner.recipe.document import KeyPath
@@ -66,7 +66,7 @@ class Shard:
     def parse(cls, text: str) -> Shard:
         k, _, n = text.partition("/")
         if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
-            raise ValueError(f"--shard {text}: give K/N with 1 <= K <= N, e.g. 2/4")
+            raise UsageError(f"--shard {text}: give K/N with 1 <= K <= N, e.g. 2/4")
         return cls(int(k), int(n))
 
     def takes(self, recipe: str, source: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from runner.checks import load_recipe
+from runner.errors import UsageError
 from runner.execute.planning import make_plan, plan_text
 from runner.items import Shard
 from runner.store import Store
@@ -27,7 +28,7 @@ def test_shards_split_items_deterministically_and_completely() -> None:
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "a/b", "2", "1/0"])
 def test_bad_shards_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="give K/N with 1 <= K <= N"):
+    with pytest.raises(UsageError, match="give K/N with 1 <= K <= N"):
         Shard.parse(text)
 
 

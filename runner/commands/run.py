@@ -1,4 +1,4 @@
-"""A whole ``transcript-runner run``: configuration, clients, executor, summary, exit code.
+"""``transcript-runner run``: configuration, clients, executor, summary, exit code.
 
 This is the only place that opens the network stack, so ``validate`` and
 ``render`` never import aiohttp.
@@ -11,19 +11,24 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+
+import click
 
 from runner.api.gateway import GatewayClient
 from runner.api.http import ClientConfig, HttpClient, Limits, Timeouts
 from runner.api.lemur import LemurClient
 from runner.api.transcripts import TranscriptsClient
-from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NotStored
+from runner.checks import load_recipes
+from runner.commands.plan import count
+from runner.diagnostics import suggest
+from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from runner.execute.executor import DEFAULT_ITEMS_IN_FLIGHT, Executor, RunOptions
-from runner.execute.services import Reporter, Services
-from runner.items import Shard
-from runner.recipe.model import MANIFEST_FILE, Recipe
+from runner.execute.services import Reporter, Services, offline_services
+from runner.items import Shard, expand
+from runner.prompt.templating import TemplateEngine
+from runner.recipe.model import MANIFEST_FILE, InputKind, Recipe
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
 from runner.results.reports import load_manifest, publish, wanted
 from runner.store import DEFAULT_STATE_DIR, Store
@@ -31,92 +36,96 @@ from runner.store import DEFAULT_STATE_DIR, Store
 DEFAULT_OUT = Path("out")
 
 
-def execute(
-    recipes: Sequence[Recipe],
-    *,
-    out: Path | None,
-    manifest: Path | None,
-    timeout: float | None,
-    limit_overrides: Mapping[str, int],
-    region: str | None,
-    progress: str,
-    state_dir: Path | None = None,
-    use_cache: bool = True,
-    offline: bool = False,
-    junit: Path | None = None,
-    shard: Shard | None = None,
-) -> int:
+@dataclass(frozen=True)
+class RunRequest:
+    recipes: Sequence[str]  # recipe files or folders
+    out: Path | None = None  # DIR/<recipe>/<item>/ instead of each recipe's output.dir
+    manifest: Path | None = None  # default: OUT/run.json
+    timeout: float | None = None  # seconds for the whole run
+    limits: Mapping[str, int] | None = None  # requests at once, per kind (--limit KIND=N)
+    region: str | None = None  # us or eu
+    dry_run: bool = False
+    state_dir: Path | None = None  # default: .transcript-runner
+    no_cache: bool = False  # ask the LLM again; transcripts are still reused
+    offline: bool = False  # only the state store; a missing entry is an error
+    shard: Shard | None = None
+    max_audio_hours: float | None = None
+    max_llm_calls: int | None = None
+    progress: str = "auto"  # auto, live or plain
+    junit: Path | None = None
+
+
+def run(request: RunRequest) -> int:
+    """Run recipes against AssemblyAI; 0 when everything succeeded, 1 when something failed."""
+    if not request.recipes:
+        raise UsageError("name at least one recipe: transcript-runner run recipes/summaries.yaml")
+    recipes = load_recipes(request.recipes)
+    if request.dry_run:
+        click.echo(_dry_run_text(recipes))
+        return EXIT_OK
+    if request.max_audio_hours is not None or request.max_llm_calls is not None:
+        _check_budget(recipes, request)
+    return _execute(recipes, request)
+
+
+def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
     """Run ``recipes``; print the summary; write the CI reports; return the exit code."""
     # Offline replays need no key: nothing is sent. A placeholder keeps the client
     # configuration uniform; the offline services never use it.
-    environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if offline else None
-    config = ClientConfig.from_env(region, environ=environ)
-    store = Store(state_dir or DEFAULT_STATE_DIR)
-    limits = merged_limits(recipes, limit_overrides)
+    environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if request.offline else None
+    config = ClientConfig.from_env(request.region, environ=environ)
+    limits = merged_limits(recipes, request.limits or {})
     config = replace(config, limits=limits.limits, timeouts=_timeouts(config, recipes))
     options = RunOptions(
-        out=out,
-        manifest=manifest or (out or DEFAULT_OUT) / MANIFEST_FILE,
-        timeout=timeout,
+        out=request.out,
+        manifest=request.manifest or (request.out or DEFAULT_OUT) / MANIFEST_FILE,
+        timeout=request.timeout,
         transcript_deadline=_transcript_deadline(recipes),
         items_in_flight=limits.items,
-        use_cache=use_cache,
-        offline=offline,
-        shard=shard,
+        use_cache=not request.no_cache,
+        offline=request.offline,
+        shard=request.shard,
     )
     holder: dict[str, HttpClient] = {}
-    reporter = _reporter(progress, holder)
+    reporter = _reporter(request.progress, holder)
     executor: Executor | None = None
 
-    async def main() -> None:
+    async def main(store: Store) -> None:
         nonlocal executor
         _stop_on_sigterm()
         async with HttpClient(config) as http:
             holder["http"] = http
-            services = (
-                offline_services()
-                if offline
-                else Services(
-                    transcripts=TranscriptsClient(http, config),
-                    gateway=GatewayClient(http, config),
-                    lemur=LemurClient(http, config),
-                )
-            )
+            services = offline_services() if request.offline else _services(http, config)
             executor = Executor(services, options, reporter, store)
             await executor.run(recipes)
 
-    try:
-        asyncio.run(main())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        store.close()
-        _print_summary(executor)
+    interrupted = False
+    with Store(request.state_dir or DEFAULT_STATE_DIR) as store:
+        try:
+            asyncio.run(main(store))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            interrupted = True
+    failed = _print_summary(executor)
+    if interrupted:
         print(
             "Interrupted: finished outputs are kept and the manifest lists what was left. "
             "A rerun reattaches to the transcriptions already submitted and reuses cached "
             "replies, so it only does what is missing.",
             file=sys.stderr,
         )
-        _ci_reports(executor, junit)
+    reported = _ci_reports(executor, request.junit)
+    if interrupted:
         return EXIT_INTERRUPTED
-    store.close()
-    outcome = _print_summary(executor)
-    reported = _ci_reports(executor, junit)
-    return EXIT_FAILED if outcome or not reported else EXIT_OK
+    return EXIT_FAILED if failed or not reported else EXIT_OK
 
 
-class _Offline:
-    """Services for ``--offline``: any call means the store lacked something."""
-
-    def __getattr__(self, name: str) -> Any:
-        async def refuse(*args: Any, **kwargs: Any) -> Any:
-            raise NotStored(f"--offline: {name} would need the network")
-
-        return refuse
-
-
-def offline_services() -> Services:
-    offline: Any = _Offline()
-    return Services(transcripts=offline, gateway=offline, lemur=offline)
+def _services(http: HttpClient, config: ClientConfig) -> Services:
+    """AssemblyAI's services over ``http``."""
+    return Services(
+        transcripts=TranscriptsClient(http, config),
+        gateway=GatewayClient(http, config),
+        lemur=LemurClient(http, config),
+    )
 
 
 def _stop_on_sigterm() -> None:
@@ -203,3 +212,73 @@ def _print_summary(executor: Executor | None) -> bool:
         file=sys.stderr,
     )
     return outcome.failed
+
+
+def _check_budget(recipes: Sequence[Recipe], request: RunRequest) -> None:
+    """Refuse to start a run that would exceed a budget (it is counted like `plan`)."""
+    max_llm_calls, max_audio_hours = request.max_llm_calls, request.max_audio_hours
+    plan = count(
+        recipes,
+        request.state_dir or DEFAULT_STATE_DIR,
+        request.shard,
+        use_cache=not request.no_cache,
+    )
+    if max_llm_calls is not None and plan.calls > max_llm_calls:
+        raise UsageError(
+            f"this run would send {plan.calls} LLM calls ({plan.cached} more are cached), "
+            f"over --max-llm-calls {max_llm_calls}; nothing was sent"
+        )
+    hours = plan.submitted_audio_hours
+    if max_audio_hours is not None and hours > max_audio_hours:
+        raise UsageError(
+            f"this run would transcribe {hours:.2f} h ({hours * 60:.1f} min) of audio, over "
+            "--max-audio-hours "
+            f"{max_audio_hours:g}; nothing was sent"
+        )
+    if max_audio_hours is not None and plan.unknown_submissions:
+        click.echo(
+            f"warning: {plan.unknown_submissions} recording(s) to transcribe have a length "
+            "only known after transcription (URLs and non-WAV files); --max-audio-hours "
+            "cannot count them",
+            err=True,
+        )
+
+
+def _dry_run_text(recipes: Sequence[Recipe]) -> str:
+    """What a run would do, without a network call or an API key."""
+    lines: list[str] = []
+    for recipe in recipes:
+        engine = TemplateEngine(recipe.base_dir)
+        items = expand(recipe, engine)
+        calls = len(recipe.tasks)
+        lines.append(f"{recipe.display}: {len(items)} item(s) × {calls} task(s)")
+        for item in items:
+            step = {
+                InputKind.URL: "transcribe the URL",
+                InputKind.FILE: "upload, then transcribe",
+                InputKind.TRANSCRIPT_ID: "fetch the transcript",
+                InputKind.TRANSCRIPT_FILE: "read the saved transcript",
+            }[item.kind]
+            lines.append(f"  {item.name}: {step}; {calls} LLM call(s)  ({item.source})")
+    lines.append("Dry run: nothing was sent.")
+    return "\n".join(lines)
+
+
+LIMIT_KINDS = ("items", "uploads", "transcriptions", "polls", "llm", "lemur")
+
+
+def parse_limits(values: Sequence[str]) -> dict[str, int]:
+    """``["llm=4", "polls=8"]`` → ``{"llm": 4, "polls": 8}``; a usage error otherwise."""
+    limits: dict[str, int] = {}
+    for value in values:
+        kind, _, number = value.partition("=")
+        kind = kind.strip()
+        if kind not in LIMIT_KINDS:
+            raise UsageError(
+                f"--limit {value}: unknown kind {kind!r}{suggest(kind, LIMIT_KINDS)}; "
+                f"kinds: {', '.join(LIMIT_KINDS)}"
+            )
+        if not number.strip().isdigit() or int(number) < 1:
+            raise UsageError(f"--limit {value}: give a whole number of at least 1, e.g. {kind}=4")
+        limits[kind] = int(number)
+    return limits

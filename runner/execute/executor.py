@@ -247,7 +247,7 @@ class Executor:
         }
         records = item_record.tasks
 
-        async def run(task: Task) -> None:
+        async def when_ready(task: Task) -> None:
             needed = [await done[n] for n in task.needs]
             if any(result is None for result in needed):
                 failed = [n for n, r in zip(task.needs, needed, strict=True) if r is None]
@@ -272,7 +272,7 @@ class Executor:
 
         async with asyncio.TaskGroup() as group:
             for task in plan.tasks:
-                group.create_task(run(task))
+                group.create_task(when_ready(task))
         order = {task.name: i for i, task in enumerate(plan.tasks)}
         records.sort(key=lambda r: order[r.task])
 

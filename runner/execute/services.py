@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.api.types import Completion, TranscriptResult
+from runner.errors import NotStored
 from runner.results.manifest import ItemRecord
 
 
@@ -48,3 +49,19 @@ class Reporter(Protocol):
     def item_started(self, recipe: str, item: str) -> None: ...
     def item_finished(self, record: ItemRecord) -> None: ...
     def stop(self) -> None: ...
+
+
+class _Offline:
+    """Services for ``--offline``: any call means the store lacked something."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise NotStored(f"--offline: {name} would need the network")
+
+        return refuse
+
+
+def offline_services() -> Services:
+    """Services that send nothing: ``--offline`` replays come from the state store."""
+    offline: Any = _Offline()
+    return Services(transcripts=offline, gateway=offline, lemur=offline)

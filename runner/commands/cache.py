@@ -1,0 +1,90 @@
+"""``transcript-runner cache ls|show|clear``: the state store, for people."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from runner.errors import EXIT_OK, UsageError
+from runner.store import DEFAULT_STATE_DIR, CachedReply, Store
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class CacheRequest:
+    state_dir: Path = DEFAULT_STATE_DIR
+    key: str | None = None  # `show`: the first characters of an entry's key
+    older_than: str | None = None  # `clear`: only entries older than this (30m, 12h, 7d)
+
+
+def _open_store(state_dir: Path) -> Store:
+    store = Store.existing(state_dir)
+    if store is None:
+        raise UsageError(f"no state store in {state_dir}/ (a run creates it; see --state-dir)")
+    return store
+
+
+def ls(request: CacheRequest) -> int:
+    """List ledger entries and cached replies, oldest first."""
+    with _open_store(request.state_dir) as store:
+        _list(store)
+    return EXIT_OK
+
+
+def _list(store: Store) -> None:
+    for entry in store.ledger():
+        click.echo(
+            f"{entry.key[:12]}  transcript  {_when(entry.created)}  {entry.transcript_id}  "
+            f"{entry.audio}"
+        )
+    for reply in store.replies():
+        click.echo(
+            f"{reply.key[:12]}  reply       {_when(reply.created)}  {reply.model}  {reply.label}"
+        )
+
+
+def show(request: CacheRequest) -> int:
+    """Print one entry, found by the first characters of its key."""
+    key = request.key or ""
+    with _open_store(request.state_dir) as store:
+        found = store.find(key)
+    if not found:
+        raise UsageError(
+            f"no entry whose key starts with {key!r}; see `transcript-runner cache ls`"
+        )
+    if len(found) > 1:
+        raise UsageError(f"{len(found)} entries start with {key!r}; give more characters")
+    (entry,) = found
+    if isinstance(entry, CachedReply):
+        shown = {"key": entry.key, "label": entry.label, "model": entry.model,
+                 "request": entry.request, "reply": entry.reply}  # fmt: skip
+    else:
+        shown = {"key": entry.key, "audio": entry.audio, "transcript_id": entry.transcript_id,
+                 "status": entry.status}  # fmt: skip
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def clear(request: CacheRequest) -> int:
+    """Delete cached replies and ledger entries (only older ones with ``older_than``)."""
+    seconds = _age(request.older_than) if request.older_than else None
+    with _open_store(request.state_dir) as store:
+        replies, ledger = store.clear(seconds)
+    click.echo(f"Removed {replies} cached replies and {ledger} ledger entries.")
+    return EXIT_OK
+
+
+def _age(text: str) -> float:
+    number, unit = text[:-1], text[-1:]
+    if unit not in _AGE_UNITS or not number.isdigit():
+        raise UsageError(f"--older-than {text}: give a number and a unit s, m, h or d, e.g. 7d")
+    return int(number) * _AGE_UNITS[unit]
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M")

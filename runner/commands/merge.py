@@ -1,0 +1,82 @@
+"""``transcript-runner merge``: one manifest, and one report, for the shards of a run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
+from runner.recipe.model import MANIFEST_FILE
+from runner.results.outputs import write_json
+from runner.results.progress import summary_text
+from runner.results.reports import (
+    load_manifest,
+    merged_totals,
+    missing_shards,
+    publish,
+    run_failed,
+)
+from runner.results.reports import merge as merge_manifests
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    manifests: Sequence[Path]  # the run.json of each shard
+    out: Path = Path("out") / MANIFEST_FILE  # where the merged manifest goes
+    junit: Path | None = None  # also a JUnit XML report of the merged run
+
+
+def merge(request: MergeRequest) -> int:
+    """Merge shard manifests into ``out``; 1 when the merged run failed, as ``run`` would."""
+    paths = [str(path) for path in request.manifests]
+    target, report, out = request.out, request.junit, str(request.out)
+    _refuse_overwriting_inputs(paths, [target, *([report] if report else [])])
+    try:
+        manifests = [load_manifest(Path(path)) for path in paths]
+        merged = merge_manifests(manifests, names=list(paths))
+    except (OSError, ValueError) as exc:
+        raise UsageError(_reason(exc)) from None
+    write_json(target, merged)
+    problems = publish(merged, junit=report, environ=os.environ, annotate=False)
+    summary = merged["summary"]
+    click.echo(f"Merged {len(paths)} manifests ({merged['shards']} shards) into {out}.")
+    missing = missing_shards(manifests, paths)
+    if missing:
+        click.echo(
+            f"Incomplete: no manifest of shard {', '.join(missing)} was given, so its items "
+            "are missing from the merged run."
+        )
+    click.echo(
+        summary_text(
+            merged_totals(merged),
+            outcome=summary["outcome"],
+            wall=summary["wall_seconds"],
+            manifest=out,
+            left=0,
+        )
+    )
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    return EXIT_FAILED if problems or run_failed(merged) else EXIT_OK
+
+
+def _refuse_overwriting_inputs(paths: Sequence[str], outputs: Sequence[Path]) -> None:
+    inputs = {Path(p).resolve(): p for p in paths}
+    for output in outputs:
+        if output.resolve() in inputs:
+            raise UsageError(
+                f"{output} is one of the manifests to merge; write the merged one elsewhere "
+                "with --out FILE (or --junit FILE)"
+            )
+
+
+def _reason(exc: OSError | ValueError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename}: no such manifest"
+    if isinstance(exc, OSError):
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)

@@ -1,0 +1,62 @@
+"""``transcript-runner plan``: what a run would do, without doing it; nothing is sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from runner.checks import load_recipes
+from runner.errors import EXIT_OK, SourceUnreadable, UsageError
+from runner.execute.planning import Plan, load_prices, make_plan, plan_json, plan_text
+from runner.items import Shard
+from runner.recipe.model import Recipe
+from runner.store import DEFAULT_STATE_DIR, Store
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    recipes: Sequence[str]
+    state_dir: Path | None = None  # the ledger and cache a run would use
+    shard: Shard | None = None  # only this CI job's share of the items
+    prices: Path | None = None  # the user's price table, to estimate costs
+    fmt: str = "text"  # text or json
+
+
+def plan(request: PlanRequest) -> int:
+    """Print what a run would do: transcriptions, LLM calls, cached work, audio, tokens."""
+    if not request.recipes:
+        raise UsageError("name at least one recipe: transcript-runner plan recipes/")
+    recipes = load_recipes(request.recipes)
+    counted = count(recipes, request.state_dir or DEFAULT_STATE_DIR, request.shard)
+    table = None
+    if request.prices:
+        try:
+            table = load_prices(request.prices)
+        except (OSError, ValueError) as exc:  # unreadable file, or not a price table
+            raise UsageError(f"--prices {request.prices}: {exc}") from None
+    if request.fmt == "json":
+        click.echo(json.dumps(plan_json(counted), indent=2))
+    else:
+        click.echo(plan_text(counted, table, recipes))
+    return EXIT_OK
+
+
+def count(
+    recipes: Sequence[Recipe], state_dir: Path, shard: Shard | None, *, use_cache: bool = True
+) -> Plan:
+    """The plan of ``recipes`` against the store in ``state_dir`` (none: all to do).
+
+    ``run`` counts its budgets with this too, so a budget means what ``plan`` shows.
+    """
+    store = Store.existing(state_dir)
+    try:
+        return make_plan(recipes, store, shard, use_cache=use_cache)
+    except SourceUnreadable as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if store is not None:
+            store.close()

@@ -1,0 +1,150 @@
+"""``transcript-runner render``: the exact requests a run would send, sending nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from runner.checks import load_recipe
+from runner.diagnostics import display_path, suggest
+from runner.errors import EXIT_OK, RunFailed, SourceUnreadable, TemplateProblem, UsageError
+from runner.items import Item, expand
+from runner.prompt.payloads import build_payload, task_context
+from runner.prompt.preview import Rendered, as_json, as_text
+from runner.prompt.templating import TemplateEngine
+from runner.prompt.views import TaskResultView, TranscriptView, sample_json
+from runner.recipe.model import TRANSCRIPT_FILE, InputKind, Recipe, Task
+from runner.results.outputs import item_dir
+from runner.transcript.model import (
+    Transcript,
+    load_saved,
+    paragraphs_from_sentences,
+    sentences_from_words,
+)
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    recipe: Path
+    item_name: str | None = None  # only this item
+    task_name: str | None = None  # only this task
+    transcript_file: Path | None = None  # this saved transcript for every item
+    fmt: str = "text"  # text or json
+    full: bool = False  # do not shorten long messages
+    out: Path | None = None  # output folder of earlier runs, to find stored transcripts
+
+
+def render(request: RenderRequest) -> int:
+    """Print the requests a recipe would send, for items whose transcript is local."""
+    recipe, engine, items = _load_for_render(request.recipe)
+    items = _select_items(items, request.item_name)
+    tasks = _select_tasks(recipe, request.task_name)
+    override = _read_transcript(request.transcript_file) if request.transcript_file else None
+    out = request.out
+    rendered: list[Rendered] = []
+    skipped: list[tuple[str, str]] = []
+    for item in items:
+        found = override or _local_transcript(recipe, engine, item, out)
+        if found is None:
+            skipped.append(
+                (
+                    item.name,
+                    f"no local transcript for {item.kind.value} {item.source!r}; pass "
+                    "--transcript FILE, or run the recipe once so its transcript is stored",
+                )
+            )
+            continue
+        transcript, origin = found
+        rendered.append(_render_item(recipe, engine, item, tasks, transcript, origin))
+    if not rendered:
+        reasons = "\n".join(f"  {name}: {reason}" for name, reason in skipped)
+        raise UsageError(f"nothing to render:\n{reasons}")
+    if request.fmt == "json":
+        text = as_json(rendered, skipped)
+    else:
+        text = as_text(rendered, skipped, full=request.full)
+    click.echo(text)
+    return EXIT_OK
+
+
+def _load_for_render(path: Path) -> tuple[Recipe, TemplateEngine, list[Item]]:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such recipe file")
+    recipe = load_recipe(path)
+    engine = TemplateEngine(recipe.base_dir)
+    return recipe, engine, expand(recipe, engine)
+
+
+def _select_items(items: list[Item], name: str | None) -> list[Item]:
+    if name is None:
+        return items
+    chosen = [i for i in items if i.name == name]
+    if not chosen:
+        names = [i.name for i in items]
+        raise UsageError(
+            f"no item named {name!r}{suggest(name, names)}; items: {', '.join(names) or 'none'}"
+        )
+    return chosen
+
+
+def _select_tasks(recipe: Recipe, name: str | None) -> tuple[Task, ...]:
+    ordered = recipe.ordered_tasks()
+    if name is None:
+        return ordered
+    if name not in recipe.tasks:
+        raise UsageError(
+            f"no task named {name!r}{suggest(name, recipe.tasks)}; tasks: {', '.join(recipe.tasks)}"
+        )
+    return (recipe.tasks[name],)
+
+
+def _read_transcript(path: Path) -> tuple[Transcript, str]:
+    try:
+        return load_saved(path), display_path(path)
+    except SourceUnreadable as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _local_transcript(
+    recipe: Recipe, engine: TemplateEngine, item: Item, out: Path | None
+) -> tuple[Transcript, str] | None:
+    """The item's transcript if it is on disk: a transcript_file, or one a run stored."""
+    if item.kind is InputKind.TRANSCRIPT_FILE:
+        return _read_transcript(Path(item.source))
+    stored = item_dir(recipe, item, engine, out) / TRANSCRIPT_FILE
+    return _read_transcript(stored) if stored.is_file() else None
+
+
+def _render_item(
+    recipe: Recipe,
+    engine: TemplateEngine,
+    item: Item,
+    tasks: Sequence[Task],
+    transcript: Transcript,
+    origin: str,
+) -> Rendered:
+    sentences = sentences_from_words(transcript.words)
+    view = TranscriptView.build(transcript, sentences, paragraphs_from_sentences(sentences))
+    results = {
+        name: TaskResultView.build(
+            name,
+            f"[the reply of task {name!r} appears here when the recipe runs]",
+            sample_json(task.json_schema),
+            structured=task.structured,
+        )
+        for name, task in recipe.tasks.items()
+    }
+    entry = Rendered(item.name, f"{item.kind.value}: {item.source}", origin)
+    for task in tasks:
+        context = task_context(recipe, item.view(recipe), task, view, results)
+        try:
+            payload = build_payload(
+                engine, task, context, transcript_id=transcript.id, transcript_text=transcript.text
+            )
+        except TemplateProblem as problem:
+            raise RunFailed(f"cannot render item {item.name!r}:\n{problem.message}") from None
+        entry.tasks.append((task.name, payload))
+    return entry
