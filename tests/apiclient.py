@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from runner.api.http import ClientConfig, Limits, RetryPolicy, Timeouts
+from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts
 
 KEY = "sk-live-7c1e9b0f-do-not-leak"  # shaped like a real key, so a leak of it is noticed
 

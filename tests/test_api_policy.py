@@ -20,17 +20,18 @@ from multidict import CIMultiDict
 
 from runner import __version__
 from runner.api import pacing
-from runner.api.http import (
+from runner.api.config import (
+    EU_BASE_URL,
+    EU_GATEWAY_URL,
     MISSING_KEY_MESSAGE,
+    US_BASE_URL,
+    US_GATEWAY_URL,
     ClientConfig,
-    HttpClient,
     Limits,
     RetryPolicy,
     Timeouts,
-    parse_retry_after,
-    rate_limit_pause,
 )
-from runner.api.types import EU_BASE_URL, EU_GATEWAY_URL, US_BASE_URL, US_GATEWAY_URL
+from runner.api.http import HttpClient, parse_retry_after, rate_limit_pause
 from runner.errors import ApiError, ConfigurationError, MaybeSubmitted
 
 

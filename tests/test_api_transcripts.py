@@ -26,7 +26,8 @@ from fakeapi import (
     status,
 )
 
-from runner.api.http import HttpClient, Timeouts
+from runner.api.config import Timeouts
+from runner.api.http import HttpClient
 from runner.api.pacing import set_testing
 from runner.api.transcripts import PollSchedule, TranscriptsClient, poll_delays
 from runner.errors import ApiError, DeadlineExceeded, MaybeSubmitted, RunnerError, TranscriptFailed

@@ -19,14 +19,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from runner.api.http import (
-    ClientConfig,
-    ErrorText,
-    HttpClient,
-    HttpResponse,
-    fallback_text,
-    loads_or_none,
-)
+from runner.api.config import ClientConfig
+from runner.api.http import ErrorText, HttpClient, HttpResponse, fallback_text, loads_or_none
 from runner.api.types import CallStats, Completion, Usage
 from runner.errors import ApiError
 

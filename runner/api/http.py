@@ -3,13 +3,13 @@
 Every request to AssemblyAI goes through :meth:`HttpClient.request`, so the rules live
 here and nowhere else:
 
-* **Timeouts** (:class:`Timeouts`) are a config object, like httpx's: connect, read,
-  LLM and upload budgets, plus how long a transcript may take overall.
-* **Concurrency** (:class:`Limits`) is one :class:`asyncio.Semaphore` per endpoint
+* **Timeouts** (:class:`~runner.api.config.Timeouts`) are a config object, like
+  httpx's: connect, read, LLM and upload budgets, plus how long a transcript may take.
+* **Concurrency** (:class:`~runner.api.config.Limits`) is one :class:`asyncio.Semaphore` per endpoint
   *family*: uploads, transcript submissions, polls (every GET on ``/v2``), LLM Gateway
   calls and LeMUR calls. A slot is held only while a request is on the wire, never
   during a backoff sleep.
-* **Retries** (:class:`RetryPolicy`) are bounded, with full-jitter exponential backoff,
+* **Retries** (:class:`~runner.api.config.RetryPolicy`) are bounded, with full-jitter exponential backoff,
   on 408/409/429/5xx and connection errors; ``Retry-After`` is a minimum wait.
 * **Cooldowns**: after a ``Retry-After`` on a family (on the Gateway: on a model) *no*
   request to that family or model is sent until it has passed, whichever coroutine
@@ -44,24 +44,23 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import IO, Any, Final, Literal, NamedTuple, Self
+from typing import IO, Any, Final, NamedTuple, Self
 
 import aiohttp
 from yarl import URL
 
 from runner import __version__
+from runner.api.config import FAMILIES, ClientConfig, Family
 from runner.api.pacing import paced
-from runner.api.types import EU_BASE_URL, EU_GATEWAY_URL, US_BASE_URL, US_GATEWAY_URL, CallStats
-from runner.errors import ApiError, ConfigurationError, MaybeSubmitted
+from runner.api.types import CallStats
+from runner.errors import ApiError, MaybeSubmitted
 
 log = logging.getLogger(__name__)
 
-Family = Literal["uploads", "transcriptions", "polls", "llm", "lemur"]
-FAMILIES: Final[tuple[Family, ...]] = ("uploads", "transcriptions", "polls", "llm", "lemur")
 GateKey = tuple[Family, str | None]  # (family, model): Gateway limits are per model (§8)
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -69,193 +68,6 @@ BodyFactory = Callable[[], IO[bytes]]  # opened afresh for each attempt, so retr
 
 USER_AGENT: Final = f"transcript-runner/{__version__}"
 SNIPPET_CHARS: Final = 200
-
-MISSING_KEY_MESSAGE: Final = (
-    "ASSEMBLYAI_API_KEY is not set; copy your API key from the AssemblyAI dashboard and "
-    "run `export ASSEMBLYAI_API_KEY=<your key>` (in CI, store it as a secret and expose "
-    "it to the job as that environment variable). `validate` and `render` need no key."
-)
-
-
-# ---------------------------------------------------------------------------------------
-# Configuration objects.
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """How long to wait, in seconds. Defaults and why:
-
-    * ``connect`` 10 s: TCP + TLS to a healthy API takes well under a second; ten
-      seconds separates "slow network" from "unreachable" without stalling a run.
-    * ``read`` 60 s: the longest silence allowed while waiting for a REST answer. The
-      Python SDK uses one 30 s timeout for everything (notes §9); we allow double,
-      because a retry after a timeout is costly for a POST that cannot be resent.
-    * ``llm`` 300 s: a non-streamed completion sends nothing until the model has
-      finished, and a long answer from a large model can take minutes.
-    * ``upload`` 3600 s: the total for one upload (up to 2.2 GB, notes §2), since
-      sending the body is not covered by the read timeout.
-    * ``transcript_deadline``: how long a transcript may take from submission to
-      ``completed``; ``None`` scales with the audio (see :meth:`deadline_for`).
-    """
-
-    connect: float = 10.0
-    read: float = 60.0
-    llm: float = 300.0
-    upload: float = 3600.0
-    transcript_deadline: float | None = None
-    min_transcript_deadline: float = 600.0
-    deadline_per_audio_second: float = 3.0
-    unknown_duration_deadline: float = 3600.0
-
-    def deadline_for(self, audio_duration: float | None) -> float:
-        """Seconds a transcript may take: explicit, else max(600, 3 × duration), else 1 h.
-
-        Three times real time is far beyond AssemblyAI's usual turnaround, so the
-        deadline only catches stuck jobs. Without a duration (the common case: the
-        queued response does not carry one) an hour covers several hours of audio.
-        """
-        if self.transcript_deadline is not None:
-            return self.transcript_deadline
-        if audio_duration is None or audio_duration <= 0:
-            return self.unknown_duration_deadline
-        return max(self.min_transcript_deadline, self.deadline_per_audio_second * audio_duration)
-
-    def for_family(self, family: Family) -> aiohttp.ClientTimeout:
-        """The aiohttp timeout for one attempt on ``family``.
-
-        aiohttp starts its read timer only after the body is sent, so an upload also gets
-        a ``total`` budget; everything else is bounded by silence, not by duration.
-        """
-        if family == "uploads":
-            return aiohttp.ClientTimeout(
-                total=self.upload, sock_connect=self.connect, sock_read=self.read
-            )
-        read = self.llm if family in ("llm", "lemur") else self.read
-        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=read)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Requests allowed on the wire at once, per endpoint family.
-
-    ``transcriptions`` bounds concurrent ``POST /v2/transcript`` calls; the executor may
-    also use it to bound jobs in flight (paid accounts run 200+ jobs at once and queue
-    the rest, notes §6). ``polls`` covers every GET on ``/v2/transcript``. ``llm`` is
-    shared by all Gateway models; their rate limits are handled by cooldowns.
-    """
-
-    uploads: int = 4
-    transcriptions: int = 32
-    polls: int = 16
-    llm: int = 8
-    lemur: int = 4
-
-    def __post_init__(self) -> None:
-        for family in FAMILIES:
-            if self.for_family(family) < 1:
-                raise ConfigurationError(f"limit for {family} must be at least 1")
-
-    def for_family(self, family: Family) -> int:
-        """The slot count for ``family``."""
-        value: int = getattr(self, family)
-        return value
-
-    def total(self) -> int:
-        """All slots together: the connection pool never needs more."""
-        return sum(self.for_family(family) for family in FAMILIES)
-
-
-RETRYABLE_STATUSES: Final = frozenset({408, 409, 429, 500, 502, 503, 504})
-# Statuses meaning "not processed": safe to resend even a POST that creates a job.
-UNPROCESSED_STATUSES: Final = frozenset({429, 503})
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries with full-jitter exponential backoff (AWS "full jitter").
-
-    ``retry_statuses`` apply to idempotent requests. ``unprocessed_statuses`` are the
-    only statuses on which a non-idempotent request is resent: 429 says the request was
-    refused before any work; 503 is taken to mean the same (see the module docstring).
-    Idempotent requests follow notes §6: GETs retry on 429, 5xx and network errors.
-    A ``Retry-After`` longer than ``max_retry_after`` fails the call instead of stalling
-    the run. ``rng`` is injectable so tests get reproducible jitter.
-    """
-
-    max_retries: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_retry_after: float = 300.0
-    retry_statuses: frozenset[int] = RETRYABLE_STATUSES
-    unprocessed_statuses: frozenset[int] = UNPROCESSED_STATUSES
-    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
-
-    def backoff(self, retries: int) -> float:
-        """Seconds before retry number ``retries + 1``: uniform in [0, min(max, base·2ⁿ)]."""
-        cap = min(self.max_delay, self.base_delay * 2 ** min(retries, 32))
-        return self.rng.uniform(0.0, cap)
-
-    def may_retry(self, status: int, *, idempotent: bool) -> bool:
-        """Whether a response with ``status`` may be resent."""
-        return status in (self.retry_statuses if idempotent else self.unprocessed_statuses)
-
-
-_REGIONS: Final[dict[str, tuple[str, str]]] = {
-    "us": (US_BASE_URL, US_GATEWAY_URL),
-    "eu": (EU_BASE_URL, EU_GATEWAY_URL),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ClientConfig:
-    """Where to send requests, with which key, under which policy. ``repr`` hides the key."""
-
-    api_key: str = field(repr=False)
-    base_url: str = US_BASE_URL
-    gateway_url: str = US_GATEWAY_URL
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    limits: Limits = field(default_factory=Limits)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @classmethod
-    def from_env(
-        cls,
-        region: str | None = None,
-        *,
-        environ: Mapping[str, str] | None = None,
-        timeouts: Timeouts | None = None,
-        limits: Limits | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> ClientConfig:
-        """Read ``ASSEMBLYAI_API_KEY``, ``ASSEMBLYAI_BASE_URL``, ``ASSEMBLYAI_LLM_GATEWAY_URL``.
-
-        ``region`` ("us" or "eu") picks the default hosts (notes §1); an explicit URL in
-        the environment wins over the region, so a loopback test server always works.
-        """
-        env = os.environ if environ is None else environ
-        api_key = env.get("ASSEMBLYAI_API_KEY", "").strip()
-        if not api_key:
-            raise ConfigurationError(MISSING_KEY_MESSAGE)
-        name = (region or "us").strip().lower()
-        if name not in _REGIONS:
-            raise ConfigurationError(f"unknown region {region!r}; use 'us' or 'eu'")
-        base_default, gateway_default = _REGIONS[name]
-        return cls(
-            api_key=api_key,
-            base_url=_clean_url(env.get("ASSEMBLYAI_BASE_URL")) or base_default,
-            gateway_url=_clean_url(env.get("ASSEMBLYAI_LLM_GATEWAY_URL")) or gateway_default,
-            timeouts=timeouts or Timeouts(),
-            limits=limits or Limits(),
-            retry=retry or RetryPolicy(),
-        )
-
-
-def _clean_url(value: str | None) -> str | None:
-    """An environment URL without surrounding blanks or a trailing slash; empty is unset."""
-    cleaned = (value or "").strip().rstrip("/")
-    return cleaned or None
-
 
 # ---------------------------------------------------------------------------------------
 # Reading headers and error bodies.

@@ -11,7 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from runner.api.http import ClientConfig, HttpClient
+from runner.api.config import ClientConfig
+from runner.api.http import HttpClient
 from runner.api.types import Completion, Usage
 from runner.errors import ApiError
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from runner.api.http import ClientConfig, Clock, HttpClient, HttpResponse, Sleep
+from runner.api.config import ClientConfig
+from runner.api.http import Clock, HttpClient, HttpResponse, Sleep
 from runner.api.pacing import paced
 from runner.api.types import TranscriptResult
 from runner.errors import ApiError, DeadlineExceeded, RunnerError, TranscriptFailed

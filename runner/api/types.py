@@ -6,11 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-US_BASE_URL = "https://api.assemblyai.com"
-US_GATEWAY_URL = "https://llm-gateway.assemblyai.com/v1"
-EU_BASE_URL = "https://api.eu.assemblyai.com"
-EU_GATEWAY_URL = "https://llm-gateway.eu.assemblyai.com/v1"
-
 
 @dataclass(frozen=True, slots=True)
 class Usage:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import click
 
+from runner.api.config import ClientConfig, Limits, Timeouts
 from runner.api.gateway import GatewayClient
-from runner.api.http import ClientConfig, HttpClient, Limits, Timeouts
+from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
 from runner.api.transcripts import TranscriptsClient
 from runner.checks import load_recipes
