@@ -31,7 +31,8 @@ from runner.api.config import (
     RetryPolicy,
     Timeouts,
 )
-from runner.api.http import HttpClient, parse_retry_after, rate_limit_pause
+from runner.api.http import HttpClient
+from runner.api.replies import parse_retry_after, rate_limit_pause
 from runner.errors import ApiError, ConfigurationError, MaybeSubmitted
 
 

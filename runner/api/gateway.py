@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from runner.api.config import ClientConfig
-from runner.api.http import ErrorText, HttpClient, HttpResponse, fallback_text, loads_or_none
+from runner.api.http import HttpClient, HttpResponse
+from runner.api.replies import ErrorText, fallback_text, loads_or_none
 from runner.api.types import CallStats, Completion, Usage
 from runner.errors import ApiError
 

@@ -5,12 +5,12 @@ here and nowhere else:
 
 * **Timeouts** (:class:`~runner.api.config.Timeouts`) are a config object, like
   httpx's: connect, read, LLM and upload budgets, plus how long a transcript may take.
-* **Concurrency** (:class:`~runner.api.config.Limits`) is one :class:`asyncio.Semaphore` per endpoint
+* **Concurrency** (:class:`~runner.api.config.Limits`) is one semaphore per endpoint
   *family*: uploads, transcript submissions, polls (every GET on ``/v2``), LLM Gateway
   calls and LeMUR calls. A slot is held only while a request is on the wire, never
   during a backoff sleep.
-* **Retries** (:class:`~runner.api.config.RetryPolicy`) are bounded, with full-jitter exponential backoff,
-  on 408/409/429/5xx and connection errors; ``Retry-After`` is a minimum wait.
+* **Retries** (:class:`~runner.api.config.RetryPolicy`) are bounded, with full-jitter
+  exponential backoff, on 408/409/429/5xx and connection errors; ``Retry-After`` is a minimum wait.
 * **Cooldowns**: after a ``Retry-After`` on a family (on the Gateway: on a model) *no*
   request to that family or model is sent until it has passed, whichever coroutine
   wants to send it. ``x-ratelimit-remaining <= 0`` pauses the same way until
@@ -33,20 +33,14 @@ of an exception message and never shown by ``repr``.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json as jsonlib
 import logging
-import math
 import os
-import random
-import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from http import HTTPStatus
 from types import TracebackType
 from typing import IO, Any, Final, NamedTuple, Self
 
@@ -55,164 +49,24 @@ from yarl import URL
 
 from runner import __version__
 from runner.api.config import FAMILIES, ClientConfig, Family
+from runner.api.cooldowns import Clock, Cooldowns, GateKey, Sleep
 from runner.api.pacing import paced
+from runner.api.replies import (
+    ErrorParser,
+    body_snippet,
+    loads_or_none,
+    parse_retry_after,
+    rate_limit_pause,
+    v2_error_text,
+)
 from runner.api.types import CallStats
 from runner.errors import ApiError, MaybeSubmitted
 
 log = logging.getLogger(__name__)
 
-GateKey = tuple[Family, str | None]  # (family, model): Gateway limits are per model (§8)
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
 BodyFactory = Callable[[], IO[bytes]]  # opened afresh for each attempt, so retries resend
 
 USER_AGENT: Final = f"transcript-runner/{__version__}"
-SNIPPET_CHARS: Final = 200
-
-# ---------------------------------------------------------------------------------------
-# Reading headers and error bodies.
-# ---------------------------------------------------------------------------------------
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` in seconds: an integer, a float (our fake) or an HTTP date (RFC 9110)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _header_number(headers: Mapping[str, str], name: str) -> float | None:
-    """A numeric header, or None when absent or not a number."""
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return None if math.isnan(number) else number
-
-
-def rate_limit_pause(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to pause when ``x-ratelimit-remaining`` is used up, else None.
-
-    The reset header is "seconds until the window resets" (notes §6, §8); a value that
-    looks like a Unix timestamp is converted, in case a service sends that instead.
-    """
-    remaining = _header_number(headers, "x-ratelimit-remaining")
-    reset = _header_number(headers, "x-ratelimit-reset")
-    if remaining is None or reset is None or remaining > 0:
-        return None
-    if reset > 1e9:
-        reset -= time.time() if now is None else now
-    return reset if reset > 0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorText:
-    """What an error body says, made readable, and the request id if it carried one."""
-
-    message: str
-    request_id: str | None = None
-
-
-ErrorParser = Callable[[int, bytes], ErrorText]
-
-_TAG = re.compile(r"<[^>]+>")
-_SPACE = re.compile(r"\s+")
-
-
-def body_snippet(body: bytes, limit: int = SNIPPET_CHARS) -> str:
-    """A non-JSON body as one short line: HTML tags dropped, whitespace collapsed."""
-    text = _SPACE.sub(" ", _TAG.sub(" ", body.decode("utf-8", errors="replace"))).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def loads_or_none(body: bytes) -> Any:
-    """Parsed JSON, or None for an empty or non-JSON body."""
-    try:
-        return jsonlib.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def fallback_text(status: int, body: bytes) -> str:
-    """The body as text, else the status phrase: 503/504 from proxies are not JSON (§6)."""
-    snippet = body_snippet(body)
-    if snippet:
-        return snippet
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "no error message"
-
-
-def v2_error_text(status: int, body: bytes) -> ErrorText:
-    """``/v2`` and LeMUR errors: ``{"error": "<message>"}`` (spec ``Error``, notes §6)."""
-    data = loads_or_none(body)
-    if isinstance(data, dict):
-        message = data.get("error")
-        request_id = data.get("request_id")
-        if isinstance(message, str) and message.strip():
-            return ErrorText(message.strip(), request_id if isinstance(request_id, str) else None)
-    return ErrorText(fallback_text(status, body))
-
-
-# ---------------------------------------------------------------------------------------
-# Cooldowns: "nobody calls this family/model before T".
-# ---------------------------------------------------------------------------------------
-
-
-class Cooldowns:
-    """Per (family, model) times before which no request may be sent.
-
-    Waiters re-check after sleeping, because another response may have extended the
-    pause meanwhile; each adds a little jitter so a crowd does not stampede at once.
-    """
-
-    def __init__(self, clock: Clock, sleep: Sleep, rng: random.Random) -> None:
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng
-        self._until: dict[GateKey, float] = {}
-
-    def pause(self, key: GateKey, seconds: float) -> None:
-        """Close the gate for ``seconds`` from now (never shortens an existing pause)."""
-        until = self._clock() + seconds
-        if until > self._until.get(key, 0.0):
-            self._until[key] = until
-
-    def remaining(self, key: GateKey) -> float:
-        """Seconds until the gate opens; 0 when open."""
-        return max(0.0, self._until.get(key, 0.0) - self._clock())
-
-    async def wait(self, key: GateKey) -> None:
-        """Return once the gate for ``key`` is open."""
-        while (left := self.remaining(key)) > 0:
-            await self._sleep(left + self._rng.uniform(0.0, min(0.05 * left, 1.0)))
-
-    def snapshot(self) -> dict[str, float]:
-        """Open pauses as ``"family"`` or ``"family:model"`` → seconds left."""
-        now = self._clock()
-        return {
-            f"{family}:{model}" if model else family: round(until - now, 3)
-            for (family, model), until in self._until.items()
-            if until > now
-        }
-
 
 # ---------------------------------------------------------------------------------------
 # The client.

@@ -18,7 +18,8 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from runner.api.config import ClientConfig
-from runner.api.http import Clock, HttpClient, HttpResponse, Sleep
+from runner.api.cooldowns import Clock, Sleep
+from runner.api.http import HttpClient, HttpResponse
 from runner.api.pacing import paced
 from runner.api.types import TranscriptResult
 from runner.errors import ApiError, DeadlineExceeded, RunnerError, TranscriptFailed
