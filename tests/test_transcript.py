@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import re
+import types
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +17,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runner.transcript import model as transcript_module
+from runner.transcript import text as transcript_text
 from runner.transcript.model import (
     Paragraph,
     Sentence,
-    SpeakerStats,
     Transcript,
     Utterance,
     Word,
+    parse_paragraphs,
+    parse_sentences,
+    sentences_from_words,
+)
+from runner.transcript.text import (
+    SpeakerStats,
     dialogue,
     estimate_tokens,
     format_timestamp,
-    parse_paragraphs,
-    parse_sentences,
     sentence_windows,
-    sentences_from_words,
     speaker_stats,
     truncate_tokens,
     word_count,
@@ -604,7 +608,8 @@ def test_truncate_tokens_validates() -> None:
 # --- docstring examples (they are user documentation for the filters) ----------------------
 
 
-def test_docstring_examples() -> None:
-    result = doctest.testmod(transcript_module)
-    assert result.attempted > 10
+@pytest.mark.parametrize("module", [transcript_module, transcript_text])
+def test_docstring_examples(module: types.ModuleType) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 3
     assert result.failed == 0

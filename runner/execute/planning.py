@@ -25,13 +25,13 @@ from runner.recipe.model import InputKind, Recipe, Task
 from runner.store import Store, audio_identity, request_key, transcription_key
 from runner.transcript.model import (
     Transcript,
-    estimate_tokens,
     load_saved,
     paragraphs_from_sentences,
     parse_paragraphs,
     parse_sentences,
     sentences_from_words,
 )
+from runner.transcript.text import estimate_tokens
 
 
 @dataclass

@@ -39,7 +39,8 @@ from runner.prompt.views import (
     TranscriptView,
 )
 from runner.recipe.model import Template
-from runner.transcript import model as helpers
+from runner.transcript import model
+from runner.transcript import text as helpers
 
 __all__ = ["TemplateEngine", "TemplateProblem", "used_transcript_fields"]
 
@@ -154,10 +155,10 @@ def _path_of(obj: Any) -> str | None:
     if isinstance(obj, NoJson):
         return f"tasks.{obj.task}.json"
     segments = {
-        helpers.Word: "word",
-        helpers.Utterance: "utterance",
-        helpers.Sentence: "sentence",
-        helpers.Paragraph: "paragraph",
+        model.Word: "word",
+        model.Utterance: "utterance",
+        model.Sentence: "sentence",
+        model.Paragraph: "paragraph",
     }
     for kind, label in segments.items():
         if isinstance(obj, kind):

@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runner.transcript.model import Sentence, Window, format_timestamp, sentence_windows
+from runner.transcript.model import Sentence
+from runner.transcript.text import Window, format_timestamp, sentence_windows
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)]|QUOTE\s*#?\d+:?)\s*", re.IGNORECASE)
 MIN_QUOTE_CHARS = 12
