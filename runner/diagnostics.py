@@ -52,19 +52,42 @@ class Diagnostic:
     def to_github(self) -> str:
         """A GitHub Actions workflow command that annotates the line in the pull request."""
         kind = "error" if self.is_error else "warning"
-        props = [f"file={escape_property(self.file)}"]
-        if self.line > 0:
-            props.append(f"line={self.line}")
-        if self.column > 0:
-            props.append(f"col={self.column}")
-        props.append(f"title={escape_property('transcript-runner ' + kind)}")
         where = f"{self.path}: " if self.path else ""
-        return f"::{kind} {','.join(props)}::{escape_data(where + self.message)}"
+        return workflow_command(
+            kind,
+            where + self.message,
+            title=f"transcript-runner {kind}",
+            file=self.file,
+            line=self.line,
+            column=self.column,
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["severity"] = self.severity.value
         return data
+
+
+def workflow_command(
+    kind: str,
+    message: str,
+    *,
+    title: str,
+    file: str | None = None,
+    line: int = 0,
+    column: int = 0,
+) -> str:
+    """The one writer of GitHub workflow commands (``::error file=…,line=…::message``):
+    ``validate``'s diagnostics and a run's failures are annotated alike."""
+    props = []
+    if file:
+        props.append(f"file={escape_property(file)}")
+        if line > 0:
+            props.append(f"line={line}")
+            if column > 0:
+                props.append(f"col={column}")
+    props.append(f"title={escape_property(title)}")
+    return f"::{kind} {','.join(props)}::{escape_data(message)}"
 
 
 def escape_data(value: str) -> str:

@@ -17,6 +17,8 @@ import pytest
 from conftest import RunCli
 from fakeapi import FakeAssemblyAI, serve_in_thread, status
 
+from runner.errors import OverlappingShards
+from runner.results import manifest as run_manifest
 from runner.results import reports
 from runner.results.manifest import ExpectationRecord, ItemRecord, ManifestWriter, TaskRecord
 
@@ -310,7 +312,7 @@ def test_annotations_escape_and_stop_at_50(tmp_path: Path) -> None:
 def test_a_clean_run_has_no_annotations(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "run.json", [item("x", [ok_task()])])
     assert reports.annotations(manifest) == []
-    assert not reports.run_failed(manifest)
+    assert not run_manifest.run_failed(manifest)
 
 
 # --- merge -----------------------------------------------------------------------------
@@ -339,7 +341,7 @@ def load(path: Path) -> Manifest:
 
 def test_merge_adds_up_the_shards(shards: tuple[Path, Path]) -> None:
     first, second = (load(p) for p in shards)
-    merged = reports.merge([first, second])
+    merged = run_manifest.merge([first, second])
     assert merged["shards"] == 2
     assert [i["item"] for i in merged["items"]] == ["a", "b", "c", "d"]
     assert merged["recipes"] == [
@@ -353,45 +355,45 @@ def test_merge_adds_up_the_shards(shards: tuple[Path, Path]) -> None:
     assert summary["tasks"] == {"ok": 4, "failed": 1}
     for field in ("input_tokens", "output_tokens", "llm_calls"):
         assert summary[field] == first["summary"][field] + second["summary"][field]
-    assert reports.run_failed(merged)
+    assert run_manifest.run_failed(merged)
     # A merged manifest is a manifest: it merges again and reports.
-    again = reports.merge([merged])
+    again = run_manifest.merge([merged])
     assert again["shards"] == 2
     assert again["summary"] == {**summary, "finished": again["summary"]["finished"]}
 
 
 def test_merge_keeps_an_incomplete_outcome(tmp_path: Path, shards: tuple[Path, Path]) -> None:
     late = write_manifest(tmp_path / "late.json", [item("z", [ok_task()])], outcome="timed out")
-    merged = reports.merge([load(shards[0]), late])
+    merged = run_manifest.merge([load(shards[0]), late])
     assert merged["summary"]["outcome"] == "timed out"
-    assert reports.run_failed(merged)
+    assert run_manifest.run_failed(merged)
 
 
 def test_merge_of_a_split_with_a_shard_missing_is_incomplete(tmp_path: Path) -> None:
     one = write_manifest(tmp_path / "1.json", [item("a", [ok_task()])], shard="1/3")
     three = write_manifest(tmp_path / "3.json", [item("c", [ok_task()])], shard="3/3")
-    merged = reports.merge([one, three])
-    assert reports.missing_shards([one, three]) == ["2/3"]
+    merged = run_manifest.merge([one, three])
+    assert run_manifest.missing_shards([one, three]) == ["2/3"]
     assert (merged["shard"], merged["shards"]) == (None, 2)
     assert merged["summary"]["outcome"] == "incomplete"
-    assert reports.run_failed(merged)
+    assert run_manifest.run_failed(merged)
     assert reports.step_summary(merged).startswith("### ❌ transcript-runner: run incomplete\n")
     two = write_manifest(tmp_path / "2.json", [item("b", [ok_task()])], shard="2/3")
-    assert reports.merge([one, two, three])["summary"]["outcome"] == "completed"
+    assert run_manifest.merge([one, two, three])["summary"]["outcome"] == "completed"
 
 
 def test_merge_refuses_shards_of_different_splits(tmp_path: Path) -> None:
     one = write_manifest(tmp_path / "1.json", [item("a", [ok_task()])], shard="1/3")
     other = write_manifest(tmp_path / "2.json", [item("b", [ok_task()])], shard="2/4")
     with pytest.raises(ValueError, match="different --shard splits") as raised:
-        reports.merge([one, other], names=["x.json", "y.json"])
+        run_manifest.merge([one, other], names=["x.json", "y.json"])
     assert str(raised.value).endswith("x.json (1/3); y.json (2/4)")
 
 
 def test_merge_rejects_overlapping_shards(shards: tuple[Path, Path]) -> None:
     first = load(shards[0])
-    with pytest.raises(reports.OverlappingShards) as raised:
-        reports.merge([first, load(shards[1]), first], names=["one", "two", "three"])
+    with pytest.raises(OverlappingShards) as raised:
+        run_manifest.merge([first, load(shards[1]), first], names=["one", "two", "three"])
     assert str(raised.value) == (
         "the shards overlap: 2 items are in more than one manifest: notes/a (in one and "
         "three), notes/b (in one and three); merge the manifests of disjoint shards "
@@ -410,7 +412,7 @@ def test_merge_rejects_overlapping_shards(shards: tuple[Path, Path]) -> None:
 )
 def test_merge_rejects_what_is_not_a_manifest(data: Any, problem: str) -> None:
     with pytest.raises(ValueError, match=r"^input 1: ") as raised:
-        reports.merge([data])
+        run_manifest.merge([data])
     assert problem in str(raised.value)
 
 

@@ -11,16 +11,11 @@ import click
 
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.recipe.model import MANIFEST_FILE
+from runner.results.manifest import load_manifest, merged_totals, missing_shards, run_failed
+from runner.results.manifest import merge as merge_manifests
 from runner.results.outputs import write_json
 from runner.results.progress import summary_text
-from runner.results.reports import (
-    load_manifest,
-    merged_totals,
-    missing_shards,
-    publish,
-    run_failed,
-)
-from runner.results.reports import merge as merge_manifests
+from runner.results.reports import publish
 
 
 @dataclass(frozen=True)

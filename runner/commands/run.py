@@ -30,8 +30,9 @@ from runner.execute.services import Reporter, Services, offline_services
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
 from runner.recipe.model import MANIFEST_FILE, InputKind, Recipe
+from runner.results.manifest import load_manifest
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
-from runner.results.reports import load_manifest, publish, wanted
+from runner.results.reports import publish, wanted
 from runner.store import DEFAULT_STATE_DIR, Store
 
 DEFAULT_OUT = Path("out")

@@ -1,4 +1,6 @@
-"""The run manifest, ``run.json``: one record per item and task, streamed to disk.
+"""The run manifest, ``run.json``: its one owner, which writes, reads, checks and merges it.
+
+One record per item and task, streamed to disk:
 
 A run over 10,000 items must not hold every result in memory, so each item's
 record is appended to ``run.json.partial`` the moment the item finishes; the
@@ -7,19 +9,33 @@ ends, including on Ctrl-C or ``--timeout``. A crash leaves the ``.partial`` file
 whose records up to the crash are intact.
 
 Secrets never reach it: records are built from results, never from requests.
+
+Reading gives the runner's own records back (:func:`item_records`), so the reports
+and a ``merge`` of shards count exactly as the run did; :func:`merge` combines the
+manifests of ``--shard K/N`` jobs into one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from runner import __version__
+from runner.errors import OverlappingShards
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Manifest = Mapping[str, Any]
+
 
 MAX_FAILURES_KEPT = 50  # failures repeated in the end-of-run summary
 
@@ -184,3 +200,239 @@ class ManifestWriter:
 
 def _indent(text: str, *, first: bool = True) -> str:
     return ("    " if first else "") + text
+
+
+# --- reading a manifest --------------------------------------------------------------
+
+
+def check_manifest(data: Any) -> Manifest:
+    """``data`` if it is a finished run manifest; a ValueError saying what is missing.
+
+    A ``.partial`` manifest (a crashed run) has no summary: reporting it as a run
+    would hide that the run never ended, so it is refused with that reason.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError("not a transcript-runner manifest (expected a JSON object)")
+    if not isinstance(data.get("items"), list):
+        raise ValueError("not a transcript-runner manifest (no 'items' list)")
+    if not isinstance(data.get("summary"), Mapping):
+        raise ValueError(
+            "not a finished transcript-runner manifest (no 'summary'; "
+            "a run that crashed leaves run.json.partial without one)"
+        )
+    return data
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and check ``run.json``; a ValueError names the file and the problem."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    try:
+        return check_manifest(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def item_records(manifest: Manifest) -> list[ItemRecord]:
+    """The manifest's items as the runner's own records, so totals are counted by
+    :class:`~runner.results.manifest.Totals`, the code that wrote the summary, not a copy."""
+    return [_item(entry, index) for index, entry in enumerate(manifest["items"], 1)]
+
+
+def _item(data: Any, index: int) -> ItemRecord:
+    fields = _known_fields(ItemRecord, data, f"item {index}")
+    fields["tasks"] = [_task(task, f"item {index}") for task in fields.get("tasks") or ()]
+    return ItemRecord(**fields)
+
+
+def _task(data: Any, where: str) -> TaskRecord:
+    fields = _known_fields(TaskRecord, data, f"a task of {where}")
+    fields["expectations"] = [
+        ExpectationRecord(**_known_fields(ExpectationRecord, e, f"an expectation of {where}"))
+        for e in fields.get("expectations") or ()
+    ]
+    return TaskRecord(**fields)
+
+
+def _known_fields(kind: type[DataclassInstance], data: Any, what: str) -> dict[str, Any]:
+    """The fields ``kind`` knows, from a JSON object. Unknown keys are dropped, so a
+    manifest written by a newer runner (with more fields) still reports."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{what} is not a JSON object")
+    names = dataclasses.fields(kind)
+    required = [
+        f.name
+        for f in names
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(repr(m) for m in missing)}")
+    return {f.name: data[f.name] for f in names if f.name in data}
+
+
+# --- what failed ---------------------------------------------------------------------
+
+
+def failed_expectations(task: TaskRecord) -> list[ExpectationRecord]:
+    return [e for e in task.expectations if not e.passed]
+
+
+def run_failed(manifest: Manifest) -> bool:
+    """The exit-code rule of ``run``: anything short of complete success is a failure,
+    including skipped tasks (their output is missing) and failed expectations."""
+    summary = manifest["summary"]
+    if summary.get("outcome") != "completed":
+        return True
+    for record in item_records(manifest):
+        if record.status != "ok":
+            return True
+        for task in record.tasks:
+            if task.status != "ok" or failed_expectations(task):
+                return True
+    return False
+
+
+def ordered_by_recipe(
+    manifest: Manifest, records: Iterable[ItemRecord]
+) -> list[tuple[str, list[ItemRecord]]]:
+    """Items grouped by recipe, in the manifest's recipe order, each group by item name.
+
+    The manifest lists items in the order they finished, which changes from run to
+    run; sorting makes two reports of the same work identical, so they diff cleanly.
+    """
+    groups: dict[str, list[ItemRecord]] = {}
+    for recipe in manifest.get("recipes") or ():
+        if isinstance(recipe, Mapping) and "name" in recipe:
+            groups.setdefault(str(recipe["name"]), [])
+    for record in records:
+        groups.setdefault(record.recipe, []).append(record)
+    return [(name, sorted(items, key=lambda r: r.item)) for name, items in groups.items()]
+
+
+def totals_of(records: Iterable[ItemRecord]) -> Totals:
+    """The totals of ``records``, counted as the run counted them."""
+    totals = Totals()
+    for record in records:
+        totals.add(record)
+    return totals
+
+
+# --- merging shards ------------------------------------------------------------------
+
+
+def merge(manifests: Sequence[Manifest], names: Sequence[str] | None = None) -> dict[str, Any]:
+    """One manifest for the runs of all shards: recipes once each, items in the order of
+    the inputs, the summary recounted from the items, ``shards`` the number of runs.
+
+    ``names`` label the inputs in error messages (file names); by default "input 1"….
+    The outcome is ``completed`` only if every shard completed; otherwise the first
+    other outcome (``interrupted``, ``timed out``), or ``incomplete`` when inputs are
+    shards of one ``--shard K/N`` split and some of its shards are not among them.
+    """
+    if not manifests:
+        raise ValueError("nothing to merge: give at least one manifest")
+    labels = list(names or (f"input {n}" for n in range(1, len(manifests) + 1)))
+    records: list[list[ItemRecord]] = []
+    for label, manifest in zip(labels, manifests, strict=True):
+        try:
+            records.append(item_records(check_manifest(manifest)))
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
+    _check_disjoint(records, labels)
+    missing = missing_shards(manifests, labels)
+    merged: dict[str, Any] = {
+        "tool": "transcript-runner",
+        "version": __version__,
+        "started": min((str(m.get("started", "")) for m in manifests), default=""),
+        "recipes": _recipes(manifests),
+        "shard": None,  # the merged run is no single shard; `shards` counts them
+        "shards": sum(_shards(m) for m in manifests),
+        "items": [dict(item) for m in manifests for item in m["items"]],
+    }
+    everything = [record for shard in records for record in shard]
+    summaries = [m["summary"] for m in manifests]
+    merged["summary"] = _summary(totals_of(everything), summaries, incomplete=bool(missing))
+    return merged
+
+
+def missing_shards(manifests: Sequence[Manifest], labels: Sequence[str] = ()) -> list[str]:
+    """The shards of a ``--shard K/N`` split that none of ``manifests`` is, when each is
+    one shard of the same split. A matrix job that crashed before writing its manifest
+    must not make the merged run look complete. Shards of different splits (``1/3``
+    and ``1/4``) hold unrelated shares of the items: a ValueError."""
+    declared = [_shard_of(m) for m in manifests]
+    splits: dict[int, list[str]] = {}
+    for position, shard in enumerate(declared):
+        if shard is not None:
+            label = labels[position] if position < len(labels) else f"input {position + 1}"
+            splits.setdefault(shard[1], []).append(f"{label} ({shard[0]}/{shard[1]})")
+    if len(splits) > 1:
+        shown = "; ".join(", ".join(names) for names in splits.values())
+        raise ValueError(f"the manifests come from different --shard splits: {shown}")
+    if not splits or any(shard is None for shard in declared):
+        return []
+    (count,) = splits
+    present = {shard[0] for shard in declared if shard is not None}
+    return [f"{k}/{count}" for k in range(1, count + 1) if k not in present]
+
+
+def _shard_of(manifest: Manifest) -> tuple[int, int] | None:
+    match = re.fullmatch(r"(\d+)/(\d+)", str(manifest.get("shard") or ""))
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _check_disjoint(records: Sequence[Sequence[ItemRecord]], labels: Sequence[str]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    overlaps: list[tuple[str, str, str]] = []
+    for label, shard in zip(labels, records, strict=True):
+        for record in shard:
+            key = (record.recipe, record.item)
+            if key in seen:
+                overlaps.append((f"{record.recipe}/{record.item}", seen[key], label))
+            else:
+                seen[key] = label
+    if overlaps:
+        raise OverlappingShards(overlaps)
+
+
+def _recipes(manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
+    recipes: dict[str, dict[str, Any]] = {}
+    for manifest in manifests:
+        for recipe in manifest.get("recipes") or ():
+            if isinstance(recipe, Mapping):
+                recipes.setdefault(str(recipe.get("name")), dict(recipe))
+    return list(recipes.values())
+
+
+def _shards(manifest: Manifest) -> int:
+    """A merged manifest counts the shards it already holds, so merges can be nested."""
+    shards = manifest.get("shards")
+    return shards if isinstance(shards, int) and shards > 0 else 1
+
+
+def _summary(
+    totals: Totals, summaries: Sequence[Mapping[str, Any]], *, incomplete: bool
+) -> dict[str, Any]:
+    """The fields of :meth:`runner.results.manifest.ManifestWriter.close`, for the merged items.
+
+    Shards run side by side, so the wall time is the longest shard's.
+    """
+    outcomes = [str(s.get("outcome")) for s in summaries]
+    outcome = next((o for o in outcomes if o != "completed"), "completed")
+    if incomplete and outcome == "completed":
+        outcome = "incomplete"
+    walls = [float(s.get("wall_seconds") or 0) for s in summaries]
+    return {
+        "outcome": outcome,
+        "finished": max((str(s.get("finished", "")) for s in summaries), default=""),
+        "wall_seconds": round(max(walls, default=0.0), 3),
+        **totals.counts(),
+    }
+
+
+def merged_totals(manifest: Manifest) -> Totals:
+    """The manifest's totals, e.g. for the end-of-run summary text of a merge."""
+    return totals_of(item_records(manifest))

@@ -1,0 +1,85 @@
+"""GitHub workflow commands that annotate the recipe line of each failure."""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from runner.diagnostics import workflow_command
+from runner.results.manifest import (
+    ItemRecord,
+    Manifest,
+    failed_expectations,
+    item_records,
+    ordered_by_recipe,
+)
+
+MAX_ANNOTATIONS = 50  # workflow commands printed, the final notice included
+NAMES_SHOWN = 3  # item names quoted in an annotation shared by many items
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One annotation's content, minus the item: equal problems of many items merge."""
+
+    file: str
+    line: int
+    title: str
+    task: str  # "" for an item-level failure
+    message: str
+
+
+def annotations(manifest: Manifest) -> list[str]:
+    """``::error`` workflow commands pointing at the recipe line of each failure.
+
+    The same failure on many items (a bad prompt fails every item at the same task
+    line) becomes one annotation naming how many items and the first few, and the
+    list stops at 50 with a notice: GitHub shows only a few annotations per step
+    anyway, and a 10,000-item run must not print 10,000 lines.
+    """
+    grouped: dict[_Problem, list[str]] = {}
+    for _, records in ordered_by_recipe(manifest, item_records(manifest)):
+        for record in records:
+            for problem in _problems(record):
+                grouped.setdefault(problem, []).append(record.item)
+    lines = [_annotation(problem, items) for problem, items in grouped.items()]
+    if len(lines) <= MAX_ANNOTATIONS:
+        return lines
+    shown = lines[: MAX_ANNOTATIONS - 1]
+    hidden = len(lines) - len(shown)
+    notice = f"{hidden} more failures are not annotated; the run manifest lists every one"
+    return [*shown, workflow_command("notice", notice, title="transcript-runner")]
+
+
+def _problems(record: ItemRecord) -> Iterator[_Problem]:
+    file = record.recipe_file
+    if record.error:
+        yield _Problem(file, 0, f"item {record.status}", "", record.error)
+    for task in record.tasks:
+        failed = failed_expectations(task)
+        for expectation in failed:
+            line = expectation.line if expectation.line > 0 else task.line
+            message = expectation.message or f"expectation {expectation.expect} failed"
+            yield _Problem(file, line, f"expectation failed in {task.task}", task.task, message)
+        if task.status == "failed" and not failed:
+            yield _Problem(
+                file, task.line, f"task {task.task} failed", task.task, task.error or "failed"
+            )
+
+
+def _annotation(problem: _Problem, items: Sequence[str]) -> str:
+    who = _who(items)
+    where = f"{who} · {problem.task}" if problem.task else who
+    return workflow_command(
+        "error",
+        f"{where}: {problem.message}",
+        title=problem.title,
+        file=problem.file,
+        line=problem.line,
+    )
+
+
+def _who(items: Sequence[str]) -> str:
+    if len(items) == 1:
+        return items[0]
+    names = ", ".join(items[:NAMES_SHOWN])
+    more = f" and {len(items) - NAMES_SHOWN} more" if len(items) > NAMES_SHOWN else ""
+    return f"{len(items):,} items ({names}{more})"

@@ -1,0 +1,137 @@
+"""The Markdown job summary (``$GITHUB_STEP_SUMMARY``): totals per recipe, then failures."""
+
+from collections.abc import Iterator, Sequence
+
+from runner.results.manifest import (
+    ItemRecord,
+    Manifest,
+    TaskRecord,
+    Totals,
+    failed_expectations,
+    item_records,
+    ordered_by_recipe,
+    run_failed,
+    totals_of,
+)
+
+MAX_FAILURES_LISTED = 50  # bullets in the step summary before "…and N more"
+TEXT_LIMIT = 500  # characters of an error quoted in the step summary
+
+
+# --- GitHub step summary -------------------------------------------------------------
+
+_COLUMNS = (
+    "recipe",
+    "items ok / failed",
+    "tasks ok / failed / skipped",
+    "tokens in / out",
+    "transcriptions submitted / reused",
+    "LLM calls / cached",
+)
+
+
+def step_summary(manifest: Manifest) -> str:
+    """GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY``: the outcome, a table row
+    per recipe, and the failures (at most 50), so a reviewer sees what broke without
+    opening the job log."""
+    records = item_records(manifest)
+    groups = ordered_by_recipe(manifest, records)
+    lines = [_heading(manifest), "", _overview(manifest, records, len(groups)), ""]
+    lines += _table(groups)
+    failures = list(_failure_lines(groups))
+    if failures:
+        lines += ["", "#### Failures", ""]
+        lines += [f"- {text}" for text in failures[:MAX_FAILURES_LISTED]]
+        if len(failures) > MAX_FAILURES_LISTED:
+            lines.append(f"- …and {len(failures) - MAX_FAILURES_LISTED} more (see run.json)")
+    return "\n".join(lines) + "\n"
+
+
+def _heading(manifest: Manifest) -> str:
+    outcome = str(manifest["summary"].get("outcome", "unknown"))
+    if run_failed(manifest):
+        state = "completed with failures" if outcome == "completed" else outcome
+        return f"### ❌ transcript-runner: run {_inline(state)}"
+    return "### ✅ transcript-runner: run completed"
+
+
+def _overview(manifest: Manifest, records: Sequence[ItemRecord], recipes: int) -> str:
+    summary = manifest["summary"]
+    parts = [
+        f"{_count(len(records), 'item')} in {_count(recipes, 'recipe')}",
+        f"{float(summary.get('wall_seconds') or 0):.1f} s",
+        f"{float(summary.get('audio_hours') or 0):.2f} h of audio",
+    ]
+    shards = manifest.get("shards")
+    if isinstance(shards, int) and shards > 1:
+        parts.append(f"{shards} shards")
+    return " · ".join(parts)
+
+
+def _table(groups: Sequence[tuple[str, list[ItemRecord]]]) -> list[str]:
+    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    everything = Totals()
+    for recipe, records in groups:
+        totals = totals_of(records)
+        lines.append(_row(recipe, totals))
+        for record in records:
+            everything.add(record)
+    if len(groups) > 1:
+        lines.append(_row("**total**", everything, escape=False))
+    return lines
+
+
+def _row(recipe: str, totals: Totals, *, escape: bool = True) -> str:
+    items, tasks = totals.items, totals.tasks
+    not_ok = items["failed"] + items["interrupted"]
+    cells = [
+        _cell(recipe) if escape else recipe,
+        f"{items['ok']:,} / {not_ok:,}",
+        f"{tasks['ok']:,} / {tasks['failed']:,} / {tasks['skipped']:,}",
+        f"{totals.input_tokens:,} / {totals.output_tokens:,}",
+        f"{totals.submitted:,} / {totals.reused:,}",
+        f"{totals.asked:,} / {totals.cached:,}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _failure_lines(groups: Sequence[tuple[str, list[ItemRecord]]]) -> Iterator[str]:
+    for recipe, records in groups:
+        for record in records:
+            where = f"**{_inline(recipe)}** · {_inline(record.item)}"
+            if record.error:
+                yield f"{where}: {record.status}: {_inline(record.error)}"
+            for task in record.tasks:
+                yield from _task_failure_lines(record, task, f"{where} · {_inline(task.task)}")
+
+
+def _task_failure_lines(record: ItemRecord, task: TaskRecord, where: str) -> Iterator[str]:
+    failed = failed_expectations(task)
+    if task.status == "failed" and task.error and not failed:
+        yield f"{where}: {_inline(task.error)}"
+    for expectation in failed:
+        place = f" ({_inline(record.recipe_file)}:{expectation.line})" if expectation.line else ""
+        reason = expectation.message or "failed"
+        yield f"{where}: expectation `{_code(expectation.expect)}` failed: {_inline(reason)}{place}"
+
+
+def _inline(text: str) -> str:
+    """Text that stays on its Markdown line: line breaks folded, HTML not interpreted,
+    long API errors shortened."""
+    flat = " ".join(text.split())
+    if len(flat) > TEXT_LIMIT:
+        flat = flat[: TEXT_LIMIT - 1] + "…"
+    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(text: str) -> str:
+    """Text inside a table cell: a ``|`` would start a new cell."""
+    return _inline(text).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    return " ".join(text.split()).replace("`", "'")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
