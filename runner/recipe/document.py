@@ -23,19 +23,22 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.diagnostics import Diagnostic
 from runner.errors import DiagnosticError
+from runner.recipe.yaml_advice import (
+    LINE_BREAK,
+    MAX_DEPTH,
+    TOO_DEEP,
+    UNQUOTED_TEMPLATE,
+    reader_diagnostic,
+    starts_template,
+    syntax_diagnostic,
+)
 
 KeyPath = tuple[str | int, ...]
 
 # A recipe is small. A file with more nodes than this is an alias bomb or a mistake,
 # and walking it would hang `validate` in CI.
 MAX_NODES = 200_000
-# Recipes nest a dozen levels (a json_schema a few dozen more). Deeper input is
-# garbage, and would exhaust Python's recursion limit instead of getting a message.
-MAX_DEPTH = 100
 
-# The line breaks YAML counts (str.splitlines also splits at \v, \f and others,
-# which would put our line numbers out of step with the parser's marks).
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _YAML_TAG = "tag:yaml.org,2002:"
@@ -136,13 +139,13 @@ def load_file(path: Path, display: str | None = None) -> Document:
 
 def load_text(text: str, file: str) -> Document:
     """Parse YAML text; the document's top level must be a mapping."""
-    doc = Document(file=file, data=None, lines=_LINE_BREAK.split(text))
+    doc = Document(file=file, data=None, lines=LINE_BREAK.split(text))
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        raise DiagnosticError(_syntax_diagnostic(exc, file, doc.lines)) from None
+        raise DiagnosticError(syntax_diagnostic(exc, file, doc.lines)) from None
     except yaml.reader.ReaderError as exc:
-        raise DiagnosticError(_reader_diagnostic(exc, file, text)) from None
+        raise DiagnosticError(reader_diagnostic(exc, file, text)) from None
     except yaml.YAMLError as exc:  # unmarked errors: encoding and the like
         raise DiagnosticError(Diagnostic(file, 0, 0, "", f"cannot parse YAML: {exc}")) from None
     except UnicodeError:  # lone surrogates: only from text that was never a UTF-8 file
@@ -150,7 +153,7 @@ def load_text(text: str, file: str) -> Document:
             Diagnostic(file, 0, 0, "", "the text is not valid Unicode; save the file as UTF-8")
         ) from None
     except RecursionError:  # PyYAML's composer recurses once per nesting level
-        raise DiagnosticError(Diagnostic(file, 0, 0, "", _TOO_DEEP)) from None
+        raise DiagnosticError(Diagnostic(file, 0, 0, "", TOO_DEEP)) from None
     if root is None or _is_empty(root):
         raise DiagnosticError(
             Diagnostic(file, 1, 1, "", "the file is empty; a recipe starts with 'version: 1'")
@@ -196,9 +199,7 @@ class _Builder:
             )
         if len(path) > MAX_DEPTH:
             where = _mark(node)
-            raise DiagnosticError(
-                Diagnostic(self.doc.file, where.line, where.column, "", _TOO_DEEP)
-            )
+            raise DiagnosticError(Diagnostic(self.doc.file, where.line, where.column, "", TOO_DEEP))
         self.doc.value_marks.setdefault(path, _mark(node))
         if id(node) in self.building:
             raise DiagnosticError(
@@ -271,7 +272,7 @@ class _Builder:
     def _key(self, node: Node, owner: MappingNode, path: KeyPath) -> str:
         if not isinstance(node, ScalarNode):
             where = _mark(owner)
-            if _starts_template(self.doc.lines, where):
+            if starts_template(self.doc.lines, where):
                 # `prompt: {{ transcript.text }}` parses as a mapping inside a mapping.
                 raise DiagnosticError(
                     Diagnostic(
@@ -279,7 +280,7 @@ class _Builder:
                         where.line,
                         where.column,
                         format_path(path),
-                        _UNQUOTED_TEMPLATE,
+                        UNQUOTED_TEMPLATE,
                     )
                 )
             raise DiagnosticError(
@@ -310,11 +311,6 @@ class _Builder:
             raise DiagnosticError(self.doc.diagnostic(path, message, key=False)) from None
 
 
-_TOO_DEEP = (
-    f"values are nested more than {MAX_DEPTH} levels deep; a recipe should be far "
-    "flatter (is an indentation or a bracket wrong?)"
-)
-
 _TAG_WORDS = {
     _YAML_TAG + "int": "a whole number",
     _YAML_TAG + "float": "a number",
@@ -335,31 +331,6 @@ def _unsupported_tag(tag: str) -> str:
     )
 
 
-_UNQUOTED_TEMPLATE = (
-    "YAML reads a value that starts with '{' as a mapping; put the whole value in quotes "
-    "(\"{{ ... }} ...\") or write it as a '|' block"
-)
-
-# `key: {{` or `- {%` at the start of a line: a template written as a plain YAML
-# value. Only the first key on the line counts: in `prompt: Summary: {{ x }}` and
-# `prompt: "a: {{ x }}"` the braces are not where the value starts.
-_TEMPLATE_START = re.compile(r"^[ \t]*(?:-[ \t]+)*(?:[^\s'\"#:{\[-][^:]*:[ \t]+)?(\{[{%])")
-
-
-def _starts_template(lines: list[str], where: Mark) -> bool:
-    text = lines[where.line - 1] if 1 <= where.line <= len(lines) else ""
-    return text[where.column - 1 : where.column + 1] in ("{{", "{%")
-
-
-def _unquoted_template(file: str, lines: list[str], line: int) -> Diagnostic | None:
-    """The syntax error comes from a template that is not in quotes, if it does."""
-    text = lines[line - 1] if 1 <= line <= len(lines) else ""
-    found = _TEMPLATE_START.match(text)
-    if found is None:
-        return None
-    return Diagnostic(file, line, found.start(1) + 1, "", _UNQUOTED_TEMPLATE)
-
-
 def _is_empty(node: Node) -> bool:
     # A lone `---` is a document holding one empty value, not a recipe.
     return isinstance(node, ScalarNode) and node.value == "" and not node.style
@@ -378,230 +349,6 @@ def _node_kind(node: Node) -> str:
 # PyYAML's parser messages are precise but written for programmers (and the C and
 # pure-Python parsers word them differently). Each entry maps a fragment of the
 # problem text to a sentence that says what to do.
-_SYNTAX_ADVICE: tuple[tuple[str, str], ...] = (
-    # PyYAML 6.0.4's C scanner stops deep flow nesting itself, before our own count.
-    ("exceeded maximum nesting depth", _TOO_DEEP),
-    (
-        "mapping values are not allowed",
-        "unexpected ':' here; check the indentation of this line, or put the value in "
-        "quotes if it contains ': '",
-    ),
-    (
-        "could not find expected ':'",
-        "a key is missing its ':' (or the line above is indented differently from its neighbours)",
-    ),
-    (
-        "did not find expected key",
-        "the indentation is inconsistent: align this line with the keys above it",
-    ),
-    (
-        "did not find expected '-' indicator",
-        "a list item is indented differently from the items above it",
-    ),
-    (
-        # The pure-Python parser's wording of the same mistake.
-        "while parsing a block collection",
-        "a list item is indented differently from the items above it",
-    ),
-    (
-        "expected <block end>, but found",
-        "the indentation is inconsistent: align this line with the keys above it",
-    ),
-    (
-        "did not find expected node content",
-        "a value is missing here, or a '[' or '{' is not closed",
-    ),
-    (
-        "did not find expected ',' or",
-        "a '[' or '{' is not closed, or a comma is missing between its items",
-    ),
-    (
-        "found unexpected end of stream",
-        "the file ends inside an unfinished value; is a quote or bracket not closed?",
-    ),
-    (
-        "expected a single document",
-        "the file holds more than one YAML document ('---'); keep one recipe per file",
-    ),
-    (
-        "found unknown escape character",
-        "unknown backslash escape inside double quotes; use single quotes or a '|' block",
-    ),
-    # Tags before escapes: a tag's '%' escapes are "URI escape sequences".
-    (
-        " a tag",
-        "this YAML tag ('!...') is malformed; recipes use plain values: remove the tag, or "
-        "put the value in quotes if the '!' is part of the text",
-    ),
-    (
-        "hexdecimal number",  # the C parser's spelling
-        "invalid backslash escape inside double quotes ('\\x', '\\u' and '\\U' need hex "
-        "digits); use single quotes or a '|' block",
-    ),
-    (
-        "hexadecimal numbers",
-        "invalid backslash escape inside double quotes ('\\x', '\\u' and '\\U' need hex "
-        "digits); use single quotes or a '|' block",
-    ),
-    (
-        "while scanning a quoted scalar",
-        "a quoted value is not closed; add the closing quote",
-    ),
-    (
-        "while scanning an anchor",
-        "'&' starts an anchor and needs a name (letters, digits, '-', '_') right after it; "
-        "put the value in quotes if the '&' is part of the text",
-    ),
-    (
-        "while scanning an alias",
-        "'*' starts an alias and needs a name (letters, digits, '-', '_') right after it; "
-        "put the value in quotes if the '*' is part of the text",
-    ),
-    (
-        "while scanning a block scalar",
-        "after '|' or '>' only '-', '+' or a digit 1-9 may follow on the same line; "
-        "start the text itself on the next line, indented",
-    ),
-    (
-        "sequence entries are not allowed",
-        "a '- ' list item cannot start on the same line as its key; put it on the next "
-        "line, indented under the key",
-    ),
-    (
-        "directive",
-        "a line cannot start with '%' (YAML reads it as a directive); put the value in quotes",
-    ),
-    (
-        "<document start>",
-        "text after a '...' line, which ends the YAML document; remove the '...' line, or "
-        "put the value in quotes",
-    ),
-)
-
-
-def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) -> Diagnostic:
-    mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark else 0
-    column = mark.column + 1 if mark else 0
-    problem = exc.problem or ""
-    context = exc.context or ""
-    template = _unquoted_template(file, lines, line)
-    if template is not None:
-        return template
-    if "cannot start any token" in problem or "tab character" in problem:
-        return _bad_character(file, lines, line, column)
-    if _after_value(problem, lines, line, column):
-        return Diagnostic(
-            file,
-            line,
-            column,
-            "",
-            "unexpected text after the value on this line (a closing quote or bracket ends "
-            "it); put the whole value in quotes",
-        )
-    unclosed = _unclosed(exc, file, lines)
-    if unclosed is not None:
-        return unclosed
-    if "found undefined alias" in problem:
-        name = _alias_at(lines, line, column)
-        return Diagnostic(
-            file,
-            line,
-            column,
-            "",
-            f"'*{name}' refers to an anchor '&{name}' that is not defined above it; "
-            f"define it first (e.g. `defaults: &{name}`) or remove the alias",
-        )
-    advice = next(
-        (text for needle, text in _SYNTAX_ADVICE if needle in problem or needle in context),
-        f"invalid YAML: {problem or context}".strip(),
-    )
-    return Diagnostic(file, line, column, "", advice)
-
-
-def _unclosed(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) -> Diagnostic | None:
-    """A quote or bracket left open: point at where it opens, not where YAML gave up.
-
-    YAML notices an unclosed quote at the end of the file and an unclosed '[' at
-    some later line; the person has to fix the line that opened it.
-    """
-    opened, gave_up = exc.context_mark, exc.problem_mark
-    context, problem = exc.context or "", exc.problem or ""
-    if opened is None or gave_up is None:
-        return None
-    text = lines[opened.line] if opened.line < len(lines) else ""
-    char = text[opened.column] if opened.column < len(text) else "?"
-    where = f"line {gave_up.line + 1}, column {gave_up.column + 1}"
-    if "quoted scalar" in context and (
-        "end of stream" in problem or "document separator" in problem
-    ):
-        message = f"this quoted value is never closed; add the closing {char} at its end"
-    elif "flow sequence" in context or "flow mapping" in context:
-        closer = "]" if char == "[" else "}"
-        message = (
-            f"this '{char}' is not closed with '{closer}', or a comma is missing between "
-            f"its items (YAML gave up at {where})"
-        )
-    else:
-        return None
-    return Diagnostic(file, opened.line + 1, opened.column + 1, "", message)
-
-
-def _after_value(problem: str, lines: list[str], line: int, column: int) -> bool:
-    """True when YAML wanted a new key but found more text in the middle of a line.
-
-    `prompt: "Summarize" the call` ends the value at the closing quote; the words
-    after it are not an indentation mistake, although the parser's words say so.
-    """
-    if "did not find expected key" not in problem and "expected <block end>" not in problem:
-        return False
-    text = lines[line - 1] if 1 <= line <= len(lines) else ""
-    indent = len(text) - len(text.lstrip(" "))
-    before = text[: column - 1].rstrip()
-    return column - 1 > indent and before.endswith(("'", '"', "]", "}"))
-
-
-def _alias_at(lines: list[str], line: int, column: int) -> str:
-    # The C parser's message does not name the alias; read it from the line.
-    text = lines[line - 1][column - 1 :] if 1 <= line <= len(lines) else ""
-    match = re.match(r"\*([0-9A-Za-z_-]+)", text)  # PyYAML's anchor characters
-    return match.group(1) if match else "name"
-
-
-def _reader_diagnostic(exc: yaml.reader.ReaderError, file: str, text: str) -> Diagnostic:
-    # The reader refuses control characters before parsing starts, and reports a
-    # character offset rather than a line.
-    position = max(0, min(exc.position, len(text)))
-    before = _LINE_BREAK.split(text[:position])
-    code = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
-    return Diagnostic(
-        file,
-        len(before),
-        len(before[-1]) + 1,
-        "",
-        f"the file contains the control character {code}, which YAML does not allow; "
-        "delete it (it is often invisible: retype the line)",
-    )
-
-
-def _bad_character(file: str, lines: list[str], line: int, column: int) -> Diagnostic:
-    text = lines[line - 1] if 1 <= line <= len(lines) else ""
-    tab = text.find("\t")
-    if tab >= 0:
-        return Diagnostic(
-            file,
-            line,
-            tab + 1,
-            "",
-            "a tab character is used for indentation; YAML indents with spaces only: "
-            "replace the tab with spaces",
-        )
-    char = text[column - 1] if 0 < column <= len(text) else "?"
-    return Diagnostic(
-        file, line, column, "", f"a value cannot start with {char!r}; put the value in quotes"
-    )
-
-
 def iter_paths(data: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
     """Every (path, value) pair below ``data``, depth first."""
     yield path, data
