@@ -1,55 +1,32 @@
-"""Check recipes without touching the network: syntax, schema, references, templates.
-
-"Collect, then report": every problem in a file is found in one pass and reported
-sorted by line, so a person fixes them all at once. Stages that need a sound
-recipe (templates need tasks to exist) run only when the earlier stages passed.
-"""
+"""The rules between a recipe's tasks and their options, which a JSON Schema cannot say:
+needs that form a graph, options of one API used with another, outputs that collide,
+schemas that are not schemas."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from runner.diagnostics import Diagnostic, Severity, display_path, suggest
-from runner.errors import DiagnosticError, InputsInvalid, RecipeInvalid, TemplateProblem, UsageError
-from runner.items import Item, expand, list_columns
+from runner.checks.dry_run import sample_context, sample_item_vars
+from runner.diagnostics import Diagnostic, Severity, suggest
+from runner.errors import TemplateProblem
 from runner.prompt.payloads import render_messages
 from runner.prompt.templating import TemplateEngine
-from runner.prompt.views import (
-    ItemView,
-    RecipeView,
-    TaskResultView,
-    folder_context,
-    item_variables,
-    prompt_context,
-    sample_json,
-    sample_transcript_view,
-)
 from runner.recipe import schema as recipe_schema
-from runner.recipe.build import build
-from runner.recipe.document import Document, KeyPath, format_path, load_file
+from runner.recipe.document import Document, KeyPath, format_path
 from runner.recipe.model import (
     InputKind,
     PromptSource,
     Recipe,
     Task,
     TaskApi,
-    Template,
     output_name_problem,
 )
-from runner.results.outputs import item_dir
 
-RECIPE_SUFFIXES = (".yaml", ".yml")
-DEFAULT_RECIPE_DIR = "recipes"
-
-# Gateway features LeMUR does not have, and LeMUR fields the Gateway does not have.
 _GATEWAY_ONLY = (
     "model",
     "messages",
@@ -68,102 +45,14 @@ _LEMUR_ONLY = ("context", "final_model", "max_output_size")
 _NOT_WITH_QUOTES = ("json_schema", "post_process", "gateway_post_processing", "tools")
 
 
-@dataclass
-class Validation:
-    """The outcome for one file: its diagnostics and, when valid, the recipe."""
-
-    file: str
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    recipe: Recipe | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not any(d.is_error for d in self.diagnostics)
-
-
-def discover(paths: Sequence[str]) -> list[Path]:
-    """Recipe files named on the command line; folders are searched for *.yaml/*.yml."""
-    targets = list(paths) or [DEFAULT_RECIPE_DIR]
-    found: list[Path] = []
-    for target in targets:
-        path = Path(target)
-        if path.is_dir():
-            found.extend(_recipes_below(path))
-        elif path.is_file():
-            found.append(path)
-        elif not paths:
-            raise UsageError(
-                f"no recipes given and no {DEFAULT_RECIPE_DIR}/ folder here; "
-                "name recipe files or folders: transcript-runner validate path/to/recipe.yaml"
-            )
-        else:
-            raise UsageError(f"{target}: no such file or folder")
-    return found
-
-
-def _recipes_below(folder: Path) -> list[Path]:
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
-        # Skip hidden folders and outputs the runner wrote beside the recipes.
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "out")
-        found.extend(Path(root) / f for f in sorted(files) if f.endswith(RECIPE_SUFFIXES))
-    return found
-
-
-def load_recipes(paths: Sequence[str]) -> list[Recipe]:
-    """Every recipe named (files or folders), validated; :class:`RecipeInvalid` lists
-    every error of every file, so one bad recipe never hides another's problems."""
-    recipes: list[Recipe] = []
-    problems: list[Diagnostic] = []
-    for path in discover(paths):
-        result = validate_file(path)
-        problems.extend(d for d in result.diagnostics if d.is_error)
-        if result.recipe is not None:
-            recipes.append(result.recipe)
-    if problems:
-        raise RecipeInvalid(sorted(problems))
-    return recipes
-
-
-def validate_file(path: Path) -> Validation:
-    """Every problem in one recipe file."""
-    shown = display_path(path)
-    result = Validation(shown)
-    try:
-        doc = load_file(path, shown)
-    except DiagnosticError as error:
-        result.diagnostics.append(error.diagnostic)
-        return result
-    result.diagnostics.extend(recipe_schema.check(doc))
-    if not result.ok:
-        return result
-    recipe, file_problems = build(doc, path.resolve())
-    result.diagnostics.extend(doc.diagnostic(p, m, key=False) for p, m in file_problems)
-    result.diagnostics.extend(_check_recipe(doc, recipe))
-    if result.ok:
-        result.recipe = recipe
-    return result
-
-
-def load_recipe(path: Path) -> Recipe:
-    """A valid recipe, or :class:`RecipeInvalid` with every problem in it."""
-    result = validate_file(path)
-    if result.recipe is None:
-        raise RecipeInvalid([d for d in result.diagnostics if d.is_error])
-    return result.recipe
-
-
-def _check_recipe(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """Every task-level problem of ``recipe``, located in ``doc``."""
     found: list[Diagnostic] = []
     found += _check_needs(doc, recipe)
     found += _check_api_fields(doc)
     found += _check_json_schemas(doc)
     found += _check_outputs(doc, recipe)
     found += _check_task_options(doc, recipe)
-    engine = TemplateEngine(recipe.base_dir)
-    found += _check_inputs(doc, recipe, engine)
-    if not any(d.is_error for d in found):
-        found += _check_templates(doc, recipe, engine)
     return found
 
 
@@ -381,9 +270,9 @@ def _check_injection(doc: Document, recipe: Recipe, task: Task) -> list[Diagnost
         )
     if uses == 1:
         engine = TemplateEngine(recipe.base_dir)
-        for item_vars in _sample_item_vars(recipe):
+        for item_vars in sample_item_vars(recipe):
             try:
-                render_messages(engine, task, _sample_context(recipe, task, item_vars))
+                render_messages(engine, task, sample_context(recipe, task, item_vars))
             except TemplateProblem as problem:
                 found.extend(p for p in problem.problems)
                 break
@@ -497,122 +386,3 @@ def _check_outputs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                 break
             claimed[name.lower()] = task.name
     return found
-
-
-# --- inputs -----------------------------------------------------------------------
-
-
-def _check_inputs(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
-    try:
-        items = expand(recipe, engine)
-        return _check_item_folders(doc, recipe, engine, items)
-    except InputsInvalid as invalid:
-        found: list[Diagnostic] = []
-        for problem in invalid.problems:
-            if problem.file is not None:
-                found.append(
-                    Diagnostic(
-                        problem.file,
-                        problem.line,
-                        0,
-                        "",
-                        problem.message + f" (listed by {doc.file})",
-                    )
-                )
-            else:
-                found.append(doc.diagnostic(problem.key_path, problem.message, key=False))
-        return found
-    except TemplateProblem as problem:
-        return list(problem.problems)
-
-
-def _check_item_folders(
-    doc: Document, recipe: Recipe, engine: TemplateEngine, items: Sequence[Item]
-) -> list[Diagnostic]:
-    """Two items writing into one folder would overwrite each other's outputs."""
-    if len(items) < 2:
-        return []
-    folders: dict[str, str] = {}
-    for item in items:
-        try:
-            folder = str(item_dir(recipe, item, engine, None)).lower()
-        except TemplateProblem:
-            return []  # reported by the template checks
-        if folder in folders:
-            return [
-                doc.diagnostic(
-                    ("output", "dir"),
-                    f"items {folders[folder]!r} and {item.name!r} would write into the same "
-                    "folder; put {{ item.name }} in output.dir",
-                    key=False,
-                )
-            ]
-        folders[folder] = item.name
-    return []
-
-
-# --- templates ----------------------------------------------------------------------
-
-
-def _check_templates(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
-    found: dict[tuple[str, int, str], Diagnostic] = {}
-
-    def add(diagnostics: Iterable[Diagnostic]) -> None:
-        for d in diagnostics:
-            found.setdefault((d.file, d.line, d.message), d)
-
-    add(_render_problems(engine, recipe.output_dir, _output_dir_context(recipe)))
-    for item_vars in _sample_item_vars(recipe):
-        for task in recipe.tasks.values():
-            context = _sample_context(recipe, task, item_vars)
-            for template in task.templates:
-                add(_render_problems(engine, template, context))
-    return list(found.values())
-
-
-def _render_problems(
-    engine: TemplateEngine, template: Template, context: Mapping[str, Any]
-) -> list[Diagnostic]:
-    try:
-        engine.render(template, context)
-    except TemplateProblem as problem:
-        return list(problem.problems)
-    return []
-
-
-def _output_dir_context(recipe: Recipe) -> dict[str, Any]:
-    return folder_context(recipe, ItemView.sample())
-
-
-def _sample_item_vars(recipe: Recipe) -> list[dict[str, Any]]:
-    """One variable set per input entry: entry vars, plus list columns as sample text."""
-    seen: list[dict[str, Any]] = []
-    for spec in recipe.inputs:
-        values: dict[str, Any] = dict(spec.vars)
-        if spec.kind is InputKind.LIST:
-            for column in list_columns(recipe, spec):
-                values.setdefault(column, "sample")
-        if values not in seen:
-            seen.append(values)
-    return seen or [{}]
-
-
-def _sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) -> dict[str, Any]:
-    tasks = {need: _sample_result(recipe.tasks.get(need), need) for need in task.needs}
-    return prompt_context(
-        transcript=sample_transcript_view(),
-        item=(item := ItemView.sample(item_vars)),
-        variables=item_variables(recipe, item),
-        tasks=tasks,
-        recipe=RecipeView.of(recipe),
-        inject_transcript=task.inject_transcript,
-    )
-
-
-def _sample_result(task: Task | None, name: str) -> TaskResultView:
-    if task is None:
-        return TaskResultView.build(name, "sample reply")
-    schema = task.json_schema if task.quotes is None else None
-    return TaskResultView.build(
-        name, "sample reply", sample_json(schema), structured=task.structured
-    )

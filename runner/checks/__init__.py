@@ -1,0 +1,127 @@
+"""Check recipes without touching the network: syntax, schema, references, templates.
+
+"Collect, then report": every problem in a file is found in one pass and reported
+sorted by line, so a person fixes them all at once. Stages that need a sound
+recipe (templates need tasks to exist) run only when the earlier stages passed:
+
+1. the located YAML loader and the JSON Schema (``runner.recipe``);
+2. the rules between tasks and their options (:mod:`.tasks`);
+3. a dry run of the pipeline on stand-in data (:mod:`.dry_run`): the inputs expand
+   into items, and every template renders against a sample transcript.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.checks.dry_run import check_inputs, check_templates
+from runner.checks.tasks import check_tasks
+from runner.diagnostics import Diagnostic, display_path
+from runner.errors import DiagnosticError, RecipeInvalid, UsageError
+from runner.prompt.templating import TemplateEngine
+from runner.recipe import schema as recipe_schema
+from runner.recipe.build import build
+from runner.recipe.document import Document, load_file
+from runner.recipe.model import Recipe
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
+DEFAULT_RECIPE_DIR = "recipes"
+
+
+# Gateway features LeMUR does not have, and LeMUR fields the Gateway does not have.
+@dataclass
+class Validation:
+    """The outcome for one file: its diagnostics and, when valid, the recipe."""
+
+    file: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    recipe: Recipe | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def discover(paths: Sequence[str]) -> list[Path]:
+    """Recipe files named on the command line; folders are searched for *.yaml/*.yml."""
+    targets = list(paths) or [DEFAULT_RECIPE_DIR]
+    found: list[Path] = []
+    for target in targets:
+        path = Path(target)
+        if path.is_dir():
+            found.extend(_recipes_below(path))
+        elif path.is_file():
+            found.append(path)
+        elif not paths:
+            raise UsageError(
+                f"no recipes given and no {DEFAULT_RECIPE_DIR}/ folder here; "
+                "name recipe files or folders: transcript-runner validate path/to/recipe.yaml"
+            )
+        else:
+            raise UsageError(f"{target}: no such file or folder")
+    return found
+
+
+def _recipes_below(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        # Skip hidden folders and outputs the runner wrote beside the recipes.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "out")
+        found.extend(Path(root) / f for f in sorted(files) if f.endswith(RECIPE_SUFFIXES))
+    return found
+
+
+def load_recipes(paths: Sequence[str]) -> list[Recipe]:
+    """Every recipe named (files or folders), validated; :class:`RecipeInvalid` lists
+    every error of every file, so one bad recipe never hides another's problems."""
+    recipes: list[Recipe] = []
+    problems: list[Diagnostic] = []
+    for path in discover(paths):
+        result = validate_file(path)
+        problems.extend(d for d in result.diagnostics if d.is_error)
+        if result.recipe is not None:
+            recipes.append(result.recipe)
+    if problems:
+        raise RecipeInvalid(sorted(problems))
+    return recipes
+
+
+def validate_file(path: Path) -> Validation:
+    """Every problem in one recipe file."""
+    shown = display_path(path)
+    result = Validation(shown)
+    try:
+        doc = load_file(path, shown)
+    except DiagnosticError as error:
+        result.diagnostics.append(error.diagnostic)
+        return result
+    result.diagnostics.extend(recipe_schema.check(doc))
+    if not result.ok:
+        return result
+    recipe, file_problems = build(doc, path.resolve())
+    result.diagnostics.extend(doc.diagnostic(p, m, key=False) for p, m in file_problems)
+    result.diagnostics.extend(_check_recipe(doc, recipe))
+    if result.ok:
+        result.recipe = recipe
+    return result
+
+
+def load_recipe(path: Path) -> Recipe:
+    """A valid recipe, or :class:`RecipeInvalid` with every problem in it."""
+    result = validate_file(path)
+    if result.recipe is None:
+        raise RecipeInvalid([d for d in result.diagnostics if d.is_error])
+    return result.recipe
+
+
+def _check_recipe(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    found += check_tasks(doc, recipe)
+    engine = TemplateEngine(recipe.base_dir)
+    found += check_inputs(doc, recipe, engine)
+    if not any(d.is_error for d in found):
+        found += check_templates(doc, recipe, engine)
+    return found

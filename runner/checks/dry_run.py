@@ -1,0 +1,149 @@
+"""A dry run of the pipeline on stand-in data: the inputs expand into items and every
+template renders against a sample transcript, so a misspelled variable or a filter on
+the wrong kind of value is found before anything is spent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from runner.diagnostics import Diagnostic
+from runner.errors import InputsInvalid, TemplateProblem
+from runner.items import Item, expand, list_columns
+from runner.prompt.templating import TemplateEngine
+from runner.prompt.views import (
+    ItemView,
+    RecipeView,
+    TaskResultView,
+    folder_context,
+    item_variables,
+    prompt_context,
+    sample_json,
+    sample_transcript_view,
+)
+from runner.recipe.document import Document
+from runner.recipe.model import (
+    InputKind,
+    Recipe,
+    Task,
+    Template,
+)
+from runner.results.outputs import item_dir
+
+# --- inputs -----------------------------------------------------------------------
+
+
+def check_inputs(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
+    try:
+        items = expand(recipe, engine)
+        return _check_item_folders(doc, recipe, engine, items)
+    except InputsInvalid as invalid:
+        found: list[Diagnostic] = []
+        for problem in invalid.problems:
+            if problem.file is not None:
+                found.append(
+                    Diagnostic(
+                        problem.file,
+                        problem.line,
+                        0,
+                        "",
+                        problem.message + f" (listed by {doc.file})",
+                    )
+                )
+            else:
+                found.append(doc.diagnostic(problem.key_path, problem.message, key=False))
+        return found
+    except TemplateProblem as problem:
+        return list(problem.problems)
+
+
+def _check_item_folders(
+    doc: Document, recipe: Recipe, engine: TemplateEngine, items: Sequence[Item]
+) -> list[Diagnostic]:
+    """Two items writing into one folder would overwrite each other's outputs."""
+    if len(items) < 2:
+        return []
+    folders: dict[str, str] = {}
+    for item in items:
+        try:
+            folder = str(item_dir(recipe, item, engine, None)).lower()
+        except TemplateProblem:
+            return []  # reported by the template checks
+        if folder in folders:
+            return [
+                doc.diagnostic(
+                    ("output", "dir"),
+                    f"items {folders[folder]!r} and {item.name!r} would write into the same "
+                    "folder; put {{ item.name }} in output.dir",
+                    key=False,
+                )
+            ]
+        folders[folder] = item.name
+    return []
+
+
+# --- templates ----------------------------------------------------------------------
+
+
+def check_templates(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
+    found: dict[tuple[str, int, str], Diagnostic] = {}
+
+    def add(diagnostics: Iterable[Diagnostic]) -> None:
+        for d in diagnostics:
+            found.setdefault((d.file, d.line, d.message), d)
+
+    add(_render_problems(engine, recipe.output_dir, _output_dir_context(recipe)))
+    for item_vars in sample_item_vars(recipe):
+        for task in recipe.tasks.values():
+            context = sample_context(recipe, task, item_vars)
+            for template in task.templates:
+                add(_render_problems(engine, template, context))
+    return list(found.values())
+
+
+def _render_problems(
+    engine: TemplateEngine, template: Template, context: Mapping[str, Any]
+) -> list[Diagnostic]:
+    try:
+        engine.render(template, context)
+    except TemplateProblem as problem:
+        return list(problem.problems)
+    return []
+
+
+def _output_dir_context(recipe: Recipe) -> dict[str, Any]:
+    return folder_context(recipe, ItemView.sample())
+
+
+def sample_item_vars(recipe: Recipe) -> list[dict[str, Any]]:
+    """One variable set per input entry: entry vars, plus list columns as sample text."""
+    seen: list[dict[str, Any]] = []
+    for spec in recipe.inputs:
+        values: dict[str, Any] = dict(spec.vars)
+        if spec.kind is InputKind.LIST:
+            for column in list_columns(recipe, spec):
+                values.setdefault(column, "sample")
+        if values not in seen:
+            seen.append(values)
+    return seen or [{}]
+
+
+def sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) -> dict[str, Any]:
+    tasks = {need: _sample_result(recipe.tasks.get(need), need) for need in task.needs}
+    return prompt_context(
+        transcript=sample_transcript_view(),
+        item=(item := ItemView.sample(item_vars)),
+        variables=item_variables(recipe, item),
+        tasks=tasks,
+        recipe=RecipeView.of(recipe),
+        inject_transcript=task.inject_transcript,
+    )
+
+
+def _sample_result(task: Task | None, name: str) -> TaskResultView:
+    if task is None:
+        return TaskResultView.build(name, "sample reply")
+    schema = task.json_schema if task.quotes is None else None
+    return TaskResultView.build(
+        name, "sample reply", sample_json(schema), structured=task.structured
+    )
