@@ -211,7 +211,13 @@ class Executor:
         self._state.started += 1
         self.reporter.item_started(recipe.name, item.name)
         try:
-            obtained = await self.transcriber.obtain(plan, item, record)
+            obtained = await self.transcriber.obtain(
+                recipe,
+                item,
+                record,
+                sentences=plan.needs_sentences,
+                paragraphs=plan.needs_paragraphs,
+            )
         except ItemError as exc:
             # One item's trouble (an API error, a failed transcript, an unreadable file,
             # a store problem) is that item's failure; the others go on.

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from runner.api.types import TranscriptResult
 from runner.errors import ApiError, NotStored, TranscriptFailed
@@ -34,9 +34,6 @@ from runner.transcript.model import (
     parse_sentences,
     sentences_from_words,
 )
-
-if TYPE_CHECKING:
-    from runner.execute.executor import PreparedRecipe
 
 T = TypeVar("T")
 
@@ -73,26 +70,37 @@ class Transcriber:
         # Items of one run with the same audio and options share one job.
         self._single_flight: SingleFlight[TranscriptResult] = SingleFlight()
 
-    async def obtain(self, prepared: PreparedRecipe, item: Item, record: ItemRecord) -> Obtained:
-        """The item's completed transcript, and its sentences/paragraphs if templates use them."""
+    async def obtain(
+        self,
+        recipe: Recipe,
+        item: Item,
+        record: ItemRecord,
+        *,
+        sentences: bool = False,
+        paragraphs: bool = False,
+    ) -> Obtained:
+        """The item's completed transcript, with its sentences and paragraphs when asked
+        (from AssemblyAI's own endpoints; a saved transcript derives them from words)."""
         if item.kind is InputKind.TRANSCRIPT_FILE:
             saved = await asyncio.to_thread(load_saved, Path(item.source))
             derived = sentences_from_words(saved.words)
             return Obtained(saved, derived, paragraphs_from_sentences(derived), True)
-        result = await self._transcribe(prepared.recipe, item, record)
+        result = await self._transcribe(recipe, item, record)
         # Building ~1,000 word objects is the heaviest CPU work of an item; in a thread
         # the event loop keeps reading replies (a 429 read late means requests sent late).
         transcript = await asyncio.to_thread(_parse, Transcript.from_api, result.data)
         record.polls = result.polls
         record.submitted = result.submitted
         record.transcript_seconds = round(result.seconds, 3)
-        sentences: tuple[Sentence, ...] = ()
-        paragraphs: tuple[Paragraph, ...] = ()
-        if prepared.needs_sentences and transcript.id:
-            sentences = _parse(parse_sentences, await self._part(transcript.id, "sentences"))
-        if prepared.needs_paragraphs and transcript.id:
-            paragraphs = _parse(parse_paragraphs, await self._part(transcript.id, "paragraphs"))
-        return Obtained(transcript, sentences, paragraphs, False)
+        found_sentences: tuple[Sentence, ...] = ()
+        found_paragraphs: tuple[Paragraph, ...] = ()
+        if sentences and transcript.id:
+            data = await self._part(transcript.id, "sentences")
+            found_sentences = _parse(parse_sentences, data)
+        if paragraphs and transcript.id:
+            data = await self._part(transcript.id, "paragraphs")
+            found_paragraphs = _parse(parse_paragraphs, data)
+        return Obtained(transcript, found_sentences, found_paragraphs, False)
 
     async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
         """Sentences or paragraphs: from the store when kept, else fetched and kept."""

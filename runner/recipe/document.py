@@ -272,7 +272,7 @@ class _Builder:
     def _key(self, node: Node, owner: MappingNode, path: KeyPath) -> str:
         if not isinstance(node, ScalarNode):
             where = _mark(owner)
-            if starts_template(self.doc.lines, where):
+            if starts_template(self.doc.lines, where.line, where.column):
                 # `prompt: {{ transcript.text }}` parses as a mapping inside a mapping.
                 raise DiagnosticError(
                     Diagnostic(

@@ -8,14 +8,10 @@ parser's words and says where the mistake most likely is and how to fix it.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import yaml
 
 from runner.diagnostics import Diagnostic
-
-if TYPE_CHECKING:
-    from runner.recipe.document import Mark
 
 # Recipes nest a dozen levels (a json_schema a few dozen more). Deeper input is
 # garbage, and would exhaust Python's recursion limit instead of getting a message.
@@ -41,9 +37,10 @@ UNQUOTED_TEMPLATE = (
 _TEMPLATE_START = re.compile(r"^[ \t]*(?:-[ \t]+)*(?:[^\s'\"#:{\[-][^:]*:[ \t]+)?(\{[{%])")
 
 
-def starts_template(lines: list[str], where: Mark) -> bool:
-    text = lines[where.line - 1] if 1 <= where.line <= len(lines) else ""
-    return text[where.column - 1 : where.column + 1] in ("{{", "{%")
+def starts_template(lines: list[str], line: int, column: int) -> bool:
+    """Whether a Jinja tag starts at this 1-based position: a template left unquoted."""
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    return text[column - 1 : column + 1] in ("{{", "{%")
 
 
 def unquoted_template(file: str, lines: list[str], line: int) -> Diagnostic | None:
