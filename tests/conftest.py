@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from apiclient import KEY, config_for
@@ -12,6 +14,9 @@ from apiclient import KEY, config_for
 from runner.api.http import HttpClient
 from runner.api.pacing import TEST_MODE_ENV, set_testing
 from runner.cli import main
+
+if TYPE_CHECKING:
+    from fakeapi import FakeAssemblyAI
 
 # The fake's fixtures: fake, base_url (served on the test's loop), thread_url.
 pytest_plugins = ("fakeapi",)
@@ -46,6 +51,10 @@ class CliResult:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    def __iter__(self) -> Iterator[Any]:
+        """``code, out, err = run_cli(...)`` reads as the three things a shell shows."""
+        return iter((self.exit_code, self.stdout, self.stderr))
+
 
 RunCli = Callable[..., CliResult]
 
@@ -68,6 +77,22 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
         return CliResult(code if isinstance(code, int) else 1, out, err)
 
     return run
+
+
+@pytest.fixture
+def served(
+    fake: FakeAssemblyAI, api_key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Path]:
+    """``fake`` served from a thread, the environment pointing the runner at it with
+    ``api_key``, and the working folder a fresh ``tmp_path`` (returned)."""
+    from fakeapi import serve_in_thread  # a plugin: imported once pytest can rewrite it
+
+    with serve_in_thread(fake) as url:
+        monkeypatch.setenv("ASSEMBLYAI_API_KEY", api_key)
+        monkeypatch.setenv("ASSEMBLYAI_BASE_URL", url)
+        monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", f"{url}/v1")
+        monkeypatch.chdir(tmp_path)
+        yield tmp_path
 
 
 @pytest.fixture

@@ -7,18 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from runner.cli import main
+from conftest import RunCli
 
 ROOT = Path(__file__).resolve().parent.parent
 WILDFIRES = ROOT / "tests" / "fixtures" / "assemblyai" / "transcript-wildfires.json"
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture
@@ -30,9 +22,9 @@ def recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_render_prints_the_real_prompts_of_the_wildfires_fixture(
-    recipes: Path, capsys: pytest.CaptureFixture[str]
+    recipes: Path, run_cli: RunCli
 ) -> None:
-    code, out, err = run_cli(capsys, "render", "recipes/summaries.yaml", "--format", "json")
+    code, out, err = run_cli("render", "recipes/summaries.yaml", "--format", "json")
     assert code == 0, err
     report = json.loads(out)
     (item,) = report["items"]
@@ -55,24 +47,18 @@ def test_render_prints_the_real_prompts_of_the_wildfires_fixture(
     assert bodies["headline"]["max_tokens"] == 100
 
 
-def test_render_text_elides_the_middle_unless_full(
-    recipes: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, short, _ = run_cli(capsys, "render", "recipes/summaries.yaml", "--task", "bullets")
+def test_render_text_elides_the_middle_unless_full(recipes: Path, run_cli: RunCli) -> None:
+    code, short, _ = run_cli("render", "recipes/summaries.yaml", "--task", "bullets")
     assert code == 0
     assert "━━ wildfires · bullets ━" in short
     assert "characters not shown; --full prints everything" in short
-    code, full, _ = run_cli(
-        capsys, "render", "recipes/summaries.yaml", "--task", "bullets", "--full"
-    )
+    code, full, _ = run_cli("render", "recipes/summaries.yaml", "--task", "bullets", "--full")
     assert code == 0
     assert json.loads(WILDFIRES.read_text())["text"] in full
 
 
-def test_structured_task_sends_response_format(
-    recipes: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = run_cli(capsys, "render", "recipes/action-items.yaml", "--format", "json")
+def test_structured_task_sends_response_format(recipes: Path, run_cli: RunCli) -> None:
+    code, out, _ = run_cli("render", "recipes/action-items.yaml", "--format", "json")
     assert code == 0
     body = json.loads(out)["items"][0]["tasks"][0]["body"]
     assert body["response_format"]["type"] == "json_schema"
@@ -81,11 +67,9 @@ def test_structured_task_sends_response_format(
     assert "for the project team." in body["messages"][0]["content"]
 
 
-def test_lemur_task_renders_the_lemur_body(
-    recipes: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_lemur_task_renders_the_lemur_body(recipes: Path, run_cli: RunCli) -> None:
     code, out, _ = run_cli(
-        capsys, "render", "recipes/lemur-locations.yaml", "--task", "locations", "--format", "json"
+        "render", "recipes/lemur-locations.yaml", "--task", "locations", "--format", "json"
     )
     assert code == 0
     task = json.loads(out)["items"][0]["tasks"][0]
@@ -100,8 +84,8 @@ def test_lemur_task_renders_the_lemur_body(
     }
 
 
-def test_url_inputs_need_a_transcript(recipes: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(capsys, "render", "recipes/meeting-notes.yaml")
+def test_url_inputs_need_a_transcript(recipes: Path, run_cli: RunCli) -> None:
+    code, out, err = run_cli("render", "recipes/meeting-notes.yaml")
     assert code == 2
     assert out == ""
     assert err == (
@@ -111,11 +95,8 @@ def test_url_inputs_need_a_transcript(recipes: Path, capsys: pytest.CaptureFixtu
     )
 
 
-def test_transcript_option_renders_chains_with_placeholders(
-    recipes: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_transcript_option_renders_chains_with_placeholders(recipes: Path, run_cli: RunCli) -> None:
     code, out, _ = run_cli(
-        capsys,
         "render",
         "recipes/meeting-notes.yaml",
         "--transcript",
@@ -136,24 +117,24 @@ def test_transcript_option_renders_chains_with_placeholders(
     ]
 
 
-def test_unknown_item_and_task_suggest(recipes: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "render", "recipes/summaries.yaml", "--item", "wildfire")
+def test_unknown_item_and_task_suggest(recipes: Path, run_cli: RunCli) -> None:
+    code, _, err = run_cli("render", "recipes/summaries.yaml", "--item", "wildfire")
     assert code == 2
     assert err == "error: no item named 'wildfire'; did you mean 'wildfires'?; items: wildfires\n"
-    code, _, err = run_cli(capsys, "render", "recipes/summaries.yaml", "--task", "headlines")
+    code, _, err = run_cli("render", "recipes/summaries.yaml", "--task", "headlines")
     assert code == 2
     assert err.startswith("error: no task named 'headlines'; did you mean 'headline'?")
 
 
 def test_invalid_recipe_exits_3_without_traceback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     monkeypatch.chdir(tmp_path)
     Path("r.yaml").write_text(
         "version: 1\nname: r\ninputs: [{url: 'https://x.test/a.mp3'}]\n"
         "tasks:\n  s:\n    prompt: '{{ vars.nope }}'\n"
     )
-    code, _, err = run_cli(capsys, "render", "r.yaml")
+    code, _, err = run_cli("render", "r.yaml")
     assert code == 3
     assert "Traceback" not in err
     assert err == (

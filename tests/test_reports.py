@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import RunCli
-from fakeapi import FakeAssemblyAI, serve_in_thread, status
+from fakeapi import FakeAssemblyAI, status
 
 from runner.errors import OverlappingShards
 from runner.results import manifest as run_manifest
@@ -508,19 +508,17 @@ SUMMARY_LINE = RECIPE.split("\n").index("  summary:") + 1
 
 
 @pytest.fixture
-def served(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_ci: None
-) -> Iterator[FakeAssemblyAI]:
-    fake = FakeAssemblyAI(api_key=KEY)
-    with serve_in_thread(fake) as url:
-        monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
-        monkeypatch.setenv("ASSEMBLYAI_BASE_URL", url)
-        monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", f"{url}/v1")
-        monkeypatch.chdir(tmp_path)
-        (tmp_path / "recipes").mkdir()
-        (tmp_path / "recipes" / "notes.yaml").write_text(RECIPE)
-        shutil.copy(WILDFIRES, tmp_path / "recipes" / "wildfires.json")
-        yield fake
+def api_key() -> str:
+    return KEY
+
+
+@pytest.fixture
+def served(served: Path, fake: FakeAssemblyAI, no_ci: None) -> FakeAssemblyAI:
+    """The conftest's served fake, with this module's recipe and transcript in recipes/."""
+    (served / "recipes").mkdir()
+    (served / "recipes" / "notes.yaml").write_text(RECIPE)
+    shutil.copy(WILDFIRES, served / "recipes" / "wildfires.json")
+    return fake
 
 
 def test_run_writes_junit_summary_and_annotations(

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import RunCli
 from fakeapi import (
     FakeAssemblyAI,
     after_processing_reset,
     serve_in_process,
-    serve_in_thread,
     status,
 )
-
-from runner.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 WILDFIRES = ROOT / "tests" / "fixtures" / "assemblyai" / "transcript-wildfires.json"
@@ -56,29 +53,23 @@ def reply_for(request: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def fake() -> FakeAssemblyAI:
-    api = FakeAssemblyAI(api_key=KEY)
+def api_key() -> str:
+    return KEY
+
+
+@pytest.fixture
+def fake(api_key: str) -> FakeAssemblyAI:
+    api = FakeAssemblyAI(api_key=api_key)
     api.gateway.responder = reply_for
     return api
 
 
 @pytest.fixture
-def served(fake: FakeAssemblyAI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    with serve_in_thread(fake) as url:
-        monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
-        monkeypatch.setenv("ASSEMBLYAI_BASE_URL", url)
-        monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", f"{url}/v1")
-        monkeypatch.chdir(tmp_path)
-        (tmp_path / "saved").mkdir()
-        shutil.copy(WILDFIRES, tmp_path / "saved" / "wildfires.json")
-        yield tmp_path
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exited.value.code or 0), out, err
+def served(served: Path) -> Path:
+    """The conftest's served fake, with the saved wildfires transcript RECIPE reads."""
+    (served / "saved").mkdir()
+    shutil.copy(WILDFIRES, served / "saved" / "wildfires.json")
+    return served
 
 
 def write_list_recipe(folder: Path, urls: dict[str, str]) -> None:
@@ -99,10 +90,10 @@ def manifest(folder: Path) -> dict[str, Any]:
 
 
 def test_run_writes_every_output_and_the_manifest(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 0, err
     item = served / "out" / "notes" / "board-meeting"
     assert (item / "summary.md").read_text() == "- point one\n- point two\n"
@@ -137,11 +128,9 @@ def test_run_writes_every_output_and_the_manifest(
     assert "Run completed" in err
 
 
-def test_the_api_key_never_reaches_outputs_or_logs(
-    served: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_api_key_never_reaches_outputs_or_logs(served: Path, run_cli: RunCli) -> None:
     (served / "notes.yaml").write_text(RECIPE)
-    code, out, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, out, err = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 0
     assert KEY not in out + err
     for path in (served / "out").rglob("*"):
@@ -150,7 +139,7 @@ def test_the_api_key_never_reaches_outputs_or_logs(
 
 
 def test_a_failed_transcript_fails_only_its_item(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     fake.fail_audio("broken")
     write_list_recipe(
@@ -161,7 +150,7 @@ def test_a_failed_transcript_fails_only_its_item(
             "Initech": "https://media.example.com/good-2.mp3",
         },
     )
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 1
     report = manifest(served)
     by_item = {i["item"]: i for i in report["items"]}
@@ -177,7 +166,7 @@ def test_a_failed_transcript_fails_only_its_item(
 
 
 def test_failed_task_skips_its_dependents_and_keeps_the_raw_reply(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     fake.gateway.responder = lambda request: "no json here"
     recipe = """\
@@ -193,7 +182,7 @@ tasks:
     prompt: "{{ tasks.actions.text }}"
 """
     (served / "strict.yaml").write_text(recipe)
-    code, _, _ = run_cli(capsys, "run", "strict.yaml", "--progress", "plain")
+    code, _, _ = run_cli("run", "strict.yaml", "--progress", "plain")
     assert code == 1
     (item,) = manifest(served)["items"]
     actions, email = item["tasks"]
@@ -209,11 +198,11 @@ tasks:
 
 
 def test_ambiguous_submission_is_never_resent(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     fake.faults.add("POST /v2/transcript", after_processing_reset(), times=1)
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 1
     assert len(fake.submissions) == 1  # created once, never again
     failed = next(i for i in manifest(served)["items"] if i["item"] == "board-meeting")
@@ -222,7 +211,7 @@ def test_ambiguous_submission_is_never_resent(
 
 
 def test_missing_api_key_is_a_usage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
@@ -230,11 +219,11 @@ def test_missing_api_key_is_a_usage_error(
         "version: 1\nname: r\ninputs: [{url: 'https://x.test/a.mp3'}]\n"
         "tasks: {s: {prompt: '{{ transcript.text }}'}}\n"
     )
-    code, out, err = run_cli(capsys, "run", "r.yaml")
+    code, out, err = run_cli("run", "r.yaml")
     assert code == 2
     assert "ASSEMBLYAI_API_KEY" in err
     assert "Traceback" not in err
-    code, out, err = run_cli(capsys, "run", "r.yaml", "--dry-run")
+    code, out, err = run_cli("run", "r.yaml", "--dry-run")
     assert code == 0
     assert out == (
         "r.yaml: 1 item(s) × 1 task(s)\n"
@@ -243,9 +232,9 @@ def test_missing_api_key_is_a_usage_error(
     )
 
 
-def test_bad_limit_is_a_usage_error(served: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_limit_is_a_usage_error(served: Path, run_cli: RunCli) -> None:
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--limit", "lmm=3")
+    code, _, err = run_cli("run", "notes.yaml", "--limit", "lmm=3")
     assert code == 2
     assert err == (
         "error: --limit lmm=3: unknown kind 'lmm'; did you mean 'llm'?; kinds: items, uploads, "
@@ -274,7 +263,7 @@ def bulk_report(fake: FakeAssemblyAI) -> dict[str, Any]:
 
 
 def test_hundreds_of_items_with_faults(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     """The issue's bar: 429s, 5xx bursts and failed transcripts over a few hundred items."""
     count = 240
@@ -303,7 +292,6 @@ def test_hundreds_of_items_with_faults(
         monkeypatch.setenv("ASSEMBLYAI_BASE_URL", url)
         monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", f"{url}/v1")
         code, _, err = run_cli(
-            capsys,
             "run",
             "bulk.yaml",
             "--progress",
@@ -396,10 +384,10 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
 
 
 def test_rerun_reuses_the_ledger_and_cache_and_offline_replays(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 0
     first = manifest(served)["summary"]
     # Both items have the fake's one transcript, so their requests are identical: the
@@ -408,7 +396,7 @@ def test_rerun_reuses_the_ledger_and_cache_and_offline_replays(
     assert first["llm_replies_cached"] == 3
     calls = len(fake.gateway.calls)
 
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 0
     second = manifest(served)["summary"]
     assert second["transcriptions_submitted"] == 0
@@ -418,41 +406,41 @@ def test_rerun_reuses_the_ledger_and_cache_and_offline_replays(
     assert len(fake.gateway.calls) == calls
     assert "reused: 1 transcripts from the ledger, 6 replies from the cache" in err
 
-    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--no-cache")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--no-cache")
     assert code == 0
     assert manifest(served)["summary"]["llm_calls"] == 6
     assert len(fake.submissions) == 1  # the ledger is used even without the cache
 
 
 def test_offline_replays_without_a_server_or_key(
-    served: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    served: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (served / "notes.yaml").write_text(RECIPE)
-    assert run_cli(capsys, "run", "notes.yaml", "--progress", "plain")[0] == 0
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
     summary = (served / "out" / "notes" / "board-meeting" / "summary.md").read_text()
     (served / "out" / "notes" / "board-meeting" / "summary.md").unlink()
     monkeypatch.delenv("ASSEMBLYAI_API_KEY")
     monkeypatch.setenv("ASSEMBLYAI_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", "http://127.0.0.1:9/v1")
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--offline")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain", "--offline")
     assert code == 0, err
     assert (served / "out" / "notes" / "board-meeting" / "summary.md").read_text() == summary
     assert manifest(served)["summary"]["llm_calls"] == 0
 
     (served / "notes.yaml").write_text(RECIPE.replace("Summarize:", "Summarise:"))
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--offline")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain", "--offline")
     assert code == 1
     failed = [t for i in manifest(served)["items"] for t in i["tasks"] if t["status"] == "failed"]
     assert failed[0]["error"].startswith("--offline: no cached reply for notes/")
 
 
 def test_rerun_after_ctrl_c_pays_for_nothing_twice(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     """A run stopped while its transcription is processing: the rerun reattaches to it."""
     fake.on_audio("board-meeting", polls_to_completed=10**9)  # never finishes by itself
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--timeout", "1")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "1")
     assert code == 1
     stopped = manifest(served)
     assert stopped["summary"]["outcome"] == "timed out"
@@ -460,7 +448,7 @@ def test_rerun_after_ctrl_c_pays_for_nothing_twice(
     fake.audio_rules.clear()  # the job now finishes on the next poll
     for job in fake.transcripts.values():
         job.polls_to_completed = 0
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 0, err
     assert len(fake.submissions) == 1  # reattached, not resubmitted
     resumed = {i["item"]: i for i in manifest(served)["items"]}
@@ -468,31 +456,31 @@ def test_rerun_after_ctrl_c_pays_for_nothing_twice(
     assert resumed["wildfires"]["tasks"][0]["cached"] is True  # finished before the stop
 
 
-def test_cache_commands(served: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cache_commands(served: Path, run_cli: RunCli) -> None:
     (served / "notes.yaml").write_text(RECIPE)
-    assert run_cli(capsys, "run", "notes.yaml", "--progress", "plain")[0] == 0
-    code, listing, _ = run_cli(capsys, "cache", "ls")
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
+    code, listing, _ = run_cli("cache", "ls")
     assert code == 0
     lines = listing.splitlines()
     assert len(lines) == 4  # one transcription, three distinct replies
     assert "  transcript  " in lines[0]
     reply_key = next(line.split()[0] for line in lines if line.endswith("/summary"))
-    code, shown, _ = run_cli(capsys, "cache", "show", reply_key[:8])
+    code, shown, _ = run_cli("cache", "show", reply_key[:8])
     assert code == 0
     entry = json.loads(shown)
     assert entry["label"] in ("notes/board-meeting/summary", "notes/wildfires/summary")
     assert entry["request"]["messages"][0]["content"].startswith("Summarize: ")
     assert entry["reply"]["content"] == "- point one\n- point two"
     assert KEY not in shown
-    code, _, err = run_cli(capsys, "cache", "clear", "--older-than", "7x")
+    code, _, err = run_cli("cache", "clear", "--older-than", "7x")
     assert code == 2
     assert "give a number and a unit s, m, h or d" in err
-    code, out, _ = run_cli(capsys, "cache", "clear")
+    code, out, _ = run_cli("cache", "clear")
     assert out == "Removed 3 cached replies and 1 ledger entries.\n"
 
 
 def test_a_failed_expectation_fails_the_run_but_keeps_the_output(
-    served: Path, capsys: pytest.CaptureFixture[str]
+    served: Path, run_cli: RunCli
 ) -> None:
     recipe = RECIPE.replace(
         '    prompt: "Summarize: {{ transcript.text }}"\n',
@@ -503,7 +491,7 @@ def test_a_failed_expectation_fails_the_run_but_keeps_the_output(
         "      - max_length: 5\n",
     )
     (served / "notes.yaml").write_text(recipe)
-    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 1
     item = next(i for i in manifest(served)["items"] if i["item"] == "board-meeting")
     summary = item["tasks"][0]
@@ -521,51 +509,49 @@ def test_a_failed_expectation_fails_the_run_but_keeps_the_output(
 
 
 def test_plan_matches_what_the_run_then_does(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     (served / "notes.yaml").write_text(RECIPE)
-    code, out, _ = run_cli(capsys, "plan", "notes.yaml", "--format", "json")
+    code, out, _ = run_cli("plan", "notes.yaml", "--format", "json")
     assert code == 0
     before = json.loads(out)
     assert (before["transcriptions_to_submit"], before["transcriptions_in_ledger"]) == (1, 0)
-    assert run_cli(capsys, "run", "notes.yaml", "--progress", "plain")[0] == 0
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
     done = manifest(served)["summary"]
     assert done["transcriptions_submitted"] == before["transcriptions_to_submit"]
     # The saved-transcript item's calls were all known before the run; the plan counts
     # a call for every task it cannot render yet (the URL item's, before transcription).
     assert done["llm_calls"] + done["llm_replies_cached"] == before["llm_calls"]
 
-    code, out, _ = run_cli(capsys, "plan", "notes.yaml", "--format", "json")
+    code, out, _ = run_cli("plan", "notes.yaml", "--format", "json")
     after = json.loads(out)
     assert (after["transcriptions_to_submit"], after["transcriptions_in_ledger"]) == (0, 1)
     assert (after["llm_calls"], after["llm_cached"]) == (0, 6)
-    assert run_cli(capsys, "run", "notes.yaml", "--progress", "plain")[0] == 0
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
     rerun = manifest(served)["summary"]
     assert (rerun["transcriptions_submitted"], rerun["llm_calls"]) == (0, 0)
 
 
-def test_budgets_refuse_to_start(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_budgets_refuse_to_start(served: Path, fake: FakeAssemblyAI, run_cli: RunCli) -> None:
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--max-llm-calls", "2")
+    code, _, err = run_cli("run", "notes.yaml", "--max-llm-calls", "2")
     assert code == 2
     assert err == (
         "error: this run would send 6 LLM calls (0 more are cached), over --max-llm-calls 2; "
         "nothing was sent\n"
     )
     assert fake.history == []
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--shard", "3/2")
+    code, _, err = run_cli("run", "notes.yaml", "--shard", "3/2")
     assert code == 2
     assert "give K/N with 1 <= K <= N" in err
 
 
 def test_the_same_audio_twice_in_one_run_is_transcribed_once(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     same = "https://media.example.com/board-meeting.mp3"
     write_list_recipe(served, {"Acme": same, "Globex": same})
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 0, err
     assert len(fake.submissions) == 1
     items = {i["item"]: i for i in manifest(served)["items"]}
@@ -574,22 +560,22 @@ def test_the_same_audio_twice_in_one_run_is_transcribed_once(
 
 
 def test_a_stop_while_the_submission_is_on_the_wire_is_recorded(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     from fakeapi import delay
 
     fake.faults.add("POST /v2/transcript", delay(2), times=1)
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli(capsys, "run", "notes.yaml", "--progress", "plain", "--timeout", "1")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "1")
     assert code == 1
     assert len(fake.submissions) == 1
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 0, err
     assert len(fake.submissions) == 1  # the rerun found the job in the ledger
 
 
 def test_a_reply_that_fails_post_processing_is_asked_again(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     replies = iter(["no json here", '{"items": ["a"]}'])
     fake.gateway.responder = lambda request: next(replies)
@@ -598,27 +584,25 @@ def test_a_reply_that_fails_post_processing_is_asked_again(
         "tasks:\n  actions:\n    prompt: '{{ transcript.text }}'\n"
         "    json_schema: {type: object, required: [items]}\n"
     )
-    assert run_cli(capsys, "run", "strict.yaml", "--progress", "plain")[0] == 1
-    code, _, err = run_cli(capsys, "run", "strict.yaml", "--progress", "plain")
+    assert run_cli("run", "strict.yaml", "--progress", "plain").exit_code == 1
+    code, _, err = run_cli("run", "strict.yaml", "--progress", "plain")
     assert code == 0, err
     (item,) = manifest(served)["items"]
     assert item["tasks"][0]["asked"] is True
 
 
-def test_a_damaged_state_store_is_a_located_error(
-    served: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_damaged_state_store_is_a_located_error(served: Path, run_cli: RunCli) -> None:
     (served / "notes.yaml").write_text(RECIPE)
     (served / ".transcript-runner").mkdir()
     (served / ".transcript-runner" / "state.db").write_text("not a database")
-    code, _, err = run_cli(capsys, "run", "notes.yaml", "--progress", "plain")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
     assert code == 1
     assert "Traceback" not in err
     assert "state store .transcript-runner/state.db: file is not a database" in err
 
 
 def test_max_audio_hours_counts_local_wav_files(
-    served: Path, fake: FakeAssemblyAI, capsys: pytest.CaptureFixture[str]
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     audio = ROOT / "tests" / "fixtures" / "audio"
     shutil.copytree(audio, served / "audio")
@@ -626,15 +610,13 @@ def test_max_audio_hours_counts_local_wav_files(
         "version: 1\nname: local\ninputs: [{file: 'audio/*.wav'}]\n"
         "tasks: {s: {prompt: 'Summarize {{ item.name }}: {{ transcript.text }}'}}\n"
     )
-    code, _, err = run_cli(capsys, "run", "local.yaml", "--max-audio-hours", "0.001")
+    code, _, err = run_cli("run", "local.yaml", "--max-audio-hours", "0.001")
     assert code == 2
     assert err == (
         "error: this run would transcribe 0.00 h (0.1 min) of audio, over --max-audio-hours "
         "0.001; nothing was sent\n"
     )
     assert fake.history == []
-    code, _, err = run_cli(
-        capsys, "run", "local.yaml", "--max-audio-hours", "1", "--progress", "plain"
-    )
+    code, _, err = run_cli("run", "local.yaml", "--max-audio-hours", "1", "--progress", "plain")
     assert code == 0, err
     assert len(fake.uploads) == 2
