@@ -1,0 +1,135 @@
+"""In-memory stand-ins for the executor's services (runner.execute.services), for tests
+that exercise one stage of the pipeline in milliseconds, with no server at all.
+
+In the spirit of ``llm``'s ``MockModel``: replies are queued with ``enqueue()`` and
+everything the runner sent is kept in ``history``, so a test asserts on what was
+asked, not on how the runner's internals were called. An enqueued exception is raised
+instead of answering. The HTTP layer has its own fake (tests/fakeapi.py): use that one
+to test retries, timeouts and the wire; use these to test the pipeline's decisions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.api.types import Completion, TranscriptResult, Usage
+from runner.execute.services import Services
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "assemblyai"
+Sent = tuple[str, Any]  # (what was called, with what)
+
+
+def wildfires() -> dict[str, Any]:
+    """AssemblyAI's real completed transcript of wildfires.mp3."""
+    data: dict[str, Any] = json.loads((FIXTURES / "transcript-wildfires.json").read_text())
+    return data
+
+
+class FakeTranscripts:
+    """Uploads, submissions and waits. A submission is ``t-1``, ``t-2``…; waiting on it
+    answers the next enqueued transcript body (by default the wildfires transcript with
+    that id), or raises the next enqueued exception."""
+
+    def __init__(self) -> None:
+        self.history: list[Sent] = []
+        self._bodies: deque[Mapping[str, Any] | BaseException] = deque()
+        self.stored: dict[str, Mapping[str, Any]] = {}  # GET answers by id
+        self._submitted = 0
+
+    def enqueue(self, *bodies: Mapping[str, Any] | BaseException) -> None:
+        self._bodies.extend(bodies)
+
+    def _next(self, transcript_id: str) -> Mapping[str, Any]:
+        body = self._bodies.popleft() if self._bodies else {**wildfires(), "id": transcript_id}
+        if isinstance(body, BaseException):
+            raise body
+        self.stored[transcript_id] = body
+        return body
+
+    def sent(self, what: str) -> list[Any]:
+        """The arguments of every call of ``what`` (``"submit"``, ``"get"``…), in order."""
+        return [args for name, args in self.history if name == what]
+
+    async def upload(self, path: Path) -> str:
+        self.history.append(("upload", path))
+        return f"https://cdn.example.com/upload/{path.name}"
+
+    async def submit(self, audio_url: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.history.append(("submit", (audio_url, dict(options))))
+        self._submitted += 1
+        return {"id": f"t-{self._submitted}", "status": "queued"}
+
+    async def get(self, transcript_id: str) -> Mapping[str, Any]:
+        self.history.append(("get", transcript_id))
+        return self.stored.get(transcript_id) or self._next(transcript_id)
+
+    async def wait(
+        self, transcript_id: str, *, audio_duration: float | None, deadline: float | None
+    ) -> TranscriptResult:
+        self.history.append(("wait", transcript_id))
+        return TranscriptResult(data=self._next(transcript_id), polls=1)
+
+    async def sentences(self, transcript_id: str) -> Mapping[str, Any]:
+        self.history.append(("sentences", transcript_id))
+        return {"id": transcript_id, "sentences": []}
+
+    async def paragraphs(self, transcript_id: str) -> Mapping[str, Any]:
+        self.history.append(("paragraphs", transcript_id))
+        return {"id": transcript_id, "paragraphs": []}
+
+
+Reply = str | Completion | BaseException
+
+
+class FakeCompletions:
+    """The LLM Gateway (``complete``) or LeMUR (``task``): each request answers the next
+    enqueued reply; with the queue empty, ``default(body)`` if set, else the test fails."""
+
+    def __init__(self, default: Callable[[Mapping[str, Any]], str] | None = None) -> None:
+        self.history: list[Mapping[str, Any]] = []
+        self._replies: deque[Reply] = deque()
+        self.default = default
+
+    def enqueue(self, *replies: Reply) -> None:
+        self._replies.extend(replies)
+
+    async def complete(self, body: Mapping[str, Any]) -> Completion:
+        return self._answer(body)
+
+    async def task(self, body: Mapping[str, Any]) -> Completion:
+        return self._answer(body)
+
+    def _answer(self, body: Mapping[str, Any]) -> Completion:
+        self.history.append(body)
+        if self._replies:
+            reply = self._replies.popleft()
+        elif self.default is not None:
+            reply = self.default(body)
+        else:
+            raise AssertionError(f"no reply enqueued for request {len(self.history)}")
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(reply, Completion):
+            return reply
+        model = body.get("model") or body.get("final_model")
+        usage = Usage(input_tokens=10, output_tokens=5)
+        return Completion(reply, model, usage, f"req-{len(self.history)}", "stop")
+
+
+class FakeServices(Services):
+    """All three services, each with its ``enqueue()`` and ``history``."""
+
+    transcripts: FakeTranscripts
+    gateway: FakeCompletions
+    lemur: FakeCompletions
+
+    def __init__(self, default_reply: Callable[[Mapping[str, Any]], str] | None = None) -> None:
+        super().__init__(
+            transcripts=FakeTranscripts(),
+            gateway=FakeCompletions(default_reply),
+            lemur=FakeCompletions(default_reply),
+        )

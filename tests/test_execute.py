@@ -1,0 +1,240 @@
+"""Each stage of the executor on FakeServices: in-memory, no server, milliseconds.
+
+The end-to-end runs in test_run_cli.py go through HTTP; these pin the pipeline's
+decisions (what is sent, once; what is reused; what one failure touches) directly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeservices import FakeServices, wildfires
+
+from runner.api.types import Completion, Usage
+from runner.checks import load_recipe
+from runner.errors import ApiError, NotStored, TranscriptFailed
+from runner.execute.ask import Asker
+from runner.execute.executor import Executor, RunOptions, prepare_recipe
+from runner.execute.finish import process_reply
+from runner.execute.planning import make_plan
+from runner.execute.transcribe import Transcriber
+from runner.items import expand
+from runner.prompt.payloads import build_payload, task_context
+from runner.prompt.templating import TemplateEngine
+from runner.prompt.views import TranscriptView
+from runner.recipe.model import Recipe
+from runner.results.manifest import ItemRecord, TaskRecord
+from runner.store import Store, audio_identity, transcription_key
+from runner.transcript.model import Transcript, sentences_from_words
+
+RECIPE = """\
+version: 1
+name: notes
+inputs:
+  - url: https://media.example.com/a.mp3
+  - url: https://media.example.com/b.mp3
+tasks:
+  summary:
+    prompt: "Summarize {{ item.name }}: {{ transcript.text[:40] }}"
+  headline:
+    needs: [summary]
+    prompt: "Headline for: {{ tasks.summary.text }}"
+"""
+
+
+class Quiet:
+    """A reporter that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.finished: list[ItemRecord] = []
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def item_started(self, recipe: str, item: str) -> None:
+        pass
+
+    def item_finished(self, record: ItemRecord) -> None:
+        self.finished.append(record)
+
+    def stop(self) -> None:
+        pass
+
+
+def recipe_from(tmp_path: Path, text: str = RECIPE) -> Recipe:
+    (tmp_path / "r.yaml").write_text(text)
+    return load_recipe(tmp_path / "r.yaml")
+
+
+def echo(body: Any) -> str:
+    """A default reply that says what it was asked, so chains can be followed."""
+    return f"reply to [{body['messages'][-1]['content'][:30]}]"
+
+
+async def run(
+    tmp_path: Path,
+    services: FakeServices,
+    recipe: Recipe,
+    store: Store | None = None,
+    **options: Any,
+) -> tuple[Quiet, dict[str, Any]]:
+    reporter = Quiet()
+    manifest = tmp_path / "out" / "run.json"
+    run_options = RunOptions(out=tmp_path / "out", manifest=manifest, **options)
+    await Executor(services, run_options, reporter, store).run([recipe])
+    return reporter, json.loads(manifest.read_text())
+
+
+# --- the whole executor -------------------------------------------------------------
+
+
+async def test_each_task_sees_the_reply_it_needs_and_each_item_its_transcript(
+    tmp_path: Path,
+) -> None:
+    services = FakeServices(default_reply=echo)
+    reporter, manifest = await run(tmp_path, services, recipe_from(tmp_path))
+    assert manifest["summary"]["outcome"] == "completed"
+    assert [r.status for r in reporter.finished] == ["ok", "ok"]
+    submitted = [url for url, _ in services.transcripts.sent("submit")]
+    assert sorted(submitted) == [
+        "https://media.example.com/a.mp3",
+        "https://media.example.com/b.mp3",
+    ]
+    prompts = [body["messages"][-1]["content"] for body in services.gateway.history]
+    text = wildfires()["text"]
+    assert sorted(p for p in prompts if p.startswith("Summarize")) == [
+        f"Summarize a: {text[:40]}",
+        f"Summarize b: {text[:40]}",
+    ]
+    headlines = sorted(p for p in prompts if p.startswith("Headline"))
+    summaries = [f"Summarize {n}: {text[:40]}" for n in "ab"]
+    assert headlines == [f"Headline for: {echo({'messages': [{'content': p}]})}" for p in summaries]
+    assert (tmp_path / "out" / "notes" / "a" / "headline.md").read_text().startswith("reply to")
+
+
+async def test_the_same_audio_twice_is_submitted_once(tmp_path: Path) -> None:
+    recipe = recipe_from(tmp_path, RECIPE.replace("/b.mp3", "/a.mp3"))
+    services = FakeServices(default_reply=echo)
+    _, manifest = await run(tmp_path, services, recipe)
+    assert len(services.transcripts.sent("submit")) == 1
+    assert sorted(i["reused"] for i in manifest["items"]) == [False, True]
+    # Identical prompts are asked once too: the two items differ only in their name.
+    assert len(services.gateway.history) == 4
+
+
+async def test_a_failed_transcript_fails_its_item_only(tmp_path: Path) -> None:
+    services = FakeServices(default_reply=echo)
+    services.transcripts.enqueue(TranscriptFailed("t-1", "Download error"), wildfires())
+    reporter, manifest = await run(tmp_path, services, recipe_from(tmp_path))
+    statuses = sorted((r.status, r.error or "") for r in reporter.finished)
+    assert statuses == [("failed", "transcript t-1 failed: Download error"), ("ok", "")]
+    assert manifest["summary"]["outcome"] == "completed"
+    assert len(services.gateway.history) == 2  # only the good item's two tasks
+
+
+async def test_a_failed_task_skips_what_needs_it_and_keeps_the_item_going(tmp_path: Path) -> None:
+    services = FakeServices(default_reply=echo)
+    services.gateway.enqueue(ApiError("POST /v1/chat/completions failed (400): bad model"))
+    recipe = recipe_from(tmp_path, RECIPE.replace("  - url: https://media.example.com/b.mp3\n", ""))
+    reporter, _ = await run(tmp_path, services, recipe)
+    (record,) = reporter.finished
+    assert [(t.task, t.status) for t in record.tasks] == [
+        ("summary", "failed"),
+        ("headline", "skipped"),
+    ]
+    assert record.tasks[1].error == "not run because summary failed"
+
+
+# --- transcribing: the ledger and the store -------------------------------------------
+
+
+async def test_a_rerun_reattaches_to_the_ledger_instead_of_paying_again(tmp_path: Path) -> None:
+    recipe = recipe_from(tmp_path)
+    with Store(tmp_path / "state") as store:
+        first = FakeServices(default_reply=echo)
+        await run(tmp_path, first, recipe, store)
+        second = FakeServices(default_reply=echo)
+        _, manifest = await run(tmp_path, second, recipe, store)
+    assert len(first.transcripts.sent("submit")) == 2
+    assert second.transcripts.history == []  # transcripts and replies came from the store
+    assert second.gateway.history == []
+    assert all(item["reused"] for item in manifest["items"])
+
+
+async def test_offline_names_what_the_store_lacks(tmp_path: Path) -> None:
+    recipe = recipe_from(tmp_path)
+    (item, _) = expand(recipe, TemplateEngine(recipe.base_dir))
+    transcriber = Transcriber(FakeServices().transcripts, None, offline=True)
+    record = ItemRecord("notes", item.name, item.source, item.kind.value, "ok")
+    with pytest.raises(NotStored, match="no stored transcript for url"):
+        await transcriber.obtain(recipe, item, record)
+
+
+async def test_the_ledger_key_is_the_same_for_run_and_plan(tmp_path: Path) -> None:
+    """``plan`` must count exactly what ``run`` would skip: both use the store's keys."""
+    recipe = recipe_from(tmp_path)
+    with Store(tmp_path / "state") as store:
+        await run(tmp_path, FakeServices(default_reply=echo), recipe, store)
+        for item in prepare_recipe(recipe).items:
+            assert store.ledger_get(transcription_key(recipe, audio_identity(item))) is not None
+        plan = make_plan([recipe], store, None)
+    assert (plan.submissions, plan.reused) == (0, 2)
+    assert (plan.calls, plan.cached) == (0, 4)
+
+
+# --- asking: the reply cache ------------------------------------------------------------
+
+
+async def test_a_cached_reply_is_not_asked_again_unless_the_cache_is_off(tmp_path: Path) -> None:
+    recipe = recipe_from(tmp_path)
+    task = recipe.tasks["summary"]
+    prepared = prepare_recipe(recipe)
+    item = prepared.items[0]
+    transcript = Transcript.from_api(wildfires())
+    view = TranscriptView.build(transcript, (), ())
+    context = task_context(recipe, item.view(recipe), task, view, {})
+    payload = build_payload(
+        prepared.engine, task, context, transcript_id=transcript.id, transcript_text=""
+    )
+    services = FakeServices(default_reply=echo)
+    with Store(tmp_path / "state") as store:
+        for use_cache, asked in ((True, 1), (True, 1), (False, 2)):
+            asker = Asker(services, store, use_cache=use_cache)
+            record = TaskRecord("summary", "ok")
+            reply = await asker.reply(task, payload, "notes/x/summary", record)
+            if record.asked:
+                await asker.remember(record.cache_key or "", "notes/x/summary", payload, reply)
+            assert len(services.gateway.history) == asked
+
+
+# --- finishing: what a reply becomes ----------------------------------------------------
+
+
+def test_best_quotes_are_matched_to_the_sentences_they_came_from(tmp_path: Path) -> None:
+    transcript = Transcript.from_api(wildfires())
+    sentences = sentences_from_words(transcript.words)
+    quoted = sentences[3].text
+    text = "version: 1\nname: q\ninputs: [{url: 'https://x/a.mp3'}]\n"
+    recipe = recipe_from(tmp_path, text + "tasks:\n  best: {quotes: {count: 1}}\n")
+    processed = process_reply(recipe.tasks["best"], f'1. "{quoted}"', sentences)
+    (quote,) = processed.data
+    assert quote["quote"] == quoted
+    # Located in the recording: the quote's sentence lies within the reported span.
+    assert quote["start"] <= sentences[3].start < sentences[3].end <= quote["end"]
+    assert processed.steps == ("match quotes to sentences",)
+
+
+def test_completions_round_trip_through_the_cache_format() -> None:
+    from runner.execute.ask import completion_from_json, completion_to_json
+
+    completion = Completion("hi", "m", Usage(3, 4, 7), "req-1", "stop")
+    back = completion_from_json(completion_to_json(completion))
+    assert (back.content, back.model, back.usage, back.request_id) == (
+        "hi",
+        "m",
+        Usage(3, 4, 7),
+        "req-1",
+    )
