@@ -180,11 +180,11 @@ class Executor:
         async def worker() -> None:
             while True:
                 try:
-                    plan, item = queue.get_nowait()
+                    prepared, item = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                record = await self._process_item(plan, item)
-                self._state.in_flight.pop((plan.recipe.name, item.name), None)
+                record = await self._process_item(prepared, item)
+                self._state.in_flight.pop((prepared.recipe.name, item.name), None)
                 writer.add(record)
                 self.reporter.item_finished(record)
 
@@ -195,9 +195,9 @@ class Executor:
 
     # --- one item -------------------------------------------------------------------
 
-    async def _process_item(self, plan: PreparedRecipe, item: Item) -> ItemRecord:
-        recipe = plan.recipe
-        folder = item_dir(recipe, item, plan.engine, self.options.out)
+    async def _process_item(self, prepared: PreparedRecipe, item: Item) -> ItemRecord:
+        recipe = prepared.recipe
+        folder = item_dir(recipe, item, prepared.engine, self.options.out)
         record = ItemRecord(
             recipe=recipe.name,
             item=item.name,
@@ -215,8 +215,8 @@ class Executor:
                 recipe,
                 item,
                 record,
-                sentences=plan.needs_sentences,
-                paragraphs=plan.needs_paragraphs,
+                sentences=prepared.needs_sentences,
+                paragraphs=prepared.needs_paragraphs,
             )
         except ItemError as exc:
             # One item's trouble (an API error, a failed transcript, an unreadable file,
@@ -232,14 +232,14 @@ class Executor:
             # other item's requests (and the reading of 429s) while the disk works.
             await asyncio.to_thread(write_json, folder / TRANSCRIPT_FILE, dict(transcript.raw))
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
-        await self._run_tasks(plan, item, folder, transcript, view, record)
+        await self._run_tasks(prepared, item, folder, transcript, view, record)
         if any(t.status != "ok" for t in record.tasks):
             record.status = "failed"
         return record
 
     async def _run_tasks(
         self,
-        plan: PreparedRecipe,
+        prepared: PreparedRecipe,
         item: Item,
         folder: Path,
         transcript: Transcript,
@@ -249,7 +249,7 @@ class Executor:
         """Run the item's tasks; each record joins ``item_record`` as soon as it exists,
         so an interrupted item still shows the tasks that finished."""
         done: dict[str, asyncio.Future[TaskResultView | None]] = {
-            task.name: asyncio.get_running_loop().create_future() for task in plan.tasks
+            task.name: asyncio.get_running_loop().create_future() for task in prepared.tasks
         }
         records = item_record.tasks
 
@@ -271,20 +271,20 @@ class Executor:
                 return
             results = {n: r for n, r in zip(task.needs, needed, strict=True) if r is not None}
             record, result = await self._run_task(
-                plan, item, task, folder, transcript, view, results
+                prepared, item, task, folder, transcript, view, results
             )
             records.append(record)
             done[task.name].set_result(result)
 
         async with asyncio.TaskGroup() as group:
-            for task in plan.tasks:
+            for task in prepared.tasks:
                 group.create_task(when_ready(task))
-        order = {task.name: i for i, task in enumerate(plan.tasks)}
+        order = {task.name: i for i, task in enumerate(prepared.tasks)}
         records.sort(key=lambda r: order[r.task])
 
     async def _run_task(
         self,
-        plan: PreparedRecipe,
+        prepared: PreparedRecipe,
         item: Item,
         task: Task,
         folder: Path,
@@ -300,9 +300,9 @@ class Executor:
             model_requested=_model_of(task),
         )
         try:
-            context = task_context(plan.recipe, item.view(plan.recipe), task, view, results)
+            context = task_context(prepared.recipe, item.view(prepared.recipe), task, view, results)
             payload = build_payload(
-                plan.engine,
+                prepared.engine,
                 task,
                 context,
                 transcript_id=transcript.id,
@@ -310,7 +310,7 @@ class Executor:
             )
         except TemplateProblem as problem:
             return record.fail(problem.message), None
-        label = f"{plan.recipe.name}/{item.name}/{task.name}"
+        label = f"{prepared.recipe.name}/{item.name}/{task.name}"
         try:
             began = time.monotonic()
             completion = await self.asker.reply(task, payload, label, record)
