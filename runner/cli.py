@@ -23,6 +23,27 @@ if TYPE_CHECKING:
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+# --- converters: each option's value is checked once, as it is parsed ---------------
+
+
+def _path_or_none(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    """An optional path; an empty value (an unset CI variable) means "not given", never
+    the current folder."""
+    return Path(value) if value else None
+
+
+def _parse_limits(values: Sequence[str]) -> dict[str, int]:
+    from runner.commands.run import parse_limits
+
+    return parse_limits(values)
+
+
+def _parse_shard(text: str | None) -> Shard | None:
+    from runner.items import Shard
+
+    return Shard.parse(text) if text is not None else None
+
+
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="transcript-runner")
 def cli() -> None:
@@ -76,7 +97,8 @@ def validate(**options: Any) -> None:
     "--transcript",
     "transcript_file",
     metavar="FILE",
-    type=click.Path(path_type=Path),
+    type=click.Path(),
+    callback=_path_or_none,
     help="Use this saved transcript (GET /v2/transcript JSON) for every item.",
 )
 @click.option(
@@ -85,7 +107,8 @@ def validate(**options: Any) -> None:
 @click.option("--full", is_flag=True, help="Do not shorten long messages.")
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=click.Path(),
+    callback=_path_or_none,
     help="Output folder of earlier runs (to find stored transcripts).",
 )
 def render(**options: Any) -> None:
@@ -108,11 +131,15 @@ def render(**options: Any) -> None:
 @cli.command()
 @click.argument("recipes", nargs=-1, type=click.Path())
 @click.option(
-    "--out", type=click.Path(path_type=Path), help="Write outputs to DIR/<recipe>/<item>/."
+    "--out",
+    type=click.Path(),
+    callback=_path_or_none,
+    help="Write outputs to DIR/<recipe>/<item>/.",
 )
 @click.option(
     "--manifest",
-    type=click.Path(path_type=Path),
+    type=click.Path(),
+    callback=_path_or_none,
     help="Where to write the run manifest [default: OUT/run.json].",
 )
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -133,7 +160,8 @@ def render(**options: Any) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would run; send nothing.")
 @click.option(
     "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
+    callback=_path_or_none,
     help="Ledger and cache folder [default: .transcript-runner].",
 )
 @click.option("--no-cache", is_flag=True, help="Ask the LLM again (transcripts are still reused).")
@@ -167,7 +195,8 @@ def render(**options: Any) -> None:
 )
 @click.option(
     "--junit",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
+    callback=_path_or_none,
     help="Also write a JUnit XML report (a test case per item and task) here.",
 )
 def run(**options: Any) -> None:
@@ -194,7 +223,8 @@ def run(**options: Any) -> None:
 @click.argument("recipes", nargs=-1, type=click.Path())
 @click.option(
     "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
+    callback=_path_or_none,
     help="Ledger and cache folder [default: .transcript-runner].",
 )
 @click.option(
@@ -205,7 +235,8 @@ def run(**options: Any) -> None:
 )
 @click.option(
     "--prices",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
+    callback=_path_or_none,
     metavar="FILE",
     help="Your price table (YAML) to estimate costs; see docs/prices.example.yaml.",
 )
@@ -239,7 +270,8 @@ def plan(**options: Any) -> None:
 )
 @click.option(
     "--junit",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
+    callback=_path_or_none,
     help="Also write a JUnit XML report of the merged run here.",
 )
 def merge(**options: Any) -> None:
@@ -316,18 +348,6 @@ def schema() -> None:
 
 def _exit(code: int) -> NoReturn:
     raise SystemExit(code)
-
-
-def _parse_limits(values: Sequence[str]) -> dict[str, int]:
-    from runner.commands.run import parse_limits
-
-    return parse_limits(values)
-
-
-def _parse_shard(text: str | None) -> Shard | None:
-    from runner.items import Shard
-
-    return Shard.parse(text) if text is not None else None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -97,7 +97,7 @@ def reply_key(api: str, path: str, body: Mapping[str, Any], local: Mapping[str, 
     return digest(canonical({"api": api, "path": path, "body": body, "local": local}))
 
 
-# --- the keys of a recipe's work: `run`, `plan` and `cache` all call these --------------
+# --- the keys of a recipe's work: `run` and `plan` both call these ----------------------
 
 
 def audio_identity(item: Item) -> str:

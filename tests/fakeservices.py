@@ -38,6 +38,7 @@ class FakeTranscripts:
         self.history: list[Sent] = []
         self._bodies: deque[Mapping[str, Any] | BaseException] = deque()
         self.stored: dict[str, Mapping[str, Any]] = {}  # GET answers by id
+        self.upload_errors: dict[str, BaseException] = {}  # by file name
         self._submitted = 0
 
     def enqueue(self, *bodies: Mapping[str, Any] | BaseException) -> None:
@@ -56,6 +57,8 @@ class FakeTranscripts:
 
     async def upload(self, path: Path) -> str:
         self.history.append(("upload", path))
+        if path.name in self.upload_errors:
+            raise self.upload_errors[path.name]
         return f"https://cdn.example.com/upload/{path.name}"
 
     async def submit(self, audio_url: str, options: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -30,7 +30,13 @@ from runner.api.config import Timeouts
 from runner.api.http import HttpClient
 from runner.api.pacing import set_testing
 from runner.api.transcripts import PollSchedule, TranscriptsClient, poll_delays
-from runner.errors import ApiError, DeadlineExceeded, MaybeSubmitted, RunnerError, TranscriptFailed
+from runner.errors import (
+    ApiError,
+    DeadlineExceeded,
+    MaybeSubmitted,
+    SourceUnreadable,
+    TranscriptFailed,
+)
 
 OPTIONS: dict[str, Any] = {"speech_models": ["universal-3-5-pro", "universal-2"]}
 WILDFIRES_TEXT = fixture("transcript-wildfires.json")["text"]
@@ -104,7 +110,7 @@ async def test_refused_upload_is_resent_from_the_start(
 async def test_upload_of_a_missing_file_says_which(
     client: TranscriptsClient, tmp_path: Path
 ) -> None:
-    with pytest.raises(RunnerError, match=r"cannot upload .*nope\.wav: No such file"):
+    with pytest.raises(SourceUnreadable, match=r"cannot upload .*nope\.wav: No such file"):
         await client.upload(tmp_path / "nope.wav")
 
 

@@ -15,7 +15,7 @@ from fakeservices import FakeServices, wildfires
 
 from runner.api.types import Completion, Usage
 from runner.checks import load_recipe
-from runner.errors import ApiError, NotStored, TranscriptFailed
+from runner.errors import ApiError, NotStored, SourceUnreadable, TranscriptFailed
 from runner.execute.ask import Asker
 from runner.execute.executor import Executor, RunOptions, prepare_recipe
 from runner.execute.finish import process_reply
@@ -146,6 +146,26 @@ async def test_a_failed_task_skips_what_needs_it_and_keeps_the_item_going(tmp_pa
         ("headline", "skipped"),
     ]
     assert record.tasks[1].error == "not run because summary failed"
+
+
+async def test_an_unreadable_audio_file_fails_its_item_only(tmp_path: Path) -> None:
+    """A file gone between hashing and upload is that item's failure, not the run's."""
+    (tmp_path / "calls").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "calls" / f"{name}.wav").write_bytes(f"RIFF {name}".encode())
+    recipe = recipe_from(
+        tmp_path,
+        RECIPE.replace(
+            "  - url: https://media.example.com/a.mp3\n  - url: https://media.example.com/b.mp3\n",
+            "  - file: calls/*.wav\n",
+        ),
+    )
+    services = FakeServices(default_reply=echo)
+    services.transcripts.upload_errors["b.wav"] = SourceUnreadable("cannot upload b.wav: gone")
+    reporter, manifest = await run(tmp_path, services, recipe)
+    statuses = {r.item: (r.status, r.error) for r in reporter.finished}
+    assert statuses == {"a": ("ok", None), "b": ("failed", "cannot upload b.wav: gone")}
+    assert manifest["summary"]["outcome"] == "completed"
 
 
 # --- transcribing: the ledger and the store -------------------------------------------

@@ -16,6 +16,8 @@ from fakeapi import (
     status,
 )
 
+from runner.store import Store
+
 ROOT = Path(__file__).resolve().parent.parent
 WILDFIRES = ROOT / "tests" / "fixtures" / "assemblyai" / "transcript-wildfires.json"
 KEY = "test-key-do-not-leak-7f3a"
@@ -620,3 +622,41 @@ def test_max_audio_hours_counts_local_wav_files(
     code, _, err = run_cli("run", "local.yaml", "--max-audio-hours", "1", "--progress", "plain")
     assert code == 0, err
     assert len(fake.uploads) == 2
+
+
+def test_an_output_that_cannot_be_written_fails_its_task_only(
+    served: Path, run_cli: RunCli
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    # A folder where the summary file should go: writing it fails for that item.
+    (served / "out" / "notes" / "wildfires" / "summary.md").mkdir(parents=True)
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
+    assert code == 1, err
+    assert "Traceback" not in err
+    items = {i["item"]: i for i in manifest(served)["items"]}
+    tasks = {t["task"]: t for t in items["wildfires"]["tasks"]}
+    assert tasks["summary"]["status"] == "failed"
+    assert "cannot write" in tasks["summary"]["error"]
+    assert tasks["headline"]["status"] == "skipped"
+    assert items["board-meeting"]["status"] == "ok"
+
+
+def test_an_empty_out_option_means_not_given(served: Path, run_cli: RunCli) -> None:
+    """An unset CI variable (`--out "$OUT"`) must not put outputs in the current folder."""
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain", "--out", "")
+    assert code == 0, err
+    assert (served / "out" / "notes" / "wildfires" / "summary.md").is_file()
+    assert not (served / "notes").exists()
+
+
+def test_a_damaged_stored_transcript_is_a_message_in_plan(served: Path, run_cli: RunCli) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
+    with Store(served / ".transcript-runner") as store:
+        (entry,) = list(store.ledger())
+        store.transcript_put(entry.transcript_id, "transcript", {"words": "not a list"})
+    code, out, err = run_cli("plan", "notes.yaml")
+    assert code == 2, out + err
+    assert "Traceback" not in err
+    assert f"the stored transcript {entry.transcript_id} is damaged" in err

@@ -21,7 +21,7 @@ here and nowhere else:
   429 (notes §6) or 503 ("currently unable to handle the request", RFC 9110 §15.6.4).
   The notes list only 429; 503 is a deliberate, configurable addition
   (``RetryPolicy.unprocessed_statuses``). A read timeout, a disconnect mid-response or a
-  2xx body cut short raise :class:`~runner.api.types.MaybeSubmitted` instead.
+  2xx body cut short raise :class:`~runner.errors.MaybeSubmitted` instead.
   aiohttp itself resends a GET once when a reused keep-alive connection turns out to be
   closed, but never a POST; it drops idle connections after 15 s, sooner than servers
   usually do, so a POST rarely meets a stale connection.

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 from urllib.parse import quote
 
 from runner.api.config import ClientConfig
@@ -22,7 +22,7 @@ from runner.api.cooldowns import Clock, Sleep
 from runner.api.http import HttpClient, HttpResponse
 from runner.api.pacing import paced
 from runner.api.types import TranscriptResult
-from runner.errors import ApiError, DeadlineExceeded, RunnerError, TranscriptFailed
+from runner.errors import ApiError, DeadlineExceeded, SourceUnreadable, TranscriptFailed
 
 TERMINAL_STATUSES: Final = frozenset({"completed", "error"})
 
@@ -124,16 +124,21 @@ class TranscriptsClient:
         sent as not idempotent: after a timeout or a dropped connection the upload may
         have been stored, and the failure says so instead of uploading again.
         """
-        try:
-            path.stat()
-        except OSError as exc:
-            raise RunnerError(f"cannot upload {path}: {exc.strerror or exc}") from exc
+
+        def open_audio() -> IO[bytes]:
+            # Reopened for each attempt: the file may have moved since it was hashed.
+            try:
+                return path.open("rb")
+            except OSError as exc:
+                raise SourceUnreadable(f"cannot upload {path}: {exc.strerror or exc}") from None
+
+        open_audio().close()  # unreadable audio fails here, before any request is sent
         route = "POST /v2/upload"
         response = await self._http.request(
             "POST",
             self._url("/v2/upload"),
             family="uploads",
-            data=lambda: path.open("rb"),
+            data=open_audio,
             headers={"Content-Type": "application/octet-stream"},
             idempotent=False,
             expect_json=True,

@@ -18,7 +18,6 @@ from runner.prompt.views import (
     folder_context,
     item_variables,
     prompt_context,
-    sample_json,
     sample_transcript_view,
 )
 from runner.recipe.document import Document
@@ -141,9 +140,6 @@ def sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) -> 
 
 
 def _sample_result(task: Task | None, name: str) -> TaskResultView:
-    if task is None:
+    if task is None:  # a need that names no task: validate reports it elsewhere
         return TaskResultView.build(name, "sample reply")
-    schema = task.json_schema if task.quotes is None else None
-    return TaskResultView.build(
-        name, "sample reply", sample_json(schema), structured=task.structured
-    )
+    return TaskResultView.sample(task, "sample reply")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from runner.checks import load_recipes
-from runner.errors import EXIT_OK, SourceUnreadable, UsageError
+from runner.errors import EXIT_OK, ItemError, UsageError
 from runner.execute.planning import Plan, load_prices, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
@@ -55,8 +55,8 @@ def count(
     store = Store.existing(state_dir)
     try:
         return make_plan(recipes, store, shard, use_cache=use_cache)
-    except SourceUnreadable as exc:
-        raise UsageError(str(exc)) from None
+    except ItemError as exc:  # an unreadable input file or a damaged store entry
+        raise UsageError(exc.message) from None
     finally:
         if store is not None:
             store.close()

@@ -15,7 +15,7 @@ from runner.items import Item, expand
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.preview import Rendered, as_json, as_text
 from runner.prompt.templating import TemplateEngine
-from runner.prompt.views import TaskResultView, TranscriptView, sample_json
+from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import TRANSCRIPT_FILE, InputKind, Recipe, Task
 from runner.results.outputs import item_dir
 from runner.transcript.model import (
@@ -129,11 +129,8 @@ def _render_item(
     sentences = sentences_from_words(transcript.words)
     view = TranscriptView.build(transcript, sentences, paragraphs_from_sentences(sentences))
     results = {
-        name: TaskResultView.build(
-            name,
-            f"[the reply of task {name!r} appears here when the recipe runs]",
-            sample_json(task.json_schema),
-            structured=task.structured,
+        name: TaskResultView.sample(
+            task, f"[the reply of task {name!r} appears here when the recipe runs]"
         )
         for name, task in recipe.tasks.items()
     }

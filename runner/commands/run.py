@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from runner.api.config import ClientConfig, Limits, Timeouts
+from runner.api.config import FAMILIES, ClientConfig, Limits, Timeouts
 from runner.api.gateway import GatewayClient
 from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
@@ -266,7 +266,7 @@ def _dry_run_text(recipes: Sequence[Recipe]) -> str:
     return "\n".join(lines)
 
 
-LIMIT_KINDS = ("items", "uploads", "transcriptions", "polls", "llm", "lemur")
+LIMIT_KINDS = ("items", *FAMILIES)  # the item pool, then each endpoint family's requests
 
 
 def parse_limits(values: Sequence[str]) -> dict[str, int]:

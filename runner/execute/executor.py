@@ -197,7 +197,6 @@ class Executor:
 
     async def _process_item(self, prepared: PreparedRecipe, item: Item) -> ItemRecord:
         recipe = prepared.recipe
-        folder = item_dir(recipe, item, prepared.engine, self.options.out)
         record = ItemRecord(
             recipe=recipe.name,
             item=item.name,
@@ -205,25 +204,32 @@ class Executor:
             recipe_file=recipe.display,
             kind=item.kind.value,
             status="ok",
-            folder=str(folder),
         )
         self._state.in_flight[(recipe.name, item.name)] = record
         self._state.started += 1
         self.reporter.item_started(recipe.name, item.name)
         try:
-            obtained = await self.transcriber.obtain(
-                recipe,
-                item,
-                record,
-                sentences=prepared.needs_sentences,
-                paragraphs=prepared.needs_paragraphs,
-            )
+            await self._transcribe_then_run_tasks(prepared, item, record)
         except ItemError as exc:
             # One item's trouble (an API error, a failed transcript, an unreadable file,
-            # a store problem) is that item's failure; the others go on.
+            # an unwritable folder, a store problem) is that item's failure; the others
+            # go on. Each task catches its own, so this is what comes before the tasks.
             record.status = "failed"
             record.error = exc.message
-            return record
+        return record
+
+    async def _transcribe_then_run_tasks(
+        self, prepared: PreparedRecipe, item: Item, record: ItemRecord
+    ) -> None:
+        folder = item_dir(prepared.recipe, item, prepared.engine, self.options.out)
+        record.folder = str(folder)
+        obtained = await self.transcriber.obtain(
+            prepared.recipe,
+            item,
+            record,
+            sentences=prepared.needs_sentences,
+            paragraphs=prepared.needs_paragraphs,
+        )
         transcript = obtained.transcript
         record.transcript_id = transcript.id
         record.audio_duration = _seconds(transcript.audio_duration)
@@ -235,7 +241,6 @@ class Executor:
         await self._run_tasks(prepared, item, folder, transcript, view, record)
         if any(t.status != "ok" for t in record.tasks):
             record.status = "failed"
-        return record
 
     async def _run_tasks(
         self,
@@ -264,7 +269,7 @@ class Executor:
                         status="skipped",
                         error=f"not run because {', '.join(failed)} failed",
                         api=task.api.value,
-                        model_requested=_model_of(task),
+                        model_requested=task.requested_model,
                     )
                 )
                 done[task.name].set_result(None)
@@ -297,7 +302,7 @@ class Executor:
             status="ok",
             line=task.line,
             api=task.api.value,
-            model_requested=_model_of(task),
+            model_requested=task.requested_model,
         )
         try:
             context = task_context(prepared.recipe, item.view(prepared.recipe), task, view, results)
@@ -314,21 +319,21 @@ class Executor:
         try:
             began = time.monotonic()
             completion = await self.asker.reply(task, payload, label, record)
-        except ApiError as exc:
-            record.retries = exc.retries
+        except ItemError as exc:
+            if isinstance(exc, ApiError):
+                record.retries = exc.retries
             return record.fail(exc.message), None
         record_completion(record, completion, time.monotonic() - began, task)
         reply = reply_text(completion)
-        result = await asyncio.to_thread(finish, task, folder, view, reply, record)
-        if record.asked and result is not None and cacheable(completion):
-            # Only a reply that post-processed cleanly is kept: a broken or cut-off one
-            # must be asked again on the next run, not replayed forever.
-            await self.asker.remember(record.cache_key or "", label, payload, completion)
+        try:
+            result = await asyncio.to_thread(finish, task, folder, view, reply, record)
+            if record.asked and result is not None and cacheable(completion):
+                # Only a reply that post-processed cleanly is kept: a broken or cut-off
+                # one must be asked again on the next run, not replayed forever.
+                await self.asker.remember(record.cache_key or "", label, payload, completion)
+        except ItemError as exc:  # an unwritable output, a failing store
+            return record.fail(exc.message), None
         return record, result
-
-
-def _model_of(task: Task) -> str:
-    return task.lemur.final_model if task.lemur is not None else task.model
 
 
 def _seconds(value: float | int | None) -> float | None:

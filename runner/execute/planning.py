@@ -9,12 +9,12 @@ change, and a built-in list would be presented as truth when it is not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from runner.errors import PostProcessFailed, SourceUnreadable, TemplateProblem
+from runner.errors import ItemError, PostProcessFailed, StoreError, TemplateProblem
 from runner.execute.ask import completion_from_json, reply_text
 from runner.execute.finish import process_reply, result_view
 from runner.items import Item, Shard, expand
@@ -32,6 +32,8 @@ from runner.transcript.model import (
     sentences_from_words,
 )
 from runner.transcript.text import estimate_tokens
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -96,8 +98,8 @@ def make_plan(
         for item in selected:
             try:
                 items.append(_plan_item(recipe, engine, item, store, use_cache))
-            except SourceUnreadable as exc:  # a saved transcript or audio file
-                raise SourceUnreadable(f"{recipe.display}: item {item.name!r}: {exc}") from None
+            except ItemError as exc:  # an unreadable file, a damaged store entry
+                raise ItemError(f"{recipe.display}: item {item.name!r}: {exc.message}") from None
     return Plan(items)
 
 
@@ -115,7 +117,8 @@ def _plan_item(
         view = _view(transcript, store)
     results: dict[str, TaskResultView | None] = {}
     for task in recipe.ordered_tasks():
-        plan.models[task.model] = plan.models.get(task.model, 0) + 1
+        model = task.requested_model
+        plan.models[model] = plan.models.get(model, 0) + 1
         needed = {n: results.get(n) for n in task.needs}
         if view is None or transcript is None or any(r is None for r in needed.values()):
             plan.calls += 1
@@ -161,12 +164,12 @@ def _view(transcript: Transcript, store: Store | None) -> TranscriptView:
         data = store.transcript_get(transcript.id, part) if store and transcript.id else None
         parts[part] = data
     sentences = (
-        parse_sentences(parts["sentences"])
+        _stored(parse_sentences, parts["sentences"], transcript.id)
         if parts["sentences"]
         else sentences_from_words(transcript.words)
     )
     paragraphs = (
-        parse_paragraphs(parts["paragraphs"])
+        _stored(parse_paragraphs, parts["paragraphs"], transcript.id)
         if parts["paragraphs"]
         else paragraphs_from_sentences(sentences)
     )
@@ -200,12 +203,26 @@ def _known_transcript(
         return load_saved(Path(item.source)), "local"
     if item.kind is InputKind.TRANSCRIPT_ID:
         data = store.transcript_get(item.source, "transcript") if store else None
-        return (Transcript.from_api(data) if data else None), "fetch"
+        return (_stored(Transcript.from_api, data, item.source) if data else None), "fetch"
     entry = store.ledger_get(transcription_key(recipe, audio_identity(item))) if store else None
     if entry is None:
         return None, "submit"
     data = store.transcript_get(entry.transcript_id, "transcript") if store else None
-    return (Transcript.from_api(data) if data else None), "reuse"
+    transcript = _stored(Transcript.from_api, data, entry.transcript_id) if data else None
+    return transcript, "reuse"
+
+
+def _stored(
+    parser: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any], tid: str | None
+) -> T:
+    """Stored API data through ``parser``; damaged data is the store's error, named."""
+    try:
+        return parser(data)
+    except ValueError as exc:
+        raise StoreError(
+            f"the stored transcript {tid} is damaged ({exc}); remove it with "
+            "`transcript-runner cache clear` or use another --state-dir"
+        ) from None
 
 
 def load_prices(path: Path) -> Mapping[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.recipe.model import Recipe
+from runner.recipe.model import Recipe, Task
 from runner.transcript.model import Paragraph, Sentence, Transcript, Utterance, Word
 
 # The literal tag the LLM Gateway replaces with a transcript's text when the
@@ -133,9 +133,6 @@ class TranscriptView:
         )
 
 
-TRANSCRIPT_FIELDS = frozenset(TranscriptView.__dataclass_fields__)
-
-
 @dataclass(frozen=True, slots=True)
 class TaskResultView:
     """An earlier task's reply: ``.text`` always, ``.json`` for structured replies."""
@@ -154,6 +151,12 @@ class TaskResultView:
         if not structured:
             return cls(task, text, NoJson(task))
         return cls(task, text, wrap_json(data, f"tasks.{task}.json"))
+
+    @classmethod
+    def sample(cls, task: Task, text: str) -> TaskResultView:
+        """A stand-in for ``tasks.<name>`` before the task has run (``validate``,
+        ``render``): ``text``, and JSON shaped by the task's schema when it has one."""
+        return cls.build(task.name, text, sample_json(task.json_schema), structured=task.structured)
 
 
 def wrap_json(value: Any, path: str) -> Any:

@@ -252,6 +252,11 @@ class Task:
         return structured_reply(self.json_schema, self.post_process, self.quotes is not None)
 
     @property
+    def requested_model(self) -> str:
+        """The model the task asks for: LeMUR's ``final_model``, else ``model``."""
+        return self.lemur.final_model if self.lemur is not None else self.model
+
+    @property
     def keeps_raw_reply(self) -> bool:
         """Whether the reply is written beside the result before it is processed, so a
         person can read what the model said when processing changed or rejected it."""
