@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS replies (
     reply TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS intents (
+    key TEXT PRIMARY KEY,
+    audio TEXT NOT NULL,
+    audio_url TEXT NOT NULL,
+    options TEXT NOT NULL,
+    started REAL NOT NULL
+);
 """
 
 
@@ -119,6 +126,22 @@ def transcription_key(recipe: Recipe, audio: str) -> str:
 def request_key(task: Task, payload: Payload) -> str:
     """The reply-cache key of the request ``task`` sends for one item."""
     return reply_key(task.api.value, payload.path, payload.body, {})
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A submission about to be sent, or sent without a clear answer: the job may exist.
+
+    Written before every ``POST /v2/transcript``; the job id replaces it in the ledger
+    when the answer arrives. An intent that is still open (a 5xx, a reset, a crash or a
+    ``kill -9`` mid-request) is reconciled against the account's transcript list, never
+    guessed: the job is reattached if it exists, and only submitted if it does not.
+    """
+
+    key: str
+    audio: str
+    audio_url: str
+    started: float  # time.time() just before the request was sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,14 +235,44 @@ class Store:
     def ledger_put(
         self, key: str, audio: str, options: Mapping[str, Any], transcript_id: str, status: str
     ) -> None:
+        """Record the job for ``key``, closing its intent in the same transaction."""
         now = time.time()
+        with self._lock:
+            try:
+                with self._db:  # one transaction: the job replaces its intent atomically
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.execute(
+                        "INSERT INTO transcriptions (key, audio, options, transcript_id,"
+                        " status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT(key) DO UPDATE SET transcript_id=excluded.transcript_id,"
+                        " status=excluded.status, updated=excluded.updated",
+                        (key, audio, canonical(options), transcript_id, status, now, now),
+                    )
+                    self._db.execute("DELETE FROM intents WHERE key=?", (key,))
+            except sqlite3.Error as exc:
+                raise StoreError(self._describe(exc)) from None
+
+    def intent_put(
+        self, key: str, audio: str, audio_url: str, options: Mapping[str, Any]
+    ) -> Intent:
+        """Say, before sending it, that a submission for ``key`` is about to go out."""
+        intent = Intent(key, audio, audio_url, time.time())
         self._execute(
-            "INSERT INTO transcriptions (key, audio, options, transcript_id, status, created,"
-            " updated) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
-            " transcript_id=excluded.transcript_id, status=excluded.status,"
-            " updated=excluded.updated",
-            (key, audio, canonical(options), transcript_id, status, now, now),
+            "INSERT OR REPLACE INTO intents (key, audio, audio_url, options, started)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (key, audio, audio_url, canonical(options), intent.started),
         )
+        return intent
+
+    def intent_get(self, key: str) -> Intent | None:
+        rows = self._execute(
+            "SELECT key, audio, audio_url, started FROM intents WHERE key=?", (key,)
+        )
+        return Intent(*rows[0]) if rows else None
+
+    def intent_forget(self, key: str) -> None:
+        """The submission certainly created no job (a 4xx, or the listing lacks it)."""
+        self._execute("DELETE FROM intents WHERE key=?", (key,))
 
     def ledger_forget(self, key: str) -> None:
         self._execute("DELETE FROM transcriptions WHERE key=?", (key,))

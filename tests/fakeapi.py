@@ -107,7 +107,9 @@ COMMON_BOOLEAN_PARAMS = _names(
 GATEWAY_ROLES = frozenset({"user", "assistant", "system", "tool"})
 LEMUR_KINDS = frozenset({"task", "summary", "question-answer", "action-items"})
 
-FaultKind = Literal["status", "reset", "delay", "malformed", "after_processing_reset"]
+FaultKind = Literal[
+    "status", "reset", "delay", "malformed", "after_processing_reset", "after_processing_status"
+]
 Envelope = Literal["observed", "spec", "auth"]
 Scope = Literal["path", "route", "api"]
 
@@ -507,7 +509,9 @@ class Fault:
 
     def describe(self) -> str:
         """A short label stored in the request history."""
-        return f"status({self.code})" if self.kind == "status" else self.kind
+        if self.kind in ("status", "after_processing_status"):
+            return f"{self.kind}({self.code})"
+        return self.kind
 
 
 def status(
@@ -538,6 +542,12 @@ def delay(seconds: float) -> Fault:
 def malformed(body: str | None = None) -> Fault:
     """Answer 200 with a truncated JSON body, without touching any state."""
     return Fault("malformed", body=body)
+
+
+def after_processing(code: int) -> Fault:
+    """Serve the request (a job is created), then answer ``code`` instead of the result:
+    a 5xx from a proxy after the API acted. The client cannot know the job exists."""
+    return Fault("after_processing_status", code=code)
 
 
 def after_processing_reset(*, hard: bool = False) -> Fault:
@@ -1504,6 +1514,8 @@ class FakeAssemblyAI:
         response = await handler(request)
         if fault is not None and fault.kind == "after_processing_reset":
             return drop_connection(request, hard=fault.hard)
+        if fault is not None and fault.kind == "after_processing_status":
+            return fault_response(Fault("status", code=fault.code), record.api)
         return response
 
     async def _apply_fault(

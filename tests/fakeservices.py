@@ -39,6 +39,9 @@ class FakeTranscripts:
         self._bodies: deque[Mapping[str, Any] | BaseException] = deque()
         self.stored: dict[str, Mapping[str, Any]] = {}  # GET answers by id
         self.upload_errors: dict[str, BaseException] = {}  # by file name
+        self.submit_errors: deque[BaseException] = deque()  # raised after the job is made
+        self.lost: set[str] = set()  # jobs the account's list does not show
+        self.listed: dict[str, list[str]] = {}  # jobs made elsewhere, by audio URL
         self._submitted = 0
 
     def enqueue(self, *bodies: Mapping[str, Any] | BaseException) -> None:
@@ -64,6 +67,8 @@ class FakeTranscripts:
     async def submit(self, audio_url: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
         self.history.append(("submit", (audio_url, dict(options))))
         self._submitted += 1
+        if self.submit_errors:
+            raise self.submit_errors.popleft()
         return {"id": f"t-{self._submitted}", "status": "queued"}
 
     async def get(self, transcript_id: str) -> Mapping[str, Any]:
@@ -75,6 +80,12 @@ class FakeTranscripts:
     ) -> TranscriptResult:
         self.history.append(("wait", transcript_id))
         return TranscriptResult(data=self._next(transcript_id), polls=1)
+
+    async def jobs_for(self, audio_url: str, since: float) -> list[str]:
+        """The jobs this fake created for ``audio_url`` (``listed`` adds others)."""
+        self.history.append(("jobs_for", audio_url))
+        made = [f"t-{n}" for n, (url, _) in enumerate(self.sent("submit"), 1) if url == audio_url]
+        return [tid for tid in made if tid not in self.lost] + self.listed.get(audio_url, [])
 
     async def sentences(self, transcript_id: str) -> Mapping[str, Any]:
         self.history.append(("sentences", transcript_id))

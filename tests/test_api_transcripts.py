@@ -245,15 +245,44 @@ async def test_reset_before_processing_is_still_treated_as_uncertain(
     assert len(fake.requests_to("POST /v2/transcript")) == 1
 
 
-async def test_429_and_503_on_a_submission_are_retried_once_each(
+async def test_a_429_on_a_submission_is_retried_and_a_503_is_not(
     fake: FakeAssemblyAI, client: TranscriptsClient
 ) -> None:
+    """A 429 refuses before any work; a 503 may come from a proxy after the job was made,
+    so it is left to the executor to look the job up, never resent blindly."""
     fake.faults.add("POST /v2/transcript", status(429, retry_after=0.3))
-    fake.faults.add("POST /v2/transcript", status(503))
     queued = await client.submit("https://example.com/a.mp3", OPTIONS)
     assert [s.transcript_id for s in fake.submissions] == [queued["id"]]
-    assert len(fake.requests_to("POST /v2/transcript")) == 3
+    assert len(fake.requests_to("POST /v2/transcript")) == 2
     assert fake.retry_after_violations() == []
+    fake.faults.add("POST /v2/transcript", status(503))
+    with pytest.raises(ApiError) as failure:
+        await client.submit("https://example.com/b.mp3", OPTIONS)
+    assert failure.value.status == 503
+    assert len(fake.requests_to("POST /v2/transcript")) == 3
+
+
+async def test_jobs_for_finds_a_submission_in_the_account_list_across_pages(
+    fake: FakeAssemblyAI, client: TranscriptsClient
+) -> None:
+    import time
+
+    since = time.time()
+    first = await client.submit("https://example.com/a.mp3", OPTIONS)
+    for n in range(5):  # newer jobs push the first one onto an older page
+        await client.submit(f"https://example.com/other-{n}.mp3", OPTIONS)
+    import runner.api.transcripts as transcripts_module
+
+    original = transcripts_module.LIST_PAGE
+    transcripts_module.LIST_PAGE = 2
+    try:
+        found = await client.jobs_for("https://example.com/a.mp3", since)
+    finally:
+        transcripts_module.LIST_PAGE = original
+    assert found == [first["id"]]
+    assert len(fake.requests_to("GET /v2/transcript")) >= 3  # it followed prev_url
+    assert await client.jobs_for("https://example.com/never.mp3", since) == []
+    assert await client.jobs_for("https://example.com/a.mp3", since + 3600 + 600) == []
 
 
 async def test_500_on_a_submission_is_not_retried(

@@ -15,7 +15,13 @@ from fakeservices import FakeServices, wildfires
 
 from runner.api.types import Completion, Usage
 from runner.checks import load_recipe
-from runner.errors import ApiError, NotStored, SourceUnreadable, TranscriptFailed
+from runner.errors import (
+    ApiError,
+    MaybeSubmitted,
+    NotStored,
+    SourceUnreadable,
+    TranscriptFailed,
+)
 from runner.execute.ask import Asker
 from runner.execute.executor import Executor, RunOptions, prepare_recipe
 from runner.execute.finish import process_reply
@@ -182,6 +188,41 @@ async def test_a_rerun_reattaches_to_the_ledger_instead_of_paying_again(tmp_path
     assert second.transcripts.history == []  # transcripts and replies came from the store
     assert second.gateway.history == []
     assert all(item["reused"] for item in manifest["items"])
+
+
+async def test_an_unclear_submission_is_looked_up_before_anything_is_sent_again(
+    tmp_path: Path,
+) -> None:
+    recipe = recipe_from(tmp_path, RECIPE.replace("  - url: https://media.example.com/b.mp3\n", ""))
+    services = FakeServices(default_reply=echo)
+    services.transcripts.submit_errors.append(MaybeSubmitted("POST /v2/transcript: reset"))
+    with Store(tmp_path / "state") as store:
+        reporter, _ = await run(tmp_path, services, recipe, store)
+        (entry,) = list(store.ledger())
+    assert [r.status for r in reporter.finished] == ["ok"]
+    assert len(services.transcripts.sent("submit")) == 1
+    assert services.transcripts.sent("jobs_for") == ["https://media.example.com/a.mp3"]
+    assert entry.transcript_id == "t-1"
+
+
+async def test_a_rerun_reconciles_an_open_intent_before_it_submits(tmp_path: Path) -> None:
+    """A run killed while its POST was on the wire leaves an intent; the rerun finds the
+    job in the account (reattaches) or, when the account has none, submits."""
+    recipe = recipe_from(tmp_path)
+    items = prepare_recipe(recipe).items
+    keys = {i.source: transcription_key(recipe, audio_identity(i)) for i in items}
+    services = FakeServices(default_reply=echo)
+    services.transcripts.listed["https://media.example.com/a.mp3"] = ["t-earlier"]
+    with Store(tmp_path / "state") as store:
+        for url, key in keys.items():
+            store.intent_put(key, url, url, recipe.transcription_request())
+        _, manifest = await run(tmp_path, services, recipe, store)
+        ledger = {e.audio: e.transcript_id for e in store.ledger()}
+        assert [store.intent_get(key) for key in keys.values()] == [None, None]
+    submitted = [url for url, _ in services.transcripts.sent("submit")]
+    assert submitted == ["https://media.example.com/b.mp3"]  # a: found, so never sent
+    assert ledger["https://media.example.com/a.mp3"] == "t-earlier"
+    assert {i["item"]: i["reused"] for i in manifest["items"]} == {"a": True, "b": False}
 
 
 async def test_offline_names_what_the_store_lacks(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import pytest
 from conftest import RunCli
 from fakeapi import (
     FakeAssemblyAI,
+    Fault,
+    after_processing,
     after_processing_reset,
     serve_in_process,
     status,
@@ -199,17 +201,35 @@ tasks:
     )
 
 
-def test_ambiguous_submission_is_never_resent(
+@pytest.mark.parametrize(
+    "fault", [after_processing_reset(), after_processing(500), after_processing(503)]
+)
+def test_an_unclear_submission_is_found_in_the_account_not_sent_again(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, fault: Fault
+) -> None:
+    """The job was created but the answer was lost: the account's list finds it."""
+    fake.faults.add("POST /v2/transcript", fault, times=1)
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.submissions) == 1  # created once, never again
+    assert fake.duplicate_submissions() == {}
+    done = next(i for i in manifest(served)["items"] if i["item"] == "board-meeting")
+    assert done["status"] == "ok"
+    assert done["transcript_id"] == fake.submissions[0].transcript_id
+
+
+def test_a_submission_the_server_refused_with_a_5xx_is_sent_again(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
-    fake.faults.add("POST /v2/transcript", after_processing_reset(), times=1)
+    """A 500 before the job was made: the list shows no job, so sending again is safe."""
+    fake.faults.add("POST /v2/transcript", status(500), times=1)
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain")
-    assert code == 1
-    assert len(fake.submissions) == 1  # created once, never again
-    failed = next(i for i in manifest(served)["items"] if i["item"] == "board-meeting")
-    assert failed["status"] == "failed"
-    assert "may have reached AssemblyAI" in failed["error"]
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.submissions) == 1
+    assert len(fake.requests_to("POST /v2/transcript")) == 2
+    assert len(fake.requests_to("GET /v2/transcript")) >= 1  # looked before sending again
 
 
 def test_missing_api_key_is_a_usage_error(

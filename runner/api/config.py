@@ -117,8 +117,10 @@ class Limits:
 
 
 RETRYABLE_STATUSES: Final = frozenset({408, 409, 429, 500, 502, 503, 504})
-# Statuses meaning "not processed": safe to resend even a POST that creates a job.
-UNPROCESSED_STATUSES: Final = frozenset({429, 503})
+# Statuses meaning "not processed": safe to resend even a POST that creates a job. Only
+# a 429 says so for certain (notes §6); a 503 from a proxy may come after the API acted,
+# so a submission answered 503 is reconciled against the transcript list instead.
+UNPROCESSED_STATUSES: Final = frozenset({429})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,8 @@ class RetryPolicy:
 
     ``retry_statuses`` apply to idempotent requests. ``unprocessed_statuses`` are the
     only statuses on which a non-idempotent request is resent: 429 says the request was
-    refused before any work; 503 is taken to mean the same (see the module docstring).
+    refused before any work. Any other failure of a submission may hide a created job,
+    and is reconciled by the executor (``runner.execute.transcribe``), never resent here.
     Idempotent requests follow notes §6: GETs retry on 429, 5xx and network errors.
     A ``Retry-After`` longer than ``max_retry_after`` fails the call instead of stalling
     the run. ``rng`` is injectable so tests get reproducible jitter.

@@ -18,10 +18,11 @@ here and nowhere else:
   is respected instead of provoked.
 * **Paying twice**: ``POST /v2/transcript`` creates a billed job, so it is resent only
   when the server certainly did not act on it: no connection was made, or it answered
-  429 (notes §6) or 503 ("currently unable to handle the request", RFC 9110 §15.6.4).
-  The notes list only 429; 503 is a deliberate, configurable addition
-  (``RetryPolicy.unprocessed_statuses``). A read timeout, a disconnect mid-response or a
-  2xx body cut short raise :class:`~runner.errors.MaybeSubmitted` instead.
+  429 (notes §6; ``RetryPolicy.unprocessed_statuses``). A 5xx may come from a proxy
+  after the API acted, so it is not resent here; a read timeout, a disconnect
+  mid-response or a 2xx body cut short raise :class:`~runner.errors.MaybeSubmitted`.
+  The executor then looks for the job in the account's transcript list before it
+  submits again (``runner.execute.transcribe``).
   aiohttp itself resends a GET once when a reused keep-alive connection turns out to be
   closed, but never a POST; it drops idle connections after 15 s, sooner than servers
   usually do, so a POST rarely meets a stale connection.
@@ -279,8 +280,12 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         expect_json: bool = False,
         describe_error: ErrorParser = v2_error_text,
+        resend_statuses: frozenset[int] | None = None,
     ) -> HttpResponse:
         """Send one logical request, retrying under the policy; a 2xx or an exception.
+
+        ``resend_statuses`` widens, for one non-idempotent request whose repetition costs
+        nothing (an upload), the statuses on which it is sent again.
 
         ``data`` is bytes or a factory opening a fresh binary file per attempt (uploads
         stream from disk). ``expect_json`` treats a 2xx body that is not JSON as a
@@ -310,7 +315,8 @@ class HttpClient:
                 if _ok(raw.status):
                     stats = CallStats(retries + 1, retries, self._clock() - started)
                     return HttpResponse(raw.status, raw.headers, raw.body, stats, parsed)
-                delay = self._status_delay(route, key, raw, idempotent, retries, describe_error)
+                resend = idempotent or raw.status in (resend_statuses or ())
+                delay = self._status_delay(route, key, raw, resend, retries, describe_error)
             retries += 1
             self._retries += 1
             log.debug("retry %d of %s in %.2f s", retries, route, delay)

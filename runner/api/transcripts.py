@@ -13,9 +13,10 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from runner.api.config import ClientConfig
 from runner.api.cooldowns import Clock, Sleep
@@ -25,6 +26,9 @@ from runner.api.types import TranscriptResult
 from runner.errors import ApiError, DeadlineExceeded, SourceUnreadable, TranscriptFailed
 
 TERMINAL_STATUSES: Final = frozenset({"completed", "error"})
+LIST_PAGE: Final = 200  # the most the list endpoint gives at once (notes §4)
+MAX_LIST_PAGES: Final = 50  # 10,000 transcripts back at most: a bound, not a guess
+CLOCK_SKEW: Final = 600.0  # seconds the server's clock may be behind ours
 
 
 # ---------------------------------------------------------------------------------------
@@ -142,6 +146,8 @@ class TranscriptsClient:
             headers={"Content-Type": "application/octet-stream"},
             idempotent=False,
             expect_json=True,
+            # A refused upload stored nothing and costs nothing: a 503 is sent again.
+            resend_statuses=frozenset({429, 503}),
         )
         upload_url = _object(response, route).get("upload_url")
         if not isinstance(upload_url, str) or not upload_url:
@@ -178,6 +184,33 @@ class TranscriptsClient:
     async def paragraphs(self, transcript_id: str) -> Mapping[str, Any]:
         """``GET /v2/transcript/{id}/paragraphs`` (§5)."""
         return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}/paragraphs")
+
+    async def jobs_for(self, audio_url: str, since: float) -> list[str]:
+        """Ids of the account's transcripts of ``audio_url`` created since ``since`` (a
+        ``time.time()``), oldest first: ``GET /v2/transcript``, newest first, following
+        ``prev_url`` to older pages until they are older than ``since`` (notes §4).
+
+        How an unclear submission is reconciled instead of guessed: uploads have unique
+        URLs, and a job created by the request in doubt cannot be older than the moment
+        before it was sent. ``CLOCK_SKEW`` allows for the server's clock.
+        """
+        oldest = since - CLOCK_SKEW
+        found: list[tuple[float, str]] = []
+        path: str | None = f"/v2/transcript?limit={LIST_PAGE}"
+        for _ in range(MAX_LIST_PAGES):
+            if path is None:
+                break
+            page = await self._get_json(path)
+            entries = page.get("transcripts") or []
+            for entry in entries if isinstance(entries, list) else []:
+                created = _created(entry)
+                ours = entry.get("audio_url") == audio_url and isinstance(entry.get("id"), str)
+                if ours and created is not None and created >= oldest:
+                    found.append((created, entry["id"]))
+            if not entries or all((_created(e) or 0.0) < oldest for e in entries):
+                break
+            path = _same_host_path(page, "prev_url")
+        return [tid for _, tid in sorted(found)]
 
     async def _get_json(self, path: str) -> Mapping[str, Any]:
         response = await self._http.request(
@@ -219,6 +252,29 @@ class TranscriptsClient:
 
     def _timeouts_deadline(self, audio_duration: float | None) -> float:
         return self._config.timeouts.deadline_for(audio_duration)
+
+
+def _created(entry: Any) -> float | None:
+    """A list entry's ``created`` (naive ISO 8601, UTC) as a ``time.time()``; None if absent."""
+    value = entry.get("created") if isinstance(entry, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _same_host_path(page: Mapping[str, Any], field: str) -> str | None:
+    """The path and query of a paging URL, so the next page goes to the host we were
+    given (and with our key only there), whatever host the server names."""
+    details = page.get("page_details")
+    url = details.get(field) if isinstance(details, Mapping) else None
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 def _deadline_exceeded(transcript_id: str, allowed: float, status: str) -> DeadlineExceeded:

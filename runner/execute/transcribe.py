@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.api.types import TranscriptResult
-from runner.errors import ApiError, NotStored, TranscriptFailed
+from runner.errors import ApiError, MaybeSubmitted, NotStored, TranscriptFailed
 from runner.execute.services import TranscriptsApi
 from runner.execute.single_flight import SingleFlight
 from runner.items import Item
 from runner.recipe.model import InputKind, Recipe
 from runner.results.manifest import ItemRecord
-from runner.store import LedgerEntry, Store, audio_identity, transcription_key
+from runner.store import Intent, LedgerEntry, Store, audio_identity, transcription_key
 from runner.transcript.model import (
     Paragraph,
     Sentence,
@@ -40,6 +40,18 @@ T = TypeVar("T")
 # How long a stopping run waits for a transcription POST already on the wire, so the
 # job it may have created is recorded in the ledger.
 SUBMIT_GRACE_SECONDS = 30.0
+# Submissions of one audio in one run: after an unclear answer the listing decides,
+# and a second "no such job" in a row is a fault worth stopping for.
+MAX_SUBMISSIONS = 3
+
+
+def unclear(exc: ApiError) -> bool:
+    """Whether a failed submission may still have created a job: no clear refusal.
+
+    A 4xx (and an exhausted 429) is a refusal; a 5xx, a dropped connection after
+    sending, a timeout or an unreadable 2xx may hide a job that exists.
+    """
+    return isinstance(exc, MaybeSubmitted) or (exc.status is not None and exc.status >= 500)
 
 
 @dataclass
@@ -149,6 +161,9 @@ class Transcriber:
         entry = None
         if self.store is not None:
             entry = await asyncio.to_thread(self.store.ledger_get, key)
+            intent = await asyncio.to_thread(self.store.intent_get, key)
+            if entry is None and intent is not None and not self.offline:
+                entry = await self._reconcile_open(intent, options)
         if entry is not None:
             reused = await self._reattach(entry, key)
             if reused is not None:
@@ -160,6 +175,58 @@ class Transcriber:
                 "with these transcription options"
             )
         return await self._submit(item, record, key, audio, options)
+
+    # --- submissions in doubt --------------------------------------------------------
+
+    def _intend(self, key: str, audio: str, audio_url: str, options: Mapping[str, Any]) -> float:
+        """Record the intent to submit (synchronously: nothing may come between it and
+        the request); a store that cannot record it stops the spending here."""
+        if self.store is None:
+            return time.time()
+        return self.store.intent_put(key, audio, audio_url, options).started
+
+    def _forget_intent(self, key: str) -> None:
+        if self.store is not None:
+            self.store.intent_forget(key)
+
+    async def _reconcile(
+        self, key: str, audio_url: str, started: float, cause: ApiError
+    ) -> str | None:
+        """The job an unclear submission created, if the account's list shows one.
+
+        None means the listing shows no job: the intent is closed and sending again is
+        safe. When the listing itself fails, the intent stays open for the rerun, and
+        the item fails saying so.
+        """
+        try:
+            found = await self.api.jobs_for(audio_url, started)
+        except ApiError as exc:
+            raise ApiError(
+                f"{cause.message}; the job may exist, and listing the account's transcripts "
+                f"to find it failed too ({exc.message}). Nothing was sent again: the next "
+                "run looks for the job before it submits anything",
+                status=cause.status,
+                endpoint=cause.endpoint,
+            ) from None
+        if not found:
+            self._forget_intent(key)
+            return None
+        return found[0]
+
+    async def _reconcile_open(
+        self, intent: Intent, options: Mapping[str, Any]
+    ) -> LedgerEntry | None:
+        """An earlier run's submission in doubt: its job, now in the ledger, or None."""
+        found = await self.api.jobs_for(intent.audio_url, intent.started)
+        store = self.store
+        assert store is not None  # only called with a store
+        if not found:
+            await asyncio.to_thread(store.intent_forget, intent.key)
+            return None
+        await asyncio.to_thread(
+            store.ledger_put, intent.key, intent.audio, options, found[0], "reconciled"
+        )
+        return await asyncio.to_thread(store.ledger_get, intent.key)
 
     async def _fetch(self, transcript_id: str) -> TranscriptResult:
         """An existing transcript by id: from the store when kept, else from the API."""
@@ -234,23 +301,41 @@ class Transcriber:
         audio_url: str,
         options: Mapping[str, Any],
     ) -> str:
-        """Submit, and put the job in the ledger the moment AssemblyAI accepts it.
+        """Submit once, and put the job in the ledger the moment AssemblyAI accepts it.
 
+        An intent is written before the request: if the answer is unclear (a 5xx, a
+        reset, an unreadable body, a crash), the account's transcript list says whether
+        the job exists, and it is reattached, or submitted again only when it does not.
         The POST runs shielded: a Ctrl-C, SIGTERM or --timeout while it is on the wire
         waits for its answer (bounded by the request timeout) so the job's id is
-        recorded before the run stops; otherwise a rerun would pay for it again. The
-        ledger write is a synchronous call with no await before it, so it cannot be
-        cancelled or queued behind other work.
+        recorded before the run stops. The ledger write is a synchronous call with no
+        await before it, so it cannot be cancelled or queued behind other work.
         """
 
-        async def submit_and_record() -> str:
-            queued = await self.api.submit(audio_url, options)
-            transcript_id = str(queued["id"])
+        def recorded(transcript_id: str) -> str:
             record.submitted = True
             record.transcript_id = transcript_id
             if self.store is not None:
                 self.store.ledger_put(key, audio, options, transcript_id, "submitted")
             return transcript_id
+
+        async def submit_and_record() -> str:
+            for attempt in range(1, MAX_SUBMISSIONS + 1):
+                started = self._intend(key, audio, audio_url, options)
+                try:
+                    queued = await self.api.submit(audio_url, options)
+                except ApiError as exc:
+                    if not unclear(exc):
+                        self._forget_intent(key)  # refused: no job was created
+                        raise
+                    found = await self._reconcile(key, audio_url, started, exc)
+                    if found is not None:
+                        return recorded(found)
+                    if attempt == MAX_SUBMISSIONS:
+                        raise
+                    continue  # the listing shows no such job: sending again is safe
+                return recorded(str(queued["id"]))
+            raise AssertionError("unreachable")
 
         job = asyncio.ensure_future(submit_and_record())
         try:
