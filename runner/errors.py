@@ -11,6 +11,7 @@ Every class a user can meet is defined here, so this drawing is the whole tree::
     ├── UsageError               2  the command line was wrong (an option, a path)
     │   └── OverlappingShards    2  `merge` was given manifests that share items
     ├── ConfigurationError       2  the environment lacks something (API key, region)
+    │   └── KeyRefused           2  AssemblyAI answered 401/403: the run stops at once
     ├── RecipeInvalid            3  recipes failed validation; holds every diagnostic
     │   ├── DiagnosticError      3  one located problem that stops a loader early
     │   └── InputsInvalid        3  the inputs do not expand into items
@@ -95,6 +96,23 @@ class OverlappingShards(UsageError):
             f"than one manifest: {', '.join(shown)}{more}; merge the manifests of disjoint "
             "shards (--shard 1/N … N/N of one run)"
         )
+
+
+class KeyRefused(ConfigurationError):
+    """AssemblyAI refused the API key (401), or its project's access to ``/v2`` (403).
+
+    Not an item's failure: every other request would be refused the same way, so the
+    first one stops the run, and nothing more is sent.
+    """
+
+    def __init__(self, route: str, status: int, reason: str) -> None:
+        super().__init__(
+            f"AssemblyAI refused the API key: {route} answered {status} ({reason}). Check "
+            "ASSEMBLYAI_API_KEY (copy the key from the AssemblyAI dashboard; in CI, the "
+            "secret exposed to the job) and, for the EU region, --region eu. The run "
+            "stopped; nothing more was sent, and finished outputs are kept."
+        )
+        self.status = status
 
 
 # --- recipes ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from runner.api.gateway import (
 from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
 from runner.api.types import CallStats, Usage
-from runner.errors import ApiError
+from runner.errors import ApiError, KeyRefused
 
 ROUTE = "POST /v1/chat/completions"
 V2_AUTH_ERROR = "Authentication error, API token missing/invalid"
@@ -157,13 +157,17 @@ async def test_spec_envelope(fake: FakeAssemblyAI, gateway: GatewayClient) -> No
     )
 
 
-async def test_auth_envelope_keeps_request_id_and_hides_the_key(base_url: str) -> None:
+async def test_a_refused_key_stops_with_the_gateway_s_reason_and_hides_the_key(
+    base_url: str,
+) -> None:
     wrong = "sk-wrong-55aa-secret"
     async with HttpClient(config_for(base_url, key=wrong)) as http:
-        with pytest.raises(ApiError) as failure:
+        with pytest.raises(KeyRefused) as failure:
             await GatewayClient(http).complete(chat())
-    assert failure.value.message == f"{ROUTE} failed (401): {V2_AUTH_ERROR}"
-    assert isinstance(failure.value.request_id, str)
+        with pytest.raises(KeyRefused):  # refused before it is sent
+            await GatewayClient(http).complete(chat())
+    assert f"{ROUTE} answered 401 ({V2_AUTH_ERROR})" in failure.value.message
+    assert failure.value.exit_code == 2
     assert wrong not in f"{failure.value!s} {failure.value!r}"
 
 

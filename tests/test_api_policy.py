@@ -33,7 +33,7 @@ from runner.api.config import (
 )
 from runner.api.http import HttpClient
 from runner.api.replies import parse_retry_after, rate_limit_pause
-from runner.errors import ApiError, ConfigurationError, MaybeSubmitted
+from runner.errors import ApiError, ConfigurationError, KeyRefused, MaybeSubmitted
 
 
 def free_port() -> int:
@@ -324,9 +324,10 @@ async def test_headers_sent_and_the_key_never_in_errors(
     wrong_key = "sk-wrong-3f9a-secret"
     async with HttpClient(config_for(base_url, key=wrong_key)) as client:
         for url in (f"{base_url}/v2/transcript/x", f"{base_url}/v1/chat/completions"):
-            with pytest.raises(ApiError) as unauthorized:
+            with pytest.raises(KeyRefused) as unauthorized:
                 await client.request("POST", url, family="llm", json={}, idempotent=True)
             errors.append(unauthorized.value)
+    assert len(fake.history) == 1  # after the first 401, nothing more was sent
     fake.faults.add("POST /v2/transcript", reset())
     async with HttpClient(config_for(base_url)) as client:
         with pytest.raises(MaybeSubmitted) as maybe:

@@ -680,3 +680,19 @@ def test_a_damaged_stored_transcript_is_a_message_in_plan(served: Path, run_cli:
     assert code == 2, out + err
     assert "Traceback" not in err
     assert f"the stored transcript {entry.transcript_id} is damaged" in err
+
+
+def test_a_refused_key_stops_the_run_at_the_first_401(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 2, one message, nothing more sent: every other request would be refused too."""
+    urls = {f"customer-{n:02d}": f"https://media.example.com/call-{n:02d}.mp3" for n in range(30)}
+    write_list_recipe(served, urls)
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", "a-wrong-key")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.count("AssemblyAI refused the API key") == 1
+    assert "401" in err
+    assert len(fake.history) == 1  # the first request, and nothing after it
+    assert manifest(served)["summary"]["outcome"] == "stopped"

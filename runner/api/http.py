@@ -61,7 +61,7 @@ from runner.api.replies import (
     v2_error_text,
 )
 from runner.api.types import CallStats
-from runner.errors import ApiError, MaybeSubmitted
+from runner.errors import ApiError, KeyRefused, MaybeSubmitted
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,9 @@ class HttpClient:
         self._waiting: Counter[str] = Counter()
         self._requests = 0
         self._retries = 0
+        self._key_refused: KeyRefused | None = None
+        self._answered = False  # has the API answered this client at all yet?
+        self._first_answer = asyncio.Lock()
 
     def __repr__(self) -> str:
         state = "open" if self._session is not None else "closed"
@@ -302,7 +305,7 @@ class HttpClient:
         while True:
             try:
                 raw = await self._send_once(
-                    method, url, key, body, send_headers, attempt_timeout, route
+                    method, url, key, body, send_headers, attempt_timeout, route, describe_error
                 )
                 parsed: Any = _UNPARSED
                 if expect_json and _ok(raw.status):
@@ -325,6 +328,35 @@ class HttpClient:
     # -- one attempt ---------------------------------------------------------------------
 
     async def _send_once(
+        self,
+        method: str,
+        url: str,
+        key: GateKey,
+        body: bytes | BodyFactory | None,
+        headers: Mapping[str, str],
+        timeout: aiohttp.ClientTimeout,
+        route: str,
+        describe_error: ErrorParser,
+    ) -> _Raw:
+        """Send once and read the whole answer; the client's first answer comes alone.
+
+        Until the API has answered once, requests go one at a time: a wrong key then
+        costs one refused request, not one per item in flight.
+        """
+        if not self._answered:
+            async with self._first_answer:
+                if self._key_refused is None and not self._answered:
+                    raw = await self._send_admitted(method, url, key, body, headers, timeout, route)
+                    self._answered = True
+                    if _refuses_key(key[0], raw.status):
+                        text = describe_error(raw.status, raw.body)
+                        self._key_refused = KeyRefused(route, raw.status, text.message)
+                    return raw
+        if self._key_refused is not None:
+            raise self._key_refused  # the key was refused: nothing more is sent
+        return await self._send_admitted(method, url, key, body, headers, timeout, route)
+
+    async def _send_admitted(
         self,
         method: str,
         url: str,
@@ -438,13 +470,21 @@ class HttpClient:
         retryable = policy.may_retry(raw.status, idempotent=idempotent)
         too_long = retry_after is not None and retry_after > policy.max_retry_after
         if not retryable or retries >= policy.max_retries or too_long:
-            raise self._status_error(route, raw, retries, describe_error)
+            raise self._status_error(route, key[0], raw, retries, describe_error)
         return max(paced(policy.backoff(retries)), retry_after or 0.0)
 
-    @staticmethod
-    def _status_error(route: str, raw: _Raw, retries: int, describe_error: ErrorParser) -> ApiError:
-        """``"POST /v2/transcript failed (400): format_text must be a Boolean"``."""
+    def _status_error(
+        self, route: str, family: Family, raw: _Raw, retries: int, describe_error: ErrorParser
+    ) -> ApiError:
+        """``"POST /v2/transcript failed (400): format_text must be a Boolean"``.
+
+        A refused key (see :func:`_refuses_key`) is raised as :class:`KeyRefused`, and
+        every later request of this client is refused before it is sent.
+        """
         text = describe_error(raw.status, raw.body)
+        if _refuses_key(family, raw.status):
+            self._key_refused = KeyRefused(route, raw.status, text.message)
+            raise self._key_refused
         return ApiError(
             f"{route} failed ({raw.status}){_after(retries)}: {text.message}",
             status=raw.status,
@@ -452,6 +492,12 @@ class HttpClient:
             endpoint=route,
             retries=retries,
         )
+
+
+def _refuses_key(family: Family, status: int) -> bool:
+    """A 401 refuses the key anywhere; a 403 on ``/v2`` refuses the key's project (its
+    uploads). On the Gateway a 403 refuses one model to this account: that task's error."""
+    return status == 401 or (status == 403 and family not in ("llm", "lemur"))
 
 
 def _ok(status: int) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.errors import ApiError, ItemError, TemplateProblem
+from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
 from runner.execute.finish import finish
 from runner.execute.services import Reporter, Services
@@ -154,6 +154,14 @@ class Executor:
         except asyncio.CancelledError:
             self.outcome = self._close(writer, "interrupted", began, len(work))
             raise
+        except BaseExceptionGroup as group:
+            # A run-wide stop (a refused key) cancels every item: close the manifest,
+            # then report the cause once, however many items met it at the same time.
+            stop = _run_stopper(group)
+            if stop is None:
+                raise
+            self.outcome = self._close(writer, "stopped", began, len(work))
+            raise stop from None
         finally:
             self.reporter.stop()
         self.outcome = self._close(writer, outcome, began, len(work))
@@ -334,6 +342,18 @@ class Executor:
         except ItemError as exc:  # an unwritable output, a failing store
             return record.fail(exc.message), None
         return record, result
+
+
+def _run_stopper(group: BaseExceptionGroup) -> RunnerError | None:
+    """The first user-facing error in ``group`` that is not one item's (see errors.py)."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _run_stopper(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, RunnerError) and not isinstance(exc, ItemError):
+            return exc
+    return None
 
 
 def _seconds(value: float | int | None) -> float | None:

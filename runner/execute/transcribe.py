@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.api.types import TranscriptResult
-from runner.errors import ApiError, MaybeSubmitted, NotStored, TranscriptFailed
+from runner.errors import ApiError, KeyRefused, MaybeSubmitted, NotStored, TranscriptFailed
 from runner.execute.services import TranscriptsApi
 from runner.execute.single_flight import SingleFlight
 from runner.items import Item
@@ -324,6 +324,9 @@ class Transcriber:
                 started = self._intend(key, audio, audio_url, options)
                 try:
                     queued = await self.api.submit(audio_url, options)
+                except KeyRefused:
+                    self._forget_intent(key)  # refused: no job was created
+                    raise
                 except ApiError as exc:
                     if not unclear(exc):
                         self._forget_intent(key)  # refused: no job was created
