@@ -142,6 +142,38 @@ def test_the_api_key_never_reaches_outputs_or_logs(served: Path, run_cli: RunCli
             assert KEY not in path.read_text(errors="replace"), path
 
 
+def test_a_key_the_server_echoes_reaches_no_file_and_no_stream(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Error bodies quoting the Authorization header (as debugging proxies do): the key is
+    redacted where the answer is read, so no message, manifest, report or log has it."""
+    echo = f"bad request; headers were Authorization: {KEY}, Authorization: Bearer {KEY}"
+    fake.faults.add("POST /v1/chat/completions", status(400, body={"error": echo}), times=None)
+    fake.faults.add("POST /v2/transcript", status(400, body={"error": echo}), times=1)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(served / "summary.md"))
+    (served / "notes.yaml").write_text(RECIPE)
+    code, out, err = run_cli("run", "notes.yaml", "--progress", "plain", "--junit", "junit.xml")
+    assert code == 1, err
+    assert "[REDACTED]" in err
+    assert KEY not in out + err
+    written = [p for p in served.rglob("*") if p.is_file() and p.suffix != ".db"]
+    assert {p.name for p in written} >= {"run.json", "junit.xml", "summary.md"}
+    for path in [*written, *(served / ".transcript-runner").glob("*")]:
+        assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_key_with_a_line_break_is_a_usage_error(
+    served: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", "abc\ndef")
+    (served / "notes.yaml").write_text(RECIPE)
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
+    assert code == 2
+    assert "Traceback" not in err
+    assert "ASSEMBLYAI_API_KEY contains a space, a line break" in err
+
+
 def test_a_failed_transcript_fails_only_its_item(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:

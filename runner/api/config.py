@@ -190,6 +190,12 @@ class ClientConfig:
         api_key = env.get("ASSEMBLYAI_API_KEY", "").strip()
         if not api_key:
             raise ConfigurationError(MISSING_KEY_MESSAGE)
+        if any(not char.isprintable() or char.isspace() for char in api_key):
+            raise ConfigurationError(
+                "ASSEMBLYAI_API_KEY contains a space, a line break or another invisible "
+                "character; copy the key again from the AssemblyAI dashboard (in CI, check "
+                "how the secret was stored)"
+            )
         name = (region or "us").strip().lower()
         if name not in _REGIONS:
             raise ConfigurationError(f"unknown region {region!r}; use 'us' or 'eu'")

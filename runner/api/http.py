@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 BodyFactory = Callable[[], IO[bytes]]  # opened afresh for each attempt, so retries resend
 
+REDACTED: Final = b"[REDACTED]"
 USER_AGENT: Final = f"transcript-runner/{__version__}"
 
 # ---------------------------------------------------------------------------------------
@@ -231,6 +232,9 @@ class HttpClient:
         self._retries = 0
         self._key_refused: KeyRefused | None = None
         self._answered = False  # has the API answered this client at all yet?
+        key = config.api_key
+        # The key as sent, and as a JSON string would quote it.
+        self._secrets = {key.encode(), jsonlib.dumps(key)[1:-1].encode()} - {b""}
         self._first_answer = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -258,6 +262,14 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _redact(self, body: bytes) -> bytes:
+        """The body with every copy of the API key replaced, whatever a server echoes
+        (an error quoting the ``Authorization`` header, a proxy's debug page): what is
+        read here is all that reaches messages, outputs, the manifest and the cache."""
+        for secret in self._secrets:
+            body = body.replace(secret, REDACTED)
+        return body
 
     def snapshot(self) -> PolicySnapshot:
         """In-flight and waiting requests per family, totals, and open cooldowns."""
@@ -382,7 +394,9 @@ class HttpClient:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
-                    raw = _Raw(response.status, response.headers, await response.read())
+                    raw = _Raw(
+                        response.status, response.headers, self._redact(await response.read())
+                    )
         finally:
             self._in_flight[family] -= 1
             self._slots[family].release()
