@@ -27,6 +27,7 @@ from runner.recipe.document import KeyPath
 from runner.recipe.model import JSON, InputKind, InputSpec, Recipe, freeze
 
 SOURCE_COLUMNS = ("url", "file", "transcript_id", "transcript_file")
+_TRANSCRIPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME = 100
 
@@ -139,6 +140,9 @@ def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> It
     elif spec.kind is InputKind.LIST:
         yield from _expand_list(recipe, spec, engine)
     else:
+        problem = _source_problem(spec.kind, spec.value)
+        if problem is not None:
+            raise InputsInvalid([InputProblem(here, problem)])
         stem = _url_stem(spec.value) if spec.kind is InputKind.URL else spec.value
         yield _item(recipe, spec, engine, spec.kind, spec.value, stem, 1, {}, origin)
 
@@ -190,6 +194,10 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
                 continue
             value, stem = str(file), file.stem
         else:
+            problem = _source_problem(kind, value)
+            if problem is not None:
+                problems.append(InputProblem(here, problem, file=display_path(path), line=line))
+                continue
             stem = _url_stem(value) if kind is InputKind.URL else value
         if row.get("name"):
             stem = str(row["name"])
@@ -202,6 +210,19 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
     if problems:
         raise InputsInvalid(problems)
     yield from items
+
+
+def _source_problem(kind: InputKind, value: str) -> str | None:
+    """Why a transcript id or URL from a recipe or a list cannot be sent, if it cannot:
+    an id becomes part of a request path, so ``..`` or ``/`` would reach other endpoints."""
+    if kind is InputKind.TRANSCRIPT_ID and not _TRANSCRIPT_ID.fullmatch(value):
+        return (
+            f"transcript_id {value!r} is not a transcript id (letters, digits, '-' and '_', "
+            "as AssemblyAI shows them, e.g. 6c1b8a4e-1f4e-4c2e-9d2a-3f6f0e8b1a77)"
+        )
+    if kind is InputKind.URL and urlparse(value).scheme not in ("http", "https"):
+        return f"url {value!r} is not an http(s) URL; AssemblyAI fetches audio from the web"
+    return None
 
 
 def _row_source_problem(sources: list[str]) -> str:

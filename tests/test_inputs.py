@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from runner.checks import load_recipe
+from runner.errors import OutputError
 from runner.items import expand, safe_name
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TranscriptView
+from runner.recipe.build import build
+from runner.recipe.document import load_file
 from runner.results.outputs import item_dir
 from runner.transcript.model import load_saved
 
@@ -53,3 +58,20 @@ def test_item_source_is_the_same_in_output_dir_and_in_a_prompt(tmp_path: Path) -
     prompt = build_payload(engine, task, context, transcript_id="t", transcript_text="hi")
     assert prompt.messages[-1]["content"] == "Source: calls/monday.json"
     assert item_dir(recipe, item, engine, None) == Path("out/calls/monday.json")
+
+
+def test_output_dir_confines_each_item_at_run_time(tmp_path: Path) -> None:
+    """Even when a value only arrives at run time (a transcript_file's name is safe, but
+    vars are not), the folder stays under output.dir's own."""
+    (tmp_path / "a.json").write_text(SAVED)
+    (tmp_path / "r.yaml").write_text(
+        "version: 1\nname: r\ninputs: [{transcript_file: 'a.json', vars: {where: '../up'}}]\n"
+        "tasks: {s: {prompt: '{{ transcript.text }}'}}\n"
+        "output: {dir: 'out/x/{{ vars.where }}'}\n"
+    )
+    path = tmp_path / "r.yaml"
+    recipe, _ = build(load_file(path), path.resolve())  # as a run sees it, unvalidated
+    engine = TemplateEngine(tmp_path)
+    [item] = expand(recipe, engine)
+    with pytest.raises(OutputError, match=r"outside out/x/"):
+        item_dir(recipe, item, engine, None)

@@ -728,3 +728,38 @@ def test_a_refused_key_stops_the_run_at_the_first_401(
     assert "401" in err
     assert len(fake.history) == 1  # the first request, and nothing after it
     assert manifest(served)["summary"]["outcome"] == "stopped"
+
+
+def test_list_values_cannot_move_outputs_or_requests_elsewhere(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """A CSV value of ``../..`` in output.dir, or ``..`` as a transcript id: refused."""
+    (served / "calls.csv").write_text(
+        "url,customer\n"
+        "https://media.example.com/a.mp3,../../escaped\n"
+        "https://media.example.com/b.mp3,acme\n"
+    )
+    (served / "notes.yaml").write_text(
+        "version: 1\nname: notes\ninputs: [{list: calls.csv}]\n"
+        "tasks:\n  summary: {prompt: 'Summarize: {{ transcript.text }}'}\n"
+        "output: {dir: 'out/{{ item.vars.customer }}'}\n"
+    )
+    code, out, _ = run_cli("validate", "notes.yaml")
+    assert code == 3
+    assert out.startswith("calls.csv:2: item 'a': output.dir renders to a folder outside out/")
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 3
+    assert fake.history == []  # nothing was sent
+    assert not (served.parent / "escaped").exists()
+
+    (served / "ids.csv").write_text("transcript_id\n..\n")
+    (served / "ids.yaml").write_text(
+        "version: 1\nname: ids\ninputs: [{list: ids.csv}]\n"
+        "tasks:\n  summary: {prompt: 'Summarize: {{ transcript.text }}'}\n"
+    )
+    requests = len(fake.history)
+    code, out, _ = run_cli("validate", "ids.yaml")
+    assert code == 3
+    assert "ids.csv:2" in out
+    assert "is not a transcript id" in out
+    assert run_cli("run", "ids.yaml").exit_code == 3
+    assert len(fake.history) == requests  # nothing was sent

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from runner.diagnostics import Diagnostic
-from runner.errors import InputsInvalid, TemplateProblem
+from runner.errors import InputsInvalid, OutputError, TemplateProblem
 from runner.items import Item, expand, list_columns
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
@@ -59,15 +59,21 @@ def check_inputs(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[
 def _check_item_folders(
     doc: Document, recipe: Recipe, engine: TemplateEngine, items: Sequence[Item]
 ) -> list[Diagnostic]:
-    """Two items writing into one folder would overwrite each other's outputs."""
-    if len(items) < 2:
-        return []
+    """Each item's folder stays inside output.dir's own, and no two items share one
+    (they would overwrite each other's outputs)."""
     folders: dict[str, str] = {}
     for item in items:
         try:
             folder = str(item_dir(recipe, item, engine, None)).lower()
         except TemplateProblem:
             return []  # reported by the template checks
+        except OutputError as escape:
+            where, what = item.origin.rsplit(":", 1)
+            return [
+                Diagnostic(where, int(what), 0, "", f"item {item.name!r}: {escape.reason}")
+                if what.isdigit()
+                else doc.diagnostic(("output", "dir"), escape.reason, key=False)
+            ]
         if folder in folders:
             return [
                 doc.diagnostic(

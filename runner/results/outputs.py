@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from runner.diagnostics import display_path
 from runner.errors import OutputError
 from runner.items import Item
 from runner.prompt.templating import TemplateEngine
@@ -23,11 +24,35 @@ from runner.recipe.model import Recipe
 
 
 def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | None) -> Path:
-    """The folder holding one item's outputs."""
+    """The folder holding one item's outputs.
+
+    ``output.dir`` may take values from list files and vars; whatever they hold, the
+    folder stays inside the part of the template written before the first variable
+    (``out/`` in ``out/{{ vars.customer }}``), so a value of ``../..`` cannot escape it.
+    """
     if out is not None:
         return out / recipe.name / item.name
     context = folder_context(recipe, item.view(recipe))
-    return Path(engine.render(recipe.output_dir, context).strip())
+    folder = Path(engine.render(recipe.output_dir, context).strip())
+    root = _static_root(recipe.output_dir.source)
+    if not folder.resolve().is_relative_to(root.resolve()):
+        raise OutputError(
+            folder,
+            f"output.dir renders to a folder outside {display_path(root) or '.'}/ for this "
+            "item (a value in its vars or list row holds '..' or an absolute path); "
+            "outputs stay inside the folder output.dir starts with",
+        )
+    return folder
+
+
+def _static_root(template: str) -> Path:
+    """The folder a template names before its first variable or tag: ``out`` for
+    ``out/{{ recipe.name }}``, the working folder when it starts with a variable."""
+    literal = template.split("{", 1)[0]
+    head = literal.rsplit("/", 1)[0] if "/" in literal else ""
+    if literal.startswith("/") and not head:
+        head = "/"
+    return Path(head or ".")
 
 
 def contained(folder: Path, relative: str) -> Path:
