@@ -108,7 +108,13 @@ GATEWAY_ROLES = frozenset({"user", "assistant", "system", "tool"})
 LEMUR_KINDS = frozenset({"task", "summary", "question-answer", "action-items"})
 
 FaultKind = Literal[
-    "status", "reset", "delay", "malformed", "after_processing_reset", "after_processing_status"
+    "status",
+    "reset",
+    "delay",
+    "malformed",
+    "after_processing_reset",
+    "after_processing_status",
+    "raw",
 ]
 Envelope = Literal["observed", "spec", "auth"]
 Scope = Literal["path", "route", "api"]
@@ -544,6 +550,17 @@ def malformed(body: str | None = None) -> Fault:
     return Fault("malformed", body=body)
 
 
+def raw_bytes(data: bytes, *, after_processing: bool = False) -> Fault:
+    """Write ``data`` to the socket as the whole answer, then close it: a broken status
+    line, an oversized header, garbage. ``after_processing`` serves the request first."""
+    return Fault("raw", body=data.decode("latin-1"), hard=after_processing)
+
+
+def deep_json(depth: int = 100_000) -> Fault:
+    """A 200 whose JSON body nests ``depth`` levels: valid JSON no parser should recurse on."""
+    return Fault("malformed", body="[" * depth + "]" * depth)
+
+
 def after_processing(code: int) -> Fault:
     """Serve the request (a job is created), then answer ``code`` instead of the result:
     a 5xx from a proxy after the API acted. The client cannot know the job exists."""
@@ -737,6 +754,15 @@ def not_found_response(api: str) -> web.Response:
     if api == "gateway":
         return gateway_error(404, "Not found", envelope="spec")
     return v2_error(404, "Not found")
+
+
+def write_raw(request: web.Request, data: str) -> web.Response:
+    """Send ``data`` (latin-1) as the whole answer, bypassing HTTP framing, and close."""
+    transport = request.transport
+    if transport is not None:
+        transport.write(data.encode("latin-1"))
+        transport.close()
+    return web.Response(status=200)
 
 
 def drop_connection(request: web.Request, *, hard: bool) -> web.Response:
@@ -1471,7 +1497,7 @@ class FakeAssemblyAI:
         except web.HTTPException as exc:
             record.status = exc.status
             raise
-        if record.fault not in ("reset", "after_processing_reset"):
+        if record.fault not in ("reset", "after_processing_reset", "raw"):
             record.status = response.status
         self._note_retry_after(record, response)
         return response
@@ -1516,6 +1542,8 @@ class FakeAssemblyAI:
             return drop_connection(request, hard=fault.hard)
         if fault is not None and fault.kind == "after_processing_status":
             return fault_response(Fault("status", code=fault.code), record.api)
+        if fault is not None and fault.kind == "raw" and fault.hard:
+            return write_raw(request, str(fault.body))
         return response
 
     async def _apply_fault(
@@ -1527,6 +1555,8 @@ class FakeAssemblyAI:
             return None
         if fault.kind == "reset":
             return drop_connection(request, hard=fault.hard)
+        if fault.kind == "raw" and not fault.hard:
+            return write_raw(request, str(fault.body))
         if fault.kind == "malformed":
             text = (
                 fault.body

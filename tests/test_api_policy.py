@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 from apiclient import KEY, config_for
-from fakeapi import FakeAssemblyAI, delay, malformed, reset, status
+from fakeapi import FakeAssemblyAI, deep_json, delay, malformed, raw_bytes, reset, status
 from multidict import CIMultiDict
 
 from runner import __version__
@@ -255,6 +255,45 @@ async def test_read_timeout_and_malformed_body_on_a_get_are_retried(
         )
     assert response.json()["id"] == tid
     assert response.stats.retries == 2
+
+
+async def test_unreadable_answers_are_retried_on_a_get_and_never_crash(
+    fake: FakeAssemblyAI, http: HttpClient, base_url: str
+) -> None:
+    """A broken status line, a header over aiohttp's limit and JSON nested 100,000 deep
+    are transport faults: a GET asks again, and the last one's words are in the error."""
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", raw_bytes(b"HTTP/1.1 2OO OK\r\n\r\n"))
+    oversized = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n{}"
+    fake.faults.add("GET /v2/transcript/*", raw_bytes(oversized))
+    fake.faults.add("GET /v2/transcript/*", deep_json())
+    response = await http.request(
+        "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True, expect_json=True
+    )
+    assert response.json()["id"] == tid
+    assert response.stats.retries == 3
+    fake.faults.add("GET /v2/transcript/*", deep_json(), times=None)
+    with pytest.raises(ApiError, match="after 4 retries: the response is not valid JSON"):
+        await http.request(
+            "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True,
+            expect_json=True,
+        )  # fmt: skip
+
+
+async def test_an_unreadable_answer_to_a_submission_may_hide_a_job(
+    fake: FakeAssemblyAI, http: HttpClient, base_url: str
+) -> None:
+    fake.faults.add("POST /v2/transcript", raw_bytes(b"garbage\r\n\r\n", after_processing=True))
+    with pytest.raises(MaybeSubmitted, match="could not be read"):
+        await http.request(
+            "POST",
+            f"{base_url}/v2/transcript",
+            family="transcriptions",
+            json={"audio_url": "https://example.com/a.mp3", "speech_models": ["universal-2"]},
+            idempotent=False,
+            expect_json=True,
+        )
+    assert len(fake.submissions) == 1  # the job exists; reconciliation will find it
 
 
 async def test_refused_connections_are_retried_even_for_a_post() -> None:

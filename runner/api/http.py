@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 BodyFactory = Callable[[], IO[bytes]]  # opened afresh for each attempt, so retries resend
 
 REDACTED: Final = b"[REDACTED]"
+# The largest answer read: a ten-hour transcript is about 10 MB; far more is no answer.
+MAX_BODY: Final = 64 * 2**20
 USER_AGENT: Final = f"transcript-runner/{__version__}"
 
 # ---------------------------------------------------------------------------------------
@@ -144,6 +146,13 @@ class _Malformed(Exception):
         super().__init__(body_snippet(body))
 
 
+class _TooLarge(Exception):
+    """An answer larger than any the API sends: read no further (memory stays flat)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the response is larger than {MAX_BODY // 2**20} MiB; not read")
+
+
 class _Raw(NamedTuple):
     status: int
     headers: Mapping[str, str]
@@ -154,8 +163,11 @@ class _Raw(NamedTuple):
 _TRANSPORT_ERRORS: Final = (
     aiohttp.ClientConnectionError,
     aiohttp.ClientPayloadError,
+    # A broken status line, a header over aiohttp's limit: the answer cannot be read.
+    aiohttp.ClientResponseError,
     TimeoutError,
     _Malformed,
+    _TooLarge,
 )
 
 
@@ -166,8 +178,8 @@ def never_sent(exc: BaseException) -> bool:
 
 def _transport_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     """Whether a transport failure may be retried. TLS certificate errors never will heal."""
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return False
+    if isinstance(exc, aiohttp.ClientSSLError | _TooLarge):
+        return False  # neither heals by asking again
     return idempotent or never_sent(exc)
 
 
@@ -187,6 +199,11 @@ def describe_transport_error(exc: BaseException) -> str:
         return "the server closed the connection without a complete response"
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "the response body was cut off"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        first = str(exc.message).strip().splitlines()[0] if exc.message else ""
+        return f"the response could not be read ({body_snippet(first.encode(), 80)})"
+    if isinstance(exc, _TooLarge):
+        return str(exc)
     if isinstance(exc, aiohttp.ClientOSError):
         return f"connection error ({exc.strerror or type(exc).__name__})"
     return f"connection error ({type(exc).__name__})"
@@ -394,9 +411,8 @@ class HttpClient:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
-                    raw = _Raw(
-                        response.status, response.headers, self._redact(await response.read())
-                    )
+                    body = self._redact(await _read_capped(response))
+                    raw = _Raw(response.status, response.headers, body)
         finally:
             self._in_flight[family] -= 1
             self._slots[family].release()
@@ -506,6 +522,20 @@ class HttpClient:
             endpoint=route,
             retries=retries,
         )
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, or :class:`_TooLarge` past ``MAX_BODY`` (declared or streamed)."""
+    if (response.content_length or 0) > MAX_BODY:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _refuses_key(family: Family, status: int) -> bool:

@@ -85,10 +85,11 @@ def body_snippet(body: bytes, limit: int = SNIPPET_CHARS) -> str:
 
 
 def loads_or_none(body: bytes) -> Any:
-    """Parsed JSON, or None for an empty or non-JSON body."""
+    """Parsed JSON, or None for an empty, non-JSON or absurdly nested body (JSON nested
+    a few thousand levels deep exhausts the parser's recursion: no API answers that)."""
     try:
         return jsonlib.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
