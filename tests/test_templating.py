@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,57 @@ def test_small_arithmetic_still_works(engine: TemplateEngine) -> None:
     assert (
         engine.render(template("{{ '-' * 3 }} {{ 2 ** 3 }} {{ 6 * 7 }}"), context()) == "--- 8 42"
     )
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ 'x'|center(10**9) }}", "center() with a size over 100,000"),
+        ("{{ 'x'.center(10**9) }}", "center() with a size over 100,000"),
+        ("{{ 'x'|indent(10**9, true) }}", "indent() with a size over 100,000"),
+        ("{{ ('a' * 90000)|replace('a', 'a' * 90000) }}", "replace() would build a text"),
+        ("{{ (['a' * 90000] * 1000)|join }}", "join() would build a text"),
+        ("{{ '%*d' % (10**9, 1) }}", "format width over 100,000"),
+        ("{{ '{:>1000000000}'.format(1) }}", "format width over 100,000"),
+        ("{{ lipsum(10**7) }}", "lipsum() makes at most 100 paragraphs"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}"
+            "{{ j.bit_length() }}{% endfor %}{% endfor %}",
+            "more than 10,000 calls",
+        ),
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "nests too deeply"),
+    ],
+)
+def test_a_template_cannot_exhaust_the_machine(
+    source: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Templates of a pull request run in CI's validate: each bomb is a located problem,
+    found in a moment, never a traceback or minutes of CPU."""
+    from runner.prompt import budget
+
+    monkeypatch.setattr(budget, "MAX_CALLS", 10_000)  # the same check, sooner
+    started = time.perf_counter()
+    with pytest.raises(TemplateProblem) as problem:
+        TemplateEngine(Path(".")).render(template(source), context())
+    assert time.perf_counter() - started < 15
+    (message,) = messages_of(problem)
+    assert message.startswith("recipe.yaml:10")
+    assert expected in message
+
+
+def test_a_loop_that_calls_nothing_is_stopped_by_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runner.prompt import budget
+
+    monkeypatch.setattr(budget, "MAX_SECONDS", 0.2)
+    words = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(TemplateProblem) as problem:
+        TemplateEngine(Path(".")).render(template(words), context())
+    assert "took more than 0.2 s to render" in messages_of(problem)[0]
+
+
+def test_ordinary_numbers_and_formats_pass() -> None:
+    text = TemplateEngine(Path(".")).render(
+        template("Call {{ '%s' % 1234567 }} {{ 'x'|center(20) }} {{ '{:>5}'.format(7) }}"),
+        context(),
+    )
+    assert text == "Call 1234567 " + "x".center(20) + " " + "7".rjust(5)

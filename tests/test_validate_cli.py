@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,19 @@ def test_validate_does_not_import_the_http_stack() -> None:
     result = _python(["-c", code], REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("ok")
+
+
+def test_a_template_bomb_is_an_invalid_recipe_in_a_moment(tmp_path: Path, run_cli: RunCli) -> None:
+    """Untrusted pull requests: `validate` refuses the bomb (exit 3), it does not run it."""
+    recipe = _write(
+        tmp_path,
+        "bomb.yaml",
+        "version: 1\nname: bomb\ninputs: [{url: 'https://example.com/a.mp3'}]\n"
+        "tasks:\n  s:\n    prompt: \"{{ 'x'|center(10**9) }} {{ transcript.text }}\"\n",
+    )
+    started = time.perf_counter()
+    result = run_cli("validate", str(recipe))
+    assert time.perf_counter() - started < 10
+    assert result.exit_code == 3
+    assert "center() with a size over 100,000 is too large for a template" in result.stdout
+    assert "bomb.yaml:6:" in result.stdout

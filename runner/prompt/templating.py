@@ -29,6 +29,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runner.diagnostics import Diagnostic, display_path, suggest
 from runner.errors import TemplateProblem
+from runner.prompt.budget import (
+    bounded,
+    bounded_filters,
+    capped_output,
+    check_call,
+    check_percent,
+)
 from runner.prompt.views import (
     ItemView,
     Namespace,
@@ -240,9 +247,16 @@ MAX_EXPONENT = 1_000
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every call a template makes is counted and checked (runner.prompt.budget).
+        check_call(__obj, (*args, *kwargs.values()))
+        return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%":
+            check_percent(left, right)
         if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
             raise SecurityError(f"the exponent {right} is too large for a template")
         if operator == "*":
@@ -344,6 +358,7 @@ class TemplateEngine:
             lstrip_blocks=True,
             finalize=_finalize,
         )
+        self.env.filters.update(bounded_filters(self.env.filters))
         self.env.filters.update({name: _strict(f) for name, f in FILTERS.items()})
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
 
@@ -376,7 +391,8 @@ class TemplateEngine:
         missing: list[_Missing] = []
         token = _missing_names.set(missing)
         try:
-            text = compiled.render(context)
+            with bounded():
+                text = capped_output(compiled.generate(context))
         except TemplateSyntaxError as exc:  # in an included file, compiled lazily
             raise TemplateProblem([self._syntax_problem(template, exc)]) from None
         except (
@@ -389,6 +405,8 @@ class TemplateEngine:
             ValueError,
             ArithmeticError,
             LookupError,
+            RecursionError,  # a macro that calls itself
+            MemoryError,  # a value too large to build: released as the render unwinds
         ) as exc:
             raise TemplateProblem([self._runtime_problem(template, exc)]) from None
         finally:
@@ -457,6 +475,10 @@ def _runtime_message(exc: BaseException) -> str:
         return str(exc.message or exc)
     if isinstance(exc, UndefinedError):
         return f"undefined value: {exc.message}"
+    if isinstance(exc, RecursionError):
+        return "the template nests too deeply (a macro that calls itself?); simplify it"
+    if isinstance(exc, MemoryError):
+        return "the template builds a value too large for memory; simplify it"
     return f"template failed: {type(exc).__name__}: {exc}"
 
 
