@@ -175,8 +175,8 @@ async def test_non_json_error_after_retries(fake: FakeAssemblyAI, gateway: Gatew
     fake.faults.add("POST /v1/chat/completions", status(502), times=None)
     with pytest.raises(ApiError) as failure:
         await gateway.complete(chat())
-    assert failure.value.message == f"{ROUTE} failed (502) after 4 retries: 502 Bad Gateway"
-    assert failure.value.retries == 4
+    assert failure.value.message == f"{ROUTE} failed (502) after 8 retries: 502 Bad Gateway"
+    assert failure.value.retries == 8
 
 
 def test_envelope_parser_on_the_documented_examples() -> None:

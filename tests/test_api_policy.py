@@ -186,14 +186,14 @@ async def test_exhausted_retries_carry_the_api_message_and_count(
         )
     error = failure.value
     assert error.message == (
-        f"GET /v2/transcript/{tid} failed (500) after 4 retries: Internal Server Error"
+        f"GET /v2/transcript/{tid} failed (500) after 8 retries: Internal Server Error"
     )
     assert (error.status, error.retries, error.endpoint) == (
         500,
-        4,
+        8,
         f"GET /v2/transcript/{tid}",
     )
-    assert len(fake.requests_to("GET /v2/transcript/*")) == 5
+    assert len(fake.requests_to("GET /v2/transcript/*")) == 9
 
 
 async def test_non_json_error_bodies_become_short_text(fake: FakeAssemblyAI, base_url: str) -> None:
@@ -273,7 +273,7 @@ async def test_unreadable_answers_are_retried_on_a_get_and_never_crash(
     assert response.json()["id"] == tid
     assert response.stats.retries == 3
     fake.faults.add("GET /v2/transcript/*", deep_json(), times=None)
-    with pytest.raises(ApiError, match="after 4 retries: the response is not valid JSON"):
+    with pytest.raises(ApiError, match="after 8 retries: the response is not valid JSON"):
         await http.request(
             "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True,
             expect_json=True,
@@ -310,10 +310,10 @@ async def test_refused_connections_are_retried_even_for_a_post() -> None:
         requests = client.snapshot()["requests"]
     assert not isinstance(failure.value, MaybeSubmitted)
     assert failure.value.message == (
-        f"POST /v2/transcript failed after 4 retries: could not connect to "
+        f"POST /v2/transcript failed after 8 retries: could not connect to "
         f"{base_url.removeprefix('http://')} (Connection refused)"
     )
-    assert requests == 5
+    assert requests == 9
 
 
 async def test_retry_after_beyond_the_limit_fails_fast_for_everyone(
@@ -334,7 +334,42 @@ async def test_retry_after_beyond_the_limit_fails_fast_for_everyone(
         f"GET /v2/transcript/{tid} not sent: AssemblyAI asked clients to wait 30 s"
     )
     assert len(fake.history) == 1
-    assert set(paused) == {"polls"}
+    assert set(paused) == {"v2"}  # AssemblyAI's REST budget is per account
+
+
+async def test_a_429_on_v2_pauses_every_v2_request_not_the_gateway(
+    fake: FakeAssemblyAI, http: HttpClient, base_url: str
+) -> None:
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", status(429, retry_after=0.5))
+    await http.request("GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True)
+    assert set(http.snapshot().paused) == set()  # over by the time the retry succeeded
+    fake.faults.add("GET /v2/transcript/*", status(429, retry_after=0.5))
+    poll = asyncio.create_task(
+        http.request("GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True)
+    )
+    await asyncio.sleep(0.1)  # the 429 has been read: the /v2 gate is closed
+    assert set(http.snapshot().paused) == {"v2"}
+    submit = asyncio.create_task(
+        http.request(
+            "POST",
+            f"{base_url}/v2/transcript",
+            family="transcriptions",
+            json={"audio_url": "https://example.com/a.mp3", "speech_models": ["universal-2"]},
+            idempotent=False,
+        )
+    )
+    await asyncio.gather(poll, submit)
+    gate_closed = fake.retry_after_windows[-1].sent_at
+    (posted,) = fake.requests_to("POST /v2/transcript")
+    assert posted.at - gate_closed >= 0.45  # the submission waited for the poll's 429 too
+
+
+def test_the_retry_budget_bounds_a_request_in_time_as_well_as_in_count() -> None:
+    policy = RetryPolicy(max_retries=8, budget=120.0)
+    assert not policy.gives_up(retries=3, elapsed=60.0, delay=30.0)
+    assert policy.gives_up(retries=3, elapsed=100.0, delay=30.0)  # past two minutes
+    assert policy.gives_up(retries=8, elapsed=1.0, delay=0.0)
 
 
 async def test_snapshot_counts_requests_in_flight(

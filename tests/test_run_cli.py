@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -763,3 +764,23 @@ def test_list_values_cannot_move_outputs_or_requests_elsewhere(
     assert "is not a transcript id" in out
     assert run_cli("run", "ids.yaml").exit_code == 3
     assert len(fake.history) == requests  # nothing was sent
+
+
+def test_a_hung_llm_call_is_bounded_by_the_recipe(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """`timeouts: {llm, retry}`: a hung model fails its task in about a second, not 300 s."""
+    from fakeapi import delay
+
+    fake.faults.add("POST /v1/chat/completions", delay(30), times=None)
+    (served / "notes.yaml").write_text(
+        RECIPE.replace("transcription:\n", "timeouts: {llm: 0.3, retry: 0.5}\ntranscription:\n")
+    )
+    started = time.monotonic()
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
+    assert time.monotonic() - started < 10
+    assert code == 1
+    tasks = [t for i in manifest(served)["items"] for t in i["tasks"]]
+    first = [t for t in tasks if t["status"] == "failed"]
+    assert first, err
+    assert all("timed out waiting for the response" in t["error"] for t in first)

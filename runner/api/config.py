@@ -74,15 +74,22 @@ class Timeouts:
     def for_family(self, family: Family) -> aiohttp.ClientTimeout:
         """The aiohttp timeout for one attempt on ``family``.
 
-        aiohttp starts its read timer only after the body is sent, so an upload also gets
-        a ``total`` budget; everything else is bounded by silence, not by duration.
+        Bounded both by silence (``sock_read``) and by duration (``total``): a server that
+        dribbles a byte a second never goes silent, so only a total ends it. A REST
+        answer may take ``RESPONSE_READS`` silences in all; an LLM answer arrives whole
+        when the model is done, so its silence and its total are the same budget.
         """
         if family == "uploads":
             return aiohttp.ClientTimeout(
                 total=self.upload, sock_connect=self.connect, sock_read=self.read
             )
-        read = self.llm if family in ("llm", "lemur") else self.read
-        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=read)
+        if family in ("llm", "lemur"):
+            return aiohttp.ClientTimeout(
+                total=self.llm, sock_connect=self.connect, sock_read=self.llm
+            )
+        return aiohttp.ClientTimeout(
+            total=self.read * RESPONSE_READS, sock_connect=self.connect, sock_read=self.read
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +128,17 @@ RETRYABLE_STATUSES: Final = frozenset({408, 409, 429, 500, 502, 503, 504})
 # a 429 says so for certain (notes §6); a 503 from a proxy may come after the API acted,
 # so a submission answered 503 is reconciled against the transcript list instead.
 UNPROCESSED_STATUSES: Final = frozenset({429})
+# A REST answer may take this many read timeouts in all, however it trickles in.
+RESPONSE_READS: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Bounded retries with full-jitter exponential backoff (AWS "full jitter").
+
+    A request is retried until it succeeds, ``max_retries`` retries were spent, or the
+    next wait would take it past ``budget`` seconds: two minutes outlast an ordinary
+    blip (a deploy, a burst of 5xx) without holding a run hostage to an outage.
 
     ``retry_statuses`` apply to idempotent requests. ``unprocessed_statuses`` are the
     only statuses on which a non-idempotent request is resent: 429 says the request was
@@ -136,9 +149,10 @@ class RetryPolicy:
     the run. ``rng`` is injectable so tests get reproducible jitter.
     """
 
-    max_retries: int = 4
+    max_retries: int = 8
     base_delay: float = 0.5
     max_delay: float = 30.0
+    budget: float = 120.0  # seconds one request may spend on retries, waits included
     max_retry_after: float = 300.0
     retry_statuses: frozenset[int] = RETRYABLE_STATUSES
     unprocessed_statuses: frozenset[int] = UNPROCESSED_STATUSES
@@ -148,6 +162,11 @@ class RetryPolicy:
         """Seconds before retry number ``retries + 1``: uniform in [0, min(max, base·2ⁿ)]."""
         cap = min(self.max_delay, self.base_delay * 2 ** min(retries, 32))
         return self.rng.uniform(0.0, cap)
+
+    def gives_up(self, retries: int, elapsed: float, delay: float) -> bool:
+        """Whether retry number ``retries + 1``, after ``delay`` more seconds, is one too
+        many: past ``max_retries``, or past the time ``budget`` of the request."""
+        return retries >= self.max_retries or elapsed + delay > self.budget
 
     def may_retry(self, status: int, *, idempotent: bool) -> bool:
         """Whether a response with ``status`` may be resent."""

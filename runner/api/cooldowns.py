@@ -7,7 +7,15 @@ from collections.abc import Awaitable, Callable
 
 from runner.api.config import Family
 
-GateKey = tuple[Family, str | None]  # (family, model): Gateway limits are per model (§8)
+# (family, model): Gateway limits are per model (§8); every /v2 family shares one gate,
+# "v2", since AssemblyAI's REST rate limit is per account, not per endpoint.
+GateKey = tuple[str, str | None]
+V2_FAMILIES: frozenset[Family] = frozenset({"uploads", "transcriptions", "polls"})
+
+
+def gate_of(family: Family, model: str | None) -> GateKey:
+    """The cooldown a request waits on: the account's /v2 budget, or a Gateway model."""
+    return ("v2", None) if family in V2_FAMILIES else (family, model)
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 

@@ -50,7 +50,7 @@ from yarl import URL
 
 from runner import __version__
 from runner.api.config import FAMILIES, ClientConfig, Family
-from runner.api.cooldowns import Clock, Cooldowns, GateKey, Sleep
+from runner.api.cooldowns import Clock, Cooldowns, Sleep, gate_of
 from runner.api.pacing import paced
 from runner.api.replies import (
     ErrorParser,
@@ -64,6 +64,9 @@ from runner.api.types import CallStats
 from runner.errors import ApiError, KeyRefused, MaybeSubmitted
 
 log = logging.getLogger(__name__)
+
+# (family, model): the slots a request takes, and with gate_of() the cooldown it waits on.
+RequestKey = tuple[Family, str | None]
 
 BodyFactory = Callable[[], IO[bytes]]  # opened afresh for each attempt, so retries resend
 
@@ -209,11 +212,12 @@ def describe_transport_error(exc: BaseException) -> str:
     return f"connection error ({type(exc).__name__})"
 
 
-def _after(retries: int) -> str:
-    """The ``" after 3 retries"`` suffix of a message (empty when there were none)."""
+def _after(retries: int, elapsed: float = 0.0) -> str:
+    """The ``" after 3 retries (41 s)"`` suffix of a message (empty when there were none)."""
     if retries == 0:
         return ""
-    return f" after {retries} {'retry' if retries == 1 else 'retries'}"
+    spent = f" ({elapsed:.0f} s)" if elapsed >= 1 else ""
+    return f" after {retries} {'retry' if retries == 1 else 'retries'}{spent}"
 
 
 def route_of(method: str, url: str) -> str:
@@ -326,7 +330,7 @@ class HttpClient:
         reads from the body.
         """
         route = route_of(method, url)
-        key: GateKey = (family, model)
+        key: RequestKey = (family, model)
         body, send_headers = _encode(json, data, headers)
         attempt_timeout = timeout or self.config.timeouts.for_family(family)
         started = self._clock()
@@ -342,13 +346,17 @@ class HttpClient:
                     if parsed is None:
                         raise _Malformed(raw.body)
             except _TRANSPORT_ERRORS as exc:
-                delay = self._transport_delay(route, exc, idempotent=idempotent, retries=retries)
+                elapsed = self._clock() - started
+                delay = self._transport_delay(route, exc, idempotent, retries, elapsed)
             else:
                 if _ok(raw.status):
                     stats = CallStats(retries + 1, retries, self._clock() - started)
                     return HttpResponse(raw.status, raw.headers, raw.body, stats, parsed)
                 resend = idempotent or raw.status in (resend_statuses or ())
-                delay = self._status_delay(route, key, raw, resend, retries, describe_error)
+                elapsed = self._clock() - started
+                delay = self._status_delay(
+                    route, key, raw, resend, retries, elapsed, describe_error
+                )
             retries += 1
             self._retries += 1
             log.debug("retry %d of %s in %.2f s", retries, route, delay)
@@ -360,7 +368,7 @@ class HttpClient:
         self,
         method: str,
         url: str,
-        key: GateKey,
+        key: RequestKey,
         body: bytes | BodyFactory | None,
         headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout,
@@ -389,7 +397,7 @@ class HttpClient:
         self,
         method: str,
         url: str,
-        key: GateKey,
+        key: RequestKey,
         body: bytes | BodyFactory | None,
         headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout,
@@ -418,10 +426,10 @@ class HttpClient:
             self._slots[family].release()
         pause = rate_limit_pause(raw.headers)
         if pause is not None:
-            self._gate.pause(key, pause)
+            self._gate.pause(gate_of(*key), pause)
         return raw
 
-    async def _admit(self, key: GateKey, route: str) -> None:
+    async def _admit(self, key: RequestKey, route: str) -> None:
         """Take a slot of the family once its cooldown is over (re-checked under the slot).
 
         The cooldown is awaited *before* taking a slot, so requests for a paused Gateway
@@ -433,17 +441,17 @@ class HttpClient:
         try:
             while True:
                 self._refuse_long_pause(key, route)
-                await self._gate.wait(key)
+                await self._gate.wait(gate_of(*key))
                 await slot.acquire()
-                if self._gate.remaining(key) <= 0:
+                if self._gate.remaining(gate_of(*key)) <= 0:
                     return
                 slot.release()
         finally:
             self._waiting[family] -= 1
 
-    def _refuse_long_pause(self, key: GateKey, route: str) -> None:
+    def _refuse_long_pause(self, key: RequestKey, route: str) -> None:
         """Fail rather than sit out a cooldown longer than ``max_retry_after``."""
-        left = self._gate.remaining(key)
+        left = self._gate.remaining(gate_of(*key))
         limit = self.config.retry.max_retry_after
         if left > limit:
             raise ApiError(
@@ -460,7 +468,7 @@ class HttpClient:
     # -- deciding what a failure means ------------------------------------------------------
 
     def _transport_delay(
-        self, route: str, exc: BaseException, *, idempotent: bool, retries: int
+        self, route: str, exc: BaseException, idempotent: bool, retries: int, elapsed: float
     ) -> float:
         """The backoff before retrying a transport failure, or raise the final error."""
         what = describe_transport_error(exc)
@@ -473,19 +481,23 @@ class HttpClient:
                 endpoint=route,
                 retries=retries,
             ) from exc
-        if retries >= self.config.retry.max_retries:
+        delay = paced(self.config.retry.backoff(retries))
+        if self.config.retry.gives_up(retries, elapsed, delay):
             raise ApiError(
-                f"{route} failed{_after(retries)}: {what}", endpoint=route, retries=retries
+                f"{route} failed{_after(retries, elapsed)}: {what}",
+                endpoint=route,
+                retries=retries,
             ) from exc
-        return paced(self.config.retry.backoff(retries))
+        return delay
 
     def _status_delay(
         self,
         route: str,
-        key: GateKey,
+        key: RequestKey,
         raw: _Raw,
         idempotent: bool,
         retries: int,
+        elapsed: float,
         describe_error: ErrorParser,
     ) -> float:
         """The wait before retrying an error status, or raise :class:`ApiError`.
@@ -496,15 +508,22 @@ class HttpClient:
         policy = self.config.retry
         retry_after = parse_retry_after(raw.headers.get("Retry-After"))
         if retry_after is not None and raw.status in policy.retry_statuses:
-            self._gate.pause(key, retry_after)
+            self._gate.pause(gate_of(*key), retry_after)
         retryable = policy.may_retry(raw.status, idempotent=idempotent)
         too_long = retry_after is not None and retry_after > policy.max_retry_after
-        if not retryable or retries >= policy.max_retries or too_long:
-            raise self._status_error(route, key[0], raw, retries, describe_error)
-        return max(paced(policy.backoff(retries)), retry_after or 0.0)
+        delay = max(paced(policy.backoff(retries)), retry_after or 0.0)
+        if not retryable or too_long or policy.gives_up(retries, elapsed, delay):
+            raise self._status_error(route, key[0], raw, retries, describe_error, elapsed)
+        return delay
 
     def _status_error(
-        self, route: str, family: Family, raw: _Raw, retries: int, describe_error: ErrorParser
+        self,
+        route: str,
+        family: Family,
+        raw: _Raw,
+        retries: int,
+        describe_error: ErrorParser,
+        elapsed: float = 0.0,
     ) -> ApiError:
         """``"POST /v2/transcript failed (400): format_text must be a Boolean"``.
 
@@ -516,7 +535,7 @@ class HttpClient:
             self._key_refused = KeyRefused(route, raw.status, text.message)
             raise self._key_refused
         return ApiError(
-            f"{route} failed ({raw.status}){_after(retries)}: {text.message}",
+            f"{route} failed ({raw.status}){_after(retries, elapsed)}: {text.message}",
             status=raw.status,
             request_id=text.request_id,
             endpoint=route,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from runner.api.config import FAMILIES, ClientConfig, Limits, Timeouts
+from runner.api.config import FAMILIES, ClientConfig, Limits, RetryPolicy, Timeouts
 from runner.api.gateway import GatewayClient
 from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
@@ -77,7 +77,12 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
     environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if request.offline else None
     config = ClientConfig.from_env(request.region, environ=environ)
     limits = merged_limits(recipes, request.limits or {})
-    config = replace(config, limits=limits.limits, timeouts=_timeouts(config, recipes))
+    config = replace(
+        config,
+        limits=limits.limits,
+        timeouts=_timeouts(config, recipes),
+        retry=_retry(config, recipes),
+    )
     options = RunOptions(
         out=request.out,
         manifest=request.manifest or (request.out or DEFAULT_OUT) / MANIFEST_FILE,
@@ -163,10 +168,19 @@ def merged_limits(recipes: Sequence[Recipe], overrides: Mapping[str, int]) -> _M
 
 
 def _timeouts(config: ClientConfig, recipes: Sequence[Recipe]) -> Timeouts:
-    requests = [r.timeouts["request"] for r in recipes if "request" in r.timeouts]
-    if not requests:
-        return config.timeouts
-    return replace(config.timeouts, read=min(requests))
+    """The recipes' `timeouts:` (the strictest of each), over the defaults."""
+    chosen = {
+        field: min(values)
+        for key, field in (("request", "read"), ("llm", "llm"))
+        if (values := [r.timeouts[key] for r in recipes if key in r.timeouts])
+    }
+    return replace(config.timeouts, **chosen)
+
+
+def _retry(config: ClientConfig, recipes: Sequence[Recipe]) -> RetryPolicy:
+    """The recipes' retry budget (the strictest), over the default."""
+    budgets = [r.timeouts["retry"] for r in recipes if "retry" in r.timeouts]
+    return replace(config.retry, budget=min(budgets)) if budgets else config.retry
 
 
 def _transcript_deadline(recipes: Sequence[Recipe]) -> float | None:
