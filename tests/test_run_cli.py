@@ -784,3 +784,28 @@ def test_a_hung_llm_call_is_bounded_by_the_recipe(
     first = [t for t in tasks if t["status"] == "failed"]
     assert first, err
     assert all("timed out waiting for the response" in t["error"] for t in first)
+
+
+def test_outputs_honour_the_umask_and_a_crash_leaves_no_stale_manifest(
+    served: Path, run_cli: RunCli
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
+    summary = served / "out" / "notes" / "wildfires" / "summary.md"
+    expected = 0o666 & ~_umask()
+    assert summary.stat().st_mode & 0o777 == expected
+    # A run that dies after starting leaves only run.json.partial, not the old run.json.
+    from runner.results.manifest import ManifestWriter
+
+    writer = ManifestWriter(served / "out" / "run.json", {"recipes": []})
+    assert not (served / "out" / "run.json").exists()
+    assert (served / "out" / "run.json.partial").exists()
+    writer.close("interrupted", 0.0)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -166,6 +166,9 @@ class ManifestWriter:
         self.totals = Totals()
         self._count = 0
         path.parent.mkdir(parents=True, exist_ok=True)
+        # An earlier run's manifest must not pass for this one's if this one crashes:
+        # until it closes, only its `.partial` exists.
+        path.unlink(missing_ok=True)
         self._stream: IO[str] = self.partial.open("w", encoding="utf-8")
         started = datetime.now(UTC).isoformat(timespec="seconds")
         head = {"tool": "transcript-runner", "version": __version__, "started": started, **header}

@@ -63,6 +63,16 @@ def contained(folder: Path, relative: str) -> Path:
     return target
 
 
+def _process_umask() -> int:
+    """The umask, read once at import (setting it to read it is not thread-safe later)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write via a temporary file in the same folder and a rename.
 
@@ -82,6 +92,9 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
+        # mkstemp makes the file private (0600); an output gets the mode any new file
+        # of this process would get, so a team's umask (group-readable) holds.
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
