@@ -267,3 +267,19 @@ async def test_lemur_error(http: HttpClient) -> None:
     assert failure.value.message == (
         "POST /lemur/v3/generate/task failed (400): final_model is required"
     )
+
+
+async def test_an_error_sent_with_http_200_keeps_its_words(
+    fake: FakeAssemblyAI, gateway: GatewayClient
+) -> None:
+    body = {"error": {"message": "Model overloaded, try later", "code": 529}}
+    fake.faults.add("POST /v1/chat/completions", status(200, body=body))
+    with pytest.raises(ApiError) as failure:
+        await gateway.complete(chat())
+    assert failure.value.message.startswith(f"{ROUTE} answered without choices: ")
+    assert "Model overloaded, try later" in failure.value.message
+
+
+def test_negative_or_missing_token_counts_are_unknown() -> None:
+    usage = Usage.from_api({"input_tokens": -5, "completion_tokens": 7})
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (None, 7, None)

@@ -19,6 +19,7 @@ from runner.errors import (
     ApiError,
     MaybeSubmitted,
     NotStored,
+    PostProcessFailed,
     SourceUnreadable,
     TranscriptFailed,
 )
@@ -286,6 +287,49 @@ def test_best_quotes_are_matched_to_the_sentences_they_came_from(tmp_path: Path)
     # Located in the recording: the quote's sentence lies within the reported span.
     assert quote["start"] <= sentences[3].start < sentences[3].end <= quote["end"]
     assert processed.steps == ("match quotes to sentences",)
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (Completion("", "m", Usage(), "r", "stop"), "the model returned an empty reply"),
+        (
+            Completion('{"items": ["a", "b', "m", Usage(), "r", "length"),
+            "the reply was cut off at max_tokens",
+        ),
+    ],
+)
+async def test_a_reply_that_cannot_stand_fails_its_task_and_is_not_kept(
+    tmp_path: Path, reply: Completion, reason: str
+) -> None:
+    recipe = recipe_from(
+        tmp_path,
+        RECIPE.replace("  - url: https://media.example.com/b.mp3\n", "").replace(
+            '    prompt: "Summarize {{ item.name }}: {{ transcript.text[:40] }}"\n',
+            '    prompt: "Summarize {{ item.name }}: {{ transcript.text[:40] }}"\n'
+            "    post_process: [json-repair]\n",
+        ),
+    )
+    services = FakeServices(default_reply=echo)
+    services.gateway.enqueue(reply)
+    with Store(tmp_path / "state") as store:
+        reporter, _ = await run(tmp_path, services, recipe, store)
+        assert list(store.replies()) == []  # asked again on the next run
+    (record,) = reporter.finished
+    summary = record.tasks[0]
+    assert summary.status == "failed"
+    assert summary.error is not None
+    assert summary.error.startswith(reason)
+    assert not (tmp_path / "out" / "notes" / "a" / "summary.json").exists()
+
+
+def test_a_quotes_reply_with_no_quote_fails_with_the_reason(tmp_path: Path) -> None:
+    transcript = Transcript.from_api(wildfires())
+    sentences = sentences_from_words(transcript.words)
+    text = "version: 1\nname: q\ninputs: [{url: 'https://x/a.mp3'}]\n"
+    recipe = recipe_from(tmp_path, text + "tasks:\n  best: {quotes: {count: 3}}\n")
+    with pytest.raises(PostProcessFailed, match="the reply holds no quotes"):
+        process_reply(recipe.tasks["best"], "None.\n\n-", sentences)
 
 
 def test_completions_round_trip_through_the_cache_format() -> None:

@@ -16,6 +16,8 @@ V2_FAMILIES: frozenset[Family] = frozenset({"uploads", "transcriptions", "polls"
 def gate_of(family: Family, model: str | None) -> GateKey:
     """The cooldown a request waits on: the account's /v2 budget, or a Gateway model."""
     return ("v2", None) if family in V2_FAMILIES else (family, model)
+
+
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 

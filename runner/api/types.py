@@ -22,7 +22,8 @@ class Usage:
         def pick(*names: str) -> int | None:
             for name in names:
                 value = data.get(name)
-                if isinstance(value, int) and not isinstance(value, bool):
+                # A negative count is no count: unknown, so it is never summed.
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                     return value
             return None
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
-from runner.execute.finish import finish
+from runner.execute.finish import finish, unusable
 from runner.execute.services import Reporter, Services
 from runner.execute.transcribe import Transcriber
 from runner.items import Item, Shard, expand
@@ -333,6 +333,9 @@ class Executor:
             return record.fail(exc.message), None
         record_completion(record, completion, time.monotonic() - began, task)
         reply = reply_text(completion)
+        reason = unusable(task, completion)
+        if reason is not None:  # nothing is written or cached: the next run asks again
+            return record.fail(reason), None
         try:
             result = await asyncio.to_thread(finish, task, folder, view, reply, record)
             if record.asked and result is not None and cacheable(completion):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from runner.api.types import Completion
 from runner.diagnostics import display_path
 from runner.errors import PostProcessFailed
 from runner.execute.expectations import check
@@ -20,7 +21,7 @@ from runner.recipe.model import Task
 from runner.results.manifest import TaskRecord
 from runner.results.outputs import contained, write_atomic
 from runner.transcript.model import Sentence
-from runner.transcript.quotes import match_quotes
+from runner.transcript.quotes import MIN_QUOTE_CHARS, match_quotes
 
 QUOTES_STEP = "match quotes to sentences"
 
@@ -30,6 +31,8 @@ def process_reply(task: Task, reply: str, sentences: Sequence[Sentence]) -> Proc
     post-processing steps applied. Raises :class:`PostProcessFailed`."""
     if task.quotes is None:
         return apply(reply, task.post_process, task.json_schema)
+    if not sentences:
+        raise PostProcessFailed("the transcript has no sentences to find quotes in")
     quotes = match_quotes(
         reply,
         tuple(sentences),
@@ -37,8 +40,27 @@ def process_reply(task: Task, reply: str, sentences: Sequence[Sentence]) -> Proc
         window=task.quotes.window,
         overlap=task.quotes.overlap,
     )
+    if not quotes:
+        raise PostProcessFailed(
+            "the reply holds no quotes to find in the transcript (quotes are lines of at "
+            f"least {MIN_QUOTE_CHARS} characters); ask for them one per line"
+        )
     data: Any = [q.as_json() for q in quotes]
     return Processed(json.dumps(data, indent=2, ensure_ascii=False), data, (QUOTES_STEP,), True)
+
+
+def unusable(task: Task, completion: Completion) -> str | None:
+    """Why a reply cannot stand as the task's result, before anything is written: an
+    empty reply, or a structured reply the model was cut off in (``max_tokens``)."""
+    if not completion.content.strip() and not completion.tool_calls:
+        return "the model returned an empty reply"
+    if completion.finish_reason == "length" and task.structured:
+        limit = f" ({task.max_tokens})" if task.max_tokens else ""
+        return (
+            f"the reply was cut off at max_tokens{limit} before it was complete; raise "
+            "max_tokens for this task"
+        )
+    return None
 
 
 def result_view(task: Task, processed: Processed) -> TaskResultView:
