@@ -27,6 +27,9 @@ from runner.recipe.document import KeyPath
 from runner.recipe.model import JSON, InputKind, InputSpec, Recipe, freeze
 
 SOURCE_COLUMNS = ("url", "file", "transcript_id", "transcript_file")
+# A cell may hold a whole document (notes, a prior summary): far above csv's 128 KiB.
+MAX_CELL = 16 * 2**20
+csv.field_size_limit(MAX_CELL)
 _TRANSCRIPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME = 100
@@ -123,6 +126,12 @@ def list_columns(recipe: Recipe, spec: InputSpec) -> tuple[str, ...]:
 def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Iterator[Item]:
     here: KeyPath = ("inputs", spec.index, spec.kind.value)
     origin = f"{recipe.display}:{spec.line}"
+    if spec.kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE, InputKind.LIST) and any(
+        not char.isprintable() for char in spec.value
+    ):
+        raise InputsInvalid(
+            [InputProblem(here, f"{spec.value!r} holds an invisible character; retype the path")]
+        )
     if spec.kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE):
         matches = _glob(recipe, spec.value)
         if not matches:
@@ -327,11 +336,22 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield number, row
         return
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
-                continue
-            yield reader.line_num, {str(k): v for k, v in row.items() if k is not None}
+        # strict: a quote left open is an error at its line, not the rest of the file
+        # silently swallowed into one cell.
+        reader = csv.DictReader(handle, strict=True)
+        read_to = 1  # the header
+        try:
+            for row in reader:
+                read_to = reader.line_num
+                cells = [value for value in row.values() if isinstance(value, str)]
+                if not any(value.strip() for value in cells):
+                    continue
+                yield reader.line_num, {str(k): v for k, v in row.items() if k is not None}
+        except csv.Error as exc:
+            raise ValueError(
+                f"after line {read_to}: {exc} (is a quote left open, or a cell over "
+                f"{MAX_CELL // 2**20} MiB?)"
+            ) from None
 
 
 def _url_stem(url: str) -> str:

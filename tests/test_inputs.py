@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.checks import load_recipe
-from runner.errors import OutputError
+from runner.checks import load_recipe, validate_file
+from runner.errors import OutputError, SourceUnreadable
 from runner.items import expand, safe_name
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
@@ -75,3 +75,50 @@ def test_output_dir_confines_each_item_at_run_time(tmp_path: Path) -> None:
     [item] = expand(recipe, engine)
     with pytest.raises(OutputError, match=r"outside out/x/"):
         item_dir(recipe, item, engine, None)
+
+
+def _recipe_with(tmp_path: Path, inputs: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        f"version: 1\nname: r\ninputs: [{inputs}]\n"
+        "tasks: {s: {prompt: '{{ transcript.text }}'}}\n"
+    )
+    return path
+
+
+def test_a_long_csv_cell_is_read(tmp_path: Path) -> None:
+    """csv's default 128 KiB field limit is far below a pasted document."""
+    notes = "a" * 200_000
+    (tmp_path / "calls.csv").write_text(f'url,notes\nhttps://x.example/a.mp3,"{notes}"\n')
+    recipe = load_recipe(_recipe_with(tmp_path, "{list: calls.csv}"))
+    [item] = expand(recipe, TemplateEngine(tmp_path))
+    assert item.vars["notes"] == notes
+
+
+@pytest.mark.parametrize(
+    ("inputs", "files", "expected"),
+    [
+        (
+            "{list: calls.csv}",
+            {"calls.csv": 'url,notes\nhttps://x.example/a.mp3,"open\nhttps://x.example/b.mp3,ok\n'},
+            "calls.csv: after line 1: unexpected end of data",
+        ),
+        ('{list: "a\\0b.csv"}', {}, "holds an invisible character; retype the path"),
+    ],
+)
+def test_broken_input_files_are_located_problems(
+    tmp_path: Path, inputs: str, files: dict[str, str], expected: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    result = validate_file(_recipe_with(tmp_path, inputs))
+    (problem,) = result.diagnostics
+    assert problem.line == 3
+    assert expected in problem.message
+
+
+def test_a_saved_transcript_nested_absurdly_deep_is_a_message(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text('{"text": "x", "words": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(SourceUnreadable, match="nests its JSON thousands of levels deep"):
+        load_saved(path)

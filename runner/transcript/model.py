@@ -405,6 +405,10 @@ def load_saved(path: Path) -> Transcript:
         raise SourceUnreadable(f"cannot read {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceUnreadable(f"{path} is not JSON: {exc}") from None
+    except RecursionError:
+        raise SourceUnreadable(
+            f"{path} nests its JSON thousands of levels deep; it is not a saved transcript"
+        ) from None
     if not isinstance(data, Mapping):
         raise SourceUnreadable(f"{path} is not a saved transcript (expected a JSON object)")
     if data.get("status") not in (None, "completed"):
