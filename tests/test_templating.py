@@ -333,3 +333,15 @@ def test_ordinary_numbers_and_formats_pass() -> None:
         context(),
     )
     assert text == "Call 1234567 " + "x".center(20) + " " + "7".rjust(5)
+
+
+def test_utterances_of_a_transcript_without_speaker_labels_are_an_error_not_silence() -> None:
+    """AssemblyAI sends `utterances: null` without speaker_labels; the dialogue would be
+    an empty prompt, sent and paid for. Testing it first is the documented way."""
+    ctx = context(text="We met on Tuesday.")
+    with pytest.raises(TemplateProblem) as problem:
+        TemplateEngine(Path(".")).render(template("{{ transcript.utterances | dialogue }}"), ctx)
+    assert "made without speaker labels (add `speaker_labels: true`" in messages_of(problem)[0]
+    guarded = "{% if transcript.utterances %}{{ transcript.utterances | dialogue }}" \
+        "{% else %}{{ transcript.text }}{% endif %}"  # fmt: skip
+    assert TemplateEngine(Path(".")).render(template(guarded), ctx) == "We met on Tuesday."

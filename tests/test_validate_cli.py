@@ -308,3 +308,20 @@ def test_a_template_bomb_is_an_invalid_recipe_in_a_moment(tmp_path: Path, run_cl
     assert result.exit_code == 3
     assert "center() with a size over 100,000 is too large for a template" in result.stdout
     assert "bomb.yaml:6:" in result.stdout
+
+
+def test_unguarded_utterances_without_speaker_labels_warn(tmp_path: Path, run_cli: RunCli) -> None:
+    """Audio this recipe transcribes gets no utterances without speaker_labels."""
+    prompt = "    prompt: '{{ transcript.utterances | dialogue }}'\n"
+    base = "version: 1\nname: d\ninputs: [{url: 'https://example.com/a.mp3'}]\ntasks:\n  s:\n"
+    unguarded = _write(tmp_path, "d.yaml", base + prompt)
+    result = run_cli("validate", str(unguarded))
+    assert result.exit_code == 0
+    assert "warning: $.tasks.s.prompt: this prompt reads transcript.utterances" in result.stdout
+    guarded = "    prompt: '{% if transcript.utterances %}{{ transcript.utterances | dialogue }}" \
+        "{% else %}{{ transcript.text }}{% endif %}'\n"  # fmt: skip
+    assert (
+        "warning" not in run_cli("validate", str(_write(tmp_path, "g.yaml", base + guarded))).stdout
+    )
+    labelled = base.replace("tasks:", "transcription: {speaker_labels: true}\ntasks:") + prompt
+    assert "warning" not in run_cli("validate", str(_write(tmp_path, "l.yaml", labelled))).stdout

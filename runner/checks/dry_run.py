@@ -5,14 +5,17 @@ the wrong kind of value is found before anything is spent."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from runner.diagnostics import Diagnostic
+from runner.diagnostics import Diagnostic, Severity
 from runner.errors import InputsInvalid, OutputError, TemplateProblem
 from runner.items import Item, expand, list_columns
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
+    NO_SPEAKERS,
     ItemView,
+    NoSpeakerLabels,
     RecipeView,
     TaskResultView,
     folder_context,
@@ -103,7 +106,42 @@ def check_templates(doc: Document, recipe: Recipe, engine: TemplateEngine) -> li
             context = sample_context(recipe, task, item_vars)
             for template in task.templates:
                 add(_render_problems(engine, template, context))
+    add(_speakers_without_labels(doc, recipe, engine))
     return list(found.values())
+
+
+_TRANSCRIBED = (InputKind.URL, InputKind.FILE, InputKind.LIST)
+_SPEAKER_OPTIONS = ("speaker_labels", "multichannel")
+
+
+def _speakers_without_labels(
+    doc: Document, recipe: Recipe, engine: TemplateEngine
+) -> list[Diagnostic]:
+    """A prompt that uses utterances unguarded, while the audio this recipe transcribes
+    gets none: AssemblyAI makes utterances only with speaker labels (or multichannel).
+    Each prompt is rendered once more with no utterances; a guarded one passes."""
+    transcribes = any(spec.kind in _TRANSCRIBED for spec in recipe.inputs)
+    labelled = any(recipe.transcription.get(option) for option in _SPEAKER_OPTIONS)
+    if not transcribes or labelled:
+        return []
+    found = []
+    for task in recipe.tasks.values():
+        context = sample_context(recipe, task, sample_item_vars(recipe)[0])
+        context["transcript"] = replace(context["transcript"], utterances=NoSpeakerLabels())
+        for template in task.templates:
+            for problem in _render_problems(engine, template, context):
+                if NO_SPEAKERS in problem.message:
+                    found.append(
+                        replace(
+                            problem,
+                            message="this prompt reads transcript.utterances, but "
+                            "`transcription:` has no `speaker_labels: true`, so the audio "
+                            "this recipe transcribes will have none; add it, or fall back "
+                            "with {% if transcript.utterances %}",
+                            severity=Severity.WARNING,
+                        )
+                    )
+    return found
 
 
 def _render_problems(

@@ -40,6 +40,7 @@ from runner.prompt.views import (
     ItemView,
     Namespace,
     NoJson,
+    NoSpeakerLabelsUsed,
     RecipeView,
     TaskResultView,
     TranscriptUsedAsText,
@@ -398,6 +399,7 @@ class TemplateEngine:
         except (
             SecurityError,
             UndefinedError,
+            NoSpeakerLabelsUsed,
             TranscriptUsedAsText,
             jinja2.TemplateNotFound,
             jinja2.TemplateError,
@@ -467,6 +469,8 @@ def _syntax_message(exc: TemplateSyntaxError, env: jinja2.Environment) -> str:
 
 
 def _runtime_message(exc: BaseException) -> str:
+    if isinstance(exc, NoSpeakerLabelsUsed):
+        return str(exc)
     if isinstance(exc, TranscriptUsedAsText):
         return f"{{{{ transcript }}}} is the whole transcript object; {exc}"
     if isinstance(exc, SecurityError):

@@ -10,7 +10,7 @@ template engine can name a missing variable precisely and suggest a fix.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,44 @@ class TranscriptUsedAsText(Exception):
     """Raised when a template prints the whole transcript object instead of a field."""
 
 
+class NoSpeakerLabels(Sequence[Utterance]):
+    """``transcript.utterances`` of a transcript made without speaker labels.
+
+    AssemblyAI sends ``utterances: null`` then. Iterating it would render an empty
+    prompt that is still sent and paid for, so it is an error naming the cause and the
+    fix. Testing it (``{% if transcript.utterances %}``) is allowed: it is false.
+    """
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, index: Any) -> Any:
+        raise NoSpeakerLabelsUsed
+
+    def __iter__(self) -> Iterator[Utterance]:
+        raise NoSpeakerLabelsUsed
+
+    def __str__(self) -> str:
+        raise NoSpeakerLabelsUsed
+
+
+NO_SPEAKERS = "this transcript was made without speaker labels"
+
+
+class NoSpeakerLabelsUsed(Exception):
+    """A template used the utterances of a transcript that has none."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"transcript.utterances is empty: {NO_SPEAKERS} "
+            "(add `speaker_labels: true` under `transcription:`), or test it first with "
+            "{% if transcript.utterances %} and fall back to {{ transcript.text }}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class TranscriptView:
     """The transcript as templates see it.
@@ -94,7 +132,7 @@ class TranscriptView:
     id: str | None
     text: str
     words: tuple[Word, ...]
-    utterances: tuple[Utterance, ...]
+    utterances: Sequence[Utterance]
     sentences: tuple[Sentence, ...]
     paragraphs: tuple[Paragraph, ...]
     audio_duration: float | int | None
@@ -122,7 +160,9 @@ class TranscriptView:
             id=transcript.id,
             text=transcript.text,
             words=transcript.words,
-            utterances=transcript.utterances,
+            # A transcript with speech but no utterances was made without speaker labels.
+            utterances=transcript.utterances
+            or (NoSpeakerLabels() if transcript.text.strip() else ()),
             sentences=sentences,
             paragraphs=paragraphs,
             audio_duration=transcript.audio_duration,
