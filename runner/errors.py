@@ -16,6 +16,8 @@ Every class a user can meet is defined here, so this drawing is the whole tree::
     │   ├── DiagnosticError      3  one located problem that stops a loader early
     │   └── InputsInvalid        3  the inputs do not expand into items
     ├── RunFailed                1  the run finished, but some item or task failed
+    ├── StoreError               1  the state store failed: the run stops, nothing more is paid
+    ├── DiskFull                 1  the output disk is full or read-only: the run stops
     └── ItemError                1  one item's or task's failure; the run goes on
         ├── ApiError                a request failed for good, after any retries
         │   ├── MaybeSubmitted      …after the job may have been created: never resent
@@ -24,7 +26,6 @@ Every class a user can meet is defined here, so this drawing is the whole tree::
         ├── DeadlineExceeded        a transcript did not finish in time
         ├── SourceUnreadable        a local input (audio, saved transcript) cannot be read
         ├── OutputError             an output file cannot be written
-        ├── StoreError              the state store (ledger, reply cache) failed
         ├── TemplateProblem         a prompt failed to render (strict undefined, sandbox)
         └── PostProcessFailed       a reply failed post-processing (JSON, schema, extract)
 
@@ -168,6 +169,26 @@ class RunFailed(RunnerError):
     exit_code = EXIT_FAILED
 
 
+class StoreError(RunnerError):
+    """The state store (transcription ledger, reply cache) cannot be opened, read or written.
+
+    Not one item's failure: a run that cannot record what it pays for must not spend
+    more, so the first one stops the run (the manifest closes as ``stopped``).
+    """
+
+
+class DiskFull(RunnerError):
+    """The output disk is full or read-only: every later write would fail too, so the run
+    stops instead of paying for replies it cannot write."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(
+            f"cannot write {path}: {reason}. The run stopped so that nothing more is paid "
+            "for; replies already received are in the state store, so a rerun after making "
+            "room writes them without asking again"
+        )
+
+
 class ItemError(RunnerError):
     """One item's or one task's failure: recorded in the manifest, and the run goes on."""
 
@@ -242,10 +263,6 @@ class OutputError(ItemError):
         super().__init__(f"cannot write {path}: {reason}")
         self.path = path
         self.reason = reason
-
-
-class StoreError(ItemError):
-    """The state store (transcription ledger, reply cache) cannot be opened, read or written."""
 
 
 class TemplateProblem(ItemError):

@@ -196,10 +196,22 @@ class Store:
                 time.sleep(0.02 * (attempt + 1))
 
     def _describe(self, exc: BaseException) -> str:
-        return (
-            f"state store {self.path}: {exc}; another run may hold it, or the file is "
-            "damaged (move the folder away to start afresh, or pass --state-dir)"
-        )
+        """The store's error with its likely cause, named (never a guess for all)."""
+        said = str(exc)
+        if "full" in said or "No space" in said:
+            cause = "the disk holding it is full; make room, or pass --state-dir elsewhere"
+        elif "readonly" in said or "read-only" in said or "Read-only" in said:
+            cause = "it cannot be written (a read-only disk or folder); pass --state-dir"
+        elif "locked" in said or "busy" in said:
+            cause = "another run holds it; wait for it, or pass another --state-dir"
+        elif "I/O" in said or isinstance(exc, OSError):
+            cause = "the disk failed to read or write it; check the disk, or pass --state-dir"
+        else:
+            cause = (
+                "the file may be damaged (move the folder away to start afresh, or pass "
+                "--state-dir)"
+            )
+        return f"state store {self.path}: {said}; {cause}"
 
     def close(self) -> None:
         with self._lock:

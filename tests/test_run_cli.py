@@ -809,3 +809,63 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
+    """SIGTERM while 20 submissions queue behind one slot: the one on the wire is
+    recorded, the queued ones are never sent (before, all of them went out)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from fakeapi import delay
+
+    rows = [f"https://media.example.com/call-{n:02d}.mp3" for n in range(20)]
+    (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
+    (tmp_path / "q.yaml").write_text(
+        "version: 1\nname: q\ninputs: [{list: calls.csv}]\n"
+        "tasks:\n  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:50] }}'}\n"
+    )
+    fake = FakeAssemblyAI(api_key=KEY)
+    fake.faults.add("POST /v2/transcript", delay(0.5), times=None)
+    with serve_in_process(fake, lambda f: len(f.submissions)) as server:
+        url = server.base_url  # type: ignore[attr-defined]
+        env = {
+            **os.environ,
+            "ASSEMBLYAI_API_KEY": KEY,
+            "ASSEMBLYAI_BASE_URL": url,
+            "ASSEMBLYAI_LLM_GATEWAY_URL": f"{url}/v1",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runner", "run", "q.yaml", "--progress", "plain",
+             "--limit", "transcriptions=1"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        # Readiness, not time: every submission records its intent before it queues for
+        # the one slot, so the store says when most of them are waiting.
+        state = tmp_path / ".transcript-runner" / "state.db"
+        while _open_intents(state) < 10:
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.02)  # between looks at the store; the signal is the store
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)  # a guard against a hang, not a wait
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert server.result <= 1  # at most the one already on the wire
+    assert _open_intents(state) == 0  # the ones never sent were closed, not left in doubt
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["summary"]["outcome"] == "interrupted"
+
+
+def _open_intents(state: Path) -> int:
+    """Submissions recorded as about to be sent and not yet answered."""
+    import sqlite3
+
+    if not state.exists():
+        return 0
+    try:
+        with sqlite3.connect(state, timeout=5) as db:
+            return int(db.execute("SELECT count(*) FROM intents").fetchone()[0])
+    except sqlite3.OperationalError:  # the run is still creating its tables
+        return 0

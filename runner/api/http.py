@@ -253,6 +253,7 @@ class HttpClient:
         self._retries = 0
         self._key_refused: KeyRefused | None = None
         self._answered = False  # has the API answered this client at all yet?
+        self._stopping = False  # set by stop_sending(): the run is being stopped
         key = config.api_key
         # The key as sent, and as a JSON string would quote it.
         self._secrets = {key.encode(), jsonlib.dumps(key)[1:-1].encode()} - {b""}
@@ -283,6 +284,11 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def stop_sending(self) -> None:
+        """From now on nothing new is sent: requests waiting for their turn fail as not
+        sent; those already on the wire finish (a created job gets recorded)."""
+        self._stopping = True
 
     def _redact(self, body: bytes) -> bytes:
         """The body with every copy of the API key replaced, whatever a server echoes
@@ -407,6 +413,9 @@ class HttpClient:
         session = self._require_session()
         family = key[0]
         await self._admit(key, route)
+        if self._stopping:  # stopped while this request waited for its turn
+            self._slots[family].release()
+            raise ApiError(f"{route} not sent: the run is stopping", endpoint=route)
         self._in_flight[family] += 1
         self._requests += 1
         try:

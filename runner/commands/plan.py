@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from runner.checks import load_recipes
-from runner.errors import EXIT_OK, ItemError, UsageError
+from runner.errors import EXIT_OK, ItemError, StoreError, UsageError
 from runner.execute.planning import Plan, load_prices, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
@@ -55,7 +55,7 @@ def count(
     store = Store.existing(state_dir)
     try:
         return make_plan(recipes, store, shard, use_cache=use_cache)
-    except ItemError as exc:  # an unreadable input file or a damaged store entry
+    except (ItemError, StoreError) as exc:  # an unreadable input, a damaged store entry
         raise UsageError(exc.message) from None
     finally:
         if store is not None:

@@ -99,8 +99,8 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
 
     async def main(store: Store) -> None:
         nonlocal executor
-        _stop_on_sigterm()
         async with HttpClient(config) as http:
+            _stop_on_signals(http)
             holder["http"] = http
             services = offline_services() if request.offline else _services(http, config)
             executor = Executor(services, options, reporter, store)
@@ -135,19 +135,39 @@ def _services(http: HttpClient, config: ClientConfig) -> Services:
     )
 
 
-def _stop_on_sigterm() -> None:
-    """Treat SIGTERM (how CI systems cancel a job) like Ctrl-C: stop, keep, report.
+def _stop_on_signals(http: HttpClient) -> None:
+    """Ctrl-C and SIGTERM (how CI systems cancel a job): stop sending, keep, report.
 
-    Cancelling the main task lets the executor close the manifest and write the
-    reports before the process ends, instead of leaving ``run.json.partial``.
+    Nothing more is sent from the first signal on: a request still waiting for its
+    turn is dropped (a submission's intent is closed, as nothing left). Requests already
+    on the wire finish, so a job just created is recorded before the process ends.
+    Cancelling the main task lets the executor close the manifest and write the reports
+    instead of leaving ``run.json.partial``. A second signal changes nothing: the
+    ledger writes it would cut short are what keeps the rerun from paying twice.
     """
     task = asyncio.current_task()
     if task is None:
         return
-    try:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    except (NotImplementedError, RuntimeError):  # not on this platform or thread
-        return
+    stopping: list[int] = []
+
+    def stop(signum: int) -> None:
+        if stopping:
+            print(
+                "Stopping: waiting (at most 30 s) for submissions already sent, so that "
+                "their jobs are recorded and the rerun does not pay for them again.",
+                file=sys.stderr,
+            )
+            return
+        stopping.append(signum)
+        http.stop_sending()
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (NotImplementedError, RuntimeError):  # not on this platform or thread
+            return
 
 
 class _MergedLimits:

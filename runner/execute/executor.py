@@ -28,7 +28,7 @@ from pathlib import Path
 
 from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
-from runner.execute.finish import finish, unusable
+from runner.execute.finish import finish, processed_or_failure, unusable
 from runner.execute.services import Reporter, Services
 from runner.execute.transcribe import Transcriber
 from runner.items import Item, Shard, expand
@@ -336,13 +336,15 @@ class Executor:
         reason = unusable(task, completion)
         if reason is not None:  # nothing is written or cached: the next run asks again
             return record.fail(reason), None
+        outcome = await asyncio.to_thread(processed_or_failure, task, reply, view)
+        if record.asked and not isinstance(outcome, Exception) and cacheable(completion):
+            # Kept before any file is written, so a full disk loses no paid reply. Only
+            # a reply that processed cleanly is kept: a broken or cut-off one must be
+            # asked again on the next run, not replayed forever.
+            await self.asker.remember(record.cache_key or "", label, payload, completion)
         try:
-            result = await asyncio.to_thread(finish, task, folder, view, reply, record)
-            if record.asked and result is not None and cacheable(completion):
-                # Only a reply that post-processed cleanly is kept: a broken or cut-off
-                # one must be asked again on the next run, not replayed forever.
-                await self.asker.remember(record.cache_key or "", label, payload, completion)
-        except ItemError as exc:  # an unwritable output, a failing store
+            result = await asyncio.to_thread(finish, task, folder, view, reply, outcome, record)
+        except ItemError as exc:  # an output that cannot be written (a folder in the way)
             return record.fail(exc.message), None
         return record, result
 

@@ -70,8 +70,24 @@ def result_view(task: Task, processed: Processed) -> TaskResultView:
     )
 
 
+def processed_or_failure(
+    task: Task, reply: str, view: TranscriptView
+) -> Processed | PostProcessFailed:
+    """What the reply becomes, or why it cannot; nothing is written yet, so a clean
+    result can be cached before any output file (a full disk must not lose a paid reply)."""
+    try:
+        return process_reply(task, reply, view.sentences)
+    except PostProcessFailed as failure:
+        return failure
+
+
 def finish(
-    task: Task, folder: Path, view: TranscriptView, reply: str, record: TaskRecord
+    task: Task,
+    folder: Path,
+    view: TranscriptView,
+    reply: str,
+    outcome: Processed | PostProcessFailed,
+    record: TaskRecord,
 ) -> TaskResultView | None:
     """Write the task's files and fill ``record``; the result for dependents, or None
     when the reply could not be processed (the raw reply is kept to read)."""
@@ -80,11 +96,10 @@ def finish(
     if task.keeps_raw_reply:
         write_atomic(raw_path, reply)
         record.raw_output = display_path(raw_path)
-    try:
-        processed = process_reply(task, reply, view.sentences)
-    except PostProcessFailed as exc:
-        record.fail(f"{exc} (the raw reply is in {raw_path.name})")
+    if isinstance(outcome, PostProcessFailed):
+        record.fail(f"{outcome} (the raw reply is in {raw_path.name})")
         return None
+    processed = outcome
     record.post_process = list(processed.steps)
     text = processed.text
     write_atomic(output, text if text.endswith("\n") else text + "\n")

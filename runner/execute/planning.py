@@ -98,7 +98,7 @@ def make_plan(
         for item in selected:
             try:
                 items.append(_plan_item(recipe, engine, item, store, use_cache))
-            except ItemError as exc:  # an unreadable file, a damaged store entry
+            except (ItemError, StoreError) as exc:  # an unreadable file, a damaged entry
                 raise ItemError(f"{recipe.display}: item {item.name!r}: {exc.message}") from None
     return Plan(items)
 

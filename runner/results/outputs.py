@@ -9,6 +9,7 @@ output names are checked by ``validate``, so nothing is written outside the fold
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.diagnostics import display_path
-from runner.errors import OutputError
+from runner.errors import DiskFull, OutputError
 from runner.items import Item
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import folder_context
@@ -88,7 +89,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
             dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
         )
     except OSError as exc:
-        raise OutputError(path, exc.strerror or str(exc)) from exc
+        raise _write_error(path, exc) from exc
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
@@ -99,8 +100,19 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise OutputError(path, exc.strerror or str(exc)) from exc
+            raise _write_error(path, exc) from exc
         raise
+
+
+# The disk itself refuses: every later write would fail too.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def _write_error(path: Path, exc: OSError) -> OutputError | DiskFull:
+    """One file's trouble (a folder in the way, a permission) is that task's; a full or
+    read-only disk stops the run."""
+    reason = exc.strerror or str(exc)
+    return DiskFull(path, reason) if exc.errno in _DISK_ERRNOS else OutputError(path, reason)
 
 
 def write_json(path: Path, value: Any) -> None:
