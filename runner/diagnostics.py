@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -88,6 +89,16 @@ def workflow_command(
                 props.append(f"col={column}")
     props.append(f"title={escape_property(title)}")
     return f"::{kind} {','.join(props)}::{escape_data(message)}"
+
+
+_LINE_BREAKS = re.compile("\r\n|[\r\n\x0b\x0c\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Text from data (a server's error, a list cell) made safe to print as part of a
+    log line: its line breaks become `` ⏎ `` and a `::` cannot start a workflow command
+    (``::stop-commands::`` in a reply would silence every later annotation)."""
+    return _LINE_BREAKS.sub(" ⏎ ", text).replace("::", ":\u200b:")
 
 
 def escape_data(value: str) -> str:

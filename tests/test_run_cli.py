@@ -869,3 +869,17 @@ def _open_intents(state: Path) -> int:
             return int(db.execute("SELECT count(*) FROM intents").fetchone()[0])
     except sqlite3.OperationalError:  # the run is still creating its tables
         return 0
+
+
+def test_data_cannot_inject_workflow_commands_into_the_log(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """An error text with line breaks and `::stop-commands::` (a server's, a list
+    cell's) stays inside its log line: GitHub would otherwise obey it."""
+    hostile = "refused\n::stop-commands::pause\n::error::forged"
+    fake.faults.add("POST /v1/chat/completions", status(400, body={"error": hostile}), times=None)
+    (served / "notes.yaml").write_text(RECIPE)
+    code, out, err = run_cli("run", "notes.yaml", "--progress", "plain")
+    assert code == 1
+    assert "refused ⏎ :\u200b:stop-commands" in err
+    assert not [line for line in (out + err).splitlines() if line.lstrip().startswith("::")]

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+from runner.diagnostics import one_line
 from runner.results.manifest import ItemRecord, Totals
 
 Snapshot = Callable[[], Mapping[str, int]]
@@ -83,9 +84,9 @@ def describe(record: ItemRecord) -> str:
     if record.status == "ok":
         return f"{where}: ok ({len(record.tasks)} task{'s' if len(record.tasks) != 1 else ''})"
     if record.error:
-        return f"{where}: {record.status}: {record.error}"
+        return f"{where}: {record.status}: {one_line(record.error)}"
     failed = [t for t in record.tasks if t.status != "ok"]
-    reasons = "; ".join(f"{t.task} {t.status}: {t.error}" for t in failed)
+    reasons = "; ".join(f"{t.task} {t.status}: {one_line(t.error or '')}" for t in failed)
     return f"{where}: {record.status}: {reasons}"
 
 
@@ -112,6 +113,8 @@ def summary_text(totals: Totals, *, outcome: str, wall: float, manifest: str, le
         lines.append(f"  polls per transcript: {per:.1f}")
     if totals.failures:
         lines.append("  failures:")
-        lines += [f"    {recipe}/{what}: {error}" for recipe, what, error in totals.failures]
+        lines += [
+            f"    {recipe}/{what}: {one_line(error)}" for recipe, what, error in totals.failures
+        ]
     lines.append(f"  manifest: {manifest}")
     return "\n".join(lines)
