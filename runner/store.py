@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS replies (
     reply TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS intents (
     key TEXT PRIMARY KEY,
     audio TEXT NOT NULL,
@@ -263,6 +268,45 @@ class Store:
                     self._db.execute("DELETE FROM intents WHERE key=?", (key,))
             except sqlite3.Error as exc:
                 raise StoreError(self._describe(exc)) from None
+
+    # claims: runs sharing this folder split the work instead of paying for it twice
+
+    def claim(self, key: str, owner: str, expiry: float) -> str | None:
+        """Take ``key`` for ``owner`` unless another run holds it and is alive; returns
+        None when ``owner`` holds it now, else the live holder."""
+        now = time.time()
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    row = self._db.execute(
+                        "SELECT owner, heartbeat FROM claims WHERE key=?", (key,)
+                    ).fetchone()
+                    if row is not None and row[0] != owner and row[1] > now - expiry:
+                        return str(row[0])
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO claims (key, owner, heartbeat) VALUES (?, ?, ?)",
+                        (key, owner, now),
+                    )
+                    return None
+            except sqlite3.Error as exc:
+                raise StoreError(self._describe(exc)) from None
+
+    def keep_claims(self, owner: str) -> None:
+        """``owner`` is alive: its claims do not expire yet."""
+        self._execute("UPDATE claims SET heartbeat=? WHERE owner=?", (time.time(), owner))
+
+    def claims_held(self) -> Iterator[tuple[str, str]]:
+        """``(key, owner)`` of every claim in the store."""
+        for key, owner in self._execute("SELECT key, owner FROM claims ORDER BY key"):
+            yield str(key), str(owner)
+
+    def release_claims(self, owner: str, key: str | None = None) -> None:
+        """Drop ``owner``'s claim on ``key``, or all of them."""
+        if key is None:
+            self._execute("DELETE FROM claims WHERE owner=?", (owner,))
+        else:
+            self._execute("DELETE FROM claims WHERE owner=? AND key=?", (owner, key))
 
     def intent_put(
         self, key: str, audio: str, audio_url: str, options: Mapping[str, Any]

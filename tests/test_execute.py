@@ -6,6 +6,7 @@ decisions (what is sent, once; what is reused; what one failure touches) directl
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,30 @@ async def test_a_rerun_reconciles_an_open_intent_before_it_submits(tmp_path: Pat
     assert submitted == ["https://media.example.com/b.mp3"]  # a: found, so never sent
     assert ledger["https://media.example.com/a.mp3"] == "t-earlier"
     assert {i["item"]: i["reused"] for i in manifest["items"]} == {"a": True, "b": False}
+
+
+async def test_two_runs_sharing_a_state_folder_pay_for_each_thing_once(tmp_path: Path) -> None:
+    """Two runs at once (two CI jobs, one cache): each recording is submitted once and
+    each request asked once, whichever run gets there first; the other waits for it."""
+    recipe = recipe_from(tmp_path)
+    first, second = FakeServices(default_reply=echo), FakeServices(default_reply=echo)
+    with Store(tmp_path / "state") as store:
+        results = await asyncio.gather(
+            Executor(first, RunOptions(out=tmp_path / "one", manifest=tmp_path / "one.json"),
+                     Quiet(), store).run([recipe]),
+            Executor(second, RunOptions(out=tmp_path / "two", manifest=tmp_path / "two.json"),
+                     Quiet(), store).run([recipe]),
+        )  # fmt: skip
+        assert list(store.claims_held()) == []  # both let go at the end
+    assert [r.failed for r in results] == [False, False]
+    submitted = first.transcripts.sent("submit") + second.transcripts.sent("submit")
+    assert sorted(url for url, _ in submitted) == [
+        "https://media.example.com/a.mp3",
+        "https://media.example.com/b.mp3",
+    ]
+    assert len(first.gateway.history) + len(second.gateway.history) == 4
+    for out in ("one", "two"):
+        assert (tmp_path / out / "notes" / "b" / "headline.md").read_text().startswith("reply")
 
 
 async def test_offline_names_what_the_store_lacks(tmp_path: Path) -> None:

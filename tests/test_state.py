@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
+
+import pytest
 
 from runner.store import Store, file_identity, ledger_key, reply_key
 
@@ -62,3 +65,25 @@ def test_concurrent_runs_share_one_store_safely(tmp_path: Path) -> None:
     assert len(list(store.replies())) == 900
     assert len(list(store.ledger())) == 900
     store.close()
+
+
+def test_a_live_claim_is_respected_and_a_dead_one_taken_over(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        assert store.claim("k", "run-a", expiry=60) is None  # a holds it
+        assert store.claim("k", "run-b", expiry=60) == "run-a"  # b waits
+        assert store.claim("k", "run-a", expiry=60) is None  # a again: still a's
+        assert store.claim("k", "run-b", expiry=0) is None  # a stopped beating: b takes it
+        assert list(store.claims_held()) == [("k", "run-b")]
+        store.release_claims("run-b", "k")
+        assert list(store.claims_held()) == []
+
+
+def test_two_runs_cannot_write_one_manifest_at_once(tmp_path: Path) -> None:
+    from runner.errors import UsageError
+    from runner.results.manifest import ManifestWriter
+
+    first = ManifestWriter(tmp_path / "run.json", {"recipes": []})
+    with pytest.raises(UsageError, match=r"another run is writing .*run\.json right now"):
+        ManifestWriter(tmp_path / "run.json", {"recipes": []})
+    first.close("completed", 1.0)
+    assert json.loads((tmp_path / "run.json").read_text())["summary"]["outcome"] == "completed"

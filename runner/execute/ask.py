@@ -13,6 +13,7 @@ from typing import Any
 
 from runner.api.types import CallStats, Completion, Usage
 from runner.errors import NotStored
+from runner.execute.claims import Claims
 from runner.execute.services import Services
 from runner.execute.single_flight import SingleFlight
 from runner.prompt.payloads import Payload
@@ -31,9 +32,11 @@ class Asker:
         *,
         use_cache: bool = True,
         offline: bool = False,
+        claims: Claims | None = None,
     ) -> None:
         self.services = services
         self.store = store
+        self.claims = claims or Claims(store)
         self.use_cache = use_cache  # --no-cache: ask again (identical requests still share)
         self.offline = offline  # --offline: every reply must come from the cache
         # Items of one run sending the same request wait for the first reply.
@@ -45,13 +48,20 @@ class Asker:
         """The reply to ``payload``: from the cache when allowed and present, else asked."""
         key = request_key(task, payload)
         record.cache_key = key
-        if self.store is not None and (self.use_cache or self.offline):
-            cached = await asyncio.to_thread(self.store.reply_get, key)
+        if self.use_cache or self.offline:
+            cached = await self._cached(key)
             if cached is not None:
                 record.cached = True
-                return completion_from_json(cached.reply)
+                return cached
         if self.offline:
             raise NotStored(f"--offline: no cached reply for {label} (cache key {key[:12]})")
+        if self.use_cache:
+            # Another run sharing this state folder may be asking the same: wait for its
+            # reply. The claim is held until :meth:`release` (after the reply is cached).
+            cached = await self.claims.result_of_others(key, lambda: self._cached(key))
+            if cached is not None:
+                record.cached = True
+                return cached
         shared = await self._single_flight.join(key) if self.use_cache else None
         if shared is not None:
             record.cached = True
@@ -61,6 +71,17 @@ class Asker:
         if task.api is TaskApi.LEMUR:
             return await self._single_flight.run(key, lambda: api.lemur.task(payload.body))
         return await self._single_flight.run(key, lambda: api.gateway.complete(payload.body))
+
+    async def _cached(self, key: str) -> Completion | None:
+        if self.store is None:
+            return None
+        cached = await asyncio.to_thread(self.store.reply_get, key)
+        return completion_from_json(cached.reply) if cached is not None else None
+
+    async def release(self, key: str) -> None:
+        """This run is done with ``key``: a run waiting for it looks again."""
+        async with self.claims.working_on(key):
+            pass
 
     async def remember(
         self, key: str, label: str, payload: Payload, completion: Completion

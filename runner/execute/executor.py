@@ -28,11 +28,12 @@ from pathlib import Path
 
 from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
+from runner.execute.claims import Claims
 from runner.execute.finish import finish, processed_or_failure, unusable
 from runner.execute.services import Reporter, Services
 from runner.execute.transcribe import Transcriber
 from runner.items import Item, Shard, expand
-from runner.prompt.payloads import build_payload, task_context
+from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.templating import TemplateEngine, used_transcript_fields
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
@@ -123,13 +124,22 @@ class Executor:
     ) -> None:
         self.options = options
         self.reporter = reporter
+        # Runs sharing a state folder split the work: one claim per job and request.
+        self.claims = Claims(store)
         self.transcriber = Transcriber(
             services.transcripts,
             store,
             offline=options.offline,
             deadline=options.transcript_deadline,
+            claims=self.claims,
         )
-        self.asker = Asker(services, store, use_cache=options.use_cache, offline=options.offline)
+        self.asker = Asker(
+            services,
+            store,
+            use_cache=options.use_cache,
+            offline=options.offline,
+            claims=self.claims,
+        )
         self._state = _State()
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
@@ -147,7 +157,7 @@ class Executor:
         self.reporter.start(len(work))
         outcome = "completed"
         try:
-            async with asyncio.timeout(self.options.timeout):
+            async with asyncio.timeout(self.options.timeout), self.claims.alive():
                 await self._run_pool(work, writer)
         except TimeoutError:
             outcome = "timed out"
@@ -324,6 +334,21 @@ class Executor:
         except TemplateProblem as problem:
             return record.fail(problem.message), None
         label = f"{prepared.recipe.name}/{item.name}/{task.name}"
+        try:
+            return await self._ask_and_finish(task, payload, label, folder, view, record)
+        finally:
+            if record.cache_key:
+                await self.asker.release(record.cache_key)
+
+    async def _ask_and_finish(
+        self,
+        task: Task,
+        payload: Payload,
+        label: str,
+        folder: Path,
+        view: TranscriptView,
+        record: TaskRecord,
+    ) -> tuple[TaskRecord, TaskResultView | None]:
         try:
             began = time.monotonic()
             completion = await self.asker.reply(task, payload, label, record)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from runner.api.types import TranscriptResult
 from runner.errors import ApiError, KeyRefused, MaybeSubmitted, NotStored, TranscriptFailed
+from runner.execute.claims import Claims
 from runner.execute.services import TranscriptsApi
 from runner.execute.single_flight import SingleFlight
 from runner.items import Item
@@ -74,9 +75,11 @@ class Transcriber:
         *,
         offline: bool = False,
         deadline: float | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.api = api
         self.store = store
+        self.claims = claims or Claims(store)
         self.offline = offline  # --offline: everything must come from the store
         self.deadline = deadline  # per transcript; None: the client's default
         # Items of one run with the same audio and options share one job.
@@ -158,23 +161,33 @@ class Transcriber:
         audio: str,
         options: Mapping[str, Any],
     ) -> TranscriptResult:
-        entry = None
-        if self.store is not None:
-            entry = await asyncio.to_thread(self.store.ledger_get, key)
-            intent = await asyncio.to_thread(self.store.intent_get, key)
-            if entry is None and intent is not None and not self.offline:
-                entry = await self._reconcile_open(intent, options)
-        if entry is not None:
-            reused = await self._reattach(entry, key)
-            if reused is not None:
-                record.reused = True
-                return reused
-        if self.offline:
+        entry = await self._ledger_entry(key)
+        if entry is None and self.offline:
             raise NotStored(
                 f"--offline: no stored transcript for {item.kind.value} {item.source!r} "
                 "with these transcription options"
             )
-        return await self._submit(item, record, key, audio, options)
+        async with self.claims.working_on(key):
+            if entry is None:
+                # Another run sharing this state folder may be submitting the same audio:
+                # wait for its job rather than paying for a second one.
+                entry = await self.claims.result_of_others(key, lambda: self._ledger_entry(key))
+            if entry is None and self.store is not None:
+                # This run holds the claim: a submission left in doubt is its to settle.
+                intent = await asyncio.to_thread(self.store.intent_get, key)
+                if intent is not None:
+                    entry = await self._reconcile_open(intent, options)
+            if entry is not None:
+                reused = await self._reattach(entry, key)
+                if reused is not None:
+                    record.reused = True
+                    return reused
+            return await self._submit(item, record, key, audio, options)
+
+    async def _ledger_entry(self, key: str) -> LedgerEntry | None:
+        if self.store is None:
+            return None
+        return await asyncio.to_thread(self.store.ledger_get, key)
 
     # --- submissions in doubt --------------------------------------------------------
 

@@ -18,6 +18,7 @@ manifests of ``--shard K/N`` jobs into one.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from runner import __version__
-from runner.errors import OverlappingShards
+from runner.errors import OverlappingShards, UsageError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -157,6 +158,23 @@ class Totals:
             self.failures.append((recipe, what, error))
 
 
+def _open_exclusively(partial: Path) -> IO[str]:
+    """The ``.partial`` file, empty and locked for this run; another live run writing the
+    same manifest is a usage error before anything is sent (a crashed run's lock is gone
+    with its process, so its leftover is simply overwritten)."""
+    stream = partial.open("a", encoding="utf-8")
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        stream.close()
+        raise UsageError(
+            f"another run is writing {partial.with_suffix('')} right now; give this run its "
+            "own --out DIR or --manifest PATH"
+        ) from None
+    stream.truncate(0)
+    return stream
+
+
 class ManifestWriter:
     """Appends item records as items finish; :meth:`close` writes the summary."""
 
@@ -166,10 +184,10 @@ class ManifestWriter:
         self.totals = Totals()
         self._count = 0
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._stream: IO[str] = _open_exclusively(self.partial)
         # An earlier run's manifest must not pass for this one's if this one crashes:
         # until it closes, only its `.partial` exists.
         path.unlink(missing_ok=True)
-        self._stream: IO[str] = self.partial.open("w", encoding="utf-8")
         started = datetime.now(UTC).isoformat(timespec="seconds")
         head = {"tool": "transcript-runner", "version": __version__, "started": started, **header}
         body = json.dumps(head, indent=2, ensure_ascii=False)

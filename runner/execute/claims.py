@@ -1,0 +1,80 @@
+"""Runs sharing a state folder split the work instead of paying for it twice.
+
+Before it submits a recording or asks an LLM, a run claims the work's key in the state
+store. A second run that finds a live claim does not send its own request: it waits
+for the first run's job (in the ledger) or reply (in the cache) and uses it. A claim
+lives while its run's heartbeat does; a run that died (``kill -9``) stops beating, its
+claims expire after ``EXPIRY`` seconds, and whoever waits takes the work over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from runner.api.pacing import paced
+from runner.store import Store
+
+T = TypeVar("T")
+
+EXPIRY = 60.0  # seconds without a heartbeat before a claim is taken over
+HEARTBEAT = 15.0  # seconds between heartbeats
+LOOK_AGAIN = 1.0  # seconds between looks for the other run's result
+
+
+class Claims:
+    """This run's claims in one store (none without a store: nothing to share)."""
+
+    def __init__(self, store: Store | None) -> None:
+        self.store = store
+        self.owner = uuid.uuid4().hex
+
+    async def result_of_others(self, key: str, look: Callable[[], Awaitable[T | None]]) -> T | None:
+        """What another live run produced for ``key`` (``look`` finds it), waiting for it
+        while that run works; None once this run holds the claim and must do the work."""
+        store = self.store
+        if store is None:
+            return None
+        while True:
+            found = await look()
+            if found is not None:
+                return found
+            holder = await asyncio.to_thread(store.claim, key, self.owner, EXPIRY)
+            if holder is None:
+                return None
+            await asyncio.sleep(paced(LOOK_AGAIN) or 0.01)
+
+    @contextlib.asynccontextmanager
+    async def working_on(self, key: str) -> AsyncIterator[None]:
+        """Around doing the work for ``key``: the claim is let go at the end, whatever
+        happened, so a waiting run looks again (and takes over if nothing was kept)."""
+        try:
+            yield
+        finally:
+            if self.store is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.release_claims, self.owner, key)
+
+    @contextlib.asynccontextmanager
+    async def alive(self) -> AsyncIterator[None]:
+        """Beat while the run works; release every claim when it ends, however."""
+        if self.store is None:
+            yield
+            return
+        beating = asyncio.create_task(self._beat(self.store))
+        try:
+            yield
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beating
+            with contextlib.suppress(Exception):  # best effort: claims expire anyway
+                self.store.release_claims(self.owner)
+
+    async def _beat(self, store: Store) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            await asyncio.to_thread(store.keep_claims, self.owner)
