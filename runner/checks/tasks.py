@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlparse
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
@@ -26,6 +27,7 @@ from runner.recipe.model import (
     TaskApi,
     output_name_problem,
 )
+from runner.recipe.schema import transcription_options_schema
 
 _GATEWAY_ONLY = (
     "model",
@@ -53,6 +55,7 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += _check_json_schemas(doc)
     found += _check_outputs(doc, recipe)
     found += _check_task_options(doc, recipe)
+    found += check_transcription(doc)
     return found
 
 
@@ -153,6 +156,15 @@ def _check_api_fields(doc: Document) -> list[Diagnostic]:
                 )
             if "prompt" not in spec and "prompt_file" not in spec:
                 found.append(doc.diagnostic(here, "a LeMUR task needs a prompt or prompt_file"))
+            temperature = spec.get("temperature")
+            if isinstance(temperature, int | float) and temperature > 1:
+                found.append(
+                    doc.diagnostic(
+                        (*here, "temperature"),
+                        f"LeMUR takes a temperature from 0 to 1, not {temperature}",
+                        key=False,
+                    )
+                )
             found.append(_lemur_warning(doc, name, spec))
         else:
             if "quotes" in spec:
@@ -188,6 +200,52 @@ def _lemur_warning(doc: Document, name: str, spec: Mapping[str, Any]) -> Diagnos
         "and end the prompt with the transcript: `Transcript: {{ transcript.text }}`",
         Severity.WARNING,
     )
+
+
+def check_transcription(doc: Document) -> list[Diagnostic]:
+    """What AssemblyAI's spec refuses that the generated schema lets through: options
+    removed from the API, ``speech_model`` without ``speech_models`` (the list is
+    required now), a webhook that is no web URL."""
+    options = doc.data.get("transcription")
+    if not isinstance(options, Mapping):
+        return []
+    found = [
+        doc.diagnostic(
+            ("transcription", key),
+            f"{key!r} was removed from AssemblyAI's API, which refuses it now; "
+            f"{_removed_hint(key)}",
+        )
+        for key in options
+        if _removed_option(key)
+    ]
+    if "speech_model" in options and "speech_models" not in options:
+        found.append(
+            doc.diagnostic(
+                ("transcription", "speech_model"),
+                "AssemblyAI requires `speech_models` (a list in priority order) now; replace "
+                "`speech_model` with e.g. `speech_models: [universal-3-5-pro, universal-2]`",
+            )
+        )
+    webhook = options.get("webhook_url")
+    if isinstance(webhook, str) and urlparse(webhook).scheme not in ("http", "https"):
+        found.append(
+            doc.diagnostic(
+                ("transcription", "webhook_url"),
+                f"webhook_url {webhook!r} is not an http(s) URL AssemblyAI can call",
+                key=False,
+            )
+        )
+    return found
+
+
+def _removed_option(key: str) -> bool:
+    prop = transcription_options_schema().get("properties", {}).get(key, {})
+    return bool(prop.get("x-removed"))
+
+
+def _removed_hint(key: str) -> str:
+    prop = transcription_options_schema().get("properties", {}).get(key, {})
+    return str(prop.get("x-replacement") or "remove it")
 
 
 def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:

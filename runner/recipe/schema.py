@@ -448,7 +448,7 @@ def _deprecations(doc: Document) -> Iterator[Diagnostic]:
     properties: Mapping[str, Any] = transcription_options_schema().get("properties", {})
     for key in options:
         spec = properties.get(key, {})
-        if spec.get("deprecated"):
+        if spec.get("deprecated") and not spec.get("x-removed"):  # removed: an error elsewhere
             replacement = spec.get("x-replacement") or "see AssemblyAI's documentation"
             where = doc.mark(("transcription", key))
             yield Diagnostic(
