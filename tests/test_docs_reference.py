@@ -215,11 +215,19 @@ def test_every_post_processing_step_is_documented() -> None:
 
 def test_the_table_of_deprecated_options_is_complete() -> None:
     options = DEFS["TranscriptionOptions"]["properties"]
-    deprecated = {name for name, spec in options.items() if spec.get("deprecated")}
-    part = section(RECIPES_DOC, "## Transcription").split("**Deprecated options warn.**")[1]
+    deprecated = {
+        name
+        for name, spec in options.items()
+        if spec.get("deprecated") and not spec.get("x-removed")
+    }
+    removed = {name for name, spec in options.items() if spec.get("x-removed")}
+    transcription = section(RECIPES_DOC, "## Transcription")
+    part = transcription.split("**Deprecated options warn.**")[1]
     rows = [line for line in part.split("\n\n")[1].split("\n") if line.startswith("| `")]
     listed = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
     assert listed == deprecated, "the first column lists exactly the deprecated options"
+    errors = transcription.split("**Removed options are errors.**")[1].split("\n\n")[0]
+    assert removed <= set(re.findall(r"`(\w+)`", errors)), "the removed options are named"
 
 
 # --- run.json: every field is documented, and the example has exactly the real keys ---------
