@@ -348,6 +348,17 @@ async def test_a_reply_that_cannot_stand_fails_its_task_and_is_not_kept(
     assert not (tmp_path / "out" / "notes" / "a" / "summary.json").exists()
 
 
+async def test_a_reply_with_text_and_tool_calls_keeps_both(tmp_path: Path) -> None:
+    recipe = recipe_from(tmp_path, RECIPE.replace("  - url: https://media.example.com/b.mp3\n", ""))
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    services = FakeServices(default_reply=echo)
+    services.gateway.enqueue(Completion("Minutes.", "m", Usage(), "r", "tool_calls", (call,)))
+    reporter, _ = await run(tmp_path, services, recipe)
+    summary = reporter.finished[0].tasks[0]
+    assert summary.tool_calls == [call]
+    assert (tmp_path / "out" / "notes" / "a" / "summary.md").read_text() == "Minutes.\n"
+
+
 def test_a_quotes_reply_with_no_quote_fails_with_the_reason(tmp_path: Path) -> None:
     transcript = Transcript.from_api(wildfires())
     sentences = sentences_from_words(transcript.words)

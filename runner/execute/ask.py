@@ -110,6 +110,8 @@ def record_completion(
     record.request_id = completion.request_id
     record.latency_seconds = round(seconds, 3)
     record.retries = completion.stats.retries
+    if completion.content and completion.tool_calls:
+        record.tool_calls = [dict(call) for call in completion.tool_calls]
 
 
 def cacheable(completion: Completion) -> bool:

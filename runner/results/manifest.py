@@ -71,6 +71,9 @@ class TaskRecord:
     raw_output: str | None = None
     post_process: list[str] = field(default_factory=list)
     expectations: list[ExpectationRecord] = field(default_factory=list)
+    # The functions the model called beside its text (a reply of calls alone is the
+    # output itself): kept here, so neither half of such a reply is dropped.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def fail(self, message: str) -> TaskRecord:
         """Mark the task failed with ``message``; returns the record, for ``return``."""
