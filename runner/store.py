@@ -22,7 +22,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -271,9 +271,16 @@ class Store:
 
     # claims: runs sharing this folder split the work instead of paying for it twice
 
-    def claim(self, key: str, owner: str, expiry: float) -> str | None:
-        """Take ``key`` for ``owner`` unless another run holds it and is alive; returns
-        None when ``owner`` holds it now, else the live holder."""
+    def claim(
+        self,
+        key: str,
+        owner: str,
+        expiry: float,
+        is_dead: Callable[[str], bool] = lambda holder: False,
+    ) -> str | None:
+        """Take ``key`` for ``owner`` unless another run holds it and is alive (its
+        heartbeat is fresh and ``is_dead`` cannot tell otherwise); returns None when
+        ``owner`` holds it now, else the live holder."""
         now = time.time()
         with self._lock:
             try:
@@ -282,7 +289,12 @@ class Store:
                     row = self._db.execute(
                         "SELECT owner, heartbeat FROM claims WHERE key=?", (key,)
                     ).fetchone()
-                    if row is not None and row[0] != owner and row[1] > now - expiry:
+                    if (
+                        row is not None
+                        and row[0] != owner
+                        and row[1] > now - expiry
+                        and not is_dead(str(row[0]))
+                    ):
                         return str(row[0])
                     self._db.execute(
                         "INSERT OR REPLACE INTO claims (key, owner, heartbeat) VALUES (?, ?, ?)",

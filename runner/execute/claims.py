@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -30,7 +32,9 @@ class Claims:
 
     def __init__(self, store: Store | None) -> None:
         self.store = store
-        self.owner = uuid.uuid4().hex
+        # host:pid:random: a run on this machine whose process is gone (kill -9) is
+        # known dead at once; one elsewhere is dead when its heartbeat stops.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
     async def result_of_others(self, key: str, look: Callable[[], Awaitable[T | None]]) -> T | None:
         """What another live run produced for ``key`` (``look`` finds it), waiting for it
@@ -42,9 +46,11 @@ class Claims:
             found = await look()
             if found is not None:
                 return found
-            holder = await asyncio.to_thread(store.claim, key, self.owner, EXPIRY)
+            holder = await asyncio.to_thread(store.claim, key, self.owner, EXPIRY, _is_dead)
             if holder is None:
-                return None
+                # Claimed: look once more, since the last holder may have finished (and
+                # let go) between the look above and the claim.
+                return await look()
             await asyncio.sleep(paced(LOOK_AGAIN) or 0.01)
 
     @contextlib.asynccontextmanager
@@ -78,3 +84,18 @@ class Claims:
         while True:
             await asyncio.sleep(HEARTBEAT)
             await asyncio.to_thread(store.keep_claims, self.owner)
+
+
+def _is_dead(holder: str) -> bool:
+    """Whether a claim's holder is a process of this machine that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, as another user's process
+        return False
+    return False
