@@ -283,7 +283,7 @@ def run_concurrently(folder: Path, base_url: str, key: str) -> list[RunResult]:
 SCENARIOS = [
     Scenario("1 baseline", no_faults, run_once),
     Scenario("2 post-fault+rerun", post_faults, run_twice),
-    Scenario("3 5xx bursts", burst_faults, run_once),
+    Scenario("3 5xx bursts+rerun", burst_faults, run_twice),
     Scenario("4 echoed key", echoed_key_faults, run_once),
     Scenario("5 kill-9+rerun", slow_llm, kill_then_rerun),
     Scenario("6 concurrent", no_faults, run_concurrently),
