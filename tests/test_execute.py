@@ -398,3 +398,34 @@ async def test_the_claim_of_a_run_that_died_on_this_machine_is_taken_over_at_onc
         reporter, _ = await run(tmp_path, FakeServices(default_reply=echo), recipe, store)
     assert [r.status for r in reporter.finished] == ["ok"]
     assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_a_full_output_disk_stops_the_run_after_caching_what_was_paid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC on an output: the run stops (no more spending) with the cause, and the
+    reply it could not write is in the cache, so the rerun writes it without asking."""
+    import errno
+    import os
+
+    from runner.errors import DiskFull
+
+    real_replace = os.replace
+
+    def full_disk(source: object, target: object) -> None:
+        if str(target).endswith(".md"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    recipe = recipe_from(tmp_path, RECIPE.replace("  - url: https://media.example.com/b.mp3\n", ""))
+    services = FakeServices(default_reply=echo)
+    with Store(tmp_path / "state") as store:
+        with pytest.raises(DiskFull, match=r"No space left on device\. The run stopped"):
+            await run(tmp_path, services, recipe, store)
+        assert len(list(store.replies())) == 1  # the summary's reply, paid for and kept
+        monkeypatch.setattr(os, "replace", real_replace)
+        again = FakeServices(default_reply=echo)
+        reporter, _ = await run(tmp_path, again, recipe, store)
+    assert [r.status for r in reporter.finished] == ["ok"]
+    assert len(again.gateway.history) == 1  # only the headline, which was never asked
