@@ -126,7 +126,8 @@ async def test_each_task_sees_the_reply_it_needs_and_each_item_its_transcript(
 async def test_the_same_audio_twice_is_submitted_once(tmp_path: Path) -> None:
     recipe = recipe_from(tmp_path, RECIPE.replace("/b.mp3", "/a.mp3"))
     services = FakeServices(default_reply=echo)
-    _, manifest = await run(tmp_path, services, recipe)
+    with Store(tmp_path / "state") as store:  # as every real run has: the ledger
+        _, manifest = await run(tmp_path, services, recipe, store)
     assert len(services.transcripts.sent("submit")) == 1
     assert sorted(i["reused"] for i in manifest["items"]) == [False, True]
     # Identical prompts are asked once too: the two items differ only in their name.

@@ -183,8 +183,11 @@ def merged_limits(recipes: Sequence[Recipe], overrides: Mapping[str, int]) -> _M
         for kind, value in recipe.limits.items():
             chosen[kind] = min(value, chosen.get(kind, value))
     chosen.update(overrides)
-    items = chosen.pop("items", DEFAULT_ITEMS_IN_FLIGHT)
-    return _MergedLimits(replace(Limits(), **chosen), items)
+    limits = replace(Limits(), **{k: v for k, v in chosen.items() if k != "items"})
+    # Enough items in flight to keep submissions and LLM calls at their limits: a pool
+    # smaller than those would make raising them meaningless.
+    items = chosen.get("items", max(DEFAULT_ITEMS_IN_FLIGHT, limits.transcriptions + limits.llm))
+    return _MergedLimits(limits, items)
 
 
 def _timeouts(config: ClientConfig, recipes: Sequence[Recipe]) -> Timeouts:

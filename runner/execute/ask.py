@@ -68,9 +68,14 @@ class Asker:
             return shared
         record.asked = True
         api = self.services
+        # Kept for items asking the same until release(), after the reply is cached.
         if task.api is TaskApi.LEMUR:
-            return await self._single_flight.run(key, lambda: api.lemur.task(payload.body))
-        return await self._single_flight.run(key, lambda: api.gateway.complete(payload.body))
+            return await self._single_flight.run(
+                key, lambda: api.lemur.task(payload.body), keep=True
+            )
+        return await self._single_flight.run(
+            key, lambda: api.gateway.complete(payload.body), keep=True
+        )
 
     async def _cached(self, key: str) -> Completion | None:
         if self.store is None:
@@ -79,7 +84,9 @@ class Asker:
         return completion_from_json(cached.reply) if cached is not None else None
 
     async def release(self, key: str) -> None:
-        """This run is done with ``key``: a run waiting for it looks again."""
+        """This item is done with ``key`` (its reply is cached, or failed): the reply
+        leaves memory, and a run waiting for it looks again."""
+        self._single_flight.forget(key)
         async with self.claims.working_on(key):
             pass
 

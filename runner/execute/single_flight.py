@@ -33,7 +33,12 @@ class SingleFlight(Generic[T]):
         except RunnerError:
             return None
 
-    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+    async def run(self, key: str, work: Callable[[], Awaitable[T]], *, keep: bool = False) -> T:
+        """Do ``work`` for ``key``; items that :meth:`join` meanwhile share its result.
+
+        ``keep`` holds the result for later joiners until :meth:`forget` (until it is
+        recorded somewhere they can find it); otherwise it goes when the work is done.
+        """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._running[key] = future
         try:
@@ -44,7 +49,11 @@ class SingleFlight(Generic[T]):
             future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
             future.exception()  # retrieved: waiting items handle the failure themselves
             raise
-        if self._running.get(key) is future:
+        if not keep and self._running.get(key) is future:
             del self._running[key]
         future.set_result(result)
         return result
+
+    def forget(self, key: str) -> None:
+        """The result of ``key`` is recorded elsewhere now: let it go."""
+        self._running.pop(key, None)
