@@ -342,6 +342,13 @@ class Store:
         """The submission certainly created no job (a 4xx, or the listing lacks it)."""
         self._execute("DELETE FROM intents WHERE key=?", (key,))
 
+    def ledger_holds(self, transcript_id: str) -> bool:
+        """Whether some ledger entry already owns ``transcript_id``."""
+        rows = self._execute(
+            "SELECT 1 FROM transcriptions WHERE transcript_id=? LIMIT 1", (transcript_id,)
+        )
+        return bool(rows)
+
     def ledger_forget(self, key: str) -> None:
         self._execute("DELETE FROM transcriptions WHERE key=?", (key,))
 

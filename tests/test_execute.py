@@ -252,6 +252,38 @@ async def test_two_runs_sharing_a_state_folder_pay_for_each_thing_once(tmp_path:
         assert (tmp_path / out / "notes" / "b" / "headline.md").read_text().startswith("reply")
 
 
+async def test_reconciliation_attaches_only_a_job_made_with_these_options(
+    tmp_path: Path,
+) -> None:
+    """A URL is not unique: another recipe's job of the same audio (other options), or a
+    job the ledger already gives to another key, is never taken for the one in doubt."""
+    recipe = recipe_from(
+        tmp_path,
+        RECIPE.replace("  - url: https://media.example.com/b.mp3\n", "").replace(
+            "tasks:", "transcription: {speaker_labels: true}\ntasks:"
+        ),
+    )
+    (item,) = prepare_recipe(recipe).items
+    key = transcription_key(recipe, audio_identity(item))
+    url = "https://media.example.com/a.mp3"
+    services = FakeServices(default_reply=echo)
+    services.transcripts.listed[url] = ["t-plain", "t-taken"]
+    services.transcripts.stored["t-plain"] = {**wildfires(), "id": "t-plain"}  # no labels
+    services.transcripts.stored["t-taken"] = {
+        **wildfires(),
+        "id": "t-taken",
+        "speaker_labels": True,
+    }
+    with Store(tmp_path / "state") as store:
+        store.ledger_put("another-key", url, {}, "t-taken", "submitted")
+        store.intent_put(key, url, url, recipe.transcription_request())
+        await run(tmp_path, services, recipe, store)
+        mine = store.ledger_get(key)
+    assert mine is not None
+    assert mine.transcript_id not in ("t-plain", "t-taken")
+    assert [u for u, _ in services.transcripts.sent("submit")] == [url]  # sent, once
+
+
 async def test_offline_names_what_the_store_lacks(tmp_path: Path) -> None:
     recipe = recipe_from(tmp_path)
     (item, _) = expand(recipe, TemplateEngine(recipe.base_dir))

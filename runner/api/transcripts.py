@@ -23,7 +23,13 @@ from runner.api.cooldowns import Clock, Sleep
 from runner.api.http import HttpClient, HttpResponse
 from runner.api.pacing import paced
 from runner.api.types import TranscriptResult
-from runner.errors import ApiError, DeadlineExceeded, SourceUnreadable, TranscriptFailed
+from runner.errors import (
+    ApiError,
+    DeadlineExceeded,
+    MaybeSubmitted,
+    SourceUnreadable,
+    TranscriptFailed,
+)
 
 TERMINAL_STATUSES: Final = frozenset({"completed", "error"})
 LIST_PAGE: Final = 200  # the most the list endpoint gives at once (notes §4)
@@ -168,9 +174,12 @@ class TranscriptsClient:
             idempotent=False,
             expect_json=True,
         )
-        body = _object(response, route)
-        if not isinstance(body.get("id"), str):
-            raise ApiError(f"{route} answered without a transcript id", endpoint=route)
+        body = response.json()
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            # A 2xx says the job was made; without its id it is unknown, not refused.
+            raise MaybeSubmitted(
+                f"{route} answered without a transcript id; the job may exist", endpoint=route
+            )
         return body
 
     async def get(self, transcript_id: str) -> Mapping[str, Any]:
@@ -196,10 +205,8 @@ class TranscriptsClient:
         """
         oldest = since - CLOCK_SKEW
         found: list[tuple[float, str]] = []
-        path: str | None = f"/v2/transcript?limit={LIST_PAGE}"
+        path = f"/v2/transcript?limit={LIST_PAGE}"
         for _ in range(MAX_LIST_PAGES):
-            if path is None:
-                break
             page = await self._get_json(path)
             entries = page.get("transcripts") or []
             for entry in entries if isinstance(entries, list) else []:
@@ -208,9 +215,16 @@ class TranscriptsClient:
                 if ours and created is not None and created >= oldest:
                     found.append((created, entry["id"]))
             if not entries or all((_created(e) or 0.0) < oldest for e in entries):
-                break
-            path = _same_host_path(page, "prev_url")
-        return [tid for _, tid in sorted(found)]
+                return [tid for _, tid in sorted(found)]
+            older = _same_host_path(page, "prev_url")
+            if older is None:  # the oldest page: the whole list was searched
+                return [tid for _, tid in sorted(found)]
+            path = older
+        raise ApiError(
+            f"GET /v2/transcript: more than {MAX_LIST_PAGES * LIST_PAGE:,} transcripts were "
+            "made since the request in doubt; the list was not searched to its end",
+            endpoint="GET /v2/transcript",
+        )
 
     async def _get_json(self, path: str) -> Mapping[str, Any]:
         response = await self._http.request(

@@ -93,15 +93,25 @@ def repair_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         pass
-    repaired = json_repair.repair_json(strip_code_fences(text), return_objects=True)
+    except RecursionError:
+        raise PostProcessFailed(_TOO_DEEP) from None
+    try:
+        repaired = json_repair.repair_json(strip_code_fences(text), return_objects=True)
+    except RecursionError:
+        raise PostProcessFailed(_TOO_DEEP) from None
     if repaired == "" and text.strip():
         raise PostProcessFailed("json-repair: the reply holds no JSON that can be repaired")
     return repaired
 
 
+_TOO_DEEP = "the reply nests its JSON thousands of levels deep; no schema wants that"
+
+
 def _parse_strict(text: str) -> Any:
     try:
         return json.loads(text)
+    except RecursionError:
+        raise PostProcessFailed(_TOO_DEEP) from None
     except json.JSONDecodeError as exc:
         raise PostProcessFailed(
             f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from runner.api.pacing import paced
 from runner.api.types import TranscriptResult
 from runner.errors import ApiError, KeyRefused, MaybeSubmitted, NotStored, TranscriptFailed
 from runner.execute.claims import Claims
@@ -24,7 +25,7 @@ from runner.execute.single_flight import SingleFlight
 from runner.items import Item
 from runner.recipe.model import InputKind, Recipe
 from runner.results.manifest import ItemRecord
-from runner.store import Intent, LedgerEntry, Store, audio_identity, transcription_key
+from runner.store import LedgerEntry, Store, audio_identity, transcription_key
 from runner.transcript.model import (
     Paragraph,
     Sentence,
@@ -41,9 +42,11 @@ T = TypeVar("T")
 # How long a stopping run waits for a transcription POST already on the wire, so the
 # job it may have created is recorded in the ledger.
 SUBMIT_GRACE_SECONDS = 30.0
-# Submissions of one audio in one run: after an unclear answer the listing decides,
-# and a second "no such job" in a row is a fault worth stopping for.
+# Submissions of one audio in one run: after an unclear answer the listing decides, and
+# sending again is safe; a third unclear answer in a row is a fault worth stopping for.
 MAX_SUBMISSIONS = 3
+# Seconds to let a job made by an unclear request appear in the account's list.
+LIST_SETTLE = 2.0
 
 
 def unclear(exc: ApiError) -> bool:
@@ -168,21 +171,22 @@ class Transcriber:
                 "with these transcription options"
             )
         async with self.claims.working_on(key):
-            if entry is None:
-                # Another run sharing this state folder may be submitting the same audio:
-                # wait for its job rather than paying for a second one.
-                entry = await self.claims.result_of_others(key, lambda: self._ledger_entry(key))
-            if entry is None and self.store is not None:
-                # This run holds the claim: a submission left in doubt is its to settle.
-                intent = await asyncio.to_thread(self.store.intent_get, key)
-                if intent is not None:
-                    entry = await self._reconcile_open(intent, options)
-            if entry is not None:
+            for _ in range(MAX_SUBMISSIONS):
+                if entry is None:
+                    # Another run sharing this state folder may be submitting the same
+                    # audio: wait for its job rather than paying for a second one.
+                    entry = await self.claims.result_of_others(key, lambda: self._ledger_entry(key))
+                if entry is None:
+                    # This run holds the claim: a submission left in doubt is its to settle.
+                    entry = await self._settle_open_intent(key, options)
+                if entry is None:
+                    return await self._submit(item, record, key, audio, options)
                 reused = await self._reattach(entry, key)
                 if reused is not None:
                     record.reused = True
                     return reused
-            return await self._submit(item, record, key, audio, options)
+                entry = None  # that job failed and left the ledger: claim the audio again
+            raise ApiError(f"the transcription of {item.source} failed {MAX_SUBMISSIONS} times")
 
     async def _ledger_entry(self, key: str) -> LedgerEntry | None:
         if self.store is None:
@@ -203,43 +207,66 @@ class Transcriber:
             self.store.intent_forget(key)
 
     async def _reconcile(
-        self, key: str, audio_url: str, started: float, cause: ApiError
+        self,
+        key: str,
+        audio_url: str,
+        started: float,
+        options: Mapping[str, Any],
+        cause: ApiError,
     ) -> str | None:
         """The job an unclear submission created, if the account's list shows one.
 
-        None means the listing shows no job: the intent is closed and sending again is
-        safe. When the listing itself fails, the intent stays open for the rerun, and
-        the item fails saying so.
+        None means the listing shows no such job: the intent is closed and sending
+        again is safe. When the list cannot say (it fails, or is too long to search),
+        the intent stays open for the rerun, and the item fails saying so.
         """
         try:
-            found = await self.api.jobs_for(audio_url, started)
+            found = await self._find_job(audio_url, started, options)
         except ApiError as exc:
             raise ApiError(
-                f"{cause.message}; the job may exist, and listing the account's transcripts "
-                f"to find it failed too ({exc.message}). Nothing was sent again: the next "
-                "run looks for the job before it submits anything",
+                f"{cause.message}; the job may exist, and the account's transcript list "
+                f"could not tell ({exc.message}). Nothing was sent again: the next run "
+                "looks for the job before it submits anything",
                 status=cause.status,
                 endpoint=cause.endpoint,
             ) from None
-        if not found:
+        if found is None:
             self._forget_intent(key)
-            return None
-        return found[0]
+        return found
 
-    async def _reconcile_open(
-        self, intent: Intent, options: Mapping[str, Any]
-    ) -> LedgerEntry | None:
-        """An earlier run's submission in doubt: its job, now in the ledger, or None."""
-        found = await self.api.jobs_for(intent.audio_url, intent.started)
+    async def _settle_open_intent(self, key: str, options: Mapping[str, Any]) -> LedgerEntry | None:
+        """An earlier run's submission in doubt (it died mid-request): its job, now in
+        the ledger, or None (the intent is closed) when the account has no such job."""
         store = self.store
-        assert store is not None  # only called with a store
-        if not found:
-            await asyncio.to_thread(store.intent_forget, intent.key)
+        if store is None or self.offline:
             return None
-        await asyncio.to_thread(
-            store.ledger_put, intent.key, intent.audio, options, found[0], "reconciled"
-        )
-        return await asyncio.to_thread(store.ledger_get, intent.key)
+        intent = await asyncio.to_thread(store.intent_get, key)
+        if intent is None:
+            return None
+        found = await self._find_job(intent.audio_url, intent.started, options)
+        if found is None:
+            await asyncio.to_thread(store.intent_forget, key)
+            return None
+        await asyncio.to_thread(store.ledger_put, key, intent.audio, options, found, "reconciled")
+        return await asyncio.to_thread(store.ledger_get, key)
+
+    async def _find_job(
+        self, audio_url: str, since: float, options: Mapping[str, Any]
+    ) -> str | None:
+        """The account's job of ``audio_url`` made since ``since`` with ``options``,
+        that no ledger entry claims already; the first made wins (the request in doubt
+        was the first to go out). A URL is not unique across recipes or runs, so a
+        candidate's own options decide, not its URL alone."""
+        await asyncio.sleep(paced(LIST_SETTLE))  # a job shows in the list a moment late
+        for transcript_id in await self.api.jobs_for(audio_url, since):
+            if self.store is not None and await asyncio.to_thread(
+                self.store.ledger_holds, transcript_id
+            ):
+                continue
+            job = await self.api.get(transcript_id)
+            if job.get("status") != "error" and _made_with(job, options):
+                return transcript_id
+        return None
 
     async def _fetch(self, transcript_id: str) -> TranscriptResult:
         """An existing transcript by id: from the store when kept, else from the API."""
@@ -344,7 +371,7 @@ class Transcriber:
                     if not unclear(exc):
                         self._forget_intent(key)  # refused: no job was created
                         raise
-                    found = await self._reconcile(key, audio_url, started, exc)
+                    found = await self._reconcile(key, audio_url, started, options, exc)
                     if found is not None:
                         return recorded(found)
                     if attempt == MAX_SUBMISSIONS:
@@ -360,6 +387,20 @@ class Transcriber:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(job), SUBMIT_GRACE_SECONDS)
             raise
+
+
+# Model routing lists: the body may report the models used rather than those asked for.
+_ROUTING = frozenset({"speech_models", "speech_model"})
+
+
+def _made_with(job: Mapping[str, Any], options: Mapping[str, Any]) -> bool:
+    """Whether ``job`` (a GET /v2/transcript body) was requested with ``options``: every
+    option the body reports back (model routing aside) has the value asked for."""
+    return all(
+        job[name] == value
+        for name, value in options.items()
+        if name in job and name not in _ROUTING
+    )
 
 
 def _parse(parser: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any]) -> T:

@@ -18,6 +18,7 @@ manifests of ``--shard K/N`` jobs into one.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import json
 import os
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from runner import __version__
-from runner.errors import OverlappingShards, UsageError
+from runner.errors import DiskFull, OverlappingShards, RunnerError, UsageError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -165,7 +166,10 @@ def _open_exclusively(partial: Path) -> IO[str]:
     """The ``.partial`` file, empty and locked for this run; another live run writing the
     same manifest is a usage error before anything is sent (a crashed run's lock is gone
     with its process, so its leftover is simply overwritten)."""
-    stream = partial.open("a", encoding="utf-8")
+    try:
+        stream = partial.open("a", encoding="utf-8")
+    except OSError as exc:
+        raise _disk_error(partial, exc) from exc
     try:
         fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -176,6 +180,14 @@ def _open_exclusively(partial: Path) -> IO[str]:
         ) from None
     stream.truncate(0)
     return stream
+
+
+def _disk_error(path: Path, exc: OSError) -> RunnerError:
+    """The manifest cannot be written: a full disk stops the run, as any output would."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return DiskFull(path, reason)
+    return RunnerError(f"cannot write the run manifest {path}: {reason}")
 
 
 class ManifestWriter:
@@ -195,14 +207,20 @@ class ManifestWriter:
         head = {"tool": "transcript-runner", "version": __version__, "started": started, **header}
         body = json.dumps(head, indent=2, ensure_ascii=False)
         # Open the object, leave it unterminated, and start the items array.
-        self._stream.write(body[:-1].rstrip() + ',\n  "items": [\n')
-        self._stream.flush()
+        try:
+            self._stream.write(body[:-1].rstrip() + ',\n  "items": [\n')
+            self._stream.flush()
+        except OSError as exc:
+            raise _disk_error(self.partial, exc) from exc
 
     def add(self, record: ItemRecord) -> None:
         self.totals.add(record)
         prefix = ",\n" if self._count else ""
-        self._stream.write(prefix + _indent(json.dumps(asdict(record), ensure_ascii=False)))
-        self._stream.flush()
+        try:
+            self._stream.write(prefix + _indent(json.dumps(asdict(record), ensure_ascii=False)))
+            self._stream.flush()
+        except OSError as exc:
+            raise _disk_error(self.partial, exc) from exc
         self._count += 1
 
     def close(self, outcome: str, wall_seconds: float) -> Path:
@@ -213,12 +231,18 @@ class ManifestWriter:
             "wall_seconds": round(wall_seconds, 3),
             **totals.counts(),
         }
-        self._stream.write('\n  ],\n  "summary": ' + _indent(json.dumps(summary), first=False))
-        self._stream.write("\n}\n")
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
-        self._stream.close()
-        os.replace(self.partial, self.path)
+        try:
+            self._stream.write(
+                '\n  ],\n  "summary": ' + _indent(json.dumps(summary), first=False) + "\n}\n"
+            )
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+            # Renamed while still locked: no other run can take the file in between.
+            os.replace(self.partial, self.path)
+        except OSError as exc:
+            raise _disk_error(self.partial, exc) from exc
+        finally:
+            self._stream.close()
         return self.path
 
 
