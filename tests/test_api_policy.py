@@ -440,3 +440,38 @@ def test_test_mode_reaches_subprocesses_through_the_environment(
     assert pacing.paced(1.5) == 0.0
     monkeypatch.setenv(pacing.TEST_MODE_ENV, "0")
     assert pacing.paced(1.5) == 1.5
+
+
+async def test_a_slow_first_request_holds_the_others_only_briefly(
+    fake: FakeAssemblyAI, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request goes alone (a wrong key costs one refusal), but a slow first
+    answer (a long upload or LLM call) does not hold the run."""
+    import runner.api.http as http_module
+
+    monkeypatch.setattr(http_module, "FIRST_ANSWER_WAIT", 0.2)
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", delay(2.0))
+    url = f"{base_url}/v2/transcript/{tid}"
+    async with HttpClient(config_for(base_url)) as client:
+        first = asyncio.create_task(client.request("GET", url, family="polls", idempotent=True))
+        await asyncio.sleep(0.05)  # the first is on the wire
+        others = [client.request("GET", url, family="polls", idempotent=True) for _ in range(3)]
+        await asyncio.gather(*others)
+        assert not first.done()  # the others finished while the slow first still waits
+        await first
+
+
+async def test_a_retry_after_longer_than_the_budget_is_waited_for(
+    fake: FakeAssemblyAI, base_url: str
+) -> None:
+    """The budget bounds our own backoff; AssemblyAI's asked-for wait is honoured (up to
+    max_retry_after), as every other request of the family honours it."""
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", status(429, retry_after=0.6))
+    retry = RetryPolicy(budget=0.3, max_retry_after=5.0, rng=random.Random(1))
+    async with HttpClient(config_for(base_url, retry=retry)) as client:
+        response = await client.request(
+            "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True
+        )
+    assert response.stats.retries == 1

@@ -34,6 +34,7 @@ of an exception message and never shown by ``repr``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json as jsonlib
 import logging
 import os
@@ -71,6 +72,8 @@ RequestKey = tuple[Family, str | None]
 BodyFactory = Callable[[], IO[bytes]]  # opened afresh for each attempt, so retries resend
 
 REDACTED: Final = b"[REDACTED]"
+# Seconds the other requests wait for the client's first answer before going anyway.
+FIRST_ANSWER_WAIT: Final = 2.0
 # The largest answer read: a ten-hour transcript is about 10 MB; far more is no answer.
 MAX_BODY: Final = 64 * 2**20
 USER_AGENT: Final = f"transcript-runner/{__version__}"
@@ -252,12 +255,12 @@ class HttpClient:
         self._requests = 0
         self._retries = 0
         self._key_refused: KeyRefused | None = None
-        self._answered = False  # has the API answered this client at all yet?
+        self._first_sent = False  # has the first request of this client gone out?
         self._stopping = False  # set by stop_sending(): the run is being stopped
         key = config.api_key
         # The key as sent, and as a JSON string would quote it.
         self._secrets = {key.encode(), jsonlib.dumps(key)[1:-1].encode()} - {b""}
-        self._first_answer = asyncio.Lock()
+        self._first_answer = asyncio.Event()
 
     def __repr__(self) -> str:
         state = "open" if self._session is not None else "closed"
@@ -381,20 +384,26 @@ class HttpClient:
         route: str,
         describe_error: ErrorParser,
     ) -> _Raw:
-        """Send once and read the whole answer; the client's first answer comes alone.
+        """Send once and read the whole answer; the client's first request goes alone.
 
-        Until the API has answered once, requests go one at a time: a wrong key then
-        costs one refused request, not one per item in flight.
+        The others wait for its answer (at most ``FIRST_ANSWER_WAIT`` seconds): a wrong
+        key then costs one refused request, not one per item in flight.
         """
-        if not self._answered:
-            async with self._first_answer:
-                if self._key_refused is None and not self._answered:
-                    raw = await self._send_admitted(method, url, key, body, headers, timeout, route)
-                    self._answered = True
-                    if _refuses_key(key[0], raw.status):
-                        text = describe_error(raw.status, raw.body)
-                        self._key_refused = KeyRefused(route, raw.status, text.message)
-                    return raw
+        if not self._first_sent:
+            self._first_sent = True  # this request goes first; the others wait for it
+            try:
+                raw = await self._send_admitted(method, url, key, body, headers, timeout, route)
+                if _refuses_key(key[0], raw.status):
+                    text = describe_error(raw.status, raw.body)
+                    self._key_refused = KeyRefused(route, raw.status, text.message)
+                return raw
+            finally:
+                self._first_answer.set()
+        if not self._first_answer.is_set():
+            # Until the first answer a wrong key would be refused once per request in
+            # flight; a slow first answer (a long upload or LLM call) holds no one long.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first_answer.wait(), FIRST_ANSWER_WAIT)
         if self._key_refused is not None:
             raise self._key_refused  # the key was refused: nothing more is sent
         return await self._send_admitted(method, url, key, body, headers, timeout, route)
@@ -520,8 +529,11 @@ class HttpClient:
             self._gate.pause(gate_of(*key), retry_after)
         retryable = policy.may_retry(raw.status, idempotent=idempotent)
         too_long = retry_after is not None and retry_after > policy.max_retry_after
-        delay = max(paced(policy.backoff(retries)), retry_after or 0.0)
-        if not retryable or too_long or policy.gives_up(retries, elapsed, delay):
+        backoff = paced(policy.backoff(retries))
+        delay = max(backoff, retry_after or 0.0)
+        # The retry budget bounds our own backoff; a wait the server asks for is its own
+        # bound (max_retry_after), which every request of the family honours alike.
+        if not retryable or too_long or policy.gives_up(retries, elapsed, backoff):
             raise self._status_error(route, key[0], raw, retries, describe_error, elapsed)
         return delay
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from runner.api.pacing import paced
+from runner.errors import StoreError
 from runner.store import Store
 
 T = TypeVar("T")
@@ -83,7 +84,10 @@ class Claims:
     async def _beat(self, store: Store) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT)
-            await asyncio.to_thread(store.keep_claims, self.owner)
+            # One busy moment of the store must not stop the heartbeat: another run would
+            # then take over live claims and pay again. The next beat tries again.
+            with contextlib.suppress(StoreError):
+                await asyncio.to_thread(store.keep_claims, self.owner)
 
 
 def _is_dead(holder: str) -> bool:
