@@ -391,6 +391,9 @@ class Store:
             (key, label, model, canonical(request), canonical(reply), time.time()),
         )
 
+    def reply_forget(self, key: str) -> None:
+        self._execute("DELETE FROM replies WHERE key=?", (key,))
+
     def replies(self) -> Iterator[CachedReply]:
         for row in self._execute(
             "SELECT key, label, model, request, reply, created FROM replies ORDER BY created"

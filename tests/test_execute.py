@@ -462,3 +462,28 @@ async def test_a_full_output_disk_stops_the_run_after_caching_what_was_paid(
         reporter, _ = await run(tmp_path, again, recipe, store)
     assert [r.status for r in reporter.finished] == ["ok"]
     assert len(again.gateway.history) == 1  # only the headline, which was never asked
+
+
+async def test_an_llm_reply_on_the_wire_when_the_run_stops_is_kept(tmp_path: Path) -> None:
+    """Ctrl-C while a request is being answered: the reply (paid for) arrives within the
+    grace period and is cached, so the rerun does not ask again."""
+    recipe = recipe_from(tmp_path, RECIPE.replace("  - url: https://media.example.com/b.mp3\n", ""))
+    services = FakeServices(default_reply=echo)
+    on_the_wire = asyncio.Event()
+    answer = services.gateway.complete
+
+    async def slow_complete(body: Any) -> Completion:
+        on_the_wire.set()
+        await asyncio.sleep(0.3)
+        return await answer(body)
+
+    services.gateway.complete = slow_complete  # type: ignore[method-assign]
+    with Store(tmp_path / "state") as store:
+        running = asyncio.create_task(run(tmp_path, services, recipe, store))
+        await on_the_wire.wait()
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        kept = list(store.replies())
+    assert len(kept) == 1
+    assert kept[0].label == "notes/a/summary"

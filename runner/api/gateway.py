@@ -14,7 +14,6 @@ exhausted ``x-ratelimit-remaining`` pauses that model only.
 from __future__ import annotations
 
 import json
-import json as jsonlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -145,7 +144,7 @@ def completion_from_json(
     choice = choices[0] if isinstance(choices, list) and choices else None
     if not isinstance(choice, dict):
         # The Gateway sometimes reports an error with HTTP 200: keep its words.
-        said = gateway_error_text(200, jsonlib.dumps(data).encode()).message
+        said = gateway_error_text(200, json.dumps(data).encode()).message
         reason = f": {said}" if "error" in data and said else ""
         raise ApiError(
             f"{ROUTE} answered without choices{reason}",

@@ -139,8 +139,9 @@ def _stop_on_signals(http: HttpClient) -> None:
     """Ctrl-C and SIGTERM (how CI systems cancel a job): stop sending, keep, report.
 
     Nothing more is sent from the first signal on: a request still waiting for its
-    turn is dropped (a submission's intent is closed, as nothing left). Requests already
-    on the wire finish, so a job just created is recorded before the process ends.
+    turn is dropped (a submission's intent is closed, as nothing left). A submission on
+    the wire is waited for (30 s at most) so its job is recorded, and an LLM reply on
+    the wire (5 s at most) so it is cached; other requests are abandoned.
     Cancelling the main task lets the executor close the manifest and write the reports
     instead of leaving ``run.json.partial``. A second signal changes nothing: the
     ledger writes it would cut short are what keeps the rerun from paying twice.

@@ -7,6 +7,8 @@ prompt, model or parameter asks again and an unchanged one never pays twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +22,11 @@ from runner.prompt.payloads import Payload
 from runner.recipe.model import Task, TaskApi
 from runner.results.manifest import TaskRecord
 from runner.store import Store, request_key
+
+# How long a stopping run waits for an LLM reply already on the wire, to cache it: most
+# arrive within seconds, and a hung call must not hold a stop for long (a reply costs
+# cents; a transcription, which is waited for longer, costs more).
+STOP_GRACE_SECONDS = 5.0
 
 
 class Asker:
@@ -70,18 +77,33 @@ class Asker:
         api = self.services
         # Kept for items asking the same until release(), after the reply is cached.
         if task.api is TaskApi.LEMUR:
-            return await self._single_flight.run(
-                key, lambda: api.lemur.task(payload.body), keep=True
-            )
-        return await self._single_flight.run(
-            key, lambda: api.gateway.complete(payload.body), keep=True
-        )
+            call = functools.partial(api.lemur.task, payload.body)
+        else:
+            call = functools.partial(api.gateway.complete, payload.body)
+        job = asyncio.ensure_future(self._single_flight.run(key, call, keep=True))
+        # Whoever stops waiting for it, its failure is read (never "never retrieved").
+        job.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The run is stopping: a reply already being paid for is kept for the rerun
+            # (the request is on the wire; stop_sending() dropped those that were not).
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                completion = await asyncio.wait_for(asyncio.shield(job), STOP_GRACE_SECONDS)
+                if cacheable(completion):
+                    await self.remember(key, label, payload, completion)
+            raise
 
     async def _cached(self, key: str) -> Completion | None:
         if self.store is None:
             return None
         cached = await asyncio.to_thread(self.store.reply_get, key)
         return completion_from_json(cached.reply) if cached is not None else None
+
+    async def forget(self, key: str) -> None:
+        """A cached reply that no longer processes cleanly: ask again next time."""
+        if self.store is not None:
+            await asyncio.to_thread(self.store.reply_forget, key)
 
     async def release(self, key: str) -> None:
         """This item is done with ``key`` (its reply is cached, or failed): the reply

@@ -362,6 +362,9 @@ class Executor:
         if reason is not None:  # nothing is written or cached: the next run asks again
             return record.fail(reason), None
         outcome = await asyncio.to_thread(processed_or_failure, task, reply, view)
+        if record.cached and isinstance(outcome, Exception):
+            # A reply kept as the run stopped, that does not process: not replayed again.
+            await self.asker.forget(record.cache_key or "")
         if record.asked and not isinstance(outcome, Exception) and cacheable(completion):
             # Kept before any file is written, so a full disk loses no paid reply. Only
             # a reply that processed cleanly is kept: a broken or cut-off one must be

@@ -347,7 +347,7 @@ class Transcriber:
         reset, an unreadable body, a crash), the account's transcript list says whether
         the job exists, and it is reattached, or submitted again only when it does not.
         The POST runs shielded: a Ctrl-C, SIGTERM or --timeout while it is on the wire
-        waits for its answer (bounded by the request timeout) so the job's id is
+        waits for its answer (``SUBMIT_GRACE_SECONDS`` at most) so the job's id is
         recorded before the run stops. The ledger write is a synchronous call with no
         await before it, so it cannot be cancelled or queued behind other work.
         """
