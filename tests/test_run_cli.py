@@ -398,7 +398,8 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
     fake = FakeAssemblyAI(api_key=KEY)
     fake.gateway.responder = reply_for
     fake.faults.add("POST /v1/chat/completions", delay(0.05), times=2)  # two finish quickly
-    fake.faults.add("POST /v1/chat/completions", delay(30), times=None)  # the rest hang
+    # The rest answer only after the signal (a stopping run waits 5 s for them, then goes).
+    fake.faults.add("POST /v1/chat/completions", delay(2), times=None)
     with serve_in_process(fake, lambda f: None) as server:
         url = server.base_url  # type: ignore[attr-defined]
         env = {
