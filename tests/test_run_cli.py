@@ -77,6 +77,18 @@ def served(served: Path) -> Path:
     return served
 
 
+def subprocess_env(base_url: str) -> dict[str, str]:
+    """The environment of a `transcript-runner` subprocess pointed at the served fake."""
+    import os
+
+    return {
+        **os.environ,
+        "ASSEMBLYAI_API_KEY": KEY,
+        "ASSEMBLYAI_BASE_URL": base_url,
+        "ASSEMBLYAI_LLM_GATEWAY_URL": f"{base_url}/v1",
+    }
+
+
 def write_list_recipe(folder: Path, urls: dict[str, str]) -> None:
     """``notes.yaml`` whose items come from a CSV of customer → URL, named by customer."""
     rows = "".join(f"{url},{customer}\n" for customer, url in urls.items())
@@ -382,7 +394,6 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
     tmp_path: Path, signal_name: str
 ) -> None:
     """SIGINT (Ctrl-C) or SIGTERM (a CI cancel) mid-run: exit 130, outputs kept, manifest closed."""
-    import os
     import signal
     import subprocess
     import sys
@@ -402,12 +413,7 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
     fake.faults.add("POST /v1/chat/completions", delay(2), times=None)
     with serve_in_process(fake, lambda f: None) as server:
         url = server.base_url  # type: ignore[attr-defined]
-        env = {
-            **os.environ,
-            "ASSEMBLYAI_API_KEY": KEY,
-            "ASSEMBLYAI_BASE_URL": url,
-            "ASSEMBLYAI_LLM_GATEWAY_URL": f"{url}/v1",
-        }
+        env = subprocess_env(url)
         process = subprocess.Popen(
             [sys.executable, "-m", "runner", "run", "slow.yaml", "--progress", "plain"],
             cwd=tmp_path,
@@ -815,7 +821,6 @@ def _umask() -> int:
 def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
     """SIGTERM while 20 submissions queue behind one slot: the one on the wire is
     recorded, the queued ones are never sent (before, all of them went out)."""
-    import os
     import signal
     import subprocess
     import sys
@@ -832,12 +837,7 @@ def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
     fake.faults.add("POST /v2/transcript", delay(0.5), times=None)
     with serve_in_process(fake, lambda f: len(f.submissions)) as server:
         url = server.base_url  # type: ignore[attr-defined]
-        env = {
-            **os.environ,
-            "ASSEMBLYAI_API_KEY": KEY,
-            "ASSEMBLYAI_BASE_URL": url,
-            "ASSEMBLYAI_LLM_GATEWAY_URL": f"{url}/v1",
-        }
+        env = subprocess_env(url)
         process = subprocess.Popen(
             [sys.executable, "-m", "runner", "run", "q.yaml", "--progress", "plain",
              "--limit", "transcriptions=1"],
