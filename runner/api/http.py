@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import json as jsonlib
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -55,11 +54,18 @@ from runner.api.cooldowns import Clock, Cooldowns, Sleep, gate_of
 from runner.api.pacing import paced
 from runner.api.replies import (
     ErrorParser,
-    body_snippet,
     loads_or_none,
     parse_retry_after,
     rate_limit_pause,
     v2_error_text,
+)
+from runner.api.transport import (
+    TRANSPORT_ERRORS,
+    Malformed,
+    describe_transport_error,
+    never_sent,
+    read_capped,
+    transport_retryable,
 )
 from runner.api.types import CallStats
 from runner.errors import ApiError, KeyRefused, MaybeSubmitted
@@ -74,8 +80,6 @@ BodyFactory = Callable[[], IO[bytes]]  # opened afresh for each attempt, so retr
 REDACTED: Final = b"[REDACTED]"
 # Seconds the other requests wait for the client's first answer before going anyway.
 FIRST_ANSWER_WAIT: Final = 2.0
-# The largest answer read: a ten-hour transcript is about 10 MB; far more is no answer.
-MAX_BODY: Final = 64 * 2**20
 USER_AGENT: Final = f"transcript-runner/{__version__}"
 
 # ---------------------------------------------------------------------------------------
@@ -145,20 +149,6 @@ class PolicySnapshot(Mapping[str, int]):
         return len(self._totals())
 
 
-class _Malformed(Exception):
-    """A 2xx answer whose body should be JSON but is not (cut short, or garbage)."""
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__(body_snippet(body))
-
-
-class _TooLarge(Exception):
-    """An answer larger than any the API sends: read no further (memory stays flat)."""
-
-    def __init__(self) -> None:
-        super().__init__(f"the response is larger than {MAX_BODY // 2**20} MiB; not read")
-
-
 class _Raw(NamedTuple):
     status: int
     headers: Mapping[str, str]
@@ -166,55 +156,6 @@ class _Raw(NamedTuple):
 
 
 # What can go wrong between sending and having the whole answer.
-_TRANSPORT_ERRORS: Final = (
-    aiohttp.ClientConnectionError,
-    aiohttp.ClientPayloadError,
-    # A broken status line, a header over aiohttp's limit: the answer cannot be read.
-    aiohttp.ClientResponseError,
-    TimeoutError,
-    _Malformed,
-    _TooLarge,
-)
-
-
-def never_sent(exc: BaseException) -> bool:
-    """True only when no connection was made, so the server cannot have seen the request."""
-    return isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-
-
-def _transport_retryable(exc: BaseException, *, idempotent: bool) -> bool:
-    """Whether a transport failure may be retried. TLS certificate errors never will heal."""
-    if isinstance(exc, aiohttp.ClientSSLError | _TooLarge):
-        return False  # neither heals by asking again
-    return idempotent or never_sent(exc)
-
-
-def describe_transport_error(exc: BaseException) -> str:
-    """A short, key-free description of a transport failure."""
-    if isinstance(exc, _Malformed):
-        return f"the response is not valid JSON: {exc}"
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "timed out while connecting"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        error = exc.os_error
-        reason = os.strerror(error.errno) if error.errno else (error.strerror or str(error))
-        return f"could not connect to {exc.host}:{exc.port} ({reason})"
-    if isinstance(exc, TimeoutError):
-        return "timed out waiting for the response"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection without a complete response"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "the response body was cut off"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        first = str(exc.message).strip().splitlines()[0] if exc.message else ""
-        return f"the response could not be read ({body_snippet(first.encode(), 80)})"
-    if isinstance(exc, _TooLarge):
-        return str(exc)
-    if isinstance(exc, aiohttp.ClientOSError):
-        return f"connection error ({exc.strerror or type(exc).__name__})"
-    return f"connection error ({type(exc).__name__})"
-
-
 def _after(retries: int, elapsed: float = 0.0) -> str:
     """The ``" after 3 retries (41 s)"`` suffix of a message (empty when there were none)."""
     if retries == 0:
@@ -353,8 +294,8 @@ class HttpClient:
                 if expect_json and _ok(raw.status):
                     parsed = await decode_json(raw.body)
                     if parsed is None:
-                        raise _Malformed(raw.body)
-            except _TRANSPORT_ERRORS as exc:
+                        raise Malformed(raw.body)
+            except TRANSPORT_ERRORS as exc:
                 elapsed = self._clock() - started
                 delay = self._transport_delay(route, exc, idempotent, retries, elapsed)
             else:
@@ -437,7 +378,7 @@ class HttpClient:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
-                    body = self._redact(await _read_capped(response))
+                    body = self._redact(await read_capped(response))
                     raw = _Raw(response.status, response.headers, body)
         finally:
             self._in_flight[family] -= 1
@@ -490,7 +431,7 @@ class HttpClient:
     ) -> float:
         """The backoff before retrying a transport failure, or raise the final error."""
         what = describe_transport_error(exc)
-        if not _transport_retryable(exc, idempotent=idempotent):
+        if not transport_retryable(exc, idempotent=idempotent):
             if idempotent or never_sent(exc):
                 raise ApiError(f"{route} failed{_after(retries)}: {what}", endpoint=route) from exc
             raise MaybeSubmitted(
@@ -562,20 +503,6 @@ class HttpClient:
             endpoint=route,
             retries=retries,
         )
-
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, or :class:`_TooLarge` past ``MAX_BODY`` (declared or streamed)."""
-    if (response.content_length or 0) > MAX_BODY:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _refuses_key(family: Family, status: int) -> bool:
