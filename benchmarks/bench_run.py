@@ -16,6 +16,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -101,6 +102,13 @@ def main_bench() -> None:
     ideal_llm = calls * args.llm_delay / args.llm
     print(f"items: {args.items} ({summary['items']}), exit code {code}", file=sys.stderr)
     print(f"wall: {wall:.2f} s", file=sys.stderr)
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process: the runner, not the fake
+    cpu = usage.ru_utime + usage.ru_stime
+    print(
+        f"runner CPU: {cpu:.1f} s ({1000 * cpu / max(args.items, 1):.1f} ms per item); "
+        f"peak RSS: {usage.ru_maxrss / 1024:.0f} MB",
+        file=sys.stderr,
+    )
     print(
         f"LLM stage ideal: {calls} calls x {args.llm_delay} s / {args.llm} = {ideal_llm:.2f} s",
         file=sys.stderr,

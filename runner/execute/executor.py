@@ -21,6 +21,7 @@ against patched internals.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,7 +255,11 @@ class Executor:
         if not obtained.local:
             # File writes run in a thread: on the event loop they would hold back every
             # other item's requests (and the reading of 429s) while the disk works.
-            await asyncio.to_thread(write_json, folder / TRANSCRIPT_FILE, dict(transcript.raw))
+            await asyncio.to_thread(
+                functools.partial(write_json, compact=True),
+                folder / TRANSCRIPT_FILE,
+                dict(transcript.raw),
+            )
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
         await self._run_tasks(prepared, item, folder, transcript, view, record)
         if any(t.status != "ok" for t in record.tasks):

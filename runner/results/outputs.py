@@ -115,5 +115,13 @@ def _write_error(path: Path, exc: OSError) -> OutputError | DiskFull:
     return DiskFull(path, reason) if exc.errno in _DISK_ERRNOS else OutputError(path, reason)
 
 
-def write_json(path: Path, value: Any) -> None:
-    write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+def write_json(path: Path, value: Any, *, compact: bool = False) -> None:
+    """``value`` as JSON: indented for people, or ``compact`` for machine-sized data (a
+    transcript's thousands of words, written per item: indenting cost a quarter of a
+    run's CPU)."""
+    text = (
+        json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if compact
+        else json.dumps(value, indent=2, ensure_ascii=False)
+    )
+    write_atomic(path, text + "\n")
