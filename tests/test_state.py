@@ -87,3 +87,22 @@ def test_two_runs_cannot_write_one_manifest_at_once(tmp_path: Path) -> None:
         ManifestWriter(tmp_path / "run.json", {"recipes": []})
     first.close("completed", 1.0)
     assert json.loads((tmp_path / "run.json").read_text())["summary"]["outcome"] == "completed"
+
+
+def test_transcripts_are_kept_compressed_and_old_stores_still_read(tmp_path: Path) -> None:
+    wildfires = json.loads(
+        (
+            Path(__file__).parent / "fixtures" / "assemblyai" / "transcript-wildfires.json"
+        ).read_text()
+    )
+    with Store(tmp_path) as store:
+        store.transcript_put("t1", "transcript", wildfires)
+        assert store.transcript_get("t1", "transcript") == wildfires
+        (size,) = store._execute("SELECT length(body) FROM transcripts WHERE transcript_id='t1'")[0]
+        assert size < len(json.dumps(wildfires)) / 3
+        # A store from before compression holds the JSON text: it still reads.
+        store._execute(
+            "INSERT INTO transcripts (transcript_id, part, body, created) VALUES (?, ?, ?, 0)",
+            ("t0", "transcript", json.dumps({"id": "t0", "text": "hi"})),
+        )
+        assert store.transcript_get("t0", "transcript") == {"id": "t0", "text": "hi"}
