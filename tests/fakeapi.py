@@ -6,8 +6,9 @@ something that behaves like AssemblyAI. Mocks at the function level would hide e
 bugs we care about. This module serves the documented contract
 (/work/shared/reference/assemblyai-api-notes.md, the OpenAPI specs and the real fixtures in
 tests/fixtures/assemblyai/) from one aiohttp application on 127.0.0.1, deterministically:
-transcripts advance per GET poll rather than per second, LLM replies come from a FIFO
-queue or a pure function of the request, and faults fire on the N-th matching request.
+transcripts advance per GET poll rather than per second (or, opt-in for benchmarks, complete
+a fixed time after submission: ``complete_after``), LLM replies come from a FIFO queue or a
+pure function of the request, and faults fire on the N-th matching request.
 
 Use ``async with serve(fake) as base_url`` inside async tests, or
 ``with serve_in_thread(fake) as base_url`` when the code under test calls ``asyncio.run``
@@ -303,9 +304,18 @@ class AudioRule:
         return self.error(audio_url) if callable(self.error) else self.error
 
 
+@dataclass(frozen=True)
+class JobFetch:
+    """One served ``GET /v2/transcript/{id}``: when (monotonic clock) and the status sent."""
+
+    at: float
+    status: str
+
+
 @dataclass
 class TranscriptJob:
-    """One submitted transcript; its status is a pure function of how often it was polled."""
+    """One submitted transcript; its status is a pure function of how often it was polled
+    (or, when ``complete_after`` is set, of the time since it was submitted)."""
 
     id: str
     audio_url: str
@@ -317,18 +327,51 @@ class TranscriptJob:
     completed_at: str | None = None
     polls: int = 0
     deleted: bool = False
+    complete_after: float | None = None
+    submitted_at: float = field(default_factory=time.monotonic)
+    fetches: list[JobFetch] = field(default_factory=list, repr=False, compare=False)
     _completed: JSONDict | None = field(default=None, repr=False, compare=False)
 
     @property
     def status(self) -> str:
-        """queued → processing → completed|error, advanced by GET polls, never by the clock."""
+        """queued → processing → completed|error, advanced by GET polls, never by the clock,
+        unless ``complete_after`` is set: then the job is done exactly that many seconds
+        after ``submitted_at``, however often it was polled (polls still move it from
+        queued to processing)."""
         if self.deleted:
             return "completed"
-        if self.polls >= self.polls_to_completed:
+        if self._done():
             return "error" if self.error else "completed"
         if self.polls >= self.polls_to_processing:
             return "processing"
         return "queued"
+
+    def _done(self) -> bool:
+        """Whether the job has reached its terminal status."""
+        if self.complete_after is None:
+            return self.polls >= self.polls_to_completed
+        return time.monotonic() >= self.submitted_at + self.complete_after
+
+    @property
+    def done_at(self) -> float | None:
+        """When (monotonic clock) the job became completed or failed: exactly
+        ``submitted_at + complete_after`` in clock mode; otherwise the GET that advanced it
+        there (its first terminal fetch). None while it is not done."""
+        if self.complete_after is not None:
+            done = self.submitted_at + self.complete_after
+            return done if time.monotonic() >= done else None
+        return self.noticed_at
+
+    @property
+    def noticed_at(self) -> float | None:
+        """When the first GET that answered ``completed`` or ``error`` was served."""
+        return next((f.at for f in self.fetches if f.status in ("completed", "error")), None)
+
+    @property
+    def notice_lateness(self) -> float | None:
+        """Seconds between the job being done and a client first seeing it (0 in poll mode)."""
+        done, noticed = self.done_at, self.noticed_at
+        return None if done is None or noticed is None else noticed - done
 
     @property
     def text(self) -> str | None:
@@ -1376,6 +1419,10 @@ class FakeAssemblyAI:
     Construct one per test, configure it (``on_audio``, ``faults.add``, ``gateway.enqueue``),
     serve it with :func:`serve` or :func:`serve_in_thread`, then assert on ``history``,
     ``submissions``, ``uploads``, ``polls``, ``gateway.calls`` and ``retry_after_violations()``.
+
+    ``complete_after=S`` (benchmarks) completes every new job S seconds after it was
+    submitted instead of after ``polls_to_completed`` polls; each job's ``fetches``,
+    ``done_at`` and ``notice_lateness`` say when clients looked and how late they saw it.
     """
 
     def __init__(
@@ -1384,12 +1431,16 @@ class FakeAssemblyAI:
         *,
         polls_to_processing: int = 1,
         polls_to_completed: int = 2,
+        complete_after: float | None = None,
         require_speech_models: bool = True,
         spec_path: Path | None = SPEC_PATH,
     ) -> None:
         self._api_key = api_key
         self.polls_to_processing = polls_to_processing
         self.polls_to_completed = polls_to_completed
+        # Clock mode (benchmarks): each new job is done this many seconds after it was
+        # submitted, whatever the polls; None keeps the poll-driven lifecycle.
+        self.complete_after = complete_after
         self.require_speech_models = require_speech_models
         self.spec_path = spec_path
         self.base_url: str | None = None
@@ -1435,6 +1486,7 @@ class FakeAssemblyAI:
         job = self._new_job(audio_url, options)
         if completed:
             job.polls_to_processing = job.polls_to_completed = 0
+            job.complete_after = None
         return job.id
 
     # -- recordings -----------------------------------------------------------------------
@@ -1673,6 +1725,7 @@ class FakeAssemblyAI:
             polls_to_processing=_or_default(rule.polls_to_processing, self.polls_to_processing),
             polls_to_completed=_or_default(rule.polls_to_completed, self.polls_to_completed),
             error=error,
+            complete_after=self.complete_after,
         )
         self.transcripts[job.id] = job
         return job
@@ -1690,13 +1743,16 @@ class FakeAssemblyAI:
         return self.transcripts.get(request.match_info["transcript_id"])
 
     async def _get(self, request: web.Request) -> web.Response:
-        """GET /v2/transcript/{id}: each served poll advances the lifecycle by one step."""
+        """GET /v2/transcript/{id}: each served poll advances the lifecycle by one step,
+        and is recorded in ``job.fetches`` with the status it answered."""
         job = self._job(request)
         if job is None:
             return v2_error(404, LOOKUP_ERROR)
         job.polls += 1
         self.polls[job.id] += 1
-        return json_response(job.body())
+        body = job.body()
+        job.fetches.append(JobFetch(time.monotonic(), str(body["status"])))
+        return json_response(body)
 
     async def _list(self, request: web.Request) -> web.Response:
         """GET /v2/transcript: newest first, ``prev_url`` pages to older ones (notes §4)."""

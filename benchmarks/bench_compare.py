@@ -1,0 +1,451 @@
+"""Benchmark: the runner against a minimal asyncio client, on the same fixed-latency server.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/bench_compare.py [--items 200] [--transcribe-seconds 5]
+        [--latency 0.1] [--concurrency 50] [--poll-interval 3]
+
+Prints figures; asserts nothing. Real pacing is measured: test mode
+(TRANSCRIPT_RUNNER_TEST_MODE) is switched off for every client.
+
+The server. Each measurement gets a fresh fake AssemblyAI (tests/fakeapi.py) served
+from its own forked process (``serve_in_process``), so its CPU never competes with the
+client's GIL. In clock mode (``complete_after=T``) every transcript is ``completed``
+exactly T seconds after it was submitted, however often it is polled, and every chat
+completion is answered after L seconds (a ``delay(L)`` fault on every call). The fake
+records each status GET, so it reports status requests per transcript and how late
+completion was noticed (the first GET that answered ``completed`` minus the moment the
+job completed).
+
+The work. N audio URLs in a CSV; per item one transcription, then three LLM calls:
+``summary`` and ``topics`` once the transcript is there, ``headline`` once ``summary``
+is. Every prompt names the item, so no two requests are alike.
+
+The clients, each a subprocess of this script, one at a time:
+
+- ``runner --limit C``: ``python -m runner run recipe.yaml --progress plain --limit
+  transcriptions=C --limit llm=C`` (plus any ``--runner-limit KIND=N``);
+- ``runner defaults``: the same command without ``--limit``;
+- ``minimal asyncio``: this script with ``--minimal-client``: aiohttp, one coroutine per
+  item, at most C submissions and C chat completions at once, polls unbounded. Like the
+  official SDKs it sleeps ``--poll-interval`` (3 s) before every status check. It
+  keeps only the text of a transcript, retries nothing and writes no files (the runner
+  keeps a state store, a manifest, ``transcript.json`` and every output), so it is a
+  floor, not a rival.
+
+The fake's cost. Serving a completed transcript (about 100 kB of JSON, deep-copied per
+GET) takes the server a few milliseconds; when many jobs complete at once the replies
+queue in its one event loop, which adds to the lateness and the wall time of every
+client alike. ``srv CPU`` shows how busy it was.
+
+Running the minimal client as a subprocess too makes the figures comparable: both pay
+interpreter start-up and imports inside the wall time, and both are measured the same
+way. CPU and peak RSS come from ``os.wait4`` on the child: its CPU equals the
+``RUSAGE_CHILDREN`` delta across the run (no other child is reaped meanwhile), and its
+``ru_maxrss`` is that child's own peak, which ``RUSAGE_CHILDREN`` cannot give (it keeps
+the largest of all children reaped so far, forked servers included).
+
+Columns:
+
+- C          submissions / LLM calls allowed at once (the runner's defaults are 32 / 8).
+- wall       seconds from spawning the client to its exit.
+- ideal      max(T + 2L, 3·N·L/C): one transcription and the two dependent calls, or
+             the LLM stage at C calls at once, whichever is longer. (When all N jobs are
+             submitted at once they all complete at about T, so the LLM stage cannot
+             overlap transcription: T + max(2L, 3·N·L/C) is the tighter floor.)
+- CPU/item   the client's user + system CPU divided by N, in milliseconds.
+- RSS        the client's peak resident set, MB.
+- GET/tx     status requests (GET /v2/transcript/{id}) per transcript.
+- late       mean and max seconds between a job completing and a GET seeing it.
+- ok, llm    items that finished (per the client) and chat completions served.
+- srv CPU    the server process's CPU: if it nears wall, the server was the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+if TYPE_CHECKING:
+    from fakeapi import FakeAssemblyAI
+
+# The fake (and pytest, which it imports) is imported only where the server is made, so
+# the minimal client's process, this same file, does not pay for it.
+
+KEY = "bench-compare-key"
+MODEL = "claude-sonnet-4-6"  # the runner's default model, so both send the same body
+SPEECH_MODELS = ["universal-3-5-pro", "universal-2"]  # the runner's default speech models
+RECIPE = (
+    "version: 1\nname: compare\ninputs: [{list: calls.csv}]\n"
+    "tasks:\n"
+    "  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:99] }}'}\n"
+    "  topics: {prompt: 'Topics of {{ item.name }}: {{ transcript.text[:99] }}'}\n"
+    "  headline: {needs: [summary], prompt: 'Title {{ item.name }}: {{ tasks.summary }}'}\n"
+)
+REPLY = "- a point\n- another point"
+
+
+@dataclass(frozen=True)
+class Settings:
+    items: int
+    transcribe_seconds: float  # T
+    latency: float  # L
+    concurrency: int  # C
+    poll_interval: float
+    timeout: float
+    runner_limits: tuple[str, ...]
+
+    def ideal(self, llm_concurrency: int) -> float:
+        """The best any client could do: max(T + 2L, 3·N·L/C)."""
+        chain = self.transcribe_seconds + 2 * self.latency
+        llm_stage = 3 * self.items * self.latency / llm_concurrency
+        return max(chain, llm_stage)
+
+
+@dataclass(frozen=True)
+class Client:
+    """One row: a command to run in a fresh folder, and its concurrency."""
+
+    name: str
+    command: list[str]
+    submit_concurrency: int
+    llm_concurrency: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    client: Client
+    exit_code: int
+    wall: float
+    cpu: float
+    peak_rss_mb: float
+    ok_items: int | None
+    server: dict[str, Any]
+    stderr_tail: str
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+def make_fake(settings: Settings) -> FakeAssemblyAI:
+    """Jobs complete T s after submission; every chat completion takes L s."""
+    from fakeapi import FakeAssemblyAI, delay
+
+    fake = FakeAssemblyAI(api_key=KEY, complete_after=settings.transcribe_seconds)
+    fake.gateway.responder = lambda request: REPLY
+    fake.faults.add("POST /v1/chat/completions", delay(settings.latency), times=None)
+    return fake
+
+
+def server_report(fake: FakeAssemblyAI) -> dict[str, Any]:
+    """Computed in the server process when it stops; picklable."""
+    jobs = list(fake.transcripts.values())
+    lateness = [late for job in jobs if (late := job.notice_lateness) is not None]
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # a forked child starts at zero
+    return {
+        "transcripts": len(jobs),
+        "status_gets": sum(len(job.fetches) for job in jobs),
+        "never_noticed": sum(1 for job in jobs if job.noticed_at is None),
+        "late_mean": statistics.fmean(lateness) if lateness else None,
+        "late_max": max(lateness) if lateness else None,
+        "llm_calls": len(fake.gateway.calls),
+        "requests": len(fake.history),
+        "http_errors": sum(1 for r in fake.history if (r.status or 0) >= 400),
+        "cpu": usage.ru_utime + usage.ru_stime,
+    }
+
+
+# --- running one client -------------------------------------------------------------------
+
+
+def client_env(base_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "TRANSCRIPT_RUNNER_TEST_MODE"}
+    env.update(
+        ASSEMBLYAI_API_KEY=KEY,
+        ASSEMBLYAI_BASE_URL=base_url,
+        ASSEMBLYAI_LLM_GATEWAY_URL=f"{base_url}/v1",
+    )
+    return env
+
+
+def wait_with_usage(
+    process: subprocess.Popen[bytes], timeout: float
+) -> tuple[int, resource.struct_rusage]:
+    """Reap the child with ``os.wait4`` (its own rusage); kill it after ``timeout`` s."""
+    killer = threading.Timer(timeout, process.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        killer.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage
+
+
+def prepare_folder(folder: Path, items: int) -> None:
+    rows = "\n".join(f"https://media.example.com/call-{n:05d}.mp3" for n in range(items))
+    (folder / "calls.csv").write_text(f"url\n{rows}\n")
+    (folder / "recipe.yaml").write_text(RECIPE)
+
+
+def ok_items(client: Client, folder: Path, stdout: str) -> int | None:
+    """Items that finished: the runner's manifest, or the minimal client's JSON line."""
+    if client.name.startswith("runner"):
+        manifest = folder / "out" / "run.json"
+        if not manifest.is_file():
+            return None
+        return int(json.loads(manifest.read_text())["summary"]["items"].get("ok", 0))
+    lines = stdout.strip().splitlines()
+    return int(json.loads(lines[-1])["ok"]) if lines else None
+
+
+def measure(client: Client, settings: Settings) -> Measurement:
+    """One fresh server, one fresh folder, one client run to its end."""
+    from fakeapi import serve_in_process
+
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as name:
+        folder = Path(name)
+        prepare_folder(folder, settings.items)
+        with serve_in_process(make_fake(settings), server_report) as server:
+            base_url = server.base_url  # type: ignore[attr-defined]
+            with (folder / "stdout").open("wb") as out, (folder / "stderr").open("wb") as err:
+                began = time.monotonic()
+                process = subprocess.Popen(
+                    client.command, cwd=folder, env=client_env(base_url), stdout=out, stderr=err
+                )
+                code, usage = wait_with_usage(process, settings.timeout)
+                wall = time.monotonic() - began
+        stdout = (folder / "stdout").read_text(errors="replace")
+        stderr = (folder / "stderr").read_text(errors="replace")
+        return Measurement(
+            client=client,
+            exit_code=code,
+            wall=wall,
+            cpu=usage.ru_utime + usage.ru_stime,
+            peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+            ok_items=ok_items(client, folder, stdout),
+            server=server.result or {},
+            stderr_tail="\n".join(stderr.strip().splitlines()[-5:]),
+        )
+
+
+def clients(settings: Settings) -> list[Client]:
+    from runner.api.config import Limits
+
+    c = settings.concurrency
+    runner = [sys.executable, "-m", "runner", "run", "recipe.yaml", "--progress", "plain"]
+    limits = ["--limit", f"transcriptions={c}", "--limit", f"llm={c}"]
+    for extra in settings.runner_limits:
+        limits += ["--limit", extra]
+    minimal = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--minimal-client",
+        "--concurrency",
+        str(c),
+        "--poll-interval",
+        str(settings.poll_interval),
+    ]
+    defaults = Limits()
+    return [
+        Client(f"runner --limit {c}", runner + limits, c, c),
+        Client("runner defaults", runner, defaults.transcriptions, defaults.llm),
+        Client("minimal asyncio", minimal, c, c),
+    ]
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def row(m: Measurement, settings: Settings) -> list[str]:
+    server, n = m.server, settings.items
+    ideal = settings.ideal(m.client.llm_concurrency)
+    transcripts = server.get("transcripts") or 0
+    return [
+        m.client.name,
+        f"{m.client.submit_concurrency}/{m.client.llm_concurrency}",
+        str(m.exit_code),
+        f"{m.wall:.2f}",
+        f"{ideal:.2f}",
+        f"{m.wall / ideal:.2f}x",
+        f"{1000 * m.cpu / n:.1f}",
+        f"{m.peak_rss_mb:.0f}",
+        f"{server['status_gets'] / transcripts:.2f}" if transcripts else "-",
+        seconds(server.get("late_mean")),
+        seconds(server.get("late_max")),
+        "-" if m.ok_items is None else str(m.ok_items),
+        str(server.get("llm_calls", "-")),
+        seconds(server.get("cpu")),
+    ]
+
+
+HEADER = [
+    "client",
+    "C",
+    "exit",
+    "wall s",
+    "ideal s",
+    "wall/ideal",
+    "CPU ms/item",
+    "RSS MB",
+    "GET/tx",
+    "late mean",
+    "late max",
+    "ok",
+    "llm",
+    "srv CPU s",
+]
+
+
+def print_table(rows: list[list[str]]) -> None:
+    table = [HEADER, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
+    for index, cells in enumerate(table):
+        print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in
+                        enumerate(zip(cells, widths, strict=True))))  # fmt: skip
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+# --- the minimal client (runs in its own process) -----------------------------------------
+
+
+class MinimalClient:
+    """Submit, poll every ``poll_interval`` s, then three chat completions per item."""
+
+    def __init__(self, session: Any, concurrency: int, poll_interval: float) -> None:
+        self.session = session
+        self.base_url = os.environ["ASSEMBLYAI_BASE_URL"]
+        self.gateway_url = os.environ["ASSEMBLYAI_LLM_GATEWAY_URL"]
+        self.submit_slots = asyncio.Semaphore(concurrency)
+        self.llm_slots = asyncio.Semaphore(concurrency)
+        self.poll_interval = poll_interval
+
+    async def _json(self, method: str, url: str, body: Any = None) -> Any:
+        async with self.session.request(method, url, json=body) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def transcribe(self, url: str) -> tuple[str, str]:
+        """The final status and the text; the 100 kB body is dropped at once."""
+        async with self.submit_slots:
+            job = await self._json(
+                "POST",
+                f"{self.base_url}/v2/transcript",
+                {"audio_url": url, "speech_models": SPEECH_MODELS},
+            )
+        while job["status"] not in ("completed", "error"):
+            await asyncio.sleep(self.poll_interval)
+            job = await self._json("GET", f"{self.base_url}/v2/transcript/{job['id']}")
+        return str(job["status"]), str(job.get("text") or "")
+
+    async def chat(self, prompt: str) -> str:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}
+        async with self.llm_slots:
+            reply = await self._json("POST", f"{self.gateway_url}/chat/completions", body)
+        return str(reply["choices"][0]["message"]["content"])
+
+    async def item(self, name: str, url: str) -> bool:
+        status, text = await self.transcribe(url)
+        if status != "completed":
+            return False
+        text = text[:99]
+        summary, _topics = await asyncio.gather(
+            self.chat(f"Summarize {name}: {text}"), self.chat(f"Topics of {name}: {text}")
+        )
+        await self.chat(f"Title {name}: {summary}")
+        return True
+
+
+async def minimal_main(concurrency: int, poll_interval: float) -> None:
+    import aiohttp
+
+    urls = Path("calls.csv").read_text().split()[1:]
+    headers = {"Authorization": os.environ["ASSEMBLYAI_API_KEY"]}
+    connector = aiohttp.TCPConnector(limit=max(100, 2 * concurrency))
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+        client = MinimalClient(session, concurrency, poll_interval)
+        names = [url.rsplit("/", 1)[-1].removesuffix(".mp3") for url in urls]
+        done = await asyncio.gather(
+            *(client.item(name, url) for name, url in zip(names, urls, strict=True)),
+            return_exceptions=True,
+        )
+    failures = [repr(d) for d in done if isinstance(d, BaseException)]
+    print(json.dumps({"ok": sum(d is True for d in done), "errors": failures[:3]}))
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=200, help="N (default 200)")
+    parser.add_argument("--transcribe-seconds", type=float, default=5.0, help="T (default 5)")
+    parser.add_argument("--latency", type=float, default=0.1, help="L, per chat reply")
+    parser.add_argument("--concurrency", type=int, default=50, help="C (default 50)")
+    parser.add_argument("--poll-interval", type=float, default=3.0, help="minimal client")
+    parser.add_argument("--timeout", type=float, default=900.0, help="per client run, s")
+    parser.add_argument(
+        "--runner-limit",
+        action="append",
+        default=[],
+        metavar="KIND=N",
+        help="another --limit for the 'runner --limit C' row, e.g. items=1000",
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only rows whose name contains this"
+    )
+    parser.add_argument("--minimal-client", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.minimal_client:
+        asyncio.run(minimal_main(args.concurrency, args.poll_interval))
+        return
+    settings = Settings(
+        items=args.items,
+        transcribe_seconds=args.transcribe_seconds,
+        latency=args.latency,
+        concurrency=args.concurrency,
+        poll_interval=args.poll_interval,
+        timeout=args.timeout,
+        runner_limits=tuple(args.runner_limit),
+    )
+    print(
+        f"N={settings.items} items, T={settings.transcribe_seconds:g} s, "
+        f"L={settings.latency:g} s, C={settings.concurrency}, 3 LLM calls per item",
+        flush=True,
+    )
+    rows = []
+    for client in clients(settings):
+        if args.only and not any(part in client.name for part in args.only):
+            continue
+        result = measure(client, settings)
+        if result.exit_code != 0:
+            print(f"{client.name}: exit {result.exit_code}\n{result.stderr_tail}", flush=True)
+        rows.append(row(result, settings))
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
