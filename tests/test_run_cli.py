@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -395,17 +397,9 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
 ) -> None:
     """SIGINT (Ctrl-C) or SIGTERM (a CI cancel) mid-run: exit 130, outputs kept, manifest closed."""
     import signal
-    import subprocess
-    import sys
 
     from fakeapi import delay
 
-    rows = [f"https://media.example.com/call-{n:02d}.mp3" for n in range(12)]
-    (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
-    (tmp_path / "slow.yaml").write_text(
-        "version: 1\nname: slow\ninputs: [{list: calls.csv}]\n"
-        "tasks:\n  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:100] }}'}\n"
-    )
     fake = FakeAssemblyAI(api_key=KEY)
     fake.gateway.responder = reply_for
     fake.faults.add("POST /v1/chat/completions", delay(0.05), times=2)  # two finish quickly
@@ -413,15 +407,7 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
     fake.faults.add("POST /v1/chat/completions", delay(2), times=None)
     with serve_in_process(fake, lambda f: None) as server:
         url = server.base_url  # type: ignore[attr-defined]
-        env = subprocess_env(url)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "runner", "run", "slow.yaml", "--progress", "plain"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = _start_list_run(tmp_path, "slow", 12, url)
         outputs = tmp_path / "out" / "slow"
         # Readiness, not time: the plain progress prints "[k/N] ..." as each item is
         # done (after its outputs are written); signal once two have been, however slow
@@ -810,6 +796,28 @@ def test_outputs_honour_the_umask_and_a_crash_leaves_no_stale_manifest(
     writer.close("interrupted", 0.0)
 
 
+def _start_list_run(
+    tmp_path: Path, name: str, count: int, url: str, *options: str
+) -> subprocess.Popen[str]:
+    """Start `runner run` on a recipe of `count` listed URLs, one summary each, in a
+    real subprocess (signals need one), with plain progress on a readable stderr."""
+    rows = [f"https://media.example.com/call-{n:02d}.mp3" for n in range(count)]
+    (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
+    (tmp_path / f"{name}.yaml").write_text(
+        f"version: 1\nname: {name}\ninputs: [{{list: calls.csv}}]\n"
+        "tasks:\n  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:100] }}'}\n"
+    )
+    command = [sys.executable, "-m", "runner", "run", f"{name}.yaml", "--progress", "plain"]
+    return subprocess.Popen(
+        [*command, *options],
+        cwd=tmp_path,
+        env=subprocess_env(url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _umask() -> int:
     import os
 
@@ -822,27 +830,14 @@ def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
     """SIGTERM while 20 submissions queue behind one slot: the one on the wire is
     recorded, the queued ones are never sent (before, all of them went out)."""
     import signal
-    import subprocess
-    import sys
 
     from fakeapi import delay
 
-    rows = [f"https://media.example.com/call-{n:02d}.mp3" for n in range(20)]
-    (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
-    (tmp_path / "q.yaml").write_text(
-        "version: 1\nname: q\ninputs: [{list: calls.csv}]\n"
-        "tasks:\n  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:50] }}'}\n"
-    )
     fake = FakeAssemblyAI(api_key=KEY)
     fake.faults.add("POST /v2/transcript", delay(0.5), times=None)
     with serve_in_process(fake, lambda f: len(f.submissions)) as server:
         url = server.base_url  # type: ignore[attr-defined]
-        env = subprocess_env(url)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "runner", "run", "q.yaml", "--progress", "plain",
-             "--limit", "transcriptions=1"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        process = _start_list_run(tmp_path, "q", 20, url, "--limit", "transcriptions=1")
         # Readiness, not time: every submission records its intent before it queues for
         # the one slot, so the store says when most of them are waiting.
         state = tmp_path / ".transcript-runner" / "state.db"
