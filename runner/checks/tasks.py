@@ -135,56 +135,66 @@ def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
 def _check_api_fields(doc: Document) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for name, spec in doc.data["tasks"].items():
-        here: KeyPath = ("tasks", name)
         if spec.get("api") == TaskApi.LEMUR.value:
-            for key in _GATEWAY_ONLY:
-                if key in spec:
-                    found.append(
-                        doc.diagnostic(
-                            (*here, key),
-                            f"{key!r} is an LLM Gateway option; LeMUR tasks (api: lemur) "
-                            "do not support it",
-                        )
-                    )
-            if "max_tokens" in spec:
-                found.append(
-                    doc.diagnostic(
-                        (*here, "max_tokens"),
-                        "LeMUR tasks set the reply length with 'max_output_size' (at most 4000), "
-                        "not 'max_tokens'",
-                    )
-                )
-            if "prompt" not in spec and "prompt_file" not in spec:
-                found.append(doc.diagnostic(here, "a LeMUR task needs a prompt or prompt_file"))
-            temperature = spec.get("temperature")
-            if isinstance(temperature, int | float) and temperature > 1:
-                found.append(
-                    doc.diagnostic(
-                        (*here, "temperature"),
-                        f"LeMUR takes a temperature from 0 to 1, not {temperature}",
-                        key=False,
-                    )
-                )
-            found.append(_lemur_warning(doc, name, spec))
+            found += _check_lemur_task(doc, name, spec)
         else:
-            if "quotes" in spec:
-                for key in _NOT_WITH_QUOTES:
-                    if key in spec:
-                        found.append(
-                            doc.diagnostic(
-                                (*here, key),
-                                f"{key!r} does not apply to a quotes task: its reply is matched "
-                                "to the transcript's sentences and written as JSON",
-                            )
-                        )
-            for key in _LEMUR_ONLY:
-                if key in spec:
-                    found.append(
-                        doc.diagnostic(
-                            (*here, key),
-                            f"{key!r} only applies to LeMUR tasks; add `api: lemur` or remove it",
-                        )
-                    )
+            found += _check_gateway_task(doc, name, spec)
+    return found
+
+
+def _check_lemur_task(doc: Document, name: str, spec: Mapping[str, Any]) -> list[Diagnostic]:
+    here: KeyPath = ("tasks", name)
+    found = [
+        doc.diagnostic(
+            (*here, key),
+            f"{key!r} is an LLM Gateway option; LeMUR tasks (api: lemur) do not support it",
+        )
+        for key in _GATEWAY_ONLY
+        if key in spec
+    ]
+    if "max_tokens" in spec:
+        found.append(
+            doc.diagnostic(
+                (*here, "max_tokens"),
+                "LeMUR tasks set the reply length with 'max_output_size' (at most 4000), "
+                "not 'max_tokens'",
+            )
+        )
+    if "prompt" not in spec and "prompt_file" not in spec:
+        found.append(doc.diagnostic(here, "a LeMUR task needs a prompt or prompt_file"))
+    temperature = spec.get("temperature")
+    if isinstance(temperature, int | float) and temperature > 1:
+        found.append(
+            doc.diagnostic(
+                (*here, "temperature"),
+                f"LeMUR takes a temperature from 0 to 1, not {temperature}",
+                key=False,
+            )
+        )
+    found.append(_lemur_warning(doc, name, spec))
+    return found
+
+
+def _check_gateway_task(doc: Document, name: str, spec: Mapping[str, Any]) -> list[Diagnostic]:
+    here: KeyPath = ("tasks", name)
+    not_with_quotes = _NOT_WITH_QUOTES if "quotes" in spec else ()
+    found = [
+        doc.diagnostic(
+            (*here, key),
+            f"{key!r} does not apply to a quotes task: its reply is matched "
+            "to the transcript's sentences and written as JSON",
+        )
+        for key in not_with_quotes
+        if key in spec
+    ]
+    found += [
+        doc.diagnostic(
+            (*here, key),
+            f"{key!r} only applies to LeMUR tasks; add `api: lemur` or remove it",
+        )
+        for key in _LEMUR_ONLY
+        if key in spec
+    ]
     return found
 
 
