@@ -366,6 +366,12 @@ class Store:
             (transcript_id, part, packed, time.time()),
         )
 
+    def transcript_has(self, transcript_id: str, part: str) -> bool:
+        rows = self._execute(
+            "SELECT 1 FROM transcripts WHERE transcript_id=? AND part=?", (transcript_id, part)
+        )
+        return bool(rows)
+
     def transcript_get(self, transcript_id: str, part: str) -> Mapping[str, Any] | None:
         rows = self._execute(
             "SELECT body FROM transcripts WHERE transcript_id=? AND part=?", (transcript_id, part)

@@ -59,9 +59,16 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class TranscriptResult:
-    """A completed transcript and how it was obtained."""
+    """A completed transcript and how it was obtained.
 
-    data: Mapping[str, Any]  # the GET /v2/transcript/{id} body
+    ``data`` is the ``GET /v2/transcript/{id}`` body when it is in hand, or None when
+    only the job's completion is known (a status sweep saw it): the body is fetched
+    when the item has room to work on it, so thousands of waiting items hold no
+    transcripts.
+    """
+
+    data: Mapping[str, Any] | None
+    transcript_id: str | None = None
     polls: int = 0
     submitted: bool = False  # True when this run created the job
     upload_url: str | None = None

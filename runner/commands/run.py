@@ -25,7 +25,12 @@ from runner.checks import load_recipes
 from runner.commands.plan import count
 from runner.diagnostics import suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from runner.execute.executor import DEFAULT_ITEMS_IN_FLIGHT, Executor, RunOptions
+from runner.execute.executor import (
+    DEFAULT_ITEMS_IN_FLIGHT,
+    DEFAULT_ITEMS_WORKING,
+    Executor,
+    RunOptions,
+)
 from runner.execute.services import Reporter, Services, offline_services
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
@@ -89,6 +94,7 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         timeout=request.timeout,
         transcript_deadline=_transcript_deadline(recipes),
         items_in_flight=limits.items,
+        items_working=limits.working,
         use_cache=not request.no_cache,
         offline=request.offline,
         shard=request.shard,
@@ -171,10 +177,11 @@ def _stop_on_signals(http: HttpClient) -> None:
             return
 
 
+@dataclass(frozen=True)
 class _MergedLimits:
-    def __init__(self, limits: Limits, items: int) -> None:
-        self.limits = limits
-        self.items = items
+    limits: Limits
+    items: int  # items under way at once (most of them waiting for their jobs)
+    working: int  # of those, holding a transcript while their tasks run
 
 
 def merged_limits(recipes: Sequence[Recipe], overrides: Mapping[str, int]) -> _MergedLimits:
@@ -185,10 +192,12 @@ def merged_limits(recipes: Sequence[Recipe], overrides: Mapping[str, int]) -> _M
             chosen[kind] = min(value, chosen.get(kind, value))
     chosen.update(overrides)
     limits = replace(Limits(), **{k: v for k, v in chosen.items() if k != "items"})
-    # Enough items in flight to keep submissions and LLM calls at their limits: a pool
-    # smaller than those would make raising them meaningless.
-    items = chosen.get("items", max(DEFAULT_ITEMS_IN_FLIGHT, limits.transcriptions + limits.llm))
-    return _MergedLimits(limits, items)
+    items = chosen.get("items", DEFAULT_ITEMS_IN_FLIGHT)
+    # Enough items working to keep every LLM and LeMUR slot busy (an item has one or
+    # two calls in flight at a time, and some time between them), and no more: each
+    # holds a transcript. Waiting items are cheap, so `items` bounds only them.
+    working = max(DEFAULT_ITEMS_WORKING, (limits.llm + limits.lemur) * 3 // 2)
+    return _MergedLimits(limits, items, min(items, working))
 
 
 def _timeouts(config: ClientConfig, recipes: Sequence[Recipe]) -> Timeouts:

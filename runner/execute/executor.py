@@ -1,6 +1,9 @@
 """The async scheduler: items flow through transcription, then their task graph.
 
-* A bounded pool of item workers keeps memory flat for 10,000-item runs; the HTTP
+* Items flow in two stages. Up to ``items_in_flight`` wait for their transcripts,
+  holding only a job id; up to ``items_working`` of them hold a transcript and run their
+  tasks. So the account's limits stay busy and memory stays flat for 10,000-item
+  runs: a finished job's body is fetched only when its item has room. The HTTP
   layer (:mod:`runner.api.http`) bounds uploads, submissions, polls and LLM
   calls separately, with retries and rate limits.
 * Each item's transcript comes from :class:`~runner.execute.transcribe.Transcriber`
@@ -32,7 +35,7 @@ from runner.execute.ask import Asker, cacheable, record_completion, reply_text
 from runner.execute.claims import Claims
 from runner.execute.finish import finish, processed_or_failure, unusable
 from runner.execute.services import Reporter, Services
-from runner.execute.transcribe import Transcriber
+from runner.execute.transcribe import Settled, Transcriber
 from runner.items import Item, Shard, expand
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.templating import TemplateEngine, used_transcript_fields
@@ -43,7 +46,13 @@ from runner.results.outputs import item_dir, write_json
 from runner.store import Store
 from runner.transcript.model import Transcript
 
-DEFAULT_ITEMS_IN_FLIGHT = 64
+# Items under way at once: most of them only wait for their jobs, holding an id each
+# (a few KB), so the pool can be large enough to keep any account's limits busy.
+DEFAULT_ITEMS_IN_FLIGHT = 1000
+# Items holding their transcript at once, while their tasks run: enough to keep the
+# LLM slots full (each item has one to a few calls in flight), few enough that memory
+# stays flat however many items wait. The command sizes it from the `llm` limit.
+DEFAULT_ITEMS_WORKING = 32
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,7 @@ class RunOptions:
     timeout: float | None = None  # --timeout for the whole run, seconds
     transcript_deadline: float | None = None  # per transcript; None: the client's default
     items_in_flight: int = DEFAULT_ITEMS_IN_FLIGHT
+    items_working: int = DEFAULT_ITEMS_WORKING  # of those, holding transcripts at once
     use_cache: bool = True  # --no-cache: ask the LLM again (the ledger is always used)
     offline: bool = False  # --offline: everything must come from the state store
     shard: Shard | None = None  # --shard K/N: only this job's share of the items
@@ -142,6 +152,7 @@ class Executor:
             claims=self.claims,
         )
         self._state = _State()
+        self._working = asyncio.Semaphore(options.items_working)
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
@@ -242,12 +253,21 @@ class Executor:
     ) -> None:
         folder = item_dir(prepared.recipe, item, prepared.engine, self.options.out)
         record.folder = str(folder)
-        obtained = await self.transcriber.obtain(
-            prepared.recipe,
-            item,
-            record,
-            sentences=prepared.needs_sentences,
-            paragraphs=prepared.needs_paragraphs,
+        settled = await self.transcriber.settle(prepared.recipe, item, record)
+        # Waiting items hold an id; only items with room to work hold a transcript.
+        async with self._working:
+            await self._work_on(prepared, item, folder, settled, record)
+
+    async def _work_on(
+        self,
+        prepared: PreparedRecipe,
+        item: Item,
+        folder: Path,
+        settled: Settled,
+        record: ItemRecord,
+    ) -> None:
+        obtained = await self.transcriber.load(
+            settled, sentences=prepared.needs_sentences, paragraphs=prepared.needs_paragraphs
         )
         transcript = obtained.transcript
         record.transcript_id = transcript.id

@@ -58,6 +58,17 @@ def unclear(exc: ApiError) -> bool:
     return isinstance(exc, MaybeSubmitted) or (exc.status is not None and exc.status >= 500)
 
 
+@dataclass(frozen=True)
+class Settled:
+    """An item's transcript is complete; its body stays where it is kept (the store,
+    AssemblyAI, a saved file) until the item has room to work on it, so thousands of
+    items waiting for their jobs hold no transcripts."""
+
+    transcript_id: str | None = None
+    data: Mapping[str, Any] | None = None  # in hand only when no store could keep it
+    saved: Path | None = None  # a transcript_file input
+
+
 @dataclass
 class Obtained:
     """An item's transcript, with the sentences and paragraphs its templates use."""
@@ -97,28 +108,64 @@ class Transcriber:
         sentences: bool = False,
         paragraphs: bool = False,
     ) -> Obtained:
-        """The item's completed transcript, with its sentences and paragraphs when asked
-        (from AssemblyAI's own endpoints; a saved transcript derives them from words)."""
+        """:meth:`settle`, then :meth:`load`: the item's completed transcript."""
+        settled = await self.settle(recipe, item, record)
+        return await self.load(settled, sentences=sentences, paragraphs=paragraphs)
+
+    async def settle(self, recipe: Recipe, item: Item, record: ItemRecord) -> Settled:
+        """Wait until the item's transcript is complete (paying for it at most once),
+        without holding its body: the executor loads it when the item can go on."""
         if item.kind is InputKind.TRANSCRIPT_FILE:
-            saved = await asyncio.to_thread(load_saved, Path(item.source))
-            derived = sentences_from_words(saved.words)
-            return Obtained(saved, derived, paragraphs_from_sentences(derived), True)
+            return Settled(saved=Path(item.source))
         result = await self._transcribe(recipe, item, record)
-        # Building ~1,000 word objects is the heaviest CPU work of an item; in a thread
-        # the event loop keeps reading replies (a 429 read late means requests sent late).
-        transcript = await asyncio.to_thread(_parse, Transcript.from_api, result.data)
         record.polls = result.polls
         record.submitted = result.submitted
         record.transcript_seconds = round(result.seconds, 3)
+        if result.transcript_id:
+            record.transcript_id = result.transcript_id
+        # A body already kept in the store is read back when needed, not held meanwhile.
+        data = None if self.store is not None and result.transcript_id else result.data
+        return Settled(transcript_id=result.transcript_id, data=data)
+
+    async def load(
+        self, settled: Settled, *, sentences: bool = False, paragraphs: bool = False
+    ) -> Obtained:
+        """The settled transcript, with its sentences and paragraphs when asked (from
+        AssemblyAI's own endpoints; a saved transcript derives them from words)."""
+        if settled.saved is not None:
+            saved = await asyncio.to_thread(load_saved, settled.saved)
+            derived = sentences_from_words(saved.words)
+            return Obtained(saved, derived, paragraphs_from_sentences(derived), True)
+        data = settled.data
+        if data is None:
+            data = await self._body(settled.transcript_id or "")
+        # Parsing ~1,000 words is the heaviest CPU work of an item; in a thread the
+        # event loop keeps reading replies (a 429 read late means requests sent late).
+        transcript = await asyncio.to_thread(_parse, Transcript.from_api, data)
         found_sentences: tuple[Sentence, ...] = ()
         found_paragraphs: tuple[Paragraph, ...] = ()
         if sentences and transcript.id:
-            data = await self._part(transcript.id, "sentences")
-            found_sentences = _parse(parse_sentences, data)
+            found_sentences = _parse(parse_sentences, await self._part(transcript.id, "sentences"))
         if paragraphs and transcript.id:
-            data = await self._part(transcript.id, "paragraphs")
-            found_paragraphs = _parse(parse_paragraphs, data)
+            part = await self._part(transcript.id, "paragraphs")
+            found_paragraphs = _parse(parse_paragraphs, part)
         return Obtained(transcript, found_sentences, found_paragraphs, False)
+
+    async def _body(self, transcript_id: str) -> Mapping[str, Any]:
+        """A completed transcript's body: from the store when kept, else fetched and kept."""
+        stored = await self._stored(transcript_id, "transcript")
+        if stored is not None:
+            return stored
+        if self.offline:
+            raise NotStored(f"--offline: transcript {transcript_id} is not stored")
+        data = await self.api.get(transcript_id)
+        if data.get("status") != "completed":
+            raise ApiError(
+                f"transcript {transcript_id} was reported completed, but its body says "
+                f"{data.get('status')!r}; the next run fetches it again"
+            )
+        await self._keep(transcript_id, "transcript", data)
+        return data
 
     async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
         """Sentences or paragraphs: from the store when kept, else fetched and kept."""
@@ -151,7 +198,8 @@ class Transcriber:
         shared = await self._single_flight.join(key)
         if shared is not None:
             record.reused = True
-            return TranscriptResult(data=shared.data, polls=0)
+            # Only the id is shared: each item reads the body when it has room for it.
+            return TranscriptResult(data=None, transcript_id=shared.transcript_id)
         return await self._single_flight.run(
             key, lambda: self._transcribe_once(item, record, key, audio, options)
         )
@@ -269,21 +317,24 @@ class Transcriber:
         return None
 
     async def _fetch(self, transcript_id: str) -> TranscriptResult:
-        """An existing transcript by id: from the store when kept, else from the API."""
-        stored = await self._stored(transcript_id, "transcript")
-        if stored is not None:
-            return TranscriptResult(data=stored)
+        """An existing transcript by id, once complete: kept in the store, or in hand."""
+        if self.store is not None and await asyncio.to_thread(
+            self.store.transcript_has, transcript_id, "transcript"
+        ):
+            return TranscriptResult(data=None, transcript_id=transcript_id)
         if self.offline:
             raise NotStored(f"--offline: transcript {transcript_id} is not stored")
         api = self.api
-        data = await api.get(transcript_id)
-        if data.get("status") == "error":
+        data: Mapping[str, Any] | None = await api.get(transcript_id)
+        polls = 0
+        if data is not None and data.get("status") == "error":
             raise TranscriptFailed(transcript_id, str(data.get("error") or "unknown error"))
-        if data.get("status") != "completed":
+        if data is not None and data.get("status") != "completed":
             result = await api.wait(transcript_id, audio_duration=None, deadline=self.deadline)
-            data = result.data
-        await self._keep(transcript_id, "transcript", data)
-        return TranscriptResult(data=data)
+            data, polls = result.data, result.polls
+        if data is not None:
+            await self._keep(transcript_id, "transcript", data)
+        return TranscriptResult(data=data, transcript_id=transcript_id, polls=polls)
 
     async def _reattach(self, entry: LedgerEntry, key: str) -> TranscriptResult | None:
         """The ledger's job for this audio, or None when it failed and must be redone."""
@@ -307,7 +358,7 @@ class Transcriber:
             if self.store is not None:
                 await asyncio.to_thread(self.store.ledger_forget, key)
             return None
-        return TranscriptResult(data=result.data, polls=result.polls)
+        return result
 
     async def _submit(
         self,
@@ -324,9 +375,11 @@ class Transcriber:
             audio_url = await api.upload(Path(item.source))
         transcript_id = await self._submit_recorded(record, key, audio, audio_url, options)
         result = await api.wait(transcript_id, audio_duration=None, deadline=self.deadline)
-        await self._keep(transcript_id, "transcript", result.data)
+        if result.data is not None:
+            await self._keep(transcript_id, "transcript", result.data)
         return TranscriptResult(
             data=result.data,
+            transcript_id=transcript_id,
             polls=result.polls,
             submitted=True,
             upload_url=audio_url if item.kind is InputKind.FILE else None,
