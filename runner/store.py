@@ -192,6 +192,7 @@ class Store:
             try:
                 self._db.execute("PRAGMA busy_timeout=30000")
                 self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
                 return
             except sqlite3.OperationalError as exc:
@@ -354,16 +355,18 @@ class Store:
         self._execute("DELETE FROM transcriptions WHERE key=?", (key,))
 
     def transcript_put(self, transcript_id: str, part: str, body: Mapping[str, Any]) -> None:
-        """Keep a completed transcript (``part`` "transcript") or its sentences/paragraphs,
-        compressed: nothing is looked up inside it, and word lists shrink about 6 times
-        (a store of 10,000 transcripts is a few hundred MB, not gigabytes)."""
-        packed = zlib.compress(
-            json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), 1
-        )
+        """Keep a completed transcript (``part`` "transcript") or its sentences/paragraphs."""
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        self.transcript_put_bytes(transcript_id, part, text.encode())
+
+    def transcript_put_bytes(self, transcript_id: str, part: str, body: bytes) -> None:
+        """Keep the JSON as received, compressed: nothing is looked up inside it, and
+        word lists shrink about 6 times (a store of 10,000 transcripts is a few hundred
+        MB, not gigabytes). Not re-encoded, not sorted: what identifies it is its id."""
         self._execute(
             "INSERT OR REPLACE INTO transcripts (transcript_id, part, body, created)"
             " VALUES (?, ?, ?, ?)",
-            (transcript_id, part, packed, time.time()),
+            (transcript_id, part, zlib.compress(body, 1), time.time()),
         )
 
     def transcript_has(self, transcript_id: str, part: str) -> bool:
@@ -373,22 +376,35 @@ class Store:
         return bool(rows)
 
     def transcript_get(self, transcript_id: str, part: str) -> Mapping[str, Any] | None:
+        body = self.transcript_bytes(transcript_id, part)
+        if body is None:
+            return None
+        try:
+            loaded: Mapping[str, Any] = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise self._damaged(transcript_id, part, exc) from None
+        return loaded
+
+    def transcript_bytes(self, transcript_id: str, part: str) -> bytes | None:
+        """The kept JSON, decompressed; None when it is not kept."""
         rows = self._execute(
             "SELECT body FROM transcripts WHERE transcript_id=? AND part=?", (transcript_id, part)
         )
         if not rows:
             return None
         body = rows[0][0]
+        if isinstance(body, str):  # stores written before compression hold the JSON text
+            return body.encode()
         try:
-            # Stores written before compression hold the JSON text itself.
-            text = zlib.decompress(body) if isinstance(body, bytes) else body
-            loaded: Mapping[str, Any] = json.loads(text)
-        except (zlib.error, ValueError, RecursionError) as exc:
-            raise StoreError(
-                f"state store {self.path}: the stored {part} of transcript {transcript_id} "
-                f"is damaged ({exc}); remove it with `transcript-runner cache clear`"
-            ) from None
-        return loaded
+            return zlib.decompress(body)
+        except zlib.error as exc:
+            raise self._damaged(transcript_id, part, exc) from None
+
+    def _damaged(self, transcript_id: str, part: str, exc: Exception) -> StoreError:
+        return StoreError(
+            f"state store {self.path}: the stored {part} of transcript {transcript_id} "
+            f"is damaged ({exc}); remove it with `transcript-runner cache clear`"
+        )
 
     # replies -------------------------------------------------------------------------
 

@@ -304,12 +304,17 @@ class AudioRule:
         return self.error(audio_url) if callable(self.error) else self.error
 
 
+TERMINAL = frozenset({"completed", "error"})
+DELETED_AUDIO_URL = "http://deleted_by_user"  # transcript-deleted.json's audio_url
+
+
 @dataclass(frozen=True)
 class JobFetch:
     """One served ``GET /v2/transcript/{id}``: when (monotonic clock) and the status sent."""
 
     at: float
     status: str
+    listed: bool = False  # seen in GET /v2/transcript (a status sweep), not fetched
 
 
 @dataclass
@@ -364,8 +369,14 @@ class TranscriptJob:
 
     @property
     def noticed_at(self) -> float | None:
-        """When the first GET that answered ``completed`` or ``error`` was served."""
+        """When a client could first know the job was done: the first GET, or list page,
+        that answered ``completed`` or ``error``."""
         return next((f.at for f in self.fetches if f.status in ("completed", "error")), None)
+
+    @property
+    def status_requests(self) -> int:
+        """GETs of this job that found it still queued or processing (its own polls)."""
+        return sum(1 for f in self.fetches if not f.listed and f.status not in TERMINAL)
 
     @property
     def notice_lateness(self) -> float | None:
@@ -1452,6 +1463,7 @@ class FakeAssemblyAI:
         self.submissions: list[Submission] = []
         self.transcripts: dict[str, TranscriptJob] = {}
         self.polls: Counter[str] = Counter()
+        self.list_requests = 0  # GET /v2/transcript pages served (status sweeps included)
         self.deleted_uploads: set[str] = set()
         self.audio_rules: list[AudioRule] = []
         self.retry_after_windows: list[RetryAfterWindow] = []
@@ -1760,12 +1772,19 @@ class FakeAssemblyAI:
             limit = min(max(int(request.query.get("limit", "10")), 1), 200)
         except ValueError:
             return v2_error(400, "limit must be an integer")
+        self.list_requests += 1
         jobs = list(reversed(self.transcripts.values()))
         wanted = request.query.get("status")
         if wanted:
             jobs = [j for j in jobs if j.status == wanted]
         jobs = _page_bounds(jobs, request.query.get("before_id"), request.query.get("after_id"))
         page = jobs[:limit]
+        now = time.monotonic()
+        for job in page:
+            # The first time a page shows a job done is when a client could notice it.
+            status = job.status
+            if status in TERMINAL and job.noticed_at is None:
+                job.fetches.append(JobFetch(now, status, listed=True))
         origin = str(request.url.origin())
         return json_response(
             {
@@ -1862,16 +1881,19 @@ def _page_details(
 
 
 def _list_item(origin: str, job: TranscriptJob) -> JSONDict:
-    """One TranscriptListItem."""
-    body = job.body()
+    """One TranscriptListItem, without building the job's body (a page of 200
+    completed transcripts would copy 20 MB)."""
+    status = job.status
+    if status == "completed":
+        job.completed_at = job.completed_at or _now_iso()
     return {
         "id": job.id,
         "resource_url": f"{origin}/v2/transcript/{job.id}",
-        "status": body["status"],
+        "status": status,
         "created": job.created,
-        "completed": job.completed_at if body["status"] == "completed" else None,
-        "audio_url": body["audio_url"],
-        "error": body.get("error"),
+        "completed": job.completed_at if status == "completed" else None,
+        "audio_url": DELETED_AUDIO_URL if job.deleted else job.audio_url,
+        "error": job.error if status == "error" else None,
     }
 
 

@@ -75,6 +75,10 @@ class FakeTranscripts:
         self.history.append(("get", transcript_id))
         return self.stored.get(transcript_id) or self._next(transcript_id)
 
+    async def download(self, transcript_id: str) -> bytes:
+        self.history.append(("download", transcript_id))
+        return json.dumps(self.stored.get(transcript_id) or self._next(transcript_id)).encode()
+
     async def wait(
         self, transcript_id: str, *, audio_duration: float | None, deadline: float | None
     ) -> TranscriptResult:

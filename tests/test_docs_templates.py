@@ -155,7 +155,7 @@ def test_every_filter_is_documented() -> None:
 
 
 def test_every_transcript_field_is_documented() -> None:
-    fields = TranscriptView.__dataclass_fields__
+    fields = TranscriptView.template_fields
     missing = [name for name in fields if f"`transcript.{name}`" not in DOC_TEXT]
     assert missing == []
 

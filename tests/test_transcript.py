@@ -225,7 +225,22 @@ def test_integral_float_times_are_accepted() -> None:
 )
 def test_from_api_wrong_types_name_the_field(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        Transcript.from_api(data)
+        Transcript.from_api(data).parse_segments()
+
+
+def test_words_are_parsed_on_first_use_and_the_bytes_received_are_kept() -> None:
+    # Most prompts read only the text: a malformed word list costs nothing until a
+    # template (or parse_segments, which the executor calls when templates use words)
+    # reads it, and then it names the field.
+    body = json.dumps({"id": "x", "status": "completed", "text": "Hi.", "words": "oops"})
+    transcript = Transcript.from_body(body.encode())
+    assert (transcript.text, transcript.body) == ("Hi.", body.encode())
+    with pytest.raises(ValueError, match=re.escape("'words' must be a list, got str")):
+        _ = transcript.words
+    data = load_fixture("transcript-wildfires.json")
+    good = Transcript.from_body(json.dumps(data).encode())
+    assert good.words == Transcript.from_api(data).words
+    assert good.raw["id"] == data["id"]
 
 
 def test_from_api_rejects_non_objects() -> None:

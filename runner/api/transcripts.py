@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from runner.api.config import ClientConfig
 from runner.api.cooldowns import Clock, Sleep
 from runner.api.http import HttpClient, HttpResponse
 from runner.api.pacing import paced
+from runner.api.sweeps import FALLBACK_SECONDS, LIST_PAGE, Sighting, StatusSweeper, older_page
 from runner.api.types import TranscriptResult
 from runner.errors import (
     ApiError,
@@ -32,7 +33,6 @@ from runner.errors import (
 )
 
 TERMINAL_STATUSES: Final = frozenset({"completed", "error"})
-LIST_PAGE: Final = 200  # the most the list endpoint gives at once (notes §4)
 MAX_LIST_PAGES: Final = 50  # 10,000 transcripts back at most: a bound, not a guess
 CLOCK_SKEW: Final = 600.0  # seconds the server's clock may be behind ours
 
@@ -123,6 +123,7 @@ class TranscriptsClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
+        self.sweeper = StatusSweeper(self._get_json)
 
     def _url(self, path: str) -> str:
         return f"{self._config.base_url}{path}"
@@ -186,6 +187,13 @@ class TranscriptsClient:
         """``GET /v2/transcript/{id}``: the transcript in its current state (§4)."""
         return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}")
 
+    async def download(self, transcript_id: str) -> bytes:
+        """``GET /v2/transcript/{id}`` as the bytes received (redacted like every body):
+        a finished transcript is kept and written as it came, never re-encoded."""
+        path = f"/v2/transcript/{quote(transcript_id, safe='')}"
+        response = await self._http.request("GET", self._url(path), family="polls", idempotent=True)
+        return response.body
+
     async def sentences(self, transcript_id: str) -> Mapping[str, Any]:
         """``GET /v2/transcript/{id}/sentences`` (§5)."""
         return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}/sentences")
@@ -216,7 +224,7 @@ class TranscriptsClient:
                     found.append((created, entry["id"]))
             if not entries or all((_created(e) or 0.0) < oldest for e in entries):
                 return [tid for _, tid in sorted(found)]
-            older = _same_host_path(page, "prev_url")
+            older = older_page(page)
             if older is None:  # the oldest page: the whole list was searched
                 return [tid for _, tid in sorted(found)]
             path = older
@@ -239,30 +247,58 @@ class TranscriptsClient:
         audio_duration: float | None = None,
         deadline: float | None = None,
     ) -> TranscriptResult:
-        """Poll until ``completed`` (returned) or ``error`` (:class:`TranscriptFailed`).
+        """Wait until ``completed`` (returned) or ``error`` (:class:`TranscriptFailed`).
 
         ``deadline`` is seconds from now; ``None`` uses :meth:`Timeouts.deadline_for`.
-        The first poll comes after ``schedule.first``: callers holding an id of unknown
-        state should :meth:`get` it first. A failed job is an HTTP 200 with
-        ``status: "error"`` (notes §4), so it is raised here rather than returned as the
-        SDKs do.
+        While many jobs wait, status sweeps of the account's list
+        (:mod:`runner.api.sweeps`) say when each is done, and the result carries no body
+        (``data`` None): the caller fetches it when it has room. A job waiting alone is
+        polled on its own schedule, and its last poll's body is returned. The first
+        poll comes after ``schedule.first``: callers holding an id of unknown state
+        should :meth:`get` it first. A failed job is an HTTP 200 with
+        ``status: "error"`` (notes §4), so it is raised here rather than returned as
+        the SDKs do.
         """
         allowed = deadline if deadline is not None else self._timeouts_deadline(audio_duration)
         started = self._clock()
         delays = poll_delays(audio_duration, self._schedule, self._rng)
         polls, status = 0, "queued"
-        while True:
-            left = started + allowed - self._clock()
-            if left <= 0:
-                raise _deadline_exceeded(transcript_id, allowed, status)
-            await self._sleep(min(paced(next(delays)), left))
-            body = await self.get(transcript_id)
-            polls += 1
-            status = str(body.get("status"))
-            if status == "completed":
-                return TranscriptResult(data=body, polls=polls, seconds=self._clock() - started)
-            if status == "error":
-                raise TranscriptFailed(transcript_id, str(body.get("error") or "unknown error"))
+        try:
+            while True:
+                left = started + allowed - self._clock()
+                if left <= 0:
+                    raise _deadline_exceeded(transcript_id, allowed, status)
+                sighting = await self._sighting(transcript_id, next(delays), left)
+                if sighting is not None and sighting.status is not None:
+                    if sighting.status == "error":
+                        raise TranscriptFailed(transcript_id, sighting.error or "unknown error")
+                    seconds = self._clock() - started
+                    return TranscriptResult(None, transcript_id, polls, seconds=seconds)
+                body = await self.get(transcript_id)
+                polls += 1
+                status = str(body.get("status"))
+                if status == "completed":
+                    seconds = self._clock() - started
+                    return TranscriptResult(body, transcript_id, polls, seconds=seconds)
+                if status == "error":
+                    raise TranscriptFailed(transcript_id, str(body.get("error") or "unknown"))
+        finally:
+            self.sweeper.unwatch(transcript_id)
+
+    async def _sighting(self, transcript_id: str, delay: float, left: float) -> Sighting | None:
+        """What a sweep saw within the next poll's wait, or None: time to poll the job.
+
+        While sweeps cover the jobs, a job is polled on its own only every
+        ``FALLBACK_SECONDS`` (a job outside the sweeps' window is still noticed)."""
+        seen = self.sweeper.watch(transcript_id)
+        if not self.sweeper.covering:
+            await self._sleep(min(paced(delay), left))
+            return seen.result() if seen.done() else None
+        try:
+            wait = min(paced(max(delay, FALLBACK_SECONDS)), left)
+            return await asyncio.wait_for(asyncio.shield(seen), wait)
+        except TimeoutError:
+            return None
 
     def _timeouts_deadline(self, audio_duration: float | None) -> float:
         return self._config.timeouts.deadline_for(audio_duration)
@@ -278,17 +314,6 @@ def _created(entry: Any) -> float | None:
     except ValueError:
         return None
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
-def _same_host_path(page: Mapping[str, Any], field: str) -> str | None:
-    """The path and query of a paging URL, so the next page goes to the host we were
-    given (and with our key only there), whatever host the server names."""
-    details = page.get("page_details")
-    url = details.get(field) if isinstance(details, Mapping) else None
-    if not isinstance(url, str) or not url:
-        return None
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 def _deadline_exceeded(transcript_id: str, allowed: float, status: str) -> DeadlineExceeded:

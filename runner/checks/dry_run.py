@@ -15,7 +15,6 @@ from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     NO_SPEAKERS,
     ItemView,
-    NoSpeakerLabels,
     RecipeView,
     TaskResultView,
     folder_context,
@@ -127,7 +126,7 @@ def _speakers_without_labels(
     found = []
     for task in recipe.tasks.values():
         context = sample_context(recipe, task, sample_item_vars(recipe)[0])
-        context["transcript"] = replace(context["transcript"], utterances=NoSpeakerLabels())
+        context["transcript"] = context["transcript"].without_utterances()
         for template in task.templates:
             for problem in _render_problems(engine, template, context):
                 if NO_SPEAKERS in problem.message:

@@ -24,7 +24,6 @@ against patched internals.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from runner.prompt.templating import TemplateEngine, used_transcript_fields
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
 from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
-from runner.results.outputs import item_dir, write_json
+from runner.results.outputs import item_dir, write_transcript
 from runner.store import Store
 from runner.transcript.model import Transcript
 
@@ -97,6 +96,7 @@ class PreparedRecipe:
     tasks: tuple[Task, ...]
     needs_sentences: bool
     needs_paragraphs: bool
+    needs_words: bool  # words, utterances or speakers: parsed (and checked) up front
 
 
 def prepare_recipe(recipe: Recipe, shard: Shard | None = None) -> PreparedRecipe:
@@ -114,6 +114,7 @@ def prepare_recipe(recipe: Recipe, shard: Shard | None = None) -> PreparedRecipe
         tasks=tasks,
         needs_sentences=quotes or bool(used & {"sentences", "*"}),
         needs_paragraphs=bool(used & {"paragraphs", "*"}),
+        needs_words=bool(used & {"words", "utterances", "speakers", "*"}),
     )
 
 
@@ -267,7 +268,10 @@ class Executor:
         record: ItemRecord,
     ) -> None:
         obtained = await self.transcriber.load(
-            settled, sentences=prepared.needs_sentences, paragraphs=prepared.needs_paragraphs
+            settled,
+            sentences=prepared.needs_sentences,
+            paragraphs=prepared.needs_paragraphs,
+            words=prepared.needs_words,
         )
         transcript = obtained.transcript
         record.transcript_id = transcript.id
@@ -275,11 +279,7 @@ class Executor:
         if not obtained.local:
             # File writes run in a thread: on the event loop they would hold back every
             # other item's requests (and the reading of 429s) while the disk works.
-            await asyncio.to_thread(
-                functools.partial(write_json, compact=True),
-                folder / TRANSCRIPT_FILE,
-                dict(transcript.raw),
-            )
+            await asyncio.to_thread(write_transcript, folder / TRANSCRIPT_FILE, transcript)
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
         await self._run_tasks(prepared, item, folder, transcript, view, record)
         if any(t.status != "ok" for t in record.tasks):

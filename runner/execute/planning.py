@@ -203,13 +203,20 @@ def _known_transcript(
         return load_saved(Path(item.source)), "local"
     if item.kind is InputKind.TRANSCRIPT_ID:
         data = store.transcript_get(item.source, "transcript") if store else None
-        return (_stored(Transcript.from_api, data, item.source) if data else None), "fetch"
+        return (_stored(_checked_transcript, data, item.source) if data else None), "fetch"
     entry = store.ledger_get(transcription_key(recipe, audio_identity(item))) if store else None
     if entry is None:
         return None, "submit"
     data = store.transcript_get(entry.transcript_id, "transcript") if store else None
-    transcript = _stored(Transcript.from_api, data, entry.transcript_id) if data else None
+    transcript = _stored(_checked_transcript, data, entry.transcript_id) if data else None
     return transcript, "reuse"
+
+
+def _checked_transcript(data: Mapping[str, Any]) -> Transcript:
+    """A stored transcript with its words parsed now, so damage is found here."""
+    transcript = Transcript.from_api(data)
+    transcript.parse_segments()
+    return transcript
 
 
 def _stored(

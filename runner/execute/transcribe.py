@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ class Transcriber:
     ) -> Obtained:
         """:meth:`settle`, then :meth:`load`: the item's completed transcript."""
         settled = await self.settle(recipe, item, record)
-        return await self.load(settled, sentences=sentences, paragraphs=paragraphs)
+        return await self.load(settled, sentences=sentences, paragraphs=paragraphs, words=True)
 
     async def settle(self, recipe: Recipe, item: Item, record: ItemRecord) -> Settled:
         """Wait until the item's transcript is complete (paying for it at most once),
@@ -128,20 +129,28 @@ class Transcriber:
         return Settled(transcript_id=result.transcript_id, data=data)
 
     async def load(
-        self, settled: Settled, *, sentences: bool = False, paragraphs: bool = False
+        self,
+        settled: Settled,
+        *,
+        sentences: bool = False,
+        paragraphs: bool = False,
+        words: bool = False,
     ) -> Obtained:
         """The settled transcript, with its sentences and paragraphs when asked (from
-        AssemblyAI's own endpoints; a saved transcript derives them from words)."""
+        AssemblyAI's own endpoints; a saved transcript derives them from words), and
+        its words parsed up front when ``words`` (templates read them)."""
         if settled.saved is not None:
             saved = await asyncio.to_thread(load_saved, settled.saved)
             derived = sentences_from_words(saved.words)
             return Obtained(saved, derived, paragraphs_from_sentences(derived), True)
-        data = settled.data
-        if data is None:
-            data = await self._body(settled.transcript_id or "")
-        # Parsing ~1,000 words is the heaviest CPU work of an item; in a thread the
-        # event loop keeps reading replies (a 429 read late means requests sent late).
-        transcript = await asyncio.to_thread(_parse, Transcript.from_api, data)
+        if settled.data is not None:
+            build: Callable[[], Transcript] = functools.partial(Transcript.from_api, settled.data)
+        else:
+            body = await self._body(settled.transcript_id or "")
+            build = functools.partial(Transcript.from_body, body)
+        # Decoding a body (and parsing ~1,000 words, when used) is the heaviest CPU work
+        # of an item; in a thread the event loop keeps reading replies.
+        transcript = await asyncio.to_thread(_parse, _built, (build, words))
         found_sentences: tuple[Sentence, ...] = ()
         found_paragraphs: tuple[Paragraph, ...] = ()
         if sentences and transcript.id:
@@ -151,21 +160,20 @@ class Transcriber:
             found_paragraphs = _parse(parse_paragraphs, part)
         return Obtained(transcript, found_sentences, found_paragraphs, False)
 
-    async def _body(self, transcript_id: str) -> Mapping[str, Any]:
-        """A completed transcript's body: from the store when kept, else fetched and kept."""
-        stored = await self._stored(transcript_id, "transcript")
-        if stored is not None:
-            return stored
+    async def _body(self, transcript_id: str) -> bytes:
+        """A completed transcript as received: from the store when kept, else
+        downloaded and kept (compressed, as it came)."""
+        store = self.store
+        if store is not None:
+            kept = await asyncio.to_thread(store.transcript_bytes, transcript_id, "transcript")
+            if kept is not None:
+                return kept
         if self.offline:
             raise NotStored(f"--offline: transcript {transcript_id} is not stored")
-        data = await self.api.get(transcript_id)
-        if data.get("status") != "completed":
-            raise ApiError(
-                f"transcript {transcript_id} was reported completed, but its body says "
-                f"{data.get('status')!r}; the next run fetches it again"
-            )
-        await self._keep(transcript_id, "transcript", data)
-        return data
+        body = await self.api.download(transcript_id)
+        if store is not None:
+            await asyncio.to_thread(store.transcript_put_bytes, transcript_id, "transcript", body)
+        return body
 
     async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
         """Sentences or paragraphs: from the store when kept, else fetched and kept."""
@@ -456,7 +464,18 @@ def _made_with(job: Mapping[str, Any], options: Mapping[str, Any]) -> bool:
     )
 
 
-def _parse(parser: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any]) -> T:
+def _built(recipe: tuple[Callable[[], Transcript], bool]) -> Transcript:
+    """A transcript from ``build``, its words parsed (and checked) now when asked."""
+    build, words = recipe
+    transcript = build()
+    if transcript.status not in (None, "completed"):
+        raise ValueError(f"it was reported completed, but its status is {transcript.status!r}")
+    if words:
+        transcript.parse_segments()
+    return transcript
+
+
+def _parse(parser: Callable[[Any], T], data: Any) -> T:
     """An API body through ``parser``; a body of the wrong shape is the item's API error."""
     try:
         return parser(data)

@@ -179,7 +179,7 @@ def _path_of(obj: Any) -> str | None:
 def _names_in(obj: Any) -> tuple[str, ...]:
     if isinstance(obj, Mapping):
         return tuple(str(k) for k in obj)
-    fields = getattr(obj, "__dataclass_fields__", None)
+    fields = _fields_of(obj)
     return tuple(fields) if fields else ()
 
 
@@ -298,10 +298,17 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    fields = getattr(value, "__dataclass_fields__", None)
+    fields = _fields_of(value)
     if fields:
         return {name: _plain(getattr(value, name)) for name in fields}
     return value
+
+
+def _fields_of(value: Any) -> Any:
+    """The names a template sees on a view: its ``template_fields`` (fields and lazy
+    properties), else its dataclass fields; None for anything else."""
+    named = getattr(value, "template_fields", None)
+    return named if named is not None else getattr(value, "__dataclass_fields__", None)
 
 
 def _duration(seconds: float | int | None) -> str:

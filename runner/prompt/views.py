@@ -11,8 +11,8 @@ template engine can name a missing variable precisely and suggest a fix.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 from runner.recipe.model import Recipe, Task
 from runner.transcript.model import Paragraph, Sentence, Transcript, Utterance, Word
@@ -126,20 +126,36 @@ class TranscriptView:
 
     ``sentences`` and ``paragraphs`` come from the API's own segmentation when the
     runner fetched them (only when a template uses them); offline they are derived
-    from the words.
+    from the words. ``words``, ``utterances`` and ``speakers`` are read from the
+    transcript when a template first uses them: most prompts need only the text.
     """
 
     id: str | None
     text: str
-    words: tuple[Word, ...]
-    utterances: Sequence[Utterance]
     sentences: tuple[Sentence, ...]
     paragraphs: tuple[Paragraph, ...]
     audio_duration: float | int | None
     language_code: str | None
-    speakers: tuple[str, ...]
     confidence: float | None
     speech_model: str | None
+    # Underscored: the sandbox keeps templates from reaching past the view.
+    _source: Transcript = field(repr=False, compare=False)
+
+    # What templates see, in this order (docs, "did you mean", `tojson`): the fields
+    # above and the properties read from the transcript on first use.
+    template_fields: ClassVar[tuple[str, ...]] = (
+        "id",
+        "text",
+        "words",
+        "utterances",
+        "sentences",
+        "paragraphs",
+        "audio_duration",
+        "language_code",
+        "speakers",
+        "confidence",
+        "speech_model",
+    )
 
     def __str__(self) -> str:
         # `{{ transcript }}` is ambiguous: the whole object, or the Gateway's tag?
@@ -148,6 +164,25 @@ class TranscriptView:
             "write {{ transcript.text }} for the transcript text, or {{ gateway_transcript }} "
             "with `inject_transcript: true` to let the LLM Gateway insert it"
         )
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return self._source.words
+
+    @property
+    def utterances(self) -> Sequence[Utterance]:
+        # A transcript with speech but no utterances was made without speaker labels.
+        return self._source.utterances or (NoSpeakerLabels() if self.text.strip() else ())
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        return self._source.speakers
+
+    def without_utterances(self) -> TranscriptView:
+        """This transcript as made without speaker labels (``validate`` renders each
+        prompt once so, to warn about unguarded ``transcript.utterances``)."""
+        source = replace(self._source, _segments={"all": (self._source.words, ())})
+        return replace(self, _source=source)
 
     @classmethod
     def build(
@@ -159,17 +194,13 @@ class TranscriptView:
         return cls(
             id=transcript.id,
             text=transcript.text,
-            words=transcript.words,
-            # A transcript with speech but no utterances was made without speaker labels.
-            utterances=transcript.utterances
-            or (NoSpeakerLabels() if transcript.text.strip() else ()),
             sentences=sentences,
             paragraphs=paragraphs,
             audio_duration=transcript.audio_duration,
             language_code=transcript.language_code,
-            speakers=transcript.speakers,
             confidence=transcript.confidence,
             speech_model=transcript.speech_model_used,
+            _source=transcript,
         )
 
 
@@ -305,19 +336,18 @@ def sample_transcript_view() -> TranscriptView:
         sentences.append(Sentence(text, start, end, 0.95, speaker, own, None))
     full_text = " ".join(text for _, _, _, text in lines)
     paragraphs = (Paragraph(full_text, 0, 12000, 0.95, tuple(words)),)
-    return TranscriptView(
+    transcript = Transcript.of_segments(
+        tuple(words),
+        tuple(utterances),
         id="00000000-0000-4000-8000-000000000000",
+        status="completed",
         text=full_text,
-        words=tuple(words),
-        utterances=tuple(utterances),
-        sentences=tuple(sentences),
-        paragraphs=paragraphs,
         audio_duration=12,
         language_code="en_us",
-        speakers=("A", "B"),
         confidence=0.95,
-        speech_model="universal-3-5-pro",
+        speech_model_used="universal-3-5-pro",
     )
+    return TranscriptView.build(transcript, tuple(sentences), paragraphs)
 
 
 class AnyJson:

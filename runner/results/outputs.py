@@ -22,6 +22,7 @@ from runner.items import Item
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import folder_context
 from runner.recipe.model import Recipe
+from runner.transcript.model import Transcript
 
 
 def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | None) -> Path:
@@ -125,3 +126,13 @@ def write_json(path: Path, value: Any, *, compact: bool = False) -> None:
         else json.dumps(value, indent=2, ensure_ascii=False)
     )
     write_atomic(path, text + "\n")
+
+
+def write_transcript(path: Path, transcript: Transcript) -> None:
+    """``transcript.json``: the bytes AssemblyAI sent (compact JSON, already redacted),
+    or the decoded object written compact when there are no bytes to keep."""
+    if transcript.body is not None:
+        body = transcript.body
+        write_atomic(path, body if body.endswith(b"\n") else body + b"\n")
+    else:
+        write_json(path, dict(transcript.raw), compact=True)

@@ -111,28 +111,33 @@ class Paragraph:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Transcript:
-    """A read-only transcript. Build it with :meth:`Transcript.from_api`.
+    """A read-only transcript. Build it with :meth:`from_api` (a decoded body) or
+    :meth:`from_body` (the bytes received).
 
     ``text`` is ``""`` and ``words``/``utterances`` are empty until the transcript is
     ``completed`` (and ``utterances`` stays empty without speaker labels or multichannel).
-    ``raw`` is the original JSON object for fields this model does not lift; its top level
-    is a read-only copy (nested lists and objects are shared with the caller's data).
+
+    Words and utterances are parsed on first use: most prompts read only the text, and
+    parsing ~1,000 word objects was the heaviest step of an item. A transcript built
+    :meth:`from_body` keeps only the compact bytes received (about a fifth of the
+    decoded JSON's memory) and decodes them again when words, utterances or ``raw`` are
+    read. Call :meth:`parse_segments` to parse (and check) them up front, where a
+    malformed body can be reported as the API's fault.
     """
 
     id: str | None
     status: str | None
     text: str = ""
-    words: tuple[Word, ...] = ()
-    utterances: tuple[Utterance, ...] = ()
     confidence: float | None = None
     audio_duration: int | float | None = None
     language_code: str | None = None
     speech_model_used: str | None = None
     error: str | None = None
-    # A mappingproxy is unhashable and a full transcript is huge: keep it out of eq/hash/repr.
-    raw: Mapping[str, Any] = field(
-        default_factory=lambda: MappingProxyType({}), compare=False, hash=False
-    )
+    # The JSON as received (``from_body``), or the decoded object (``from_api``). Both
+    # are huge: kept out of eq/hash/repr.
+    body: bytes | None = field(default=None, compare=False, hash=False)
+    data: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    _segments: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Transcript:
@@ -143,20 +148,81 @@ class Transcript:
         ('queued', '', ())
         """
         fields = _Fields(_require_mapping(data, "transcript"), "transcript field ")
+        # Copy first so later changes to the caller's dict cannot show through.
+        return cls._of(fields, data=MappingProxyType(dict(data)))
+
+    @classmethod
+    def from_body(cls, body: bytes) -> Transcript:
+        """Build a transcript from the bytes of ``GET /v2/transcript/{id}``, keeping
+        those bytes (not the decoded object) for words, utterances and ``raw``.
+
+        >>> Transcript.from_body(b'{"id": "x", "status": "completed", "text": "Hi."}').text
+        'Hi.'
+        """
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"transcript body is not JSON: {exc}") from None
+        fields = _Fields(_require_mapping(data, "transcript"), "transcript field ")
+        return cls._of(fields, body=body)
+
+    @classmethod
+    def of_segments(
+        cls,
+        words: tuple[Word, ...],
+        utterances: tuple[Utterance, ...] = (),
+        **fields: Any,
+    ) -> Transcript:
+        """A transcript made from parsed words and utterances (samples, local engines)."""
+        return cls(**fields, _segments={"all": (words, utterances)})
+
+    @classmethod
+    def _of(
+        cls, fields: _Fields, *, body: bytes | None = None, data: Mapping[str, Any] | None = None
+    ) -> Transcript:
         return cls(
             id=fields.opt_str("id"),
             status=fields.opt_str("status"),
             text=fields.opt_str("text") or "",
-            words=fields.items("words", _parse_word),
-            utterances=fields.items("utterances", _parse_utterance),
             confidence=fields.opt_float("confidence"),
             audio_duration=fields.opt_number("audio_duration"),
             language_code=fields.opt_str("language_code"),
             speech_model_used=fields.opt_str("speech_model_used"),
             error=fields.opt_str("error"),
-            # Copy first so later changes to the caller's dict cannot show through.
-            raw=MappingProxyType(dict(data)),
+            body=body,
+            data=data,
         )
+
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        """The original JSON object, for fields this model does not lift (read-only at
+        its top level; decoded again on each read when built :meth:`from_body`)."""
+        if self.data is not None:
+            return self.data
+        if self.body is None:
+            return MappingProxyType({})
+        decoded: dict[str, Any] = json.loads(self.body)
+        return MappingProxyType(decoded)
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return self.parse_segments()[0]
+
+    @property
+    def utterances(self) -> tuple[Utterance, ...]:
+        return self.parse_segments()[1]
+
+    def parse_segments(self) -> tuple[tuple[Word, ...], tuple[Utterance, ...]]:
+        """Words and utterances, parsed once; :class:`ValueError` names a malformed field."""
+        parsed: tuple[tuple[Word, ...], tuple[Utterance, ...]] | None = self._segments.get("all")
+        if parsed is None:
+            fields = _Fields(self.raw, "transcript field ")
+            parsed = (
+                fields.items("words", _parse_word),
+                fields.items("utterances", _parse_utterance),
+            )
+            self._segments["all"] = parsed
+        return parsed
 
     @property
     def speakers(self) -> tuple[str, ...]:
@@ -421,9 +487,11 @@ def load_saved(path: Path) -> Transcript:
             f"{path} has no 'text' or 'words': is it a GET /v2/transcript response?"
         )
     try:
-        return Transcript.from_api(data)
+        transcript = Transcript.from_api(data)
+        transcript.parse_segments()  # a malformed word is the file's fault, said now
     except ValueError as exc:
         raise SourceUnreadable(f"{path}: {exc}") from None
+    return transcript
 
 
 def _turn_changed(previous: Word, word: Word) -> bool:

@@ -1,0 +1,165 @@
+"""Status sweeps: which of many waiting jobs finished, from one list request.
+
+Polling each job on its own costs a request per job per poll: 200 jobs polled every
+3 s spend the account's whole budget of 20,000 requests per 5 minutes (notes §6), and
+a slower cadence notices completion late. The account's transcript list
+(``GET /v2/transcript``, newest first, 200 per page, notes §4) carries every job's
+status, so one sweep a second learns about hundreds of jobs at once, and each job's
+body is fetched once, when it is done.
+
+* Sweeps start when ``SWEEP_FROM`` jobs wait at once; for fewer, each job's own poll
+  schedule (:func:`runner.api.transcripts.poll_delays`) costs less.
+* A sweep walks pages from the newest until it has seen every waiting job, at most
+  ``MAX_PAGES`` of them. A job older than that window (a straggler behind thousands of
+  newer jobs) is still checked on its own, every ``FALLBACK_SECONDS``.
+* A sweep that fails (after the HTTP layer's retries) wakes every waiting job to check
+  on its own, so a broken list endpoint costs time, never a result. A refused key ends
+  every wait with that error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from runner.api.pacing import paced
+from runner.errors import ApiError, KeyRefused
+
+log = logging.getLogger(__name__)
+
+SWEEP_FROM: Final = 4  # jobs waiting at once before a sweep costs less than their polls
+SWEEP_INTERVAL: Final = 1.0  # seconds between sweeps: completion is noticed within about 1 s
+MAX_PAGES: Final = 5  # pages of 200 per sweep: 1,000 jobs, as many as a run has in flight
+FALLBACK_SECONDS: Final = 60.0  # a job the sweeps cover is still checked on its own
+LIST_PAGE: Final = 200  # the most the list endpoint gives at once (notes §4)
+_TERMINAL: Final = frozenset({"completed", "error"})
+
+PageReader = Callable[[str], Awaitable[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """What a sweep saw of one job: ``completed`` or ``error`` (with the job's error), or
+    ``status=None`` when the sweep failed and the job should be checked on its own."""
+
+    status: str | None
+    error: str | None = None
+
+
+class StatusSweeper:
+    """Watches waiting jobs through the account's transcript list.
+
+    :meth:`watch` gives a future that a sweep resolves when the job is done. The sweeps
+    run in one background task while jobs wait, and stop when none does.
+    """
+
+    def __init__(self, read_page: PageReader, *, interval: float = SWEEP_INTERVAL) -> None:
+        self._read_page = read_page
+        self._interval = interval
+        self._waiting: dict[str, asyncio.Future[Sighting]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.sweeps = 0  # completed sweeps
+        self.requests = 0  # list pages read, for the summary's share of the budget
+
+    @property
+    def covering(self) -> bool:
+        """Whether sweeps are watching the jobs (enough of them wait at once)."""
+        return len(self._waiting) >= SWEEP_FROM
+
+    def watch(self, transcript_id: str) -> asyncio.Future[Sighting]:
+        """A future a sweep resolves once ``transcript_id`` is done; :meth:`unwatch` it."""
+        future = self._waiting.get(transcript_id)
+        if future is None or future.done():
+            future = asyncio.get_running_loop().create_future()
+            self._waiting[transcript_id] = future
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return future
+
+    def unwatch(self, transcript_id: str) -> None:
+        self._waiting.pop(transcript_id, None)
+
+    async def close(self) -> None:
+        """Stop sweeping (a client being closed)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while self._waiting:
+            if self.covering:
+                await self._sweep_or_hand_back()
+            # Never a busy loop, even in test mode (where paced() is 0).
+            await asyncio.sleep(max(paced(self._interval), 0.01))
+
+    async def _sweep_or_hand_back(self) -> None:
+        try:
+            await self.sweep()
+        except KeyRefused as exc:
+            self._resolve_all(exc)
+        except ApiError as exc:
+            # The jobs are fine, only the list failed: each checks on its own now.
+            log.debug("status sweep failed: %s", exc.message)
+            self._resolve_all(Sighting(None))
+
+    async def sweep(self) -> None:
+        """One sweep: read pages from the newest until every waiting job was seen."""
+        unseen = set(self._waiting)
+        path: str | None = f"/v2/transcript?limit={LIST_PAGE}"
+        pages = 0
+        while path is not None and unseen and pages < MAX_PAGES:
+            page = await self._read_page(path)
+            pages += 1
+            self.requests += 1
+            for entry in _entries(page):
+                transcript_id = entry.get("id")
+                if transcript_id not in unseen:
+                    continue
+                unseen.discard(transcript_id)
+                status = entry.get("status")
+                if status in _TERMINAL:
+                    error = entry.get("error")
+                    self._resolve(transcript_id, Sighting(status, str(error) if error else None))
+            path = older_page(page)
+        self.sweeps += 1
+
+    def _resolve(self, transcript_id: str, sighting: Sighting) -> None:
+        future = self._waiting.pop(transcript_id, None)
+        if future is not None and not future.done():
+            future.set_result(sighting)
+
+    def _resolve_all(self, outcome: Sighting | BaseException) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+                future.exception()  # each waiter raises it; none is left unretrieved
+            else:
+                future.set_result(outcome)
+
+
+def _entries(page: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    entries = page.get("transcripts")
+    if not isinstance(entries, list):
+        return []
+    return [entry for entry in entries if isinstance(entry, Mapping)]
+
+
+def older_page(page: Mapping[str, Any]) -> str | None:
+    """The path and query of the next older page (``prev_url``), so it goes to the host
+    we were given (and with our key only there), whatever host the server names."""
+    details = page.get("page_details")
+    url = details.get("prev_url") if isinstance(details, Mapping) else None
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
