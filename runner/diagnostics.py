@@ -9,7 +9,9 @@ wrong, and what to do, e.g.::
 from __future__ import annotations
 
 import difflib
+import functools
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -121,10 +123,22 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
 
 def display_path(path: Path | str) -> str:
     """A path as a person would type it: relative to the working folder when inside."""
+    return display_resolved(Path(path).resolve())
+
+
+def display_resolved(path: Path) -> str:
+    """:func:`display_path` of a path already resolved (no symlink left to follow):
+    outputs are shown per task, and resolving each again cost a run real time."""
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+        return str(path.relative_to(_working_folder(os.getcwd())))
     except ValueError:
         return str(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _working_folder(cwd: str) -> Path:
+    """The working folder, resolved; cached per folder (tests change it)."""
+    return Path(cwd).resolve()
 
 
 def suggest(word: str, choices: Iterable[str], prefix: str = "") -> str:

@@ -24,14 +24,18 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from runner.errors import SourceUnreadable, StoreError
 from runner.items import Item
 from runner.prompt.payloads import Payload
 from runner.recipe.model import InputKind, Recipe, Task
+from runner.store_thread import StoreThread
+
+T = TypeVar("T")
 
 DB_FILE = "state.db"
 OPEN_ATTEMPTS = 50  # switching a new database to WAL can meet SQLITE_BUSY without waiting
@@ -175,7 +179,9 @@ class Store:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / DB_FILE
-        self._lock = threading.Lock()
+        # Re-entrant: a batch (store_thread.py) holds it around the calls it runs.
+        self._lock = threading.RLock()
+        self._thread = StoreThread(self)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -220,7 +226,13 @@ class Store:
             )
         return f"state store {self.path}: {said}; {cause}"
 
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` (a method of this store) on the store's own thread, with
+        the calls waiting alongside it in one commit (:mod:`runner.store_thread`)."""
+        return await self._thread.call(function, *args)
+
     def close(self) -> None:
+        self._thread.close()
         with self._lock:
             self._db.close()
 
@@ -234,6 +246,54 @@ class Store:
     def existing(cls, folder: Path) -> Store | None:
         """The store in ``folder`` if a run created one; None, creating nothing, if not."""
         return cls(folder) if (folder / DB_FILE).is_file() else None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around many calls (see :mod:`runner.store_thread`): they
+        share one commit. Each call inside is its own savepoint (:meth:`unit`), so one
+        call's failure undoes only that call. A failed commit is a :class:`StoreError`."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(self._describe(exc)) from None
+            try:
+                yield
+            except BaseException:
+                self._db.rollback()
+                raise
+            try:
+                self._db.commit()
+            except sqlite3.Error as exc:
+                self._db.rollback()
+                raise StoreError(self._describe(exc)) from None
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """One atomic unit of work: its own transaction (taking the write lock at once,
+        so a check and the write after it see the same data), or a savepoint when a
+        batch's transaction is open."""
+        with self._lock:
+            try:
+                if self._db.in_transaction:
+                    self._db.execute("SAVEPOINT unit")
+                    try:
+                        yield
+                    except BaseException:
+                        self._db.execute("ROLLBACK TO unit")
+                        self._db.execute("RELEASE unit")
+                        raise
+                    self._db.execute("RELEASE unit")
+                    return
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._db.rollback()
+                    raise
+                self._db.commit()
+            except sqlite3.Error as exc:
+                raise StoreError(self._describe(exc)) from None
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -256,20 +316,15 @@ class Store:
     ) -> None:
         """Record the job for ``key``, closing its intent in the same transaction."""
         now = time.time()
-        with self._lock:
-            try:
-                with self._db:  # one transaction: the job replaces its intent atomically
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._db.execute(
-                        "INSERT INTO transcriptions (key, audio, options, transcript_id,"
-                        " status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT(key) DO UPDATE SET transcript_id=excluded.transcript_id,"
-                        " status=excluded.status, updated=excluded.updated",
-                        (key, audio, canonical(options), transcript_id, status, now, now),
-                    )
-                    self._db.execute("DELETE FROM intents WHERE key=?", (key,))
-            except sqlite3.Error as exc:
-                raise StoreError(self._describe(exc)) from None
+        with self.unit():  # one transaction: the job replaces its intent atomically
+            self._db.execute(
+                "INSERT INTO transcriptions (key, audio, options, transcript_id,"
+                " status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET transcript_id=excluded.transcript_id,"
+                " status=excluded.status, updated=excluded.updated",
+                (key, audio, canonical(options), transcript_id, status, now, now),
+            )
+            self._db.execute("DELETE FROM intents WHERE key=?", (key,))
 
     # claims: runs sharing this folder split the work instead of paying for it twice
 
@@ -284,27 +339,22 @@ class Store:
         heartbeat is fresh and ``is_dead`` cannot tell otherwise); returns None when
         ``owner`` holds it now, else the live holder."""
         now = time.time()
-        with self._lock:
-            try:
-                with self._db:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    row = self._db.execute(
-                        "SELECT owner, heartbeat FROM claims WHERE key=?", (key,)
-                    ).fetchone()
-                    if (
-                        row is not None
-                        and row[0] != owner
-                        and row[1] > now - expiry
-                        and not is_dead(str(row[0]))
-                    ):
-                        return str(row[0])
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO claims (key, owner, heartbeat) VALUES (?, ?, ?)",
-                        (key, owner, now),
-                    )
-                    return None
-            except sqlite3.Error as exc:
-                raise StoreError(self._describe(exc)) from None
+        with self.unit():
+            row = self._db.execute(
+                "SELECT owner, heartbeat FROM claims WHERE key=?", (key,)
+            ).fetchone()
+            if (
+                row is not None
+                and row[0] != owner
+                and row[1] > now - expiry
+                and not is_dead(str(row[0]))
+            ):
+                return str(row[0])
+            self._db.execute(
+                "INSERT OR REPLACE INTO claims (key, owner, heartbeat) VALUES (?, ?, ?)",
+                (key, owner, now),
+            )
+            return None
 
     def keep_claims(self, owner: str) -> None:
         """``owner`` is alive: its claims do not expire yet."""

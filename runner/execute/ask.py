@@ -97,13 +97,13 @@ class Asker:
     async def _cached(self, key: str) -> Completion | None:
         if self.store is None:
             return None
-        cached = await asyncio.to_thread(self.store.reply_get, key)
+        cached = await self.store.call(self.store.reply_get, key)
         return completion_from_json(cached.reply) if cached is not None else None
 
     async def forget(self, key: str) -> None:
         """A cached reply that no longer processes cleanly: ask again next time."""
         if self.store is not None:
-            await asyncio.to_thread(self.store.reply_forget, key)
+            await self.store.call(self.store.reply_forget, key)
 
     async def release(self, key: str) -> None:
         """This item is done with ``key`` (its reply is cached, or failed): the reply
@@ -117,7 +117,7 @@ class Asker:
     ) -> None:
         """Keep a reply for reruns. Callers keep only replies that processed cleanly."""
         if self.store is not None:
-            await asyncio.to_thread(
+            await self.store.call(
                 self.store.reply_put,
                 key,
                 label,

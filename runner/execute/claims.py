@@ -47,7 +47,7 @@ class Claims:
             found = await look()
             if found is not None:
                 return found
-            holder = await asyncio.to_thread(store.claim, key, self.owner, EXPIRY, _is_dead)
+            holder = await store.call(store.claim, key, self.owner, EXPIRY, _is_dead)
             if holder is None:
                 # Claimed: look once more, since the last holder may have finished (and
                 # let go) between the look above and the claim.
@@ -63,7 +63,7 @@ class Claims:
         finally:
             if self.store is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.to_thread(self.store.release_claims, self.owner, key)
+                    await self.store.call(self.store.release_claims, self.owner, key)
 
     @contextlib.asynccontextmanager
     async def alive(self) -> AsyncIterator[None]:
@@ -87,7 +87,7 @@ class Claims:
             # One busy moment of the store must not stop the heartbeat: another run would
             # then take over live claims and pay again. The next beat tries again.
             with contextlib.suppress(StoreError):
-                await asyncio.to_thread(store.keep_claims, self.owner)
+                await store.call(store.keep_claims, self.owner)
 
 
 def _is_dead(holder: str) -> bool:

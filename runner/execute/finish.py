@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.api.types import Completion
-from runner.diagnostics import display_path
+from runner.diagnostics import display_resolved
 from runner.errors import PostProcessFailed
 from runner.execute.expectations import check
 from runner.execute.postprocess import Processed, apply
@@ -95,7 +95,7 @@ def finish(
     raw_path = contained(folder, task.raw_output)
     if task.keeps_raw_reply:
         write_atomic(raw_path, reply)
-        record.raw_output = display_path(raw_path)
+        record.raw_output = display_resolved(raw_path)
     if isinstance(outcome, PostProcessFailed):
         record.fail(f"{outcome} (the raw reply is in {raw_path.name})")
         return None
@@ -103,7 +103,7 @@ def finish(
     record.post_process = list(processed.steps)
     text = processed.text
     write_atomic(output, text if text.endswith("\n") else text + "\n")
-    record.output = display_path(output)
+    record.output = display_resolved(output)
     if task.expectations:
         expect(task, record, text, processed.data, view.text)
     # A failed expectation fails the task but its output stands, so the tasks that

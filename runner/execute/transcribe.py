@@ -165,14 +165,14 @@ class Transcriber:
         downloaded and kept (compressed, as it came)."""
         store = self.store
         if store is not None:
-            kept = await asyncio.to_thread(store.transcript_bytes, transcript_id, "transcript")
+            kept = await store.call(store.transcript_bytes, transcript_id, "transcript")
             if kept is not None:
                 return kept
         if self.offline:
             raise NotStored(f"--offline: transcript {transcript_id} is not stored")
         body = await self.api.download(transcript_id)
         if store is not None:
-            await asyncio.to_thread(store.transcript_put_bytes, transcript_id, "transcript", body)
+            await store.call(store.transcript_put_bytes, transcript_id, "transcript", body)
         return body
 
     async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
@@ -190,11 +190,11 @@ class Transcriber:
     async def _stored(self, transcript_id: str, part: str) -> Mapping[str, Any] | None:
         if self.store is None:
             return None
-        return await asyncio.to_thread(self.store.transcript_get, transcript_id, part)
+        return await self.store.call(self.store.transcript_get, transcript_id, part)
 
     async def _keep(self, transcript_id: str, part: str, data: Mapping[str, Any]) -> None:
         if self.store is not None:
-            await asyncio.to_thread(self.store.transcript_put, transcript_id, part, data)
+            await self.store.call(self.store.transcript_put, transcript_id, part, data)
 
     async def _transcribe(self, recipe: Recipe, item: Item, record: ItemRecord) -> TranscriptResult:
         if item.kind is InputKind.TRANSCRIPT_ID:
@@ -247,7 +247,7 @@ class Transcriber:
     async def _ledger_entry(self, key: str) -> LedgerEntry | None:
         if self.store is None:
             return None
-        return await asyncio.to_thread(self.store.ledger_get, key)
+        return await self.store.call(self.store.ledger_get, key)
 
     # --- submissions in doubt --------------------------------------------------------
 
@@ -296,15 +296,15 @@ class Transcriber:
         store = self.store
         if store is None or self.offline:
             return None
-        intent = await asyncio.to_thread(store.intent_get, key)
+        intent = await store.call(store.intent_get, key)
         if intent is None:
             return None
         found = await self._find_job(intent.audio_url, intent.started, options)
         if found is None:
-            await asyncio.to_thread(store.intent_forget, key)
+            await store.call(store.intent_forget, key)
             return None
-        await asyncio.to_thread(store.ledger_put, key, intent.audio, options, found, "reconciled")
-        return await asyncio.to_thread(store.ledger_get, key)
+        await store.call(store.ledger_put, key, intent.audio, options, found, "reconciled")
+        return await store.call(store.ledger_get, key)
 
     async def _find_job(
         self, audio_url: str, since: float, options: Mapping[str, Any]
@@ -315,7 +315,7 @@ class Transcriber:
         candidate's own options decide, not its URL alone."""
         await asyncio.sleep(paced(LIST_SETTLE))  # a job shows in the list a moment late
         for transcript_id in await self.api.jobs_for(audio_url, since):
-            if self.store is not None and await asyncio.to_thread(
+            if self.store is not None and await self.store.call(
                 self.store.ledger_holds, transcript_id
             ):
                 continue
@@ -326,7 +326,7 @@ class Transcriber:
 
     async def _fetch(self, transcript_id: str) -> TranscriptResult:
         """An existing transcript by id, once complete: kept in the store, or in hand."""
-        if self.store is not None and await asyncio.to_thread(
+        if self.store is not None and await self.store.call(
             self.store.transcript_has, transcript_id, "transcript"
         ):
             return TranscriptResult(data=None, transcript_id=transcript_id)
@@ -354,7 +354,7 @@ class Transcriber:
             # The job is gone (deleted, or another account or region): forget it so the
             # next run submits afresh, and say so rather than failing the same way forever.
             if self.store is not None:
-                await asyncio.to_thread(self.store.ledger_forget, key)
+                await self.store.call(self.store.ledger_forget, key)
             raise ApiError(
                 f"the ledger's transcript {entry.transcript_id} for this audio is no longer "
                 "available (404: deleted, or another account or region); the entry was "
@@ -364,7 +364,7 @@ class Transcriber:
         except TranscriptFailed:
             # A failed job is not billed and a rerun should try again.
             if self.store is not None:
-                await asyncio.to_thread(self.store.ledger_forget, key)
+                await self.store.call(self.store.ledger_forget, key)
             return None
         return result
 
