@@ -9,6 +9,8 @@ body is fetched once, when it is done.
 
 * Sweeps start when ``SWEEP_FROM`` jobs wait at once; for fewer, each job's own poll
   schedule (:func:`runner.api.transcripts.poll_delays`) costs less.
+* One sweep every ``SWEEP_INTERVAL`` (0.5 s), slower when sweeps read many pages, so
+  they never take more than ``SWEEP_BUDGET_SHARE`` (10 %) of the account's budget.
 * A sweep walks pages from the newest until it has seen every waiting job, at most
   ``MAX_PAGES`` of them. A job older than that window (a straggler behind thousands of
   newer jobs) is still checked on its own, every ``FALLBACK_SECONDS``.
@@ -33,8 +35,13 @@ from runner.errors import ApiError, KeyRefused
 log = logging.getLogger(__name__)
 
 SWEEP_FROM: Final = 4  # jobs waiting at once before a sweep costs less than their polls
-SWEEP_INTERVAL: Final = 1.0  # seconds between sweeps: completion is noticed within about 1 s
+SWEEP_INTERVAL: Final = 0.5  # seconds between sweeps at least: completion is noticed in ~1 s
 MAX_PAGES: Final = 5  # pages of 200 per sweep: 1,000 jobs, as many as a run has in flight
+# AssemblyAI allows 20,000 requests per 5 minutes per account (notes §6). Sweeps take
+# at most this share of it: 10 % is 6.7 pages a second, so a sweep of 5 pages waits
+# 0.75 s before the next one, and a sweep of one page 0.5 s.
+ACCOUNT_BUDGET_PER_SECOND: Final = 20_000 / 300
+SWEEP_BUDGET_SHARE: Final = 0.10
 FALLBACK_SECONDS: Final = 60.0  # a job the sweeps cover is still checked on its own
 LIST_PAGE: Final = 200  # the most the list endpoint gives at once (notes §4)
 _TERMINAL: Final = frozenset({"completed", "error"})
@@ -61,6 +68,7 @@ class StatusSweeper:
     def __init__(self, read_page: PageReader, *, interval: float = SWEEP_INTERVAL) -> None:
         self._read_page = read_page
         self._interval = interval
+        self._last_pages = 0
         self._waiting: dict[str, asyncio.Future[Sighting]] = {}
         self._task: asyncio.Task[None] | None = None
         self.sweeps = 0  # completed sweeps
@@ -97,7 +105,14 @@ class StatusSweeper:
             if self.covering:
                 await self._sweep_or_hand_back()
             # Never a busy loop, even in test mode (where paced() is 0).
-            await asyncio.sleep(max(paced(self._interval), 0.01))
+            await asyncio.sleep(max(paced(self.pause()), 0.01))
+
+    def pause(self) -> float:
+        """Seconds before the next sweep: the interval, or longer when the last sweep
+        read so many pages that sweeping faster would spend more than
+        ``SWEEP_BUDGET_SHARE`` of the account's request budget."""
+        budget = ACCOUNT_BUDGET_PER_SECOND * SWEEP_BUDGET_SHARE
+        return max(self._interval, self._last_pages / budget)
 
     async def _sweep_or_hand_back(self) -> None:
         try:
@@ -129,6 +144,7 @@ class StatusSweeper:
                     self._resolve(transcript_id, Sighting(status, str(error) if error else None))
             path = older_page(page)
         self.sweeps += 1
+        self._last_pages = pages
 
     def _resolve(self, transcript_id: str, sighting: Sighting) -> None:
         future = self._waiting.pop(transcript_id, None)

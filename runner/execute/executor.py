@@ -32,7 +32,7 @@ from pathlib import Path
 from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
 from runner.execute.claims import Claims
-from runner.execute.finish import finish, processed_or_failure, unusable
+from runner.execute.finish import finish, light_processing, processed_or_failure, unusable
 from runner.execute.services import Reporter, Services
 from runner.execute.transcribe import Settled, Transcriber
 from runner.items import Item, Shard, expand
@@ -386,7 +386,11 @@ class Executor:
         reason = unusable(task, completion)
         if reason is not None:  # nothing is written or cached: the next run asks again
             return record.fail(reason), None
-        outcome = await asyncio.to_thread(processed_or_failure, task, reply, view)
+        outcome = (
+            processed_or_failure(task, reply, view)
+            if light_processing(task, reply)
+            else await asyncio.to_thread(processed_or_failure, task, reply, view)
+        )
         if record.cached and isinstance(outcome, Exception):
             # A reply kept as the run stopped, that does not process: not replayed again.
             await self.asker.forget(record.cache_key or "")

@@ -70,6 +70,17 @@ def result_view(task: Task, processed: Processed) -> TaskResultView:
     )
 
 
+# Replies up to this size, with no quotes to align, are processed on the event loop:
+# stripping or repairing a few kB of JSON takes microseconds, less than the handoff
+# to a thread and back.
+LIGHT_REPLY_CHARS = 16_000
+
+
+def light_processing(task: Task, reply: str) -> bool:
+    """Whether processing ``reply`` is too quick to be worth a thread."""
+    return task.quotes is None and len(reply) <= LIGHT_REPLY_CHARS
+
+
 def processed_or_failure(
     task: Task, reply: str, view: TranscriptView
 ) -> Processed | PostProcessFailed:

@@ -200,7 +200,12 @@ class Transcriber:
         if item.kind is InputKind.TRANSCRIPT_ID:
             return await self._fetch(item.source)
         options = recipe.transcription_request()
-        audio = await asyncio.to_thread(audio_identity, item)
+        # Hashing a local file reads it all: off the event loop. A URL is its own identity.
+        audio = (
+            await asyncio.to_thread(audio_identity, item)
+            if item.kind is InputKind.FILE
+            else audio_identity(item)
+        )
         key = transcription_key(recipe, audio)
         # Two items of one run with the same audio and options share one job.
         shared = await self._single_flight.join(key)

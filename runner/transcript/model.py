@@ -1,6 +1,6 @@
 """The transcript as prompt templates see it, plus the text helpers that become Jinja filters.
 
-This module is deliberately standard-library only and free of Jinja and network code: it
+This module is free of Jinja and network code (orjson aside, which decodes bodies): it
 turns the JSON of an AssemblyAI transcript (``GET /v2/transcript/{id}``) and of its
 ``/sentences`` and ``/paragraphs`` companions into small, frozen, typed objects, and offers
 pure functions over them. The templating module registers the functions as filters.
@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
+
+import orjson
 
 from runner.errors import SourceUnreadable
 
@@ -160,8 +162,8 @@ class Transcript:
         'Hi.'
         """
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as exc:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
             raise ValueError(f"transcript body is not JSON: {exc}") from None
         fields = _Fields(_require_mapping(data, "transcript"), "transcript field ")
         return cls._of(fields, body=body)
@@ -201,7 +203,7 @@ class Transcript:
             return self.data
         if self.body is None:
             return MappingProxyType({})
-        decoded: dict[str, Any] = json.loads(self.body)
+        decoded: dict[str, Any] = orjson.loads(self.body)
         return MappingProxyType(decoded)
 
     @property
