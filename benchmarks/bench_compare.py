@@ -25,7 +25,10 @@ The clients, each a subprocess of this script, one at a time:
 
 - ``runner --limit C``: ``python -m runner run recipe.yaml --progress plain --limit
   transcriptions=C --limit llm=C`` (plus any ``--runner-limit KIND=N``);
-- ``runner defaults``: the same command without ``--limit``;
+- ``runner --limit C items=N``: the same, with every item under way at once (the
+  best setting for the pool of items; the row above shows the default pool);
+- ``runner defaults``: the same command without ``--limit`` (the tool's own limits of
+  32 submissions and 8 LLM calls; slow by design at large N: skip it with ``--only``);
 - ``minimal asyncio``: this script with ``--minimal-client``: aiohttp, one coroutine per
   item, at most C submissions and C chat completions at once, polls unbounded. Like the
   official SDKs it sleeps ``--poll-interval`` (3 s) before every status check. It
@@ -266,8 +269,10 @@ def clients(settings: Settings) -> list[Client]:
         str(settings.poll_interval),
     ]
     defaults = Limits()
+    every_item = ["--limit", f"items={settings.items}"]
     return [
         Client(f"runner --limit {c}", runner + limits, c, c),
+        Client(f"runner --limit {c} items=N", runner + limits + every_item, c, c),
         Client("runner defaults", runner, defaults.transcriptions, defaults.llm),
         Client("minimal asyncio", minimal, c, c),
     ]

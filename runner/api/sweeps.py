@@ -11,9 +11,10 @@ body is fetched once, when it is done.
   schedule (:func:`runner.api.transcripts.poll_delays`) costs less.
 * One sweep every ``SWEEP_INTERVAL`` (0.5 s), slower when sweeps read many pages, so
   they never take more than ``SWEEP_BUDGET_SHARE`` (10 %) of the account's budget.
-* A sweep walks pages from the newest until it has seen every waiting job, at most
-  ``MAX_PAGES`` of them. A job older than that window (a straggler behind thousands of
-  newer jobs) is still checked on its own, every ``FALLBACK_SECONDS``.
+* A sweep walks pages from the newest until it has seen every waiting job: at most
+  as many pages as the waiting jobs fill, plus one (5 at least, 51 at most). A job
+  older than that window (a straggler behind thousands of newer jobs) is still
+  checked on its own, every ``FALLBACK_SECONDS``.
 * A sweep that fails (after the HTTP layer's retries) wakes every waiting job to check
   on its own, so a broken list endpoint costs time, never a result. A refused key ends
   every wait with that error.
@@ -24,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -36,11 +39,14 @@ log = logging.getLogger(__name__)
 
 SWEEP_FROM: Final = 4  # jobs waiting at once before a sweep costs less than their polls
 SWEEP_INTERVAL: Final = 0.5  # seconds between sweeps at least: completion is noticed in ~1 s
-MAX_PAGES: Final = 5  # pages of 200 per sweep: 1,000 jobs, as many as a run has in flight
+MIN_PAGES: Final = 5  # pages of 200 a sweep may read at least: 1,000 jobs
+MAX_PAGES: Final = 51  # and at most, whatever waits: 10,000 jobs and one page to spare
 # AssemblyAI allows 20,000 requests per 5 minutes per account (notes §6). Sweeps take
 # at most this share of it: 10 % is 6.7 pages a second, so a sweep of 5 pages waits
 # 0.75 s before the next one, and a sweep of one page 0.5 s.
-ACCOUNT_BUDGET_PER_SECOND: Final = 20_000 / 300
+ACCOUNT_BUDGET: Final = 20_000
+BUDGET_WINDOW: Final = 300.0  # seconds
+ACCOUNT_BUDGET_PER_SECOND: Final = ACCOUNT_BUDGET / BUDGET_WINDOW
 SWEEP_BUDGET_SHARE: Final = 0.10
 FALLBACK_SECONDS: Final = 60.0  # a job the sweeps cover is still checked on its own
 LIST_PAGE: Final = 200  # the most the list endpoint gives at once (notes §4)
@@ -73,6 +79,8 @@ class StatusSweeper:
         self._task: asyncio.Task[None] | None = None
         self.sweeps = 0  # completed sweeps
         self.requests = 0  # list pages read, for the summary's share of the budget
+        self._recent: deque[float] = deque()  # when each page of the last window was read
+        self.peak_window_requests = 0  # the most pages read in any BUDGET_WINDOW
 
     @property
     def covering(self) -> bool:
@@ -123,16 +131,19 @@ class StatusSweeper:
             # The jobs are fine, only the list failed: each checks on its own now.
             log.debug("status sweep failed: %s", exc.message)
             self._resolve_all(Sighting(None))
+        except Exception:  # whatever else broke, no job is left waiting on a dead sweep
+            log.debug("status sweep broke", exc_info=True)
+            self._resolve_all(Sighting(None))
 
     async def sweep(self) -> None:
         """One sweep: read pages from the newest until every waiting job was seen."""
         unseen = set(self._waiting)
         path: str | None = f"/v2/transcript?limit={LIST_PAGE}"
         pages = 0
-        while path is not None and unseen and pages < MAX_PAGES:
+        while path is not None and unseen and pages < pages_for(len(unseen)):
             page = await self._read_page(path)
             pages += 1
-            self.requests += 1
+            self._count_request()
             for entry in _entries(page):
                 transcript_id = entry.get("id")
                 if transcript_id not in unseen:
@@ -145,6 +156,19 @@ class StatusSweeper:
             path = older_page(page)
         self.sweeps += 1
         self._last_pages = pages
+
+    def _count_request(self) -> None:
+        now = time.monotonic()
+        self.requests += 1
+        self._recent.append(now)
+        while self._recent and self._recent[0] < now - BUDGET_WINDOW:
+            self._recent.popleft()
+        self.peak_window_requests = max(self.peak_window_requests, len(self._recent))
+
+    @property
+    def peak_budget_share(self) -> float:
+        """The largest share of the account's budget that sweeps spent in any window."""
+        return self.peak_window_requests / ACCOUNT_BUDGET
 
     def _resolve(self, transcript_id: str, sighting: Sighting) -> None:
         future = self._waiting.pop(transcript_id, None)
@@ -161,6 +185,12 @@ class StatusSweeper:
                 future.exception()  # each waiter raises it; none is left unretrieved
             else:
                 future.set_result(outcome)
+
+
+def pages_for(waiting: int) -> int:
+    """How many pages a sweep may read for ``waiting`` jobs: enough to reach them all
+    if they are the newest in the account, and one more for jobs made by others."""
+    return min(MAX_PAGES, max(MIN_PAGES, -(-waiting // LIST_PAGE) + 1))
 
 
 def _entries(page: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -20,6 +20,7 @@ from runner.api.config import FAMILIES, ClientConfig, Limits, RetryPolicy, Timeo
 from runner.api.gateway import GatewayClient
 from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
+from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
 from runner.checks import load_recipes
 from runner.commands.plan import count
@@ -102,15 +103,22 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
     holder: dict[str, HttpClient] = {}
     reporter = _reporter(request.progress, holder)
     executor: Executor | None = None
+    sweeper: StatusSweeper | None = None
 
     async def main(store: Store) -> None:
-        nonlocal executor
+        nonlocal executor, sweeper
         async with HttpClient(config) as http:
             _stop_on_signals(http)
             holder["http"] = http
             services = offline_services() if request.offline else _services(http, config)
+            if isinstance(services.transcripts, TranscriptsClient):
+                sweeper = services.transcripts.sweeper
             executor = Executor(services, options, reporter, store)
-            await executor.run(recipes)
+            try:
+                await executor.run(recipes)
+            finally:
+                if sweeper is not None:
+                    await sweeper.close()
 
     interrupted = False
     with Store(request.state_dir or DEFAULT_STATE_DIR) as store:
@@ -118,7 +126,7 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
             asyncio.run(main(store))
         except (KeyboardInterrupt, asyncio.CancelledError):
             interrupted = True
-    failed = _print_summary(executor)
+    failed = _print_summary(executor, sweeper)
     if interrupted:
         print(
             "Interrupted: finished outputs are kept and the manifest lists what was left. "
@@ -245,7 +253,7 @@ def _ci_reports(executor: Executor | None, junit: Path | None) -> bool:
     return not problems
 
 
-def _print_summary(executor: Executor | None) -> bool:
+def _print_summary(executor: Executor | None, sweeper: StatusSweeper | None) -> bool:
     """Print the summary; True when anything failed."""
     if executor is None or executor.outcome is None:
         return True
@@ -257,6 +265,8 @@ def _print_summary(executor: Executor | None) -> bool:
             wall=outcome.wall_seconds,
             manifest=str(outcome.manifest),
             left=outcome.not_started,
+            status_pages=sweeper.requests if sweeper else 0,
+            peak_budget_share=sweeper.peak_budget_share if sweeper else 0.0,
         ),
         file=sys.stderr,
     )

@@ -110,7 +110,7 @@ class Totals:
     output_tokens: int = 0
     audio_seconds: float = 0.0
     polls: int = 0
-    transcripts_polled: int = 0
+    transcripts_waited: int = 0
     retries: int = 0
     submitted: int = 0
     reused: int = 0
@@ -122,9 +122,11 @@ class Totals:
         self.items[record.status] += 1
         if record.error:
             self._fail(record.recipe, record.item, record.error)
-        if record.polls:
+        if record.polls or record.submitted:
+            # Every job this run waited for, however it learnt the job was done (its
+            # own polls, or status sweeps of the account's list that cost no poll).
             self.polls += record.polls
-            self.transcripts_polled += 1
+            self.transcripts_waited += 1
         self.audio_seconds += record.audio_duration or 0
         self.submitted += record.submitted
         self.reused += record.reused
@@ -152,8 +154,8 @@ class Totals:
             "transcriptions_reused": self.reused,
             "llm_calls": self.asked,
             "llm_replies_cached": self.cached,
-            "polls_per_transcript": round(self.polls / self.transcripts_polled, 2)
-            if self.transcripts_polled
+            "polls_per_transcript": round(self.polls / self.transcripts_waited, 2)
+            if self.transcripts_waited
             else None,
         }
 

@@ -90,8 +90,21 @@ def describe(record: ItemRecord) -> str:
     return f"{where}: {record.status}: {reasons}"
 
 
-def summary_text(totals: Totals, *, outcome: str, wall: float, manifest: str, left: int) -> str:
-    """The end-of-run summary, as plain text (also what CI logs show)."""
+def summary_text(
+    totals: Totals,
+    *,
+    outcome: str,
+    wall: float,
+    manifest: str,
+    left: int,
+    status_pages: int = 0,
+    peak_budget_share: float = 0.0,
+) -> str:
+    """The end-of-run summary, as plain text (also what CI logs show).
+
+    ``status_pages`` are the pages of the transcript list that status sweeps read, and
+    ``peak_budget_share`` the most of the account's request budget (20,000 per 5
+    minutes) they spent in any 5 minutes."""
     items = totals.items
     tasks = totals.tasks
     lines = [
@@ -108,9 +121,16 @@ def summary_text(totals: Totals, *, outcome: str, wall: float, manifest: str, le
             f"  reused: {totals.reused} transcripts from the ledger, {totals.cached} replies "
             f"from the cache (sent: {totals.submitted} transcriptions, {totals.asked} LLM calls)"
         )
-    if totals.transcripts_polled:
-        per = totals.polls / totals.transcripts_polled
-        lines.append(f"  polls per transcript: {per:.1f}")
+    if totals.transcripts_waited or status_pages:
+        checks = totals.polls + status_pages
+        per = checks / max(1, totals.transcripts_waited)
+        sweeps = (
+            f"{status_pages} list pages ({peak_budget_share:.1%} of the account's request "
+            "budget at most) and "
+            if status_pages
+            else ""
+        )
+        lines.append(f"  status checks: {sweeps}{totals.polls} polls, {per:.2f} per transcript")
     if totals.failures:
         lines.append("  failures:")
         lines += [
