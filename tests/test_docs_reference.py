@@ -240,7 +240,9 @@ def real_manifest() -> Mapping[str, Any]:
         header = {"recipes": [{"name": "r", "file": "r.yaml"}], "shard": None}
         writer = ManifestWriter(Path(folder) / "run.json", header)
         writer.add(ItemRecord("r", "i", "s", "url", "ok", tasks=[TaskRecord("t", "ok")]))
-        data: Mapping[str, Any] = json.loads(writer.close("completed", 1.0).read_text("utf-8"))
+        data: Mapping[str, Any] = json.loads(
+            writer.close("completed", 1.0, loop_lag=0.003).read_text("utf-8")
+        )
     return data
 
 

@@ -33,6 +33,7 @@ from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
 from runner.execute.claims import Claims
 from runner.execute.finish import finish, light_processing, processed_or_failure, unusable
+from runner.execute.loop_lag import LoopLag
 from runner.execute.services import Reporter, Services
 from runner.execute.transcribe import Settled, Transcriber
 from runner.items import Item, Shard, expand
@@ -154,6 +155,7 @@ class Executor:
         )
         self._state = _State()
         self._working = asyncio.Semaphore(options.items_working)
+        self._lag = LoopLag()
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
@@ -169,6 +171,7 @@ class Executor:
         began = time.monotonic()
         self.reporter.start(len(work))
         outcome = "completed"
+        watching = asyncio.get_running_loop().create_task(self._lag.watch())
         try:
             async with asyncio.timeout(self.options.timeout), self.claims.alive():
                 await self._run_pool(work, writer)
@@ -186,6 +189,7 @@ class Executor:
             self.outcome = self._close(writer, "stopped", began, len(work))
             raise stop from None
         finally:
+            watching.cancel()
             self.reporter.stop()
         self.outcome = self._close(writer, outcome, began, len(work))
         return self.outcome
@@ -197,7 +201,7 @@ class Executor:
             writer.add(record)
         self._state.in_flight.clear()
         wall = time.monotonic() - began
-        path = writer.close(outcome, wall)
+        path = writer.close(outcome, wall, loop_lag=self._lag.max_seconds)
         not_started = total - self._state.started
         return RunOutcome(path, outcome, wall, writer, not_started)
 

@@ -225,7 +225,8 @@ class ManifestWriter:
             raise _disk_error(self.partial, exc) from exc
         self._count += 1
 
-    def close(self, outcome: str, wall_seconds: float) -> Path:
+    def close(self, outcome: str, wall_seconds: float, *, loop_lag: float | None = None) -> Path:
+        """Finish the manifest; ``loop_lag`` is the largest event-loop lag, seconds."""
         totals = self.totals
         summary = {
             "outcome": outcome,
@@ -233,6 +234,8 @@ class ManifestWriter:
             "wall_seconds": round(wall_seconds, 3),
             **totals.counts(),
         }
+        if loop_lag is not None:
+            summary["loop_lag_max_ms"] = round(loop_lag * 1000)
         try:
             self._stream.write(
                 '\n  ],\n  "summary": ' + _indent(json.dumps(summary), first=False) + "\n}\n"

