@@ -63,6 +63,7 @@ Columns:
              GET that downloads a finished transcript is not one: every client needs it.
 - late       mean and max seconds between a job completing and a GET seeing it.
 - ok, llm    items that finished (per the client) and chat completions served.
+- lag ms     the runner's largest event-loop lag (``loop_lag_max_ms`` in run.json).
 - srv CPU    the server process's CPU: if it nears wall, the server was the bottleneck.
 """
 
@@ -139,6 +140,7 @@ class Measurement:
     cpu: float
     peak_rss_mb: float
     ok_items: int | None
+    loop_lag_ms: int | None
     server: dict[str, Any]
     stderr_tail: str
 
@@ -210,15 +212,17 @@ def prepare_folder(folder: Path, items: int) -> None:
     (folder / "recipe.yaml").write_text(RECIPE)
 
 
-def ok_items(client: Client, folder: Path, stdout: str) -> int | None:
-    """Items that finished: the runner's manifest, or the minimal client's JSON line."""
+def ok_items(client: Client, folder: Path, stdout: str) -> tuple[int | None, int | None]:
+    """Items that finished, and the largest event-loop lag in ms (the runner's manifest
+    says both; the minimal client's JSON line only the first)."""
     if client.name.startswith("runner"):
         manifest = folder / "out" / "run.json"
         if not manifest.is_file():
-            return None
-        return int(json.loads(manifest.read_text())["summary"]["items"].get("ok", 0))
+            return None, None
+        summary = json.loads(manifest.read_text())["summary"]
+        return int(summary["items"].get("ok", 0)), summary.get("loop_lag_max_ms")
     lines = stdout.strip().splitlines()
-    return int(json.loads(lines[-1])["ok"]) if lines else None
+    return (int(json.loads(lines[-1])["ok"]) if lines else None), None
 
 
 def measure(client: Client, settings: Settings) -> Measurement:
@@ -239,13 +243,15 @@ def measure(client: Client, settings: Settings) -> Measurement:
                 wall = time.monotonic() - began
         stdout = (folder / "stdout").read_text(errors="replace")
         stderr = (folder / "stderr").read_text(errors="replace")
+        ok, lag = ok_items(client, folder, stdout)
         return Measurement(
             client=client,
             exit_code=code,
             wall=wall,
             cpu=usage.ru_utime + usage.ru_stime,
             peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
-            ok_items=ok_items(client, folder, stdout),
+            ok_items=ok,
+            loop_lag_ms=lag,
             server=server.result or {},
             stderr_tail="\n".join(stderr.strip().splitlines()[-5:]),
         )
@@ -302,6 +308,7 @@ def row(m: Measurement, settings: Settings) -> list[str]:
         seconds(server.get("late_mean")),
         seconds(server.get("late_max")),
         "-" if m.ok_items is None else str(m.ok_items),
+        "-" if m.loop_lag_ms is None else str(m.loop_lag_ms),
         str(server.get("llm_calls", "-")),
         seconds(server.get("cpu")),
     ]
@@ -320,6 +327,7 @@ HEADER = [
     "late mean",
     "late max",
     "ok",
+    "lag ms",
     "llm",
     "srv CPU s",
 ]

@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 T = TypeVar("T")
 
-MAX_BATCH: Final = 256  # calls per commit at most, so one batch never holds the lock long
+MAX_BATCH: Final = 64  # calls per commit at most, so one batch never holds the lock long
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ DEFAULT_ITEMS_IN_FLIGHT = 1000
 # LLM slots full (each item has one to a few calls in flight), few enough that memory
 # stays flat however many items wait. The command sizes it from the `llm` limit.
 DEFAULT_ITEMS_WORKING = 32
+START_BATCH = 32  # items started before the loop gets a turn
 
 
 @dataclass(frozen=True)
@@ -225,8 +226,12 @@ class Executor:
 
         count = max(1, min(self.options.items_in_flight, len(work)))
         async with asyncio.TaskGroup() as group:
-            for _ in range(count):
+            for started in range(count):
                 group.create_task(worker())
+                if started % START_BATCH == START_BATCH - 1:
+                    # Each new item runs until its first wait (its folder, its keys):
+                    # a thousand at once would hold the loop for a tenth of a second.
+                    await asyncio.sleep(0)
 
     # --- one item -------------------------------------------------------------------
 

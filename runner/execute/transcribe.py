@@ -256,16 +256,21 @@ class Transcriber:
 
     # --- submissions in doubt --------------------------------------------------------
 
-    def _intend(self, key: str, audio: str, audio_url: str, options: Mapping[str, Any]) -> float:
-        """Record the intent to submit (synchronously: nothing may come between it and
-        the request); a store that cannot record it stops the spending here."""
-        if self.store is None:
+    async def _intend(
+        self, key: str, audio: str, audio_url: str, options: Mapping[str, Any]
+    ) -> float:
+        """Record the intent to submit, committed before the request is sent; a store
+        that cannot record it stops the spending here."""
+        store = self.store
+        if store is None:
             return time.time()
-        return self.store.intent_put(key, audio, audio_url, options).started
+        intent = await store.call(store.intent_put, key, audio, audio_url, options)
+        return intent.started
 
-    def _forget_intent(self, key: str) -> None:
-        if self.store is not None:
-            self.store.intent_forget(key)
+    async def _forget_intent(self, key: str) -> None:
+        store = self.store
+        if store is not None:
+            await store.call(store.intent_forget, key)
 
     async def _reconcile(
         self,
@@ -292,7 +297,7 @@ class Transcriber:
                 endpoint=cause.endpoint,
             ) from None
         if found is None:
-            self._forget_intent(key)
+            await self._forget_intent(key)
         return found
 
     async def _settle_open_intent(self, key: str, options: Mapping[str, Any]) -> LedgerEntry | None:
@@ -414,36 +419,39 @@ class Transcriber:
         the job exists, and it is reattached, or submitted again only when it does not.
         The POST runs shielded: a Ctrl-C, SIGTERM or --timeout while it is on the wire
         waits for its answer (``SUBMIT_GRACE_SECONDS`` at most) so the job's id is
-        recorded before the run stops. The ledger write is a synchronous call with no
-        await before it, so it cannot be cancelled or queued behind other work.
+        recorded before the run stops. The ledger write goes to the store's thread at
+        once, inside the shielded job: a stop cannot cancel it, and the store finishes
+        every queued call before it closes. Should the process die first, the intent
+        is there, and the next run finds the job in the account's list.
         """
 
-        def recorded(transcript_id: str) -> str:
+        async def recorded(transcript_id: str) -> str:
             record.submitted = True
             record.transcript_id = transcript_id
-            if self.store is not None:
-                self.store.ledger_put(key, audio, options, transcript_id, "submitted")
+            store = self.store
+            if store is not None:
+                await store.call(store.ledger_put, key, audio, options, transcript_id, "submitted")
             return transcript_id
 
         async def submit_and_record() -> str:
             for attempt in range(1, MAX_SUBMISSIONS + 1):
-                started = self._intend(key, audio, audio_url, options)
+                started = await self._intend(key, audio, audio_url, options)
                 try:
                     queued = await self.api.submit(audio_url, options)
                 except KeyRefused:
-                    self._forget_intent(key)  # refused: no job was created
+                    await self._forget_intent(key)  # refused: no job was created
                     raise
                 except ApiError as exc:
                     if not unclear(exc):
-                        self._forget_intent(key)  # refused: no job was created
+                        await self._forget_intent(key)  # refused: no job was created
                         raise
                     found = await self._reconcile(key, audio_url, started, options, exc)
                     if found is not None:
-                        return recorded(found)
+                        return await recorded(found)
                     if attempt == MAX_SUBMISSIONS:
                         raise
                     continue  # the listing shows no such job: sending again is safe
-                return recorded(str(queued["id"]))
+                return await recorded(str(queued["id"]))
             raise AssertionError("unreachable")
 
         job = asyncio.ensure_future(submit_and_record())
