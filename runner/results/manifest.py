@@ -25,7 +25,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -219,7 +219,8 @@ class ManifestWriter:
         self.totals.add(record)
         prefix = ",\n" if self._count else ""
         try:
-            self._stream.write(prefix + _indent(json.dumps(asdict(record), ensure_ascii=False)))
+            line = json.dumps(record, ensure_ascii=False, default=_record_fields)
+            self._stream.write(prefix + _indent(line))
             self._stream.flush()
         except OSError as exc:
             raise _disk_error(self.partial, exc) from exc
@@ -249,6 +250,14 @@ class ManifestWriter:
         finally:
             self._stream.close()
         return self.path
+
+
+def _record_fields(value: object) -> Any:
+    """A record's fields for ``json.dumps``, read in place (``asdict`` would copy each
+    item's records deeply first, a cost paid 10,000 times in a large run)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return vars(value)
+    raise TypeError(f"{type(value).__name__} is not a manifest record")
 
 
 def _indent(text: str, *, first: bool = True) -> str:
