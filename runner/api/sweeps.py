@@ -50,6 +50,7 @@ ACCOUNT_BUDGET_PER_SECOND: Final = ACCOUNT_BUDGET / BUDGET_WINDOW
 SWEEP_BUDGET_SHARE: Final = 0.10
 FALLBACK_SECONDS: Final = 60.0  # a job the sweeps cover is still checked on its own
 LIST_PAGE: Final = 200  # the most the list endpoint gives at once (notes §4)
+WAKE_BATCH: Final = 32  # finished jobs woken before the event loop gets a turn
 _TERMINAL: Final = frozenset({"completed", "error"})
 
 PageReader = Callable[[str], Awaitable[Mapping[str, Any]]]
@@ -139,7 +140,7 @@ class StatusSweeper:
         """One sweep: read pages from the newest until every waiting job was seen."""
         unseen = set(self._waiting)
         path: str | None = f"/v2/transcript?limit={LIST_PAGE}"
-        pages = 0
+        pages = resolved = 0
         while path is not None and unseen and pages < pages_for(len(unseen)):
             page = await self._read_page(path)
             pages += 1
@@ -153,6 +154,11 @@ class StatusSweeper:
                 if status in _TERMINAL:
                     error = entry.get("error")
                     self._resolve(transcript_id, Sighting(status, str(error) if error else None))
+                    resolved += 1
+                    if resolved % WAKE_BATCH == 0:
+                        # Each job woken runs its next step at once: hundreds in one
+                        # turn of the loop would hold it (and every request) for 0.1 s.
+                        await asyncio.sleep(0)
             path = older_page(page)
         self.sweeps += 1
         self._last_pages = pages
