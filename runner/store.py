@@ -198,7 +198,6 @@ class Store:
             try:
                 self._db.execute("PRAGMA busy_timeout=30000")
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
                 return
             except sqlite3.OperationalError as exc:
@@ -268,6 +267,11 @@ class Store:
                 self._db.rollback()
                 raise StoreError(self._describe(exc)) from None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (a batch's, unless SQLite rolled it back)."""
+        return self._db.in_transaction
+
     @contextmanager
     def unit(self) -> Iterator[None]:
         """One atomic unit of work: its own transaction (taking the write lock at once,
@@ -288,10 +292,11 @@ class Store:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield
+                    self._db.commit()
                 except BaseException:
-                    self._db.rollback()
+                    if self.in_transaction:  # a failed commit leaves it open
+                        self._db.rollback()
                     raise
-                self._db.commit()
             except sqlite3.Error as exc:
                 raise StoreError(self._describe(exc)) from None
 

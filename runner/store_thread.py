@@ -42,6 +42,12 @@ class Batching(Protocol):
 
     def batch(self) -> AbstractContextManager[None]: ...
     def unit(self) -> AbstractContextManager[None]: ...
+    @property
+    def in_transaction(self) -> bool: ...
+
+
+class BatchLost(Exception):
+    """SQLite rolled back a batch's whole transaction (a full disk, an I/O error)."""
 
 
 class StoreThread:
@@ -97,7 +103,12 @@ class StoreThread:
                     stopping = True
                     break
                 batch.append(following)
-            self._settle(batch, self._run(batch))
+            try:
+                outcomes = self._run(batch)
+            except BaseException as exc:  # never leave a caller waiting on a dead thread
+                outcomes = [(False, RuntimeError(f"the state store's thread failed: {exc!r}"))]
+                outcomes *= len(batch)
+            self._settle(batch, outcomes)
             if stopping:
                 return
 
@@ -111,7 +122,14 @@ class StoreThread:
                         with self.store.unit():
                             outcomes.append((True, call.function(*call.args)))
                     except Exception as exc:  # that call's own failure: the others stand
+                        if not self.store.in_transaction:
+                            # SQLite undid the whole batch: no call of it stands, and
+                            # the ones after it must not run outside the batch.
+                            raise BatchLost() from exc
                         outcomes.append((False, exc))
+        except BatchLost as lost:  # the cause is the failed call's own error
+            cause = lost.__cause__ or lost
+            return [(False, cause)] * len(batch)
         except Exception as exc:  # the batch did not commit: no call of it happened
             return [(False, exc)] * len(batch)
         self.batches += 1

@@ -1793,6 +1793,10 @@ class FakeAssemblyAI:
         page = jobs[:limit]
         now = time.monotonic()
         for job in page:
+            if job.complete_after is None and job.status not in TERMINAL:
+                # In poll mode a job moves on when it is looked at, as a real one moves
+                # on with time whoever looks: a page showing it counts as a look.
+                job.polls += 1
             # The first time a page shows a job done is when a client could notice it.
             status = job.status
             if status in TERMINAL and job.noticed_at is None:

@@ -174,3 +174,16 @@ def test_the_summary_states_status_checks_and_the_share_of_the_budget() -> None:
         "  status checks: 11 list pages (0.1% of the account's request budget at most) "
         "and 4 polls, 0.07 per transcript"
     ) in text
+
+
+async def test_jobs_parked_on_sweeps_go_back_to_their_own_checks_when_few_are_left() -> None:
+    pages = Pages(*[page([(f"t{n}", "processing") for n in range(SWEEP_FROM)])] * 50)
+    sweeper = StatusSweeper(pages, interval=0.0)
+    parked = [sweeper.watch(f"t{n}") for n in range(SWEEP_FROM)]
+    await asyncio.sleep(0.05)  # a sweep or more: every job seen running
+    assert sweeper.saw_lately("t0")
+    assert not any(f.done() for f in parked)
+    sweeper.unwatch("t3")  # one finished on its own: too few left to sweep for
+    assert await asyncio.wait_for(asyncio.gather(*parked[:3]), 1) == [Sighting(None)] * 3
+    assert not sweeper.saw_lately("t0")
+    await sweeper.close()

@@ -13,8 +13,10 @@ body is fetched once, when it is done.
   they never take more than ``SWEEP_BUDGET_SHARE`` (10 %) of the account's budget.
 * A sweep walks pages from the newest until it has seen every waiting job: at most
   as many pages as the waiting jobs fill, plus one (5 at least, 51 at most). A job
-  older than that window (a straggler behind thousands of newer jobs) is still
-  checked on its own, every ``FALLBACK_SECONDS``.
+  the last sweep did not see (a straggler behind thousands of newer jobs) is still
+  checked on its own, every ``FALLBACK_SECONDS`` or so; one it saw is not.
+* When too few jobs are left to sweep for, the jobs parked on sweeps go back to
+  their own schedule at once.
 * A sweep that fails (after the HTTP layer's retries) wakes every waiting job to check
   on its own, so a broken list endpoint costs time, never a result. A refused key ends
   every wait with that error.
@@ -81,6 +83,7 @@ class StatusSweeper:
         self.sweeps = 0  # completed sweeps
         self.requests = 0  # list pages read, for the summary's share of the budget
         self._recent: deque[float] = deque()  # when each page of the last window was read
+        self._seen: set[str] = set()  # waiting jobs the last sweep saw still running
         self.peak_window_requests = 0  # the most pages read in any BUDGET_WINDOW
 
     @property
@@ -100,6 +103,11 @@ class StatusSweeper:
 
     def unwatch(self, transcript_id: str) -> None:
         self._waiting.pop(transcript_id, None)
+        self._seen.discard(transcript_id)
+
+    def saw_lately(self, transcript_id: str) -> bool:
+        """Whether the last sweep saw this job still running: its own check can wait."""
+        return transcript_id in self._seen
 
     async def close(self) -> None:
         """Stop sweeping (a client being closed)."""
@@ -110,9 +118,17 @@ class StatusSweeper:
             self._task = None
 
     async def _run(self) -> None:
+        swept = False
         while self._waiting:
             if self.covering:
                 await self._sweep_or_hand_back()
+                swept = True
+            elif swept:
+                # Too few jobs left to sweep for: the ones parked on sweeps go back to
+                # their own schedule now, not at their next fallback check.
+                swept = False
+                self._seen.clear()
+                self._resolve_all(Sighting(None))
             # Never a busy loop, even in test mode (where paced() is 0).
             await asyncio.sleep(max(paced(self.pause()), 0.01))
 
@@ -127,21 +143,26 @@ class StatusSweeper:
         try:
             await self.sweep()
         except KeyRefused as exc:
+            self._seen.clear()
             self._resolve_all(exc)
         except ApiError as exc:
             # The jobs are fine, only the list failed: each checks on its own now.
             log.debug("status sweep failed: %s", exc.message)
+            self._seen.clear()
             self._resolve_all(Sighting(None))
         except Exception:  # whatever else broke, no job is left waiting on a dead sweep
-            log.debug("status sweep broke", exc_info=True)
+            log.warning("status sweep broke; jobs are checked one by one", exc_info=True)
+            self._seen.clear()
             self._resolve_all(Sighting(None))
 
     async def sweep(self) -> None:
         """One sweep: read pages from the newest until every waiting job was seen."""
         unseen = set(self._waiting)
+        limit = pages_for(len(unseen))  # fixed before the walk: found jobs do not shrink it
         path: str | None = f"/v2/transcript?limit={LIST_PAGE}"
         pages = resolved = 0
-        while path is not None and unseen and pages < pages_for(len(unseen)):
+        running: set[str] = set()
+        while path is not None and unseen and pages < limit:
             page = await self._read_page(path)
             pages += 1
             self._count_request()
@@ -151,7 +172,9 @@ class StatusSweeper:
                     continue
                 unseen.discard(transcript_id)
                 status = entry.get("status")
-                if status in _TERMINAL:
+                if status not in _TERMINAL:
+                    running.add(transcript_id)
+                else:
                     error = entry.get("error")
                     self._resolve(transcript_id, Sighting(status, str(error) if error else None))
                     resolved += 1
@@ -162,6 +185,7 @@ class StatusSweeper:
             path = older_page(page)
         self.sweeps += 1
         self._last_pages = pages
+        self._seen = running
 
     def _count_request(self) -> None:
         now = time.monotonic()

@@ -269,6 +269,8 @@ class TranscriptsClient:
                 if left <= 0:
                     raise _deadline_exceeded(transcript_id, allowed, status)
                 sighting = await self._sighting(transcript_id, next(delays), left)
+                if sighting is None and self.sweeper.saw_lately(transcript_id):
+                    continue  # the last sweep saw it running: no check of its own needed
                 if sighting is not None and sighting.status is not None:
                     if sighting.status == "error":
                         raise TranscriptFailed(transcript_id, sighting.error or "unknown error")
@@ -295,7 +297,11 @@ class TranscriptsClient:
             await self._sleep(min(paced(delay), left))
             return seen.result() if seen.done() else None
         try:
-            wait = min(paced(max(delay, FALLBACK_SECONDS)), left)
+            # Varied, so the jobs a sweep cannot see do not check on themselves in step.
+            fallback = FALLBACK_SECONDS * self._rng.uniform(0.9, 1.1)
+            # (At least 10 ms: in test mode paced() is 0, and a job the sweeps saw
+            # running would otherwise spin until the next sweep.)
+            wait = min(max(paced(max(delay, fallback)), 0.01), left)
             return await asyncio.wait_for(asyncio.shield(seen), wait)
         except TimeoutError:
             return None

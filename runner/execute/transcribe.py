@@ -143,14 +143,20 @@ class Transcriber:
             saved = await asyncio.to_thread(load_saved, settled.saved)
             derived = sentences_from_words(saved.words)
             return Obtained(saved, derived, paragraphs_from_sentences(derived), True)
-        if settled.data is not None:
-            build: Callable[[], Transcript] = functools.partial(Transcript.from_api, settled.data)
-        else:
-            body = await self._body(settled.transcript_id or "")
-            build = functools.partial(Transcript.from_body, body)
         # Decoding a body (and parsing ~1,000 words, when used) is the heaviest CPU work
         # of an item; in a thread the event loop keeps reading replies.
-        transcript = await asyncio.to_thread(_parse, _built, (build, words))
+        if settled.data is not None:
+            build: Callable[[], Transcript] = functools.partial(Transcript.from_api, settled.data)
+            transcript = await asyncio.to_thread(_parse, _built, (build, words))
+        else:
+            transcript_id = settled.transcript_id or ""
+            body, kept = await self._body(transcript_id)
+            build = functools.partial(Transcript.from_body, body)
+            transcript = await asyncio.to_thread(_parse, _built, (build, words))
+            if not kept:
+                # Kept only once it reads as a completed transcript: a broken download
+                # is fetched again by the next run, not replayed from the store.
+                await self._keep_body(transcript_id, body)
         found_sentences: tuple[Sentence, ...] = ()
         found_paragraphs: tuple[Paragraph, ...] = ()
         if sentences and transcript.id:
@@ -160,20 +166,22 @@ class Transcriber:
             found_paragraphs = _parse(parse_paragraphs, part)
         return Obtained(transcript, found_sentences, found_paragraphs, False)
 
-    async def _body(self, transcript_id: str) -> bytes:
-        """A completed transcript as received: from the store when kept, else
-        downloaded and kept (compressed, as it came)."""
+    async def _body(self, transcript_id: str) -> tuple[bytes, bool]:
+        """A completed transcript as received, and whether the store had it: from the
+        store when kept, else downloaded (the caller keeps it once it reads)."""
         store = self.store
         if store is not None:
             kept = await store.call(store.transcript_bytes, transcript_id, "transcript")
             if kept is not None:
-                return kept
+                return kept, True
         if self.offline:
             raise NotStored(f"--offline: transcript {transcript_id} is not stored")
-        body = await self.api.download(transcript_id)
+        return await self.api.download(transcript_id), False
+
+    async def _keep_body(self, transcript_id: str, body: bytes) -> None:
+        store = self.store
         if store is not None:
             await store.call(store.transcript_put_bytes, transcript_id, "transcript", body)
-        return body
 
     async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
         """Sentences or paragraphs: from the store when kept, else fetched and kept."""
@@ -477,9 +485,9 @@ def _made_with(job: Mapping[str, Any], options: Mapping[str, Any]) -> bool:
     )
 
 
-def _built(recipe: tuple[Callable[[], Transcript], bool]) -> Transcript:
+def _built(how: tuple[Callable[[], Transcript], bool]) -> Transcript:
     """A transcript from ``build``, its words parsed (and checked) now when asked."""
-    build, words = recipe
+    build, words = how
     transcript = build()
     if transcript.status not in (None, "completed"):
         raise ValueError(f"it was reported completed, but its status is {transcript.status!r}")

@@ -66,6 +66,9 @@ def contained(folder: Path, relative: str) -> Path:
     10,000-item run seconds of CPU."""
     base = _resolved(str(folder), os.getcwd())
     target = Path(os.path.normpath(base / relative))
+    if target.parent != base:
+        # An output in a subfolder: a symlink on the way could lead elsewhere.
+        target = target.parent.resolve() / target.name
     if not target.is_relative_to(base):
         raise OutputError(relative, f"it would be written outside {folder}")
     return target
