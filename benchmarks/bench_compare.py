@@ -29,6 +29,11 @@ The clients, each a subprocess of this script, one at a time:
   best setting for the pool of items; the row above shows the default pool);
 - ``runner defaults``: the same command without ``--limit`` (the tool's own limits of
   32 submissions and 8 LLM calls; slow by design at large N: skip it with ``--only``);
+- ``assemblyai SDK, C threads`` (only when the ``assemblyai`` package is installed):
+  this script with ``--sdk-client``: the official SDK as its examples use it, one
+  item per thread of a pool of C (``Transcriber().transcribe``, polling every 3 s,
+  then three chat completions in order, through ``httpx``: the SDK's own
+  ``LLMGateway`` client rejects the Gateway's recorded reply);
 - ``minimal asyncio``: this script with ``--minimal-client``: aiohttp, one coroutine per
   item, at most C submissions and C chat completions at once, polls unbounded. Like the
   official SDKs it sleeps ``--poll-interval`` (3 s) before every status check. It
@@ -276,12 +281,16 @@ def clients(settings: Settings) -> list[Client]:
     ]
     defaults = Limits()
     every_item = ["--limit", f"items={settings.items}"]
-    return [
+    rows = [
         Client(f"runner --limit {c}", runner + limits, c, c),
         Client(f"runner --limit {c} items=N", runner + limits + every_item, c, c),
         Client("runner defaults", runner, defaults.transcriptions, defaults.llm),
         Client("minimal asyncio", minimal, c, c),
     ]
+    if sdk_installed():
+        sdk = [sys.executable, str(Path(__file__).resolve()), "--sdk-client"]
+        rows.append(Client(f"assemblyai SDK, {c} threads", [*sdk, "--concurrency", str(c)], c, c))
+    return rows
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -410,6 +419,68 @@ async def minimal_main(concurrency: int, poll_interval: float) -> None:
     print(json.dumps({"ok": sum(d is True for d in done), "errors": failures[:3]}))
 
 
+# --- the official SDK (runs in its own process, when `assemblyai` is installed) -----------
+
+
+def sdk_item(name: str, url: str, http: Any) -> bool:
+    """One item as the SDK's own examples write it: transcribe (the SDK polls every
+    3 s), then three chat completions, in order. The SDK's ``LLMGateway`` client
+    (1.8.2) rejects the Gateway's reply (``usage.prompt_tokens`` is null in the
+    recorded one, fixtures/assemblyai/llm-gateway-completion.json), so the calls go
+    through ``httpx``, which the SDK itself uses."""
+    import assemblyai as aai
+
+    transcript = aai.Transcriber().transcribe(
+        url, aai.TranscriptionConfig(speech_models=SPEECH_MODELS)
+    )
+    if transcript.status != aai.TranscriptStatus.completed:
+        return False
+    text = (transcript.text or "")[:99]
+
+    def chat(prompt: str) -> str:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}
+        response = http.post("/chat/completions", json=body)
+        response.raise_for_status()
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    summary = chat(f"Summarize {name}: {text}")
+    chat(f"Topics of {name}: {text}")
+    chat(f"Title {name}: {summary}")
+    return True
+
+
+def sdk_main(concurrency: int) -> None:
+    """Items in a pool of ``concurrency`` threads, the SDK's way to run many."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import assemblyai as aai
+    import httpx
+
+    aai.settings.api_key = os.environ["ASSEMBLYAI_API_KEY"]
+    aai.settings.base_url = os.environ["ASSEMBLYAI_BASE_URL"]
+    urls = Path("calls.csv").read_text().split()[1:]
+    names = [url.rsplit("/", 1)[-1].removesuffix(".mp3") for url in urls]
+    http = httpx.Client(
+        base_url=os.environ["ASSEMBLYAI_LLM_GATEWAY_URL"],
+        headers={"Authorization": os.environ["ASSEMBLYAI_API_KEY"]},
+        limits=httpx.Limits(max_connections=concurrency),
+        timeout=60,
+    )
+    with http, ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(sdk_item, n, u, http) for n, u in zip(names, urls, strict=True)]
+        done = [f.exception() or f.result() for f in futures]
+    failures = [repr(d) for d in done if isinstance(d, BaseException)]
+    print(json.dumps({"ok": sum(d is True for d in done), "errors": failures[:3]}))
+
+
+def sdk_installed() -> bool:
+    try:
+        import assemblyai  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 # --- command line -------------------------------------------------------------------------
 
 
@@ -432,6 +503,7 @@ def parse_args() -> argparse.Namespace:
         "--only", action="append", default=[], help="run only rows whose name contains this"
     )
     parser.add_argument("--minimal-client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sdk-client", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -439,6 +511,9 @@ def main() -> None:
     args = parse_args()
     if args.minimal_client:
         asyncio.run(minimal_main(args.concurrency, args.poll_interval))
+        return
+    if args.sdk_client:
+        sdk_main(args.concurrency)
         return
     settings = Settings(
         items=args.items,
