@@ -144,6 +144,61 @@ def test_strict_turns_warnings_into_errors(tmp_path: Path, run_cli: RunCli) -> N
     assert result.stdout.endswith("1 error, 0 warnings in 1 recipe\n")
 
 
+LEMUR_TASK = """\
+version: 1
+name: migrate
+inputs: [{transcript_file: wildfires.json}]
+tasks:
+  locations:
+    api: lemur
+    prompt: List all the locations affected by wildfires.
+    context: This is an interview about wildfires.
+    final_model: anthropic/claude-3-7-sonnet-20250219
+    max_output_size: 3000
+    temperature: 0
+"""
+
+# The same task after doing exactly what the warning says, step by step.
+MIGRATED_TASK = """\
+version: 1
+name: migrate
+inputs: [{transcript_file: wildfires.json}]
+tasks:
+  locations:
+    prompt: |
+      List all the locations affected by wildfires.
+
+      Transcript: {{ transcript.text }}
+    system: "Context: This is an interview about wildfires."
+    max_tokens: 3000
+    model: claude-sonnet-4-6
+    temperature: 0
+"""
+
+
+def test_following_the_lemur_warning_literally_gives_a_task_that_validates(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    # The shipped LeMUR task once got advice that, followed, failed validate: it left
+    # max_output_size (LeMUR only) and threw the context away.
+    (tmp_path / "wildfires.json").write_text(
+        (Path(__file__).parent.parent / "recipes" / "transcripts" / "wildfires.json").read_text()
+    )
+    result = run_cli("validate", str(_write(tmp_path, "lemur.yaml", LEMUR_TASK)))
+    assert result.exit_code == 0
+    for step in (
+        "remove `api: lemur` and `final_model`",
+        'turn `context: ...` into `system: "Context: ..."`',
+        "write `max_output_size` as `max_tokens: 3000`",
+        "set `model: claude-sonnet-4-6`",
+        "end the prompt with the transcript: `Transcript: {{ transcript.text }}`",
+    ):
+        assert step in result.stdout
+    migrated = run_cli("validate", "--strict", str(_write(tmp_path, "gw.yaml", MIGRATED_TASK)))
+    assert migrated.exit_code == 0, migrated.stdout
+    assert migrated.stdout.endswith("1 recipe valid\n")
+
+
 # --- which files --------------------------------------------------------------------------
 
 

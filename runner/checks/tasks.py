@@ -190,7 +190,12 @@ def _check_gateway_task(doc: Document, name: str, spec: Mapping[str, Any]) -> li
     found += [
         doc.diagnostic(
             (*here, key),
-            f"{key!r} only applies to LeMUR tasks; add `api: lemur` or remove it",
+            f"{key!r} only applies to LeMUR tasks; add `api: lemur` or remove it"
+            + (
+                "; on the Gateway the reply's length is `max_tokens`"
+                if key == "max_output_size"
+                else ""
+            ),
         )
         for key in _LEMUR_ONLY
         if key in spec
@@ -206,10 +211,23 @@ def _lemur_warning(doc: Document, name: str, spec: Mapping[str, Any]) -> Diagnos
         where.column,
         format_path(("tasks", name, "api")),
         "AssemblyAI deprecated LeMUR (March 31st, 2026). The same task on the LLM Gateway: "
-        "remove `api: lemur`, `final_model` and `context`, set `model: claude-sonnet-4-6`, "
-        "and end the prompt with the transcript: `Transcript: {{ transcript.text }}`",
+        + gateway_steps(spec),
         Severity.WARNING,
     )
+
+
+def gateway_steps(spec: Mapping[str, Any]) -> str:
+    """What turns this LeMUR task into the same task on the Gateway, key by key, so
+    that following the advice literally gives a task that validates."""
+    removed = ["`api: lemur`"] + (["`final_model`"] if "final_model" in spec else [])
+    steps = [f"remove {' and '.join(removed)}"]
+    if "context" in spec:
+        steps.append('turn `context: ...` into `system: "Context: ..."`')
+    if "max_output_size" in spec:
+        steps.append(f"write `max_output_size` as `max_tokens: {spec['max_output_size']}`")
+    steps.append("set `model: claude-sonnet-4-6`")
+    steps.append("end the prompt with the transcript: `Transcript: {{ transcript.text }}`")
+    return ", ".join(steps[:-1]) + ", and " + steps[-1]
 
 
 def check_transcription(doc: Document) -> list[Diagnostic]:
