@@ -33,7 +33,7 @@ from runner.errors import SourceUnreadable, StoreError
 from runner.items import Item
 from runner.prompt.payloads import Payload
 from runner.recipe.model import InputKind, Recipe, Task
-from runner.store_thread import StoreThread
+from runner.serial_thread import SerialThread
 
 T = TypeVar("T")
 
@@ -179,9 +179,9 @@ class Store:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / DB_FILE
-        # Re-entrant: a batch (store_thread.py) holds it around the calls it runs.
+        # Re-entrant: a batch (serial_thread.py) holds it around the calls it runs.
         self._lock = threading.RLock()
-        self._thread = StoreThread(self)
+        self._thread = SerialThread("store", batching=self)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -227,7 +227,7 @@ class Store:
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` (a method of this store) on the store's own thread, with
-        the calls waiting alongside it in one commit (:mod:`runner.store_thread`)."""
+        the calls waiting alongside it in one commit (:mod:`runner.serial_thread`)."""
         return await self._thread.call(function, *args)
 
     def close(self) -> None:
@@ -248,7 +248,7 @@ class Store:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """One transaction around many calls (see :mod:`runner.store_thread`): they
+        """One transaction around many calls (see :mod:`runner.serial_thread`): they
         share one commit. Each call inside is its own savepoint (:meth:`unit`), so one
         call's failure undoes only that call. A failed commit is a :class:`StoreError`."""
         with self._lock:

@@ -43,6 +43,7 @@ from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
 from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
 from runner.results.outputs import item_dir, write_transcript
+from runner.serial_thread import SerialThread
 from runner.store import Store
 from runner.transcript.model import Transcript
 
@@ -157,6 +158,9 @@ class Executor:
         self._state = _State()
         self._working = asyncio.Semaphore(options.items_working)
         self._lag = LoopLag()
+        # Output files are written on one thread of their own: off the event loop (a
+        # slow disk stalls no request), without a hand-off to a pool per file.
+        self._files = SerialThread("outputs")
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
@@ -192,6 +196,7 @@ class Executor:
         finally:
             watching.cancel()
             self.reporter.stop()
+            await asyncio.to_thread(self._files.close)  # every queued output written
         self.outcome = self._close(writer, outcome, began, len(work))
         return self.outcome
 
@@ -288,7 +293,7 @@ class Executor:
         if not obtained.local:
             # File writes run in a thread: on the event loop they would hold back every
             # other item's requests (and the reading of 429s) while the disk works.
-            await asyncio.to_thread(write_transcript, folder / TRANSCRIPT_FILE, transcript)
+            await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
         await self._run_tasks(prepared, item, folder, transcript, view, record)
         if any(t.status != "ok" for t in record.tasks):
@@ -409,7 +414,7 @@ class Executor:
             # asked again on the next run, not replayed forever.
             await self.asker.remember(record.cache_key or "", label, payload, completion)
         try:
-            result = await asyncio.to_thread(finish, task, folder, view, reply, outcome, record)
+            result = await self._files.call(finish, task, folder, view, reply, outcome, record)
         except ItemError as exc:  # an output that cannot be written (a folder in the way)
             return record.fail(exc.message), None
         return record, result

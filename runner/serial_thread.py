@@ -1,16 +1,21 @@
-"""One thread for a run's state store: calls in order, and one commit for many.
+"""One thread for one kind of blocking work: calls in order, woken in batches.
 
-A 10,000-item run makes about twenty store calls per item (claims, cached replies,
-kept transcripts). Sent to the default thread pool, they queued behind the store's
-lock from six threads, each committed on its own, and each woke the event loop on
-its own. Here one thread takes the calls from a queue as they come; those waiting
-together run in one transaction (:meth:`Store.batch`, a savepoint each, so a failed
-call undoes only itself), and the event loop is woken once per batch.
+A 10,000-item run makes about twenty store calls and four file writes per item. Sent
+to the default thread pool, each paid for a hand-off to one of six threads (which
+then fought the event loop for the interpreter), and each woke the event loop on its
+own; the store's calls also queued behind its lock, each committed on its own. Here
+one thread takes the calls from a queue as they come, and the event loop is woken
+once per batch of calls that waited together.
 
-A call returns only after its batch committed: a reply recorded through
-:meth:`StoreThread.call` is on disk before the caller goes on, as before. The calls
-that must not wait behind a queue (the ledger's record of a submission, written the
-moment AssemblyAI accepts it) still call the :class:`Store` directly, synchronously.
+For the state store (``runner.store``) a batch runs in one transaction
+(:meth:`Store.batch`, a savepoint each, so a failed call undoes only itself): one
+commit for many. For output files (the executor's writer) there is no batching
+context: each call stands alone.
+
+A call returns only after its batch ran (and, for the store, committed): a reply or
+a job recorded through :meth:`SerialThread.call` is on disk before the caller goes
+on, and the event loop never waits for the store's lock. :meth:`SerialThread.close`
+finishes every call already queued, so a run that stops keeps what it was recording.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ class _Call:
 
 
 class Batching(Protocol):
-    """What the thread needs of :class:`runner.store.Store`."""
+    """A batch context around calls that wait together (the store's transaction)."""
 
     def batch(self) -> AbstractContextManager[None]: ...
     def unit(self) -> AbstractContextManager[None]: ...
@@ -50,11 +55,12 @@ class BatchLost(Exception):
     """SQLite rolled back a batch's whole transaction (a full disk, an I/O error)."""
 
 
-class StoreThread:
-    """Runs a store's calls on one thread; :meth:`call` awaits one of them."""
+class SerialThread:
+    """Runs calls on one thread; :meth:`call` awaits one of them."""
 
-    def __init__(self, store: Batching) -> None:
-        self.store = store
+    def __init__(self, name: str, batching: Batching | None = None) -> None:
+        self.name = name
+        self.batching = batching
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -83,7 +89,7 @@ class StoreThread:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._serve, name="transcript-runner-store", daemon=True
+                    target=self._serve, name=f"transcript-runner-{self.name}", daemon=True
                 )
                 self._thread.start()
 
@@ -106,23 +112,33 @@ class StoreThread:
             try:
                 outcomes = self._run(batch)
             except BaseException as exc:  # never leave a caller waiting on a dead thread
-                outcomes = [(False, RuntimeError(f"the state store's thread failed: {exc!r}"))]
+                outcomes = [(False, RuntimeError(f"the {self.name} thread failed: {exc!r}"))]
                 outcomes *= len(batch)
             self._settle(batch, outcomes)
             if stopping:
                 return
 
     def _run(self, batch: list[_Call]) -> list[tuple[bool, Any]]:
-        """Each call's (ok, result or exception), all committed together."""
+        """Each call's (ok, result or exception); with batching, all committed together."""
+        if self.batching is None:
+            outcomes = [_outcome(call) for call in batch]
+        else:
+            outcomes = self._run_batched(batch, self.batching)
+        self.batches += 1
+        self.calls += len(batch)
+        return outcomes
+
+    @staticmethod
+    def _run_batched(batch: list[_Call], store: Batching) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with self.store.batch():
+            with store.batch():
                 for call in batch:
                     try:
-                        with self.store.unit():
+                        with store.unit():
                             outcomes.append((True, call.function(*call.args)))
                     except Exception as exc:  # that call's own failure: the others stand
-                        if not self.store.in_transaction:
+                        if not store.in_transaction:
                             # SQLite undid the whole batch: no call of it stands, and
                             # the ones after it must not run outside the batch.
                             raise BatchLost() from exc
@@ -132,8 +148,6 @@ class StoreThread:
             return [(False, cause)] * len(batch)
         except Exception as exc:  # the batch did not commit: no call of it happened
             return [(False, exc)] * len(batch)
-        self.batches += 1
-        self.calls += len(batch)
         return outcomes
 
     @staticmethod
@@ -145,6 +159,13 @@ class StoreThread:
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, settled)
+
+
+def _outcome(call: _Call) -> tuple[bool, Any]:
+    try:
+        return True, call.function(*call.args)
+    except Exception as exc:  # the caller's to handle, as with any await
+        return False, exc
 
 
 def _resolve(settled: list[tuple[_Call, tuple[bool, Any]]]) -> None:
