@@ -55,20 +55,21 @@ class Asker:
         """The reply to ``payload``: from the cache when allowed and present, else asked."""
         key = request_key(task, payload)
         record.cache_key = key
-        if self.use_cache or self.offline:
-            cached = await self._cached(key)
-            if cached is not None:
-                record.cached = True
-                return cached
         if self.offline:
-            raise NotStored(f"--offline: no cached reply for {label} (cache key {key[:12]})")
-        if self.use_cache:
-            # Another run sharing this state folder may be asking the same: wait for its
-            # reply. The claim is held until :meth:`release` (after the reply is cached).
-            cached = await self.claims.result_of_others(key, lambda: self._cached(key))
-            if cached is not None:
+            cached = await self._cached(key)
+            if cached is None:
+                raise NotStored(f"--offline: no cached reply for {label} (cache key {key[:12]})")
+            record.cached = True
+            return cached
+        if self.use_cache and self.store is not None:
+            # The cache first; then, since another run sharing this state folder may be
+            # asking the same, its reply. The claim is held until :meth:`release`
+            # (after the reply is cached). One call to the store does both.
+            store = self.store
+            kept = await self.claims.result_of_others(key, functools.partial(store.reply_get, key))
+            if kept is not None:
                 record.cached = True
-                return cached
+                return completion_from_json(kept.reply)
         shared = await self._single_flight.join(key) if self.use_cache else None
         if shared is not None:
             record.cached = True

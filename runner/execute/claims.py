@@ -14,7 +14,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from runner.api.pacing import paced
@@ -37,22 +37,32 @@ class Claims:
         # known dead at once; one elsewhere is dead when its heartbeat stops.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
-    async def result_of_others(self, key: str, look: Callable[[], Awaitable[T | None]]) -> T | None:
-        """What another live run produced for ``key`` (``look`` finds it), waiting for it
-        while that run works; None once this run holds the claim and must do the work."""
+    async def result_of_others(self, key: str, look: Callable[[], T | None]) -> T | None:
+        """What another live run produced for ``key`` (``look``, a store method, finds
+        it), waiting for it while that run works; None once this run holds the claim
+        and must do the work."""
         store = self.store
         if store is None:
             return None
         while True:
-            found = await look()
-            if found is not None:
-                return found
-            holder = await store.call(store.claim, key, self.owner, EXPIRY, _is_dead)
+            holder, found = await store.call(self._claim_unless_found, store, key, look)
             if holder is None:
-                # Claimed: look once more, since the last holder may have finished (and
-                # let go) between the look above and the claim.
-                return await look()
+                return found
             await asyncio.sleep(paced(LOOK_AGAIN) or 0.01)
+
+    def _claim_unless_found(
+        self, store: Store, key: str, look: Callable[[], T | None]
+    ) -> tuple[str | None, T | None]:
+        """On the store's thread, in one transaction: the result if there is one; else
+        the claim, then one more look (the last holder may have finished, and let go,
+        just before). ``(holder, None)`` while another live run holds the claim."""
+        found = look()
+        if found is not None:
+            return None, found
+        holder = store.claim(key, self.owner, EXPIRY, _is_dead)
+        if holder is not None:
+            return holder, None
+        return None, look()
 
     @contextlib.asynccontextmanager
     async def working_on(self, key: str) -> AsyncIterator[None]:

@@ -249,7 +249,13 @@ class Transcriber:
                 if entry is None:
                     # Another run sharing this state folder may be submitting the same
                     # audio: wait for its job rather than paying for a second one.
-                    entry = await self.claims.result_of_others(key, lambda: self._ledger_entry(key))
+                    entry = (
+                        await self.claims.result_of_others(
+                            key, functools.partial(self.store.ledger_get, key)
+                        )
+                        if self.store is not None
+                        else None
+                    )
                 if entry is None:
                     # This run holds the claim: a submission left in doubt is its to settle.
                     entry = await self._settle_open_intent(key, options)
