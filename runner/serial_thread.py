@@ -68,7 +68,8 @@ class SerialThread:
         self.calls = 0
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` on the store's thread, committed before it returns."""
+        """``function(*args)`` on this thread; it returns once the call's batch ran (with
+        batching, once it committed)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._start()
@@ -166,6 +167,8 @@ def _outcome(call: _Call) -> tuple[bool, Any]:
         return True, call.function(*call.args)
     except Exception as exc:  # the caller's to handle, as with any await
         return False, exc
+    except BaseException as exc:  # never the other calls' failure too
+        return False, RuntimeError(f"{call.function.__name__} failed: {exc!r}")
 
 
 def _resolve(settled: list[tuple[_Call, tuple[bool, Any]]]) -> None:

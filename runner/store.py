@@ -226,8 +226,9 @@ class Store:
         return f"state store {self.path}: {said}; {cause}"
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` (a method of this store) on the store's own thread, with
-        the calls waiting alongside it in one commit (:mod:`runner.serial_thread`)."""
+        """``function(*args)`` (synchronous, using this store's methods, never
+        :meth:`call` itself) on the store's own thread, with the calls waiting alongside
+        it in one commit (:mod:`runner.serial_thread`)."""
         return await self._thread.call(function, *args)
 
     def close(self) -> None:

@@ -38,9 +38,9 @@ class Claims:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
     async def result_of_others(self, key: str, look: Callable[[], T | None]) -> T | None:
-        """What another live run produced for ``key`` (``look``, a store method, finds
-        it), waiting for it while that run works; None once this run holds the claim
-        and must do the work."""
+        """What another live run produced for ``key`` (``look``, a synchronous store
+        method that never calls :meth:`Store.call`, finds it), waiting for it while
+        that run works; None once this run holds the claim and must do the work."""
         store = self.store
         if store is None:
             return None
@@ -53,16 +53,13 @@ class Claims:
     def _claim_unless_found(
         self, store: Store, key: str, look: Callable[[], T | None]
     ) -> tuple[str | None, T | None]:
-        """On the store's thread, in one transaction: the result if there is one; else
-        the claim, then one more look (the last holder may have finished, and let go,
-        just before). ``(holder, None)`` while another live run holds the claim."""
+        """On the store's thread, in one transaction (the write lock held throughout, so
+        no other run commits in between): the result if there is one, else the claim.
+        ``(holder, None)`` while another live run holds the claim."""
         found = look()
         if found is not None:
             return None, found
-        holder = store.claim(key, self.owner, EXPIRY, _is_dead)
-        if holder is not None:
-            return holder, None
-        return None, look()
+        return store.claim(key, self.owner, EXPIRY, _is_dead), None
 
     @contextlib.asynccontextmanager
     async def working_on(self, key: str) -> AsyncIterator[None]:
@@ -89,7 +86,7 @@ class Claims:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await beating
             with contextlib.suppress(Exception):  # best effort: claims expire anyway
-                self.store.release_claims(self.owner)
+                await self.store.call(self.store.release_claims, self.owner)
 
     async def _beat(self, store: Store) -> None:
         while True:

@@ -196,11 +196,15 @@ class Executor:
         finally:
             watching.cancel()
             self.reporter.stop()
-            await asyncio.to_thread(self._files.close)  # every queued output written
+            self._files.close()  # (a no-op when _close already did it)
         self.outcome = self._close(writer, outcome, began, len(work))
         return self.outcome
 
     def _close(self, writer: ManifestWriter, outcome: str, began: float, total: int) -> RunOutcome:
+        # Every output already queued is written before the manifest says what exists.
+        # Synchronously: nothing can cancel it halfway, and the files' thread never
+        # waits for the event loop, so blocking it here for the last writes is safe.
+        self._files.close()
         for record in self._state.in_flight.values():
             record.status = "interrupted"
             record.error = record.error or f"the run was {outcome} before this item finished"
