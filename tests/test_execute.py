@@ -290,7 +290,7 @@ async def test_offline_names_what_the_store_lacks(tmp_path: Path) -> None:
     transcriber = Transcriber(FakeServices().transcripts, None, offline=True)
     record = ItemRecord("notes", item.name, item.source, item.kind.value, "ok")
     with pytest.raises(NotStored, match="no stored transcript for url"):
-        await transcriber.obtain(recipe, item, record)
+        await transcriber.settle(recipe, item, record)
 
 
 async def test_the_ledger_key_is_the_same_for_run_and_plan(tmp_path: Path) -> None:

@@ -144,12 +144,17 @@ def test_strict_turns_warnings_into_errors(tmp_path: Path, run_cli: RunCli) -> N
     assert result.stdout.endswith("1 error, 0 warnings in 1 recipe\n")
 
 
-LEMUR_TASK = """\
+MIGRATE_HEAD = """\
 version: 1
 name: migrate
 inputs: [{transcript_file: wildfires.json}]
 tasks:
   locations:
+"""
+
+LEMUR_TASK = (
+    MIGRATE_HEAD
+    + """\
     api: lemur
     prompt: List all the locations affected by wildfires.
     context: This is an interview about wildfires.
@@ -157,14 +162,12 @@ tasks:
     max_output_size: 3000
     temperature: 0
 """
+)
 
 # The same task after doing exactly what the warning says, step by step.
-MIGRATED_TASK = """\
-version: 1
-name: migrate
-inputs: [{transcript_file: wildfires.json}]
-tasks:
-  locations:
+MIGRATED_TASK = (
+    MIGRATE_HEAD
+    + """\
     prompt: |
       List all the locations affected by wildfires.
 
@@ -174,6 +177,7 @@ tasks:
     model: claude-sonnet-4-6
     temperature: 0
 """
+)
 
 
 def test_following_the_lemur_warning_literally_gives_a_task_that_validates(

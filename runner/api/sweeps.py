@@ -80,7 +80,6 @@ class StatusSweeper:
         self._last_pages = 0
         self._waiting: dict[str, asyncio.Future[Sighting]] = {}
         self._task: asyncio.Task[None] | None = None
-        self.sweeps = 0  # completed sweeps
         self.requests = 0  # list pages read, for the summary's share of the budget
         self._recent: deque[float] = deque()  # when each page of the last window was read
         self._seen: set[str] = set()  # waiting jobs the last sweep saw still running
@@ -183,7 +182,6 @@ class StatusSweeper:
                         # turn of the loop would hold it (and every request) for 0.1 s.
                         await asyncio.sleep(0)
             path = older_page(page)
-        self.sweeps += 1
         self._last_pages = pages
         self._seen = running
 

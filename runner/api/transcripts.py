@@ -32,7 +32,6 @@ from runner.errors import (
     TranscriptFailed,
 )
 
-TERMINAL_STATUSES: Final = frozenset({"completed", "error"})
 MAX_LIST_PAGES: Final = 50  # 10,000 transcripts back at most: a bound, not a guess
 CLOCK_SKEW: Final = 600.0  # seconds the server's clock may be behind ours
 

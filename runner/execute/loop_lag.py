@@ -21,7 +21,6 @@ class LoopLag:
     def __init__(self, tick: float = TICK) -> None:
         self.tick = tick
         self.max_seconds = 0.0
-        self.ticks = 0
 
     async def watch(self) -> None:
         """Run until cancelled, keeping the largest lag seen."""
@@ -29,4 +28,3 @@ class LoopLag:
             asked = time.monotonic() + self.tick
             await asyncio.sleep(self.tick)
             self.max_seconds = max(self.max_seconds, time.monotonic() - asked)
-            self.ticks += 1

@@ -100,19 +100,6 @@ class Transcriber:
         # Items of one run with the same audio and options share one job.
         self._single_flight: SingleFlight[TranscriptResult] = SingleFlight()
 
-    async def obtain(
-        self,
-        recipe: Recipe,
-        item: Item,
-        record: ItemRecord,
-        *,
-        sentences: bool = False,
-        paragraphs: bool = False,
-    ) -> Obtained:
-        """:meth:`settle`, then :meth:`load`: the item's completed transcript."""
-        settled = await self.settle(recipe, item, record)
-        return await self.load(settled, sentences=sentences, paragraphs=paragraphs, words=True)
-
     async def settle(self, recipe: Recipe, item: Item, record: ItemRecord) -> Settled:
         """Wait until the item's transcript is complete (paying for it at most once),
         without holding its body: the executor loads it when the item can go on."""
@@ -361,17 +348,16 @@ class Transcriber:
             return TranscriptResult(data=None, transcript_id=transcript_id)
         if self.offline:
             raise NotStored(f"--offline: transcript {transcript_id} is not stored")
-        api = self.api
-        data: Mapping[str, Any] | None = await api.get(transcript_id)
-        polls = 0
-        if data is not None and data.get("status") == "error":
+        data = await self.api.get(transcript_id)
+        if data.get("status") == "error":
             raise TranscriptFailed(transcript_id, str(data.get("error") or "unknown error"))
-        if data is not None and data.get("status") != "completed":
-            result = await api.wait(transcript_id, audio_duration=None, deadline=self.deadline)
-            data, polls = result.data, result.polls
-        if data is not None:
+        if data.get("status") == "completed":
             await self._keep(transcript_id, "transcript", data)
-        return TranscriptResult(data=data, transcript_id=transcript_id, polls=polls)
+            return TranscriptResult(data=data, transcript_id=transcript_id)
+        result = await self.api.wait(transcript_id, audio_duration=None, deadline=self.deadline)
+        if result.data is not None:  # a poll brought the body; sweeps bring none
+            await self._keep(transcript_id, "transcript", result.data)
+        return TranscriptResult(result.data, transcript_id, result.polls)
 
     async def _reattach(self, entry: LedgerEntry, key: str) -> TranscriptResult | None:
         """The ledger's job for this audio, or None when it failed and must be redone."""
