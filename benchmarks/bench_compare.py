@@ -39,7 +39,13 @@ The clients, each a subprocess of this script, one at a time:
   official SDKs it sleeps ``--poll-interval`` (3 s) before every status check. It
   keeps only the text of a transcript, retries nothing and writes no files (the runner
   keeps a state store, a manifest, ``transcript.json`` and every output), so it is a
-  floor, not a rival.
+  floor, not a rival;
+- ``minimal asyncio + files``: the same client writing what the runner writes per item:
+  the transcript's bytes as received to ``out/NAME/transcript.json`` and each reply to
+  ``out/NAME/TASK.md``, plainly, on its event loop (no temporary file and rename, no
+  state store, no manifest). Creating files costs system CPU that depends on the
+  file system far more than on the client: compare the two minimal rows to see it, and
+  run with ``--folder-root /dev/shm`` to take the disk out of every row.
 
 The fake's cost. Serving a completed transcript (about 100 kB of JSON, deep-copied per
 GET) takes the server a few milliseconds; when many jobs complete at once the replies
@@ -119,6 +125,7 @@ class Settings:
     poll_interval: float
     timeout: float
     runner_limits: tuple[str, ...]
+    folder_root: str | None = None
 
     def ideal(self, llm_concurrency: int) -> float:
         """The best any client could do: max(T + 2L, 3·N·L/C)."""
@@ -226,6 +233,8 @@ def ok_items(client: Client, folder: Path, stdout: str) -> tuple[int | None, int
             return None, None
         summary = json.loads(manifest.read_text())["summary"]
         return int(summary["items"].get("ok", 0)), summary.get("loop_lag_max_ms")
+    if client.name.endswith("+ files") and not any((folder / "out").glob("*/headline.md")):
+        return 0, None
     lines = stdout.strip().splitlines()
     return (int(json.loads(lines[-1])["ok"]) if lines else None), None
 
@@ -234,7 +243,7 @@ def measure(client: Client, settings: Settings) -> Measurement:
     """One fresh server, one fresh folder, one client run to its end."""
     from fakeapi import serve_in_process
 
-    with tempfile.TemporaryDirectory(prefix="bench-compare-") as name:
+    with tempfile.TemporaryDirectory(prefix="bench-compare-", dir=settings.folder_root) as name:
         folder = Path(name)
         prepare_folder(folder, settings.items)
         with serve_in_process(make_fake(settings), server_report) as server:
@@ -286,6 +295,7 @@ def clients(settings: Settings) -> list[Client]:
         Client(f"runner --limit {c} items=N", runner + limits + every_item, c, c),
         Client("runner defaults", runner, defaults.transcriptions, defaults.llm),
         Client("minimal asyncio", minimal, c, c),
+        Client("minimal asyncio + files", [*minimal, "--write-files"], c, c),
     ]
     if sdk_installed():
         sdk = [sys.executable, str(Path(__file__).resolve()), "--sdk-client"]
@@ -358,8 +368,11 @@ def print_table(rows: list[list[str]]) -> None:
 class MinimalClient:
     """Submit, poll every ``poll_interval`` s, then three chat completions per item."""
 
-    def __init__(self, session: Any, concurrency: int, poll_interval: float) -> None:
+    def __init__(
+        self, session: Any, concurrency: int, poll_interval: float, write_files: bool
+    ) -> None:
         self.session = session
+        self.write_files = write_files
         self.base_url = os.environ["ASSEMBLYAI_BASE_URL"]
         self.gateway_url = os.environ["ASSEMBLYAI_LLM_GATEWAY_URL"]
         self.submit_slots = asyncio.Semaphore(concurrency)
@@ -371,18 +384,24 @@ class MinimalClient:
             response.raise_for_status()
             return await response.json()
 
-    async def transcribe(self, url: str) -> tuple[str, str]:
-        """The final status and the text; the 100 kB body is dropped at once."""
+    async def transcribe(self, url: str) -> tuple[str, str, bytes]:
+        """The final status, the text and the body's bytes (dropped at once unless
+        files are written)."""
         async with self.submit_slots:
             job = await self._json(
                 "POST",
                 f"{self.base_url}/v2/transcript",
                 {"audio_url": url, "speech_models": SPEECH_MODELS},
             )
+        body = b""
         while job["status"] not in ("completed", "error"):
             await asyncio.sleep(self.poll_interval)
-            job = await self._json("GET", f"{self.base_url}/v2/transcript/{job['id']}")
-        return str(job["status"]), str(job.get("text") or "")
+            status_url = f"{self.base_url}/v2/transcript/{job['id']}"
+            async with self.session.get(status_url) as response:
+                response.raise_for_status()
+                body = await response.read()
+            job = json.loads(body)
+        return str(job["status"]), str(job.get("text") or ""), body if self.write_files else b""
 
     async def chat(self, prompt: str) -> str:
         body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}
@@ -391,25 +410,31 @@ class MinimalClient:
         return str(reply["choices"][0]["message"]["content"])
 
     async def item(self, name: str, url: str) -> bool:
-        status, text = await self.transcribe(url)
+        status, text, body = await self.transcribe(url)
         if status != "completed":
             return False
         text = text[:99]
-        summary, _topics = await asyncio.gather(
+        summary, topics = await asyncio.gather(
             self.chat(f"Summarize {name}: {text}"), self.chat(f"Topics of {name}: {text}")
         )
-        await self.chat(f"Title {name}: {summary}")
+        headline = await self.chat(f"Title {name}: {summary}")
+        if self.write_files:
+            folder = Path("out") / name
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "transcript.json").write_bytes(body)
+            for task, reply in (("summary", summary), ("topics", topics), ("headline", headline)):
+                (folder / f"{task}.md").write_text(reply + "\n", encoding="utf-8")
         return True
 
 
-async def minimal_main(concurrency: int, poll_interval: float) -> None:
+async def minimal_main(concurrency: int, poll_interval: float, write_files: bool) -> None:
     import aiohttp
 
     urls = Path("calls.csv").read_text().split()[1:]
     headers = {"Authorization": os.environ["ASSEMBLYAI_API_KEY"]}
     connector = aiohttp.TCPConnector(limit=max(100, 2 * concurrency))
     async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
-        client = MinimalClient(session, concurrency, poll_interval)
+        client = MinimalClient(session, concurrency, poll_interval, write_files)
         names = [url.rsplit("/", 1)[-1].removesuffix(".mp3") for url in urls]
         done = await asyncio.gather(
             *(client.item(name, url) for name, url in zip(names, urls, strict=True)),
@@ -502,7 +527,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only", action="append", default=[], help="run only rows whose name contains this"
     )
+    parser.add_argument(
+        "--folder-root",
+        default=None,
+        metavar="DIR",
+        help="make each client's working folder here, e.g. /dev/shm (default: the temp dir)",
+    )
     parser.add_argument("--minimal-client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--write-files", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sdk-client", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -510,7 +542,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if args.minimal_client:
-        asyncio.run(minimal_main(args.concurrency, args.poll_interval))
+        asyncio.run(minimal_main(args.concurrency, args.poll_interval, args.write_files))
         return
     if args.sdk_client:
         sdk_main(args.concurrency)
@@ -523,6 +555,7 @@ def main() -> None:
         poll_interval=args.poll_interval,
         timeout=args.timeout,
         runner_limits=tuple(args.runner_limit),
+        folder_root=args.folder_root,
     )
     print(
         f"N={settings.items} items, T={settings.transcribe_seconds:g} s, "
