@@ -258,6 +258,45 @@ def paragraphs_of(words: list[JSONDict], per_paragraph: int = 4) -> list[JSONDic
     return [span_of([w for group in chunk for w in group]) for chunk in chunks]
 
 
+# The caption length when a request gives none: AssemblyAI does not document its own.
+FAKE_CHARS_PER_CAPTION = 32
+
+
+def subtitles_of(words: list[JSONDict], fmt: str, chars_per_caption: int) -> str:
+    """``/srt`` and ``/vtt`` as the spec's examples show them (SrtSubtitlesResponse,
+    VttSubtitlesResponse): SRT numbered with ``HH:MM:SS,mmm`` times and a blank line
+    after each caption; VTT ``WEBVTT`` then ``MM:SS.mmm`` times, its example without
+    blank lines. Captions: words in order, as many as fit in ``chars_per_caption``."""
+    groups: list[list[JSONDict]] = []
+    for word in words:
+        if groups and len(" ".join(w["text"] for w in [*groups[-1], word])) <= chars_per_caption:
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+
+    def clock(ms: int, sep: str, hours: bool) -> str:
+        h, rest = divmod(ms, 3_600_000)
+        m, rest = divmod(rest, 60_000)
+        sec, milli = divmod(rest, 1000)
+        head = f"{h:02d}:" if hours or h else ""
+        return f"{head}{m:02d}:{sec:02d}{sep}{milli:03d}"
+
+    if fmt == "srt":
+        return "".join(
+            f"{n}\n{clock(g[0]['start'], ',', True)} --> {clock(g[-1]['end'], ',', True)}\n"
+            + " ".join(w["text"] for w in g)
+            + "\n\n"
+            for n, g in enumerate(groups, start=1)
+        )
+    cues = "".join(
+        f"{clock(g[0]['start'], '.', False)} --> {clock(g[-1]['end'], '.', False)}\n"
+        + " ".join(w["text"] for w in g)
+        + "\n"
+        for g in groups
+    )
+    return "WEBVTT\n" + cues
+
+
 def _speaker_labels_for(options: JSONDict) -> list[str] | None:
     """Which labels a request implies: letters for diarization, "1","2" for multichannel."""
     if options.get("multichannel"):
@@ -1470,6 +1509,7 @@ class FakeAssemblyAI:
         self.history: list[RecordedRequest] = []
         self.uploads: list[Upload] = []
         self.submissions: list[Submission] = []
+        self.subtitle_requests: list[tuple[str, str, str | None]] = []  # id, format, chars
         self.transcripts: dict[str, TranscriptJob] = {}
         self.polls: Counter[str] = Counter()
         self.list_requests = 0  # GET /v2/transcript pages served (status sweeps included)
@@ -1555,6 +1595,9 @@ class FakeAssemblyAI:
         app.router.add_delete("/v2/transcript/{transcript_id}", self._delete)
         app.router.add_get("/v2/transcript/{transcript_id}/sentences", self._sentences)
         app.router.add_get("/v2/transcript/{transcript_id}/paragraphs", self._paragraphs)
+        app.router.add_get(
+            "/v2/transcript/{transcript_id}/{subtitle_format:srt|vtt}", self._subtitles
+        )
         app.router.add_post("/lemur/v3/generate/{kind}", self.lemur.handle)
         app.router.add_post(CHAT_PATH, self.gateway.handle)
         return app
@@ -1828,6 +1871,22 @@ class FakeAssemblyAI:
     async def _paragraphs(self, request: web.Request) -> web.Response:
         """GET /v2/transcript/{id}/paragraphs (notes §5)."""
         return self._derived(request, "paragraphs", paragraphs_of)
+
+    async def _subtitles(self, request: web.Request) -> web.Response:
+        """GET /v2/transcript/{id}/srt or /vtt (notes §5): text/plain captions."""
+        job = self._job(request)
+        if job is None:
+            return v2_error(404, LOOKUP_ERROR)
+        body = job.body()
+        if body["status"] != "completed" or not body.get("words"):
+            return v2_error(400, f"Transcript is not completed (status: {body['status']})")
+        given = request.query.get("chars_per_caption")
+        if given is not None and not given.isdigit():
+            return v2_error(400, "chars_per_caption must be an integer")
+        chars = int(given) if given else FAKE_CHARS_PER_CAPTION
+        fmt = request.match_info["subtitle_format"]
+        self.subtitle_requests.append((job.id, fmt, given))
+        return web.Response(text=subtitles_of(body["words"], fmt, chars), content_type="text/plain")
 
     def _derived(
         self,

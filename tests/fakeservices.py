@@ -99,6 +99,12 @@ class FakeTranscripts:
         self.history.append(("paragraphs", transcript_id))
         return {"id": transcript_id, "paragraphs": []}
 
+    async def subtitles(
+        self, transcript_id: str, fmt: str, chars_per_caption: int | None = None
+    ) -> str:
+        self.history.append((fmt, transcript_id))
+        return f"subtitles of {transcript_id} as {fmt}, {chars_per_caption} characters\n"
+
 
 Reply = str | Completion | BaseException
 

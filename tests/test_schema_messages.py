@@ -81,7 +81,7 @@ def test_task_without_a_prompt_names_the_choices() -> None:
             6,
             3,
             "$.tasks.summary",
-            "task 'summary' needs one of 'prompt', 'prompt_file', 'messages' or 'quotes'",
+            "task 'summary' needs one of 'prompt', 'prompt_file', 'messages', 'quotes' or 'export'",
         )
     ]
 

@@ -201,6 +201,16 @@ class TranscriptsClient:
         """``GET /v2/transcript/{id}/paragraphs`` (§5)."""
         return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}/paragraphs")
 
+    async def subtitles(
+        self, transcript_id: str, fmt: str, chars_per_caption: int | None = None
+    ) -> str:
+        """``GET /v2/transcript/{id}/srt`` or ``/vtt`` (§5): the captions as text, with at
+        most ``chars_per_caption`` characters each when given (else AssemblyAI's choice)."""
+        query = f"?chars_per_caption={chars_per_caption}" if chars_per_caption else ""
+        path = f"/v2/transcript/{quote(transcript_id, safe='')}/{quote(fmt, safe='')}{query}"
+        response = await self._http.request("GET", self._url(path), family="polls", idempotent=True)
+        return response.body.decode("utf-8", errors="replace")
+
     async def jobs_for(self, audio_url: str, since: float) -> list[str]:
         """Ids of the account's transcripts of ``audio_url`` created since ``since`` (a
         ``time.time()``), oldest first: ``GET /v2/transcript``, newest first, following

@@ -45,6 +45,8 @@ _GATEWAY_ONLY = (
 )
 _LEMUR_ONLY = ("context", "final_model", "max_output_size")
 _NOT_WITH_QUOTES = ("json_schema", "post_process", "gateway_post_processing", "tools")
+# An export asks no model: only these keys mean something beside `export`.
+_EXPORT_KEYS = ("export", "description", "output", "expect")
 
 
 def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
@@ -135,11 +137,51 @@ def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
 def _check_api_fields(doc: Document) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for name, spec in doc.data["tasks"].items():
-        if spec.get("api") == TaskApi.LEMUR.value:
+        if "export" in spec:
+            found += _check_export_task(doc, name, spec)
+        elif spec.get("api") == TaskApi.LEMUR.value:
             found += _check_lemur_task(doc, name, spec)
         else:
             found += _check_gateway_task(doc, name, spec)
     return found
+
+
+def _check_export_task(doc: Document, name: str, spec: Mapping[str, Any]) -> list[Diagnostic]:
+    """An export writes the transcript as it is: prompt and model keys would do nothing,
+    and a caption length means nothing outside subtitles."""
+    here: KeyPath = ("tasks", name)
+    found = [
+        doc.diagnostic(
+            (*here, key),
+            f"{key!r} does not apply to an export task: it writes the transcript itself, "
+            "with no prompt or model; remove it, or make a separate task for the prompt",
+        )
+        for key in spec
+        if key not in _EXPORT_KEYS and key not in _ONE_OF_SOURCES
+    ]
+    given = spec.get("export")
+    if isinstance(given, Mapping):
+        fmt = given.get("format")
+        for option, formats in _EXPORT_OPTION_FORMATS.items():
+            if option in given and fmt not in formats:
+                found.append(
+                    doc.diagnostic(
+                        (*here, "export", option),
+                        f"{option} applies to format {' or '.join(formats)} only, "
+                        f"not {fmt}; remove it",
+                    )
+                )
+    return found
+
+
+_EXPORT_OPTION_FORMATS = {
+    "chars_per_caption": ("srt", "vtt"),
+    "speakers": ("txt", "markdown"),
+    "paragraphs": ("txt", "markdown"),
+    "timestamps": ("txt", "markdown"),
+}
+# The keys of which a task gives exactly one: the schema reports two given together.
+_ONE_OF_SOURCES = ("prompt", "prompt_file", "messages", "quotes")
 
 
 def _check_lemur_task(doc: Document, name: str, spec: Mapping[str, Any]) -> list[Diagnostic]:

@@ -91,12 +91,18 @@ def _select_items(items: list[Item], name: str | None) -> list[Item]:
 
 
 def _select_tasks(recipe: Recipe, name: str | None) -> tuple[Task, ...]:
-    ordered = recipe.ordered_tasks()
+    """The tasks whose prompts to show: exports send none, so they are left out."""
+    prompted = tuple(task for task in recipe.ordered_tasks() if task.asks_model)
     if name is None:
-        return ordered
+        return prompted
     if name not in recipe.tasks:
         raise UsageError(
             f"no task named {name!r}{suggest(name, recipe.tasks)}; tasks: {', '.join(recipe.tasks)}"
+        )
+    if not recipe.tasks[name].asks_model:
+        raise UsageError(
+            f"task {name!r} is an export: it writes the transcript itself and sends no "
+            "prompt to render"
         )
     return (recipe.tasks[name],)
 

@@ -78,11 +78,21 @@ def run(request: RunRequest) -> int:
     return _execute(recipes, request)
 
 
+def _sends_nothing(recipes: Sequence[Recipe]) -> bool:
+    """Every input a saved transcript and every task an export: no request at all."""
+    return all(
+        all(spec.kind is InputKind.TRANSCRIPT_FILE for spec in recipe.inputs)
+        and not any(task.asks_model for task in recipe.tasks.values())
+        for recipe in recipes
+    )
+
+
 def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
     """Run ``recipes``; print the summary; write the CI reports; return the exit code."""
-    # Offline replays need no key: nothing is sent. A placeholder keeps the client
-    # configuration uniform; the offline services never use it.
-    environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if request.offline else None
+    # Offline replays, and exports of saved transcripts, need no key: nothing is sent.
+    # A placeholder keeps the client configuration uniform; nothing ever sends it.
+    keyless = request.offline or _sends_nothing(recipes)
+    environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if keyless else None
     config = ClientConfig.from_env(request.region, environ=environ)
     limits = merged_limits(recipes, request.limits or {})
     config = replace(
@@ -331,7 +341,7 @@ def _dry_run_text(recipes: Sequence[Recipe]) -> str:
     for recipe in recipes:
         engine = TemplateEngine(recipe.base_dir)
         items = expand(recipe, engine)
-        calls = len(recipe.tasks)
+        calls = sum(1 for task in recipe.tasks.values() if task.asks_model)
         lines.append(f"{recipe.display}: {len(items)} item(s) × {calls} task(s)")
         for item in items:
             step = {

@@ -32,10 +32,11 @@ from pathlib import Path
 from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
 from runner.execute.claims import Claims
+from runner.execute.export import Exporter, write_export
 from runner.execute.finish import finish, light_processing, processed_or_failure, unusable
 from runner.execute.loop_lag import LoopLag
 from runner.execute.services import Reporter, Services
-from runner.execute.transcribe import Settled, Transcriber
+from runner.execute.transcribe import Obtained, Settled, Transcriber
 from runner.items import Item, Shard, expand
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.templating import TemplateEngine, used_transcript_fields
@@ -109,6 +110,7 @@ def prepare_recipe(recipe: Recipe, shard: Shard | None = None) -> PreparedRecipe
     tasks = recipe.ordered_tasks()
     used = used_transcript_fields(engine, [t for task in tasks for t in task.templates])
     quotes = any(task.quotes is not None for task in tasks)
+    exports = any(task.export is not None for task in tasks)
     items = expand(recipe, engine)
     return PreparedRecipe(
         recipe=recipe,
@@ -117,7 +119,7 @@ def prepare_recipe(recipe: Recipe, shard: Shard | None = None) -> PreparedRecipe
         tasks=tasks,
         needs_sentences=quotes or bool(used & {"sentences", "*"}),
         needs_paragraphs=bool(used & {"paragraphs", "*"}),
-        needs_words=bool(used & {"words", "utterances", "speakers", "*"}),
+        needs_words=exports or bool(used & {"words", "utterances", "speakers", "*"}),
     )
 
 
@@ -155,6 +157,7 @@ class Executor:
             offline=options.offline,
             claims=self.claims,
         )
+        self.exporter = Exporter(services.transcripts, offline=options.offline)
         self._state = _State()
         self._working = asyncio.Semaphore(options.items_working)
         self._lag = LoopLag()
@@ -299,7 +302,7 @@ class Executor:
             # other item's requests (and the reading of 429s) while the disk works.
             await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
-        await self._run_tasks(prepared, item, folder, transcript, view, record)
+        await self._run_tasks(prepared, item, folder, obtained, view, record)
         if any(t.status != "ok" for t in record.tasks):
             record.status = "failed"
 
@@ -308,7 +311,7 @@ class Executor:
         prepared: PreparedRecipe,
         item: Item,
         folder: Path,
-        transcript: Transcript,
+        obtained: Obtained,
         view: TranscriptView,
         item_record: ItemRecord,
     ) -> None:
@@ -336,9 +339,12 @@ class Executor:
                 done[task.name].set_result(None)
                 return
             results = {n: r for n, r in zip(task.needs, needed, strict=True) if r is not None}
-            record, result = await self._run_task(
-                prepared, item, task, folder, transcript, view, results
-            )
+            if task.export is not None:
+                record, result = await self._export(task, item, folder, obtained)
+            else:
+                record, result = await self._run_task(
+                    prepared, item, task, folder, obtained.transcript, view, results
+                )
             records.append(record)
             done[task.name].set_result(result)
 
@@ -419,6 +425,26 @@ class Executor:
             await self.asker.remember(record.cache_key or "", label, payload, completion)
         try:
             result = await self._files.call(finish, task, folder, view, reply, outcome, record)
+        except ItemError as exc:  # an output that cannot be written (a folder in the way)
+            return record.fail(exc.message), None
+        return record, result
+
+    async def _export(
+        self, task: Task, item: Item, folder: Path, obtained: Obtained
+    ) -> tuple[TaskRecord, TaskResultView | None]:
+        """An export task: AssemblyAI's subtitles where it has them, else built here."""
+        assert task.export is not None
+        record = TaskRecord(task=task.name, status="ok", line=task.line, api=task.api.value)
+        try:
+            fetched = await self.exporter.fetched(task.export, obtained.transcript, obtained.local)
+        except ItemError as exc:
+            if isinstance(exc, ApiError):
+                record.retries = exc.retries
+            return record.fail(exc.message), None
+        try:
+            result = await self._files.call(
+                write_export, task, folder, obtained.transcript, fetched, item.name, record
+            )
         except ItemError as exc:  # an output that cannot be written (a folder in the way)
             return record.fail(exc.message), None
         return record, result

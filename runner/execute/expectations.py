@@ -17,13 +17,28 @@ from jsonschema import Draft202012Validator
 
 from runner.errors import PostProcessFailed
 from runner.execute.postprocess import extract
-from runner.recipe.model import Expectation, thaw
-from runner.results.manifest import ExpectationRecord
+from runner.recipe.model import Expectation, Task, thaw
+from runner.results.manifest import ExpectationRecord, TaskRecord
 
 QUOTE_MATCH = 90.0  # rapidfuzz partial_ratio; allows punctuation and casing to differ
 # An opening quote must follow the start, a space or an opening bracket, so the text
 # between two separate quotations is never taken for a quotation itself.
 _QUOTED = re.compile(r"(?:^|(?<=[\s(\[:—-]))[\"“]([^\"“”\n]{12,}?)[\"”](?=$|[\s.,;:!?)\]—-])")
+
+
+def expect(task: Task, record: TaskRecord, text: str, data: Any, transcript: str) -> None:
+    """Check the task's expectations; a failed one fails the task, naming the first."""
+    record.expectations = check(
+        task.expectations,
+        text=text,
+        data=data,
+        transcript_text=transcript,
+        json_schema=task.json_schema,
+    )
+    failed = [e for e in record.expectations if not e.passed]
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        record.fail(f"expectation failed: {failed[0].expect}: {failed[0].message}{more}")
 
 
 def check(

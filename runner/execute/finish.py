@@ -14,7 +14,7 @@ from typing import Any
 from runner.api.types import Completion
 from runner.diagnostics import display_resolved
 from runner.errors import PostProcessFailed
-from runner.execute.expectations import check
+from runner.execute.expectations import expect
 from runner.execute.postprocess import Processed, apply
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import Task
@@ -120,18 +120,3 @@ def finish(
     # A failed expectation fails the task but its output stands, so the tasks that
     # need it still run.
     return result_view(task, processed)
-
-
-def expect(task: Task, record: TaskRecord, text: str, data: Any, transcript: str) -> None:
-    """Check the task's expectations; a failed one fails the task, naming the first."""
-    record.expectations = check(
-        task.expectations,
-        text=text,
-        data=data,
-        transcript_text=transcript,
-        json_schema=task.json_schema,
-    )
-    failed = [e for e in record.expectations if not e.passed]
-    if failed:
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        record.fail(f"expectation failed: {failed[0].expect}: {failed[0].message}{more}")

@@ -117,6 +117,9 @@ def _plan_item(
         view = _view(transcript, store)
     results: dict[str, TaskResultView | None] = {}
     for task in recipe.ordered_tasks():
+        if not task.asks_model:  # an export: no call, no tokens, written every run
+            results[task.name] = None
+            continue
         model = task.requested_model
         plan.models[model] = plan.models.get(model, 0) + 1
         needed = {n: results.get(n) for n in task.needs}

@@ -14,8 +14,10 @@ from runner.recipe.model import (
     DEFAULT_LEMUR_MODEL,
     DEFAULT_MODEL,
     DEFAULT_OUTPUT_DIR,
+    EXPORT_EXTENSIONS,
     KINDS,
     Expectation,
+    ExportOptions,
     Fallback,
     FallbackConfig,
     InputKind,
@@ -99,8 +101,10 @@ def _task(
     doc: Document, path: Path, name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> Task:
     here: KeyPath = ("tasks", name)
-    api = TaskApi(spec.get("api", TaskApi.GATEWAY.value))
     source = next(s for s in PromptSource if s.value in spec)
+    if source is PromptSource.EXPORT:
+        return _export_task(doc, name, spec)
+    api = TaskApi(spec.get("api", TaskApi.GATEWAY.value))
     prompt_file = None
     messages: list[Message] = []
     # LeMUR has no system message; a recipe-wide default applies to Gateway tasks only.
@@ -158,6 +162,52 @@ def _task(
             _expectation(doc, (*here, "expect", i), entry)
             for i, entry in enumerate(spec.get("expect", []))
         ),
+    )
+
+
+def _export_task(doc: Document, name: str, spec: Mapping[str, Any]) -> Task:
+    """A task that writes the transcript in a format: no prompt, no model."""
+    here: KeyPath = ("tasks", name)
+    given = spec["export"]
+    options = given if isinstance(given, Mapping) else {"format": given}
+    export = ExportOptions(
+        format=str(options["format"]),
+        chars_per_caption=options.get("chars_per_caption"),
+        speakers=bool(options.get("speakers", True)),
+        paragraphs=bool(options.get("paragraphs", True)),
+        timestamps=bool(options.get("timestamps", True)),
+    )
+    extension = EXPORT_EXTENSIONS.get(export.format, "txt")
+    return Task(
+        name=name,
+        api=TaskApi.EXPORT,
+        source=PromptSource.EXPORT,
+        messages=(),
+        prompt_file=None,
+        model="",
+        max_tokens=None,
+        temperature=None,
+        needs=tuple(spec.get("needs", [])),
+        json_schema=None,
+        post_process=(),
+        gateway_post_processing=(),
+        fallbacks=(),
+        fallback_config=None,
+        tools=(),
+        tool_choice=None,
+        stream=False,
+        inject_transcript=False,
+        output=str(spec.get("output") or f"{name}.{extension}"),
+        lemur=None,
+        quotes=None,
+        description=str(spec.get("description", "")),
+        line=doc.mark(here).line,
+        explicit_output="output" in spec,
+        expectations=tuple(
+            _expectation(doc, (*here, "expect", i), entry)
+            for i, entry in enumerate(spec.get("expect", []))
+        ),
+        export=export,
     )
 
 

@@ -95,6 +95,9 @@ class InputSpec:
 class TaskApi(StrEnum):
     GATEWAY = "gateway"
     LEMUR = "lemur"
+    # Not a recipe value: an export task asks no model (AssemblyAI's subtitle endpoints
+    # at most, which cost nothing).
+    EXPORT = "export"
 
 
 class PromptSource(StrEnum):
@@ -102,6 +105,7 @@ class PromptSource(StrEnum):
     PROMPT_FILE = "prompt_file"
     MESSAGES = "messages"
     QUOTES = "quotes"
+    EXPORT = "export"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,28 @@ class LemurOptions:
     final_model: str
     context: JSON
     max_output_size: int | None
+
+
+# Export formats (``export:``) and the file extension each is written with.
+EXPORT_EXTENSIONS = {
+    "srt": "srt",
+    "vtt": "vtt",
+    "txt": "txt",
+    "markdown": "md",
+    "json": "json",
+    "words-csv": "csv",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """An export task: the transcript itself in ``format``, with no LLM."""
+
+    format: str
+    chars_per_caption: int | None = None  # srt and vtt
+    speakers: bool = True  # txt and markdown: one paragraph per speaker turn
+    paragraphs: bool = True  # txt and markdown, without speakers
+    timestamps: bool = True  # txt and markdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +271,12 @@ class Task:
     line: int
     explicit_output: bool = False
     expectations: tuple[Expectation, ...] = ()
+    export: ExportOptions | None = None
+
+    @property
+    def asks_model(self) -> bool:
+        """Whether the task sends a prompt to a model (an export does not)."""
+        return self.export is None
 
     @property
     def structured(self) -> bool:

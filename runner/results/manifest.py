@@ -75,6 +75,8 @@ class TaskRecord:
     # The functions the model called beside its text (a reply of calls alone is the
     # output itself): kept here, so neither half of such a reply is dropped.
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # An export task's text: "assemblyai" (its subtitle endpoint) or "built" (here).
+    export_source: str | None = None
 
     def fail(self, message: str) -> TaskRecord:
         """Mark the task failed with ``message``; returns the record, for ``return``."""
