@@ -28,6 +28,7 @@ from runner.recipe.model import (
     output_name_problem,
 )
 from runner.recipe.schema import transcription_options_schema
+from runner.results.table import ITEM_COLUMNS
 
 _GATEWAY_ONLY = (
     "model",
@@ -56,6 +57,7 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += _check_api_fields(doc)
     found += _check_json_schemas(doc)
     found += _check_outputs(doc, recipe)
+    found += _check_table_columns(doc, recipe)
     found += _check_task_options(doc, recipe)
     found += check_transcription(doc)
     return found
@@ -481,6 +483,21 @@ def _enum_error(error: SchemaError | ValidationError) -> SchemaError | Validatio
         if found is not None and (best is None or len(found.path) > len(best.path)):
             best = found
     return best
+
+
+def _check_table_columns(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """A task named like one of the table's own columns would share its cells."""
+    if recipe.table is None:
+        return []
+    return [
+        doc.diagnostic(
+            ("tasks", name),
+            f"task {name!r} has the name of a column output.table keeps for every item "
+            f"({', '.join(ITEM_COLUMNS)}); rename the task",
+        )
+        for name in recipe.tasks
+        if name in ITEM_COLUMNS
+    ]
 
 
 def _check_outputs(doc: Document, recipe: Recipe) -> list[Diagnostic]:

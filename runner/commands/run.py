@@ -26,7 +26,7 @@ from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
 from runner.checks import load_recipes
 from runner.commands.plan import count
-from runner.diagnostics import suggest
+from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from runner.execute.executor import (
     DEFAULT_ITEMS_IN_FLIGHT,
@@ -299,6 +299,8 @@ def _print_summary(executor: Executor | None, sweeper: StatusSweeper | None) -> 
             left=outcome.not_started,
             status_pages=sweeper.requests if sweeper else 0,
             peak_budget_share=sweeper.peak_budget_share if sweeper else 0.0,
+            tables=[display_resolved(path) for path in outcome.tables],
+            table_problem=outcome.table_problem,
         ),
         file=sys.stderr,
     )

@@ -44,6 +44,7 @@ from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
 from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
 from runner.results.outputs import item_dir, write_transcript
+from runner.results.table import Tables, row_of
 from runner.serial_thread import SerialThread
 from runner.store import Store
 from runner.transcript.model import Transcript
@@ -78,6 +79,8 @@ class RunOutcome:
     wall_seconds: float
     writer: ManifestWriter
     not_started: int = 0
+    tables: tuple[Path, ...] = ()  # output.table files written
+    table_problem: str | None = None  # why a table could not be written
 
     @property
     def failed(self) -> bool:
@@ -164,6 +167,7 @@ class Executor:
         # Output files are written on one thread of their own: off the event loop (a
         # slow disk stalls no request), without a hand-off to a pool per file.
         self._files = SerialThread("outputs")
+        self._tables = Tables()
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
@@ -208,6 +212,7 @@ class Executor:
         # Synchronously: nothing can cancel it halfway, and the files' thread never
         # waits for the event loop, so blocking it here for the last writes is safe.
         self._files.close()
+        tables = self._tables.close()
         for record in self._state.in_flight.values():
             record.status = "interrupted"
             record.error = record.error or f"the run was {outcome} before this item finished"
@@ -216,7 +221,9 @@ class Executor:
         wall = time.monotonic() - began
         path = writer.close(outcome, wall, loop_lag=self._lag.max_seconds)
         not_started = total - self._state.started
-        return RunOutcome(path, outcome, wall, writer, not_started)
+        return RunOutcome(
+            path, outcome, wall, writer, not_started, tuple(tables), self._tables.problem
+        )
 
     async def _run_pool(
         self, work: list[tuple[PreparedRecipe, Item]], writer: ManifestWriter
@@ -231,8 +238,13 @@ class Executor:
                     prepared, item = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                record = await self._process_item(prepared, item)
+                record, results = await self._process_item(prepared, item)
                 self._state.in_flight.pop((prepared.recipe.name, item.name), None)
+                if prepared.recipe.table is not None:
+                    row = row_of(record, results, prepared.recipe)
+                    await self._files.call(
+                        self._tables.add, prepared.recipe, self.options.manifest, row
+                    )
                 writer.add(record)
                 self.reporter.item_finished(record)
 
@@ -247,7 +259,10 @@ class Executor:
 
     # --- one item -------------------------------------------------------------------
 
-    async def _process_item(self, prepared: PreparedRecipe, item: Item) -> ItemRecord:
+    async def _process_item(
+        self, prepared: PreparedRecipe, item: Item
+    ) -> tuple[ItemRecord, dict[str, TaskResultView | None]]:
+        """The item's record, and each task's result (for the results table)."""
         recipe = prepared.recipe
         record = ItemRecord(
             recipe=recipe.name,
@@ -260,25 +275,30 @@ class Executor:
         self._state.in_flight[(recipe.name, item.name)] = record
         self._state.started += 1
         self.reporter.item_started(recipe.name, item.name)
+        results: dict[str, TaskResultView | None] = {}
         try:
-            await self._transcribe_then_run_tasks(prepared, item, record)
+            await self._transcribe_then_run_tasks(prepared, item, record, results)
         except ItemError as exc:
             # One item's trouble (an API error, a failed transcript, an unreadable file,
             # an unwritable folder, a store problem) is that item's failure; the others
             # go on. Each task catches its own, so this is what comes before the tasks.
             record.status = "failed"
             record.error = exc.message
-        return record
+        return record, results
 
     async def _transcribe_then_run_tasks(
-        self, prepared: PreparedRecipe, item: Item, record: ItemRecord
+        self,
+        prepared: PreparedRecipe,
+        item: Item,
+        record: ItemRecord,
+        results: dict[str, TaskResultView | None],
     ) -> None:
         folder = item_dir(prepared.recipe, item, prepared.engine, self.options.out)
         record.folder = str(folder)
         settled = await self.transcriber.settle(prepared.recipe, item, record)
         # Waiting items hold an id; only items with room to work hold a transcript.
         async with self._working:
-            await self._work_on(prepared, item, folder, settled, record)
+            await self._work_on(prepared, item, folder, settled, record, results)
 
     async def _work_on(
         self,
@@ -287,6 +307,7 @@ class Executor:
         folder: Path,
         settled: Settled,
         record: ItemRecord,
+        results: dict[str, TaskResultView | None],
     ) -> None:
         obtained = await self.transcriber.load(
             settled,
@@ -302,7 +323,7 @@ class Executor:
             # other item's requests (and the reading of 429s) while the disk works.
             await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
-        await self._run_tasks(prepared, item, folder, obtained, view, record)
+        await self._run_tasks(prepared, item, folder, obtained, view, record, results)
         if any(t.status != "ok" for t in record.tasks):
             record.status = "failed"
 
@@ -314,9 +335,11 @@ class Executor:
         obtained: Obtained,
         view: TranscriptView,
         item_record: ItemRecord,
+        results: dict[str, TaskResultView | None],
     ) -> None:
         """Run the item's tasks; each record joins ``item_record`` as soon as it exists,
-        so an interrupted item still shows the tasks that finished."""
+        so an interrupted item still shows the tasks that finished, and each result
+        joins ``results``."""
         done: dict[str, asyncio.Future[TaskResultView | None]] = {
             task.name: asyncio.get_running_loop().create_future() for task in prepared.tasks
         }
@@ -338,14 +361,15 @@ class Executor:
                 )
                 done[task.name].set_result(None)
                 return
-            results = {n: r for n, r in zip(task.needs, needed, strict=True) if r is not None}
+            inputs = {n: r for n, r in zip(task.needs, needed, strict=True) if r is not None}
             if task.export is not None:
                 record, result = await self._export(task, item, folder, obtained)
             else:
                 record, result = await self._run_task(
-                    prepared, item, task, folder, obtained.transcript, view, results
+                    prepared, item, task, folder, obtained.transcript, view, inputs
                 )
             records.append(record)
+            results[task.name] = result
             done[task.name].set_result(result)
 
         async with asyncio.TaskGroup() as group:

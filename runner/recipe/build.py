@@ -78,6 +78,7 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         limits=MappingProxyType(dict(data.get("limits", {}))),
         timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
         line_of_tasks=doc.mark(("tasks",)).line,
+        table=output.get("table"),
     )
     return recipe, problems
 

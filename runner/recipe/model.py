@@ -325,6 +325,7 @@ class Recipe:
     timeouts: Mapping[str, float] = field(default_factory=dict)
     line_of_tasks: int = 1
     warnings: tuple[str, ...] = field(default=())
+    table: str | None = None  # output.table: one row per item, beside the manifest
 
     @property
     def base_dir(self) -> Path:

@@ -8,7 +8,7 @@ that read well in a job log. Both go to stderr, so stdout stays clean.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from runner.diagnostics import one_line
@@ -99,6 +99,8 @@ def summary_text(
     left: int,
     status_pages: int = 0,
     peak_budget_share: float = 0.0,
+    tables: Sequence[str] = (),
+    table_problem: str | None = None,
 ) -> str:
     """The end-of-run summary, as plain text (also what CI logs show).
 
@@ -136,5 +138,8 @@ def summary_text(
         lines += [
             f"    {recipe}/{what}: {one_line(error)}" for recipe, what, error in totals.failures
         ]
+    lines += [f"  table: {table}" for table in tables]
+    if table_problem:
+        lines.append(f"  table not written: {table_problem}")
     lines.append(f"  manifest: {manifest}")
     return "\n".join(lines)
