@@ -1335,7 +1335,19 @@ def default_reply(request: JSONDict) -> str:
         return json.dumps(minimal_instance(fmt["json_schema"]["schema"]))
     users = [m for m in request.get("messages", []) if m.get("role") == "user"]
     last = _message_text(users[-1]) if users else ""
+    asked = re.search(r"exactly (\d+) quotes, copied word for word", last)
+    if asked and "\nTranscript: " in last:
+        return _quotes_from(last.split("\nTranscript: ", 1)[1], int(asked.group(1)))
     return f"Reply to: {last[:40]}"
+
+
+def _quotes_from(transcript: str, count: int) -> str:
+    """What a model asked for best quotes says: a preamble, then the longest sentences
+    of the transcript, each in double quotes on its own line."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", transcript) if s.strip()]
+    longest = sorted(sentences, key=len, reverse=True)[:count]
+    lines = [f'{n}. "{sentence}"' for n, sentence in enumerate(longest, start=1)]
+    return f"Here are the {count} best quotes:\n" + "\n".join(lines)
 
 
 def stream_chunks(call: GatewayCall, reply: ScriptedReply, pieces: int) -> list[JSONDict]:

@@ -46,10 +46,11 @@ from runner import errors
 from runner.checks import load_recipe, validate_file
 from runner.cli import cli, main
 from runner.errors import PostProcessFailed
+from runner.execute.finish import process_reply
 from runner.execute.postprocess import apply
+from runner.prompt.views import TranscriptView
 from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
-from runner.transcript.model import load_saved, sentences_from_words
-from runner.transcript.quotes import match_quotes
+from runner.transcript.model import load_saved
 
 RECIPES_DOC = "docs/recipes.md"
 CLI_DOC = "docs/cli.md"
@@ -412,16 +413,9 @@ def test_reply_is_post_processed_as_shown(reply: Block, expected: Block) -> None
     path, _, task_name = reply.note[1].partition("#")
     task = load_recipe(ROOT / path).tasks[task_name]
     if task.quotes is not None:
-        sentences = sentences_from_words(load_saved(QUOTES_TRANSCRIPT).words)
-        quotes = match_quotes(
-            reply.body,
-            sentences,
-            count=task.quotes.count,
-            window=task.quotes.window,
-            overlap=task.quotes.overlap,
-        )
+        view = TranscriptView.build(load_saved(QUOTES_TRANSCRIPT))
         assert expected.lang == "json"
-        assert [q.as_json() for q in quotes] == json.loads(expected.body)
+        assert process_reply(task, reply.body, view).data == json.loads(expected.body)
         return
     if expected.lang == "error":
         with pytest.raises(PostProcessFailed) as failed:

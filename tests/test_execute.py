@@ -36,7 +36,7 @@ from runner.prompt.views import TranscriptView
 from runner.recipe.model import Recipe
 from runner.results.manifest import ItemRecord, TaskRecord
 from runner.store import Store, audio_identity, transcription_key
-from runner.transcript.model import Transcript, sentences_from_words
+from runner.transcript.model import Transcript
 
 RECIPE = """\
 version: 1
@@ -333,18 +333,22 @@ async def test_a_cached_reply_is_not_asked_again_unless_the_cache_is_off(tmp_pat
 # --- finishing: what a reply becomes ----------------------------------------------------
 
 
-def test_best_quotes_are_matched_to_the_sentences_they_came_from(tmp_path: Path) -> None:
+def test_best_quotes_are_found_in_the_transcripts_words(tmp_path: Path) -> None:
     transcript = Transcript.from_api(wildfires())
-    sentences = sentences_from_words(transcript.words)
-    quoted = sentences[3].text
     text = "version: 1\nname: q\ninputs: [{url: 'https://x/a.mp3'}]\n"
     recipe = recipe_from(tmp_path, text + "tasks:\n  best: {quotes: {count: 1}}\n")
-    processed = process_reply(recipe.tasks["best"], f'1. "{quoted}"', sentences)
+    quoted = "the levels outside right now in Baltimore are considered unhealthy"
+    view = TranscriptView.build(transcript)
+    processed = process_reply(recipe.tasks["best"], f'1. "{quoted}"', view)
     (quote,) = processed.data
-    assert quote["quote"] == quoted
-    # Located in the recording: the quote's sentence lies within the reported span.
-    assert quote["start"] <= sentences[3].start < sentences[3].end <= quote["end"]
-    assert processed.steps == ("match quotes to sentences",)
+    assert quote["verdict"] == "verbatim"
+    assert processed.steps == ("find quotes in the transcript's words",)
+    # Its own first and last words' times, not those of a window of sentences.
+    words = transcript.words
+    first = next(i for i, w in enumerate(words) if w.text == "levels") - 1
+    assert [w.text for w in words[first : first + 10]][-1] == "unhealthy."
+    assert (quote["start"], quote["end"]) == (words[first].start, words[first + 9].end)
+    assert quote["text"] == " ".join(w.text for w in words[first : first + 10])
 
 
 @pytest.mark.parametrize(
@@ -394,11 +398,10 @@ async def test_a_reply_with_text_and_tool_calls_keeps_both(tmp_path: Path) -> No
 
 def test_a_quotes_reply_with_no_quote_fails_with_the_reason(tmp_path: Path) -> None:
     transcript = Transcript.from_api(wildfires())
-    sentences = sentences_from_words(transcript.words)
     text = "version: 1\nname: q\ninputs: [{url: 'https://x/a.mp3'}]\n"
     recipe = recipe_from(tmp_path, text + "tasks:\n  best: {quotes: {count: 3}}\n")
     with pytest.raises(PostProcessFailed, match="the reply holds no quotes"):
-        process_reply(recipe.tasks["best"], "None.\n\n-", sentences)
+        process_reply(recipe.tasks["best"], "None.\n\n-", TranscriptView.build(transcript))
 
 
 def test_completions_round_trip_through_the_cache_format() -> None:

@@ -4,6 +4,7 @@ schemas that are not schemas."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -332,6 +333,8 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                     "but this task has none; add json_schema or remove the step",
                 )
             )
+        if task.quotes is not None:
+            found.extend(_check_quotes_match(doc, task))
         if task.quotes is not None and task.quotes.overlap >= task.quotes.window:
             found.append(
                 doc.diagnostic(
@@ -357,6 +360,37 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                 )
             )
     return found
+
+
+_SEMANTIC_ONLY = ("model", "window", "overlap")
+
+
+def _check_quotes_match(doc: Document, task: Task) -> list[Diagnostic]:
+    """Keys that only `match: semantic` reads, and the extra it needs."""
+    here: KeyPath = ("tasks", task.name, "quotes")
+    given = doc.data["tasks"][task.name]["quotes"]
+    if given.get("match", "words") != "semantic":
+        return [
+            doc.diagnostic(
+                (*here, key),
+                f"{key!r} applies to `match: semantic` only: quotes are found in the "
+                f"transcript's words; remove it, or add `match: semantic`",
+                severity=Severity.WARNING,
+            )
+            for key in _SEMANTIC_ONLY
+            if key in given
+        ]
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return [
+            doc.diagnostic(
+                (*here, "match"),
+                "`match: semantic` needs the semantic extra, which is not installed here: "
+                "pip install 'transcript-runner[semantic]' where this recipe runs",
+                key=False,
+                severity=Severity.WARNING,
+            )
+        ]
+    return []
 
 
 def _check_expectations(doc: Document, task: Task) -> list[Diagnostic]:

@@ -122,7 +122,7 @@ def prepare_recipe(recipe: Recipe, shard: Shard | None = None) -> PreparedRecipe
         tasks=tasks,
         needs_sentences=quotes or bool(used & {"sentences", "*"}),
         needs_paragraphs=bool(used & {"paragraphs", "*"}),
-        needs_words=exports or bool(used & {"words", "utterances", "speakers", "*"}),
+        needs_words=exports or quotes or bool(used & {"words", "utterances", "speakers", "*"}),
     )
 
 

@@ -7,7 +7,6 @@ it and ``plan`` uses it to show dependent tasks the result a cached reply will g
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +19,66 @@ from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import Task
 from runner.results.manifest import TaskRecord
 from runner.results.outputs import contained, write_atomic
-from runner.transcript.model import Sentence
-from runner.transcript.quotes import MIN_QUOTE_CHARS, match_quotes
+from runner.transcript.quotes import MIN_QUOTE_CHARS, NEAR, REWORDED, VERBATIM, match_quotes
+from runner.transcript.semantic import SemanticUnavailable, match_semantic
 
-QUOTES_STEP = "match quotes to sentences"
+QUOTES_STEP = "find quotes in the transcript's words"
 
 
-def process_reply(task: Task, reply: str, sentences: Sequence[Sentence]) -> Processed:
-    """The result of ``reply``: quotes matched to ``sentences``, or the task's
+def process_reply(task: Task, reply: str, view: TranscriptView) -> Processed:
+    """The result of ``reply``: quotes found in the transcript's words, or the task's
     post-processing steps applied. Raises :class:`PostProcessFailed`."""
     if task.quotes is None:
         return apply(reply, task.post_process, task.json_schema)
-    if not sentences:
-        raise PostProcessFailed("the transcript has no sentences to find quotes in")
-    quotes = match_quotes(
-        reply,
-        tuple(sentences),
-        count=task.quotes.count,
-        window=task.quotes.window,
-        overlap=task.quotes.overlap,
-    )
+    if not view.words:
+        raise PostProcessFailed("the transcript has no words to find quotes in")
+    options = task.quotes
+    if options.match == "semantic":
+        try:
+            quotes = match_semantic(
+                reply,
+                view.sentences,
+                view.words,
+                count=options.count,
+                window=options.window,
+                overlap=options.overlap,
+                model=options.model,
+            )
+        except SemanticUnavailable as problem:
+            raise PostProcessFailed(str(problem)) from None
+    else:
+        quotes = match_quotes(reply, view.words, count=options.count)
     if not quotes:
         raise PostProcessFailed(
-            "the reply holds no quotes to find in the transcript (quotes are lines of at "
-            f"least {MIN_QUOTE_CHARS} characters); ask for them one per line"
+            "the reply holds no quotes to find in the transcript (quotes are lines, or text "
+            f"in quotation marks, of at least {MIN_QUOTE_CHARS} characters); ask for them "
+            "one per line"
         )
     data: Any = [q.as_json() for q in quotes]
     return Processed(json.dumps(data, indent=2, ensure_ascii=False), data, (QUOTES_STEP,), True)
+
+
+def quotes_shortfall(task: Task, data: Any) -> str | None:
+    """Why a quotes task fails although its output is written: fewer than ``count``
+    quotes are the transcript's own words (or reworded ones too, when the recipe
+    allows paraphrases). The first quote that does not count is named."""
+    if task.quotes is None or not isinstance(data, list):
+        return None
+    counted = (VERBATIM, NEAR, REWORDED) if task.quotes.allow_paraphrases else (VERBATIM, NEAR)
+    good = [q for q in data if q.get("verdict") in counted]
+    if len(good) >= task.quotes.count:
+        return None
+    wanted = (
+        "verbatim, near-verbatim or paraphrased"
+        if task.quotes.allow_paraphrases
+        else ("verbatim or near-verbatim")
+    )
+    bad = next((q for q in data if q.get("verdict") not in counted), None)
+    example = f"; {bad['quote']!r} is {bad['verdict']}" if bad is not None else ""
+    return (
+        f"{len(good)} of the {task.quotes.count} quotes asked for are {wanted} quotes of the "
+        f"transcript{example} (see the verdicts in {Path(task.output).name})"
+    )
 
 
 def unusable(task: Task, completion: Completion) -> str | None:
@@ -87,7 +119,7 @@ def processed_or_failure(
     """What the reply becomes, or why it cannot; nothing is written yet, so a clean
     result can be cached before any output file (a full disk must not lose a paid reply)."""
     try:
-        return process_reply(task, reply, view.sentences)
+        return process_reply(task, reply, view)
     except PostProcessFailed as failure:
         return failure
 
@@ -115,6 +147,9 @@ def finish(
     text = processed.text
     write_atomic(output, text if text.endswith("\n") else text + "\n")
     record.output = display_resolved(output)
+    shortfall = quotes_shortfall(task, processed.data)
+    if shortfall is not None:
+        record.fail(shortfall)
     if task.expectations:
         expect(task, record, text, processed.data, view.text)
     # A failed expectation fails the task but its output stands, so the tasks that

@@ -182,7 +182,7 @@ def _view(transcript: Transcript, store: Store | None) -> TranscriptView:
 def _cached_result(task: Task, reply: str, view: TranscriptView) -> TaskResultView | None:
     """A cached reply as the tasks that need it will see it: processed as the run will."""
     try:
-        return result_view(task, process_reply(task, reply, view.sentences))
+        return result_view(task, process_reply(task, reply, view))
     except PostProcessFailed:
         return None
 

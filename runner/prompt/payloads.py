@@ -35,10 +35,10 @@ _DEFANGED_TAG = "{\u200b{ transcript }\u200b}"
 
 QUOTES_PROMPT = """Based on the following transcript, please answer this question:
 Question: {question}
-Context: Please provide exactly {count} quotes, each on its own line, copied word for word \
-from the transcript.
-Transcript: {text}
-Please provide a clear and specific answer."""
+Context: Please provide exactly {count} quotes, copied word for word from the transcript. \
+Write each on its own line in double quotes, with nothing else: no introduction, numbering \
+or commentary.
+Transcript: {text}"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,6 +249,9 @@ def _quotes(doc: Document, name: str, spec: Mapping[str, Any]) -> QuotesOptions:
         count=int(quotes.get("count", 3)),
         window=int(quotes.get("window", 5)),
         overlap=int(quotes.get("overlap", 2)),
+        allow_paraphrases=bool(quotes.get("allow_paraphrases", False)),
+        match=str(quotes.get("match", "words")),
+        model=quotes.get("model"),
         question=_inline(doc, ("tasks", name, "quotes", "question"), question, f"{name}.question")
         if question is not None
         else None,

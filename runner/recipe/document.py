@@ -21,7 +21,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from runner.diagnostics import Diagnostic
+from runner.diagnostics import Diagnostic, Severity
 from runner.errors import DiagnosticError
 from runner.recipe.yaml_advice import (
     LINE_BREAK,
@@ -94,10 +94,17 @@ class Document:
                 return found
         return Mark(1, 1)
 
-    def diagnostic(self, path: KeyPath, message: str, *, key: bool = True) -> Diagnostic:
-        """A located error for ``path``."""
+    def diagnostic(
+        self,
+        path: KeyPath,
+        message: str,
+        *,
+        key: bool = True,
+        severity: Severity = Severity.ERROR,
+    ) -> Diagnostic:
+        """A located error (or warning) for ``path``."""
         where = self.mark(path, key=key)
-        return Diagnostic(self.file, where.line, where.column, format_path(path), message)
+        return Diagnostic(self.file, where.line, where.column, format_path(path), message, severity)
 
 
 def format_path(path: KeyPath) -> str:

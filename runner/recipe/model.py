@@ -173,6 +173,9 @@ class QuotesOptions:
     window: int
     overlap: int
     question: Template | None
+    allow_paraphrases: bool = False  # reworded quotes count toward `count`
+    match: str = "words"  # or "semantic": sentence windows by meaning (the [semantic] extra)
+    model: str | None = None  # the embedding model of `match: semantic`, a name or a path
 
 
 # Expectation kinds (`expect:` entries) and the operators of a `json:` expectation.
