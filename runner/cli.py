@@ -199,6 +199,13 @@ def render(**options: Any) -> None:
     callback=_path_or_none,
     help="Also write a JUnit XML report (a test case per item and task) here.",
 )
+@click.option(
+    "--prices",
+    type=click.Path(dir_okay=False),
+    callback=_path_or_none,
+    metavar="FILE",
+    help="Your price table (YAML), for the run's real costs; see docs/prices.example.yaml.",
+)
 def run(**options: Any) -> None:
     """Run recipes: transcribe, prompt, post-process, write outputs and a manifest.
 

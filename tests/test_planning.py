@@ -41,10 +41,11 @@ def test_plan_of_saved_transcripts_counts_calls_and_tokens(tmp_path: Path) -> No
     assert (item.transcription, item.calls, item.cached) == ("local", 5, 0)
     assert item.audio_seconds == 282
     assert item.input_tokens > 5 * 1000  # five prompts, each with the whole transcript
-    text = plan_text(plan, None, [recipe])
+    text = plan_text(plan, None)
     assert "Transcriptions: 0 to submit, 0 already in the ledger." in text
     assert "LLM calls: 5 to send, 0 cached" in text
     assert "pass --prices FILE" in text
+    assert "add `prices:` to the recipe" in text
 
 
 def load_recipe_text(head: str) -> Any:

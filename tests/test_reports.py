@@ -215,9 +215,10 @@ def test_step_summary_has_the_table_and_the_failures(mixed: Manifest) -> None:
     assert lines[2] == "5 items in 1 recipe · 12.5 s · 0.00 h of audio"
     assert (
         "| recipe | items ok / failed | tasks ok / failed / skipped | tokens in / out "
-        "| transcriptions submitted / reused | LLM calls / cached |"
+        "| transcriptions submitted / reused | LLM calls / cached | cost |"
     ) in lines
-    assert "| notes | 1 / 4 | 3 / 2 / 1 | 360 / 90 | 0 / 0 | 3 / 1 |" in lines
+    # Three calls were paid for and nothing prices them: unknown, never $0.00.
+    assert "| notes | 1 / 4 | 3 / 2 / 1 | 360 / 90 | 0 / 0 | 3 / 1 | unknown |" in lines
     assert f"- **notes** · a-call · summary: {GATEWAY_400}" in lines
     assert (
         "- **notes** · c-call · headline: expectation `max_length 40` failed: "
@@ -233,7 +234,7 @@ def test_step_summary_escapes_table_cells_and_folds_lines(tmp_path: Path) -> Non
     ]
     manifest = write_manifest(tmp_path / "run.json", records, recipes=[("a|b", "ab.yaml")])
     text = reports.step_summary(manifest)
-    assert "| a\\|b | 0 / 1 | 0 / 1 / 0 | 0 / 0 | 0 / 0 | 0 / 0 |" in text
+    assert "| a\\|b | 0 / 1 | 0 / 1 / 0 | 0 / 0 | 0 / 0 | 0 / 0 | $0.00 |" in text
     assert "- **a|b** · x · t: line one line &lt;two&gt;" in text
 
 

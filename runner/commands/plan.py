@@ -11,9 +11,10 @@ import click
 
 from runner.checks import load_recipes
 from runner.errors import EXIT_OK, ItemError, StoreError, UsageError
-from runner.execute.planning import Plan, load_prices, make_plan, plan_json, plan_text
+from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
+from runner.recipe.prices import PriceTableError, combined
 from runner.store import DEFAULT_STATE_DIR, Store
 
 
@@ -32,16 +33,14 @@ def plan(request: PlanRequest) -> int:
         raise UsageError("name at least one recipe: transcript-runner plan recipes/")
     recipes = load_recipes(request.recipes)
     counted = count(recipes, request.state_dir or DEFAULT_STATE_DIR, request.shard)
-    table = None
-    if request.prices:
-        try:
-            table = load_prices(request.prices)
-        except (OSError, ValueError) as exc:  # unreadable file, or not a price table
-            raise UsageError(f"--prices {request.prices}: {exc}") from None
+    try:
+        table = combined((recipe.prices for recipe in recipes), request.prices)
+    except PriceTableError as exc:
+        raise UsageError(f"--prices {exc}") from None
     if request.fmt == "json":
-        click.echo(json.dumps(plan_json(counted), indent=2))
+        click.echo(json.dumps(plan_json(counted, table), indent=2))
     else:
-        click.echo(plan_text(counted, table, recipes))
+        click.echo(plan_text(counted, table))
     return EXIT_OK
 
 

@@ -38,6 +38,7 @@ from runner.execute.services import Reporter, Services, offline_services
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
 from runner.recipe.model import MANIFEST_FILE, InputKind, Recipe
+from runner.recipe.prices import PriceTable, PriceTableError, combined
 from runner.results.manifest import load_manifest
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
 from runner.results.reports import publish, wanted
@@ -63,6 +64,7 @@ class RunRequest:
     max_llm_calls: int | None = None
     progress: str = "auto"  # auto, live or plain
     junit: Path | None = None
+    prices: Path | None = None  # --prices FILE, added to the recipes' `prices:`
 
 
 def run(request: RunRequest) -> int:
@@ -76,6 +78,14 @@ def run(request: RunRequest) -> int:
     if request.max_audio_hours is not None or request.max_llm_calls is not None:
         _check_budget(recipes, request)
     return _execute(recipes, request)
+
+
+def run_prices(recipes: Sequence[Recipe], file: Path | None) -> PriceTable | None:
+    """The price table of the run: the recipes' `prices:` and --prices FILE."""
+    try:
+        return combined((recipe.prices for recipe in recipes), file)
+    except PriceTableError as exc:
+        raise UsageError(f"--prices {exc}") from None
 
 
 def _sends_nothing(recipes: Sequence[Recipe]) -> bool:
@@ -111,6 +121,7 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         use_cache=not request.no_cache,
         offline=request.offline,
         shard=request.shard,
+        prices=run_prices(recipes, request.prices),
     )
     holder: dict[str, HttpClient] = {}
     reporter = _reporter(request.progress, holder)
@@ -301,6 +312,7 @@ def _print_summary(executor: Executor | None, sweeper: StatusSweeper | None) -> 
             peak_budget_share=sweeper.peak_budget_share if sweeper else 0.0,
             tables=[display_resolved(path) for path in outcome.tables],
             table_problem=outcome.table_problem,
+            priced=executor.options.prices is not None,
         ),
         file=sys.stderr,
     )

@@ -42,6 +42,7 @@ from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.templating import TemplateEngine, used_transcript_fields
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
+from runner.recipe.prices import PriceTable
 from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
 from runner.results.outputs import item_dir, write_transcript
 from runner.results.table import Tables, row_of
@@ -70,6 +71,7 @@ class RunOptions:
     use_cache: bool = True  # --no-cache: ask the LLM again (the ledger is always used)
     offline: bool = False  # --offline: everything must come from the state store
     shard: Shard | None = None  # --shard K/N: only this job's share of the items
+    prices: PriceTable | None = None  # recipes' `prices:` and --prices; None: no costs
 
 
 @dataclass
@@ -179,6 +181,7 @@ class Executor:
                 "recipes": [{"name": p.recipe.name, "file": p.recipe.display} for p in prepared],
                 "shard": f"{shard.index}/{shard.count}" if (shard := self.options.shard) else None,
             },
+            self.options.prices,
         )
         began = time.monotonic()
         self.reporter.start(len(work))
@@ -318,6 +321,7 @@ class Executor:
         transcript = obtained.transcript
         record.transcript_id = transcript.id
         record.audio_duration = _seconds(transcript.audio_duration)
+        record.speech_model = transcript.speech_model_used
         if not obtained.local:
             # File writes run in a thread: on the event loop they would hold back every
             # other item's requests (and the reading of 429s) while the disk works.

@@ -22,6 +22,7 @@ from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import InputKind, Recipe, Task
+from runner.recipe.prices import PriceTable, format_usd
 from runner.store import Store, audio_identity, request_key, transcription_key
 from runner.transcript.model import (
     Transcript,
@@ -47,6 +48,8 @@ class ItemPlan:
     input_tokens: int = 0
     unknown_tokens: int = 0  # calls whose prompt is not known before the run
     models: dict[str, int] = field(default_factory=dict)
+    input_tokens_by_model: dict[str, int] = field(default_factory=dict)  # known prompts
+    speech_model: str | None = None  # the first speech model a submission asks for
 
 
 @dataclass
@@ -109,6 +112,7 @@ def _plan_item(
     transcript, how = _known_transcript(recipe, item, store)
     seconds = float(transcript.audio_duration) if transcript and transcript.audio_duration else None
     plan = ItemPlan(recipe.name, item.name, how, seconds)
+    plan.speech_model = next(iter(recipe.transcription_request().get("speech_models", [])), None)
     if seconds is None and item.kind is InputKind.FILE:
         seconds = audio_seconds(Path(item.source))
         plan.audio_seconds = seconds
@@ -153,9 +157,10 @@ def _plan_item(
             )
         else:
             plan.calls += 1
-            plan.input_tokens += sum(
-                estimate_tokens(str(m.get("content", ""))) for m in payload.messages
-            )
+            tokens = sum(estimate_tokens(str(m.get("content", ""))) for m in payload.messages)
+            plan.input_tokens += tokens
+            by_model = plan.input_tokens_by_model
+            by_model[model] = by_model.get(model, 0) + tokens
             results[task.name] = None
     return plan
 
@@ -235,18 +240,7 @@ def _stored(
         ) from None
 
 
-def load_prices(path: Path) -> Mapping[str, Any]:
-    """A price table: ``transcription_per_hour: {model: usd}``, ``llm_per_million_tokens:
-    {model: {input: usd, output: usd}}``. Read from YAML the user maintains."""
-    import yaml
-
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a price table is a mapping")
-    return data
-
-
-def plan_text(plan: Plan, prices: Mapping[str, Any] | None, recipes: Sequence[Recipe]) -> str:
+def plan_text(plan: Plan, prices: PriceTable | None) -> str:
     lines = [f"{len(plan.items)} item(s):"]
     for item in plan.items:
         audio = f"{item.audio_seconds / 60:.1f} min" if item.audio_seconds else "length unknown"
@@ -264,30 +258,81 @@ def plan_text(plan: Plan, prices: Mapping[str, Any] | None, recipes: Sequence[Re
         "reply not known yet).",
     ]
     if prices is None:
-        lines.append("Costs: pass --prices FILE (see docs/prices.example.yaml) to estimate them.")
+        lines.append(
+            "Costs: add `prices:` to the recipe or pass --prices FILE (see "
+            "docs/prices.example.yaml) to estimate them."
+        )
     else:
-        lines.append(_costs(plan, prices, recipes))
+        lines.append(_costs_text(plan_costs(plan, prices)))
     return "\n".join(lines)
 
 
-def _costs(plan: Plan, prices: Mapping[str, Any], recipes: Sequence[Recipe]) -> str:
-    per_hour: Mapping[str, float] = prices.get("transcription_per_hour", {})
-    model = next(
-        (m for r in recipes for m in r.transcription_request().get("speech_models", [])), ""
-    )
-    stt = plan.submitted_audio_hours * float(per_hour.get(model, 0))
-    llm_prices: Mapping[str, Mapping[str, float]] = prices.get("llm_per_million_tokens", {})
-    tokens = sum(i.input_tokens for i in plan.items)
-    models = {m for i in plan.items for m in i.models}
-    rate = max((float(llm_prices.get(m, {}).get("input", 0)) for m in models), default=0.0)
-    llm = tokens / 1_000_000 * rate
-    return (
-        f"Costs (from your price table, known parts only): transcription ${stt:.2f}, "
-        f"LLM input ${llm:.2f}; replies and unknown prompts are not counted."
+@dataclass(frozen=True)
+class PlanCosts:
+    """Estimated costs of the known parts of a plan: None where a price is missing."""
+
+    transcription_usd: float | None  # submissions of known length
+    llm_input_usd: float | None  # the input tokens of prompts known before the run
+    unpriced_models: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "transcription_usd": _rounded(self.transcription_usd),
+            "llm_input_usd": _rounded(self.llm_input_usd),
+            "unpriced_models": list(self.unpriced_models),
+        }
+
+
+def plan_costs(plan: Plan, prices: PriceTable) -> PlanCosts:
+    """Transcriptions to submit priced as their first speech model, and the known
+    prompts' input tokens by their model. Replies, and prompts not known before the
+    run, are not counted."""
+    unpriced: set[str] = set()
+    speech = 0.0
+    for item in plan.items:
+        if item.transcription != "submit" or item.audio_seconds is None:
+            continue
+        cost = prices.transcription(item.speech_model, item.audio_seconds)
+        if cost is None:
+            unpriced.add(item.speech_model or "the speech model")
+        else:
+            speech += cost
+    llm = 0.0
+    for item in plan.items:
+        for model, tokens in item.input_tokens_by_model.items():
+            cost = prices.llm(model, tokens, 0)
+            if cost is None:
+                unpriced.add(model)
+            else:
+                llm += cost
+    speech_models = {i.speech_model or "the speech model" for i in plan.items}
+    return PlanCosts(
+        None if unpriced & speech_models else speech,
+        None if unpriced - speech_models else llm,
+        tuple(sorted(unpriced)),
     )
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def _costs_text(costs: PlanCosts) -> str:
+    def usd(amount: float | None) -> str:
+        return "unknown" if amount is None else format_usd(amount)
+
+    text = (
+        f"Costs (from your price table, known parts only): transcription "
+        f"{usd(costs.transcription_usd)}, LLM input {usd(costs.llm_input_usd)}; replies and "
+        "prompts not known yet are not counted."
+    )
+    if costs.unpriced_models:
+        text += f" No price for: {', '.join(costs.unpriced_models)}."
+    return text
+
+
+def _rounded(amount: float | None) -> float | None:
+    return None if amount is None else round(amount, 6)
+
+
+def plan_json(plan: Plan, prices: PriceTable | None = None) -> dict[str, Any]:
+    costs = plan_costs(plan, prices).as_json() if prices is not None else None
     return {
         "items": [
             {
@@ -308,4 +353,5 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "llm_cached": plan.cached,
         "audio_hours_known": round(plan.audio_hours, 4),
         "items_of_unknown_length": plan.unknown_audio,
+        "costs": costs,
     }

@@ -35,6 +35,7 @@ from runner.recipe.model import (
     freeze,
     structured_reply,
 )
+from runner.recipe.prices import price_table
 
 
 class _MissingFile(Exception):
@@ -79,6 +80,7 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
         line_of_tasks=doc.mark(("tasks",)).line,
         table=output.get("table"),
+        prices=price_table(data.get("prices")),
     )
     return recipe, problems
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.recipe.document import KeyPath, format_path
+from runner.recipe.prices import PriceTable
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_SPEECH_MODELS = ("universal-3-5-pro", "universal-2")
@@ -329,6 +330,7 @@ class Recipe:
     line_of_tasks: int = 1
     warnings: tuple[str, ...] = field(default=())
     table: str | None = None  # output.table: one row per item, beside the manifest
+    prices: PriceTable = field(default_factory=PriceTable)  # `prices:`, for real costs
 
     @property
     def base_dir(self) -> Path:

@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from runner import __version__
 from runner.errors import DiskFull, OverlappingShards, RunnerError, UsageError
+from runner.recipe.prices import PriceTable
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -77,6 +78,9 @@ class TaskRecord:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     # An export task's text: "assemblyai" (its subtitle endpoint) or "built" (here).
     export_source: str | None = None
+    # What this call cost, from the price table: 0 when nothing was paid this run
+    # (cached, an export); None when it was paid and its price is unknown.
+    cost_usd: float | None = None
 
     def fail(self, message: str) -> TaskRecord:
         """Mark the task failed with ``message``; returns the record, for ``return``."""
@@ -100,6 +104,10 @@ class ItemRecord:
     transcript_seconds: float | None = None
     submitted: bool = False
     reused: bool = False  # the transcript came from the ledger of an earlier run
+    speech_model: str | None = None  # the speech model that transcribed it
+    # What this run paid to transcribe it (0 when it submitted nothing); None when
+    # it submitted the job and the speech model's price is unknown.
+    transcription_cost_usd: float | None = None
     folder: str | None = None
     tasks: list[TaskRecord] = field(default_factory=list)
 
@@ -118,7 +126,15 @@ class Totals:
     reused: int = 0
     cached: int = 0
     asked: int = 0
+    transcription_cost: float = 0.0  # USD, the known part
+    llm_cost: float = 0.0  # USD, the known part
+    unpriced: set[str] = field(default_factory=set)  # models paid for without a price
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # recipe, what, error
+
+    @property
+    def cost(self) -> float:
+        """What the run is known to have cost, USD (all of it when ``unpriced`` is empty)."""
+        return self.transcription_cost + self.llm_cost
 
     def add(self, record: ItemRecord) -> None:
         self.items[record.status] += 1
@@ -132,6 +148,11 @@ class Totals:
         self.audio_seconds += record.audio_duration or 0
         self.submitted += record.submitted
         self.reused += record.reused
+        if record.submitted:
+            if record.transcription_cost_usd is None:
+                self.unpriced.add(record.speech_model or "the speech model (not reported)")
+            else:
+                self.transcription_cost += record.transcription_cost_usd
         for task in record.tasks:
             self.cached += task.cached
             self.asked += task.asked
@@ -139,6 +160,10 @@ class Totals:
             if task.asked:  # cached replies were paid for by an earlier run
                 self.input_tokens += task.input_tokens or 0
                 self.output_tokens += task.output_tokens or 0
+                if task.cost_usd is None:
+                    self.unpriced.add(task.model_used or task.model_requested or "a model")
+                else:
+                    self.llm_cost += task.cost_usd
             self.retries += task.retries
             if task.status == "failed" and task.error:
                 self._fail(record.recipe, f"{record.item} · {task.task}", task.error)
@@ -159,6 +184,8 @@ class Totals:
             "polls_per_transcript": round(self.polls / self.transcripts_waited, 2)
             if self.transcripts_waited
             else None,
+            "cost_usd": round(self.cost, 6) if self.cost or not self.unpriced else None,
+            "cost_unknown_for": sorted(self.unpriced),
         }
 
     def _fail(self, recipe: str, what: str, error: str) -> None:
@@ -197,8 +224,11 @@ def _disk_error(path: Path, exc: OSError) -> RunnerError:
 class ManifestWriter:
     """Appends item records as items finish; :meth:`close` writes the summary."""
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    def __init__(
+        self, path: Path, header: dict[str, Any], prices: PriceTable | None = None
+    ) -> None:
         self.path = path
+        self.prices = prices  # costs each record as it is added, when given
         self.partial = path.with_name(path.name + ".partial")
         self.totals = Totals()
         self._count = 0
@@ -218,6 +248,8 @@ class ManifestWriter:
             raise _disk_error(self.partial, exc) from exc
 
     def add(self, record: ItemRecord) -> None:
+        if self.prices is not None:
+            price(record, self.prices)
         self.totals.add(record)
         prefix = ",\n" if self._count else ""
         try:
@@ -252,6 +284,26 @@ class ManifestWriter:
         finally:
             self._stream.close()
         return self.path
+
+
+def price(record: ItemRecord, prices: PriceTable) -> None:
+    """Fill ``record``'s costs from what this run paid for: the transcription it
+    submitted (by the speech model that ran it) and each LLM call it sent (by the model
+    that answered). What it did not pay for (a reused transcript, a cached reply, an
+    export) costs 0."""
+    record.transcription_cost_usd = (
+        prices.transcription(record.speech_model, record.audio_duration)
+        if record.submitted
+        else 0.0
+    )
+    for task in record.tasks:
+        task.cost_usd = (
+            prices.llm(
+                task.model_used or task.model_requested, task.input_tokens, task.output_tokens
+            )
+            if task.asked
+            else 0.0
+        )
 
 
 def _record_fields(value: object) -> Any:

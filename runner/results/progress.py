@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from runner.diagnostics import one_line
+from runner.recipe.prices import format_usd
 from runner.results.manifest import ItemRecord, Totals
 
 Snapshot = Callable[[], Mapping[str, int]]
@@ -90,6 +91,24 @@ def describe(record: ItemRecord) -> str:
     return f"{where}: {record.status}: {reasons}"
 
 
+def cost_text(totals: Totals, priced: bool) -> str:
+    """What the run cost, as far as the price table knows; never $0.00 for the unknown."""
+    if not priced and totals.unpriced:
+        return (
+            "unknown (no price table: add `prices:` to the recipe or pass --prices FILE; "
+            "see docs/prices.example.yaml)"
+        )
+    parts = (
+        f"transcription {format_usd(totals.transcription_cost)}, LLM {format_usd(totals.llm_cost)}"
+    )
+    if not totals.unpriced:
+        return f"{format_usd(totals.cost)} ({parts})"
+    return (
+        f"at least {format_usd(totals.cost)} ({parts}); unknown for "
+        f"{', '.join(sorted(totals.unpriced))}, which your price table does not price"
+    )
+
+
 def summary_text(
     totals: Totals,
     *,
@@ -101,6 +120,7 @@ def summary_text(
     peak_budget_share: float = 0.0,
     tables: Sequence[str] = (),
     table_problem: str | None = None,
+    priced: bool = False,
 ) -> str:
     """The end-of-run summary, as plain text (also what CI logs show).
 
@@ -118,6 +138,7 @@ def summary_text(
         f"  tokens: {totals.input_tokens} in, {totals.output_tokens} out"
         f" · audio: {totals.audio_seconds / 3600:.2f} h · retries: {totals.retries}",
     ]
+    lines.append(f"  cost: {cost_text(totals, priced)}")
     if totals.reused or totals.cached:
         lines.append(
             f"  reused: {totals.reused} transcripts from the ledger, {totals.cached} replies "

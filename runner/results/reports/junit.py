@@ -131,6 +131,7 @@ def _task_properties(record: ItemRecord, task: TaskRecord) -> dict[str, Any]:
         "fallback_used": task.fallback_used or None,
         "input_tokens": task.input_tokens,
         "output_tokens": task.output_tokens,
+        "cost_usd": task.cost_usd,
         "cached": task.cached,
         "retries": task.retries,
         "request_id": task.request_id,

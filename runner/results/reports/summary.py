@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator, Sequence
 
+from runner.recipe.prices import format_usd
 from runner.results.manifest import (
     ItemRecord,
     Manifest,
@@ -27,6 +28,7 @@ _COLUMNS = (
     "tokens in / out",
     "transcriptions submitted / reused",
     "LLM calls / cached",
+    "cost",
 )
 
 
@@ -91,8 +93,16 @@ def _row(recipe: str, totals: Totals, *, escape: bool = True) -> str:
         f"{totals.input_tokens:,} / {totals.output_tokens:,}",
         f"{totals.submitted:,} / {totals.reused:,}",
         f"{totals.asked:,} / {totals.cached:,}",
+        _cost(totals),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def _cost(totals: Totals) -> str:
+    """The known cost; "unknown" or "≥ $X" when a model has no price, never $0.00."""
+    if not totals.unpriced:
+        return format_usd(totals.cost)
+    return f"≥ {format_usd(totals.cost)}" if totals.cost else "unknown"
 
 
 def _failure_lines(groups: Sequence[tuple[str, list[ItemRecord]]]) -> Iterator[str]:

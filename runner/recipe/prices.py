@@ -1,0 +1,161 @@
+"""Price tables: what the user pays, per hour of audio and per million tokens.
+
+A price table comes from a recipe's ``prices:``, from ``--prices FILE``, or both (the
+file's prices win, model by model). transcript-runner ships no prices: they change,
+and a built-in list would be presented as truth when it is not. A model the table
+does not price has an unknown cost, never $0.00.
+
+    transcription_per_hour:            # USD per hour of audio, by speech model
+      universal-3-5-pro: 0.21
+    llm_per_million_tokens:            # USD per million tokens, by model
+      claude-sonnet-4-6: {input: 3.00, output: 15.00}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LlmPrice:
+    input: float  # USD per million input tokens
+    output: float  # USD per million output tokens
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    transcription_per_hour: Mapping[str, float] = field(default_factory=dict)
+    llm_per_million_tokens: Mapping[str, LlmPrice] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.transcription_per_hour and not self.llm_per_million_tokens
+
+    def transcription(self, model: str | None, seconds: float | None) -> float | None:
+        """The cost of ``seconds`` of audio transcribed by ``model``; None when unknown."""
+        price = self.transcription_per_hour.get(model or "")
+        if price is None or seconds is None:
+            return None
+        return price * seconds / 3600
+
+    def llm(
+        self, model: str | None, input_tokens: int | None, output_tokens: int | None
+    ) -> float | None:
+        """The cost of one call's tokens with ``model``; None when the model has no price
+        or the server did not say how many tokens the call used."""
+        price = self.llm_per_million_tokens.get(model or "")
+        if price is None or input_tokens is None or output_tokens is None:
+            return None
+        return (input_tokens * price.input + output_tokens * price.output) / 1_000_000
+
+    def merged(self, other: PriceTable) -> PriceTable:
+        """This table with ``other``'s prices added, ``other`` winning where both price a model."""
+        return PriceTable(
+            MappingProxyType({**self.transcription_per_hour, **other.transcription_per_hour}),
+            MappingProxyType({**self.llm_per_million_tokens, **other.llm_per_million_tokens}),
+        )
+
+
+class PriceTableError(ValueError):
+    """A price table that is not one; the message names the key."""
+
+
+def price_table(data: Any, where: str = "prices") -> PriceTable:
+    """A :class:`PriceTable` from its YAML/JSON form, checked: every price a number
+    of dollars, zero or more."""
+    if data is None:
+        return PriceTable()
+    if not isinstance(data, Mapping):
+        raise PriceTableError(f"{where}: a price table is a mapping (see docs/prices.example.yaml)")
+    unknown = sorted(set(data) - {"transcription_per_hour", "llm_per_million_tokens"})
+    if unknown:
+        raise PriceTableError(
+            f"{where}: unknown key {unknown[0]!r}; a price table has transcription_per_hour "
+            "and llm_per_million_tokens"
+        )
+    speech = _mapping(data.get("transcription_per_hour"), f"{where}.transcription_per_hour")
+    llm = _mapping(data.get("llm_per_million_tokens"), f"{where}.llm_per_million_tokens")
+    return PriceTable(
+        MappingProxyType(
+            {
+                str(model): _usd(value, f"{where}.transcription_per_hour.{model}")
+                for model, value in speech.items()
+            }
+        ),
+        MappingProxyType(
+            {
+                str(model): _llm_price(value, f"{where}.llm_per_million_tokens.{model}")
+                for model, value in llm.items()
+            }
+        ),
+    )
+
+
+def load_price_file(path: Path) -> PriceTable:
+    """``--prices FILE``: a YAML price table."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PriceTableError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PriceTableError(f"{path}: not YAML ({str(exc).splitlines()[0]})") from None
+    return price_table(data, str(path))
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise PriceTableError(f"{where}: expected a mapping of model names to prices")
+    return value
+
+
+def _usd(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PriceTableError(f"{where}: expected a price in dollars (a number), got {value!r}")
+    if value < 0:
+        raise PriceTableError(f"{where}: a price cannot be negative ({value})")
+    return float(value)
+
+
+def _llm_price(value: Any, where: str) -> LlmPrice:
+    if not isinstance(value, Mapping) or set(value) != {"input", "output"}:
+        raise PriceTableError(
+            f"{where}: expected {{input: USD, output: USD}} per million tokens, got {value!r}"
+        )
+    return LlmPrice(
+        _usd(value["input"], f"{where}.input"), _usd(value["output"], f"{where}.output")
+    )
+
+
+def combined(tables: Iterable[PriceTable], file: Path | None = None) -> PriceTable | None:
+    """The recipes' tables (the first to price a model wins), then ``file``'s, which
+    win over them; None when nothing is priced, so no cost is claimed."""
+    table = PriceTable()
+    for recipe_table in reversed(list(tables)):
+        table = table.merged(recipe_table)
+    if file is not None:
+        table = table.merged(load_price_file(file))
+    return None if table.empty else table
+
+
+def format_usd(amount: float) -> str:
+    """Dollars as people read them, small amounts without rounding to nothing.
+
+    >>> format_usd(0.000412), format_usd(0.0123), format_usd(12.5), format_usd(0)
+    ('$0.0004', '$0.0123', '$12.50', '$0.00')
+    """
+    if amount == 0:
+        return "$0.00"
+    if amount < 1:
+        return f"${amount:.4f}"
+    return f"${amount:,.2f}"
