@@ -44,8 +44,10 @@ _GATEWAY_ONLY = (
     "inject_transcript",
     "gateway_post_processing",
     "quotes",
+    "strict",
+    "send_as",
 )
-_LEMUR_ONLY = ("context", "final_model", "max_output_size")
+_LEMUR_ONLY = ("context", "final_model", "max_output_size", "input_text")
 _NOT_WITH_QUOTES = ("json_schema", "post_process", "gateway_post_processing", "tools")
 # An export asks no model: only these keys mean something beside `export`.
 _EXPORT_KEYS = ("export", "description", "output", "expect")
@@ -344,6 +346,7 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                     key=False,
                 )
             )
+        found.extend(_check_request_form(doc, task))
         if task.tool_choice is not None and not task.tools and task.tool_choice != "none":
             found.append(
                 doc.diagnostic((*here, "tool_choice"), "tool_choice needs tools on the same task")
@@ -357,6 +360,38 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                     (*here, "system"),
                     "'system' does not combine with 'messages'; put a "
                     "{role: system, content: ...} message first in the list instead",
+                )
+            )
+    return found
+
+
+def _check_request_form(doc: Document, task: Task) -> list[Diagnostic]:
+    """`strict` needs a schema; `send_as: prompt` needs one plain user prompt."""
+    here: KeyPath = ("tasks", task.name)
+    spec = doc.data["tasks"][task.name]
+    found = []
+    if spec.get("strict") and task.json_schema is None:
+        found.append(
+            doc.diagnostic(
+                (*here, "strict"),
+                "strict applies to a json_schema, and this task has none; add json_schema "
+                "or remove strict",
+            )
+        )
+    if task.send_as_prompt:
+        plain = task.source in (PromptSource.PROMPT, PromptSource.PROMPT_FILE)
+        has_system = any(m.role == "system" for m in task.messages)
+        if not plain or has_system:
+            why = (
+                "a system message (its own `system`, or `defaults.system`)"
+                if plain
+                else f"`{task.source.value}`"
+            )
+            found.append(
+                doc.diagnostic(
+                    (*here, "send_as"),
+                    "`send_as: prompt` sends one user prompt as the Gateway's `prompt` "
+                    f"string, and this task has {why}; remove `send_as`, or the system message",
                 )
             )
     return found

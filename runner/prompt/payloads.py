@@ -98,36 +98,36 @@ def render_messages(
 
 
 def gateway_payload(
-    task: Task, messages: list[dict[str, str]], transcript_id: str | None = None
+    task: Task,
+    messages: list[dict[str, str]],
+    transcript_id: str | None = None,
+    fallbacks: list[dict[str, Any]] | None = None,
 ) -> Payload:
-    """The POST {gateway}/chat/completions body (seeds/004, notes section 8)."""
-    body: dict[str, Any] = {"model": task.model, "messages": messages}
+    """The POST {gateway}/chat/completions body (seeds/004, notes section 8).
+
+    With ``send_as_prompt`` a task's one user message goes as the Gateway's ``prompt``
+    string. ``fallbacks`` are the rendered fallback entries (see :func:`fallback_entries`).
+    """
+    body: dict[str, Any] = {"model": task.model}
+    if task.send_as_prompt and len(messages) == 1 and messages[0]["role"] == "user":
+        body["prompt"] = messages[0]["content"]
+    else:
+        body["messages"] = messages
     if task.max_tokens is not None:
         body["max_tokens"] = task.max_tokens
     if task.temperature is not None:
         body["temperature"] = task.temperature
     if task.json_schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": task.name, "schema": thaw(task.json_schema)},
-        }
+        schema: dict[str, Any] = {"name": task.name, "schema": thaw(task.json_schema)}
+        if task.strict:
+            schema["strict"] = True
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
     if task.tools:
         body["tools"] = [thaw(t) for t in task.tools]
     if task.tool_choice is not None:
         body["tool_choice"] = thaw(task.tool_choice)
-    if task.fallbacks:
-        body["fallbacks"] = [
-            {
-                k: v
-                for k, v in (
-                    ("model", f.model),
-                    ("max_tokens", f.max_tokens),
-                    ("temperature", f.temperature),
-                )
-                if v is not None
-            }
-            for f in task.fallbacks
-        ]
+    if fallbacks:
+        body["fallbacks"] = fallbacks
     if task.fallback_config is not None:
         config = task.fallback_config
         body["fallback_config"] = {
@@ -142,14 +142,52 @@ def gateway_payload(
     return Payload(TaskApi.GATEWAY, CHAT_COMPLETIONS_PATH, body)
 
 
-def lemur_payload(task: Task, prompt: str, transcript_id: str | None) -> Payload:
-    """The POST /lemur/v3/generate/task body (seeds/000)."""
+def fallback_entries(
+    engine: TemplateEngine,
+    task: Task,
+    context: Mapping[str, Any],
+    messages: list[dict[str, str]],
+) -> list[dict[str, Any]]:
+    """The task's fallbacks as the Gateway takes them: ``model`` and every field the
+    recipe overrides for it. A fallback's own ``system`` or ``prompt`` replaces that
+    part of the task's messages (or its ``prompt`` string)."""
+    entries = []
+    for fallback in task.fallbacks:
+        entry: dict[str, Any] = {"model": fallback.model}
+        if fallback.max_tokens is not None:
+            entry["max_tokens"] = fallback.max_tokens
+        if fallback.temperature is not None:
+            entry["temperature"] = fallback.temperature
+        if fallback.tools is not None:
+            entry["tools"] = [thaw(t) for t in fallback.tools]
+        if fallback.tool_choice is not None:
+            entry["tool_choice"] = thaw(fallback.tool_choice)
+        if fallback.prompt is not None or fallback.system is not None:
+            system = [m for m in messages if m["role"] == "system"]
+            asked = [m for m in messages if m["role"] != "system"]
+            if fallback.system is not None:
+                system = [{"role": "system", "content": engine.render(fallback.system, context)}]
+            if fallback.prompt is not None:
+                asked = [{"role": "user", "content": engine.render(fallback.prompt, context)}]
+            if task.send_as_prompt and not system and len(asked) == 1:
+                entry["prompt"] = asked[0]["content"]
+            else:
+                entry["messages"] = [*system, *asked]
+        entries.append(entry)
+    return entries
+
+
+def lemur_payload(
+    task: Task, prompt: str, transcript_id: str | None, input_text: str | None = None
+) -> Payload:
+    """The POST /lemur/v3/generate/task body (seeds/000): the transcript by its id, or
+    the task's ``input_text`` instead."""
     assert task.lemur is not None
-    body: dict[str, Any] = {
-        "final_model": task.lemur.final_model,
-        "prompt": prompt,
-        "transcript_ids": [transcript_id] if transcript_id else [],
-    }
+    body: dict[str, Any] = {"final_model": task.lemur.final_model, "prompt": prompt}
+    if input_text is not None:
+        body["input_text"] = input_text
+    else:
+        body["transcript_ids"] = [transcript_id] if transcript_id else []
     if task.lemur.context is not None:
         body["context"] = thaw(task.lemur.context)
     if task.lemur.max_output_size is not None:
@@ -190,13 +228,17 @@ def build_payload(
 ) -> Payload:
     """The request ``task`` sends for the item whose context is given."""
     if task.api is TaskApi.LEMUR:
+        assert task.lemur is not None
         prompt = "\n\n".join(m["content"] for m in render_messages(engine, task, context))
-        return lemur_payload(task, prompt, transcript_id)
+        given = task.lemur.input_text
+        input_text = engine.render(given, context) if given is not None else None
+        return lemur_payload(task, prompt, transcript_id, input_text)
     if task.quotes is not None:
         messages = quotes_messages(engine, task, context, transcript_text)
     else:
         messages = render_messages(engine, task, context)
-    return gateway_payload(task, messages, transcript_id)
+    fallbacks = fallback_entries(engine, task, context, messages)
+    return gateway_payload(task, messages, transcript_id, fallbacks)
 
 
 def task_context(

@@ -129,6 +129,9 @@ def _task(
             )
     json_schema = spec.get("json_schema")
     post_process = tuple(_post_step(step) for step in spec.get("post_process", []))
+    fallback_path: KeyPath = (
+        (*here, "fallbacks") if "fallbacks" in spec else ("defaults", "fallbacks")
+    )
     structured = structured_reply(json_schema, post_process, source is PromptSource.QUOTES)
     output = spec.get("output") or f"{name}.{'json' if structured else 'md'}"
     return Task(
@@ -145,8 +148,8 @@ def _task(
         post_process=post_process,
         gateway_post_processing=tuple(spec.get("gateway_post_processing", [])),
         fallbacks=tuple(
-            Fallback(f["model"], f.get("max_tokens"), f.get("temperature"))
-            for f in spec.get("fallbacks", defaults.get("fallbacks", []))
+            _fallback(doc, fallback_path, i, f)
+            for i, f in enumerate(spec.get("fallbacks", defaults.get("fallbacks", [])))
         ),
         fallback_config=_fallback_config(
             spec.get("fallback_config", defaults.get("fallback_config"))
@@ -156,7 +159,7 @@ def _task(
         stream=bool(spec.get("stream", defaults.get("stream", False))),
         inject_transcript=bool(spec.get("inject_transcript", False)),
         output=str(output),
-        lemur=_lemur(spec) if api is TaskApi.LEMUR else None,
+        lemur=_lemur(doc, name, spec) if api is TaskApi.LEMUR else None,
         quotes=_quotes(doc, name, spec) if source is PromptSource.QUOTES else None,
         description=str(spec.get("description", "")),
         line=doc.mark(here).line,
@@ -165,6 +168,27 @@ def _task(
             _expectation(doc, (*here, "expect", i), entry)
             for i, entry in enumerate(spec.get("expect", []))
         ),
+        strict=bool(spec.get("strict", False)),
+        send_as_prompt=spec.get("send_as") == "prompt",
+    )
+
+
+def _fallback(doc: Document, path: KeyPath, index: int, spec: Mapping[str, Any]) -> Fallback:
+    here: KeyPath = (*path, index)
+
+    def template(key: str) -> Template | None:
+        value = spec.get(key)
+        return _inline(doc, (*here, key), value, f"fallbacks[{index}].{key}") if value else None
+
+    tools = spec.get("tools")
+    return Fallback(
+        model=str(spec["model"]),
+        max_tokens=spec.get("max_tokens"),
+        temperature=spec.get("temperature"),
+        prompt=template("prompt"),
+        system=template("system"),
+        tools=tuple(freeze(t) for t in tools) if tools is not None else None,
+        tool_choice=freeze(spec.get("tool_choice")),
     )
 
 
@@ -236,11 +260,15 @@ def _fallback_config(spec: Mapping[str, Any] | None) -> FallbackConfig | None:
     return FallbackConfig(depth=spec.get("depth"), retry=spec.get("retry"))
 
 
-def _lemur(spec: Mapping[str, Any]) -> LemurOptions:
+def _lemur(doc: Document, name: str, spec: Mapping[str, Any]) -> LemurOptions:
+    input_text = spec.get("input_text")
     return LemurOptions(
         final_model=str(spec.get("final_model", DEFAULT_LEMUR_MODEL)),
         context=freeze(spec.get("context")),
         max_output_size=spec.get("max_output_size"),
+        input_text=_inline(doc, ("tasks", name, "input_text"), input_text, f"{name}.input_text")
+        if input_text is not None
+        else None,
     )
 
 

@@ -128,9 +128,16 @@ class PostStep:
 
 @dataclass(frozen=True, slots=True)
 class Fallback:
+    """A model the Gateway tries when the task's own fails, with any of the request's
+    fields overridden for it (the rest are inherited)."""
+
     model: str
     max_tokens: int | None = None
     temperature: float | None = None
+    prompt: Template | None = None  # its own prompt (a template), instead of the task's
+    system: Template | None = None  # its own system message
+    tools: tuple[Mapping[str, JSON], ...] | None = None
+    tool_choice: JSON = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +151,7 @@ class LemurOptions:
     final_model: str
     context: JSON
     max_output_size: int | None
+    input_text: Template | None = None  # sent instead of the transcript's id
 
 
 # Export formats (``export:``) and the file extension each is written with.
@@ -276,6 +284,8 @@ class Task:
     explicit_output: bool = False
     expectations: tuple[Expectation, ...] = ()
     export: ExportOptions | None = None
+    strict: bool = False  # json_schema sent with strict: true
+    send_as_prompt: bool = False  # the Gateway's `prompt` string instead of `messages`
 
     @property
     def asks_model(self) -> bool:
@@ -308,6 +318,10 @@ class Task:
         found = [m.content for m in self.messages]
         if self.quotes is not None and self.quotes.question is not None:
             found.append(self.quotes.question)
+        if self.lemur is not None and self.lemur.input_text is not None:
+            found.append(self.lemur.input_text)
+        for fallback in self.fallbacks:
+            found += [t for t in (fallback.system, fallback.prompt) if t is not None]
         return tuple(found)
 
 
