@@ -89,7 +89,7 @@ def test_run_json_costs_are_usage_times_the_price_table(
     assert summary["cost_usd"] == pytest.approx(expected_speech + known, abs=1e-6)
     assert summary["cost_unknown_for"] == ["gpt-4.1"]
     assert f"cost: at least {format_usd(expected_speech + known)}" in err
-    assert "unknown for gpt-4.1, which your price table does not price" in err
+    assert "unknown for gpt-4.1 (no price in your table)" in err
 
 
 def test_a_price_file_completes_the_table_and_a_rerun_costs_nothing(
@@ -165,3 +165,34 @@ def test_a_bad_price_file_is_a_usage_error(tmp_path: Path, run_cli: RunCli) -> N
     assert code == 2
     assert "llm_per_million_tokens.m.input: expected a price in dollars" in err
     assert "Traceback" not in err
+
+
+def test_what_got_no_result_costs_nothing_and_missing_usage_is_named() -> None:
+    from runner.recipe.prices import LlmPrice, PriceTable
+    from runner.results.manifest import ItemRecord, TaskRecord, Totals, price
+
+    table = PriceTable({"universal-3-5-pro": 0.21}, {"m": LlmPrice(1.0, 2.0)})
+    record = ItemRecord("r", "i", "s", "url", "failed", submitted=True)  # the job failed
+    record.tasks = [
+        TaskRecord("no_reply", "failed", asked=True, model_requested="m"),  # a 400, no reply
+        TaskRecord("no_usage", "ok", asked=True, model_requested="m", model_used="m"),
+        TaskRecord("priced", "ok", asked=True, model_used="m", input_tokens=10, output_tokens=5),
+    ]
+    price(record, table)
+    assert record.transcription_cost_usd == 0.0
+    assert [t.cost_usd for t in record.tasks] == [0.0, None, pytest.approx(20 / 1_000_000)]
+    totals = Totals()
+    totals.add(record)
+    assert totals.unpriced == {"m (usage not reported)"}
+
+
+def test_an_infinite_price_is_a_located_error(tmp_path: Path, run_cli: RunCli) -> None:
+    write_recipe(tmp_path)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        recipe.read_text().replace(f"universal-3-5-pro: {SPEECH_PRICE}", "universal-3-5-pro: .inf")
+    )
+    code, out, err = run_cli("validate", str(recipe))
+    assert code == 3, out + err
+    assert "recipe.yaml:7:3: $.prices: prices.transcription_per_hour.universal-3-5-pro" in out + err
+    assert "Traceback" not in out + err

@@ -186,3 +186,33 @@ def test_allowing_paraphrases_counts_reworded_quotes(
     assert code == 0, err
     assert task["status"] == "ok"
     assert [q["verdict"] for q in output] == [VERBATIM, REWORDED, NOT_FOUND]
+
+
+def test_numbers_and_words_that_look_like_labels_are_kept() -> None:
+    reply = (
+        "Quoted numbers show the fire is spreading fast\n"
+        "1.5 million people were told to stay inside\n"
+        "2) the second one is here"
+    )
+    assert candidate_quotes(reply) == [
+        "Quoted numbers show the fire is spreading fast",
+        "1.5 million people were told to stay inside",
+        "the second one is here",
+    ]
+
+
+def test_a_curly_apostrophe_is_still_verbatim() -> None:
+    said = "we're seeing more frequent fires"
+    quote = align(said.replace("'", "\u2019"), INDEX)
+    assert quote.verdict == VERBATIM
+
+
+def test_a_quotes_reply_that_falls_short_is_asked_again_not_replayed(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    code, *_ = run_quotes(served, run_cli)
+    assert code == 1
+    asked = len(fake.gateway.calls)
+    code, *_ = run_quotes(served, run_cli)
+    assert code == 1
+    assert len(fake.gateway.calls) == asked + 1  # not replayed from the cache

@@ -137,3 +137,21 @@ def test_validate_refuses_a_task_named_like_a_table_column(tmp_path: Path, run_c
     assert code == 3, out + err
     assert "recipe.yaml:7:3" in out + err
     assert "task 'status' has the name of a column output.table keeps" in out + err
+
+
+def test_a_failed_task_leaves_its_cells_empty_and_names_itself() -> None:
+    from runner.checks import load_recipe
+    from runner.prompt.views import TaskResultView
+    from runner.results.manifest import ItemRecord, TaskRecord
+    from runner.results.table import row_of
+
+    recipe = load_recipe(REPO / "recipes" / "exports.yaml")
+    record = ItemRecord("exports", "call", "call.json", "transcript_file", "failed")
+    record.tasks = [
+        TaskRecord("subtitles", "failed", error="no words with times", output=None),
+        TaskRecord("readable", "ok", output="out/exports/call/readable.md"),
+    ]
+    results = {"subtitles": TaskResultView("subtitles", "1\n..."), "readable": None}
+    row = row_of(record, results, recipe)
+    assert row["subtitles"] is None
+    assert row["error"] == "subtitles: no words with times"

@@ -337,7 +337,11 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             )
         if task.quotes is not None:
             found.extend(_check_quotes_match(doc, task))
-        if task.quotes is not None and task.quotes.overlap >= task.quotes.window:
+        if (
+            task.quotes is not None
+            and task.quotes.match == "semantic"
+            and task.quotes.overlap >= task.quotes.window
+        ):
             found.append(
                 doc.diagnostic(
                     (*here, "quotes", "overlap"),

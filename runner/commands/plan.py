@@ -14,7 +14,7 @@ from runner.errors import EXIT_OK, ItemError, StoreError, UsageError
 from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
-from runner.recipe.prices import PriceTableError, combined
+from runner.recipe.prices import PriceTableError, by_recipe
 from runner.store import DEFAULT_STATE_DIR, Store
 
 
@@ -34,7 +34,7 @@ def plan(request: PlanRequest) -> int:
     recipes = load_recipes(request.recipes)
     counted = count(recipes, request.state_dir or DEFAULT_STATE_DIR, request.shard)
     try:
-        table = combined((recipe.prices for recipe in recipes), request.prices)
+        table = by_recipe({recipe.name: recipe.prices for recipe in recipes}, request.prices)
     except PriceTableError as exc:
         raise UsageError(f"--prices {exc}") from None
     if request.fmt == "json":

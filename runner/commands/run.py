@@ -38,7 +38,7 @@ from runner.execute.services import Reporter, Services, offline_services
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
 from runner.recipe.model import MANIFEST_FILE, InputKind, Recipe
-from runner.recipe.prices import PriceTable, PriceTableError, combined
+from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.results.manifest import load_manifest
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
 from runner.results.reports import publish, wanted
@@ -80,10 +80,10 @@ def run(request: RunRequest) -> int:
     return _execute(recipes, request)
 
 
-def run_prices(recipes: Sequence[Recipe], file: Path | None) -> PriceTable | None:
-    """The price table of the run: the recipes' `prices:` and --prices FILE."""
+def run_prices(recipes: Sequence[Recipe], file: Path | None) -> dict[str, PriceTable] | None:
+    """Each recipe's price table: its `prices:` and --prices FILE."""
     try:
-        return combined((recipe.prices for recipe in recipes), file)
+        return by_recipe({recipe.name: recipe.prices for recipe in recipes}, file)
     except PriceTableError as exc:
         raise UsageError(f"--prices {exc}") from None
 

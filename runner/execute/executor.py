@@ -33,7 +33,13 @@ from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
 from runner.execute.claims import Claims
 from runner.execute.export import Exporter, write_export
-from runner.execute.finish import finish, light_processing, processed_or_failure, unusable
+from runner.execute.finish import (
+    finish,
+    light_processing,
+    processed_or_failure,
+    quotes_shortfall,
+    unusable,
+)
 from runner.execute.loop_lag import LoopLag
 from runner.execute.services import Reporter, Services
 from runner.execute.transcribe import Obtained, Settled, Transcriber
@@ -71,7 +77,8 @@ class RunOptions:
     use_cache: bool = True  # --no-cache: ask the LLM again (the ledger is always used)
     offline: bool = False  # --offline: everything must come from the state store
     shard: Shard | None = None  # --shard K/N: only this job's share of the items
-    prices: PriceTable | None = None  # recipes' `prices:` and --prices; None: no costs
+    # Each recipe's `prices:` and --prices; None: no costs are claimed.
+    prices: Mapping[str, PriceTable] | None = None
 
 
 @dataclass
@@ -243,13 +250,15 @@ class Executor:
                     return
                 record, results = await self._process_item(prepared, item)
                 self._state.in_flight.pop((prepared.recipe.name, item.name), None)
+                # Into the manifest before anything else is awaited: a Ctrl-C during the
+                # table's write must not lose a finished item from run.json.
+                writer.add(record)
+                self.reporter.item_finished(record)
                 if prepared.recipe.table is not None:
                     row = row_of(record, results, prepared.recipe)
                     await self._files.call(
                         self._tables.add, prepared.recipe, self.options.manifest, row
                     )
-                writer.add(record)
-                self.reporter.item_finished(record)
 
         count = max(1, min(self.options.items_in_flight, len(work)))
         async with asyncio.TaskGroup() as group:
@@ -443,10 +452,13 @@ class Executor:
             if light_processing(task, reply)
             else await asyncio.to_thread(processed_or_failure, task, reply, view)
         )
-        if record.cached and isinstance(outcome, Exception):
+        # A quotes reply with too few quotes of the transcript is written (its verdicts
+        # are worth reading) but never kept: the next run asks again.
+        clean = not isinstance(outcome, Exception) and quotes_shortfall(task, outcome.data) is None
+        if record.cached and not clean:
             # A reply kept as the run stopped, that does not process: not replayed again.
             await self.asker.forget(record.cache_key or "")
-        if record.asked and not isinstance(outcome, Exception) and cacheable(completion):
+        if record.asked and clean and cacheable(completion):
             # Kept before any file is written, so a full disk loses no paid reply. Only
             # a reply that processed cleanly is kept: a broken or cut-off one must be
             # asked again on the next run, not replayed forever.

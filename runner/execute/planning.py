@@ -240,7 +240,7 @@ def _stored(
         ) from None
 
 
-def plan_text(plan: Plan, prices: PriceTable | None) -> str:
+def plan_text(plan: Plan, prices: Mapping[str, PriceTable] | None) -> str:
     lines = [f"{len(plan.items)} item(s):"]
     for item in plan.items:
         audio = f"{item.audio_seconds / 60:.1f} min" if item.audio_seconds else "length unknown"
@@ -283,7 +283,7 @@ class PlanCosts:
         }
 
 
-def plan_costs(plan: Plan, prices: PriceTable) -> PlanCosts:
+def plan_costs(plan: Plan, tables: Mapping[str, PriceTable]) -> PlanCosts:
     """Transcriptions to submit priced as their first speech model, and the known
     prompts' input tokens by their model. Replies, and prompts not known before the
     run, are not counted."""
@@ -292,7 +292,9 @@ def plan_costs(plan: Plan, prices: PriceTable) -> PlanCosts:
     for item in plan.items:
         if item.transcription != "submit" or item.audio_seconds is None:
             continue
-        cost = prices.transcription(item.speech_model, item.audio_seconds)
+        cost = tables.get(item.recipe, PriceTable()).transcription(
+            item.speech_model, item.audio_seconds
+        )
         if cost is None:
             unpriced.add(item.speech_model or "the speech model")
         else:
@@ -300,7 +302,7 @@ def plan_costs(plan: Plan, prices: PriceTable) -> PlanCosts:
     llm = 0.0
     for item in plan.items:
         for model, tokens in item.input_tokens_by_model.items():
-            cost = prices.llm(model, tokens, 0)
+            cost = tables.get(item.recipe, PriceTable()).llm(model, tokens, 0)
             if cost is None:
                 unpriced.add(model)
             else:
@@ -331,7 +333,7 @@ def _rounded(amount: float | None) -> float | None:
     return None if amount is None else round(amount, 6)
 
 
-def plan_json(plan: Plan, prices: PriceTable | None = None) -> dict[str, Any]:
+def plan_json(plan: Plan, prices: Mapping[str, PriceTable] | None = None) -> dict[str, Any]:
     costs = plan_costs(plan, prices).as_json() if prices is not None else None
     return {
         "items": [

@@ -35,7 +35,7 @@ from runner.recipe.model import (
     freeze,
     structured_reply,
 )
-from runner.recipe.prices import price_table
+from runner.recipe.prices import PriceTable, PriceTableError, price_table
 
 
 class _MissingFile(Exception):
@@ -80,9 +80,19 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
         line_of_tasks=doc.mark(("tasks",)).line,
         table=output.get("table"),
-        prices=price_table(data.get("prices")),
+        prices=_prices(data.get("prices"), problems),
     )
     return recipe, problems
+
+
+def _prices(data: Any, problems: list[tuple[KeyPath, str]]) -> PriceTable:
+    """The recipe's price table; a price the schema lets through but no price is
+    (``.inf``, ``.nan``) is a located problem, and the recipe then has no table."""
+    try:
+        return price_table(data)
+    except PriceTableError as exc:
+        problems.append((("prices",), str(exc)))
+        return PriceTable()
 
 
 def _input(doc: Document, index: int, entry: Mapping[str, Any]) -> InputSpec:

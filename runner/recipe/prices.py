@@ -14,7 +14,7 @@ does not price has an unknown cost, never $0.00.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -137,15 +137,14 @@ def _llm_price(value: Any, where: str) -> LlmPrice:
     )
 
 
-def combined(tables: Iterable[PriceTable], file: Path | None = None) -> PriceTable | None:
-    """The recipes' tables (the first to price a model wins), then ``file``'s, which
-    win over them; None when nothing is priced, so no cost is claimed."""
-    table = PriceTable()
-    for recipe_table in reversed(list(tables)):
-        table = table.merged(recipe_table)
-    if file is not None:
-        table = table.merged(load_price_file(file))
-    return None if table.empty else table
+def by_recipe(
+    tables: Mapping[str, PriceTable], file: Path | None = None
+) -> dict[str, PriceTable] | None:
+    """Each recipe's own table with ``file``'s prices added (the file wins); None when
+    nothing is priced at all, so no cost is claimed."""
+    extra = load_price_file(file) if file is not None else PriceTable()
+    merged = {name: table.merged(extra) for name, table in tables.items()}
+    return None if all(table.empty for table in merged.values()) else merged
 
 
 def format_usd(amount: float) -> str:

@@ -161,7 +161,7 @@ class Totals:
                 self.input_tokens += task.input_tokens or 0
                 self.output_tokens += task.output_tokens or 0
                 if task.cost_usd is None:
-                    self.unpriced.add(task.model_used or task.model_requested or "a model")
+                    self.unpriced.add(_unpriced_label(task))
                 else:
                     self.llm_cost += task.cost_usd
             self.retries += task.retries
@@ -225,10 +225,13 @@ class ManifestWriter:
     """Appends item records as items finish; :meth:`close` writes the summary."""
 
     def __init__(
-        self, path: Path, header: dict[str, Any], prices: PriceTable | None = None
+        self,
+        path: Path,
+        header: dict[str, Any],
+        prices: Mapping[str, PriceTable] | None = None,
     ) -> None:
         self.path = path
-        self.prices = prices  # costs each record as it is added, when given
+        self.prices = prices  # by recipe: costs each record as it is added, when given
         self.partial = path.with_name(path.name + ".partial")
         self.totals = Totals()
         self._count = 0
@@ -248,8 +251,9 @@ class ManifestWriter:
             raise _disk_error(self.partial, exc) from exc
 
     def add(self, record: ItemRecord) -> None:
-        if self.prices is not None:
-            price(record, self.prices)
+        table = self.prices.get(record.recipe) if self.prices is not None else None
+        if table is not None:
+            price(record, table)
         self.totals.add(record)
         prefix = ",\n" if self._count else ""
         try:
@@ -286,23 +290,30 @@ class ManifestWriter:
         return self.path
 
 
+def _unpriced_label(task: TaskRecord) -> str:
+    """Why a paid call has no cost: its model has no price, or the API did not say how
+    many tokens it used."""
+    model = task.model_used or task.model_requested or "a model"
+    if task.input_tokens is None or task.output_tokens is None:
+        return f"{model} (usage not reported)"
+    return model
+
+
 def price(record: ItemRecord, prices: PriceTable) -> None:
     """Fill ``record``'s costs from what this run paid for: the transcription it
     submitted (by the speech model that ran it) and each LLM call it sent (by the model
-    that answered). What it did not pay for (a reused transcript, a cached reply, an
-    export) costs 0."""
+    that answered). What it did not pay for costs 0: a reused transcript, a cached
+    reply, an export, and a request that got no result (a job that failed, a call that
+    got no reply), which AssemblyAI does not bill."""
+    transcribed = record.submitted and record.audio_duration is not None
     record.transcription_cost_usd = (
-        prices.transcription(record.speech_model, record.audio_duration)
-        if record.submitted
-        else 0.0
+        prices.transcription(record.speech_model, record.audio_duration) if transcribed else 0.0
     )
     for task in record.tasks:
+        model = task.model_used or task.model_requested
+        answered = task.asked and task.model_used is not None
         task.cost_usd = (
-            prices.llm(
-                task.model_used or task.model_requested, task.input_tokens, task.output_tokens
-            )
-            if task.asked
-            else 0.0
+            prices.llm(model, task.input_tokens, task.output_tokens) if answered else 0.0
         )
 
 

@@ -103,10 +103,11 @@ def cost_text(totals: Totals, priced: bool) -> str:
     )
     if not totals.unpriced:
         return f"{format_usd(totals.cost)} ({parts})"
-    return (
-        f"at least {format_usd(totals.cost)} ({parts}); unknown for "
-        f"{', '.join(sorted(totals.unpriced))}, which your price table does not price"
-    )
+    unknown = [
+        label if label.endswith(")") else f"{label} (no price in your table)"
+        for label in sorted(totals.unpriced)
+    ]
+    return f"at least {format_usd(totals.cost)} ({parts}); unknown for {', '.join(unknown)}"
 
 
 def summary_text(

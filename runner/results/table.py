@@ -39,23 +39,27 @@ def table_path(recipe: Recipe, manifest: Path) -> Path | None:
 def row_of(
     record: ItemRecord, results: Mapping[str, TaskResultView | None], recipe: Recipe
 ) -> dict[str, Any]:
-    """One item's row: its own columns, then each task's, in recipe order."""
+    """One item's row: its own columns, then each task's, in recipe order. A task that
+    did not succeed leaves its cells empty; ``error`` holds the item's error, or its
+    first failed task's."""
+    records = {task.task: task for task in record.tasks}
+    failed = next((t for t in record.tasks if t.status != "ok" and t.error), None)
     row: dict[str, Any] = {
         "item": record.item,
         "status": record.status,
         "source": record.source,
         "transcript_id": record.transcript_id,
         "audio_duration": record.audio_duration,
-        "error": record.error,
+        "error": record.error or (f"{failed.task}: {failed.error}" if failed else None),
     }
-    outputs = {task.task: task.output for task in record.tasks}
     for name, task in recipe.tasks.items():
-        result = results.get(name)
-        if task.export is not None:
-            row[name] = outputs.get(name)
-        elif result is None:
+        task_record = records.get(name)
+        result = results.get(name) if task_record and task_record.status == "ok" else None
+        if result is None:
             if not task.structured:  # a JSON task's columns come from its fields
                 row[name] = None
+        elif task.export is not None:
+            row[name] = task_record.output if task_record else None
         elif task.structured and result.json is not None:
             row.update(flatten(result.json, name))
         else:

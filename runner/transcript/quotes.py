@@ -41,7 +41,11 @@ NOT_FOUND = "not found"
 # Best first: how a quote's verdict ranks when more quotes are proposed than asked for.
 VERDICT_RANK = {VERBATIM: 0, NEAR: 1, REWORDED: 2, NOT_FOUND: 3}
 
-_BULLET = re.compile(r"^\s*(?:[-*•>]+|\(?\d+[.):]|#+|quote\s*#?\s*\d*\s*[:.)-]?)\s*", re.I)
+# Numbering ("1.", "2)", "(3)") but not a number ("1.5 million"), bullets, headings and
+# "Quote 1:" labels (with a separator: "Quoted numbers" is text).
+_BULLET = re.compile(
+    r"^\s*(?:[-*•>]+|\(?\d+[.):](?!\d)|#+|quote\s*#?\s*\d+\s*[:.)-]|quote\s*[:-])\s*", re.I
+)
 # Text in quotation marks: straight or curly double quotes, or curly single quotes.
 _QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|‘([^’]+)’")
 # How a reply introduces or comments on its quotes, when it puts none in quotation marks.
@@ -151,8 +155,12 @@ def _plain_quote(line: str) -> bool:
 # --- finding a quote in the words -------------------------------------------------------
 
 
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+
 def _normal(text: str) -> str:
-    return _NOT_A_WORD.sub("", text.lower())
+    """A word as it is compared: lower case, curly apostrophes straight, no punctuation."""
+    return _NOT_A_WORD.sub("", text.lower().translate(_APOSTROPHES))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from runner.transcript.model import Sentence, Word
 from runner.transcript.quotes import (
     NOT_FOUND,
     REWORDED,
+    VERDICT_RANK,
     Quote,
     WordIndex,
     align,
@@ -91,6 +92,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _strength(quote: Quote) -> tuple[int, float]:
+    return (-VERDICT_RANK[quote.verdict], quote.score)
+
+
 def match_semantic(
     reply: str,
     sentences: Sequence[Sentence],
@@ -119,7 +124,9 @@ def match_semantic(
         similarity = float(row[nearest])
         chosen = windows[nearest]
         lo, hi = index.between(chosen.start, chosen.end)
-        aligned = align(quote, index, lo=lo, hi=hi)
+        # The words first, everywhere: a word-for-word quote is what it is, whichever
+        # window its meaning is nearest to. Then the nearest window, for a rewording.
+        aligned = max(align(quote, index), align(quote, index, lo=lo, hi=hi), key=_strength)
         if aligned.verdict == NOT_FOUND and similarity >= SIMILAR:
             aligned = Quote(quote, REWORDED, aligned.score, chosen.text, chosen.start, chosen.end)
         found.append(replace(aligned, similarity=similarity))
