@@ -297,6 +297,30 @@ def merge(**options: Any) -> None:
     _exit(merge(MergeRequest(**options)))
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--check", is_flag=True, help="Print what would change (a diff) and exit 1; write nothing."
+)
+def migrate(**options: Any) -> None:
+    """Rewrite LeMUR tasks as LLM Gateway tasks, keeping comments and layout.
+
+    AssemblyAI deprecated LeMUR. Each `api: lemur` task becomes the same task on
+    the Gateway: final_model becomes model (its current equivalent), context a
+    system message, max_output_size max_tokens, and the prompt ends with the
+    transcript (or the task's input_text). PATHS are recipe files or folders;
+    default: the recipes/ folder.
+
+    \b
+    Examples:
+      transcript-runner migrate recipes/lemur-locations.yaml
+      transcript-runner migrate --check            # in CI: exit 1 if any is left
+    """
+    from runner.commands.migrate import MigrateRequest, migrate
+
+    _exit(migrate(MigrateRequest(**options)))
+
+
 @cli.group()
 def cache() -> None:
     """Inspect or clear the state store (transcription ledger and LLM reply cache)."""

@@ -20,6 +20,7 @@ from runner.prompt.payloads import render_messages
 from runner.prompt.templating import TemplateEngine
 from runner.recipe import schema as recipe_schema
 from runner.recipe.document import Document, KeyPath, format_path
+from runner.recipe.migration import CURRENT_EQUIVALENT, LEMUR_DEFAULT_MODEL, TRANSCRIPT_LINE
 from runner.recipe.model import (
     InputKind,
     PromptSource,
@@ -257,8 +258,8 @@ def _lemur_warning(doc: Document, name: str, spec: Mapping[str, Any]) -> Diagnos
         where.line,
         where.column,
         format_path(("tasks", name, "api")),
-        "AssemblyAI deprecated LeMUR (March 31st, 2026). The same task on the LLM Gateway: "
-        + gateway_steps(spec),
+        "AssemblyAI deprecated LeMUR (March 31st, 2026). `transcript-runner migrate "
+        f"{doc.file}` moves it to the LLM Gateway; by hand: " + gateway_steps(spec),
         Severity.WARNING,
     )
 
@@ -272,8 +273,12 @@ def gateway_steps(spec: Mapping[str, Any]) -> str:
         steps.append('turn `context: ...` into `system: "Context: ..."`')
     if "max_output_size" in spec:
         steps.append(f"write `max_output_size` as `max_tokens: {spec['max_output_size']}`")
-    steps.append("set `model: claude-sonnet-4-6`")
-    steps.append("end the prompt with the transcript: `Transcript: {{ transcript.text }}`")
+    given = str(spec.get("final_model", LEMUR_DEFAULT_MODEL))
+    steps.append(f"set `model: {CURRENT_EQUIVALENT.get(given, CURRENT_EQUIVALENT['default'])}`")
+    if "input_text" in spec:
+        steps.append("end the prompt with the `input_text` template, and remove `input_text`")
+    else:
+        steps.append(f"end the prompt with the transcript: `{TRANSCRIPT_LINE}`")
     return ", ".join(steps[:-1]) + ", and " + steps[-1]
 
 
