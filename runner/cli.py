@@ -73,16 +73,34 @@ def cli() -> None:
     help="Report format. Default: github when GITHUB_ACTIONS=true, else text.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 3).")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also check model names against the LLM Gateway's public model list.",
+)
+@click.option(
+    "--region",
+    type=click.Choice(["us", "eu"]),
+    help="Check what this AssemblyAI region offers (the EU: no LeMUR, no OpenAI).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    callback=_path_or_none,
+    help="Where --online keeps the model list [default: .transcript-runner].",
+)
 def validate(**options: Any) -> None:
     """Check recipes offline: YAML, schema, references, files and templates.
 
     PATHS are recipe files or folders (searched for *.yaml and *.yml);
-    default: the recipes/ folder. Nothing is sent over the network.
+    default: the recipes/ folder. Nothing is sent over the network, except
+    --online's one request for the Gateway's model list (no key needed; kept a day).
 
     \b
     Examples:
       transcript-runner validate
       transcript-runner validate recipes/ other/meeting.yaml --format json
+      transcript-runner validate --online --region eu
     """
     from runner.commands.validate import ValidateRequest, validate
 

@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS claims (
     owner TEXT NOT NULL,
     heartbeat REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS catalogs (
+    url TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    fetched REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS intents (
     key TEXT PRIMARY KEY,
     audio TEXT NOT NULL,
@@ -463,6 +468,18 @@ class Store:
         )
 
     # replies -------------------------------------------------------------------------
+
+    def catalog_put(self, url: str, body: str) -> None:
+        """Keep a model catalog (``GET {gateway}/models``) as received, with when."""
+        self._execute(
+            "INSERT OR REPLACE INTO catalogs (url, body, fetched) VALUES (?, ?, ?)",
+            (url, body, time.time()),
+        )
+
+    def catalog_get(self, url: str) -> tuple[str, float] | None:
+        """The kept catalog of ``url`` and when it was fetched (``time.time()``)."""
+        rows = self._execute("SELECT body, fetched FROM catalogs WHERE url=?", (url,))
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
 
     def reply_get(self, key: str) -> CachedReply | None:
         rows = self._execute(

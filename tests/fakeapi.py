@@ -1020,6 +1020,31 @@ def _tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+# The model table of the Gateway spec's overview (notes §8), for GET /v1/models.
+CATALOG_MODELS = [
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
+    "claude-opus-4-5-20251101",
+    "claude-sonnet-4-5-20250929",
+    "claude-haiku-4-5-20251001",
+    "claude-opus-4-20250514",
+    "claude-sonnet-4-20250514",
+    "gpt-5.2",
+    "gpt-5.1",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "gpt-4.1",
+    "gpt-oss-120b",
+    "gpt-oss-20b",
+    "gemini-3-pro-preview",
+    "gemini-3-flash-preview",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+]
+
+
 def validate_chat_request(body: JSONDict, models: set[str] | None) -> list[str]:
     """The Gateway's request checks (notes §8); each problem is one ``metadata.errors`` entry."""
     errors: list[str] = []
@@ -1129,6 +1154,9 @@ class FakeGateway:
         self.responder: Responder | None = None
         self.calls: list[GatewayCall] = []
         self.models: set[str] | None = None
+        # GET /v1/models (notes §8): the ids of the spec's model table, OpenAI's in the
+        # US only; `models`, when set, is the catalog instead.
+        self.catalog_requests = 0
         self.rate_limit_per_minute: int | dict[str, int] | None = None
         self.rate_window_seconds: float = 60.0
         self.stream_chunks: int = 4
@@ -1143,6 +1171,25 @@ class FakeGateway:
     ) -> None:
         """Queue the next reply (FIFO); ``model`` overrides the model reported as answering."""
         self.queue.append(ScriptedReply(content, model, tool_calls, finish_reason))
+
+    def catalog(self) -> list[JSONDict]:
+        """The models the catalog lists, each with its regions."""
+        ids = sorted(self.models) if self.models is not None else CATALOG_MODELS
+        return [
+            {
+                "id": model,
+                "name": model,
+                "creator": "openai" if model.startswith("gpt-") else "other",
+                "available_regions": ["us"] if model.startswith("gpt-") else ["us", "eu"],
+                "supported_parameters": ["max_tokens", "temperature", "response_format"],
+            }
+            for model in ids
+        ]
+
+    async def catalog_handler(self, request: web.Request) -> web.Response:
+        """GET /v1/models: public, no key needed."""
+        self.catalog_requests += 1
+        return json_response({"data": self.catalog()})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """POST /v1/chat/completions."""
@@ -1481,6 +1528,7 @@ BODY_KEY = web.RequestKey("fakeapi_body", _Body)
 RECORD_KEY = web.RequestKey("fakeapi_record", RecordedRequest)
 PRIMARY_FAILURE_KEY = web.RequestKey("fakeapi_primary_failure", Fault)
 CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
 UPLOAD_PATH = "/v2/upload"
 
 
@@ -1612,6 +1660,7 @@ class FakeAssemblyAI:
         )
         app.router.add_post("/lemur/v3/generate/{kind}", self.lemur.handle)
         app.router.add_post(CHAT_PATH, self.gateway.handle)
+        app.router.add_get(MODELS_PATH, self.gateway.catalog_handler)
         return app
 
     @web.middleware
@@ -1663,7 +1712,7 @@ class FakeAssemblyAI:
             early = await self._apply_fault(request, record, fault)
             if early is not None:
                 return early
-        if not record.authorized:
+        if not record.authorized and request.path != MODELS_PATH:  # the catalog is public
             return gateway_auth_error() if record.api == "gateway" else v2_error(401, V2_AUTH_ERROR)
         response = await handler(request)
         if fault is not None and fault.kind == "after_processing_reset":

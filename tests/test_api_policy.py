@@ -21,16 +21,13 @@ from multidict import CIMultiDict
 from runner import __version__
 from runner.api import pacing
 from runner.api.config import (
-    EU_BASE_URL,
-    EU_GATEWAY_URL,
     MISSING_KEY_MESSAGE,
-    US_BASE_URL,
-    US_GATEWAY_URL,
     ClientConfig,
     Limits,
     RetryPolicy,
     Timeouts,
 )
+from runner.api.hosts import EU_BASE_URL, EU_GATEWAY_URL, US_BASE_URL, US_GATEWAY_URL
 from runner.api.http import HttpClient
 from runner.api.replies import parse_retry_after, rate_limit_pause
 from runner.errors import ApiError, ConfigurationError, KeyRefused, MaybeSubmitted

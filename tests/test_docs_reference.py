@@ -311,7 +311,15 @@ def help_options(text: str) -> list[str]:
 
 
 def test_help_options_are_read() -> None:
-    assert help_options(help_text("validate")) == ["--format", "--strict", "-h", "--help"]
+    assert help_options(help_text("validate")) == [
+        "--format",
+        "--strict",
+        "--online",
+        "--region",
+        "--state-dir",
+        "-h",
+        "--help",
+    ]
 
 
 def named_in(option: str, heading: str) -> bool:

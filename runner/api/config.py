@@ -15,12 +15,8 @@ from typing import Final, Literal
 
 import aiohttp
 
+from runner.api.hosts import REGIONS, US_BASE_URL, US_GATEWAY_URL
 from runner.errors import ConfigurationError
-
-US_BASE_URL = "https://api.assemblyai.com"
-US_GATEWAY_URL = "https://llm-gateway.assemblyai.com/v1"
-EU_BASE_URL = "https://api.eu.assemblyai.com"
-EU_GATEWAY_URL = "https://llm-gateway.eu.assemblyai.com/v1"
 
 Family = Literal["uploads", "transcriptions", "polls", "llm", "lemur"]
 FAMILIES: Final[tuple[Family, ...]] = ("uploads", "transcriptions", "polls", "llm", "lemur")
@@ -173,12 +169,6 @@ class RetryPolicy:
         return status in (self.retry_statuses if idempotent else self.unprocessed_statuses)
 
 
-_REGIONS: Final[dict[str, tuple[str, str]]] = {
-    "us": (US_BASE_URL, US_GATEWAY_URL),
-    "eu": (EU_BASE_URL, EU_GATEWAY_URL),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     """Where to send requests, with which key, under which policy. ``repr`` hides the key."""
@@ -216,9 +206,9 @@ class ClientConfig:
                 "how the secret was stored)"
             )
         name = (region or "us").strip().lower()
-        if name not in _REGIONS:
+        if name not in REGIONS:
             raise ConfigurationError(f"unknown region {region!r}; use 'us' or 'eu'")
-        base_default, gateway_default = _REGIONS[name]
+        base_default, gateway_default = REGIONS[name]
         return cls(
             api_key=api_key,
             base_url=_clean_url(env.get("ASSEMBLYAI_BASE_URL")) or base_default,

@@ -39,6 +39,7 @@ class Validation:
     file: str
     diagnostics: list[Diagnostic] = field(default_factory=list)
     recipe: Recipe | None = None
+    doc: Document | None = None  # the file as loaded, to locate later checks in it
 
     @property
     def ok(self) -> bool:
@@ -106,6 +107,7 @@ def validate_file(path: Path) -> Validation:
     result.diagnostics.extend(_check_recipe(doc, recipe))
     if result.ok:
         result.recipe = recipe
+        result.doc = doc
     return result
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 
-from runner.checks import load_recipes
+from runner.checks import discover, load_recipes, validate_file
+from runner.checks.models import check_models, gateway_url, kept_catalog
+from runner.diagnostics import Diagnostic, Severity
 from runner.errors import EXIT_OK, ItemError, StoreError, UsageError
 from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
@@ -32,7 +36,9 @@ def plan(request: PlanRequest) -> int:
     if not request.recipes:
         raise UsageError("name at least one recipe: transcript-runner plan recipes/")
     recipes = load_recipes(request.recipes)
-    counted = count(recipes, request.state_dir or DEFAULT_STATE_DIR, request.shard)
+    state_dir = request.state_dir or DEFAULT_STATE_DIR
+    _warn_about_models(request.recipes, state_dir)
+    counted = count(recipes, state_dir, request.shard)
     try:
         table = by_recipe({recipe.name: recipe.prices for recipe in recipes}, request.prices)
     except PriceTableError as exc:
@@ -59,3 +65,29 @@ def count(
     finally:
         if store is not None:
             store.close()
+
+
+def _warn_about_models(paths: Sequence[str], state_dir: Path) -> None:
+    """Models the Gateway's catalog does not list, when `validate --online` kept one:
+    as warnings, since the catalog may be old (plan sends nothing, fetches nothing)."""
+    store = Store.existing(state_dir)
+    try:
+        catalog = kept_catalog(gateway_url(None, os.environ), store)
+    finally:
+        if store is not None:
+            store.close()
+    if catalog is None:
+        return
+    found: list[Diagnostic] = []
+    for path in discover(paths):
+        result = validate_file(path)
+        if result.recipe is not None and result.doc is not None:
+            found += check_models(result.doc, result.recipe, catalog, None)
+    for diagnostic in found:
+        warning = replace(diagnostic, severity=Severity.WARNING)
+        click.echo(f"{warning.format()} (model list of {_age(catalog.fetched)})", err=True)
+
+
+def _age(fetched: float) -> str:
+    hours = (time.time() - fetched) / 3600
+    return f"{hours:.0f} h ago" if hours >= 1 else "less than an hour ago"

@@ -1,0 +1,165 @@
+"""Model names against the LLM Gateway's catalog (``GET {gateway}/models``), and what a
+region offers.
+
+Models come and go within minutes, so the runner never ships a list: ``validate
+--online`` reads the Gateway's public catalog (no key needed), keeps it in the state
+store for a day, and says, at the recipe line, which model it does not list (with
+"did you mean") and which is not offered in the region. ``plan`` uses a kept catalog
+without fetching. Without a catalog, ``--region eu`` still warns about what AssemblyAI
+documents: no LeMUR in the EU, and OpenAI models in the US only.
+
+The catalog is read with the standard library: validate never loads the HTTP stack
+the runs use.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runner.api.hosts import REGIONS
+from runner.diagnostics import Diagnostic, Severity, suggest
+from runner.errors import UsageError
+from runner.recipe.document import Document, KeyPath
+from runner.recipe.model import DEFAULT_MODEL, Recipe, Task, TaskApi
+from runner.store import Store
+
+CATALOG_MAX_AGE = 24 * 3600  # seconds a kept catalog is trusted
+FETCH_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The Gateway's models, each with the regions that offer it (empty: not said)."""
+
+    url: str
+    regions: Mapping[str, tuple[str, ...]]
+    fetched: float
+
+    @classmethod
+    def parse(cls, url: str, body: str, fetched: float) -> Catalog:
+        data = json.loads(body)
+        entries = data.get("data") if isinstance(data, Mapping) else None
+        if not isinstance(entries, list):
+            raise ValueError("the model catalog has no 'data' list")
+        regions = {
+            str(entry["id"]): tuple(str(r) for r in entry.get("available_regions") or ())
+            for entry in entries
+            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str)
+        }
+        return cls(url, regions, fetched)
+
+
+def gateway_url(region: str | None, environ: Mapping[str, str]) -> str:
+    """The Gateway the runs would use: ASSEMBLYAI_LLM_GATEWAY_URL, else the region's."""
+    given = (environ.get("ASSEMBLYAI_LLM_GATEWAY_URL") or "").strip().rstrip("/")
+    return given or REGIONS[region or "us"][1]
+
+
+def fetch_catalog(url: str, store: Store | None, *, max_age: float = CATALOG_MAX_AGE) -> Catalog:
+    """The catalog of the Gateway at ``url``: kept in ``store`` when fresh, else fetched
+    (and kept). A Gateway that cannot be reached is a usage error, saying so."""
+    models_url = f"{url}/models"
+    kept = store.catalog_get(models_url) if store is not None else None
+    if kept is not None and time.time() - kept[1] < max_age:
+        return Catalog.parse(models_url, kept[0], kept[1])
+    try:
+        with urllib.request.urlopen(models_url, timeout=FETCH_TIMEOUT) as response:
+            body = response.read().decode("utf-8")
+        catalog = Catalog.parse(models_url, body, time.time())
+    except (urllib.error.URLError, OSError, ValueError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise UsageError(
+            f"--online: cannot read the LLM Gateway's model list at {models_url} ({reason}); "
+            "check the network, or validate without --online"
+        ) from None
+    if store is not None:
+        store.catalog_put(models_url, body)
+    return catalog
+
+
+def kept_catalog(url: str, store: Store | None) -> Catalog | None:
+    """A catalog kept by an earlier ``validate --online``, however old; never fetched."""
+    kept = store.catalog_get(f"{url}/models") if store is not None else None
+    if kept is None:
+        return None
+    try:
+        return Catalog.parse(f"{url}/models", kept[0], kept[1])
+    except ValueError:
+        return None
+
+
+def check_models(
+    doc: Document, recipe: Recipe, catalog: Catalog | None, region: str | None
+) -> list[Diagnostic]:
+    """Each model a Gateway task asks for (its own, or a fallback's) that the catalog
+    does not list or the region does not offer; LeMUR tasks in the EU."""
+    found: list[Diagnostic] = []
+    for task in recipe.tasks.values():
+        if task.api is TaskApi.LEMUR and region == "eu":
+            found.append(
+                doc.diagnostic(
+                    ("tasks", task.name, "api"),
+                    "LeMUR is not offered in AssemblyAI's EU region; move the task to the "
+                    "LLM Gateway (`transcript-runner migrate`) or run in the US region",
+                    severity=Severity.ERROR,
+                )
+            )
+        if task.api is not TaskApi.GATEWAY or not task.asks_model:
+            continue
+        for path, model in _models_of(doc, task):
+            problem = _model_problem(model, catalog, region)
+            if problem is not None:
+                found.append(
+                    doc.diagnostic(path, problem, key=False, severity=problem_severity(catalog))
+                )
+    return found
+
+
+def problem_severity(catalog: Catalog | None) -> Severity:
+    """Errors against the catalog; warnings from what the docs say, without one."""
+    return Severity.ERROR if catalog is not None else Severity.WARNING
+
+
+def _models_of(doc: Document, task: Task) -> Iterator[tuple[KeyPath, str]]:
+    """Each model of ``task`` with where it is written (the task, defaults, or the task
+    itself when the default model is used)."""
+    spec: Mapping[str, Any] = doc.data["tasks"][task.name]
+    defaults: Mapping[str, Any] = doc.data.get("defaults") or {}
+    here: KeyPath = ("tasks", task.name)
+    if "model" in spec:
+        yield (*here, "model"), task.model
+    elif "model" in defaults:
+        yield ("defaults", "model"), task.model
+    else:
+        yield here, task.model or DEFAULT_MODEL
+    where: KeyPath = (*here, "fallbacks") if "fallbacks" in spec else ("defaults", "fallbacks")
+    for index, fallback in enumerate(task.fallbacks):
+        yield (*where, index, "model"), fallback.model
+
+
+def _model_problem(model: str, catalog: Catalog | None, region: str | None) -> str | None:
+    if catalog is None:
+        if region == "eu" and model.startswith("gpt-"):
+            return (
+                f"model {model!r} is an OpenAI model, which AssemblyAI offers in the US "
+                "region only; choose a Claude or Gemini model for the EU"
+            )
+        return None
+    if model not in catalog.regions:
+        hint = suggest(model, list(catalog.regions)) or (
+            f"; it lists {len(catalog.regions)} models"
+        )
+        return f"model {model!r} is not in the LLM Gateway's model list{hint}"
+    offered = catalog.regions[model]
+    if region and offered and region not in offered:
+        return (
+            f"model {model!r} is offered in {', '.join(offered)} only, not {region}; choose "
+            f"a model offered in {region}"
+        )
+    return None
