@@ -1933,14 +1933,22 @@ class FakeAssemblyAI:
         """GET /v2/transcript/{id}/paragraphs (notes §5)."""
         return self._derived(request, "paragraphs", paragraphs_of)
 
-    async def _subtitles(self, request: web.Request) -> web.Response:
-        """GET /v2/transcript/{id}/srt or /vtt (notes §5): text/plain captions."""
+    def _completed(self, request: web.Request) -> tuple[TranscriptJob, JSONDict] | web.Response:
+        """The job of the path and its body, or the API's answer when it has no words yet."""
         job = self._job(request)
         if job is None:
             return v2_error(404, LOOKUP_ERROR)
         body = job.body()
         if body["status"] != "completed" or not body.get("words"):
             return v2_error(400, f"Transcript is not completed (status: {body['status']})")
+        return job, body
+
+    async def _subtitles(self, request: web.Request) -> web.Response:
+        """GET /v2/transcript/{id}/srt or /vtt (notes §5): text/plain captions."""
+        found = self._completed(request)
+        if isinstance(found, web.Response):
+            return found
+        job, body = found
         given = request.query.get("chars_per_caption")
         if given is not None and not given.isdigit():
             return v2_error(400, "chars_per_caption must be an integer")
@@ -1956,12 +1964,10 @@ class FakeAssemblyAI:
         build: Callable[[list[JSONDict]], list[JSONDict]],
     ) -> web.Response:
         """The shared envelope; only completed, undeleted transcripts have words to split."""
-        job = self._job(request)
-        if job is None:
-            return v2_error(404, LOOKUP_ERROR)
-        body = job.body()
-        if body["status"] != "completed" or not body.get("words"):
-            return v2_error(400, f"Transcript is not completed (status: {body['status']})")
+        found = self._completed(request)
+        if isinstance(found, web.Response):
+            return found
+        job, body = found
         return json_response(
             {
                 "id": job.id,

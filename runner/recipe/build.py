@@ -171,13 +171,7 @@ def _task(
         output=str(output),
         lemur=_lemur(doc, name, spec) if api is TaskApi.LEMUR else None,
         quotes=_quotes(doc, name, spec) if source is PromptSource.QUOTES else None,
-        description=str(spec.get("description", "")),
-        line=doc.mark(here).line,
-        explicit_output="output" in spec,
-        expectations=tuple(
-            _expectation(doc, (*here, "expect", i), entry)
-            for i, entry in enumerate(spec.get("expect", []))
-        ),
+        **_described(doc, here, spec),
         strict=bool(spec.get("strict", False)),
         send_as_prompt=spec.get("send_as") == "prompt",
     )
@@ -237,15 +231,22 @@ def _export_task(doc: Document, name: str, spec: Mapping[str, Any]) -> Task:
         output=str(spec.get("output") or f"{name}.{extension}"),
         lemur=None,
         quotes=None,
-        description=str(spec.get("description", "")),
-        line=doc.mark(here).line,
-        explicit_output="output" in spec,
-        expectations=tuple(
+        **_described(doc, here, spec),
+        export=export,
+    )
+
+
+def _described(doc: Document, here: KeyPath, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What every kind of task has: its description, line, output's origin and checks."""
+    return {
+        "description": str(spec.get("description", "")),
+        "line": doc.mark(here).line,
+        "explicit_output": "output" in spec,
+        "expectations": tuple(
             _expectation(doc, (*here, "expect", i), entry)
             for i, entry in enumerate(spec.get("expect", []))
         ),
-        export=export,
-    )
+    }
 
 
 def _expectation(doc: Document, path: KeyPath, entry: Mapping[str, Any]) -> Expectation:
