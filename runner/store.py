@@ -134,8 +134,10 @@ def audio_identity(item: Item) -> str:
 
 
 def transcription_key(recipe: Recipe, audio: str) -> str:
-    """The ledger key of ``audio`` transcribed with ``recipe``'s options."""
-    return ledger_key(audio, recipe.transcription_request())
+    """The ledger key of ``audio`` transcribed with ``recipe``'s options (its local
+    engine's, when it transcribes on this machine)."""
+    engine = recipe.local_engine
+    return ledger_key(audio, engine.options() if engine else recipe.transcription_request())
 
 
 def request_key(task: Task, payload: Payload) -> str:

@@ -139,7 +139,8 @@ def every_feature(tmp_path: Path) -> Recipe:
 
 def _check_recipe(recipe: Recipe) -> None:
     options = _validator("openapi.yml", "TranscriptOptionalParams")
-    assert _problems(options, recipe.transcription_request()) == []
+    if recipe.local_engine is None:  # a recipe transcribed on this machine sends no options
+        assert _problems(options, recipe.transcription_request()) == []
     gateway = _validator("llm-gateway.yml", "LLMGatewayRequest")
     lemur = _lemur_task_validator()
     for name, api, body in _bodies(recipe):

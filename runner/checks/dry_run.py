@@ -113,6 +113,20 @@ _TRANSCRIBED = (InputKind.URL, InputKind.FILE, InputKind.LIST)
 _SPEAKER_OPTIONS = ("speaker_labels", "multichannel")
 
 
+def _no_speakers_message(recipe: Recipe) -> str:
+    if recipe.local_engine is not None:
+        return (
+            "this prompt reads transcript.utterances, but engine "
+            f"{recipe.local_engine.engine} gives no speakers (Whisper does not tell voices "
+            "apart); use transcript.text, or fall back with {% if transcript.utterances %}"
+        )
+    return (
+        "this prompt reads transcript.utterances, but `transcription:` has no "
+        "`speaker_labels: true`, so the audio this recipe transcribes will have none; add "
+        "it, or fall back with {% if transcript.utterances %}"
+    )
+
+
 def _speakers_without_labels(
     doc: Document, recipe: Recipe, engine: TemplateEngine
 ) -> list[Diagnostic]:
@@ -133,10 +147,7 @@ def _speakers_without_labels(
                     found.append(
                         replace(
                             problem,
-                            message="this prompt reads transcript.utterances, but "
-                            "`transcription:` has no `speaker_labels: true`, so the audio "
-                            "this recipe transcribes will have none; add it, or fall back "
-                            "with {% if transcript.utterances %}",
+                            message=_no_speakers_message(recipe),
                             severity=Severity.WARNING,
                         )
                     )

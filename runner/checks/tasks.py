@@ -64,6 +64,38 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += _check_table_columns(doc, recipe)
     found += _check_task_options(doc, recipe)
     found += check_transcription(doc)
+    found += _check_local_engine(doc, recipe)
+    return found
+
+
+def _check_local_engine(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """What a transcript made on this machine cannot do: AssemblyAI never saw it, so
+    it has no URL or transcript id to transcribe or fetch, and no id to inject or to
+    give LeMUR."""
+    engine = recipe.local_engine
+    if engine is None:
+        return []
+    found = [
+        doc.diagnostic(
+            ("inputs", spec.index),
+            f"engine {engine.engine} transcribes local audio files; a {spec.kind.value} input "
+            "needs AssemblyAI: give the audio as a `file` input, or remove `engine`",
+        )
+        for spec in recipe.inputs
+        if spec.kind in (InputKind.URL, InputKind.TRANSCRIPT_ID)
+    ]
+    for task in recipe.tasks.values():
+        lemur = task.api is TaskApi.LEMUR and (task.lemur is None or task.lemur.input_text is None)
+        if lemur or task.inject_transcript:
+            key = "api" if lemur else "inject_transcript"
+            found.append(
+                doc.diagnostic(
+                    ("tasks", task.name, key),
+                    f"`{key}: {'lemur' if lemur else 'true'}` sends AssemblyAI the transcript's "
+                    f"id, and a transcript made by engine {engine.engine} has none; put the "
+                    "text in the prompt ({{ transcript.text }}) instead",
+                )
+            )
     return found
 
 
@@ -287,7 +319,7 @@ def check_transcription(doc: Document) -> list[Diagnostic]:
     removed from the API, ``speech_model`` without ``speech_models`` (the list is
     required now), a webhook that is no web URL."""
     options = doc.data.get("transcription")
-    if not isinstance(options, Mapping):
+    if not isinstance(options, Mapping) or "engine" in options:
         return []
     found = [
         doc.diagnostic(

@@ -88,13 +88,38 @@ def run_prices(recipes: Sequence[Recipe], file: Path | None) -> dict[str, PriceT
         raise UsageError(f"--prices {exc}") from None
 
 
+NO_LLM_MESSAGE = (
+    "the LLM tasks need an LLM: set ASSEMBLYAI_API_KEY to run them on AssemblyAI's LLM "
+    "Gateway (the transcripts and exports need no key)"
+)
+
+
 def _sends_nothing(recipes: Sequence[Recipe]) -> bool:
-    """Every input a saved transcript and every task an export: no request at all."""
+    """Every input a saved transcript, or a file transcribed on this machine, and every
+    task an export: no request at all."""
     return all(
-        all(spec.kind is InputKind.TRANSCRIPT_FILE for spec in recipe.inputs)
+        all(_here(recipe, spec.kind) for spec in recipe.inputs)
         and not any(task.asks_model for task in recipe.tasks.values())
         for recipe in recipes
     )
+
+
+def _private_without_key(recipes: Sequence[Recipe]) -> bool:
+    """No key, and every recipe transcribes on this machine (a recipe that uses
+    AssemblyAI for its transcripts, or only reads saved ones, still needs the key: a CI
+    job that lost its secret must fail, not skip its prompts)."""
+    if os.environ.get("ASSEMBLYAI_API_KEY", "").strip():
+        return False
+    return all(
+        recipe.local_engine is not None and all(_here(recipe, s.kind) for s in recipe.inputs)
+        for recipe in recipes
+    )
+
+
+def _here(recipe: Recipe, kind: InputKind) -> bool:
+    """Whether an input's transcript comes without AssemblyAI."""
+    local = recipe.local_engine is not None
+    return kind is InputKind.TRANSCRIPT_FILE or (local and kind is InputKind.FILE)
 
 
 def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
@@ -102,6 +127,11 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
     # Offline replays, and exports of saved transcripts, need no key: nothing is sent.
     # A placeholder keeps the client configuration uniform; nothing ever sends it.
     keyless = request.offline or _sends_nothing(recipes)
+    llm_unavailable = None
+    if not keyless and _private_without_key(recipes):
+        # Transcribed on this machine, with no key: only the LLM tasks would need one.
+        # Run the rest, and say once why those did not run.
+        keyless, llm_unavailable = True, NO_LLM_MESSAGE
     environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if keyless else None
     config = ClientConfig.from_env(request.region, environ=environ)
     limits = merged_limits(recipes, request.limits or {})
@@ -122,6 +152,7 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         offline=request.offline,
         shard=request.shard,
         prices=run_prices(recipes, request.prices),
+        llm_unavailable=llm_unavailable,
     )
     holder: dict[str, HttpClient] = {}
     reporter = _reporter(request.progress, holder)

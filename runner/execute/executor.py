@@ -49,7 +49,7 @@ from runner.prompt.templating import TemplateEngine, used_transcript_fields
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
 from runner.recipe.prices import PriceTable
-from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
+from runner.results.manifest import NOT_RUN, ItemRecord, ManifestWriter, TaskRecord
 from runner.results.outputs import item_dir, write_transcript
 from runner.results.table import Tables, row_of
 from runner.serial_thread import SerialThread
@@ -77,6 +77,9 @@ class RunOptions:
     use_cache: bool = True  # --no-cache: ask the LLM again (the ledger is always used)
     offline: bool = False  # --offline: everything must come from the state store
     shard: Shard | None = None  # --shard K/N: only this job's share of the items
+    # Why LLM tasks cannot run (a first run with no key and no local server): they are
+    # recorded as not run, which fails nothing. None: they run.
+    llm_unavailable: str | None = None
     # Each recipe's `prices:` and --prices; None: no costs are claimed.
     prices: Mapping[str, PriceTable] | None = None
 
@@ -337,7 +340,7 @@ class Executor:
             await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
         await self._run_tasks(prepared, item, folder, obtained, view, record, results)
-        if any(t.status != "ok" for t in record.tasks):
+        if any(t.status in ("failed", "skipped") for t in record.tasks):
             record.status = "failed"
 
     async def _run_tasks(
@@ -359,6 +362,21 @@ class Executor:
         records = item_record.tasks
 
         async def when_ready(task: Task) -> None:
+            unavailable = self.options.llm_unavailable
+            if task.asks_model and unavailable is not None:
+                # Nothing to ask (no key, no local server): said once, not a failure.
+                records.append(
+                    TaskRecord(
+                        task=task.name,
+                        line=task.line,
+                        status=NOT_RUN,
+                        error=unavailable,
+                        api=task.api.value,
+                        model_requested=task.requested_model,
+                    )
+                )
+                done[task.name].set_result(None)
+                return
             needed = [await done[n] for n in task.needs]
             if any(result is None for result in needed):
                 failed = [n for n, r in zip(task.needs, needed, strict=True) if r is None]
@@ -476,7 +494,9 @@ class Executor:
         assert task.export is not None
         record = TaskRecord(task=task.name, status="ok", line=task.line, api=task.api.value)
         try:
-            fetched = await self.exporter.fetched(task.export, obtained.transcript, obtained.local)
+            fetched = await self.exporter.fetched(
+                task.export, obtained.transcript, not obtained.on_assemblyai
+            )
         except ItemError as exc:
             if isinstance(exc, ApiError):
                 record.retries = exc.retries

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,14 +21,22 @@ from typing import Any, TypeVar
 
 from runner.api.pacing import paced
 from runner.api.types import TranscriptResult
-from runner.errors import ApiError, KeyRefused, MaybeSubmitted, NotStored, TranscriptFailed
+from runner.errors import (
+    ApiError,
+    KeyRefused,
+    MaybeSubmitted,
+    NotStored,
+    SourceUnreadable,
+    TranscriptFailed,
+)
 from runner.execute.claims import Claims
 from runner.execute.services import TranscriptsApi
 from runner.execute.single_flight import SingleFlight
 from runner.items import Item
-from runner.recipe.model import InputKind, Recipe
+from runner.recipe.model import InputKind, LocalEngine, Recipe
 from runner.results.manifest import ItemRecord
-from runner.store import LedgerEntry, Store, audio_identity, transcription_key
+from runner.store import LedgerEntry, Store, audio_identity, ledger_key, transcription_key
+from runner.transcript.local_engine import LocalEngineUnavailable, transcribe_file
 from runner.transcript.model import (
     Paragraph,
     Sentence,
@@ -46,6 +56,9 @@ SUBMIT_GRACE_SECONDS = 30.0
 # Submissions of one audio in one run: after an unclear answer the listing decides, and
 # sending again is safe; a third unclear answer in a row is a fault worth stopping for.
 MAX_SUBMISSIONS = 3
+# Threads per local decode (CTranslate2): two, since a Whisper decode gains little from more
+# on a small machine, and files at once share the other cores.
+DECODE_THREADS = 2
 # Seconds to let a job made by an unclear request appear in the account's list.
 LIST_SETTLE = 2.0
 
@@ -68,6 +81,7 @@ class Settled:
     transcript_id: str | None = None
     data: Mapping[str, Any] | None = None  # in hand only when no store could keep it
     saved: Path | None = None  # a transcript_file input
+    here: bool = False  # transcribed on this machine: nothing of it lives on AssemblyAI
 
 
 @dataclass
@@ -78,6 +92,12 @@ class Obtained:
     sentences: tuple[Sentence, ...]
     paragraphs: tuple[Paragraph, ...]
     local: bool  # read from a saved file: nothing to write back
+    here: bool = False  # transcribed on this machine: AssemblyAI has none of it
+
+    @property
+    def on_assemblyai(self) -> bool:
+        """Whether AssemblyAI holds this transcript (its subtitles can be fetched)."""
+        return not self.local and not self.here
 
 
 class Transcriber:
@@ -99,12 +119,16 @@ class Transcriber:
         self.deadline = deadline  # per transcript; None: the client's default
         # Items of one run with the same audio and options share one job.
         self._single_flight: SingleFlight[TranscriptResult] = SingleFlight()
+        # Local decoding is CPU-bound: one file at a time per core, each on its threads.
+        self._decoding = asyncio.Semaphore(max(1, (os.cpu_count() or 1) // DECODE_THREADS))
 
     async def settle(self, recipe: Recipe, item: Item, record: ItemRecord) -> Settled:
         """Wait until the item's transcript is complete (paying for it at most once),
         without holding its body: the executor loads it when the item can go on."""
         if item.kind is InputKind.TRANSCRIPT_FILE:
             return Settled(saved=Path(item.source))
+        if recipe.local_engine is not None:
+            return await self._transcribe_here(recipe.local_engine, item, record)
         result = await self._transcribe(recipe, item, record)
         record.polls = result.polls
         record.submitted = result.submitted
@@ -149,6 +173,9 @@ class Transcriber:
                 # Kept only once it reads as a completed transcript: a broken download
                 # is fetched again by the next run, not replayed from the store.
                 await self._keep_body(transcript_id, body)
+        if settled.here:  # AssemblyAI has no sentences of it: made from its words
+            derived = sentences_from_words(transcript.words) if sentences or paragraphs else ()
+            return Obtained(transcript, derived, paragraphs_from_sentences(derived), False, True)
         found_sentences: tuple[Sentence, ...] = ()
         found_paragraphs: tuple[Paragraph, ...] = ()
         if sentences and transcript.id:
@@ -195,6 +222,63 @@ class Transcriber:
     async def _keep(self, transcript_id: str, part: str, data: Mapping[str, Any]) -> None:
         if self.store is not None:
             await self.store.call(self.store.transcript_put, transcript_id, part, data)
+
+    async def _transcribe_here(
+        self, engine: LocalEngine, item: Item, record: ItemRecord
+    ) -> Settled:
+        """Transcribe a local file on this machine, once: the ledger keys it by the
+        audio's bytes and the engine's options, as it keys AssemblyAI's jobs."""
+        if item.kind is not InputKind.FILE:
+            raise SourceUnreadable(
+                f"engine {engine.engine} transcribes local audio files; {item.kind.value} "
+                f"{item.source!r} needs AssemblyAI: remove `engine` from `transcription:`, "
+                "or download the audio and give it as a `file` input"
+            )
+        audio = await asyncio.to_thread(audio_identity, item)
+        options = engine.options()
+        key = ledger_key(audio, options)
+        shared = await self._single_flight.join(key)
+        if shared is not None:
+            record.reused = True
+            return Settled(transcript_id=shared.transcript_id, data=shared.data, here=True)
+        result = await self._single_flight.run(
+            key, lambda: self._decode_once(item, record, key, audio, options)
+        )
+        record.transcript_id = result.transcript_id
+        return Settled(transcript_id=result.transcript_id, data=result.data, here=True)
+
+    async def _decode_once(
+        self, item: Item, record: ItemRecord, key: str, audio: str, options: Mapping[str, Any]
+    ) -> TranscriptResult:
+        entry = await self._ledger_entry(key)
+        if entry is not None and await self._kept(entry.transcript_id):
+            record.reused = True
+            return TranscriptResult(data=None, transcript_id=entry.transcript_id)
+        if self.offline:
+            raise NotStored(f"--offline: {item.source!r} was not transcribed by an earlier run")
+        began = time.monotonic()
+        async with self._decoding:
+            try:
+                data = await asyncio.to_thread(
+                    transcribe_file, Path(item.source), options, audio, threads=DECODE_THREADS
+                )
+            except LocalEngineUnavailable as problem:
+                raise SourceUnreadable(str(problem)) from None
+        record.transcript_seconds = round(time.monotonic() - began, 3)
+        transcript_id = str(data["id"])
+        store = self.store
+        if store is None:
+            return TranscriptResult(data=data, transcript_id=transcript_id)
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        await store.call(store.transcript_put_bytes, transcript_id, "transcript", body)
+        await store.call(store.ledger_put, key, audio, options, transcript_id, "completed")
+        return TranscriptResult(data=None, transcript_id=transcript_id)
+
+    async def _kept(self, transcript_id: str) -> bool:
+        store = self.store
+        return store is not None and await store.call(
+            store.transcript_has, transcript_id, "transcript"
+        )
 
     async def _transcribe(self, recipe: Recipe, item: Item, record: ItemRecord) -> TranscriptResult:
         if item.kind is InputKind.TRANSCRIPT_ID:

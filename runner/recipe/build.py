@@ -23,6 +23,7 @@ from runner.recipe.model import (
     InputKind,
     InputSpec,
     LemurOptions,
+    LocalEngine,
     Message,
     PostStep,
     PromptSource,
@@ -81,8 +82,22 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         line_of_tasks=doc.mark(("tasks",)).line,
         table=output.get("table"),
         prices=_prices(data.get("prices"), problems),
+        local_engine=_local_engine(data.get("transcription") or {}),
     )
     return recipe, problems
+
+
+def _local_engine(options: Mapping[str, Any]) -> LocalEngine | None:
+    if "engine" not in options:
+        return None
+    return LocalEngine(
+        engine=str(options["engine"]),
+        model=options.get("model"),
+        language=options.get("language"),
+        beam_size=int(options.get("beam_size", 5)),
+        compute_type=str(options.get("compute_type", "int8")),
+        vad_filter=bool(options.get("vad_filter", False)),
+    )
 
 
 def _prices(data: Any, problems: list[tuple[KeyPath, str]]) -> PriceTable:

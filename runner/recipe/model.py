@@ -48,6 +48,29 @@ def thaw(value: JSON) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalEngine:
+    """``transcription: {engine: faster-whisper, ...}``: speech-to-text on this machine."""
+
+    engine: str
+    model: str | None = None  # a folder or a cached name; None: the bundled tiny.en
+    language: str | None = None  # None: detected
+    beam_size: int = 5
+    compute_type: str = "int8"
+    vad_filter: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """What identifies a transcription by this engine (with the audio's bytes)."""
+        return {
+            "engine": self.engine,
+            "model": self.model,
+            "language": self.language,
+            "beam_size": self.beam_size,
+            "compute_type": self.compute_type,
+            "vad_filter": self.vad_filter,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class TemplateOrigin:
     """Where a template's text was written, to map template line N to a file line."""
 
@@ -345,6 +368,7 @@ class Recipe:
     warnings: tuple[str, ...] = field(default=())
     table: str | None = None  # output.table: one row per item, beside the manifest
     prices: PriceTable = field(default_factory=PriceTable)  # `prices:`, for real costs
+    local_engine: LocalEngine | None = None  # transcription on this machine, not AssemblyAI
 
     @property
     def base_dir(self) -> Path:

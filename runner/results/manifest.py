@@ -51,6 +51,11 @@ class ExpectationRecord:
     line: int  # the expectation's line in the recipe
 
 
+# A task that could not be asked because no LLM is configured (a first run with no key):
+# shown, and counted apart, but not a failure.
+NOT_RUN = "not run"
+
+
 @dataclass
 class TaskRecord:
     task: str
@@ -129,6 +134,7 @@ class Totals:
     transcription_cost: float = 0.0  # USD, the known part
     llm_cost: float = 0.0  # USD, the known part
     unpriced: set[str] = field(default_factory=set)  # models paid for without a price
+    not_run_reason: str | None = None  # why tasks were not run (said once in the summary)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # recipe, what, error
 
     @property
@@ -157,6 +163,8 @@ class Totals:
             self.cached += task.cached
             self.asked += task.asked
             self.tasks[task.status] += 1
+            if task.status == NOT_RUN:
+                self.not_run_reason = self.not_run_reason or task.error
             if task.asked:  # cached replies were paid for by an earlier run
                 self.input_tokens += task.input_tokens or 0
                 self.output_tokens += task.output_tokens or 0
@@ -417,7 +425,7 @@ def run_failed(manifest: Manifest) -> bool:
         if record.status != "ok":
             return True
         for task in record.tasks:
-            if task.status != "ok" or failed_expectations(task):
+            if task.status in ("failed", "skipped") or failed_expectations(task):
                 return True
     return False
 

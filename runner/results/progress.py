@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from runner.diagnostics import one_line
 from runner.recipe.prices import format_usd
-from runner.results.manifest import ItemRecord, Totals
+from runner.results.manifest import NOT_RUN, ItemRecord, Totals
 
 Snapshot = Callable[[], Mapping[str, int]]
 
@@ -83,7 +83,9 @@ class LiveReporter:
 def describe(record: ItemRecord) -> str:
     where = f"{record.recipe}/{record.item}"
     if record.status == "ok":
-        return f"{where}: ok ({len(record.tasks)} task{'s' if len(record.tasks) != 1 else ''})"
+        count = f"{len(record.tasks)} task{'s' if len(record.tasks) != 1 else ''}"
+        not_run = sum(t.status == NOT_RUN for t in record.tasks)
+        return f"{where}: ok ({count}" + (f", {not_run} not run)" if not_run else ")")
     if record.error:
         return f"{where}: {record.status}: {one_line(record.error)}"
     failed = [t for t in record.tasks if t.status != "ok"]
@@ -135,7 +137,8 @@ def summary_text(
         f"  items: {items['ok']} ok, {items['failed']} failed"
         + (f", {items['interrupted']} interrupted" if items["interrupted"] else "")
         + (f", {left} not started" if left else ""),
-        f"  tasks: {tasks['ok']} ok, {tasks['failed']} failed, {tasks['skipped']} skipped",
+        f"  tasks: {tasks['ok']} ok, {tasks['failed']} failed, {tasks['skipped']} skipped"
+        + (f", {tasks[NOT_RUN]} not run" if tasks[NOT_RUN] else ""),
         f"  tokens: {totals.input_tokens} in, {totals.output_tokens} out"
         f" · audio: {totals.audio_seconds / 3600:.2f} h · retries: {totals.retries}",
     ]
@@ -155,6 +158,8 @@ def summary_text(
             else ""
         )
         lines.append(f"  status checks: {sweeps}{totals.polls} polls, {per:.2f} per transcript")
+    if totals.not_run_reason:
+        lines.append(f"  not run: {totals.not_run_reason}")
     if totals.failures:
         lines.append("  failures:")
         lines += [

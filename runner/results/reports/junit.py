@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.results.manifest import (
+    NOT_RUN,
     ItemRecord,
     Manifest,
     TaskRecord,
@@ -118,7 +119,7 @@ def _task_case(record: ItemRecord, task: TaskRecord) -> _Case:
     elif task.status == "failed":
         case.outcome, case.kind = "failure", "task"
         case.message = case.text = task.error or "failed"
-    elif task.status == "skipped":
+    elif task.status in ("skipped", NOT_RUN):
         case.outcome, case.message = "skipped", task.error or "skipped"
     return case
 
