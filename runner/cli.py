@@ -224,6 +224,13 @@ def render(**options: Any) -> None:
     metavar="FILE",
     help="Your price table (YAML), for the run's real costs; see docs/prices.example.yaml.",
 )
+@click.option(
+    "--llm-url",
+    envvar="TRANSCRIPT_RUNNER_LLM_URL",
+    metavar="URL",
+    help="Send every LLM Gateway task to this OpenAI-compatible server instead "
+    "(up to /v1; env TRANSCRIPT_RUNNER_LLM_URL).",
+)
 def run(**options: Any) -> None:
     """Run recipes: transcribe, prompt, post-process, write outputs and a manifest.
 

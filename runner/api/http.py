@@ -182,8 +182,18 @@ class HttpClient:
         *,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
+        authorization: str | None = None,
+        assemblyai: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
+        """``assemblyai`` False: a client for another server (an OpenAI-compatible
+        provider), which gets ``authorization`` (e.g. ``Bearer KEY``; None: no header)
+        instead of the AssemblyAI key, and whose 401s fail their request instead of
+        stopping the run as a refused AssemblyAI key."""
         self.config = config
+        self._assemblyai = assemblyai
+        self._authorization = config.api_key if assemblyai else authorization
+        self._headers = dict(headers or {})
         self._sleep = sleep
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
@@ -198,9 +208,11 @@ class HttpClient:
         self._key_refused: KeyRefused | None = None
         self._first_sent = False  # has the first request of this client gone out?
         self._stopping = False  # set by stop_sending(): the run is being stopped
-        key = config.api_key
-        # The key as sent, and as a JSON string would quote it.
-        self._secrets = {key.encode(), jsonlib.dumps(key)[1:-1].encode()} - {b""}
+        keys = {config.api_key, (authorization or "").removeprefix("Bearer ")}
+        # Each key as sent, and as a JSON string would quote it.
+        self._secrets = {
+            form for key in keys for form in (key.encode(), jsonlib.dumps(key)[1:-1].encode())
+        } - {b""}
         self._first_answer = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -213,10 +225,10 @@ class HttpClient:
     async def __aenter__(self) -> Self:
         # allow_redirects=False per request keeps the key on the hosts we were given.
         connector = aiohttp.TCPConnector(limit=self.config.limits.total())
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={"Authorization": self.config.api_key, "User-Agent": USER_AGENT},
-        )
+        headers = {**self._headers, "User-Agent": USER_AGENT}
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization
+        self._session = aiohttp.ClientSession(connector=connector, headers=headers)
         return self
 
     async def __aexit__(
@@ -334,7 +346,7 @@ class HttpClient:
             self._first_sent = True  # this request goes first; the others wait for it
             try:
                 raw = await self._send_admitted(method, url, key, body, headers, timeout, route)
-                if _refuses_key(key[0], raw.status):
+                if self._assemblyai and _refuses_key(key[0], raw.status):
                     text = describe_error(raw.status, raw.body)
                     self._key_refused = KeyRefused(route, raw.status, text.message)
                 return raw
@@ -493,7 +505,7 @@ class HttpClient:
         every later request of this client is refused before it is sent.
         """
         text = describe_error(raw.status, raw.body)
-        if _refuses_key(family, raw.status):
+        if self._assemblyai and _refuses_key(family, raw.status):
             self._key_refused = KeyRefused(route, raw.status, text.message)
             raise self._key_refused
         return ApiError(

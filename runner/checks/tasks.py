@@ -65,6 +65,43 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += _check_task_options(doc, recipe)
     found += check_transcription(doc)
     found += _check_local_engine(doc, recipe)
+    found += _check_providers(doc, recipe)
+    return found
+
+
+# What only AssemblyAI's LLM Gateway does, and why another server cannot.
+_GATEWAY_FEATURES = {
+    "inject_transcript": "the Gateway inserts an AssemblyAI transcript by its id",
+    "gateway_post_processing": "the Gateway repairs JSON on its side; use post_process",
+    "fallbacks": "the Gateway tries other models on its side",
+    "fallback_config": "the Gateway tries other models on its side",
+    "send_as": "the `prompt` string is the Gateway's; OpenAI's API takes messages",
+}
+
+
+def _check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """A task on another provider cannot use what only AssemblyAI's Gateway does."""
+    found: list[Diagnostic] = []
+    for task in recipe.tasks.values():
+        if task.provider is None:
+            continue
+        spec = doc.data["tasks"][task.name]
+        defaults = doc.data.get("defaults") or {}
+        for key, why in _GATEWAY_FEATURES.items():
+            here: KeyPath | None = (
+                ("tasks", task.name, key)
+                if key in spec
+                else (("defaults", key) if key in defaults and key.startswith("fallback") else None)
+            )
+            if here is not None:
+                found.append(
+                    doc.diagnostic(
+                        here,
+                        f"{key!r} only works on AssemblyAI's LLM Gateway ({why}), and task "
+                        f"{task.name!r} runs on provider {task.provider.name!r}; remove it "
+                        "there",
+                    )
+                )
     return found
 
 

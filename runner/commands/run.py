@@ -7,6 +7,7 @@ This is the only place that opens the network stack, so ``validate`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import click
 
@@ -37,7 +39,7 @@ from runner.execute.executor import (
 from runner.execute.services import Reporter, Services, offline_services
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
-from runner.recipe.model import MANIFEST_FILE, InputKind, Recipe
+from runner.recipe.model import MANIFEST_FILE, InputKind, Provider, Recipe, Task, TaskApi
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.results.manifest import load_manifest
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
@@ -65,6 +67,7 @@ class RunRequest:
     progress: str = "auto"  # auto, live or plain
     junit: Path | None = None
     prices: Path | None = None  # --prices FILE, added to the recipes' `prices:`
+    llm_url: str | None = None  # --llm-url: every Gateway task to this OpenAI-compatible server
 
 
 def run(request: RunRequest) -> int:
@@ -72,12 +75,55 @@ def run(request: RunRequest) -> int:
     if not request.recipes:
         raise UsageError("name at least one recipe: transcript-runner run recipes/summaries.yaml")
     recipes = load_recipes(request.recipes)
+    if request.llm_url:
+        recipes = [on_server(recipe, request.llm_url) for recipe in recipes]
     if request.dry_run:
         click.echo(_dry_run_text(recipes))
         return EXIT_OK
     if request.max_audio_hours is not None or request.max_llm_calls is not None:
         _check_budget(recipes, request)
     return _execute(recipes, request)
+
+
+LLM_KEY_ENV = "TRANSCRIPT_RUNNER_LLM_KEY"
+LLM_STRUCTURED_ENV = "TRANSCRIPT_RUNNER_LLM_STRUCTURED_OUTPUT"
+
+
+def on_server(recipe: Recipe, url: str) -> Recipe:
+    """``recipe`` with every task it would send to AssemblyAI's LLM Gateway sent to the
+    OpenAI-compatible server at ``url`` instead, unchanged otherwise (its key, if any,
+    from TRANSCRIPT_RUNNER_LLM_KEY). A task that needs what only the Gateway does is a
+    usage error, naming its line."""
+    structured = os.environ.get(LLM_STRUCTURED_ENV, "json_schema")
+    if structured not in ("json_schema", "json_object", "none"):
+        raise UsageError(
+            f"{LLM_STRUCTURED_ENV}={structured!r}: use json_schema, json_object or none"
+        )
+    server = Provider("llm-url", url.rstrip("/"), LLM_KEY_ENV, structured_output=structured)
+    tasks = {}
+    for name, task in recipe.tasks.items():
+        if task.api is TaskApi.GATEWAY and task.asks_model and task.provider is None:
+            needs_gateway = _gateway_features(task)
+            if needs_gateway:
+                raise UsageError(
+                    f"{recipe.display}:{task.line}: task {name!r} uses "
+                    f"{', '.join(needs_gateway)}, which only AssemblyAI's LLM Gateway has; "
+                    "it cannot run on --llm-url"
+                )
+            task = replace(task, provider=server)
+        tasks[name] = task
+    return replace(recipe, tasks=MappingProxyType(tasks))
+
+
+def _gateway_features(task: Task) -> list[str]:
+    used = [
+        ("inject_transcript", task.inject_transcript),
+        ("gateway_post_processing", bool(task.gateway_post_processing)),
+        ("fallbacks", bool(task.fallbacks)),
+        ("fallback_config", task.fallback_config is not None),
+        ("send_as: prompt", task.send_as_prompt),
+    ]
+    return [f"`{key}`" for key, on in used if on]
 
 
 def run_prices(recipes: Sequence[Recipe], file: Path | None) -> dict[str, PriceTable] | None:
@@ -99,9 +145,14 @@ def _sends_nothing(recipes: Sequence[Recipe]) -> bool:
     task an export: no request at all."""
     return all(
         all(_here(recipe, spec.kind) for spec in recipe.inputs)
-        and not any(task.asks_model for task in recipe.tasks.values())
+        and not any(_asks_assemblyai(task) for task in recipe.tasks.values())
         for recipe in recipes
     )
+
+
+def _asks_assemblyai(task: Task) -> bool:
+    """Whether a task sends its prompt to AssemblyAI (not an export, not a provider's)."""
+    return task.asks_model and task.provider is None
 
 
 def _private_without_key(recipes: Sequence[Recipe]) -> bool:
@@ -161,10 +212,17 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
 
     async def main(store: Store) -> None:
         nonlocal executor, sweeper
-        async with HttpClient(config) as http:
+        async with HttpClient(config) as http, contextlib.AsyncExitStack() as servers:
             _stop_on_signals(http)
             holder["http"] = http
             services = offline_services() if request.offline else _services(http, config)
+            providers = {
+                provider.name: GatewayClient(
+                    await servers.enter_async_context(_provider_client(provider, config))
+                )
+                for provider in _providers(recipes)
+            }
+            services = replace(services, providers=providers)
             if isinstance(services.transcripts, TranscriptsClient):
                 sweeper = services.transcripts.sweeper
             executor = Executor(services, options, reporter, store)
@@ -212,6 +270,25 @@ def _tuned_garbage_collection() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+def _providers(recipes: Sequence[Recipe]) -> list[Provider]:
+    """The OpenAI-compatible servers the recipes' tasks use, each once."""
+    found: dict[str, Provider] = {}
+    for recipe in recipes:
+        for task in recipe.tasks.values():
+            if task.provider is not None:
+                found.setdefault(task.provider.name, task.provider)
+    return list(found.values())
+
+
+def _provider_client(provider: Provider, config: ClientConfig) -> HttpClient:
+    """A client of its own for ``provider``: its URL, its key (``Bearer``) or none,
+    never the AssemblyAI key, and the same limits and retry policy."""
+    key = os.environ.get(provider.api_key_env, "").strip() if provider.api_key_env else ""
+    own = replace(config, api_key="", gateway_url=provider.base_url)
+    authorization = f"Bearer {key}" if key else None
+    return HttpClient(own, authorization=authorization, assemblyai=False, headers=provider.headers)
 
 
 def _services(http: HttpClient, config: ClientConfig) -> Services:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.api.types import CallStats, Completion, Usage
-from runner.errors import NotStored
+from runner.errors import ConfigurationError, NotStored
 from runner.execute.claims import Claims
 from runner.execute.services import Services
 from runner.execute.single_flight import SingleFlight
@@ -79,6 +79,11 @@ class Asker:
         # Kept for items asking the same until release(), after the reply is cached.
         if task.api is TaskApi.LEMUR:
             call = functools.partial(api.lemur.task, payload.body)
+        elif payload.provider is not None:
+            server = api.providers.get(payload.provider.name)
+            if server is None:
+                raise ConfigurationError(f"provider {payload.provider.name!r} is not set up")
+            call = functools.partial(server.complete, payload.body)
         else:
             call = functools.partial(api.gateway.complete, payload.body)
         job = asyncio.ensure_future(self._single_flight.run(key, call, keep=True))

@@ -363,7 +363,7 @@ class Executor:
 
         async def when_ready(task: Task) -> None:
             unavailable = self.options.llm_unavailable
-            if task.asks_model and unavailable is not None:
+            if task.asks_model and task.provider is None and unavailable is not None:
                 # Nothing to ask (no key, no local server): said once, not a failure.
                 records.append(
                     TaskRecord(

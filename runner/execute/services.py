@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +45,8 @@ class Services:
     transcripts: TranscriptsApi
     gateway: CompletionApi
     lemur: LemurApi
+    # OpenAI-compatible servers (`providers:`), by name.
+    providers: Mapping[str, CompletionApi] = field(default_factory=dict)
 
 
 class Reporter(Protocol):

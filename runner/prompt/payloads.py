@@ -23,7 +23,7 @@ from runner.prompt.views import (
     item_variables,
     prompt_context,
 )
-from runner.recipe.model import Recipe, Task, TaskApi, thaw
+from runner.recipe.model import Provider, Recipe, Task, TaskApi, thaw
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 LEMUR_TASK_PATH = "/lemur/v3/generate/task"
@@ -46,8 +46,9 @@ class Payload:
     """One HTTP request body for one task of one item."""
 
     api: TaskApi
-    path: str  # relative to the Gateway (chat) or REST base URL (LeMUR)
+    path: str  # relative to the Gateway (chat) or REST base URL (LeMUR); a provider's URL
     body: Mapping[str, Any]
+    provider: Provider | None = None  # an OpenAI-compatible server, not AssemblyAI
 
     @property
     def messages(self) -> list[Mapping[str, Any]]:
@@ -237,8 +238,40 @@ def build_payload(
         messages = quotes_messages(engine, task, context, transcript_text)
     else:
         messages = render_messages(engine, task, context)
+    if task.provider is not None:
+        return provider_payload(task, task.provider, messages)
     fallbacks = fallback_entries(engine, task, context, messages)
     return gateway_payload(task, messages, transcript_id, fallbacks)
+
+
+def provider_payload(task: Task, provider: Provider, messages: list[dict[str, str]]) -> Payload:
+    """The body an OpenAI-compatible server takes: no Gateway-only fields (validate
+    refuses tasks that need them), the schema in the form the server honours, the
+    provider's extra fields."""
+    body: dict[str, Any] = {"model": task.model, "messages": messages}
+    if task.max_tokens is not None:
+        body["max_tokens"] = task.max_tokens
+    if task.temperature is not None:
+        body["temperature"] = task.temperature
+    if task.json_schema is not None and provider.structured_output != "none":
+        schema = thaw(task.json_schema)
+        if provider.structured_output == "json_object":
+            body["response_format"] = {"type": "json_object", "schema": schema}
+        else:
+            form: dict[str, Any] = {"name": task.name, "schema": schema}
+            if task.strict:
+                form["strict"] = True
+            body["response_format"] = {"type": "json_schema", "json_schema": form}
+    if task.tools and provider.tools:
+        body["tools"] = [thaw(t) for t in task.tools]
+        if task.tool_choice is not None:
+            body["tool_choice"] = thaw(task.tool_choice)
+    if task.stream:
+        body["stream"] = True
+        if provider.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+    body.update(thaw(provider.extra_body))
+    return Payload(TaskApi.GATEWAY, f"{provider.base_url}/chat/completions", body, provider)
 
 
 def task_context(

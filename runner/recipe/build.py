@@ -4,6 +4,7 @@ and the file line of every template."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -27,6 +28,7 @@ from runner.recipe.model import (
     Message,
     PostStep,
     PromptSource,
+    Provider,
     QuotesOptions,
     Recipe,
     Task,
@@ -57,10 +59,13 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
     data: Mapping[str, Any] = doc.data
     problems: list[tuple[KeyPath, str]] = []
     defaults: Mapping[str, Any] = data.get("defaults", {})
+    providers = {
+        name: _provider(name, spec) for name, spec in (data.get("providers") or {}).items()
+    }
     tasks: dict[str, Task] = {}
     for name, spec in data["tasks"].items():
         try:
-            tasks[name] = _task(doc, path, name, spec, defaults)
+            tasks[name] = _with_provider(_task(doc, path, name, spec, defaults), providers)
         except _MissingFile as missing:
             problems.append((missing.key_path, missing.message))
     output = data.get("output", {})
@@ -83,8 +88,33 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         table=output.get("table"),
         prices=_prices(data.get("prices"), problems),
         local_engine=_local_engine(data.get("transcription") or {}),
+        providers=MappingProxyType(providers),
     )
     return recipe, problems
+
+
+def _provider(name: str, spec: Mapping[str, Any]) -> Provider:
+    return Provider(
+        name=name,
+        base_url=str(spec["base_url"]).rstrip("/"),
+        api_key_env=spec.get("api_key_env"),
+        headers=MappingProxyType({str(k): str(v) for k, v in (spec.get("headers") or {}).items()}),
+        structured_output=str(spec.get("structured_output", "json_schema")),
+        tools=bool(spec.get("tools", True)),
+        stream_usage=bool(spec.get("stream_usage", False)),
+        extra_body=freeze(spec.get("extra_body") or {}),
+    )
+
+
+def _with_provider(task: Task, providers: Mapping[str, Provider]) -> Task:
+    """``model: NAME/model`` (or ``{provider: NAME, name: model}``) sends the task to
+    the provider NAME; any other model is the Gateway's."""
+    if task.api is not TaskApi.GATEWAY or not task.model:
+        return task
+    prefix, slash, rest = task.model.partition("/")
+    if slash and prefix in providers:
+        return replace(task, model=rest, provider=providers[prefix])
+    return task
 
 
 def _local_engine(options: Mapping[str, Any]) -> LocalEngine | None:

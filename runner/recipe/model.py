@@ -48,6 +48,21 @@ def thaw(value: JSON) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class Provider:
+    """An OpenAI-compatible chat completions server (``providers:``): a local Ollama,
+    llama.cpp ``llama-server``, vLLM or LM Studio, or any other."""
+
+    name: str
+    base_url: str  # up to and including /v1
+    api_key_env: str | None = None  # the variable holding its key; None: no key sent
+    headers: Mapping[str, str] = field(default_factory=dict)
+    structured_output: str = "json_schema"  # json_schema | json_object | none
+    tools: bool = True
+    stream_usage: bool = False  # ask for a usage chunk at the end of a stream
+    extra_body: Mapping[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class LocalEngine:
     """``transcription: {engine: faster-whisper, ...}``: speech-to-text on this machine."""
 
@@ -309,6 +324,7 @@ class Task:
     export: ExportOptions | None = None
     strict: bool = False  # json_schema sent with strict: true
     send_as_prompt: bool = False  # the Gateway's `prompt` string instead of `messages`
+    provider: Provider | None = None  # None: AssemblyAI (the Gateway, or LeMUR)
 
     @property
     def asks_model(self) -> bool:
@@ -369,6 +385,7 @@ class Recipe:
     table: str | None = None  # output.table: one row per item, beside the manifest
     prices: PriceTable = field(default_factory=PriceTable)  # `prices:`, for real costs
     local_engine: LocalEngine | None = None  # transcription on this machine, not AssemblyAI
+    providers: Mapping[str, Provider] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:

@@ -1,0 +1,103 @@
+"""A stand-in for local OpenAI-compatible LLM servers, taught by recorded replies of real
+ones (../shared/fixtures/local-llm/): llama.cpp's ``llama-server`` and
+llama-cpp-python's ``python -m llama_cpp.server``.
+
+What it reproduces (the fixtures' README says what each server did):
+
+- OpenAI's usage names (``prompt_tokens``, ``completion_tokens``), never the Gateway's;
+  llama-server adds ``prompt_tokens_details`` and a ``timings`` object;
+- llama-cpp-python answers **HTTP 500** to ``response_format.type: json_schema`` (with
+  the recorded error body) and accepts ``json_object`` with a ``schema``; llama-server
+  takes both;
+- llama-cpp-python ignores ``tools`` and sends no usage chunk when streaming;
+- ``GET /v1/models`` as each recorded it.
+
+It records every request (headers included) so tests can check what reached it, and
+answers with ``responder(body)`` or the recorded content of the ``bullets`` request.
+Served with :func:`fakeapi.serve_in_thread`, like the AssemblyAI fake.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "local-llm"
+SERVERS = {
+    "llama-server": "llama-server-smollm2.json",
+    "llama-cpp-python": "llama-cpp-python-smollm2.json",
+}
+
+
+@dataclass
+class LocalRequest:
+    body: dict[str, Any]
+    authorization: str | None
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeLocalLLM:
+    """One local server of the kind ``server`` ("llama-server" or "llama-cpp-python")."""
+
+    server: str = "llama-server"
+    key: str | None = None  # when set, requests need `Authorization: Bearer key`
+    responder: Callable[[dict[str, Any]], str] | None = None
+    requests: list[LocalRequest] = field(default_factory=list)
+    base_url: str | None = None
+
+    @property
+    def recording(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((FIXTURES / SERVERS[self.server]).read_text())
+        return loaded
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._complete)
+        return app
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(self.recording["models"])
+
+    async def _complete(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        authorization = request.headers.get("Authorization")
+        self.requests.append(LocalRequest(body, authorization, dict(request.headers)))
+        if self.key is not None and authorization != f"Bearer {self.key}":
+            return web.json_response({"error": {"message": "Invalid API Key"}}, status=401)
+        fmt = (body.get("response_format") or {}).get("type")
+        if self.server == "llama-cpp-python" and fmt == "json_schema":
+            error = self.recording["json_openai_shape"]["error_body"]
+            return web.Response(status=500, text=error, content_type="application/json")
+        content = self.responder(body) if self.responder else self.recording["bullets"]["content"]
+        usage: dict[str, Any] = {
+            "prompt_tokens": sum(len(str(m.get("content", ""))) // 4 for m in body["messages"]),
+            "completion_tokens": max(1, len(content) // 4),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        reply: dict[str, Any] = {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+        }
+        if self.server == "llama-server":
+            usage["prompt_tokens_details"] = {"cached_tokens": 0}
+            reply["system_fingerprint"] = "b0-fake"
+            reply["timings"] = {"prompt_n": usage["prompt_tokens"], "predicted_n": 1}
+        return web.json_response(reply)

@@ -1,0 +1,171 @@
+"""LLM tasks on OpenAI-compatible servers (`providers:`, `--llm-url`), against a fake
+taught by recorded replies of real llama-server and llama-cpp-python servers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import RunCli
+from fakeapi import serve_in_thread
+from fakelocal import FakeLocalLLM
+
+REPO = Path(__file__).resolve().parent.parent
+WILDFIRES = REPO / "recipes" / "transcripts" / "wildfires.json"
+ASSEMBLYAI_KEY = "assemblyai-key-never-sent-to-others"
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def llama_server() -> Iterator[FakeLocalLLM]:
+    fake = FakeLocalLLM("llama-server")
+    with serve_in_thread(fake):  # type: ignore[arg-type]
+        yield fake
+
+
+def test_a_gateway_recipe_runs_unchanged_on_a_local_server_with_one_override(
+    folder: Path, llama_server: FakeLocalLLM, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", ASSEMBLYAI_KEY)
+    url = f"{llama_server.base_url}/v1"
+    code, _, err = run_cli("run", "recipes/summaries.yaml", "--llm-url", url, "--progress", "plain")
+    assert code == 0, err
+    assert len(llama_server.requests) == 5  # every task of the recipe
+    for request in llama_server.requests:
+        assert request.authorization is None  # no key configured: none sent
+        assert ASSEMBLYAI_KEY not in json.dumps(request.headers)
+        for gateway_only in ("transcript_id", "fallbacks", "post_processing_steps", "prompt"):
+            assert gateway_only not in request.body
+        assert request.body["model"] == "claude-sonnet-4-6"  # the recipe's, unchanged
+    manifest = json.loads((folder / "out" / "run.json").read_text())
+    tasks = manifest["items"][0]["tasks"]
+    assert all(t["input_tokens"] > 0 and t["output_tokens"] > 0 for t in tasks)  # prompt_tokens
+    recorded = llama_server.recording["bullets"]["content"]
+    summary = folder / "out" / "summaries" / "wildfires" / "bullets.md"
+    assert summary.read_text().strip() == recorded.strip()
+
+
+PROVIDERS_RECIPE = """\
+version: 1
+name: local
+inputs: [{transcript_file: recipes/transcripts/wildfires.json}]
+providers:
+  box:
+    type: openai-compatible
+    base_url: URL
+    api_key_env: BOX_KEY
+    headers: {X-Team: research}
+    structured_output: STRUCTURED
+    extra_body: {top_k: 40}
+tasks:
+  facts:
+    model: box/smollm2-135m
+    prompt: "Facts as JSON: {{ transcript.text[:400] }}"
+    json_schema:
+      type: object
+      required: [topic]
+      properties: {topic: {type: string}}
+"""
+
+
+def write_providers_recipe(folder: Path, url: str, structured: str) -> Path:
+    recipe = folder / "local.yaml"
+    recipe.write_text(PROVIDERS_RECIPE.replace("URL", url).replace("STRUCTURED", structured))
+    return recipe
+
+
+def test_a_provider_gets_bearer_auth_its_headers_and_the_schema_in_its_form(
+    folder: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOX_KEY", "box-secret")
+    fake = FakeLocalLLM("llama-cpp-python", key="box-secret")
+    fake.responder = lambda body: '{"topic": "wildfire smoke"}'
+    with serve_in_thread(fake) as base:  # type: ignore[arg-type]
+        write_providers_recipe(folder, f"{base}/v1", "json_object")
+        code, _, err = run_cli("run", "local.yaml", "--progress", "plain")
+    assert code == 0, err
+    (request,) = fake.requests
+    assert request.authorization == "Bearer box-secret"
+    assert request.headers["X-Team"] == "research"
+    assert request.body["model"] == "smollm2-135m"
+    assert request.body["top_k"] == 40
+    assert request.body["response_format"] == {
+        "type": "json_object",
+        "schema": {
+            "type": "object",
+            "required": ["topic"],
+            "properties": {"topic": {"type": "string"}},
+        },
+    }
+    facts = json.loads((folder / "out" / "local" / "wildfires" / "facts.json").read_text())
+    assert facts == {"topic": "wildfire smoke"}
+
+
+def test_llama_cpp_pythons_500_for_json_schema_fails_only_the_task(
+    folder: Path, run_cli: RunCli
+) -> None:
+    fake = FakeLocalLLM("llama-cpp-python")
+    with serve_in_thread(fake) as base:  # type: ignore[arg-type]
+        write_providers_recipe(folder, f"{base}/v1", "json_schema")
+        code, _, err = run_cli("run", "local.yaml", "--progress", "plain")
+    assert code == 1
+    manifest = json.loads((folder / "out" / "run.json").read_text())
+    (task,) = manifest["items"][0]["tasks"]
+    assert task["status"] == "failed"
+    assert "(500)" in task["error"]
+    assert "Input should be 'text' or 'json_object'" in task["error"]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("    inject_transcript: true\n", "inject_transcript"),
+        ("    gateway_post_processing: [json-repair]\n", "gateway_post_processing"),
+        ("    fallbacks: [{model: gpt-4.1}]\n", "fallbacks"),
+    ],
+)
+def test_validate_refuses_gateway_features_on_a_provider(
+    folder: Path, run_cli: RunCli, extra: str, key: str
+) -> None:
+    recipe = write_providers_recipe(folder, "http://127.0.0.1:9/v1", "json_schema")
+    text = recipe.read_text().replace(
+        "    model: box/smollm2-135m\n", f"    model: box/smollm2-135m\n{extra}"
+    )
+    if key == "inject_transcript":
+        text = text.replace("{{ transcript.text[:400] }}", "{{ gateway_transcript }}")
+    recipe.write_text(text)
+    code, out, err = run_cli("validate", str(recipe))
+    assert code == 3, out + err
+    assert (
+        f"local.yaml:15:5: $.tasks.facts.{key}: '{key}' only works on AssemblyAI's LLM Gateway"
+        in out
+    )
+    assert "task 'facts' runs on provider 'box'" in out
+
+
+def test_llm_url_refuses_a_task_that_needs_the_gateway(folder: Path, run_cli: RunCli) -> None:
+    code, _, err = run_cli(
+        "run", "recipes/meeting-notes.yaml", "--llm-url", "http://127.0.0.1:9/v1", "--dry-run"
+    )
+    if code == 0:  # the shipped recipe uses no Gateway-only feature: make one that does
+        recipe = folder / "inject.yaml"
+        recipe.write_text(
+            "version: 1\nname: inject\n"
+            "inputs: [{transcript_file: recipes/transcripts/wildfires.json}]\n"
+            "tasks:\n  s:\n    prompt: 'Sum up {{ gateway_transcript }}'\n"
+            "    inject_transcript: true\n"
+        )
+        code, _, err = run_cli("run", str(recipe), "--llm-url", "http://127.0.0.1:9/v1")
+    assert code == 2
+    assert "uses `inject_transcript`, which only AssemblyAI's LLM Gateway has" in err
