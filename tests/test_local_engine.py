@@ -170,3 +170,25 @@ def test_validate_refuses_what_needs_assemblyai(
     code, out, err = run_cli("validate", str(recipe))
     assert code == 3, out + err
     assert message in out + err
+
+
+def test_the_first_runs_summary_runs_on_a_local_server_when_one_is_given(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakeapi import serve_in_thread
+    from fakelocal import FakeLocalLLM
+
+    monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    copy_first_run(tmp_path)
+    server = FakeLocalLLM("llama-server")
+    server.responder = lambda body: "- the launch moved to Thursday"
+    with serve_in_thread(server) as base:  # type: ignore[arg-type]
+        monkeypatch.setenv("TRANSCRIPT_RUNNER_LLM_URL", f"{base}/v1")
+        code, _, err = run_cli("run", "first-run.yaml", "--progress", "plain")
+    assert code == 0, err
+    (request,) = server.requests
+    assert "Transcript: Good morning" in request.body["messages"][0]["content"]
+    summary = tmp_path / "out" / "first-run" / "team-sync" / "summary.md"
+    assert summary.read_text() == "- the launch moved to Thursday\n"
+    assert "not run" not in err

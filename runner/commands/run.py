@@ -136,7 +136,8 @@ def run_prices(recipes: Sequence[Recipe], file: Path | None) -> dict[str, PriceT
 
 NO_LLM_MESSAGE = (
     "the LLM tasks need an LLM: set ASSEMBLYAI_API_KEY to run them on AssemblyAI's LLM "
-    "Gateway (the transcripts and exports need no key)"
+    "Gateway, or pass --llm-url http://127.0.0.1:8080/v1 to run them on a local "
+    "OpenAI-compatible server (the transcripts and exports need neither)"
 )
 
 
