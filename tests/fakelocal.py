@@ -51,6 +51,11 @@ class FakeLocalLLM:
     responder: Callable[[dict[str, Any]], str] | None = None
     requests: list[LocalRequest] = field(default_factory=list)
     base_url: str | None = None
+    # POST /v1/audio/transcriptions: what the "recording" says, with times in seconds;
+    # `speech_words` False answers as faster-whisper-server 0.0.3 does, segments only.
+    speech: list[tuple[str, float, float]] = field(default_factory=list)
+    speech_words: bool = True
+    speech_forms: list[dict[str, list[str]]] = field(default_factory=list)
 
     @property
     def recording(self) -> dict[str, Any]:
@@ -61,7 +66,41 @@ class FakeLocalLLM:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._complete)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         return app
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        """OpenAI's verbose_json: text, language (a name), duration, segments, and
+        top-level words when asked for with timestamp_granularities[]=word."""
+        fields: dict[str, list[str]] = {}
+        reader = await request.multipart()
+        async for part in reader:
+            value = await part.read()
+            text = (
+                value.decode("utf-8", "replace") if part.name != "file" else f"{len(value)} bytes"
+            )
+            fields.setdefault(str(part.name), []).append(text)
+        self.speech_forms.append(fields)
+        if self.key is not None and request.headers.get("Authorization") != f"Bearer {self.key}":
+            return web.json_response({"error": {"message": "Invalid API Key"}}, status=401)
+        end = self.speech[-1][2] if self.speech else 0.0
+        reply: dict[str, Any] = {
+            "task": "transcribe",
+            "language": "english",
+            "duration": end + 0.5,
+            "text": " ".join(word for word, _, _ in self.speech),
+            "segments": [
+                {
+                    "id": 0,
+                    "start": self.speech[0][1] if self.speech else 0.0,
+                    "end": end,
+                    "text": " ".join(word for word, _, _ in self.speech),
+                }
+            ],
+        }
+        if self.speech_words and "word" in fields.get("timestamp_granularities[]", []):
+            reply["words"] = [{"word": w, "start": a, "end": b} for w, a, b in self.speech]
+        return web.json_response(reply)
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response(self.recording["models"])

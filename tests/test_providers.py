@@ -169,3 +169,51 @@ def test_llm_url_refuses_a_task_that_needs_the_gateway(folder: Path, run_cli: Ru
         code, _, err = run_cli("run", str(recipe), "--llm-url", "http://127.0.0.1:9/v1")
     assert code == 2
     assert "uses `inject_transcript`, which only AssemblyAI's LLM Gateway has" in err
+
+
+SPEECH_RECIPE = """\
+version: 1
+name: speech
+inputs: [{file: call.wav}]
+transcription:
+  engine: openai-compatible
+  base_url: URL
+  model: whisper-1
+  language: en
+  api_key_env: SPEECH_KEY
+tasks:
+  subtitles: {export: srt}
+"""
+SAID = [("Hello", 0.25, 0.6), ("world,", 0.6, 1.1), ("again.", 1.3, 1.9)]
+
+
+@pytest.mark.parametrize("with_words", [True, False])
+def test_a_speech_server_transcribes_with_word_times(
+    folder: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, with_words: bool
+) -> None:
+    monkeypatch.setenv("SPEECH_KEY", "speech-secret")
+    shutil.copy(REPO.parent / "shared" / "fixtures" / "audio" / "fox.wav", folder / "call.wav")
+    fake = FakeLocalLLM(key="speech-secret", speech=SAID, speech_words=with_words)
+    with serve_in_thread(fake) as base:  # type: ignore[arg-type]
+        (folder / "speech.yaml").write_text(SPEECH_RECIPE.replace("URL", f"{base}/v1"))
+        code, _, err = run_cli("run", "speech.yaml", "--progress", "plain")
+        assert code == 0, err
+        code, _, err = run_cli("run", "speech.yaml", "--progress", "plain")  # the ledger
+        assert code == 0, err
+    (form,) = fake.speech_forms  # transcribed once
+    assert form["model"] == ["whisper-1"]
+    assert form["response_format"] == ["verbose_json"]
+    assert "word" in form["timestamp_granularities[]"]
+    assert form["language"] == ["en"]
+    item = folder / "out" / "speech" / "call"
+    transcript = json.loads((item / "transcript.json").read_text())
+    assert transcript["text"] == "Hello world, again."
+    assert transcript["language_code"] == "en"
+    starts = [(w["text"], w["start"], w["end"]) for w in transcript["words"]]
+    if with_words:
+        assert transcript["word_times"] == "server"
+        assert starts == [("Hello", 250, 600), ("world,", 600, 1100), ("again.", 1300, 1900)]
+    else:  # faster-whisper-server's segments only: spread evenly over the segment
+        assert transcript["word_times"] == "spread over segments"
+        assert starts == [("Hello", 250, 800), ("world,", 800, 1350), ("again.", 1350, 1900)]
+    assert (item / "subtitles.srt").read_text().startswith("1\n00:00:00,250 --> ")

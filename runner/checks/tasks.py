@@ -105,6 +105,37 @@ def _check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     return found
 
 
+_ENGINE_KEYS = {
+    "faster-whisper": ("beam_size", "compute_type", "vad_filter"),
+    "openai-compatible": ("base_url", "api_key_env"),
+}
+
+
+def _engine_keys(doc: Document, engine: str) -> list[Diagnostic]:
+    """Each engine's own keys, and `base_url` that a server engine needs."""
+    options = doc.data["transcription"]
+    found = [
+        doc.diagnostic(
+            ("transcription", key),
+            f"{key!r} applies to engine {other} only, not {engine}; remove it",
+        )
+        for other, keys in _ENGINE_KEYS.items()
+        if other != engine
+        for key in keys
+        if key in options
+    ]
+    if engine == "openai-compatible" and "base_url" not in options:
+        found.append(
+            doc.diagnostic(
+                ("transcription", "engine"),
+                "engine openai-compatible needs `base_url`: the speech server's URL, up to "
+                "and including /v1",
+                key=False,
+            )
+        )
+    return found
+
+
 def _check_local_engine(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     """What a transcript made on this machine cannot do: AssemblyAI never saw it, so
     it has no URL or transcript id to transcribe or fetch, and no id to inject or to
@@ -112,7 +143,8 @@ def _check_local_engine(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     engine = recipe.local_engine
     if engine is None:
         return []
-    found = [
+    found = _engine_keys(doc, engine.engine)
+    found += [
         doc.diagnostic(
             ("inputs", spec.index),
             f"engine {engine.engine} transcribes local audio files; a {spec.kind.value} input "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.api.pacing import paced
+from runner.api.speech import SpeechClient
 from runner.api.types import TranscriptResult
 from runner.errors import (
     ApiError,
@@ -242,14 +243,15 @@ class Transcriber:
             record.reused = True
             return Settled(transcript_id=shared.transcript_id, data=shared.data, here=True)
         result = await self._single_flight.run(
-            key, lambda: self._decode_once(item, record, key, audio, options)
+            key, lambda: self._decode_once(engine, item, record, key, audio)
         )
         record.transcript_id = result.transcript_id
         return Settled(transcript_id=result.transcript_id, data=result.data, here=True)
 
     async def _decode_once(
-        self, item: Item, record: ItemRecord, key: str, audio: str, options: Mapping[str, Any]
+        self, engine: LocalEngine, item: Item, record: ItemRecord, key: str, audio: str
     ) -> TranscriptResult:
+        options = engine.options()
         entry = await self._ledger_entry(key)
         if entry is not None and await self._kept(entry.transcript_id):
             record.reused = True
@@ -257,13 +259,18 @@ class Transcriber:
         if self.offline:
             raise NotStored(f"--offline: {item.source!r} was not transcribed by an earlier run")
         began = time.monotonic()
-        async with self._decoding:
-            try:
-                data = await asyncio.to_thread(
-                    transcribe_file, Path(item.source), options, audio, threads=DECODE_THREADS
-                )
-            except LocalEngineUnavailable as problem:
-                raise SourceUnreadable(str(problem)) from None
+        if engine.engine == "openai-compatible":
+            secret = os.environ.get(engine.api_key_env) if engine.api_key_env else None
+            client = SpeechClient(engine.base_url or "", secret)
+            data = await client.transcribe(Path(item.source), options, audio)
+        else:
+            async with self._decoding:
+                try:
+                    data = await asyncio.to_thread(
+                        transcribe_file, Path(item.source), options, audio, threads=DECODE_THREADS
+                    )
+                except LocalEngineUnavailable as problem:
+                    raise SourceUnreadable(str(problem)) from None
         record.transcript_seconds = round(time.monotonic() - began, 3)
         transcript_id = str(data["id"])
         store = self.store

@@ -127,6 +127,8 @@ def _local_engine(options: Mapping[str, Any]) -> LocalEngine | None:
         beam_size=int(options.get("beam_size", 5)),
         compute_type=str(options.get("compute_type", "int8")),
         vad_filter=bool(options.get("vad_filter", False)),
+        base_url=str(options["base_url"]).rstrip("/") if options.get("base_url") else None,
+        api_key_env=options.get("api_key_env"),
     )
 
 

@@ -72,9 +72,18 @@ class LocalEngine:
     beam_size: int = 5
     compute_type: str = "int8"
     vad_filter: bool = False
+    base_url: str | None = None  # openai-compatible: the speech server
+    api_key_env: str | None = None  # openai-compatible: its key's variable
 
     def options(self) -> dict[str, Any]:
         """What identifies a transcription by this engine (with the audio's bytes)."""
+        if self.engine == "openai-compatible":
+            return {
+                "engine": self.engine,
+                "base_url": self.base_url,
+                "model": self.model,
+                "language": self.language,
+            }
         return {
             "engine": self.engine,
             "model": self.model,
