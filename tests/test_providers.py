@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RunCli
-from fakeapi import serve_in_thread
+from fakeapi import FakeAssemblyAI, serve_in_thread
 from fakelocal import FakeLocalLLM
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,7 +132,7 @@ def test_llama_cpp_pythons_500_for_json_schema_fails_only_the_task(
     [
         ("    inject_transcript: true\n", "inject_transcript"),
         ("    gateway_post_processing: [json-repair]\n", "gateway_post_processing"),
-        ("    fallbacks: [{model: gpt-4.1}]\n", "fallbacks"),
+        ("    fallback_config: {depth: 1}\n", "fallback_config"),
     ],
 )
 def test_validate_refuses_gateway_features_on_a_provider(
@@ -217,3 +217,48 @@ def test_a_speech_server_transcribes_with_word_times(
         assert transcript["word_times"] == "spread over segments"
         assert starts == [("Hello", 250, 800), ("world,", 800, 1350), ("again.", 1350, 1900)]
     assert (item / "subtitles.srt").read_text().startswith("1\n00:00:00,250 --> ")
+
+
+GATEWAY_WITH_LOCAL_FALLBACK = """\
+version: 1
+name: fallback
+inputs: [{transcript_file: recipes/transcripts/wildfires.json}]
+providers:
+  box: {type: openai-compatible, base_url: URL}
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text[:300] }}"
+    fallbacks: [{model: gemini-2.5-flash}, {model: box/smollm2, max_tokens: 64}]
+"""
+
+
+def test_a_provider_fallback_is_asked_when_the_gateway_fails(
+    folder: Path,
+    fake: FakeAssemblyAI,
+    api_key: str,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fakeapi import status
+
+    local = FakeLocalLLM("llama-server")
+    local.responder = lambda body: "- from the local model"
+    fake.faults.add("POST /v1/chat/completions", status(400), times=None)
+    with serve_in_thread(fake) as gateway, serve_in_thread(local) as base:  # type: ignore[arg-type]
+        monkeypatch.setenv("ASSEMBLYAI_API_KEY", api_key)
+        monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", f"{gateway}/v1")
+        (folder / "fallback.yaml").write_text(
+            GATEWAY_WITH_LOCAL_FALLBACK.replace("URL", f"{base}/v1")
+        )
+        code, _, err = run_cli("run", "fallback.yaml", "--progress", "plain")
+    assert code == 0, err
+    sent = [r for r in fake.history if r.path == "/v1/chat/completions"]
+    assert sent
+    assert all(
+        f["model"] == "gemini-2.5-flash" for r in sent for f in (r.json or {}).get("fallbacks", [])
+    )  # the Gateway is told only of the fallback it can reach
+    (request,) = local.requests
+    assert (request.body["model"], request.body["max_tokens"]) == ("smollm2", 64)
+    manifest = json.loads((folder / "out" / "run.json").read_text())
+    (task,) = manifest["items"][0]["tasks"]
+    assert (task["status"], task["fallback_used"], task["model_used"]) == ("ok", True, "smollm2")

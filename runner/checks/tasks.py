@@ -73,16 +73,38 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
 _GATEWAY_FEATURES = {
     "inject_transcript": "the Gateway inserts an AssemblyAI transcript by its id",
     "gateway_post_processing": "the Gateway repairs JSON on its side; use post_process",
-    "fallbacks": "the Gateway tries other models on its side",
     "fallback_config": "the Gateway tries other models on its side",
     "send_as": "the `prompt` string is the Gateway's; OpenAI's API takes messages",
 }
 
 
+_CLIENT_FALLBACK_KEYS = ("system", "prompt", "tools", "tool_choice")
+
+
 def _check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
-    """A task on another provider cannot use what only AssemblyAI's Gateway does."""
+    """A task on another provider cannot use what only AssemblyAI's Gateway does, and a
+    fallback we ask on our side takes a model, max_tokens and temperature only."""
     found: list[Diagnostic] = []
     for task in recipe.tasks.values():
+        spec_fallbacks = doc.data["tasks"][task.name].get("fallbacks")
+        where: KeyPath = (
+            ("tasks", task.name, "fallbacks")
+            if spec_fallbacks is not None
+            else ("defaults", "fallbacks")
+        )
+        for index, fallback in enumerate(task.fallbacks):
+            if task.provider is None and fallback.provider is None:
+                continue
+            given = [key for key in _CLIENT_FALLBACK_KEYS if getattr(fallback, key) is not None]
+            if given:
+                found.append(
+                    doc.diagnostic(
+                        (*where, index, given[0]),
+                        f"{given[0]!r}: this fallback is asked on our side (a provider is "
+                        "involved), which takes model, max_tokens and temperature only; "
+                        "remove it",
+                    )
+                )
         if task.provider is None:
             continue
         spec = doc.data["tasks"][task.name]

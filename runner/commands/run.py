@@ -218,7 +218,7 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
             holder["http"] = http
             services = offline_services() if request.offline else _services(http, config)
             providers = {
-                provider.name: GatewayClient(
+                provider.key: GatewayClient(
                     await servers.enter_async_context(_provider_client(provider, config))
                 )
                 for provider in _providers(recipes)
@@ -274,12 +274,15 @@ def _tuned_garbage_collection() -> Iterator[None]:
 
 
 def _providers(recipes: Sequence[Recipe]) -> list[Provider]:
-    """The OpenAI-compatible servers the recipes' tasks use, each once."""
+    """The OpenAI-compatible servers the recipes declare or their tasks use (--llm-url's),
+    each once."""
     found: dict[str, Provider] = {}
     for recipe in recipes:
+        for provider in recipe.providers.values():
+            found.setdefault(provider.key, provider)
         for task in recipe.tasks.values():
             if task.provider is not None:
-                found.setdefault(task.provider.name, task.provider)
+                found.setdefault(task.provider.key, task.provider)
     return list(found.values())
 
 

@@ -80,7 +80,7 @@ class Asker:
         if task.api is TaskApi.LEMUR:
             call = functools.partial(api.lemur.task, payload.body)
         elif payload.provider is not None:
-            server = api.providers.get(payload.provider.name)
+            server = api.providers.get(payload.provider.key)
             if server is None:
                 raise ConfigurationError(f"provider {payload.provider.name!r} is not set up")
             call = functools.partial(server.complete, payload.body)

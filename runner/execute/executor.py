@@ -24,11 +24,13 @@ against patched internals.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from runner.api.types import Completion
 from runner.errors import ApiError, ItemError, RunnerError, TemplateProblem
 from runner.execute.ask import Asker, cacheable, record_completion, reply_text
 from runner.execute.claims import Claims
@@ -55,6 +57,8 @@ from runner.results.table import Tables, row_of
 from runner.serial_thread import SerialThread
 from runner.store import Store
 from runner.transcript.model import Transcript
+
+log = logging.getLogger(__name__)
 
 # Items under way at once: most of them only wait for their jobs, holding an id each
 # (a few KB), so the pool can be large enough to keep any account's limits busy.
@@ -428,26 +432,31 @@ class Executor:
         )
         try:
             context = task_context(prepared.recipe, item.view(prepared.recipe), task, view, results)
-            payload = build_payload(
-                prepared.engine,
-                task,
-                context,
-                transcript_id=transcript.id,
-                transcript_text=transcript.text,
-            )
+            candidates = [
+                (
+                    candidate,
+                    build_payload(
+                        prepared.engine,
+                        candidate,
+                        context,
+                        transcript_id=transcript.id,
+                        transcript_text=transcript.text,
+                    ),
+                )
+                for candidate in (task, *client_fallbacks(task, prepared.recipe))
+            ]
         except TemplateProblem as problem:
             return record.fail(problem.message), None
         label = f"{prepared.recipe.name}/{item.name}/{task.name}"
         try:
-            return await self._ask_and_finish(task, payload, label, folder, view, record)
+            return await self._ask_and_finish(candidates, label, folder, view, record)
         finally:
             if record.cache_key:
                 await self.asker.release(record.cache_key)
 
     async def _ask_and_finish(
         self,
-        task: Task,
-        payload: Payload,
+        candidates: Sequence[tuple[Task, Payload]],
         label: str,
         folder: Path,
         view: TranscriptView,
@@ -455,12 +464,11 @@ class Executor:
     ) -> tuple[TaskRecord, TaskResultView | None]:
         try:
             began = time.monotonic()
-            completion = await self.asker.reply(task, payload, label, record)
+            task, payload, completion = await self._first_answer(candidates, label, record)
         except ItemError as exc:
-            if isinstance(exc, ApiError):
-                record.retries = exc.retries
             return record.fail(exc.message), None
         record_completion(record, completion, time.monotonic() - began, task)
+        record.fallback_used = record.fallback_used or task is not candidates[0][0]
         reply = reply_text(completion)
         reason = unusable(task, completion)
         if reason is not None:  # nothing is written or cached: the next run asks again
@@ -487,6 +495,28 @@ class Executor:
             return record.fail(exc.message), None
         return record, result
 
+    async def _first_answer(
+        self, candidates: Sequence[tuple[Task, Payload]], label: str, record: TaskRecord
+    ) -> tuple[Task, Payload, Completion]:
+        """The first model to answer: the task's, then each client-side fallback in
+        order when a request fails (a refused AssemblyAI key still stops the run)."""
+        retries = 0
+        for index, (task, payload) in enumerate(candidates):
+            try:
+                completion = await self.asker.reply(task, payload, label, record)
+                record.retries = retries
+                return task, payload, completion
+            except ApiError as exc:
+                retries += exc.retries
+                record.retries = retries
+                if index + 1 == len(candidates):
+                    raise
+                following = candidates[index + 1][0].model
+                log.info("%s: %s failed; trying %s", label, task.model, following)
+                await self.asker.release(record.cache_key or "")
+                record.cache_key = None
+        raise AssertionError("a task has at least one model")  # pragma: no cover
+
     async def _export(
         self, task: Task, item: Item, folder: Path, obtained: Obtained
     ) -> tuple[TaskRecord, TaskResultView | None]:
@@ -508,6 +538,32 @@ class Executor:
         except ItemError as exc:  # an output that cannot be written (a folder in the way)
             return record.fail(exc.message), None
         return record, result
+
+
+def client_fallbacks(task: Task, recipe: Recipe) -> list[Task]:
+    """The task as each of its fallbacks asked on our side: those on a provider (the
+    Gateway cannot reach them), and all of a provider's task (the server has no
+    fallbacks of its own). A Gateway task's Gateway fallbacks stay the Gateway's."""
+    found = []
+    for fallback in task.fallbacks:
+        prefix, slash, rest = fallback.model.partition("/")
+        provider = recipe.providers.get(prefix) if slash else None
+        if provider is None and task.provider is None:
+            continue  # the Gateway falls back on its side
+        found.append(
+            replace(
+                task,
+                model=rest if provider is not None else fallback.model,
+                provider=provider,
+                fallbacks=(),
+                fallback_config=None,
+                max_tokens=fallback.max_tokens or task.max_tokens,
+                temperature=(
+                    task.temperature if fallback.temperature is None else fallback.temperature
+                ),
+            )
+        )
+    return found
 
 
 def _run_stopper(group: BaseExceptionGroup) -> RunnerError | None:

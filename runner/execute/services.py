@@ -45,7 +45,7 @@ class Services:
     transcripts: TranscriptsApi
     gateway: CompletionApi
     lemur: LemurApi
-    # OpenAI-compatible servers (`providers:`), by name.
+    # OpenAI-compatible servers (`providers:`, --llm-url), by Provider.key.
     providers: Mapping[str, CompletionApi] = field(default_factory=dict)
 
 

@@ -154,6 +154,8 @@ def fallback_entries(
     part of the task's messages (or its ``prompt`` string)."""
     entries = []
     for fallback in task.fallbacks:
+        if fallback.provider:  # tried on our side, after the Gateway's request fails
+            continue
         entry: dict[str, Any] = {"model": fallback.model}
         if fallback.max_tokens is not None:
             entry["max_tokens"] = fallback.max_tokens

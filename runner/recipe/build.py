@@ -107,10 +107,17 @@ def _provider(name: str, spec: Mapping[str, Any]) -> Provider:
 
 
 def _with_provider(task: Task, providers: Mapping[str, Provider]) -> Task:
-    """``model: NAME/model`` (or ``{provider: NAME, name: model}``) sends the task to
-    the provider NAME; any other model is the Gateway's."""
+    """``model: NAME/model`` sends the task to the provider NAME; any other model is
+    the Gateway's. Fallbacks on a provider are marked: we ask them, not the Gateway."""
     if task.api is not TaskApi.GATEWAY or not task.model:
         return task
+    fallbacks = tuple(
+        replace(f, provider=f.model.partition("/")[0])
+        if f.model.partition("/")[0] in providers and "/" in f.model
+        else f
+        for f in task.fallbacks
+    )
+    task = replace(task, fallbacks=fallbacks)
     prefix, slash, rest = task.model.partition("/")
     if slash and prefix in providers:
         return replace(task, model=rest, provider=providers[prefix])

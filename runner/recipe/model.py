@@ -61,6 +61,11 @@ class Provider:
     stream_usage: bool = False  # ask for a usage chunk at the end of a stream
     extra_body: Mapping[str, JSON] = field(default_factory=dict)
 
+    @property
+    def key(self) -> str:
+        """Which server this is: two recipes may give one name to different servers."""
+        return f"{self.name} {self.base_url} {self.api_key_env or ''}"
+
 
 @dataclass(frozen=True, slots=True)
 class LocalEngine:
@@ -185,6 +190,7 @@ class Fallback:
     system: Template | None = None  # its own system message
     tools: tuple[Mapping[str, JSON], ...] | None = None
     tool_choice: JSON = None
+    provider: str | None = None  # `NAME/model` on a provider: asked on our side
 
 
 @dataclass(frozen=True, slots=True)
