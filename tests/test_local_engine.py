@@ -117,6 +117,7 @@ def test_the_first_run_needs_no_key_and_transcribes_once(
     tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
+    monkeypatch.delenv("CI", raising=False)  # a person trying it, not a CI job
     monkeypatch.chdir(tmp_path)
     copy_first_run(tmp_path)
     code, _, err = run_cli("run", "first-run.yaml", "--progress", "plain")
@@ -179,6 +180,7 @@ def test_the_first_runs_summary_runs_on_a_local_server_when_one_is_given(
     from fakelocal import FakeLocalLLM
 
     monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
+    monkeypatch.setenv("CI", "true")  # the LLM task runs on the server: no key needed even in CI
     monkeypatch.chdir(tmp_path)
     copy_first_run(tmp_path)
     server = FakeLocalLLM("llama-server")
@@ -192,3 +194,30 @@ def test_the_first_runs_summary_runs_on_a_local_server_when_one_is_given(
     summary = tmp_path / "out" / "first-run" / "team-sync" / "summary.md"
     assert summary.read_text() == "- the launch moved to Thursday\n"
     assert "not run" not in err
+
+
+def test_in_ci_a_missing_key_fails_instead_of_skipping_the_prompts(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.chdir(tmp_path)
+    copy_first_run(tmp_path)
+    code, _, err = run_cli("run", "first-run.yaml", "--progress", "plain")
+    assert code == 2
+    assert err.startswith("ASSEMBLYAI_API_KEY is not set")
+    assert not (tmp_path / "out").exists()  # nothing was transcribed or written
+
+
+def test_api_key_env_cannot_name_someone_elses_secret(tmp_path: Path, run_cli: RunCli) -> None:
+    recipe = copy_first_run(tmp_path)
+    recipe.write_text(
+        recipe.read_text().replace(
+            "tasks:\n",
+            "providers:\n  box: {type: openai-compatible, base_url: 'http://h/v1', "
+            "api_key_env: ASSEMBLYAI_API_KEY}\ntasks:\n",
+        )
+    )
+    code, out, _ = run_cli("validate", str(recipe))
+    assert code == 3
+    assert "api_key_env 'ASSEMBLYAI_API_KEY' would send that secret to the server" in out

@@ -262,3 +262,37 @@ def test_a_provider_fallback_is_asked_when_the_gateway_fails(
     manifest = json.loads((folder / "out" / "run.json").read_text())
     (task,) = manifest["items"][0]["tasks"]
     assert (task["status"], task["fallback_used"], task["model_used"]) == ("ok", True, "smollm2")
+
+
+def test_two_recipes_may_give_one_provider_name_to_different_servers(
+    folder: Path, run_cli: RunCli
+) -> None:
+    first, second = FakeLocalLLM("llama-server"), FakeLocalLLM("llama-server")
+    with serve_in_thread(first) as one, serve_in_thread(second) as two:  # type: ignore[arg-type]
+        for name, base in (("a", one), ("b", two)):
+            text = write_providers_recipe(folder, f"{base}/v1", "none").read_text()
+            text = text.replace("name: local", f"name: {name}")
+            text = text.replace("    api_key_env: BOX_KEY\n", "")
+            (folder / f"{name}.yaml").write_text(text)
+        (folder / "local.yaml").unlink()
+        code, _, err = run_cli("run", "a.yaml", "b.yaml", "--progress", "plain")
+    assert code == 1, err  # the recorded reply is no JSON: each task fails, on its own server
+    assert (len(first.requests), len(second.requests)) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"text": "hi", "words": [{"word": "hi"}]},
+        {"text": "hi", "words": [{"word": "hi", "start": None, "end": "x"}]},
+        {"text": "hi", "segments": [{"text": "hi", "start": "x", "end": 1}]},
+        {"text": "hi", "duration": "long", "words": "none"},
+    ],
+)
+def test_a_speech_reply_with_odd_fields_keeps_what_it_can(reply: dict[str, object]) -> None:
+    from runner.api.speech import shaped
+
+    transcript = shaped(reply, {}, "audio")
+    assert transcript["text"] == "hi"
+    assert transcript["words"] == []
+    assert transcript["word_times"] == "none"

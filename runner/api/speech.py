@@ -13,10 +13,13 @@ The reply is turned into an AssemblyAI-shaped transcript, like the local engine'
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -24,6 +27,9 @@ from runner.errors import ApiError, SourceUnreadable
 
 ROUTE = "POST /v1/audio/transcriptions"
 TIMEOUT = aiohttp.ClientTimeout(total=3600, sock_connect=10)
+AT_ONCE = 4  # files sent at once to one speech server (a local server decodes on the CPU)
+ATTEMPTS = 3  # a 429, a 5xx or a dropped connection is tried again, twice
+TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class SpeechClient:
@@ -32,40 +38,69 @@ class SpeechClient:
     def __init__(self, base_url: str, key: str | None) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = key
+        self._slots = asyncio.Semaphore(AT_ONCE)
+
+    @property
+    def shown(self) -> str:
+        """The server's URL for messages, without any user:password in it."""
+        parts = urlsplit(self.base_url)
+        if not (parts.username or parts.password):
+            return self.base_url
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=host))
 
     async def transcribe(
         self, path: Path, options: Mapping[str, Any], audio: str
     ) -> dict[str, Any]:
-        """``path`` transcribed by the server, as an AssemblyAI-shaped transcript."""
+        """``path`` transcribed by the server, as an AssemblyAI-shaped transcript; a
+        transient failure is tried again, twice."""
+        async with self._slots:
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    status, body = await self._post(path, options)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    if attempt == ATTEMPTS:
+                        message = self._redacted(str(exc))
+                        raise ApiError(
+                            f"{ROUTE} to {self.shown} failed: {message}", endpoint=ROUTE
+                        ) from None
+                else:
+                    if status == 200:
+                        return shaped(_json(body), options, audio)
+                    if status not in TRANSIENT or attempt == ATTEMPTS:
+                        text = self._redacted(body.decode("utf-8", "replace"))[:300]
+                        raise ApiError(
+                            f"{ROUTE} failed ({status}): {text}", status=status, endpoint=ROUTE
+                        )
+                await asyncio.sleep(2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, path: Path, options: Mapping[str, Any]) -> tuple[int, bytes]:
+        """One request, the file streamed from disk (never read whole into memory)."""
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         try:
-            content = path.read_bytes()
+            audio_file = path.open("rb")
         except OSError as exc:
             raise SourceUnreadable(f"cannot read {path}: {exc.strerror or exc}") from None
-        form = aiohttp.FormData()
-        form.add_field("file", content, filename=path.name)
-        form.add_field("model", str(options.get("model") or "whisper-1"))
-        form.add_field("response_format", "verbose_json")
-        form.add_field("timestamp_granularities[]", "word")
-        form.add_field("timestamp_granularities[]", "segment")
-        if options.get("language"):
-            form.add_field("language", str(options["language"]))
-        url = f"{self.base_url}/audio/transcriptions"
-        try:
+        with audio_file:
+            form = aiohttp.FormData()
+            form.add_field("file", audio_file, filename=path.name)
+            form.add_field("model", str(options.get("model") or "whisper-1"))
+            form.add_field("response_format", "verbose_json")
+            form.add_field("timestamp_granularities[]", "word")
+            form.add_field("timestamp_granularities[]", "segment")
+            if options.get("language"):
+                form.add_field("language", str(options["language"]))
+            url = f"{self.base_url}/audio/transcriptions"
             async with (
                 aiohttp.ClientSession(timeout=TIMEOUT) as session,
                 session.post(url, data=form, headers=headers, allow_redirects=False) as response,
             ):
-                body = await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ApiError(f"{ROUTE} to {self.base_url} failed: {exc}", endpoint=ROUTE) from None
-        if status != 200:
-            text = body.decode("utf-8", "replace")[:300]
-            if self._key:
-                text = text.replace(self._key, "[REDACTED]")
-            raise ApiError(f"{ROUTE} failed ({status}): {text}", status=status, endpoint=ROUTE)
-        return shaped(_json(body), options, audio)
+                return response.status, await response.read()
+
+    def _redacted(self, text: str) -> str:
+        """The key out of a server's words, before anything is cut or shown."""
+        return text.replace(self._key, "[REDACTED]") if self._key else text
 
 
 def _json(body: bytes) -> Mapping[str, Any]:
@@ -91,23 +126,15 @@ def shaped(data: Mapping[str, Any], options: Mapping[str, Any], audio: str) -> d
     >>> [(w["text"], w["start"], w["end"]) for w in t["words"]], t["word_times"]
     ([('Hi', 100, 400), ('there', 500, 900)], 'server')
     """
-    words = [
-        {
-            "text": str(w["word"]).strip(),
-            "start": _ms(w["start"]),
-            "end": _ms(w["end"]),
-            "confidence": None,
-            "speaker": None,
-        }
-        for w in data.get("words") or ()
-        if isinstance(w, Mapping) and str(w.get("word", "")).strip()
-    ]
+    words = [word for entry in _list(data.get("words")) if (word := _word(entry)) is not None]
     word_times = "server"
     if not words:
-        words = [w for segment in data.get("segments") or () for w in _spread(segment)]
+        words = [w for segment in _list(data.get("segments")) for w in _spread(segment)]
         word_times = "spread over segments" if words else "none"
     identity = hashlib.sha256(f"{audio}\n{sorted(options.items())}".encode()).hexdigest()
     duration = data.get("duration")
+    if not isinstance(duration, int | float) or isinstance(duration, bool):
+        duration = None
     return {
         "id": f"local-{identity[:32]}",
         "status": "completed",
@@ -115,11 +142,26 @@ def shaped(data: Mapping[str, Any], options: Mapping[str, Any], audio: str) -> d
         "words": words,
         "utterances": None,
         "language_code": _language(data.get("language")),
-        "audio_duration": float(duration) if isinstance(duration, int | float) else None,
+        "audio_duration": float(duration) if duration is not None else None,
         "confidence": None,
         "speech_model_used": f"openai-compatible:{options.get('model') or 'whisper-1'}",
         "word_times": word_times,
     }
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _word(entry: Any) -> dict[str, Any] | None:
+    """One word of the reply in ms; None for an entry without a word or its times."""
+    if not isinstance(entry, Mapping):
+        return None
+    text = str(entry.get("word") or "").strip()
+    start, end = _ms(entry.get("start")), _ms(entry.get("end"))
+    if not text or start is None or end is None:
+        return None
+    return {"text": text, "start": start, "end": end, "confidence": None, "speaker": None}
 
 
 def _spread(segment: Any) -> list[dict[str, Any]]:
@@ -127,7 +169,9 @@ def _spread(segment: Any) -> list[dict[str, Any]]:
     if not isinstance(segment, Mapping):
         return []
     texts = str(segment.get("text", "")).split()
-    start, end = _ms(segment.get("start", 0)), _ms(segment.get("end", 0))
+    start, end = _ms(segment.get("start")), _ms(segment.get("end"))
+    if start is None or end is None:
+        return []
     step = (end - start) / max(len(texts), 1)
     return [
         {
@@ -141,8 +185,13 @@ def _spread(segment: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _ms(seconds: Any) -> int:
-    return round(float(seconds) * 1000)
+def _ms(seconds: Any) -> int | None:
+    """Seconds as whole ms; None for anything that is not a finite number >= 0."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return round(seconds * 1000)
 
 
 # verbose_json names the language ("english"); AssemblyAI's transcripts carry codes.

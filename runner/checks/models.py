@@ -110,7 +110,7 @@ def check_models(
                     severity=Severity.ERROR,
                 )
             )
-        if task.api is not TaskApi.GATEWAY or not task.asks_model:
+        if task.api is not TaskApi.GATEWAY or not task.asks_model or task.provider is not None:
             continue
         for path, model in _models_of(doc, task):
             problem = _model_problem(model, catalog, region)

@@ -66,6 +66,7 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += check_transcription(doc)
     found += _check_local_engine(doc, recipe)
     found += _check_providers(doc, recipe)
+    found += _check_key_variables(doc)
     return found
 
 
@@ -79,6 +80,41 @@ _GATEWAY_FEATURES = {
 
 
 _CLIENT_FALLBACK_KEYS = ("system", "prompt", "tools", "tool_choice")
+# Variables a recipe may not send to a server it names: AssemblyAI's key, and the
+# secrets CI systems hand a job (a pull request can edit a recipe).
+_PROTECTED_VARIABLES = ("ASSEMBLYAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN", "CI_JOB_TOKEN")
+_PROTECTED_PREFIXES = ("ACTIONS_", "RUNNER_", "GITHUB_")
+
+
+def _check_key_variables(doc: Document) -> list[Diagnostic]:
+    """``api_key_env`` never names a variable that holds someone else's secret."""
+    places: list[KeyPath] = [
+        ("providers", name, "api_key_env") for name in (doc.data.get("providers") or {})
+    ]
+    places.append(("transcription", "api_key_env"))
+    found = []
+    for path in places:
+        value = _at(doc.data, path)
+        if isinstance(value, str) and (
+            value in _PROTECTED_VARIABLES or value.startswith(_PROTECTED_PREFIXES)
+        ):
+            found.append(
+                doc.diagnostic(
+                    path,
+                    f"api_key_env {value!r} would send that secret to the server this "
+                    "recipe names; give the server's own key in a variable of its own",
+                    key=False,
+                )
+            )
+    return found
+
+
+def _at(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        if not isinstance(data, Mapping) or part not in data:
+            return None
+        data = data[part]
+    return data
 
 
 def _check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:

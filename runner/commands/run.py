@@ -160,12 +160,18 @@ def _private_without_key(recipes: Sequence[Recipe]) -> bool:
     """No key, and every recipe transcribes on this machine (a recipe that uses
     AssemblyAI for its transcripts, or only reads saved ones, still needs the key: a CI
     job that lost its secret must fail, not skip its prompts)."""
-    if os.environ.get("ASSEMBLYAI_API_KEY", "").strip():
+    if os.environ.get("ASSEMBLYAI_API_KEY", "").strip() or _in_ci():
         return False
     return all(
         recipe.local_engine is not None and all(_here(recipe, s.kind) for s in recipe.inputs)
         for recipe in recipes
     )
+
+
+def _in_ci() -> bool:
+    """CI systems set CI (GitHub Actions, GitLab, CircleCI, Travis, Buildkite...): there a
+    missing key is a lost secret, and LLM tasks must fail rather than not run."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _here(recipe: Recipe, kind: InputKind) -> bool:
@@ -290,7 +296,10 @@ def _provider_client(provider: Provider, config: ClientConfig) -> HttpClient:
     """A client of its own for ``provider``: its URL, its key (``Bearer``) or none,
     never the AssemblyAI key, and the same limits and retry policy."""
     key = os.environ.get(provider.api_key_env, "").strip() if provider.api_key_env else ""
-    own = replace(config, api_key="", gateway_url=provider.base_url)
+    # A server of one's own that is down or broken fails its tasks in seconds, not the
+    # two minutes AssemblyAI's retry budget allows.
+    retry = replace(config.retry, max_retries=2, budget=15.0)
+    own = replace(config, api_key="", gateway_url=provider.base_url, retry=retry)
     authorization = f"Bearer {key}" if key else None
     return HttpClient(own, authorization=authorization, assemblyai=False, headers=provider.headers)
 
@@ -469,10 +478,11 @@ def _dry_run_text(recipes: Sequence[Recipe]) -> str:
         items = expand(recipe, engine)
         calls = sum(1 for task in recipe.tasks.values() if task.asks_model)
         lines.append(f"{recipe.display}: {len(items)} item(s) × {calls} task(s)")
+        local = recipe.local_engine is not None
         for item in items:
             step = {
                 InputKind.URL: "transcribe the URL",
-                InputKind.FILE: "upload, then transcribe",
+                InputKind.FILE: "transcribe here" if local else "upload, then transcribe",
                 InputKind.TRANSCRIPT_ID: "fetch the transcript",
                 InputKind.TRANSCRIPT_FILE: "read the saved transcript",
             }[item.kind]

@@ -469,6 +469,7 @@ class Executor:
             return record.fail(exc.message), None
         record_completion(record, completion, time.monotonic() - began, task)
         record.fallback_used = record.fallback_used or task is not candidates[0][0]
+        record.provider = task.provider.name if task.provider is not None else None
         reply = reply_text(completion)
         reason = unusable(task, completion)
         if reason is not None:  # nothing is written or cached: the next run asks again

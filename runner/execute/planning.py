@@ -214,7 +214,8 @@ def _known_transcript(
         return (_stored(_checked_transcript, data, item.source) if data else None), "fetch"
     entry = store.ledger_get(transcription_key(recipe, audio_identity(item))) if store else None
     if entry is None:
-        return None, "submit"
+        # Transcribed on this machine (or a speech server of its own): not AssemblyAI's.
+        return None, "transcribe here" if recipe.local_engine is not None else "submit"
     data = store.transcript_get(entry.transcript_id, "transcript") if store else None
     transcript = _stored(_checked_transcript, data, entry.transcript_id) if data else None
     return transcript, "reuse"

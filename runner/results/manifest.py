@@ -83,6 +83,8 @@ class TaskRecord:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     # An export task's text: "assemblyai" (its subtitle endpoint) or "built" (here).
     export_source: str | None = None
+    # The OpenAI-compatible server (`providers:` name) that answered; None: AssemblyAI.
+    provider: str | None = None
     # What this call cost, from the price table: 0 when nothing was paid this run
     # (cached, an export); None when it was paid and its price is unknown.
     cost_usd: float | None = None
@@ -302,6 +304,8 @@ def _unpriced_label(task: TaskRecord) -> str:
     """Why a paid call has no cost: its model has no price, or the API did not say how
     many tokens it used."""
     model = task.model_used or task.model_requested or "a model"
+    if task.provider is not None:
+        model = f"{task.provider}/{model}"
     if task.input_tokens is None or task.output_tokens is None:
         return f"{model} (usage not reported)"
     return model
@@ -319,6 +323,8 @@ def price(record: ItemRecord, prices: PriceTable) -> None:
     )
     for task in record.tasks:
         model = task.model_used or task.model_requested
+        if task.provider is not None:  # priced as NAME/model: another bill than AssemblyAI's
+            model = f"{task.provider}/{model}"
         answered = task.asked and task.model_used is not None
         task.cost_usd = (
             prices.llm(model, task.input_tokens, task.output_tokens) if answered else 0.0
