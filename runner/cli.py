@@ -52,8 +52,8 @@ def cli() -> None:
     \b
     Examples:
       transcript-runner validate                      # every recipe under recipes/
-      transcript-runner validate recipes/summary.yaml --format github
-      transcript-runner render recipes/summary.yaml --transcript call.json
+      transcript-runner validate recipes/summaries.yaml --format github
+      transcript-runner render recipes/summaries.yaml --transcript call.json
       transcript-runner schema > recipe.schema.json
 
     \b
@@ -381,9 +381,10 @@ def cache_show(**options: Any) -> None:
 
 @cache.command("clear")
 @click.option("--older-than", metavar="AGE", help="Only entries older than this: 30m, 12h, 7d.")
+@click.option("--yes", is_flag=True, help="Do not ask (needed when not on a terminal, e.g. in CI).")
 @_STATE_DIR
 def cache_clear(**options: Any) -> None:
-    """Delete cached replies and ledger entries."""
+    """Delete cached replies and ledger entries (asks first, unless --yes)."""
     from runner.commands.cache import CacheRequest, clear
 
     _exit(clear(CacheRequest(**options)))

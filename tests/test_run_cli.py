@@ -523,7 +523,11 @@ def test_cache_commands(served: Path, run_cli: RunCli) -> None:
     code, _, err = run_cli("cache", "clear", "--older-than", "7x")
     assert code == 2
     assert "give a number and a unit s, m, h or d" in err
-    code, out, _ = run_cli("cache", "clear")
+    code, _, err = run_cli("cache", "clear")  # no terminal to ask: refused, nothing lost
+    assert code == 2
+    assert "pass --yes to do it without a terminal" in err
+    assert run_cli("cache", "show", reply_key[:8]).exit_code == 0
+    code, out, _ = run_cli("cache", "clear", "--yes")
     assert out == "Removed 3 cached replies and 1 ledger entries.\n"
 
 
@@ -879,3 +883,19 @@ def test_data_cannot_inject_workflow_commands_into_the_log(
     assert code == 1
     assert "refused ⏎ :\u200b:stop-commands" in err
     assert not [line for line in (out + err).splitlines() if line.lstrip().startswith("::")]
+
+
+def test_a_failed_items_line_gives_its_first_cause_and_counts_the_rest() -> None:
+    from runner.results.manifest import ItemRecord, TaskRecord
+    from runner.results.progress import describe
+
+    record = ItemRecord("notes", "call", "s", "url", "failed")
+    record.tasks = [
+        TaskRecord("summary", "failed", error="POST /v1/chat/completions failed (400): bad\nbody"),
+        TaskRecord("headline", "skipped", error="not run because summary failed"),
+        TaskRecord("topics", "ok"),
+    ]
+    assert describe(record) == (
+        "notes/call: failed: summary failed: POST /v1/chat/completions failed (400): bad ⏎ body"
+        " (and 1 more: see run.json)"
+    )

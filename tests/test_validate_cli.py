@@ -409,3 +409,11 @@ def test_what_the_api_refuses_is_an_error(
     result = run_cli("validate", str(_write(tmp_path, "t.yaml", text)))
     assert result.exit_code == 3, result.output
     assert expected in result.stdout
+
+
+def test_a_folder_without_recipes_is_a_usage_error(tmp_path: Path, run_cli: RunCli) -> None:
+    (tmp_path / "empty").mkdir()
+    code, out, err = run_cli("validate", str(tmp_path / "empty"))
+    assert code == 2
+    assert "no recipes in" in err
+    assert "0 recipes valid" not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ class CacheRequest:
     state_dir: Path = DEFAULT_STATE_DIR
     key: str | None = None  # `show`: the first characters of an entry's key
     older_than: str | None = None  # `clear`: only entries older than this (30m, 12h, 7d)
+    yes: bool = False  # `clear`: do it without asking (needed when no one can answer)
 
 
 def _open_store(state_dir: Path) -> Store:
@@ -73,6 +75,20 @@ def show(request: CacheRequest) -> int:
 def clear(request: CacheRequest) -> int:
     """Delete cached replies and ledger entries (only older ones with ``older_than``)."""
     seconds = _age(request.older_than) if request.older_than else None
+    what = f"entries older than {request.older_than}" if request.older_than else "every entry"
+    if not request.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"cache clear deletes {what} of {request.state_dir}/ (anything deleted is "
+                "paid for again when a run needs it); pass --yes to do it without a terminal"
+            )
+        if not click.confirm(
+            f"Delete {what} of {request.state_dir}/? Anything deleted is paid for again "
+            "when a run needs it",
+            default=False,
+        ):
+            click.echo("Nothing was deleted.")
+            return EXIT_OK
     with _open_store(request.state_dir) as store:
         replies, ledger = store.clear(seconds)
     click.echo(f"Removed {replies} cached replies and {ledger} ledger entries.")

@@ -13,7 +13,7 @@ import click
 from runner.checks import discover, validate_file
 from runner.checks.models import Catalog, check_models, fetch_catalog, gateway_url
 from runner.diagnostics import Diagnostic, Severity, format_report
-from runner.errors import EXIT_INVALID_RECIPE, EXIT_OK, StoreError
+from runner.errors import EXIT_INVALID_RECIPE, EXIT_OK, StoreError, UsageError
 from runner.store import DEFAULT_STATE_DIR, Store
 
 
@@ -30,6 +30,12 @@ class ValidateRequest:
 def validate(request: ValidateRequest) -> int:
     """Validate recipes and print one report; 0 when all are valid, 3 when not."""
     files = discover(request.paths)
+    if not files:
+        places = ", ".join(request.paths) or "recipes/"
+        raise UsageError(
+            f"no recipes in {places}: validate looks for *.yaml and *.yml files (hidden "
+            "folders and out/ skipped); name the recipe files or their folder"
+        )
     diagnostics: list[Diagnostic] = []
     catalog = _catalog(request) if request.online else None
     for path in files:

@@ -146,7 +146,8 @@ class Totals:
 
     def add(self, record: ItemRecord) -> None:
         self.items[record.status] += 1
-        if record.error:
+        # Interrupted items are counted, not listed: a Ctrl-C would list them all.
+        if record.error and record.status != "interrupted":
             self._fail(record.recipe, record.item, record.error)
         if record.polls or record.submitted:
             # Every job this run waited for, however it learnt the job was done (its

@@ -88,9 +88,13 @@ def describe(record: ItemRecord) -> str:
         return f"{where}: ok ({count}" + (f", {not_run} not run)" if not_run else ")")
     if record.error:
         return f"{where}: {record.status}: {one_line(record.error)}"
-    failed = [t for t in record.tasks if t.status != "ok"]
-    reasons = "; ".join(f"{t.task} {t.status}: {one_line(t.error or '')}" for t in failed)
-    return f"{where}: {record.status}: {reasons}"
+    failed = [t for t in record.tasks if t.status in ("failed", "skipped")]
+    if not failed:
+        return f"{where}: {record.status}"
+    first = failed[0]
+    more = f" (and {len(failed) - 1} more: see run.json)" if len(failed) > 1 else ""
+    cause = one_line(first.error or "")
+    return f"{where}: {record.status}: {first.task} {first.status}: {cause}{more}"
 
 
 def cost_text(totals: Totals, priced: bool) -> str:
