@@ -225,6 +225,13 @@ def render(**options: Any) -> None:
     help="Your price table (YAML), for the run's real costs; see docs/prices.example.yaml.",
 )
 @click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    callback=_path_or_none,
+    help="Where to write the HTML report [default: report.html beside the manifest].",
+)
+@click.option("--no-report", is_flag=True, help="Do not write the HTML report.")
+@click.option(
     "--llm-url",
     envvar="TRANSCRIPT_RUNNER_LLM_URL",
     metavar="URL",

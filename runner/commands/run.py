@@ -43,6 +43,7 @@ from runner.recipe.model import MANIFEST_FILE, InputKind, Provider, Recipe, Task
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.results.manifest import load_manifest
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
+from runner.results.report import write_manifest_report
 from runner.results.reports import publish, wanted
 from runner.store import DEFAULT_STATE_DIR, Store
 
@@ -68,6 +69,8 @@ class RunRequest:
     junit: Path | None = None
     prices: Path | None = None  # --prices FILE, added to the recipes' `prices:`
     llm_url: str | None = None  # --llm-url: every Gateway task to this OpenAI-compatible server
+    report: Path | None = None  # --report PATH; default: report.html beside the manifest
+    no_report: bool = False  # --no-report
 
 
 def run(request: RunRequest) -> int:
@@ -245,7 +248,8 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
             asyncio.run(main(store))
         except (KeyboardInterrupt, asyncio.CancelledError):
             interrupted = True
-    failed = _print_summary(executor, sweeper)
+    report = None if request.no_report else _write_report(executor, request.report)
+    failed = _print_summary(executor, sweeper, report)
     if interrupted:
         print(
             "Interrupted: finished outputs are kept and the manifest lists what was left. "
@@ -417,7 +421,23 @@ def _ci_reports(executor: Executor | None, junit: Path | None) -> bool:
     return not problems
 
 
-def _print_summary(executor: Executor | None, sweeper: StatusSweeper | None) -> bool:
+def _write_report(executor: Executor | None, path: Path | None) -> str | None:
+    """report.html from the manifest as written (so it says what run.json says); where
+    it went, or None when there is no manifest or it could not be written (said)."""
+    if executor is None or executor.outcome is None:
+        return None
+    manifest_path = executor.outcome.manifest
+    try:
+        written = write_manifest_report(load_manifest(manifest_path), manifest_path, path)
+    except (OSError, ValueError) as exc:
+        print(f"error: the report could not be written: {exc}", file=sys.stderr)
+        return None
+    return display_resolved(written)
+
+
+def _print_summary(
+    executor: Executor | None, sweeper: StatusSweeper | None, report: str | None = None
+) -> bool:
     """Print the summary; True when anything failed."""
     if executor is None or executor.outcome is None:
         return True
@@ -434,6 +454,7 @@ def _print_summary(executor: Executor | None, sweeper: StatusSweeper | None) -> 
             tables=[display_resolved(path) for path in outcome.tables],
             table_problem=outcome.table_problem,
             priced=executor.options.prices is not None,
+            report=report,
         ),
         file=sys.stderr,
     )

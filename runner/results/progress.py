@@ -128,6 +128,7 @@ def summary_text(
     tables: Sequence[str] = (),
     table_problem: str | None = None,
     priced: bool = False,
+    report: str | None = None,
 ) -> str:
     """The end-of-run summary, as plain text (also what CI logs show).
 
@@ -172,5 +173,7 @@ def summary_text(
     lines += [f"  table: {table}" for table in tables]
     if table_problem:
         lines.append(f"  table not written: {table_problem}")
+    if report:
+        lines.append(f"  report: {report}")
     lines.append(f"  manifest: {manifest}")
     return "\n".join(lines)

@@ -1,0 +1,340 @@
+"""``report.html``: a run at a glance, in one self-contained file.
+
+Built from ``run.json`` (or a merged manifest) and the files the run wrote: the
+overview (items, tasks, failures with their recipe lines, tokens, cost, time), then
+each item: its outputs (Markdown as HTML, JSON as tables), its transcript with
+speakers and times, its quotes marked in the transcript with a player that seeks to
+each (for URL and file inputs), and its expectations. A filter shows only failed items.
+
+No CDN, no server: styles and the few lines of script are inline, so the file works
+offline and as a CI artifact. Everything from transcripts, models and recipes is
+untrusted: it is escaped, Markdown is rendered with raw HTML off, and links keep only
+http(s) and mailto targets. Items are written one at a time, so a report of 10,000
+items never holds them all.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.recipe.prices import format_usd
+from runner.results.manifest import ItemRecord, Manifest, TaskRecord, item_records
+from runner.transcript.text import format_timestamp
+
+REPORT_FILE = "report.html"
+MAX_OUTPUT_BYTES = 200_000  # an output larger than this is linked, not inlined
+MAX_TRANSCRIPT_WORDS = 20_000  # a longer transcript is cut, saying so
+
+_STYLE = """
+body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:70rem;padding:1rem;color:#222}
+h1{font-size:1.4rem}h2{font-size:1.15rem;margin:0}h3{font-size:1rem;margin:.8rem 0 .3rem}
+.overview{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;padding:.6rem 0}
+.item{border:1px solid #ccc;border-radius:6px;margin:1rem 0;padding:.6rem 1rem}
+.item.failed,.item.interrupted{border-color:#c33}
+.status{font-weight:600}.failed .status,.interrupted .status{color:#c33}
+.task{margin:.6rem 0;padding-left:.6rem;border-left:3px solid #ddd}
+.task.failed{border-left-color:#c33}.error{color:#a11;white-space:pre-wrap}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .4rem;text-align:left}
+pre{background:#f6f6f6;padding:.5rem;overflow:auto;white-space:pre-wrap}
+.transcript p{margin:.3rem 0}.time{color:#777;font-size:.85em;margin-right:.3rem}
+mark{background:#ffe58a}.quote button{margin-right:.4rem}
+body.only-failed .item.ok{display:none}
+"""
+
+_SCRIPT = """
+document.getElementById('only-failed').addEventListener('change', function (e) {
+  document.body.classList.toggle('only-failed', e.target.checked);
+});
+document.querySelectorAll('button.seek').forEach(function (button) {
+  button.addEventListener('click', function () {
+    var player = document.getElementById(button.dataset.player);
+    if (!player) { return; }
+    player.currentTime = Number(button.dataset.start) / 1000;
+    var playing = player.play();
+    if (playing && playing.catch) { playing.catch(function () {}); }
+  });
+});
+"""
+
+
+def write_report(manifest: Manifest, manifest_path: Path, out: Path) -> Path:
+    """Write the report of ``manifest`` (read from ``manifest_path``) to ``out``,
+    atomically: a half-written report never replaces a whole one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("w", encoding="utf-8") as stream:
+            for part in report_parts(manifest, manifest_path, out.parent):
+                stream.write(part)
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return out
+
+
+def report_parts(manifest: Manifest, manifest_path: Path, report_dir: Path) -> Iterator[str]:
+    """The report's HTML, a piece at a time."""
+    records = item_records(manifest)
+    summary = manifest.get("summary") or {}
+    names = ", ".join(str(r.get("name")) for r in manifest.get("recipes") or ())
+    yield (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width"><title>{_e(names)} · '
+        f"transcript-runner</title><style>{_STYLE}</style></head><body>\n"
+    )
+    yield f"<h1>Run of {_e(names)}</h1>\n"
+    yield _overview(summary, records)
+    yield ('<label><input type="checkbox" id="only-failed"> only failed items</label>\n')
+    for index, record in enumerate(records):
+        yield _item(index, record, report_dir)
+    yield f"<script>{_SCRIPT}</script></body></html>\n"
+
+
+def _overview(summary: Mapping[str, Any], records: Sequence[ItemRecord]) -> str:
+    items = summary.get("items") or {}
+    tasks = summary.get("tasks") or {}
+    cost = summary.get("cost_usd")
+    unknown = summary.get("cost_unknown_for") or []
+    cost_text = "unknown" if cost is None else format_usd(float(cost))
+    if unknown and cost is not None:
+        cost_text = f"at least {cost_text}"
+    facts = [
+        ("outcome", summary.get("outcome")),
+        ("items", ", ".join(f"{n} {s}" for s, n in items.items())),
+        ("tasks", ", ".join(f"{n} {s}" for s, n in tasks.items())),
+        ("tokens", f"{summary.get('input_tokens', 0)} in, {summary.get('output_tokens', 0)} out"),
+        ("audio", f"{float(summary.get('audio_hours') or 0):.2f} h"),
+        ("cost", cost_text),
+        ("time", f"{float(summary.get('wall_seconds') or 0):.1f} s"),
+    ]
+    shown = "".join(f"<div><b>{_e(k)}</b>: {_e(str(v))}</div>" for k, v in facts)
+    failures = [
+        f"<li>{_e(r.recipe)}/{_e(r.item)}: {_e(_first_cause(r))} "
+        f'<span class="time">({_e(r.recipe_file)}{_line_of(r)})</span></li>'
+        for r in records
+        if r.status != "ok"
+    ]
+    listed = f"<h3>Failures</h3><ul>{''.join(failures)}</ul>" if failures else ""
+    return f'<section class="overview">{shown}</section>{listed}\n'
+
+
+def _first_cause(record: ItemRecord) -> str:
+    if record.error:
+        return record.error
+    failed = [t for t in record.tasks if t.status in ("failed", "skipped")]
+    return f"{failed[0].task}: {failed[0].error}" if failed else record.status
+
+
+def _line_of(record: ItemRecord) -> str:
+    failed = [t for t in record.tasks if t.status in ("failed", "skipped")]
+    return f":{failed[0].line}" if failed and failed[0].line else ""
+
+
+def _item(index: int, record: ItemRecord, report_dir: Path) -> str:
+    state = "ok" if record.status == "ok" else record.status
+    player_id = f"player-{index}"
+    parts = [
+        f'<section class="item {_e(state)}" id="item-{index}">',
+        f"<h2>{_e(record.recipe)} / {_e(record.item)} "
+        f'<span class="status">{_e(record.status)}</span></h2>',
+        f'<div class="time">{_e(record.kind)}: {_e(record.source)}</div>',
+    ]
+    if record.error:
+        parts.append(f'<div class="error">{_e(record.error)}</div>')
+    audio = _audio_source(record, report_dir)
+    if audio is not None:
+        parts.append(f'<audio controls preload="none" id="{player_id}" src="{_e(audio)}"></audio>')
+    transcript = _transcript(record)
+    quotes: list[Mapping[str, Any]] = []
+    for task in record.tasks:
+        parts.append(_task(task, player_id if audio else None, quotes))
+    if transcript is not None:
+        parts.append(_transcript_html(transcript, quotes))
+    parts.append("</section>\n")
+    return "".join(parts)
+
+
+def _task(task: TaskRecord, player: str | None, quotes: list[Mapping[str, Any]]) -> str:
+    state = "ok" if task.status == "ok" else "failed"
+    parts = [
+        f'<div class="task {state}"><h3>{_e(task.task)} '
+        f'<span class="status">{_e(task.status)}</span>'
+        + (f' <span class="time">{_e(task.model_used or "")}</span>' if task.model_used else "")
+        + "</h3>"
+    ]
+    if task.error:
+        parts.append(f'<div class="error">{_e(task.error)}</div>')
+    body = _read_output(task.output)
+    if body is not None:
+        parts.append(_render_output(task.output or "", body, player, quotes))
+    for check in task.expectations:
+        mark = "✓" if check.passed else "✗"
+        message = f": {check.message}" if check.message else ""
+        parts.append(f"<div>{mark} expect {_e(check.expect)}{_e(message)}</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _read_output(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            return stream.read(MAX_OUTPUT_BYTES)
+    except OSError:
+        return None
+
+
+def _render_output(
+    path: str, body: str, player: str | None, quotes: list[Mapping[str, Any]]
+) -> str:
+    if path.endswith(".md"):
+        return _markdown(body)
+    if path.endswith(".json"):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return f"<pre>{_e(body)}</pre>"
+        if _is_quotes(data):
+            quotes.extend(data)
+            return _quotes_html(data, player)
+        return _json_html(data)
+    return f"<pre>{_e(body)}</pre>"
+
+
+def _is_quotes(data: Any) -> bool:
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(q, Mapping) and "quote" in q and "verdict" in q for q in data)
+    )
+
+
+def _quotes_html(quotes: Sequence[Mapping[str, Any]], player: str | None) -> str:
+    rows = []
+    for quote in quotes:
+        start = quote.get("start")
+        seek = (
+            f'<button class="seek" data-player="{_e(player)}" data-start="{int(start)}">'
+            f"▶ {_e(str(quote.get('start_timestamp')))}</button>"
+            if player and isinstance(start, int)
+            else ""
+        )
+        rows.append(
+            f'<li class="quote">{seek}“{_e(str(quote.get("quote")))}” '
+            f'<span class="time">{_e(str(quote.get("verdict")))}</span></li>'
+        )
+    return f"<ul>{''.join(rows)}</ul>"
+
+
+def _json_html(data: Any) -> str:
+    if isinstance(data, Mapping):
+        rows = "".join(
+            f"<tr><th>{_e(str(k))}</th><td>{_json_html(v)}</td></tr>" for k, v in data.items()
+        )
+        return f"<table>{rows}</table>"
+    if isinstance(data, list):
+        return "<ul>" + "".join(f"<li>{_json_html(v)}</li>" for v in data) + "</ul>"
+    return _e("" if data is None else str(data))
+
+
+def _markdown(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    # Raw HTML off: a model's reply is data. markdown-it drops javascript: links itself.
+    return str(MarkdownIt("commonmark", {"html": False}).render(text))
+
+
+def _transcript(record: ItemRecord) -> Mapping[str, Any] | None:
+    """The item's transcript: the one the run wrote, or the saved file it read."""
+    candidates = []
+    if record.folder:
+        candidates.append(Path(record.folder) / "transcript.json")
+    if record.kind == "transcript_file":
+        candidates.append(Path(record.source))
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, Mapping):
+            return data
+    return None
+
+
+def _transcript_html(data: Mapping[str, Any], quotes: Sequence[Mapping[str, Any]]) -> str:
+    spans = [
+        (int(q["start"]), int(q["end"]))
+        for q in quotes
+        if isinstance(q.get("start"), int) and isinstance(q.get("end"), int)
+    ]
+    utterances = data.get("utterances")
+    given = data.get("words")
+    words: list[Any] = given if isinstance(given, list) else []
+    blocks: list[tuple[str | None, Any, Any, Any]]
+    if isinstance(utterances, list) and utterances:
+        blocks = [
+            (f"Speaker {u.get('speaker')}", u.get("start"), u.get("words") or [], u.get("text"))
+            for u in utterances
+            if isinstance(u, Mapping)
+        ]
+    else:
+        blocks = [(None, w[0].get("start") if w else 0, w, None) for w in _paragraphs(words)]
+    shown, paragraphs = 0, []
+    for speaker, start, block_words, text in blocks:
+        if shown > MAX_TRANSCRIPT_WORDS:
+            paragraphs.append("<p>… (cut here; the whole transcript is in transcript.json)</p>")
+            break
+        stamp = format_timestamp(start, "short") if isinstance(start, int | float) else ""
+        label = f"<b>{_e(speaker)}</b> " if speaker else ""
+        body = _marked_words(block_words, spans) if block_words else _e(str(text or ""))
+        shown += len(block_words)
+        paragraphs.append(f'<p><span class="time">{_e(stamp)}</span>{label}{body}</p>')
+    if not paragraphs and isinstance(data.get("text"), str):
+        paragraphs.append(f"<p>{_e(data['text'])}</p>")
+    return (
+        f'<details class="transcript"><summary>Transcript</summary>{"".join(paragraphs)}</details>'
+    )
+
+
+def _paragraphs(words: Sequence[Any], size: int = 80) -> list[list[Mapping[str, Any]]]:
+    good = [w for w in words if isinstance(w, Mapping)]
+    return [good[i : i + size] for i in range(0, len(good), size)]
+
+
+def _marked_words(words: Sequence[Any], spans: Sequence[tuple[int, int]]) -> str:
+    out = []
+    for word in words:
+        if not isinstance(word, Mapping):
+            continue
+        text = _e(str(word.get("text", "")))
+        start = word.get("start")
+        quoted = isinstance(start, int) and any(a <= start <= b for a, b in spans)
+        out.append(f"<mark>{text}</mark>" if quoted else text)
+    return " ".join(out)
+
+
+def _audio_source(record: ItemRecord, report_dir: Path) -> str | None:
+    """What the player plays: the URL, or the file relative to the report."""
+    if record.kind == "url" and record.source.startswith(("http://", "https://")):
+        return record.source
+    if record.kind == "file":
+        try:
+            return os.path.relpath(record.source, report_dir)
+        except ValueError:  # another drive on Windows
+            return Path(record.source).as_uri()
+    return None
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def write_manifest_report(manifest: Manifest, manifest_path: Path, out: Path | None) -> Path:
+    """``out``, or report.html beside the manifest."""
+    return write_report(manifest, manifest_path, out or manifest_path.with_name(REPORT_FILE))
