@@ -1,0 +1,115 @@
+"""report.html: a run of real recipes against the fake, read back as a person would see it
+(parsed, not by eye: the browser test is still to come)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RunCli
+from fakeapi import FakeAssemblyAI
+
+REPO = Path(__file__).resolve().parent.parent
+WILDFIRES = REPO / "recipes" / "transcripts" / "wildfires.json"
+BALTIMORE = "The levels outside right now in Baltimore are considered unhealthy."
+HOSTILE = '<script>alert("x")</script> **bold** [link](javascript:alert(1))'
+
+RECIPE = """\
+version: 1
+name: report
+inputs:
+  - url: https://media.example.com/board-meeting.mp3
+  - url: https://media.example.com/broken.mp3
+  - transcript_file: saved.json
+tasks:
+  notes:
+    prompt: "Notes: {{ transcript.text[:200] }}"
+  best:
+    quotes: {count: 1}
+"""
+
+
+def reply_for(request: dict[str, Any]) -> str:
+    content = request["messages"][-1]["content"]
+    return f'"{BALTIMORE}"' if "best quotes" in content else HOSTILE
+
+
+@pytest.fixture
+def fake(api_key: str) -> FakeAssemblyAI:
+    api = FakeAssemblyAI(api_key=api_key)
+    api.gateway.responder = reply_for
+    api.fail_audio("broken", "Transcoding failed: the file holds no audio")
+    return api
+
+
+class Page(HTMLParser):
+    """What a report shows: its scripts, links, seek buttons, marks and item classes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts = 0
+        self.links: list[str] = []
+        self.seeks: list[dict[str, str | None]] = []
+        self.marks: list[str] = []
+        self.items: list[str] = []
+        self._in_mark = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "script":
+            self.scripts += 1
+        elif tag == "a":
+            self.links.append(found.get("href") or "")
+        elif tag == "button" and "seek" in (found.get("class") or ""):
+            self.seeks.append(found)
+        elif tag == "mark":
+            self._in_mark = True
+        elif tag == "section" and "item" in (found.get("class") or "").split():
+            self.items.append(found.get("class") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mark":
+            self._in_mark = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_mark:
+            self.marks.append(data)
+
+
+def test_the_report_shows_the_run_and_escapes_what_models_wrote(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    shutil.copy(WILDFIRES, served / "saved.json")
+    (served / "recipe.yaml").write_text(RECIPE)
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    assert code == 1, err  # the broken recording fails its item
+    assert "  report: out/report.html" in err
+    text = (served / "out" / "report.html").read_text()
+    page = Page()
+    page.feed(text)
+    assert page.scripts == 1  # the report's own: the model's <script> is text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert "<strong>bold</strong>" in text  # Markdown rendered
+    assert all(not link.startswith("javascript:") for link in page.links)
+    assert sorted(page.items) == ["item failed", "item ok", "item ok"]
+    assert "Transcoding failed" in text
+    # The quote: a button that seeks the URL item's player to its first word, and its
+    # words marked in the transcript.
+    (seek,) = [s for s in page.seeks if s.get("data-start") == "63350"]
+    assert seek["data-player"] is not None
+    assert f'id="{seek["data-player"]}"' in text
+    assert re.search(r'<audio controls preload="none" id="player-\d" src="https://media', text)
+    assert " ".join(page.marks[:10]) == BALTIMORE
+
+
+def test_no_report_writes_none(served: Path, fake: FakeAssemblyAI, run_cli: RunCli) -> None:
+    shutil.copy(WILDFIRES, served / "saved.json")
+    (served / "recipe.yaml").write_text(RECIPE)
+    run_cli("run", "recipe.yaml", "--progress", "plain", "--no-report")
+    assert not (served / "out" / "report.html").exists()
+    run_cli("run", "recipe.yaml", "--progress", "plain", "--report", "elsewhere/r.html")
+    assert (served / "elsewhere" / "r.html").is_file()
