@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from html.parser import HTMLParser
@@ -113,3 +114,50 @@ def test_no_report_writes_none(served: Path, fake: FakeAssemblyAI, run_cli: RunC
     assert not (served / "out" / "report.html").exists()
     run_cli("run", "recipe.yaml", "--progress", "plain", "--report", "elsewhere/r.html")
     assert (served / "elsewhere" / "r.html").is_file()
+
+
+BROWSER_RECIPE = """\
+version: 1
+name: browser
+inputs:
+  - file: call.wav
+  - url: https://media.example.com/broken.mp3
+tasks:
+  best:
+    quotes: {count: 1}
+"""
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason=".ci/run installs chromium (Debian's package)"
+)
+async def test_a_person_opens_the_report_in_a_browser_and_seeks_to_a_quote(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    from browser import Browser
+
+    shutil.copy(REPO / "recipes" / "audio" / "team-sync.wav", served / "call.wav")
+    (served / "recipe.yaml").write_text(BROWSER_RECIPE)
+    code, _, err = await asyncio.to_thread(run_cli, "run", "recipe.yaml", "--progress", "plain")
+    assert code == 1, err
+    report = served / "out" / "report.html"
+    async with Browser() as browser:
+        await browser.open(report)
+        assert await browser.evaluate("document.querySelectorAll('section.item').length") == 2
+        start = await browser.evaluate("document.querySelector('button.seek').dataset.start")
+        await browser.evaluate("document.querySelector('button.seek').click()")
+        player = await browser.evaluate(
+            "document.getElementById(document.querySelector('button.seek').dataset.player)"
+            ".currentTime"
+        )
+        assert player == pytest.approx(int(start) / 1000, abs=0.05)
+        await browser.evaluate("document.getElementById('only-failed').click()")
+        shown = await browser.evaluate(
+            "[...document.querySelectorAll('section.item')]"
+            ".filter(s => getComputedStyle(s).display !== 'none').length"
+        )
+        assert shown == 1  # only the failed item
+        await browser.evaluate("document.getElementById('only-failed').click()")
+        await browser.screenshot(ARTIFACTS / "report.png")
+        assert browser.errors == []
