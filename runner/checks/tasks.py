@@ -233,7 +233,9 @@ def _check_needs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for task in recipe.tasks.values():
         for index, need in enumerate(task.needs):
-            if need not in recipe.tasks:
+            # A task left out of the recipe for a problem of its own (a missing
+            # prompt_file) is reported there, not again as unknown here.
+            if need not in recipe.tasks and need not in doc.data["tasks"]:
                 found.append(
                     doc.diagnostic(
                         ("tasks", task.name, "needs", index),

@@ -295,11 +295,29 @@ def _bad_key_name(error: ValidationError, doc: Document, path: KeyPath) -> Diagn
 
 
 def _wrong_type(error: ValidationError, doc: Document, path: KeyPath) -> str:
+    misplaced = _misplaced_option(path)
+    if misplaced is not None:
+        return misplaced
     expected = _expected(error)
     names = [expected] if isinstance(expected, str) else list(expected)
     message = f"expected {_or_words(names)}, got {_describe(error.instance)}"
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     return message + _type_hint(doc, path, names, error.instance, schema)
+
+
+def _misplaced_option(path: KeyPath) -> str | None:
+    """``tasks: {max_tokens: 300}``: a task's option written one level too far left, so
+    it reads as a task named after the option. Say so, rather than what a task is."""
+    if len(path) != 2 or path[0] not in ("tasks", "inputs") or not isinstance(path[1], str):
+        return None
+    options = recipe_schema()["$defs"]["task"]["properties"]
+    if path[0] != "tasks" or path[1] not in options:
+        return None
+    return (
+        f"'{path[1]}' is a task's option, but it is written directly under `tasks:`, where "
+        "each key names a task; indent it under the task it belongs to, level with that "
+        "task's `prompt`"
+    )
 
 
 def _type_hint(

@@ -43,13 +43,44 @@ def starts_template(lines: list[str], line: int, column: int) -> bool:
     return text[column - 1 : column + 1] in ("{{", "{%")
 
 
+_BLOCK_HEADER = re.compile(r":[ \t]*[|>][-+0-9]*[ \t]*(?:#.*)?$")
+
+
 def unquoted_template(file: str, lines: list[str], line: int) -> Diagnostic | None:
-    """The syntax error comes from a template that is not in quotes, if it does."""
+    """The syntax error comes from a template that is not in quotes, if it does; or
+    from a template line of a '|' block indented less than the block."""
     text = lines[line - 1] if 1 <= line <= len(lines) else ""
     found = _TEMPLATE_START.match(text)
     if found is None:
         return None
+    header = _block_above(lines, line)
+    if header is not None:
+        return Diagnostic(
+            file,
+            line,
+            found.start(1) + 1,
+            "",
+            f"this line belongs to the '|' block that starts on line {header}, but it is "
+            "indented less than the block's first line; indent it like the lines above it",
+        )
     return Diagnostic(file, line, found.start(1) + 1, "", UNQUOTED_TEMPLATE)
+
+
+def _block_above(lines: list[str], line: int) -> int | None:
+    """The line of a `key: |` header whose block the text above ``line`` continues:
+    the nearest line above that is no more indented than ``line`` is such a header,
+    with at least one more-indented line between."""
+    indent = len(lines[line - 1]) - len(lines[line - 1].lstrip())
+    inside = False
+    for number in range(line - 1, 0, -1):
+        above = lines[number - 1]
+        if not above.strip():
+            continue
+        if len(above) - len(above.lstrip()) > indent:
+            inside = True
+            continue
+        return number if inside and _BLOCK_HEADER.search(above.rstrip()) else None
+    return None
 
 
 _SYNTAX_ADVICE: tuple[tuple[str, str], ...] = (
