@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,9 @@ class Quiet:
 
     def item_finished(self, record: ItemRecord) -> None:
         self.finished.append(record)
+
+    def tick(self, phases: Mapping[str, int]) -> None:
+        self.phases = dict(phases)
 
     def stop(self) -> None:
         pass

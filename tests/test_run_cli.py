@@ -899,3 +899,25 @@ def test_a_failed_items_line_gives_its_first_cause_and_counts_the_rest() -> None
         "notes/call: failed: summary failed: POST /v1/chat/completions failed (400): bad ⏎ body"
         " (and 1 more: see run.json)"
     )
+
+
+def test_a_plain_log_beats_every_30_seconds_while_nothing_finishes() -> None:
+    import io
+
+    from runner.results.progress import PlainReporter
+
+    now = [100.0]
+    out = io.StringIO()
+    reporter = PlainReporter(out, clock_=lambda: now[0])
+    reporter.start(60)
+    now[0] += 29
+    reporter.tick({"queued": 10, "transcribing": 50})
+    assert out.getvalue() == "Running 60 items.\n"  # not yet
+    now[0] += 2
+    reporter.tick({"queued": 10, "transcribing": 30, "ready": 5, "asking": 15})
+    assert out.getvalue().splitlines()[-1] == (
+        "[0:31] 0/60 done · queued 10 · transcribing 30 · waiting for a slot 5 · asking 15"
+    )
+    now[0] += 10
+    reporter.tick({"asking": 1})  # 10 s after the heartbeat: quiet
+    assert len(out.getvalue().splitlines()) == 2

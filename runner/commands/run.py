@@ -215,8 +215,7 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         prices=run_prices(recipes, request.prices),
         llm_unavailable=llm_unavailable,
     )
-    holder: dict[str, HttpClient] = {}
-    reporter = _reporter(request.progress, holder)
+    reporter = _reporter(request.progress)
     executor: Executor | None = None
     sweeper: StatusSweeper | None = None
 
@@ -224,7 +223,6 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         nonlocal executor, sweeper
         async with HttpClient(config) as http, contextlib.AsyncExitStack() as servers:
             _stop_on_signals(http)
-            holder["http"] = http
             services = offline_services() if request.offline else _services(http, config)
             providers = {
                 provider.key: GatewayClient(
@@ -397,16 +395,9 @@ def _transcript_deadline(recipes: Sequence[Recipe]) -> float | None:
     return min(deadlines) if deadlines else None
 
 
-def _reporter(progress: str, holder: Mapping[str, HttpClient]) -> Reporter:
+def _reporter(progress: str) -> Reporter:
     live = progress == "live" or (progress == "auto" and sys.stderr.isatty())
-    if not live:
-        return PlainReporter()
-
-    def snapshot() -> Mapping[str, int]:
-        http = holder.get("http")
-        return http.snapshot() if http is not None else {}
-
-    return LiveReporter(snapshot)
+    return LiveReporter() if live else PlainReporter()
 
 
 def _ci_reports(executor: Executor | None, junit: Path | None) -> bool:

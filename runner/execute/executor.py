@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -146,6 +147,10 @@ def prepare_recipe(recipe: Recipe, shard: Shard | None = None) -> PreparedRecipe
 class _State:
     in_flight: dict[tuple[str, str], ItemRecord] = field(default_factory=dict)
     started: int = 0
+    finished: int = 0
+    # Items under way by phase: transcribing (or waiting for the job), ready (waiting
+    # for room to work), asking (running their tasks and writing).
+    phases: Counter[str] = field(default_factory=Counter)
 
 
 class Executor:
@@ -201,6 +206,7 @@ class Executor:
         self.reporter.start(len(work))
         outcome = "completed"
         watching = asyncio.get_running_loop().create_task(self._lag.watch())
+        ticking = asyncio.get_running_loop().create_task(self._tick(len(work)))
         try:
             async with asyncio.timeout(self.options.timeout), self.claims.alive():
                 await self._run_pool(work, writer)
@@ -219,10 +225,26 @@ class Executor:
             raise stop from None
         finally:
             watching.cancel()
+            ticking.cancel()
             self.reporter.stop()
             self._files.close()  # (a no-op when _close already did it)
         self.outcome = self._close(writer, outcome, began, len(work))
         return self.outcome
+
+    async def _tick(self, total: int) -> None:
+        """Tell the progress display, each second, where the items are."""
+        while True:
+            await asyncio.sleep(1.0)
+            state = self._state
+            self.reporter.tick(
+                {
+                    "queued": total - state.started,
+                    "transcribing": state.phases["transcribing"],
+                    "ready": state.phases["ready"],
+                    "asking": state.phases["asking"],
+                    "done": state.finished,
+                }
+            )
 
     def _close(self, writer: ManifestWriter, outcome: str, began: float, total: int) -> RunOutcome:
         # Every output already queued is written before the manifest says what exists.
@@ -257,6 +279,7 @@ class Executor:
                     return
                 record, results = await self._process_item(prepared, item)
                 self._state.in_flight.pop((prepared.recipe.name, item.name), None)
+                self._state.finished += 1
                 # Into the manifest before anything else is awaited: a Ctrl-C during the
                 # table's write must not lose a finished item from run.json.
                 writer.add(record)
@@ -314,10 +337,22 @@ class Executor:
     ) -> None:
         folder = item_dir(prepared.recipe, item, prepared.engine, self.options.out)
         record.folder = str(folder)
-        settled = await self.transcriber.settle(prepared.recipe, item, record)
-        # Waiting items hold an id; only items with room to work hold a transcript.
-        async with self._working:
-            await self._work_on(prepared, item, folder, settled, record, results)
+        phases = self._state.phases
+        phase = "transcribing"
+        phases[phase] += 1
+        try:
+            settled = await self.transcriber.settle(prepared.recipe, item, record)
+            phases[phase] -= 1
+            phase = "ready"
+            phases[phase] += 1
+            # Waiting items hold an id; only items with room to work hold a transcript.
+            async with self._working:
+                phases[phase] -= 1
+                phase = "asking"
+                phases[phase] += 1
+                await self._work_on(prepared, item, folder, settled, record, results)
+        finally:
+            phases[phase] -= 1
 
     async def _work_on(
         self,

@@ -1,13 +1,16 @@
 """Progress while a run goes, and the summary at its end.
 
-On a terminal: one live line (items done and failed, requests in flight,
-retries) drawn with rich. In CI (no terminal): plain log lines, one per item,
-that read well in a job log. Both go to stderr, so stdout stays clean.
+On a terminal: one live line drawn with rich: the time so far, items done and failed,
+where the others are (queued, transcribing, ready for a slot, asking), retries (the
+same count the summary gives) and an estimate of what remains. In CI (no terminal):
+a plain log line per finished item, and a heartbeat every 30 s while none finishes.
+Both go to stderr, so stdout stays clean.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -15,19 +18,47 @@ from runner.diagnostics import one_line
 from runner.recipe.prices import format_usd
 from runner.results.manifest import NOT_RUN, ItemRecord, Totals
 
-Snapshot = Callable[[], Mapping[str, int]]
+HEARTBEAT_SECONDS = 30.0
+
+# Where items are, in the order they go through a run, as a person reads them.
+PHASE_WORDS = (
+    ("queued", "queued"),
+    ("transcribing", "transcribing"),
+    ("ready", "waiting for a slot"),
+    ("asking", "asking"),
+)
+
+
+def phases_text(phases: Mapping[str, int]) -> str:
+    """``transcribing 30 · asking 12`` (phases with no item left out)."""
+    return " · ".join(f"{word} {phases[key]}" for key, word in PHASE_WORDS if phases.get(key))
+
+
+def clock(seconds: float) -> str:
+    """``1:05`` or ``1:02:03``."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class PlainReporter:
-    """One line per finished item: ``[12/300] summaries/wildfires: ok (5 tasks, 2.1 s)``."""
+    """One line per finished item: ``[12/300] summaries/wildfires: ok (5 tasks)``, and
+    ``[0:30] 12/300 done · transcribing 30 · asking 12`` every 30 s while none finishes,
+    so a CI log shows the run is alive."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, clock_: Callable[[], float] = time.monotonic
+    ) -> None:
         self.stream = stream or sys.stderr
         self.total = 0
         self.finished = 0
+        self._clock = clock_
+        self._began = self._last_line = clock_()
 
     def start(self, total: int) -> None:
         self.total = total
+        self._began = self._last_line = self._clock()
         print(f"Running {total} item{'s' if total != 1 else ''}.", file=self.stream, flush=True)
 
     def item_started(self, recipe: str, item: str) -> None:
@@ -35,7 +66,21 @@ class PlainReporter:
 
     def item_finished(self, record: ItemRecord) -> None:
         self.finished += 1
+        self._last_line = self._clock()
         print(f"[{self.finished}/{self.total}] {describe(record)}", file=self.stream, flush=True)
+
+    def tick(self, phases: Mapping[str, int]) -> None:
+        now = self._clock()
+        if now - self._last_line < HEARTBEAT_SECONDS:
+            return
+        self._last_line = now
+        where = phases_text(phases)
+        print(
+            f"[{clock(now - self._began)}] {self.finished}/{self.total} done"
+            + (f" · {where}" if where else ""),
+            file=self.stream,
+            flush=True,
+        )
 
     def stop(self) -> None:
         return None
@@ -44,34 +89,49 @@ class PlainReporter:
 class LiveReporter:
     """A live status line on a terminal (rich), plus a line for each failure."""
 
-    def __init__(self, snapshot: Snapshot | None = None) -> None:
+    def __init__(self) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console(stderr=True)
-        self.snapshot = snapshot
         self.total = 0
         self.done = 0
         self.failed = 0
+        self.retries = 0  # of finished items' tasks: the count the summary gives
+        self.phases: Mapping[str, int] = {}
+        self._began = time.monotonic()
         self.live = Live(console=self.console, refresh_per_second=8, transient=True,
                          get_renderable=self._line)  # fmt: skip
 
     def _line(self) -> Any:
-        extra = ""
-        if self.snapshot is not None:
-            snap = self.snapshot()
-            extra = f" · in flight {snap.get('in_flight', 0)} · retries {snap.get('retries', 0)}"
-        return f"items {self.done}/{self.total} · failed {self.failed}{extra}"
+        elapsed = time.monotonic() - self._began
+        parts = [clock(elapsed), f"{self.done}/{self.total} done"]
+        if self.failed:
+            parts[-1] += f" ({self.failed} failed)"
+        where = phases_text(self.phases or {"queued": self.total - self.done})
+        if where:
+            parts.append(where)
+        if self.retries:
+            parts.append(f"retries {self.retries}")
+        if self.done and self.done < self.total:
+            left = elapsed / self.done * (self.total - self.done)
+            parts.append(f"about {clock(left)} left")
+        return " · ".join(parts)
 
     def start(self, total: int) -> None:
         self.total = total
+        self._began = time.monotonic()
         self.live.start()
+
+    def tick(self, phases: Mapping[str, int]) -> None:
+        self.phases = dict(phases)
 
     def item_started(self, recipe: str, item: str) -> None:
         return None
 
     def item_finished(self, record: ItemRecord) -> None:
         self.done += 1
+        self.retries += sum(task.retries for task in record.tasks)
         if record.status != "ok":
             self.failed += 1
             self.console.print(f"[red]✗[/red] {describe(record)}", highlight=False)
