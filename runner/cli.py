@@ -353,6 +353,29 @@ def migrate(**options: Any) -> None:
     _exit(migrate(MigrateRequest(**options)))
 
 
+@cli.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it [default: report.html beside the first manifest].",
+)
+def report(**options: Any) -> None:
+    """Write the HTML report of a run from its run.json (several: shards, merged).
+
+    One self-contained file (no CDN, no server), for a browser or a CI artifact.
+    `run` writes one itself; this rebuilds it, or reports a sharded run.
+
+    \b
+    Examples:
+      transcript-runner report out/run.json
+      transcript-runner report shard-*/run.json --out report.html
+    """
+    from runner.commands.report import ReportRequest, report
+
+    _exit(report(ReportRequest(**options)))
+
+
 @cli.group()
 def cache() -> None:
     """Inspect or clear the state store (transcription ledger and LLM reply cache)."""

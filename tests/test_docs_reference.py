@@ -283,7 +283,7 @@ def test_the_manifest_example_has_the_real_keys() -> None:
 
 COMMANDS = {"": "## Every command", "validate": "## `validate`", "render": "## `render`"}
 COMMANDS |= {"run": "## `run`", "schema": "## `schema`", "cache": "## `cache`", "plan": "## `plan`"}
-COMMANDS |= {"merge": "## `merge`", "migrate": "## `migrate`"}
+COMMANDS |= {"merge": "## `merge`", "migrate": "## `migrate`", "report": "## `report`"}
 
 
 HELP_OPTIONS = ("-h", "--help")

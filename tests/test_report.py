@@ -161,3 +161,18 @@ async def test_a_person_opens_the_report_in_a_browser_and_seeks_to_a_quote(
         await browser.evaluate("document.getElementById('only-failed').click()")
         await browser.screenshot(ARTIFACTS / "report.png")
         assert browser.errors == []
+
+
+def test_the_report_command_rebuilds_it_from_the_manifest(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    shutil.copy(WILDFIRES, served / "saved.json")
+    (served / "recipe.yaml").write_text(RECIPE)
+    run_cli("run", "recipe.yaml", "--progress", "plain", "--no-report")
+    code, out, err = run_cli("report", "out/run.json")
+    assert code == 0, err
+    assert out == "report: out/report.html\n"
+    assert "report / broken" in (served / "out" / "report.html").read_text()
+    code, _, err = run_cli("report", "missing/run.json")
+    assert code == 2
+    assert "missing/run.json" in err
