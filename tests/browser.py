@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,23 @@ class Browser:
 
     def _endpoint(self) -> str:
         assert self._process.stderr is not None
-        for line in self._process.stderr:
+        stream = self._process.stderr
+        for line in stream:
             found = re.search(r"DevTools listening on (ws://\S+)", line)
             if found:
+                # Keep reading what it says, so a full pipe never blocks it.
+                threading.Thread(target=lambda: stream.read(), daemon=True).start()
                 return found.group(1)
         raise RuntimeError("chromium did not start its DevTools endpoint")
 
     async def __aenter__(self) -> Browser:
+        try:
+            return await self._connect()
+        except BaseException:
+            await self.__aexit__()
+            raise
+
+    async def _connect(self) -> Browser:
         browser_ws = await asyncio.to_thread(self._endpoint)
         port = re.search(r":(\d+)/", browser_ws)
         assert port is not None

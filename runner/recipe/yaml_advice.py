@@ -76,10 +76,13 @@ def _block_above(lines: list[str], line: int) -> int | None:
         above = lines[number - 1]
         if not above.strip():
             continue
-        if len(above) - len(above.lstrip()) > indent:
+        above_indent = len(above) - len(above.lstrip())
+        if above_indent > indent:
             inside = True
             continue
-        return number if inside and _BLOCK_HEADER.search(above.rstrip()) else None
+        # A header level with the line is its sibling: the line is a key of its own.
+        header = inside and above_indent < indent and _BLOCK_HEADER.search(above.rstrip())
+        return number if header else None
     return None
 
 

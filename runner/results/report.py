@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.request import pathname2url
 
 from runner.recipe.prices import format_usd
 from runner.results.manifest import ItemRecord, Manifest, TaskRecord, item_records
@@ -60,6 +61,20 @@ document.querySelectorAll('button.seek').forEach(function (button) {
   });
 });
 """
+
+
+def _csp() -> str:
+    import base64
+    import hashlib
+
+    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; media-src * data: "
+        f"blob:; script-src 'sha256-{digest}'"
+    )
+
+
+_CSP = _csp()
 
 
 def write_report(manifest: Manifest, manifest_path: Path, out: Path) -> Path:
@@ -117,7 +132,7 @@ def _overview(summary: Mapping[str, Any], records: Sequence[ItemRecord]) -> str:
         f"<li>{_e(r.recipe)}/{_e(r.item)}: {_e(_first_cause(r))} "
         f'<span class="time">({_e(r.recipe_file)}{_line_of(r)})</span></li>'
         for r in records
-        if r.status != "ok"
+        if r.status == "failed"  # interrupted items are counted above, not listed
     ]
     listed = f"<h3>Failures</h3><ul>{''.join(failures)}</ul>" if failures else ""
     return f'<section class="overview">{shown}</section>{listed}\n'
@@ -132,7 +147,8 @@ def _first_cause(record: ItemRecord) -> str:
 
 def _line_of(record: ItemRecord) -> str:
     failed = [t for t in record.tasks if t.status in ("failed", "skipped")]
-    return f":{failed[0].line}" if failed and failed[0].line else ""
+    line = failed[0].line if failed else None
+    return f":{line}" if isinstance(line, int) and not isinstance(line, bool) and line > 0 else ""
 
 
 def _item(index: int, record: ItemRecord, report_dir: Path) -> str:
@@ -198,7 +214,7 @@ def _render_output(
     if path.endswith(".json"):
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return f"<pre>{_e(body)}</pre>"
         if _is_quotes(data):
             quotes.extend(data)
@@ -232,22 +248,36 @@ def _quotes_html(quotes: Sequence[Mapping[str, Any]], player: str | None) -> str
     return f"<ul>{''.join(rows)}</ul>"
 
 
-def _json_html(data: Any) -> str:
+MAX_JSON_DEPTH = 20  # deeper JSON is shown as text: a model can nest it without end
+
+
+def _json_html(data: Any, depth: int = 0) -> str:
+    if depth > MAX_JSON_DEPTH:
+        return f"<pre>{_e(json.dumps(data)[:2000])}</pre>"
     if isinstance(data, Mapping):
         rows = "".join(
-            f"<tr><th>{_e(str(k))}</th><td>{_json_html(v)}</td></tr>" for k, v in data.items()
+            f"<tr><th>{_e(str(k))}</th><td>{_json_html(v, depth + 1)}</td></tr>"
+            for k, v in data.items()
         )
         return f"<table>{rows}</table>"
     if isinstance(data, list):
-        return "<ul>" + "".join(f"<li>{_json_html(v)}</li>" for v in data) + "</ul>"
+        return "<ul>" + "".join(f"<li>{_json_html(v, depth + 1)}</li>" for v in data) + "</ul>"
     return _e("" if data is None else str(data))
 
 
 def _markdown(text: str) -> str:
+    """Markdown as HTML, for untrusted text: raw HTML off, links only to http(s) and
+    mailto, and no images (a remote image would load, and could carry data away, the
+    moment the report is opened)."""
     from markdown_it import MarkdownIt
 
-    # Raw HTML off: a model's reply is data. markdown-it drops javascript: links itself.
-    return str(MarkdownIt("commonmark", {"html": False}).render(text))
+    md = MarkdownIt("commonmark", {"html": False}).disable("image")
+    md.validateLink = _safe_link  # type: ignore[method-assign]
+    return str(md.render(text))
+
+
+def _safe_link(url: str) -> bool:
+    return url.strip().lower().startswith(("http://", "https://", "mailto:"))
 
 
 def _transcript(record: ItemRecord) -> Mapping[str, Any] | None:
@@ -260,7 +290,7 @@ def _transcript(record: ItemRecord) -> Mapping[str, Any] | None:
     for path in candidates:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(data, Mapping):
             return data
@@ -279,7 +309,12 @@ def _transcript_html(data: Mapping[str, Any], quotes: Sequence[Mapping[str, Any]
     blocks: list[tuple[str | None, Any, Any, Any]]
     if isinstance(utterances, list) and utterances:
         blocks = [
-            (f"Speaker {u.get('speaker')}", u.get("start"), u.get("words") or [], u.get("text"))
+            (
+                f"Speaker {u.get('speaker')}",
+                u.get("start"),
+                u.get("words") if isinstance(u.get("words"), list) else [],
+                u.get("text"),
+            )
             for u in utterances
             if isinstance(u, Mapping)
         ]
@@ -290,7 +325,7 @@ def _transcript_html(data: Mapping[str, Any], quotes: Sequence[Mapping[str, Any]
         if shown > MAX_TRANSCRIPT_WORDS:
             paragraphs.append("<p>… (cut here; the whole transcript is in transcript.json)</p>")
             break
-        stamp = format_timestamp(start, "short") if isinstance(start, int | float) else ""
+        stamp = _stamp(start)
         label = f"<b>{_e(speaker)}</b> " if speaker else ""
         body = _marked_words(block_words, spans) if block_words else _e(str(text or ""))
         shown += len(block_words)
@@ -300,6 +335,13 @@ def _transcript_html(data: Mapping[str, Any], quotes: Sequence[Mapping[str, Any]
     return (
         f'<details class="transcript"><summary>Transcript</summary>{"".join(paragraphs)}</details>'
     )
+
+
+def _stamp(start: Any) -> str:
+    try:
+        return format_timestamp(start, "short")
+    except (ValueError, TypeError):  # a time that is no time: none shown
+        return ""
 
 
 def _paragraphs(words: Sequence[Any], size: int = 80) -> list[list[Mapping[str, Any]]]:
@@ -325,9 +367,9 @@ def _audio_source(record: ItemRecord, report_dir: Path) -> str | None:
         return record.source
     if record.kind == "file":
         try:
-            return os.path.relpath(record.source, report_dir)
+            return "./" + pathname2url(os.path.relpath(record.source, report_dir))
         except ValueError:  # another drive on Windows
-            return Path(record.source).as_uri()
+            return Path(record.source).resolve().as_uri()
     return None
 
 
