@@ -137,6 +137,7 @@ class Totals:
     llm_cost: float = 0.0  # USD, the known part
     unpriced: set[str] = field(default_factory=set)  # models paid for without a price
     not_run_reason: str | None = None  # why tasks were not run (said once in the summary)
+    outputs: str | None = None  # the folder that holds every item's folder
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # recipe, what, error
 
     @property
@@ -146,6 +147,12 @@ class Totals:
 
     def add(self, record: ItemRecord) -> None:
         self.items[record.status] += 1
+        if record.folder:
+            self.outputs = (
+                record.folder
+                if self.outputs is None
+                else os.path.commonpath([self.outputs, record.folder]) or "."
+            )
         # Interrupted items are counted, not listed: a Ctrl-C would list them all.
         if record.error and record.status != "interrupted":
             self._fail(record.recipe, record.item, record.error)

@@ -230,6 +230,8 @@ def summary_text(
         lines += [
             f"    {recipe}/{what}: {one_line(error)}" for recipe, what, error in totals.failures
         ]
+    if totals.outputs:
+        lines.append(f"  outputs: {totals.outputs}/")
     lines += [f"  table: {table}" for table in tables]
     if table_problem:
         lines.append(f"  table not written: {table_problem}")
