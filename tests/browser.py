@@ -137,7 +137,13 @@ class Browser:
         return result["result"].get("value")
 
     async def screenshot(self, path: Path) -> Path:
-        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        """The whole page, not only the window."""
+        metrics = await self.send("Page.getLayoutMetrics")
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = await self.send(
+            "Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path

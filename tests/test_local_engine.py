@@ -184,13 +184,16 @@ def test_the_first_runs_summary_runs_on_a_local_server_when_one_is_given(
     monkeypatch.chdir(tmp_path)
     copy_first_run(tmp_path)
     server = FakeLocalLLM("llama-server")
-    server.responder = lambda body: "- the launch moved to Thursday"
+    quotes = '"Please book the meeting room for the launch review"\n"Let\'s decide that on Monday."'
+    server.responder = lambda body: (
+        quotes if "best quotes" in str(body) else "- the launch moved to Thursday"
+    )
     with serve_in_thread(server) as base:  # type: ignore[arg-type]
         monkeypatch.setenv("TRANSCRIPT_RUNNER_LLM_URL", f"{base}/v1")
         code, _, err = run_cli("run", "first-run.yaml", "--progress", "plain")
     assert code == 0, err
-    (request,) = server.requests
-    assert "Transcript: Good morning" in request.body["messages"][0]["content"]
+    summary_request = next(r for r in server.requests if "three bullet" in str(r.body))
+    assert "Transcript: Good morning" in summary_request.body["messages"][0]["content"]
     summary = tmp_path / "out" / "first-run" / "team-sync" / "summary.md"
     assert summary.read_text() == "- the launch moved to Thursday\n"
     assert "not run" not in err

@@ -44,6 +44,7 @@ def fake(api_key: str) -> FakeAssemblyAI:
     api = FakeAssemblyAI(api_key=api_key)
     api.gateway.responder = reply_for
     api.fail_audio("broken", "Transcoding failed: the file holds no audio")
+    api.fail_audio("wildfires.mp3", "Download error: the file could not be reached")
     return api
 
 
@@ -116,42 +117,51 @@ def test_no_report_writes_none(served: Path, fake: FakeAssemblyAI, run_cli: RunC
     assert (served / "elsewhere" / "r.html").is_file()
 
 
-BROWSER_RECIPE = """\
-version: 1
-name: browser
-inputs:
-  - file: call.wav
-  - url: https://media.example.com/broken.mp3
-tasks:
-  best:
-    quotes: {count: 1}
-"""
 ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason=".ci/run installs chromium (Debian's package)"
 )
-async def test_a_person_opens_the_report_in_a_browser_and_seeks_to_a_quote(
+async def test_a_person_opens_the_report_of_the_shipped_recipes_in_a_browser(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
+    """The shipped first-run (a recording transcribed here, exports, a summary and best
+    quotes) and meeting-notes, whose recording the fake refuses: one failed item."""
     from browser import Browser
 
-    shutil.copy(REPO / "recipes" / "audio" / "team-sync.wav", served / "call.wav")
-    (served / "recipe.yaml").write_text(BROWSER_RECIPE)
-    code, _, err = await asyncio.to_thread(run_cli, "run", "recipe.yaml", "--progress", "plain")
+    fake.gateway.responder = None  # the fake's own replies: real sentences as quotes
+    shutil.copytree(REPO / "recipes", served / "recipes")
+    code, _, err = await asyncio.to_thread(
+        run_cli,
+        "run",
+        "recipes/first-run.yaml",
+        "recipes/meeting-notes.yaml",
+        "--progress",
+        "plain",
+    )
     assert code == 1, err
     report = served / "out" / "report.html"
     async with Browser() as browser:
         await browser.open(report)
-        assert await browser.evaluate("document.querySelectorAll('section.item').length") == 2
-        start = await browser.evaluate("document.querySelector('button.seek').dataset.start")
-        await browser.evaluate("document.querySelector('button.seek').click()")
-        player = await browser.evaluate(
-            "document.getElementById(document.querySelector('button.seek').dataset.player)"
-            ".currentTime"
+        items = await browser.evaluate(
+            "[...document.querySelectorAll('section.item h2')].map(h => h.textContent)"
         )
-        assert player == pytest.approx(int(start) / 1000, abs=0.05)
+        assert sorted(items) == [
+            "first-run / team-sync ok",
+            "meeting-notes / wildfires-interview failed",
+        ]
+        seek = "document.querySelector('button.seek')"
+        start = int(await browser.evaluate(f"{seek}.dataset.start"))
+        await browser.evaluate(f"{seek}.click()")
+        player = f"document.getElementById({seek}.dataset.player)"
+        assert await browser.evaluate(f"{player}.currentTime") == pytest.approx(
+            start / 1000, abs=0.05
+        )
+        marked = await browser.evaluate(
+            "[...document.querySelectorAll('mark')].map(m => m.textContent).join(' ')"
+        )
+        assert marked  # the quote's words are marked in the transcript
         await browser.evaluate("document.getElementById('only-failed').click()")
         shown = await browser.evaluate(
             "[...document.querySelectorAll('section.item')]"
@@ -159,6 +169,7 @@ async def test_a_person_opens_the_report_in_a_browser_and_seeks_to_a_quote(
         )
         assert shown == 1  # only the failed item
         await browser.evaluate("document.getElementById('only-failed').click()")
+        await browser.evaluate("document.querySelector('details.transcript').open = true")
         await browser.screenshot(ARTIFACTS / "report.png")
         assert browser.errors == []
 

@@ -220,7 +220,10 @@ def _render_output(
             quotes.extend(data)
             return _quotes_html(data, player)
         return _json_html(data)
-    return f"<pre>{_e(body)}</pre>"
+    # Subtitles, tables of words, plain text: folded, as they can be long.
+    lines = body.count("\n")
+    name = _e(Path(path).name)
+    return f"<details><summary>{name} ({lines} lines)</summary><pre>{_e(body)}</pre></details>"
 
 
 def _is_quotes(data: Any) -> bool:
