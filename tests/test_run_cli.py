@@ -296,7 +296,7 @@ def test_missing_api_key_is_a_usage_error(
     assert code == 0
     assert out == (
         "r.yaml: 1 item(s) × 1 task(s)\n"
-        "  a: transcribe the URL; 1 LLM call(s)  (https://x.test/a.mp3)\n"
+        "  a: transcribe the URL; 1 LLM call(s) to send, 0 cached  (https://x.test/a.mp3)\n"
         "Dry run: nothing was sent.\n"
     )
 
@@ -921,3 +921,16 @@ def test_a_plain_log_beats_every_30_seconds_while_nothing_finishes() -> None:
     now[0] += 10
     reporter.tick({"asking": 1})  # 10 s after the heartbeat: quiet
     assert len(out.getvalue().splitlines()) == 2
+
+
+def test_dry_run_and_plan_give_one_account_of_what_is_cached(served: Path, run_cli: RunCli) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
+    code, out, _ = run_cli("run", "notes.yaml", "--dry-run")
+    assert code == 0
+    assert (
+        "board-meeting: reuse the transcript in the ledger; 0 LLM call(s) to send, 3 cached" in out
+    )
+    assert "wildfires: read the saved transcript; 0 LLM call(s) to send, 3 cached" in out
+    _, planned, _ = run_cli("plan", "notes.yaml")
+    assert "LLM calls: 0 to send, 6 cached" in planned

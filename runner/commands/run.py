@@ -81,7 +81,7 @@ def run(request: RunRequest) -> int:
     if request.llm_url:
         recipes = [on_server(recipe, request.llm_url) for recipe in recipes]
     if request.dry_run:
-        click.echo(_dry_run_text(recipes))
+        click.echo(_dry_run_text(recipes, request.state_dir or DEFAULT_STATE_DIR))
         return EXIT_OK
     if request.max_audio_hours is not None or request.max_llm_calls is not None:
         _check_budget(recipes, request)
@@ -486,14 +486,16 @@ def _check_budget(recipes: Sequence[Recipe], request: RunRequest) -> None:
         )
 
 
-def _dry_run_text(recipes: Sequence[Recipe]) -> str:
-    """What a run would do, without a network call or an API key."""
+def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
+    """What a run would do, without a network call or an API key: the same account of
+    what is to send and what is cached as ``plan`` gives (it is ``plan``'s count)."""
+    planned = {(i.recipe, i.item): i for i in count(recipes, state_dir, None).items}
     lines: list[str] = []
     for recipe in recipes:
         engine = TemplateEngine(recipe.base_dir)
         items = expand(recipe, engine)
-        calls = sum(1 for task in recipe.tasks.values() if task.asks_model)
-        lines.append(f"{recipe.display}: {len(items)} item(s) × {calls} task(s)")
+        tasks = sum(1 for task in recipe.tasks.values() if task.asks_model)
+        lines.append(f"{recipe.display}: {len(items)} item(s) × {tasks} task(s)")
         local = recipe.local_engine is not None
         for item in items:
             step = {
@@ -502,7 +504,15 @@ def _dry_run_text(recipes: Sequence[Recipe]) -> str:
                 InputKind.TRANSCRIPT_ID: "fetch the transcript",
                 InputKind.TRANSCRIPT_FILE: "read the saved transcript",
             }[item.kind]
-            lines.append(f"  {item.name}: {step}; {calls} LLM call(s)  ({item.source})")
+            plan = planned.get((recipe.name, item.name))
+            if plan is not None and plan.transcription == "reuse":
+                step = "reuse the transcript in the ledger"
+            calls = (
+                f"{plan.calls} LLM call(s) to send, {plan.cached} cached"
+                if plan is not None
+                else f"{tasks} LLM call(s)"
+            )
+            lines.append(f"  {item.name}: {step}; {calls}  ({item.source})")
     lines.append("Dry run: nothing was sent.")
     return "\n".join(lines)
 
