@@ -934,3 +934,14 @@ def test_dry_run_and_plan_give_one_account_of_what_is_cached(served: Path, run_c
     assert "wildfires: read the saved transcript; 0 LLM call(s) to send, 3 cached" in out
     _, planned, _ = run_cli("plan", "notes.yaml")
     assert "LLM calls: 0 to send, 6 cached" in planned
+
+
+def test_the_summary_does_not_repeat_the_failed_items_lines(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    fake.fail_audio("board-meeting", "Download error, unable to download")
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
+    assert code == 1
+    assert err.count("Download error, unable to download") == 1  # its own line only
+    assert "  failures: 1 item, each in its line above; every cause is in run.json" in err

@@ -450,6 +450,7 @@ def _print_summary(
             table_problem=outcome.table_problem,
             priced=executor.options.prices is not None,
             report=report,
+            failures_shown=True,
         ),
         file=sys.stderr,
     )

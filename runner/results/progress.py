@@ -189,6 +189,7 @@ def summary_text(
     table_problem: str | None = None,
     priced: bool = False,
     report: str | None = None,
+    failures_shown: bool = False,
 ) -> str:
     """The end-of-run summary, as plain text (also what CI logs show).
 
@@ -225,7 +226,14 @@ def summary_text(
         lines.append(f"  status checks: {sweeps}{totals.polls} polls, {per:.2f} per transcript")
     if totals.not_run_reason:
         lines.append(f"  not run: {totals.not_run_reason}")
-    if totals.failures:
+    if totals.failures and failures_shown:
+        # Each failed item had its line as it finished: not the same block again.
+        failed = totals.items["failed"]
+        lines.append(
+            f"  failures: {failed} item{'s' if failed != 1 else ''}, each in its line above; "
+            "every cause is in run.json" + (" and the report" if report else "")
+        )
+    elif totals.failures:
         lines.append("  failures:")
         lines += [
             f"    {recipe}/{what}: {one_line(error)}" for recipe, what, error in totals.failures
