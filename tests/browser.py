@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -42,12 +45,14 @@ class Browser:
 
     def __init__(self) -> None:
         assert CHROMIUM is not None, "chromium is not installed"
-        self._profile = tempfile.TemporaryDirectory()
+        # Chromium's helper processes can still write to the profile as it is removed.
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self._process = subprocess.Popen(
             [CHROMIUM, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group: stopped with all its helpers
         )
         self.errors: list[str] = []
         self._ids = 0
@@ -91,8 +96,13 @@ class Browser:
             await self._socket.close()
         if self._session is not None:
             await self._session.close()
-        self._process.terminate()
-        self._process.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGTERM)
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(10)
         self._profile.cleanup()
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
