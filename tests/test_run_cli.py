@@ -945,3 +945,19 @@ def test_the_summary_does_not_repeat_the_failed_items_lines(
     assert code == 1
     assert err.count("Download error, unable to download") == 1  # its own line only
     assert "  failures: 1 item, each in its line above; every cause is in run.json" in err
+
+
+def test_running_recipes_one_after_another_keeps_every_manifest(
+    served: Path, run_cli: RunCli
+) -> None:
+    (served / "notes.yaml").write_text(RECIPE)
+    (served / "other.yaml").write_text(RECIPE.replace("name: notes", "name: other"))
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
+    assert run_cli("run", "other.yaml", "--progress", "plain").exit_code == 0
+    kept = sorted((served / "out" / "runs").glob("*.json"))
+    assert len(kept) == 2
+    assert kept[0].name.endswith("-notes.json")
+    assert kept[1].name.endswith("-other.json")
+    first = json.loads(kept[0].read_text())
+    assert first["recipes"][0]["name"] == "notes"
+    assert json.loads((served / "out" / "run.json").read_text())["recipes"][0]["name"] == "other"

@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass
@@ -259,6 +260,7 @@ class ManifestWriter:
         # until it closes, only its `.partial` exists.
         path.unlink(missing_ok=True)
         started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._history_name = _history_name(started, header)
         head = {"tool": "transcript-runner", "version": __version__, "started": started, **header}
         body = json.dumps(head, indent=2, ensure_ascii=False)
         # Open the object, leave it unterminated, and start the items array.
@@ -305,7 +307,35 @@ class ManifestWriter:
             raise _disk_error(self.partial, exc) from exc
         finally:
             self._stream.close()
+        self._keep_in_history()
         return self.path
+
+    def _keep_in_history(self) -> None:
+        """Also keep this manifest as ``runs/<started>-<recipes>.json`` beside it (a
+        hard link: no copy), so the next run's ``run.json`` does not lose this one. A
+        history that cannot be kept costs the run nothing."""
+        kept = self.path.parent / "runs" / self._history_name
+        try:
+            kept.parent.mkdir(exist_ok=True)
+            kept.unlink(missing_ok=True)
+            try:
+                os.link(self.path, kept)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(self.path, kept)
+        except OSError:
+            return
+
+
+def _history_name(started: str, header: Mapping[str, Any]) -> str:
+    """``2026-12-01T20-33-10-summaries+meeting-notes.json``: when, and of which recipes."""
+    names = "+".join(
+        str(r.get("name")) for r in header.get("recipes") or () if isinstance(r, Mapping)
+    )
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "-", names)[:80].strip("-") or "run"
+    stamp = re.sub(r"[^0-9T]+", "-", started.split("+")[0]).strip("-")
+    shard = header.get("shard")
+    suffix = f"-shard-{str(shard).replace('/', '-of-')}" if shard else ""
+    return f"{stamp}-{safe}{suffix}.json"
 
 
 def _unpriced_label(task: TaskRecord) -> str:
