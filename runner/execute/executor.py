@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from runner.execute.finish import (
     unusable,
 )
 from runner.execute.loop_lag import LoopLag
+from runner.execute.phases import Phases, step
 from runner.execute.services import Reporter, Services
 from runner.execute.transcribe import Obtained, Settled, Transcriber
 from runner.items import Item, Shard, expand
@@ -148,9 +148,9 @@ class _State:
     in_flight: dict[tuple[str, str], ItemRecord] = field(default_factory=dict)
     started: int = 0
     finished: int = 0
-    # Items under way by phase: transcribing (or waiting for the job), ready (waiting
-    # for room to work), asking (running their tasks and writing).
-    phases: Counter[str] = field(default_factory=Counter)
+    # Items under way by phase: transcribing (uploading on the way, then waiting for
+    # the job), ready (waiting for room to work), asking (writing on the way).
+    phases: Phases = field(default_factory=Phases)
 
 
 class Executor:
@@ -190,6 +190,12 @@ class Executor:
         self._files = SerialThread("outputs")
         self._tables = Tables()
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
+
+    @property
+    def phases(self) -> Mapping[str, int]:
+        """How many items under way are in each phase and step (what the progress
+        display shows each second, before ``queued`` and ``done``)."""
+        return self._state.phases.counts
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
         prepared = [prepare_recipe(r, self.options.shard) for r in recipes]
@@ -237,13 +243,7 @@ class Executor:
             await asyncio.sleep(1.0)
             state = self._state
             self.reporter.tick(
-                {
-                    "queued": total - state.started,
-                    "transcribing": state.phases["transcribing"],
-                    "ready": state.phases["ready"],
-                    "asking": state.phases["asking"],
-                    "done": state.finished,
-                }
+                {**self.phases, "queued": total - state.started, "done": state.finished}
             )
 
     def _close(self, writer: ManifestWriter, outcome: str, began: float, total: int) -> RunOutcome:
@@ -337,22 +337,13 @@ class Executor:
     ) -> None:
         folder = item_dir(prepared.recipe, item, prepared.engine, self.options.out)
         record.folder = str(folder)
-        phases = self._state.phases
-        phase = "transcribing"
-        phases[phase] += 1
-        try:
+        with self._state.phases.item("transcribing") as place:
             settled = await self.transcriber.settle(prepared.recipe, item, record)
-            phases[phase] -= 1
-            phase = "ready"
-            phases[phase] += 1
+            place.enter("ready")
             # Waiting items hold an id; only items with room to work hold a transcript.
             async with self._working:
-                phases[phase] -= 1
-                phase = "asking"
-                phases[phase] += 1
+                place.enter("asking")
                 await self._work_on(prepared, item, folder, settled, record, results)
-        finally:
-            phases[phase] -= 1
 
     async def _work_on(
         self,
@@ -376,7 +367,8 @@ class Executor:
         if not obtained.local:
             # File writes run in a thread: on the event loop they would hold back every
             # other item's requests (and the reading of 429s) while the disk works.
-            await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
+            with step("writing"):
+                await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
         view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
         await self._run_tasks(prepared, item, folder, obtained, view, record, results)
         if any(t.status in ("failed", "skipped") for t in record.tasks):
@@ -526,7 +518,8 @@ class Executor:
             # asked again on the next run, not replayed forever.
             await self.asker.remember(record.cache_key or "", label, payload, completion)
         try:
-            result = await self._files.call(finish, task, folder, view, reply, outcome, record)
+            with step("writing"):
+                result = await self._files.call(finish, task, folder, view, reply, outcome, record)
         except ItemError as exc:  # an output that cannot be written (a folder in the way)
             return record.fail(exc.message), None
         return record, result
@@ -568,9 +561,10 @@ class Executor:
                 record.retries = exc.retries
             return record.fail(exc.message), None
         try:
-            result = await self._files.call(
-                write_export, task, folder, obtained.transcript, fetched, item.name, record
-            )
+            with step("writing"):
+                result = await self._files.call(
+                    write_export, task, folder, obtained.transcript, fetched, item.name, record
+                )
         except ItemError as exc:  # an output that cannot be written (a folder in the way)
             return record.fail(exc.message), None
         return record, result

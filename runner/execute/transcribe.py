@@ -31,6 +31,7 @@ from runner.errors import (
     TranscriptFailed,
 )
 from runner.execute.claims import Claims
+from runner.execute.phases import step
 from runner.execute.services import TranscriptsApi
 from runner.execute.single_flight import SingleFlight
 from runner.items import Item
@@ -486,7 +487,8 @@ class Transcriber:
         began = time.monotonic()
         audio_url = item.source
         if item.kind is InputKind.FILE:
-            audio_url = await api.upload(Path(item.source))
+            with step("uploading"):
+                audio_url = await api.upload(Path(item.source))
         transcript_id = await self._submit_recorded(record, key, audio, audio_url, options)
         result = await api.wait(transcript_id, audio_duration=None, deadline=self.deadline)
         if result.data is not None:

@@ -1,8 +1,8 @@
 """Progress while a run goes, and the summary at its end.
 
 On a terminal: one live line drawn with rich: the time so far, items done and failed,
-where the others are (queued, transcribing, ready for a slot, asking), retries (the
-same count the summary gives) and an estimate of what remains. In CI (no terminal):
+where the others are (queued, uploading, transcribing, waiting for a slot, asking,
+writing), retries (the same count the summary gives) and an estimate of what remains. In CI (no terminal):
 a plain log line per finished item, and a heartbeat every 30 s while none finishes.
 Both go to stderr, so stdout stays clean.
 """
@@ -23,9 +23,11 @@ HEARTBEAT_SECONDS = 30.0
 # Where items are, in the order they go through a run, as a person reads them.
 PHASE_WORDS = (
     ("queued", "queued"),
+    ("uploading", "uploading"),
     ("transcribing", "transcribing"),
     ("ready", "waiting for a slot"),
     ("asking", "asking"),
+    ("writing", "writing"),
 )
 
 
