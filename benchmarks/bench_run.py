@@ -97,11 +97,17 @@ def main_bench() -> None:
                 code = exited.code
             wall = time.monotonic() - began
         manifest = json.loads(Path("out/run.json").read_text())
+        report_bytes = Path("out/report.html").stat().st_size
     summary = manifest["summary"]
     calls = summary["tasks"].get("ok", 0) + summary["tasks"].get("failed", 0)
     ideal_llm = calls * args.llm_delay / args.llm
     print(f"items: {args.items} ({summary['items']}), exit code {code}", file=sys.stderr)
     print(f"wall: {wall:.2f} s", file=sys.stderr)
+    print(
+        f"report.html: {report_bytes / 1e6:.1f} MB "
+        f"({report_bytes / 1e3 / max(args.items, 1):.0f} kB per item)",
+        file=sys.stderr,
+    )
     usage = resource.getrusage(resource.RUSAGE_SELF)  # this process: the runner, not the fake
     cpu = usage.ru_utime + usage.ru_stime
     print(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -237,3 +238,33 @@ def test_the_report_never_overwrites_its_manifest(
     assert code == 2
     assert "is one of the manifests" in err
     assert (served / "out" / "run.json").read_text() == before
+
+
+def test_a_report_past_its_size_shows_the_rest_of_the_items_in_short(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10,000 long recordings in full would be gigabytes: past the limit, each item is
+    its status, its errors and a link to its folder."""
+    import runner.results.report as report_module
+
+    shutil.copy(WILDFIRES, served / "saved.json")
+    (served / "recipe.yaml").write_text(RECIPE)
+    run_cli("run", "recipe.yaml", "--progress", "plain", "--no-report")
+    monkeypatch.setattr(report_module, "MAX_DETAILED_BYTES", 1)  # only the first in full
+    code, _, err = run_cli("report", "out/run.json")
+    assert code == 0, err
+    text = (served / "out" / "report.html").read_text()
+    page = Page()
+    page.feed(text)
+    assert sorted(page.items) == ["item failed", "item ok", "item ok"]  # every item is there
+    first = json.loads((served / "out" / "run.json").read_text())["items"][0]["item"]
+    in_full = 0 if first == "broken" else 1  # (the broken recording has no transcript)
+    assert text.count("<summary>Transcript</summary>") == in_full
+    assert "The last 2 of 3 items are shown in short" in text
+    assert "Transcoding failed" in text  # the failed item's cause, in short or in full
+    # Each ok item in short links to its folder; the broken one made none. (Which item
+    # comes first, in full, depends on which finished first.)
+    folders = [link for link in page.links if link.startswith("./")]
+    assert folders
+    assert {link.rsplit("/", 1)[1] for link in folders} <= {"board-meeting", "saved"}
+    assert all((served / "out" / link / "notes.md").is_file() for link in folders)

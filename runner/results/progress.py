@@ -2,8 +2,9 @@
 
 On a terminal: one live line drawn with rich: the time so far, items done and failed,
 where the others are (queued, uploading, transcribing, waiting for a slot, asking,
-writing), retries (the same count the summary gives) and an estimate of what remains. In CI (no terminal):
-a plain log line per finished item, and a heartbeat every 30 s while none finishes.
+writing), retries (the same count the summary gives) and an estimate of what remains.
+In CI (no terminal): a plain log line per finished item, and a heartbeat every 30 s
+while none finishes.
 Both go to stderr, so stdout stays clean.
 """
 

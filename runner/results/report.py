@@ -10,7 +10,9 @@ No CDN, no server: styles and the few lines of script are inline, so the file wo
 offline and as a CI artifact. Everything from transcripts, models and recipes is
 untrusted: it is escaped, Markdown is rendered with raw HTML off, and links keep only
 http(s) and mailto targets. Items are written one at a time, so a report of 10,000
-items never holds them all.
+items never holds them all; past ``MAX_DETAILED_BYTES`` of items in full, the rest are
+shown in short (status, errors, a link to the folder), so the file stays one a browser
+opens.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from runner.transcript.text import format_timestamp
 REPORT_FILE = "report.html"
 MAX_OUTPUT_BYTES = 200_000  # an output larger than this is linked, not inlined
 MAX_TRANSCRIPT_WORDS = 20_000  # a longer transcript is cut, saying so
+# Past this many bytes of items in full, each further item is a short entry (status,
+# errors, a link to its folder): a browser opens a report of 10,000 hour-long
+# recordings in full (gigabytes) slowly or not at all.
+MAX_DETAILED_BYTES = 40_000_000
 
 _STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:70rem;padding:1rem;color:#222}
@@ -105,8 +111,21 @@ def report_parts(manifest: Manifest, manifest_path: Path, report_dir: Path) -> I
     yield f"<h1>Run of {_e(names)}</h1>\n"
     yield _overview(summary, records)
     yield ('<label><input type="checkbox" id="only-failed"> only failed items</label>\n')
+    written, shortened = 0, 0
     for index, record in enumerate(records):
-        yield _item(index, record, report_dir)
+        if written < MAX_DETAILED_BYTES:
+            part = _item(index, record, report_dir)
+            written += len(part)
+        else:
+            part = _short_item(index, record, report_dir)
+            shortened += 1
+        yield part
+    if shortened:
+        yield (
+            f'<p class="time">The last {shortened} of {len(records)} items are shown in '
+            f"short, to keep this report small enough to open: each one's outputs and "
+            f"transcript are in its folder.</p>\n"
+        )
     yield f"<script>{_SCRIPT}</script></body></html>\n"
 
 
@@ -171,6 +190,27 @@ def _item(index: int, record: ItemRecord, report_dir: Path) -> str:
         parts.append(_task(task, player_id if audio else None, quotes))
     if transcript is not None:
         parts.append(_transcript_html(transcript, quotes))
+    parts.append("</section>\n")
+    return "".join(parts)
+
+
+def _short_item(index: int, record: ItemRecord, report_dir: Path) -> str:
+    """An item without its outputs or transcript: its status, its errors and a link
+    to its folder."""
+    state = "ok" if record.status == "ok" else record.status
+    parts = [
+        f'<section class="item {_e(state)}" id="item-{index}">',
+        f"<h2>{_e(record.recipe)} / {_e(record.item)} "
+        f'<span class="status">{_e(record.status)}</span></h2>',
+    ]
+    if record.folder and Path(record.folder).is_dir():  # (an item that failed early has none)
+        link = _e(_relative_url(record.folder, report_dir))
+        parts.append(f'<div><a href="{link}">outputs</a></div>')
+    if record.error:
+        parts.append(f'<div class="error">{_e(record.error)}</div>')
+    for task in record.tasks:
+        if task.error:
+            parts.append(f'<div class="error">{_e(task.task)}: {_e(task.error)}</div>')
     parts.append("</section>\n")
     return "".join(parts)
 
@@ -369,11 +409,17 @@ def _audio_source(record: ItemRecord, report_dir: Path) -> str | None:
     if record.kind == "url" and record.source.startswith(("http://", "https://")):
         return record.source
     if record.kind == "file":
-        try:
-            return "./" + pathname2url(os.path.relpath(record.source, report_dir))
-        except ValueError:  # another drive on Windows
-            return Path(record.source).resolve().as_uri()
+        return _relative_url(record.source, report_dir)
     return None
+
+
+def _relative_url(path: str, report_dir: Path) -> str:
+    """``path`` as a link from the report, which keeps working when the report's
+    folder is moved or downloaded as a whole (a CI artifact)."""
+    try:
+        return "./" + pathname2url(os.path.relpath(path, report_dir))
+    except ValueError:  # another drive on Windows
+        return Path(path).resolve().as_uri()
 
 
 def _e(text: str) -> str:
