@@ -43,27 +43,38 @@ def starts_template(lines: list[str], line: int, column: int) -> bool:
     return text[column - 1 : column + 1] in ("{{", "{%")
 
 
-_BLOCK_HEADER = re.compile(r":[ \t]*[|>][-+0-9]*[ \t]*(?:#.*)?$")
+_BLOCK_HEADER = re.compile(r":[ \t]*([|>])[-+0-9]*[ \t]*(?:#.*)?$")
 
 
 def unquoted_template(file: str, lines: list[str], line: int) -> Diagnostic | None:
-    """The syntax error comes from a template that is not in quotes, if it does; or
-    from a template line of a '|' block indented less than the block."""
+    """The syntax error comes from a template that is not in quotes, if it does."""
     text = lines[line - 1] if 1 <= line <= len(lines) else ""
     found = _TEMPLATE_START.match(text)
     if found is None:
         return None
-    header = _block_above(lines, line)
-    if header is not None:
-        return Diagnostic(
-            file,
-            line,
-            found.start(1) + 1,
-            "",
-            f"this line belongs to the '|' block that starts on line {header}, but it is "
-            "indented less than the block's first line; indent it like the lines above it",
-        )
     return Diagnostic(file, line, found.start(1) + 1, "", UNQUOTED_TEMPLATE)
+
+
+def under_indented_block_line(file: str, lines: list[str], line: int) -> Diagnostic | None:
+    """The syntax error comes from a line of a '|' or '>' block indented less than the
+    block's first line, if it does: YAML ends the block there and reads the line as a
+    key, but the person meant it as more text (or template) of the block."""
+    if not 1 <= line <= len(lines) or not lines[line - 1].strip():
+        return None
+    header = _block_above(lines, line)
+    if header is None:
+        return None
+    text = lines[line - 1]
+    indicator = _BLOCK_HEADER.search(lines[header - 1].rstrip())
+    style = indicator.group(1) if indicator else "|"
+    return Diagnostic(
+        file,
+        line,
+        len(text) - len(text.lstrip()) + 1,
+        "",
+        f"this line belongs to the '{style}' block that starts on line {header}, but it is "
+        "indented less than the block's first line; indent it like the lines above it",
+    )
 
 
 def _block_above(lines: list[str], line: int) -> int | None:
@@ -193,9 +204,9 @@ def syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) ->
     column = mark.column + 1 if mark else 0
     problem = exc.problem or ""
     context = exc.context or ""
-    template = unquoted_template(file, lines, line)
-    if template is not None:
-        return template
+    misplaced = under_indented_block_line(file, lines, line) or unquoted_template(file, lines, line)
+    if misplaced is not None:
+        return misplaced
     if "cannot start any token" in problem or "tab character" in problem:
         return _bad_character(file, lines, line, column)
     if _after_value(problem, lines, line, column):
