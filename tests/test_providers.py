@@ -264,6 +264,49 @@ def test_a_provider_fallback_is_asked_when_the_gateway_fails(
     assert (task["status"], task["fallback_used"], task["model_used"]) == ("ok", True, "smollm2")
 
 
+MAPPING_FORM = """\
+version: 1
+name: named
+inputs: [{transcript_file: recipes/transcripts/wildfires.json}]
+providers:
+  meta-llama:
+    type: openai-compatible
+    base_url: URL
+tasks:
+  summary:
+    model: {provider: meta-llama, name: meta-llama/Llama-3.2-3B-Instruct}
+    prompt: "Summarize: {{ transcript.text[:300] }}"
+  headline:
+    model: {provider: assemblyai, name: meta-llama/gateway-model}
+    prompt: "Headline: {{ transcript.text[:300] }}"
+    fallbacks: [{model: {provider: meta-llama, name: org/small}}]
+"""
+
+
+def test_the_mapping_form_names_the_provider_of_a_model_with_a_slash(
+    folder: Path,
+    fake: FakeAssemblyAI,
+    api_key: str,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Even where the name's first part is a provider's name, the mapping says which."""
+    local = FakeLocalLLM("llama-server")
+    local.responder = lambda body: "- from the local model"
+    with serve_in_thread(fake) as gateway, serve_in_thread(local) as base:  # type: ignore[arg-type]
+        monkeypatch.setenv("ASSEMBLYAI_API_KEY", api_key)
+        monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_URL", f"{gateway}/v1")
+        (folder / "named.yaml").write_text(MAPPING_FORM.replace("URL", f"{base}/v1"))
+        code, _, err = run_cli("run", "named.yaml", "--progress", "plain")
+    assert code == 0, err
+    (request,) = local.requests
+    assert request.body["model"] == "meta-llama/Llama-3.2-3B-Instruct"  # the whole name
+    (sent,) = [r.json for r in fake.history if r.path == "/v1/chat/completions"]
+    assert sent is not None
+    assert sent["model"] == "meta-llama/gateway-model"
+    assert "fallbacks" not in sent  # the provider's fallback is ours to ask, not the Gateway's
+
+
 def test_two_recipes_may_give_one_provider_name_to_different_servers(
     folder: Path, run_cli: RunCli
 ) -> None:

@@ -191,7 +191,8 @@ def test_variable_names_must_be_identifiers() -> None:
         ),
         (
             "    model:\n",
-            "expected text, got nothing (an empty value); write the value after 'model:'",
+            "expected text or a mapping of keys, got nothing (an empty value); write the value "
+            "after 'model:'",
         ),
         ("    stream: 1\n", "expected true or false, got the number 1; e.g. `stream: false`"),
     ],

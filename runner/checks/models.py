@@ -140,7 +140,8 @@ def _models_of(doc: Document, task: Task) -> Iterator[tuple[KeyPath, str]]:
         yield here, task.model or DEFAULT_MODEL
     where: KeyPath = (*here, "fallbacks") if "fallbacks" in spec else ("defaults", "fallbacks")
     for index, fallback in enumerate(task.fallbacks):
-        yield (*where, index, "model"), fallback.model
+        if fallback.provider is None:  # (one on a provider is not the Gateway's to list)
+            yield (*where, index, "model"), fallback.model
 
 
 def _model_problem(model: str, catalog: Catalog | None, region: str | None) -> str | None:

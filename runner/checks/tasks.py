@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,6 +22,7 @@ from runner.recipe import schema as recipe_schema
 from runner.recipe.document import Document, KeyPath, format_path
 from runner.recipe.migration import CURRENT_EQUIVALENT, LEMUR_DEFAULT_MODEL, TRANSCRIPT_LINE
 from runner.recipe.model import (
+    GATEWAY_PROVIDER,
     InputKind,
     PromptSource,
     Recipe,
@@ -117,10 +118,35 @@ def _at(data: Any, path: KeyPath) -> Any:
     return data
 
 
+def _unknown_providers(doc: Document, recipe: Recipe) -> Iterator[Diagnostic]:
+    """``model: {provider: NAME, ...}`` names a provider the recipe has (or the
+    Gateway's own name)."""
+    known = [*recipe.providers, GATEWAY_PROVIDER]
+    for task in recipe.tasks.values():
+        spec = doc.data["tasks"][task.name]
+        here: KeyPath = ("tasks", task.name) if "model" in spec else ("defaults",)
+        named = [((*here, "model", "provider"), task.model_provider)]
+        where: KeyPath = (
+            ("tasks", task.name, "fallbacks") if "fallbacks" in spec else ("defaults", "fallbacks")
+        )
+        named += [
+            ((*where, index, "model", "provider"), fallback.model_provider)
+            for index, fallback in enumerate(task.fallbacks)
+        ]
+        for path, name in named:
+            if name is not None and name not in known:
+                yield doc.diagnostic(
+                    path,
+                    f"unknown provider {name!r}{suggest(name, known)} (the providers here "
+                    f"are {', '.join(map(repr, known))}; add one under `providers:`)",
+                    key=False,
+                )
+
+
 def _check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     """A task on another provider cannot use what only AssemblyAI's Gateway does, and a
     fallback we ask on our side takes a model, max_tokens and temperature only."""
-    found: list[Diagnostic] = []
+    found: list[Diagnostic] = list(_unknown_providers(doc, recipe))
     for task in recipe.tasks.values():
         spec_fallbacks = doc.data["tasks"][task.name].get("fallbacks")
         where: KeyPath = (

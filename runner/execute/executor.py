@@ -576,14 +576,13 @@ def client_fallbacks(task: Task, recipe: Recipe) -> list[Task]:
     fallbacks of its own). A Gateway task's Gateway fallbacks stay the Gateway's."""
     found = []
     for fallback in task.fallbacks:
-        prefix, slash, rest = fallback.model.partition("/")
-        provider = recipe.providers.get(prefix) if slash else None
+        provider = recipe.providers.get(fallback.provider) if fallback.provider else None
         if provider is None and task.provider is None:
             continue  # the Gateway falls back on its side
         found.append(
             replace(
                 task,
-                model=rest if provider is not None else fallback.model,
+                model=fallback.model,
                 provider=provider,
                 fallbacks=(),
                 fallback_config=None,

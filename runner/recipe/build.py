@@ -16,6 +16,7 @@ from runner.recipe.model import (
     DEFAULT_MODEL,
     DEFAULT_OUTPUT_DIR,
     EXPORT_EXTENSIONS,
+    GATEWAY_PROVIDER,
     KINDS,
     Expectation,
     ExportOptions,
@@ -106,22 +107,43 @@ def _provider(name: str, spec: Mapping[str, Any]) -> Provider:
     )
 
 
+def _model(value: Any) -> tuple[str, str | None]:
+    """A model as written: ``NAME`` or ``{provider: NAME, name: MODEL}`` (the provider
+    named, for a model whose own name holds a ``/``)."""
+    if isinstance(value, Mapping):
+        return str(value.get("name", "")), str(value.get("provider", ""))
+    return str(value), None
+
+
+def _provider_of(
+    model: str, named: str | None, providers: Mapping[str, Provider]
+) -> tuple[str, str | None]:
+    """The model's name as sent, and its provider's name (None: the Gateway). A named
+    provider is taken as given (an unknown one is validate's to refuse); otherwise
+    ``NAME/model`` picks the provider NAME when there is one."""
+    if named is not None:
+        return model, None if named == GATEWAY_PROVIDER else named
+    prefix, slash, rest = model.partition("/")
+    if slash and prefix in providers:
+        return rest, prefix
+    return model, None
+
+
 def _with_provider(task: Task, providers: Mapping[str, Provider]) -> Task:
-    """``model: NAME/model`` sends the task to the provider NAME; any other model is
-    the Gateway's. Fallbacks on a provider are marked: we ask them, not the Gateway."""
+    """``model: NAME/model`` (or ``{provider: NAME, name: ...}``) sends the task to the
+    provider NAME; any other model is the Gateway's. Fallbacks on a provider are
+    marked: we ask them, not the Gateway."""
     if task.api is not TaskApi.GATEWAY or not task.model:
         return task
-    fallbacks = tuple(
-        replace(f, provider=f.model.partition("/")[0])
-        if f.model.partition("/")[0] in providers and "/" in f.model
-        else f
-        for f in task.fallbacks
-    )
-    task = replace(task, fallbacks=fallbacks)
-    prefix, slash, rest = task.model.partition("/")
-    if slash and prefix in providers:
-        return replace(task, model=rest, provider=providers[prefix])
-    return task
+    fallbacks = []
+    for fallback in task.fallbacks:
+        model, provider = _provider_of(fallback.model, fallback.model_provider, providers)
+        fallbacks.append(replace(fallback, model=model, provider=provider))
+    task = replace(task, fallbacks=tuple(fallbacks))
+    model, provider = _provider_of(task.model, task.model_provider, providers)
+    if provider is not None and provider in providers:
+        return replace(task, model=model, provider=providers[provider])
+    return replace(task, model=model)
 
 
 def _local_engine(options: Mapping[str, Any]) -> LocalEngine | None:
@@ -198,13 +220,15 @@ def _task(
     )
     structured = structured_reply(json_schema, post_process, source is PromptSource.QUOTES)
     output = spec.get("output") or f"{name}.{'json' if structured else 'md'}"
+    model, model_provider = _model(spec.get("model", defaults.get("model", DEFAULT_MODEL)))
     return Task(
         name=name,
         api=api,
         source=source,
         messages=tuple(messages),
         prompt_file=prompt_file,
-        model=str(spec.get("model", defaults.get("model", DEFAULT_MODEL))),
+        model=model,
+        model_provider=model_provider,
         max_tokens=spec.get("max_tokens", defaults.get("max_tokens")),
         temperature=spec.get("temperature", defaults.get("temperature")),
         needs=tuple(spec.get("needs", [])),
@@ -239,8 +263,10 @@ def _fallback(doc: Document, path: KeyPath, index: int, spec: Mapping[str, Any])
         return _inline(doc, (*here, key), value, f"fallbacks[{index}].{key}") if value else None
 
     tools = spec.get("tools")
+    model, model_provider = _model(spec["model"])
     return Fallback(
-        model=str(spec["model"]),
+        model=model,
+        model_provider=model_provider,
         max_tokens=spec.get("max_tokens"),
         temperature=spec.get("temperature"),
         prompt=template("prompt"),

@@ -47,6 +47,9 @@ def thaw(value: JSON) -> Any:
     return value
 
 
+GATEWAY_PROVIDER = "assemblyai"  # `model: {provider: assemblyai, name: ...}`: the Gateway
+
+
 @dataclass(frozen=True, slots=True)
 class Provider:
     """An OpenAI-compatible chat completions server (``providers:``): a local Ollama,
@@ -190,7 +193,9 @@ class Fallback:
     system: Template | None = None  # its own system message
     tools: tuple[Mapping[str, JSON], ...] | None = None
     tool_choice: JSON = None
-    provider: str | None = None  # `NAME/model` on a provider: asked on our side
+    provider: str | None = None  # on a provider (`NAME/model`): asked on our side
+    # `model: {provider: NAME, name: MODEL}`: the provider named, not read off the name
+    model_provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +345,8 @@ class Task:
     strict: bool = False  # json_schema sent with strict: true
     send_as_prompt: bool = False  # the Gateway's `prompt` string instead of `messages`
     provider: Provider | None = None  # None: AssemblyAI (the Gateway, or LeMUR)
+    # `model: {provider: NAME, name: MODEL}`: the provider named, not read off the name
+    model_provider: str | None = None
 
     @property
     def asks_model(self) -> bool:

@@ -326,7 +326,8 @@ def _type_hint(
     """What to write instead, for the usual ways a value ends up of the wrong kind."""
     scalar = doc.scalars.get(path)
     key = path[-1] if path and isinstance(path[-1], str) else None
-    nested = "object" in names or "array" in names
+    # (a value that may be text or a mapping is most often meant as text)
+    nested = ("object" in names or "array" in names) and "string" not in names
     if value is None:
         # `key:` with nothing after it; often the lines below are not indented.
         if nested:
@@ -481,6 +482,9 @@ def _deprecations(doc: Document) -> Iterator[Diagnostic]:
 
 def _example(prop: Mapping[str, Any]) -> str:
     """The schema's first example on one line (valid YAML), or "" when it is too long."""
+    reference = prop.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/$defs/"):
+        prop = recipe_schema()["$defs"].get(reference.removeprefix("#/$defs/"), {})
     examples = prop.get("examples")
     if not examples:
         return ""
