@@ -316,8 +316,12 @@ def plan(**options: Any) -> None:
 def merge(**options: Any) -> None:
     """Combine the run.json manifests of sharded runs into one, and report it.
 
+    The shards' results tables (output.table) are combined too, one per recipe,
+    beside the merged manifest: <folder of --out>/<recipe>/<table>.
+
     Exit code 1 when the merged run had any failure, as `run` would have; 2 when
-    an input is missing, is not a manifest, or shares items with another input.
+    an input is missing, is not a manifest, or shares items with another input,
+    or a shard's table cannot be read.
 
     \b
     Examples:

@@ -1,4 +1,5 @@
-"""``transcript-runner merge``: one manifest, and one report, for the shards of a run."""
+"""``transcript-runner merge``: one manifest, and one report, for the shards of a run;
+and one results table per recipe whose shards wrote one (``output.table``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from runner.results.manifest import merge as merge_manifests
 from runner.results.outputs import write_json
 from runner.results.progress import summary_text
 from runner.results.reports import publish
+from runner.results.table import TableMerge, table_merges, write_merged
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,12 @@ def merge(request: MergeRequest) -> int:
     try:
         manifests = [load_manifest(Path(path)) for path in paths]
         merged = merge_manifests(manifests, names=list(paths))
+        tables = table_merges(manifests, request.manifests, target)
     except (OSError, ValueError) as exc:
         raise UsageError(_reason(exc)) from None
+    # The tables first: a shard's table that is not one stops the merge before a merged
+    # manifest exists that would name a table that is not there.
+    written, warnings = _merge_tables(tables)
     write_json(target, merged)
     problems = publish(merged, junit=report, environ=os.environ, annotate=False)
     summary = merged["summary"]
@@ -52,11 +58,30 @@ def merge(request: MergeRequest) -> int:
             wall=summary["wall_seconds"],
             manifest=out,
             left=0,
+            tables=[str(path) for path in written],
         )
     )
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     return EXIT_FAILED if problems or run_failed(merged) else EXIT_OK
+
+
+def _merge_tables(tables: Sequence[TableMerge]) -> tuple[list[Path], list[str]]:
+    """Write each merged table; the paths written, and what each lacks (a warning a
+    line). A shard's table that cannot be read is a usage error naming it."""
+    written: list[Path] = []
+    warnings: list[str] = []
+    for table in tables:
+        try:
+            wrote, lacking = write_merged(table)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        warnings += lacking
+        if wrote:
+            written.append(table.path)
+    return written, warnings
 
 
 def _refuse_overwriting_inputs(paths: Sequence[str], outputs: Sequence[Path]) -> None:

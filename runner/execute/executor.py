@@ -203,7 +203,7 @@ class Executor:
         writer = ManifestWriter(
             self.options.manifest,
             {
-                "recipes": [{"name": p.recipe.name, "file": p.recipe.display} for p in prepared],
+                "recipes": [_recipe_entry(p.recipe) for p in prepared],
                 "shard": f"{shard.index}/{shard.count}" if (shard := self.options.shard) else None,
             },
             self.options.prices,
@@ -609,3 +609,12 @@ def _run_stopper(group: BaseExceptionGroup) -> RunnerError | None:
 
 def _seconds(value: float | int | None) -> float | None:
     return float(value) if value is not None else None
+
+
+def _recipe_entry(recipe: Recipe) -> dict[str, str]:
+    """The recipe as the manifest lists it; with its ``table``, so ``merge`` finds the
+    tables of a sharded run's shards."""
+    entry = {"name": recipe.name, "file": recipe.display}
+    if recipe.table is not None:
+        entry["table"] = recipe.table
+    return entry

@@ -578,11 +578,16 @@ def _check_disjoint(records: Sequence[Sequence[ItemRecord]], labels: Sequence[st
 
 
 def _recipes(manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
+    """Each recipe once, as the first manifest that lists it has it, with any field
+    only a later one has (its ``table``) added."""
     recipes: dict[str, dict[str, Any]] = {}
     for manifest in manifests:
         for recipe in manifest.get("recipes") or ():
             if isinstance(recipe, Mapping):
-                recipes.setdefault(str(recipe.get("name")), dict(recipe))
+                merged = recipes.setdefault(str(recipe.get("name")), dict(recipe))
+                for key, value in recipe.items():
+                    if merged.get(key) is None:
+                        merged[key] = value
     return list(recipes.values())
 
 

@@ -14,8 +14,10 @@ import functools
 import itertools
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from runner.diagnostics import display_path
 from runner.errors import DiskFull, OutputError
@@ -106,6 +108,31 @@ def write_atomic(path: Path, data: str | bytes) -> None:
                 view = view[os.write(handle, view) :]
         finally:
             os.close(handle)
+        os.replace(temporary, path)
+    except BaseException as exc:
+        temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
+        raise
+
+
+@contextmanager
+def atomic_stream(path: Path) -> Iterator[IO[str]]:
+    """A text file too big to hold in memory (a merged table), streamed to a temporary
+    file beside ``path`` and renamed when the block ends, as :func:`write_atomic`
+    writes: whole or absent. Lines are written as given (no newline translation).
+
+    An ``OSError`` raised in the block is taken for this file's write error
+    (:class:`OutputError`, or :class:`DiskFull`), so what the block reads must report
+    its own trouble as something else.
+    """
+    try:
+        handle, temporary = _create_temporary(path)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    try:
+        with open(handle, "w", encoding="utf-8", newline="") as stream:
+            yield stream
         os.replace(temporary, path)
     except BaseException as exc:
         temporary.unlink(missing_ok=True)
