@@ -17,17 +17,23 @@ opens.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.request import pathname2url
+
+import msgspec
 
 from runner.recipe.prices import format_usd
 from runner.results.manifest import ItemRecord, Manifest, TaskRecord, item_records
 from runner.transcript.text import format_timestamp
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 REPORT_FILE = "report.html"
 MAX_OUTPUT_BYTES = 200_000  # an output larger than this is linked, not inlined
@@ -312,11 +318,18 @@ def _markdown(text: str) -> str:
     """Markdown as HTML, for untrusted text: raw HTML off, links only to http(s) and
     mailto, and no images (a remote image would load, and could carry data away, the
     moment the report is opened)."""
+    return str(_markdown_parser().render(text))
+
+
+@functools.cache
+def _markdown_parser() -> MarkdownIt:
+    """One parser for the whole report: making one costs most of what rendering a
+    short reply does (0.08 against 0.11 ms)."""
     from markdown_it import MarkdownIt
 
     md = MarkdownIt("commonmark", {"html": False}).disable("image")
     md.validateLink = _safe_link  # type: ignore[method-assign]
-    return str(md.render(text))
+    return md
 
 
 def _safe_link(url: str) -> bool:
@@ -332,12 +345,22 @@ def _transcript(record: ItemRecord) -> Mapping[str, Any] | None:
         candidates.append(Path(record.source))
     for path in candidates:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = _decode(path.read_bytes())
         except (OSError, ValueError, RecursionError):
             continue
         if isinstance(data, Mapping):
             return data
     return None
+
+
+def _decode(body: bytes) -> Any:
+    """JSON with msgspec: a transcript is most of a report's work, and msgspec decodes
+    one in less than half json's time (0.34 against 0.81 ms for the wildfires one).
+    What it refuses and json takes (NaN, in a saved file of someone's) goes to json."""
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return json.loads(body)
 
 
 def _transcript_html(data: Mapping[str, Any], quotes: Sequence[Mapping[str, Any]]) -> str:
@@ -393,10 +416,11 @@ def _paragraphs(words: Sequence[Any], size: int = 80) -> list[list[Mapping[str, 
 
 
 def _marked_words(words: Sequence[Any], spans: Sequence[tuple[int, int]]) -> str:
+    texts = [w for w in words if isinstance(w, Mapping)]
+    if not spans:  # most paragraphs: one escape for the whole of it
+        return _e(" ".join(str(w.get("text", "")) for w in texts))
     out = []
-    for word in words:
-        if not isinstance(word, Mapping):
-            continue
+    for word in texts:
         text = _e(str(word.get("text", "")))
         start = word.get("start")
         quoted = isinstance(start, int) and any(a <= start <= b for a, b in spans)
