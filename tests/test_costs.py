@@ -113,6 +113,47 @@ def test_a_price_file_completes_the_table_and_a_rerun_costs_nothing(
     assert "cost: $0.00 (transcription $0.00, LLM $0.00)" in err
 
 
+def test_features_the_recipe_enables_add_their_price_per_hour(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """speaker_labels is on, priced in the file; entity_detection is priced but off;
+    punctuate is on but not priced, so it adds nothing."""
+    write_recipe(served)
+    text = (served / "recipe.yaml").read_text()
+    text = text.replace(
+        "prices:", "transcription: {speaker_labels: true, punctuate: true}\nprices:"
+    )
+    (served / "recipe.yaml").write_text(text)
+    (served / "prices.yaml").write_text(
+        "transcription_features_per_hour: {speaker_labels: 0.02, entity_detection: 0.08}\n"
+    )
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain", "--prices", "prices.yaml")
+    assert code == 0, err
+    board = next(i for i in manifest(served)["items"] if i["item"] == "board-meeting")
+    expected = board["audio_duration"] / 3600 * (SPEECH_PRICE + 0.02)
+    assert board["transcription_cost_usd"] == pytest.approx(expected)
+
+
+def test_a_feature_price_applies_only_where_the_option_is_on() -> None:
+    table = price_table(
+        {
+            "transcription_per_hour": {"universal-2": 0.15},
+            "transcription_features_per_hour": {"speaker_labels": 0.02, "redact_pii": 0.08},
+        }
+    )
+    hour = 3600.0
+    assert table.transcription("universal-2", hour) == pytest.approx(0.15)  # no options
+    on = table.enabling({"speaker_labels": True, "redact_pii": False, "punctuate": True})
+    assert on.transcription("universal-2", hour) == pytest.approx(0.17)
+    assert on.transcription("universal-3-5-pro", hour) is None  # the model is unpriced
+    # The file's table (prices, no options) merged into the recipe's keeps its options.
+    recipe = price_table({"transcription_per_hour": {"universal-2": 0.15}}).enabling(
+        {"redact_pii": True}
+    )
+    merged = recipe.merged(price_table({"transcription_features_per_hour": {"redact_pii": 0.1}}))
+    assert merged.transcription("universal-2", hour) == pytest.approx(0.25)
+
+
 def test_without_a_price_table_the_cost_is_unknown(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
@@ -149,6 +190,7 @@ def test_plan_estimates_known_parts_and_says_unknown(tmp_path: Path, run_cli: Ru
         ({"llm_per_million_tokens": {"m": 3}}, "expected {input: USD, output: USD}"),
         ({"transcription_per_hour": {"u": "cheap"}}, "expected a price in dollars"),
         ({"per_hour": {}}, "unknown key 'per_hour'"),
+        ({"transcription_features_per_hour": {"speaker_labels": True}}, "expected a price"),
     ],
 )
 def test_a_bad_price_table_says_which_key(table: dict[str, Any], message: str) -> None:

@@ -87,7 +87,7 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
         line_of_tasks=doc.mark(("tasks",)).line,
         table=output.get("table"),
-        prices=_prices(data.get("prices"), problems),
+        prices=_prices(data.get("prices"), problems).enabling(data.get("transcription") or {}),
         local_engine=_local_engine(data.get("transcription") or {}),
         providers=MappingProxyType(providers),
     )

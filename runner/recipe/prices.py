@@ -7,15 +7,21 @@ does not price has an unknown cost, never $0.00.
 
     transcription_per_hour:            # USD per hour of audio, by speech model
       universal-3-5-pro: 0.21
+    transcription_features_per_hour:   # USD per hour more, by option, when enabled
+      speaker_labels: 0.02
     llm_per_million_tokens:            # USD per million tokens, by model
       claude-sonnet-4-6: {input: 3.00, output: 15.00}
+
+A recipe's table knows which transcription options the recipe enables
+(:meth:`PriceTable.enabling`), so a feature's price is added to each of its
+transcriptions; the file's table, merged in, brings prices, not options.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -27,20 +33,41 @@ class LlmPrice:
     output: float  # USD per million output tokens
 
 
+SECTIONS = ("transcription_per_hour", "transcription_features_per_hour", "llm_per_million_tokens")
+
+
 @dataclass(frozen=True)
 class PriceTable:
     transcription_per_hour: Mapping[str, float] = field(default_factory=dict)
     llm_per_million_tokens: Mapping[str, LlmPrice] = field(default_factory=dict)
+    # Add-ons AssemblyAI bills by the hour on top of the speech model (speaker_labels,
+    # entity_detection, ...), by the name of the option that enables them.
+    features_per_hour: Mapping[str, float] = field(default_factory=dict)
+    # The transcription options the recipe enables (set by `enabling`).
+    enabled: frozenset[str] = frozenset()
 
     @property
     def empty(self) -> bool:
-        return not self.transcription_per_hour and not self.llm_per_million_tokens
+        return (
+            not self.transcription_per_hour
+            and not self.llm_per_million_tokens
+            and not self.features_per_hour
+        )
+
+    def enabling(self, options: Mapping[str, Any]) -> PriceTable:
+        """This table for transcriptions made with ``options``: an option set to
+        anything but false or empty enables its feature's price."""
+        on = frozenset(k for k, v in options.items() if v not in (False, None, "", [], {}))
+        return replace(self, enabled=on)
 
     def transcription(self, model: str | None, seconds: float | None) -> float | None:
-        """The cost of ``seconds`` of audio transcribed by ``model``; None when unknown."""
+        """The cost of ``seconds`` of audio transcribed by ``model``, with the priced
+        features the recipe enables; None when unknown. (A feature the table does not
+        price adds nothing: most options cost nothing.)"""
         price = self.transcription_per_hour.get(model or "")
         if price is None or seconds is None:
             return None
+        price += sum(self.features_per_hour.get(feature, 0.0) for feature in self.enabled)
         return price * seconds / 3600
 
     def llm(
@@ -58,6 +85,8 @@ class PriceTable:
         return PriceTable(
             MappingProxyType({**self.transcription_per_hour, **other.transcription_per_hour}),
             MappingProxyType({**self.llm_per_million_tokens, **other.llm_per_million_tokens}),
+            MappingProxyType({**self.features_per_hour, **other.features_per_hour}),
+            self.enabled | other.enabled,
         )
 
 
@@ -72,14 +101,17 @@ def price_table(data: Any, where: str = "prices") -> PriceTable:
         return PriceTable()
     if not isinstance(data, Mapping):
         raise PriceTableError(f"{where}: a price table is a mapping (see docs/prices.example.yaml)")
-    unknown = sorted(set(data) - {"transcription_per_hour", "llm_per_million_tokens"})
+    unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise PriceTableError(
-            f"{where}: unknown key {unknown[0]!r}; a price table has transcription_per_hour "
-            "and llm_per_million_tokens"
+            f"{where}: unknown key {unknown[0]!r}; a price table has "
+            f"{', '.join(SECTIONS[:-1])} and {SECTIONS[-1]}"
         )
     speech = _mapping(data.get("transcription_per_hour"), f"{where}.transcription_per_hour")
     llm = _mapping(data.get("llm_per_million_tokens"), f"{where}.llm_per_million_tokens")
+    features = _mapping(
+        data.get("transcription_features_per_hour"), f"{where}.transcription_features_per_hour"
+    )
     return PriceTable(
         MappingProxyType(
             {
@@ -91,6 +123,12 @@ def price_table(data: Any, where: str = "prices") -> PriceTable:
             {
                 str(model): _llm_price(value, f"{where}.llm_per_million_tokens.{model}")
                 for model, value in llm.items()
+            }
+        ),
+        MappingProxyType(
+            {
+                str(name): _usd(value, f"{where}.transcription_features_per_hour.{name}")
+                for name, value in features.items()
             }
         ),
     )
