@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -651,6 +652,72 @@ def test_a_damaged_state_store_is_a_located_error(served: Path, run_cli: RunCli)
     assert code == 1
     assert "Traceback" not in err
     assert "state store .transcript-runner/state.db: file is not a database" in err
+
+
+def test_a_damaged_cached_reply_fails_its_task_without_asking_again(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """A reply row damaged behind the store's back: its task fails, naming the entry and
+    how to remove it; nothing is paid for again, the other item goes on, and `cache`,
+    `plan` and `cache clear KEY` handle it."""
+    shutil.copy(WILDFIRES, served / "saved" / "second.json")
+    (served / "two.yaml").write_text(
+        "version: 1\nname: two\ninputs: [{transcript_file: 'saved/*.json'}]\n"
+        "tasks:\n"
+        "  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text }}'}\n"
+        "  headline: {needs: [summary], prompt: 'Headline for: {{ tasks.summary.text }}'}\n"
+    )
+    assert run_cli("run", "two.yaml", "--progress", "plain").exit_code == 0
+    calls = len(fake.gateway.calls)
+    with Store(served / ".transcript-runner") as store:
+        key = next(r.key for r in store.replies() if r.label == "two/wildfires/summary")
+    with sqlite3.connect(served / ".transcript-runner" / "state.db") as db:
+        db.execute("UPDATE replies SET reply = substr(reply, 1, 20) WHERE key=?", (key,))
+    damaged = (
+        f"state store .transcript-runner/state.db: the cached reply {key[:12]} "
+        "(two/wildfires/summary) is damaged (its reply is not JSON: "
+    )
+    remedy = f"remove it with `transcript-runner cache clear {key[:12]}` and the next run asks anew"
+
+    code, _, err = run_cli("run", "two.yaml", "--progress", "plain")
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert len(fake.gateway.calls) == calls  # not asked again: that would pay twice
+    items = {i["item"]: i for i in manifest(served)["items"]}
+    tasks = {t["task"]: t for t in items["wildfires"]["tasks"]}
+    assert tasks["summary"]["status"] == "failed"
+    assert tasks["summary"]["error"].startswith(damaged)
+    assert tasks["summary"]["error"].endswith(remedy)
+    assert tasks["headline"]["status"] == "skipped"
+    assert items["second"]["status"] == "ok"
+    assert [t["cached"] for t in items["second"]["tasks"]] == [True, True]
+
+    code, out, err = run_cli("plan", "two.yaml")
+    assert code == 2, out + err
+    assert "Traceback" not in err
+    assert err.startswith(f"error: two.yaml: item 'wildfires': {damaged}")
+
+    code, listing, err = run_cli("cache", "ls")
+    assert code == 0, err
+    (line,) = [line for line in listing.splitlines() if line.startswith(key[:12])]
+    assert "two/wildfires/summary  DAMAGED: its reply is not JSON: " in line
+    assert len(listing.splitlines()) == 3  # the others are listed as ever (one headline)
+    code, shown, err = run_cli("cache", "show", key[:8])
+    assert code == 0, err
+    entry = json.loads(shown)
+    assert entry["damaged"].startswith(damaged)
+    assert "reply" not in entry
+
+    code, out, err = run_cli("cache", "clear", key[:8], "--older-than", "1d")
+    assert (code, err) == (2, "error: cache clear takes a KEY or --older-than, not both\n")
+    code, out, err = run_cli("cache", "clear", key[:8])  # no terminal to ask: refused
+    assert code == 2
+    assert f"cache clear deletes the cached reply {key[:12]} of .transcript-runner/" in err
+    code, out, err = run_cli("cache", "clear", key[:8], "--yes")
+    assert (code, out) == (0, "Removed 1 cached replies and 0 ledger entries.\n"), err
+    code, _, err = run_cli("run", "two.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.gateway.calls) == calls + 1  # only the removed reply was asked again
 
 
 def test_max_audio_hours_counts_local_wav_files(
