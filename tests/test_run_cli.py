@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -718,6 +719,68 @@ def test_a_damaged_cached_reply_fails_its_task_without_asking_again(
     code, _, err = run_cli("run", "two.yaml", "--progress", "plain")
     assert code == 0, err
     assert len(fake.gateway.calls) == calls + 1  # only the removed reply was asked again
+
+
+LEMUR_RECIPE = """\
+version: 1
+name: lemur
+inputs:
+  - url: https://media.example.com/board-meeting.mp3
+  - transcript_file: saved/wildfires.json
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text }}"
+  locations:
+    api: lemur
+    prompt: List all the locations affected by wildfires.
+"""
+
+
+def test_lemur_in_the_eu_region_is_refused_before_anything_is_sent(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --region eu` refuses a LeMUR task up front, with validate's own message and
+    exit code, and so do `run` and `plan` when ASSEMBLYAI_BASE_URL is the EU host."""
+    fake_url = os.environ["ASSEMBLYAI_BASE_URL"]
+    (served / "lemur.yaml").write_text(LEMUR_RECIPE)
+    code, out, _ = run_cli("validate", "--region", "eu", "lemur.yaml")
+    assert code == 3
+    (said,) = [line for line in out.splitlines() if "LeMUR is not offered" in line]
+    assert said == (
+        "lemur.yaml:10:5: $.tasks.locations.api: LeMUR is not offered in "
+        "AssemblyAI's EU region; move the task to the LLM Gateway (`transcript-runner "
+        "migrate`) or run in the US region"
+    )
+
+    for command in (["run", "--progress", "plain"], ["run", "--dry-run"]):
+        code, out, err = run_cli(*command, "--region", "eu", "lemur.yaml")
+        assert code == 3, out + err
+        assert said in err
+        assert "Traceback" not in err
+    assert fake.history == []  # nothing uploaded, submitted or asked
+    assert not (served / "out").exists()
+
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", "https://api.eu.assemblyai.com/")
+    from_env = said.replace(
+        "EU region;", "EU region (ASSEMBLYAI_BASE_URL is https://api.eu.assemblyai.com);"
+    )
+    for command in (["run", "--progress", "plain"], ["run", "--region", "us"], ["plan"]):
+        code, out, err = run_cli(*command, "lemur.yaml")
+        assert code == 3, out + err
+        assert from_env in err
+    code, _, err = run_cli("run", "--region", "eu", "--dry-run", "lemur.yaml")
+    assert (code, said in err) == (3, True)  # the command line's region: validate's words
+    assert fake.history == []
+
+    # ASSEMBLYAI_BASE_URL wins over --region: on the US host, LeMUR is there.
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", "https://api.assemblyai.com")
+    assert run_cli("run", "--dry-run", "--region", "eu", "lemur.yaml").exit_code == 0
+    # A host of one's own (the fake) and no --region: the run goes ahead, LeMUR included.
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", fake_url)
+    run_cli("run", "--progress", "plain", "lemur.yaml")
+    items = {i["item"]: i for i in manifest(served)["items"]}
+    assert [t["status"] for t in items["board-meeting"]["tasks"]] == ["ok", "ok"]
+    assert len(fake.lemur.calls) == 1  # (the saved transcript is not the fake's: refused)
 
 
 def test_max_audio_hours_counts_local_wav_files(
