@@ -414,11 +414,15 @@ def cache_show(**options: Any) -> None:
 
 
 @cache.command("clear")
+@click.argument("key", required=False)
 @click.option("--older-than", metavar="AGE", help="Only entries older than this: 30m, 12h, 7d.")
 @click.option("--yes", is_flag=True, help="Do not ask (needed when not on a terminal, e.g. in CI).")
 @_STATE_DIR
 def cache_clear(**options: Any) -> None:
-    """Delete cached replies and ledger entries (asks first, unless --yes)."""
+    """Delete cached replies and ledger entries (asks first, unless --yes).
+
+    With KEY (its first characters are enough), only that entry: a damaged reply, say.
+    """
     from runner.commands.cache import CacheRequest, clear
 
     _exit(clear(CacheRequest(**options)))

@@ -25,6 +25,7 @@ Every class a user can meet is defined here, so this drawing is the whole tree::
         ├── TranscriptFailed        a transcript ended in `status: error`
         ├── DeadlineExceeded        a transcript did not finish in time
         ├── SourceUnreadable        a local input (audio, saved transcript) cannot be read
+        ├── DamagedEntry            one entry of the state store cannot be read (never resent)
         ├── OutputError             an output file cannot be written
         ├── TemplateProblem         a prompt failed to render (strict undefined, sandbox)
         └── PostProcessFailed       a reply failed post-processing (JSON, schema, extract)
@@ -254,6 +255,13 @@ class DeadlineExceeded(ItemError):
 
 class SourceUnreadable(ItemError):
     """A local input cannot be read: an audio file, or a saved transcript that is not one."""
+
+
+class DamagedEntry(ItemError):
+    """One entry of the state store cannot be read (the file was edited, a disk fault):
+    the task that needs it fails, naming the entry and how to remove it. The work it
+    records is not paid for again behind the user's back; the store itself still works,
+    so the other items go on."""
 
 
 class OutputError(ItemError):

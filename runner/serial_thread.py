@@ -16,6 +16,10 @@ A call returns only after its batch ran (and, for the store, committed): a reply
 a job recorded through :meth:`SerialThread.call` is on disk before the caller goes
 on, and the event loop never waits for the store's lock. :meth:`SerialThread.close`
 finishes every call already queued, so a run that stops keeps what it was recording.
+Closing is for good (a second close does nothing): a call after it is a bug of its
+caller, a :class:`RuntimeError` at once, never a call queued where no thread will
+take it. A call and a close that race are one before the other: the call is queued
+before the close's stop (and runs), or it sees the close (and raises).
 """
 
 from __future__ import annotations
@@ -63,7 +67,10 @@ class SerialThread:
         self.batching = batching
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # Held while a call is queued (starting the thread if need be) and while close
+        # stops it, so no call can be queued behind the stop, where nothing takes it.
         self._lock = threading.Lock()
+        self._closed = False
         self.batches = 0
         self.calls = 0
 
@@ -72,27 +79,34 @@ class SerialThread:
         batching, once it committed)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._start()
-        self._queue.put(_Call(function, args, loop, future))
+        self._queue_call(_Call(function, args, loop, future))
         return await future
 
     def close(self) -> None:
-        """Finish the calls already queued, then stop the thread."""
+        """Finish the calls already queued, then stop the thread, for good; a second
+        close does nothing."""
         with self._lock:
             thread, self._thread = self._thread, None
+            self._closed = True
+            if thread is not None:
+                self._queue.put(None)  # after every call queued so far
         if thread is not None:
-            self._queue.put(None)
             thread.join()
 
-    def _start(self) -> None:
-        if self._thread is not None:
-            return
+    def _queue_call(self, call: _Call) -> None:
+        """Queue ``call``, starting the thread if none runs; a RuntimeError once closed."""
         with self._lock:
+            if self._closed:
+                name = getattr(call.function, "__name__", repr(call.function))
+                raise RuntimeError(
+                    f"the {self.name} thread is closed: {name} was called after close()"
+                )
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._serve, name=f"transcript-runner-{self.name}", daemon=True
                 )
                 self._thread.start()
+            self._queue.put(call)
 
     def _serve(self) -> None:
         while True:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import sqlite3
 import threading
 import time
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from runner.errors import SourceUnreadable, StoreError
+from runner.errors import DamagedEntry, SourceUnreadable, StoreError
 from runner.items import Item
 from runner.prompt.payloads import Payload
 from runner.recipe.model import InputKind, Recipe, Task
@@ -178,6 +179,9 @@ class CachedReply:
     request: Mapping[str, Any]
     reply: Mapping[str, Any]
     created: float
+    # Why the row's request or reply cannot be read (both are then empty): listed and
+    # shown as damaged by `cache`; :meth:`Store.reply_get` raises it as DamagedEntry.
+    damage: str | None = None
 
 
 class Store:
@@ -484,10 +488,25 @@ class Store:
         return (str(rows[0][0]), float(rows[0][1])) if rows else None
 
     def reply_get(self, key: str) -> CachedReply | None:
-        rows = self._execute(
-            "SELECT key, label, model, request, reply, created FROM replies WHERE key=?", (key,)
+        """The cached reply of ``key``; a damaged one is a :class:`DamagedEntry` (never
+        None: that would send, and pay for, the request again without a word)."""
+        rows = self._execute(f"SELECT {_REPLY_COLUMNS} FROM replies WHERE key=?", (key,))
+        if not rows:
+            return None
+        cached = _reply(rows[0])
+        if cached.damage is not None:
+            raise DamagedEntry(self.damaged_reply(cached))
+        return cached
+
+    def damaged_reply(self, cached: CachedReply) -> str:
+        """What is wrong with a damaged cached reply, and how to remove it."""
+        short = cached.key[:12]
+        folder = "" if self.folder == DEFAULT_STATE_DIR else f" --state-dir {_quoted(self.folder)}"
+        return (
+            f"state store {self.path}: the cached reply {short} ({cached.label}) is damaged "
+            f"({cached.damage}), so it is neither replayed nor asked for again; remove it "
+            f"with `transcript-runner cache clear {short}{folder}` and the next run asks anew"
         )
-        return _reply(rows[0]) if rows else None
 
     def reply_put(
         self,
@@ -507,9 +526,8 @@ class Store:
         self._execute("DELETE FROM replies WHERE key=?", (key,))
 
     def replies(self) -> Iterator[CachedReply]:
-        for row in self._execute(
-            "SELECT key, label, model, request, reply, created FROM replies ORDER BY created"
-        ):
+        """Every cached reply, oldest first; damaged ones too, with their ``damage``."""
+        for row in self._execute(f"SELECT {_REPLY_COLUMNS} FROM replies ORDER BY created"):
             yield _reply(row)
 
     def ledger(self) -> Iterator[LedgerEntry]:
@@ -524,8 +542,7 @@ class Store:
         found: list[CachedReply | LedgerEntry] = [
             _reply(row)
             for row in self._execute(
-                "SELECT key, label, model, request, reply, created FROM replies WHERE key LIKE ?",
-                (pattern,),
+                f"SELECT {_REPLY_COLUMNS} FROM replies WHERE key LIKE ?", (pattern,)
             )
         ]
         found += [
@@ -557,6 +574,32 @@ class Store:
         return replies, ledger
 
 
+# The request and reply as bytes: text that is not UTF-8 (a damaged page) would make
+# SQLite's driver fail the whole query; read as bytes, it is one damaged entry.
+_REPLY_COLUMNS = "key, label, model, CAST(request AS BLOB), CAST(reply AS BLOB), created"
+
+
 def _reply(row: tuple[Any, ...]) -> CachedReply:
+    """A row of ``replies``; one whose request or reply is not a JSON object (an edited
+    file, a disk fault) comes back empty, with its ``damage`` said."""
     key, label, model, request, reply, created = row
-    return CachedReply(key, label, model, json.loads(request), json.loads(reply), created)
+    try:
+        parsed_request = _json_object("request", request)
+        parsed_reply = _json_object("reply", reply)
+    except ValueError as exc:
+        return CachedReply(key, label, model, {}, {}, created, damage=str(exc))
+    return CachedReply(key, label, model, parsed_request, parsed_reply, created)
+
+
+def _json_object(name: str, data: bytes | str | None) -> Mapping[str, Any]:
+    try:
+        loaded = json.loads(data if data is not None else b"")
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"its {name} is not JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"its {name} is not a JSON object")
+    return loaded
+
+
+def _quoted(path: Path) -> str:
+    return shlex.quote(str(path))

@@ -27,7 +27,13 @@ from runner.api.config import (
     RetryPolicy,
     Timeouts,
 )
-from runner.api.hosts import EU_BASE_URL, EU_GATEWAY_URL, US_BASE_URL, US_GATEWAY_URL
+from runner.api.hosts import (
+    EU_BASE_URL,
+    EU_GATEWAY_URL,
+    US_BASE_URL,
+    US_GATEWAY_URL,
+    rest_region,
+)
 from runner.api.http import HttpClient
 from runner.api.replies import parse_retry_after, rate_limit_pause
 from runner.errors import ApiError, ConfigurationError, KeyRefused, MaybeSubmitted
@@ -58,6 +64,24 @@ def test_from_env_regions_and_explicit_urls() -> None:
         },
     )
     assert (local.base_url, local.gateway_url) == ("http://127.0.0.1:9", EU_GATEWAY_URL)
+
+
+def test_the_region_of_the_rest_requests_follows_the_host_that_wins() -> None:
+    eu_host = {"ASSEMBLYAI_BASE_URL": " https://api.eu.assemblyai.com/ "}
+    assert rest_region(None, {}) == ("us", "")
+    assert rest_region("EU", {}) == ("eu", "")
+    assert rest_region(None, eu_host) == (
+        "eu",
+        "ASSEMBLYAI_BASE_URL is https://api.eu.assemblyai.com",
+    )
+    assert rest_region("us", eu_host)[0] == "eu"  # the variable wins, as in from_env
+    assert rest_region("eu", eu_host) == ("eu", "")
+    assert rest_region("eu", {"ASSEMBLYAI_BASE_URL": US_BASE_URL}) == (
+        "us",
+        "ASSEMBLYAI_BASE_URL is https://api.assemblyai.com",
+    )
+    # A host of one's own (a proxy, a test server) says nothing: --region decides.
+    assert rest_region("eu", {"ASSEMBLYAI_BASE_URL": "http://127.0.0.1:9"}) == ("eu", "")
 
 
 def test_from_env_errors_say_what_to_do() -> None:

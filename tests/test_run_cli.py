@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -651,6 +653,134 @@ def test_a_damaged_state_store_is_a_located_error(served: Path, run_cli: RunCli)
     assert code == 1
     assert "Traceback" not in err
     assert "state store .transcript-runner/state.db: file is not a database" in err
+
+
+def test_a_damaged_cached_reply_fails_its_task_without_asking_again(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """A reply row damaged behind the store's back: its task fails, naming the entry and
+    how to remove it; nothing is paid for again, the other item goes on, and `cache`,
+    `plan` and `cache clear KEY` handle it."""
+    shutil.copy(WILDFIRES, served / "saved" / "second.json")
+    (served / "two.yaml").write_text(
+        "version: 1\nname: two\ninputs: [{transcript_file: 'saved/*.json'}]\n"
+        "tasks:\n"
+        "  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text }}'}\n"
+        "  headline: {needs: [summary], prompt: 'Headline for: {{ tasks.summary.text }}'}\n"
+    )
+    assert run_cli("run", "two.yaml", "--progress", "plain").exit_code == 0
+    calls = len(fake.gateway.calls)
+    with Store(served / ".transcript-runner") as store:
+        key = next(r.key for r in store.replies() if r.label == "two/wildfires/summary")
+    with sqlite3.connect(served / ".transcript-runner" / "state.db") as db:
+        db.execute("UPDATE replies SET reply = substr(reply, 1, 20) WHERE key=?", (key,))
+    damaged = (
+        f"state store .transcript-runner/state.db: the cached reply {key[:12]} "
+        "(two/wildfires/summary) is damaged (its reply is not JSON: "
+    )
+    remedy = f"remove it with `transcript-runner cache clear {key[:12]}` and the next run asks anew"
+
+    code, _, err = run_cli("run", "two.yaml", "--progress", "plain")
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert len(fake.gateway.calls) == calls  # not asked again: that would pay twice
+    items = {i["item"]: i for i in manifest(served)["items"]}
+    tasks = {t["task"]: t for t in items["wildfires"]["tasks"]}
+    assert tasks["summary"]["status"] == "failed"
+    assert tasks["summary"]["error"].startswith(damaged)
+    assert tasks["summary"]["error"].endswith(remedy)
+    assert tasks["headline"]["status"] == "skipped"
+    assert items["second"]["status"] == "ok"
+    assert [t["cached"] for t in items["second"]["tasks"]] == [True, True]
+
+    code, out, err = run_cli("plan", "two.yaml")
+    assert code == 2, out + err
+    assert "Traceback" not in err
+    assert err.startswith(f"error: two.yaml: item 'wildfires': {damaged}")
+
+    code, listing, err = run_cli("cache", "ls")
+    assert code == 0, err
+    (line,) = [line for line in listing.splitlines() if line.startswith(key[:12])]
+    assert "two/wildfires/summary  DAMAGED: its reply is not JSON: " in line
+    assert len(listing.splitlines()) == 3  # the others are listed as ever (one headline)
+    code, shown, err = run_cli("cache", "show", key[:8])
+    assert code == 0, err
+    entry = json.loads(shown)
+    assert entry["damaged"].startswith(damaged)
+    assert "reply" not in entry
+
+    code, out, err = run_cli("cache", "clear", key[:8], "--older-than", "1d")
+    assert (code, err) == (2, "error: cache clear takes a KEY or --older-than, not both\n")
+    code, out, err = run_cli("cache", "clear", key[:8])  # no terminal to ask: refused
+    assert code == 2
+    assert f"cache clear deletes the cached reply {key[:12]} of .transcript-runner/" in err
+    code, out, err = run_cli("cache", "clear", key[:8], "--yes")
+    assert (code, out) == (0, "Removed 1 cached replies and 0 ledger entries.\n"), err
+    code, _, err = run_cli("run", "two.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.gateway.calls) == calls + 1  # only the removed reply was asked again
+
+
+LEMUR_RECIPE = """\
+version: 1
+name: lemur
+inputs:
+  - url: https://media.example.com/board-meeting.mp3
+  - transcript_file: saved/wildfires.json
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text }}"
+  locations:
+    api: lemur
+    prompt: List all the locations affected by wildfires.
+"""
+
+
+def test_lemur_in_the_eu_region_is_refused_before_anything_is_sent(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --region eu` refuses a LeMUR task up front, with validate's own message and
+    exit code, and so do `run` and `plan` when ASSEMBLYAI_BASE_URL is the EU host."""
+    fake_url = os.environ["ASSEMBLYAI_BASE_URL"]
+    (served / "lemur.yaml").write_text(LEMUR_RECIPE)
+    code, out, _ = run_cli("validate", "--region", "eu", "lemur.yaml")
+    assert code == 3
+    (said,) = [line for line in out.splitlines() if "LeMUR is not offered" in line]
+    assert said == (
+        "lemur.yaml:10:5: $.tasks.locations.api: LeMUR is not offered in "
+        "AssemblyAI's EU region; move the task to the LLM Gateway (`transcript-runner "
+        "migrate`) or run in the US region"
+    )
+
+    for command in (["run", "--progress", "plain"], ["run", "--dry-run"]):
+        code, out, err = run_cli(*command, "--region", "eu", "lemur.yaml")
+        assert code == 3, out + err
+        assert said in err
+        assert "Traceback" not in err
+    assert fake.history == []  # nothing uploaded, submitted or asked
+    assert not (served / "out").exists()
+
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", "https://api.eu.assemblyai.com/")
+    from_env = said.replace(
+        "EU region;", "EU region (ASSEMBLYAI_BASE_URL is https://api.eu.assemblyai.com);"
+    )
+    for command in (["run", "--progress", "plain"], ["run", "--region", "us"], ["plan"]):
+        code, out, err = run_cli(*command, "lemur.yaml")
+        assert code == 3, out + err
+        assert from_env in err
+    code, _, err = run_cli("run", "--region", "eu", "--dry-run", "lemur.yaml")
+    assert (code, said in err) == (3, True)  # the command line's region: validate's words
+    assert fake.history == []
+
+    # ASSEMBLYAI_BASE_URL wins over --region: on the US host, LeMUR is there.
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", "https://api.assemblyai.com")
+    assert run_cli("run", "--dry-run", "--region", "eu", "lemur.yaml").exit_code == 0
+    # A host of one's own (the fake) and no --region: the run goes ahead, LeMUR included.
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", fake_url)
+    run_cli("run", "--progress", "plain", "lemur.yaml")
+    items = {i["item"]: i for i in manifest(served)["items"]}
+    assert [t["status"] for t in items["board-meeting"]["tasks"]] == ["ok", "ok"]
+    assert len(fake.lemur.calls) == 1  # (the saved transcript is not the fake's: refused)
 
 
 def test_max_audio_hours_counts_local_wav_files(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from runner.errors import DamagedEntry
 from runner.store import Store, file_identity, ledger_key, reply_key
 
 
@@ -42,6 +44,51 @@ def test_ledger_and_cache_round_trip(tmp_path: Path) -> None:
     assert store.clear() == (1, 1)
     assert store.reply_get("r1") is None
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "damage", "said"),
+    [
+        ("reply", '{"content": "cut sh', "its reply is not JSON: Unterminated string"),
+        ("request", "[1, 2]", "its request is not a JSON object"),
+        # Not UTF-8 (a damaged page): SQLite's driver cannot even read it as text.
+        ("reply", b"\xff\xfe{}", "its reply is not JSON"),
+    ],
+)
+def test_a_damaged_reply_row_is_named_and_listed_not_a_crash(
+    tmp_path: Path, column: str, damage: str | bytes, said: str
+) -> None:
+    with Store(tmp_path) as store:
+        store.reply_put("ab12" * 16, "notes/a/summary", "m", {"model": "m"}, {"content": "x"})
+        store.reply_put("cd34" * 16, "notes/b/summary", "m", {"model": "m"}, {"content": "y"})
+    # Damaged behind the store's back, as an edit of the file or a disk fault would.
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        value = "CAST(? AS TEXT)" if isinstance(damage, bytes) else "?"
+        db.execute(f"UPDATE replies SET {column}={value} WHERE key=?", (damage, "ab12" * 16))
+    with Store(tmp_path) as store:
+        with pytest.raises(DamagedEntry) as raised:
+            store.reply_get("ab12" * 16)
+        assert raised.value.message.startswith(
+            f"state store {tmp_path / 'state.db'}: the cached reply ab12ab12ab12 "
+            "(notes/a/summary) is damaged ("
+        )
+        assert said in raised.value.message
+        assert raised.value.message.endswith(
+            f"so it is neither replayed nor asked for again; remove it with "
+            f"`transcript-runner cache clear ab12ab12ab12 --state-dir {tmp_path}` and the "
+            "next run asks anew"
+        )
+        listed = {r.key[:4]: r for r in store.replies()}
+        assert listed["ab12"].damage is not None
+        assert said in listed["ab12"].damage
+        assert (listed["ab12"].request, listed["ab12"].reply) == ({}, {})
+        assert listed["cd34"].damage is None
+        assert listed["cd34"].reply == {"content": "y"}
+        (found,) = store.find("ab12")
+        assert isinstance(found, type(listed["ab12"]))
+        assert found.damage is not None
+        store.reply_forget("ab12" * 16)
+        assert store.reply_get("ab12" * 16) is None
 
 
 def _writer(folder: str, worker: int, count: int) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.checks.dry_run import check_inputs, check_templates
+from runner.checks.models import check_region
 from runner.checks.tasks import check_tasks
 from runner.diagnostics import Diagnostic, display_path
 from runner.errors import DiagnosticError, RecipeInvalid, UsageError
@@ -75,14 +76,22 @@ def _recipes_below(folder: Path) -> list[Path]:
     return found
 
 
-def load_recipes(paths: Sequence[str]) -> list[Recipe]:
+def load_recipes(
+    paths: Sequence[str], region: str | None = None, because: str = ""
+) -> list[Recipe]:
     """Every recipe named (files or folders), validated; :class:`RecipeInvalid` lists
-    every error of every file, so one bad recipe never hides another's problems."""
+    every error of every file, so one bad recipe never hides another's problems.
+
+    With ``region``, what that region does not offer is an error too, located as
+    ``validate --region`` locates it (``because``: what chose the region, if not the
+    command line)."""
     recipes: list[Recipe] = []
     problems: list[Diagnostic] = []
     for path in discover(paths):
         result = validate_file(path)
         problems.extend(d for d in result.diagnostics if d.is_error)
+        if result.recipe is not None and result.doc is not None:
+            problems.extend(check_region(result.doc, result.recipe, region, because))
         if result.recipe is not None:
             recipes.append(result.recipe)
     if problems:

@@ -99,17 +99,8 @@ def check_models(
 ) -> list[Diagnostic]:
     """Each model a Gateway task asks for (its own, or a fallback's) that the catalog
     does not list or the region does not offer; LeMUR tasks in the EU."""
-    found: list[Diagnostic] = []
+    found = check_region(doc, recipe, region)
     for task in recipe.tasks.values():
-        if task.api is TaskApi.LEMUR and region == "eu":
-            found.append(
-                doc.diagnostic(
-                    ("tasks", task.name, "api"),
-                    "LeMUR is not offered in AssemblyAI's EU region; move the task to the "
-                    "LLM Gateway (`transcript-runner migrate`) or run in the US region",
-                    severity=Severity.ERROR,
-                )
-            )
         if task.api is not TaskApi.GATEWAY or not task.asks_model or task.provider is not None:
             continue
         for path, model in _models_of(doc, task):
@@ -119,6 +110,27 @@ def check_models(
                     doc.diagnostic(path, problem, key=False, severity=problem_severity(catalog))
                 )
     return found
+
+
+def check_region(
+    doc: Document, recipe: Recipe, region: str | None, because: str = ""
+) -> list[Diagnostic]:
+    """What ``region`` does not offer at all, as errors: LeMUR tasks in the EU. ``validate
+    --region`` and ``run`` (before anything is sent) both ask this; ``because`` says what
+    chose the region when the command line did not (an environment variable)."""
+    if region != "eu":
+        return []
+    why = f" ({because})" if because else ""
+    return [
+        doc.diagnostic(
+            ("tasks", task.name, "api"),
+            f"LeMUR is not offered in AssemblyAI's EU region{why}; move the task to the "
+            "LLM Gateway (`transcript-runner migrate`) or run in the US region",
+            severity=Severity.ERROR,
+        )
+        for task in recipe.tasks.values()
+        if task.api is TaskApi.LEMUR
+    ]
 
 
 def problem_severity(catalog: Catalog | None) -> Severity:

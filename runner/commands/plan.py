@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from runner.api.hosts import rest_region
 from runner.checks import discover, load_recipes, validate_file
 from runner.checks.models import check_models, gateway_url, kept_catalog
 from runner.diagnostics import Diagnostic, Severity
@@ -35,7 +36,8 @@ def plan(request: PlanRequest) -> int:
     """Print what a run would do: transcriptions, LLM calls, cached work, audio, tokens."""
     if not request.recipes:
         raise UsageError("name at least one recipe: transcript-runner plan recipes/")
-    recipes = load_recipes(request.recipes)
+    # plan has no --region; an ASSEMBLYAI_BASE_URL of the EU is refused as `run` refuses it.
+    recipes = load_recipes(request.recipes, *rest_region(None, os.environ))
     state_dir = request.state_dir or DEFAULT_STATE_DIR
     _warn_about_models(request.recipes, state_dir)
     counted = count(recipes, state_dir, request.shard)

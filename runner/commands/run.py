@@ -22,6 +22,7 @@ import click
 
 from runner.api.config import FAMILIES, ClientConfig, Limits, RetryPolicy, Timeouts
 from runner.api.gateway import GatewayClient
+from runner.api.hosts import rest_region
 from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
 from runner.api.sweeps import StatusSweeper
@@ -77,7 +78,9 @@ def run(request: RunRequest) -> int:
     """Run recipes against AssemblyAI; 0 when everything succeeded, 1 when something failed."""
     if not request.recipes:
         raise UsageError("name at least one recipe: transcript-runner run recipes/summaries.yaml")
-    recipes = load_recipes(request.recipes)
+    # What the region does not offer (LeMUR in the EU) is refused before anything is
+    # sent or transcribed, as `validate --region` says it.
+    recipes = load_recipes(request.recipes, *rest_region(request.region, os.environ))
     if request.llm_url:
         recipes = [on_server(recipe, request.llm_url) for recipe in recipes]
     if request.dry_run:
