@@ -467,8 +467,9 @@ class Store:
         except zlib.error as exc:
             raise self._damaged(transcript_id, part, exc) from None
 
-    def _damaged(self, transcript_id: str, part: str, exc: Exception) -> StoreError:
-        return StoreError(
+    def _damaged(self, transcript_id: str, part: str, exc: Exception) -> DamagedEntry:
+        # One item's trouble, not the store's: the other items go on.
+        return DamagedEntry(
             f"state store {self.path}: the stored {part} of transcript {transcript_id} "
             f"is damaged ({exc}); remove it with `transcript-runner cache clear`"
         )

@@ -842,6 +842,44 @@ def test_a_damaged_stored_transcript_is_a_message_in_plan(served: Path, run_cli:
     assert f"the stored transcript {entry.transcript_id} is damaged" in err
 
 
+def test_a_damaged_kept_transcript_is_read_again_from_assemblyai_never_paid_again(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reading a transcript back costs nothing; submitting it again would. Offline,
+    with nothing to read it from, the damage fails that item only, named."""
+    import sqlite3
+
+    (served / "notes.yaml").write_text(RECIPE)
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
+    with Store(served / ".transcript-runner") as store:
+        (entry,) = list(store.ledger())
+    database = sqlite3.connect(served / ".transcript-runner" / "state.db")
+    with database:
+        database.execute(
+            "UPDATE transcripts SET body=? WHERE transcript_id=? AND part='transcript'",
+            (b"not zlib", entry.transcript_id),
+        )
+    database.close()
+
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain", "--offline")
+    assert code == 1, err
+    assert "Traceback" not in err
+    items = {i["item"]: i for i in manifest(served)["items"]}
+    assert items["wildfires"]["status"] == "ok"  # the other item goes on
+    assert items["board-meeting"]["status"] == "failed"
+    assert f"transcript {entry.transcript_id} is damaged" in items["board-meeting"]["error"]
+
+    before = len(fake.history)
+    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain", "--no-cache")
+    assert code == 0, err
+    assert "reading it again from AssemblyAI" in caplog.text
+    sent = [(r.method, r.path) for r in fake.history[before:]]
+    assert ("GET", f"/v2/transcript/{entry.transcript_id}") in sent
+    assert not [s for s in sent if s == ("POST", "/v2/transcript")]  # not paid again
+    with Store(served / ".transcript-runner") as store:  # the copy was replaced
+        assert store.transcript_get(entry.transcript_id, "transcript") is not None
+
+
 def test_a_refused_key_stops_the_run_at_the_first_401(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from runner.api.speech import SpeechClient
 from runner.api.types import TranscriptResult
 from runner.errors import (
     ApiError,
+    DamagedEntry,
     KeyRefused,
     MaybeSubmitted,
     NotStored,
@@ -51,6 +53,7 @@ from runner.transcript.model import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # How long a stopping run waits for a transcription POST already on the wire, so the
 # job it may have created is recorded in the ledger.
@@ -163,7 +166,7 @@ class Transcriber:
             transcript = await asyncio.to_thread(_parse, _built, (build, words))
         else:
             transcript_id = settled.transcript_id or ""
-            body, kept = await self._body(transcript_id)
+            body, kept = await self._body(transcript_id, made_here=settled.here)
             build = functools.partial(Transcript.from_body, body)
             # Reading the top of a body takes 0.06 ms: less than a trip to a thread.
             transcript = (
@@ -187,12 +190,14 @@ class Transcriber:
             found_paragraphs = _parse(parse_paragraphs, part)
         return Obtained(transcript, found_sentences, found_paragraphs, False)
 
-    async def _body(self, transcript_id: str) -> tuple[bytes, bool]:
+    async def _body(self, transcript_id: str, *, made_here: bool) -> tuple[bytes, bool]:
         """A completed transcript as received, and whether the store had it: from the
         store when kept, else downloaded (the caller keeps it once it reads)."""
         store = self.store
         if store is not None:
-            kept = await store.call(store.transcript_bytes, transcript_id, "transcript")
+            kept = await self._read_kept(
+                store.transcript_bytes, transcript_id, "transcript", refetch=not made_here
+            )
             if kept is not None:
                 return kept, True
         if self.offline:
@@ -219,7 +224,26 @@ class Transcriber:
     async def _stored(self, transcript_id: str, part: str) -> Mapping[str, Any] | None:
         if self.store is None:
             return None
-        return await self.store.call(self.store.transcript_get, transcript_id, part)
+        return await self._read_kept(self.store.transcript_get, transcript_id, part, refetch=True)
+
+    async def _read_kept(
+        self, read: Callable[[str, str], T | None], transcript_id: str, part: str, *, refetch: bool
+    ) -> T | None:
+        """A kept transcript part, or None when a damaged copy can be read again from
+        AssemblyAI, which costs nothing (the copy is then replaced). Offline, or for a
+        transcript made on this machine, the damage is the item's failure, named."""
+        assert self.store is not None
+        try:
+            return await self.store.call(read, transcript_id, part)
+        except DamagedEntry:
+            if self.offline or not refetch:
+                raise
+            log.warning(
+                "the kept %s of transcript %s is damaged; reading it again from AssemblyAI",
+                part,
+                transcript_id,
+            )
+            return None
 
     async def _keep(self, transcript_id: str, part: str, data: Mapping[str, Any]) -> None:
         if self.store is not None:
