@@ -268,3 +268,34 @@ def test_a_report_past_its_size_shows_the_rest_of_the_items_in_short(
     assert folders
     assert {link.rsplit("/", 1)[1] for link in folders} <= {"board-meeting", "saved"}
     assert all((served / "out" / link / "notes.md").is_file() for link in folders)
+
+
+def test_a_report_that_cannot_be_written_costs_the_run_nothing(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """Written as items finish; where it cannot be, every output and run.json are still
+    there, and the run says so and exits 1."""
+    shutil.copy(WILDFIRES, served / "saved.json")
+    (served / "recipe.yaml").write_text(RECIPE)
+    (served / "blocked").write_text("a file where the report's folder should be")
+    code, _, err = run_cli(
+        "run", "recipe.yaml", "--progress", "plain", "--report", "blocked/r.html"
+    )
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "error: the report could not be written: blocked/r.html" in err
+    summary = json.loads((served / "out" / "run.json").read_text())["summary"]
+    assert summary["items"] == {"failed": 1, "ok": 2}  # the broken recording, as always
+    assert (served / "out" / "report" / "saved" / "notes.md").is_file()
+    assert not list(served.glob("**/.*.tmp"))  # no spool left behind
+
+
+def test_a_report_path_that_is_the_manifest_is_refused_before_anything_runs(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    shutil.copy(WILDFIRES, served / "saved.json")
+    (served / "recipe.yaml").write_text(RECIPE)
+    code, _, err = run_cli("run", "recipe.yaml", "--report", "out/run.json")
+    assert code == 2, err
+    assert "--report out/run.json is the manifest itself" in err
+    assert fake.history == []

@@ -44,7 +44,7 @@ from runner.recipe.model import MANIFEST_FILE, InputKind, Provider, Recipe, Task
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.results.manifest import load_manifest
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
-from runner.results.report import write_manifest_report
+from runner.results.report import REPORT_FILE
 from runner.results.reports import publish, wanted
 from runner.store import DEFAULT_STATE_DIR, Store
 
@@ -205,9 +205,10 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         timeouts=_timeouts(config, recipes),
         retry=_retry(config, recipes),
     )
+    manifest = request.manifest or (request.out or DEFAULT_OUT) / MANIFEST_FILE
     options = RunOptions(
         out=request.out,
-        manifest=request.manifest or (request.out or DEFAULT_OUT) / MANIFEST_FILE,
+        manifest=manifest,
         timeout=request.timeout,
         transcript_deadline=_transcript_deadline(recipes),
         items_in_flight=limits.items,
@@ -217,6 +218,7 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         shard=request.shard,
         prices=run_prices(recipes, request.prices),
         llm_unavailable=llm_unavailable,
+        report=_report_path(request, manifest),
     )
     reporter = _reporter(request.progress)
     executor: Executor | None = None
@@ -249,8 +251,8 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
             asyncio.run(main(store))
         except (KeyboardInterrupt, asyncio.CancelledError):
             interrupted = True
-    report = None if request.no_report else _write_report(executor, request.report)
-    failed = _print_summary(executor, sweeper, report)
+    report, report_failed = _report_written(executor)
+    failed = _print_summary(executor, sweeper, report) or report_failed
     if interrupted:
         print(
             "Interrupted: finished outputs are kept and the manifest lists what was left. "
@@ -415,22 +417,28 @@ def _ci_reports(executor: Executor | None, junit: Path | None) -> bool:
     return not problems
 
 
-def _write_report(executor: Executor | None, path: Path | None) -> str | None:
-    """report.html from the manifest as written (so it says what run.json says); where
-    it went, or None when there is no manifest or it could not be written (said)."""
+def _report_path(request: RunRequest, manifest: Path) -> Path | None:
+    """Where report.html goes (--report, or beside the manifest); None with --no-report.
+    A path that is the manifest's own is refused before anything runs."""
+    if request.no_report:
+        return None
+    path = request.report or manifest.with_name(REPORT_FILE)
+    if path.resolve() == manifest.resolve():
+        raise UsageError(f"--report {path} is the manifest itself; give the report another path")
+    return path
+
+
+def _report_written(executor: Executor | None) -> tuple[str | None, bool]:
+    """Where the run wrote report.html (as the summary shows it), and whether writing
+    it failed (said here; the run's results are all kept)."""
     if executor is None or executor.outcome is None:
-        return None
-    manifest_path = executor.outcome.manifest
-    if path is not None and path.resolve() == manifest_path.resolve():
-        print("error: --report names the manifest itself; the report was not written",
+        return None, False
+    outcome = executor.outcome
+    if outcome.report_problem is not None:
+        print(f"error: the report could not be written: {outcome.report_problem}",
               file=sys.stderr)  # fmt: skip
-        return None
-    try:
-        written = write_manifest_report(load_manifest(manifest_path), manifest_path, path)
-    except Exception as exc:
-        print(f"error: the report could not be written: {exc!r}"[:500], file=sys.stderr)
-        return None
-    return display_resolved(written)
+        return None, True
+    return (display_resolved(outcome.report) if outcome.report else None), False
 
 
 def _print_summary(

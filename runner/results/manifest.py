@@ -261,6 +261,8 @@ class ManifestWriter:
         path.unlink(missing_ok=True)
         started = datetime.now(UTC).isoformat(timespec="seconds")
         self._history_name = _history_name(started, header)
+        self.header = header
+        self.summary: dict[str, Any] = {}  # set by close
         head = {"tool": "transcript-runner", "version": __version__, "started": started, **header}
         body = json.dumps(head, indent=2, ensure_ascii=False)
         # Open the object, leave it unterminated, and start the items array.
@@ -295,6 +297,7 @@ class ManifestWriter:
         }
         if loop_lag is not None:
             summary["loop_lag_max_ms"] = round(loop_lag * 1000)
+        self.summary = summary
         try:
             self._stream.write(
                 '\n  ],\n  "summary": ' + _indent(json.dumps(summary), first=False) + "\n}\n"
@@ -417,10 +420,11 @@ def load_manifest(path: Path) -> Manifest:
 def item_records(manifest: Manifest) -> list[ItemRecord]:
     """The manifest's items as the runner's own records, so totals are counted by
     :class:`~runner.results.manifest.Totals`, the code that wrote the summary, not a copy."""
-    return [_item(entry, index) for index, entry in enumerate(manifest["items"], 1)]
+    return [item_record(entry, index) for index, entry in enumerate(manifest["items"], 1)]
 
 
-def _item(data: Any, index: int) -> ItemRecord:
+def item_record(data: Any, index: int) -> ItemRecord:
+    """One item of a manifest (the ``index``-th, for messages) as the runner's record."""
     fields = _known_fields(ItemRecord, data, f"item {index}")
     fields["tasks"] = [_task(task, f"item {index}") for task in fields.get("tasks") or ()]
     return ItemRecord(**fields)

@@ -17,19 +17,21 @@ opens.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.request import pathname2url
 
 import msgspec
 
 from runner.recipe.prices import format_usd
-from runner.results.manifest import ItemRecord, Manifest, TaskRecord, item_records
+from runner.results.manifest import ItemRecord, Manifest, TaskRecord, item_record
 from runner.transcript.text import format_timestamp
 
 if TYPE_CHECKING:
@@ -87,55 +89,118 @@ def _csp() -> str:
 
 
 _CSP = _csp()
+_FILTER = '<label><input type="checkbox" id="only-failed"> only failed items</label>\n'
 
 
 def write_report(manifest: Manifest, manifest_path: Path, out: Path) -> Path:
     """Write the report of ``manifest`` (read from ``manifest_path``) to ``out``,
-    atomically: a half-written report never replaces a whole one."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as stream:
-            for part in report_parts(manifest, manifest_path, out.parent):
-                stream.write(part)
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return out
+    atomically: a half-written report never replaces a whole one. Raises OSError."""
+    report = ReportWriter(out, manifest.get("recipes") or ())
+    for index, entry in enumerate(manifest["items"], 1):
+        report.add(item_record(entry, index))
+    written = report.close(manifest.get("summary") or {})
+    if written is None:
+        raise OSError(report.problem)
+    return written
 
 
-def report_parts(manifest: Manifest, manifest_path: Path, report_dir: Path) -> Iterator[str]:
-    """The report's HTML, a piece at a time."""
-    records = item_records(manifest)
-    summary = manifest.get("summary") or {}
-    names = ", ".join(str(r.get("name")) for r in manifest.get("recipes") or ())
-    yield (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width"><title>{_e(names)} · '
-        f"transcript-runner</title><style>{_STYLE}</style></head><body>\n"
-    )
-    yield f"<h1>Run of {_e(names)}</h1>\n"
-    yield _overview(summary, records)
-    yield ('<label><input type="checkbox" id="only-failed"> only failed items</label>\n')
-    written, shortened = 0, 0
-    for index, record in enumerate(records):
-        if written < MAX_DETAILED_BYTES:
-            part = _item(index, record, report_dir)
-            written += len(part)
-        else:
-            part = _short_item(index, record, report_dir)
-            shortened += 1
-        yield part
-    if shortened:
-        yield (
-            f'<p class="time">The last {shortened} of {len(records)} items are shown in '
-            f"short, to keep this report small enough to open: each one's outputs and "
-            f"transcript are in its folder.</p>\n"
+class ReportWriter:
+    """report.html, written as a run goes: each item's section into a spool file beside
+    the report as the item finishes (so a run of 10,000 items holds none of them, and
+    the report is ready when the run ends), then the page around them once the
+    summary is known, replacing the report atomically.
+
+    A report must never cost a run its results: :meth:`add` and :meth:`close` do not
+    raise; the first problem is kept in :attr:`problem`, and nothing more is written.
+    """
+
+    def __init__(self, out: Path, recipes: Sequence[Mapping[str, Any]]) -> None:
+        self.out = out
+        self.problem: str | None = None
+        self._names = ", ".join(str(r.get("name")) for r in recipes)
+        self._spool_path = out.with_name(f".{out.name}.{os.getpid()}.items.tmp")
+        self._spool: IO[str] | None = None
+        self._items = 0
+        self._written = 0  # bytes of items in full
+        self._shortened = 0
+        self._failures: list[str] = []
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self._spool = self._spool_path.open("w", encoding="utf-8")
+        except OSError as exc:
+            self._fail(exc)
+
+    def add(self, record: ItemRecord) -> None:
+        """The item's section, in full until MAX_DETAILED_BYTES, then in short."""
+        if self._spool is None:
+            return
+        index, self._items = self._items, self._items + 1
+        try:
+            if self._written < MAX_DETAILED_BYTES:
+                part = _item(index, record, self.out.parent)
+                self._written += len(part)
+            else:
+                part = _short_item(index, record, self.out.parent)
+                self._shortened += 1
+            self._spool.write(part)
+        except Exception as exc:  # a report must not end the run: kept, and said at its end
+            self._fail(exc)
+            return
+        if record.status == "failed":  # interrupted items are counted, not listed
+            self._failures.append(_failure(record))
+
+    def close(self, summary: Mapping[str, Any]) -> Path | None:
+        """The whole page (head, overview, the spooled items, the script); None when
+        it could not be written (see :attr:`problem`)."""
+        if self._spool is None:
+            return None
+        spool, self._spool = self._spool, None
+        temporary = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
+        try:
+            spool.close()
+            with temporary.open("w", encoding="utf-8") as page:
+                self._write_page(page, summary)
+            os.replace(temporary, self.out)
+        except Exception as exc:  # (as in add)
+            self._fail(exc)
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+                self._spool_path.unlink(missing_ok=True)
+        return self.out
+
+    def _write_page(self, page: IO[str], summary: Mapping[str, Any]) -> None:
+        page.write(
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width">'
+            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}"><title>'
+            f"{_e(self._names)} · transcript-runner</title><style>{_STYLE}</style>"
+            f"</head><body>\n<h1>Run of {_e(self._names)}</h1>\n"
         )
-    yield f"<script>{_SCRIPT}</script></body></html>\n"
+        page.write(_overview(summary, self._failures))
+        page.write(_FILTER)
+        with self._spool_path.open(encoding="utf-8") as items:
+            shutil.copyfileobj(items, page)
+        if self._shortened:
+            page.write(
+                f'<p class="time">The last {self._shortened} of {self._items} items are '
+                "shown in short, to keep this report small enough to open: each one's "
+                "outputs and transcript are in its folder.</p>\n"
+            )
+        page.write(f"<script>{_SCRIPT}</script></body></html>\n")
+
+    def _fail(self, exc: BaseException) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+        self.problem = self.problem or f"{self.out}: {reason}"[:500]
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        with contextlib.suppress(OSError):  # (its folder may be what failed)
+            self._spool_path.unlink(missing_ok=True)
 
 
-def _overview(summary: Mapping[str, Any], records: Sequence[ItemRecord]) -> str:
+def _overview(summary: Mapping[str, Any], failures: Sequence[str]) -> str:
     items = summary.get("items") or {}
     tasks = summary.get("tasks") or {}
     cost = summary.get("cost_usd")
@@ -153,14 +218,16 @@ def _overview(summary: Mapping[str, Any], records: Sequence[ItemRecord]) -> str:
         ("time", f"{float(summary.get('wall_seconds') or 0):.1f} s"),
     ]
     shown = "".join(f"<div><b>{_e(k)}</b>: {_e(str(v))}</div>" for k, v in facts)
-    failures = [
-        f"<li>{_e(r.recipe)}/{_e(r.item)}: {_e(_first_cause(r))} "
-        f'<span class="time">({_e(r.recipe_file)}{_line_of(r)})</span></li>'
-        for r in records
-        if r.status == "failed"  # interrupted items are counted above, not listed
-    ]
     listed = f"<h3>Failures</h3><ul>{''.join(failures)}</ul>" if failures else ""
     return f'<section class="overview">{shown}</section>{listed}\n'
+
+
+def _failure(record: ItemRecord) -> str:
+    """A failed item's line in the overview: its first cause and its recipe line."""
+    return (
+        f"<li>{_e(record.recipe)}/{_e(record.item)}: {_e(_first_cause(record))} "
+        f'<span class="time">({_e(record.recipe_file)}{_line_of(record)})</span></li>'
+    )
 
 
 def _first_cause(record: ItemRecord) -> str:
