@@ -597,3 +597,20 @@ def test_a_report_that_cannot_be_written_fails_the_run(
     result = run_cli("run", "recipes/notes.yaml", "--progress", "plain", "--junit", "blocker/j.xml")
     assert result.exit_code == 1
     assert "error: cannot write the JUnit report blocker/j.xml" in result.stderr
+
+
+def test_the_items_of_a_run_json_stream_one_at_a_time_as_loading_it_reads_them(
+    tmp_path: Path,
+) -> None:
+    """What a line cannot break: line breaks of every kind inside the text."""
+    from runner.results.manifest import item_records, stream_item_records
+
+    awkward = "a\nb\rc\r\nd\u2028e\u2029f\x85g, }\n    {"
+    records = [
+        item("one", [ok_task()]),
+        item("two", [TaskRecord("summary", "failed", error=awkward)], error=awkward),
+        item("three", []),
+    ]
+    data = write_manifest(tmp_path / "run.json", records)
+    assert list(stream_item_records(tmp_path / "run.json")) == item_records(data)
+    assert [r.item for r in stream_item_records(tmp_path / "run.json")] == ["one", "two", "three"]

@@ -42,9 +42,9 @@ from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
 from runner.recipe.model import MANIFEST_FILE, InputKind, Provider, Recipe, Task, TaskApi
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
-from runner.results.manifest import load_manifest
+from runner.results.manifest import load_manifest, stream_item_records
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
-from runner.results.report import REPORT_FILE
+from runner.results.report import REPORT_FILE, ReportWriter
 from runner.results.reports import publish, wanted
 from runner.store import DEFAULT_STATE_DIR, Store
 
@@ -218,8 +218,8 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         shard=request.shard,
         prices=run_prices(recipes, request.prices),
         llm_unavailable=llm_unavailable,
-        report=_report_path(request, manifest),
     )
+    report_path = _report_path(request, manifest)
     reporter = _reporter(request.progress)
     executor: Executor | None = None
     sweeper: StatusSweeper | None = None
@@ -251,7 +251,7 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
             asyncio.run(main(store))
         except (KeyboardInterrupt, asyncio.CancelledError):
             interrupted = True
-    report, report_failed = _report_written(executor)
+    report, report_failed = _report_written(executor, report_path)
     failed = _print_summary(executor, sweeper, report) or report_failed
     if interrupted:
         print(
@@ -428,17 +428,26 @@ def _report_path(request: RunRequest, manifest: Path) -> Path | None:
     return path
 
 
-def _report_written(executor: Executor | None) -> tuple[str | None, bool]:
-    """Where the run wrote report.html (as the summary shows it), and whether writing
-    it failed (said here; the run's results are all kept)."""
-    if executor is None or executor.outcome is None:
+def _report_written(executor: Executor | None, path: Path | None) -> tuple[str | None, bool]:
+    """report.html, from the manifest as written (so it says what run.json says), read
+    an item at a time: where it went (as the summary shows it), and whether writing it
+    failed (said here; the run's results are all kept)."""
+    if path is None or executor is None or executor.outcome is None:
         return None, False
     outcome = executor.outcome
-    if outcome.report_problem is not None:
-        print(f"error: the report could not be written: {outcome.report_problem}",
-              file=sys.stderr)  # fmt: skip
+    report = ReportWriter(path, outcome.writer.header.get("recipes") or ())
+    try:
+        for record in stream_item_records(outcome.manifest):
+            report.add(record)
+    except (OSError, ValueError) as exc:  # run.json unreadable: it was just written
+        report.discard()
+        print(f"error: the report could not be written: {exc}", file=sys.stderr)
         return None, True
-    return (display_resolved(outcome.report) if outcome.report else None), False
+    written = report.close(outcome.writer.summary)
+    if written is None:
+        print(f"error: the report could not be written: {report.problem}", file=sys.stderr)
+        return None, True
+    return display_resolved(written), False
 
 
 def _print_summary(

@@ -54,7 +54,6 @@ from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
 from runner.recipe.prices import PriceTable
 from runner.results.manifest import NOT_RUN, ItemRecord, ManifestWriter, TaskRecord
 from runner.results.outputs import item_dir, write_transcript
-from runner.results.report import ReportWriter
 from runner.results.table import Tables, row_of
 from runner.serial_thread import SerialThread
 from runner.store import Store
@@ -88,7 +87,6 @@ class RunOptions:
     llm_unavailable: str | None = None
     # Each recipe's `prices:` and --prices; None: no costs are claimed.
     prices: Mapping[str, PriceTable] | None = None
-    report: Path | None = None  # report.html, written as items finish; None: none
 
 
 @dataclass
@@ -100,8 +98,6 @@ class RunOutcome:
     not_started: int = 0
     tables: tuple[Path, ...] = ()  # output.table files written
     table_problem: str | None = None  # why a table could not be written
-    report: Path | None = None  # report.html, when written
-    report_problem: str | None = None  # why it could not be
 
     @property
     def failed(self) -> bool:
@@ -193,7 +189,6 @@ class Executor:
         # slow disk stalls no request), without a hand-off to a pool per file.
         self._files = SerialThread("outputs")
         self._tables = Tables()
-        self._report: ReportWriter | None = None
         self.outcome: RunOutcome | None = None  # set even when the run is interrupted
 
     @property
@@ -213,8 +208,6 @@ class Executor:
             },
             self.options.prices,
         )
-        if self.options.report is not None:
-            self._report = ReportWriter(self.options.report, writer.header["recipes"])
         began = time.monotonic()
         self.reporter.start(len(work))
         outcome = "completed"
@@ -263,12 +256,9 @@ class Executor:
             record.status = "interrupted"
             record.error = record.error or f"the run was {outcome} before this item finished"
             writer.add(record)
-            if self._report is not None:
-                self._report.add(record)
         self._state.in_flight.clear()
         wall = time.monotonic() - began
         path = writer.close(outcome, wall, loop_lag=self._lag.max_seconds)
-        report = self._report.close(writer.summary) if self._report is not None else None
         return RunOutcome(
             path,
             outcome,
@@ -277,8 +267,6 @@ class Executor:
             not_started=total - self._state.started,
             tables=tuple(tables),
             table_problem=self._tables.problem,
-            report=report,
-            report_problem=self._report.problem if self._report is not None else None,
         )
 
     async def _run_pool(
@@ -301,8 +289,6 @@ class Executor:
                 # table's write must not lose a finished item from run.json.
                 writer.add(record)
                 self.reporter.item_finished(record)
-                if self._report is not None:  # (priced by the manifest's add)
-                    await self._files.call(self._report.add, record)
                 if prepared.recipe.table is not None:
                     row = row_of(record, results, prepared.recipe)
                     await self._files.call(

@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 Manifest = Mapping[str, Any]
 
 
+ITEMS_OPENING = '  "items": [\n'  # how ManifestWriter opens the items: one per line
 MAX_FAILURES_KEPT = 50  # failures repeated in the end-of-run summary
 
 
@@ -267,7 +268,7 @@ class ManifestWriter:
         body = json.dumps(head, indent=2, ensure_ascii=False)
         # Open the object, leave it unterminated, and start the items array.
         try:
-            self._stream.write(body[:-1].rstrip() + ',\n  "items": [\n')
+            self._stream.write(body[:-1].rstrip() + ",\n" + ITEMS_OPENING)
             self._stream.flush()
         except OSError as exc:
             raise _disk_error(self.partial, exc) from exc
@@ -415,6 +416,23 @@ def load_manifest(path: Path) -> Manifest:
         return check_manifest(data)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def stream_item_records(path: Path) -> Iterator[ItemRecord]:
+    """The items of a ``run.json`` that :class:`ManifestWriter` wrote, one at a time:
+    a 10,000-item manifest read whole is a hundred MB of dicts at the end of a run
+    whose memory was flat until then. The writer puts each item on a line of its own
+    (``json.dumps`` escapes every line break inside it), so a line is an item."""
+    with path.open(encoding="utf-8", newline="\n") as stream:
+        for line in stream:
+            if line == ITEMS_OPENING:
+                break
+        else:
+            raise ValueError(f"{path}: no items (not a manifest this runner wrote)")
+        for index, line in enumerate(stream, 1):
+            if not line.startswith("    {"):
+                return  # the items' closing bracket
+            yield item_record(json.loads(line.rstrip().removesuffix(",")), index)
 
 
 def item_records(manifest: Manifest) -> list[ItemRecord]:

@@ -105,10 +105,12 @@ def write_report(manifest: Manifest, manifest_path: Path, out: Path) -> Path:
 
 
 class ReportWriter:
-    """report.html, written as a run goes: each item's section into a spool file beside
-    the report as the item finishes (so a run of 10,000 items holds none of them, and
-    the report is ready when the run ends), then the page around them once the
-    summary is known, replacing the report atomically.
+    """report.html, an item at a time: each item's section into a spool file beside the
+    report (so 10,000 items are never held at once), then the page around them once
+    the summary is known, replacing the report atomically. (`run` feeds it from its
+    run.json after the run, not while items finish: on the outputs' thread its Python
+    work fought the event loop for the interpreter, and cost 2 ms of system CPU an
+    item.)
 
     A report must never cost a run its results: :meth:`add` and :meth:`close` do not
     raise; the first problem is kept in :attr:`problem`, and nothing more is written.
@@ -190,14 +192,18 @@ class ReportWriter:
             )
         page.write(f"<script>{_SCRIPT}</script></body></html>\n")
 
-    def _fail(self, exc: BaseException) -> None:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
-        self.problem = self.problem or f"{self.out}: {reason}"[:500]
+    def discard(self) -> None:
+        """Write nothing after all: the spool goes."""
         if self._spool is not None:
             self._spool.close()
             self._spool = None
-        with contextlib.suppress(OSError):  # (its folder may be what failed)
+        with contextlib.suppress(OSError):
             self._spool_path.unlink(missing_ok=True)
+
+    def _fail(self, exc: BaseException) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+        self.problem = self.problem or f"{self.out}: {reason}"[:500]
+        self.discard()
 
 
 def _overview(summary: Mapping[str, Any], failures: Sequence[str]) -> str:
