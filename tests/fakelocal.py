@@ -1,5 +1,5 @@
 """A stand-in for local OpenAI-compatible LLM servers, taught by recorded replies of real
-ones (../shared/fixtures/local-llm/): llama.cpp's ``llama-server`` and
+ones (tests/fixtures/local-llm/): llama.cpp's ``llama-server`` and
 llama-cpp-python's ``python -m llama_cpp.server``.
 
 What it reproduces (the fixtures' README says what each server did):
@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "local-llm"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "local-llm"
 SERVERS = {
     "llama-server": "llama-server-smollm2.json",
     "llama-cpp-python": "llama-cpp-python-smollm2.json",

@@ -192,7 +192,7 @@ def test_a_speech_server_transcribes_with_word_times(
     folder: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, with_words: bool
 ) -> None:
     monkeypatch.setenv("SPEECH_KEY", "speech-secret")
-    shutil.copy(REPO.parent / "shared" / "fixtures" / "audio" / "fox.wav", folder / "call.wav")
+    shutil.copy(REPO / "tests" / "fixtures" / "audio" / "fox.wav", folder / "call.wav")
     fake = FakeLocalLLM(key="speech-secret", speech=SAID, speech_words=with_words)
     with serve_in_thread(fake) as base:  # type: ignore[arg-type]
         (folder / "speech.yaml").write_text(SPEECH_RECIPE.replace("URL", f"{base}/v1"))

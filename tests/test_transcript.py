@@ -456,7 +456,7 @@ def make_sentences(n: int) -> list[Sentence]:
 def seed_sliding_window(
     elements: list[Sentence], distance: int, stride: int
 ) -> list[list[Sentence]]:
-    """The cookbook's version, verbatim (/work/shared/seeds/003_*.txt), kept to show its bug."""
+    """The cookbook's version, verbatim (AssemblyAI's best-quotes guide), kept to show its bug."""
     idx = 0
     results = []
     while idx + distance < len(elements):

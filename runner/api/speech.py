@@ -2,7 +2,7 @@
 
 Asks for ``response_format=verbose_json`` with ``timestamp_granularities[]=word``:
 OpenAI's API then answers with top-level ``words: [{word, start, end}]`` in seconds.
-Servers differ (``../shared/fixtures/local-llm/README.md``): faster-whisper-server
+Servers differ (``tests/fixtures/local-llm/README.md``): faster-whisper-server
 0.0.3 returns segments without words, and then each segment's words are given times
 spread evenly over the segment (said in the transcript's ``word_times``); a server
 without ``verbose_json`` is refused with its own message. whisper.cpp's server has

@@ -4,7 +4,6 @@ schemas that are not schemas."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -32,6 +31,7 @@ from runner.recipe.model import (
 )
 from runner.recipe.schema import transcription_options_schema
 from runner.results.table import ITEM_COLUMNS
+from runner.transcript.embedding import installed as embedding_runtime_installed
 
 _GATEWAY_ONLY = (
     "model",
@@ -611,11 +611,12 @@ def _check_quotes_match(doc: Document, task: Task) -> list[Diagnostic]:
             for key in _SEMANTIC_ONLY
             if key in given
         ]
-    if importlib.util.find_spec("sentence_transformers") is None:
+    if not embedding_runtime_installed():
         return [
             doc.diagnostic(
                 (*here, "match"),
-                "`match: semantic` needs the semantic extra, which is not installed here: "
+                "`match: semantic` needs the semantic extra (ONNX Runtime), which is not installed "
+                "here: "
                 "pip install 'transcript-runner[semantic]' where this recipe runs",
                 key=False,
                 severity=Severity.WARNING,

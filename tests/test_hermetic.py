@@ -1,0 +1,28 @@
+"""The suite reads nothing outside the checkout (tests/hermetic.py), and says so when it does."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from hermetic import CHECKOUT, GUARD
+
+
+def test_a_read_beside_the_checkout_is_caught() -> None:
+    beside = CHECKOUT.parent / "shared" / "fixtures" / "audio" / "fox.wav"
+    with contextlib.suppress(OSError):  # a fresh clone has nothing there: the attempt counts
+        beside.read_bytes()
+    assert GUARD.take() == [str(beside)]
+
+
+def test_a_listing_beside_the_checkout_is_caught() -> None:
+    beside = CHECKOUT.parent
+    list(beside.glob("*"))
+    assert str(beside) in GUARD.take()
+
+
+def test_reads_inside_the_checkout_and_tmp_path_pass(tmp_path: Path) -> None:
+    (tmp_path / "note.txt").write_text("kept", encoding="utf-8")
+    assert (tmp_path / "note.txt").read_text(encoding="utf-8") == "kept"
+    assert (CHECKOUT / "README.md").read_text(encoding="utf-8").startswith("# transcript-runner")
+    assert GUARD.take() == []
