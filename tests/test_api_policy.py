@@ -453,6 +453,7 @@ def test_a_run_outside_the_tests_keeps_its_waits() -> None:
     assert pacing.paced(1.5) == 1.5
 
 
+@pytest.mark.slow
 def test_test_mode_reaches_subprocesses_through_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -44,6 +44,8 @@ from docblocks import (
 )
 from fakeapi import FakeAssemblyAI, serve_in_thread
 
+pytestmark = pytest.mark.slow  # the workflow's steps, each a real subprocess
+
 WORKFLOW_FILE = "docs/examples/github-workflow.yml"
 WORKFLOW_PATH = ROOT / WORKFLOW_FILE
 CI_DOC = "docs/ci.md"

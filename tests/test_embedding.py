@@ -24,6 +24,8 @@ from runner.transcript.embedding import (
     embedder,
 )
 
+pytestmark = pytest.mark.slow  # a real embedding model
+
 RECORDED = json.loads(
     (Path(__file__).parent / "fixtures" / "embeddings" / "all-MiniLM-L6-v2.json").read_text(
         encoding="utf-8"

@@ -22,6 +22,8 @@ from conftest import RunCli
 
 from runner.transcript.local_engine import transcribe_file
 
+pytestmark = pytest.mark.slow  # a real Whisper model
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("faster_whisper")  # a test dependency: always there in CI
 

@@ -19,6 +19,8 @@ from runner.transcript.model import load_saved, sentences_from_words
 from runner.transcript.quotes import NOT_FOUND, REWORDED, VERBATIM, WordIndex, align
 from runner.transcript.semantic import SemanticUnavailable, match_semantic
 
+pytestmark = pytest.mark.slow  # a real embedding model
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 MODEL = PACKAGED
 

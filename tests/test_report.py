@@ -121,6 +121,7 @@ def test_no_report_writes_none(served: Path, fake: FakeAssemblyAI, run_cli: RunC
 ARTIFACTS = REPO / "test-artifacts"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason=".ci/run installs chromium (Debian's package)"
 )

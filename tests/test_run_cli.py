@@ -333,6 +333,7 @@ def bulk_report(fake: FakeAssemblyAI) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_hundreds_of_items_with_faults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
@@ -393,6 +394,7 @@ def test_hundreds_of_items_with_faults(
     assert report["summary"]["retries"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
     tmp_path: Path, signal_name: str
@@ -998,6 +1000,7 @@ def _umask() -> int:
     return mask
 
 
+@pytest.mark.slow
 def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
     """SIGTERM while 20 submissions queue behind one slot: the one on the wire is
     recorded, the queued ones are never sent (before, all of them went out)."""

@@ -128,11 +128,13 @@ def spec_path() -> Path:
     return SPEC_PATH
 
 
+@pytest.mark.slow
 def test_committed_schema_is_up_to_date(spec_path: Path) -> None:
     result = run_script("--check", "--spec", spec_path, "--out", SCHEMA_PATH)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_check_reports_a_stale_schema(spec_path: Path, tmp_path: Path) -> None:
     stale = tmp_path / "transcription.schema.json"
     stale.write_text(SCHEMA_PATH.read_text(encoding="utf-8").replace("Speaker labels", "Spkr"))

@@ -328,6 +328,7 @@ def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_python_dash_m_runner(tmp_path: Path) -> None:
     result = _python(["-m", "runner", "--help"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -335,6 +336,7 @@ def test_python_dash_m_runner(tmp_path: Path) -> None:
     assert "validate" in result.stdout
 
 
+@pytest.mark.slow
 def test_validate_does_not_import_the_http_stack() -> None:
     # `validate` runs on every pull request; it must stay offline and start fast.
     code = (
