@@ -150,8 +150,10 @@ class RetryPolicy:
     """Bounded retries with full-jitter exponential backoff (AWS "full jitter").
 
     A request is retried until it succeeds, ``max_retries`` retries were spent, or the
-    next wait would take it past ``budget`` seconds: two minutes outlast an ordinary
-    blip (a deploy, a burst of 5xx) without holding a run hostage to an outage.
+    next wait would take it past ``budget`` seconds from its first failure: two minutes
+    outlast an ordinary blip (a deploy, a burst of 5xx) without holding a run hostage to
+    an outage. Waiting for a slot and the first attempt (an upload, a transcription on
+    a speech server: minutes) are not retrying, so they do not spend the budget.
 
     ``retry_statuses`` apply to idempotent requests. ``unprocessed_statuses`` are the
     only statuses on which a non-idempotent request is resent: 429 says the request was
@@ -165,7 +167,7 @@ class RetryPolicy:
     max_retries: int = 8
     base_delay: float = 0.5
     max_delay: float = 30.0
-    budget: float = 120.0  # seconds one request may spend on retries, waits included
+    budget: float = 120.0  # seconds from a request's first failure, waits included
     max_retry_after: float = 300.0
     retry_statuses: frozenset[int] = RETRYABLE_STATUSES
     unprocessed_statuses: frozenset[int] = UNPROCESSED_STATUSES

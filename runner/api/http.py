@@ -300,6 +300,9 @@ class HttpClient:
         body, send_headers = _encode(json, data, headers)
         attempt_timeout = timeout or self.config.timeouts.for_family(family)
         started = self._clock()
+        # The retry budget counts from the first failure: waiting for a slot, or for a
+        # long first attempt (an upload, a transcription), is not retrying.
+        failed_at: float | None = None
         retries = 0
         while True:
             try:
@@ -312,14 +315,16 @@ class HttpClient:
                     if parsed is None:
                         raise Malformed(raw.body)
             except TRANSPORT_ERRORS as exc:
-                elapsed = self._clock() - started
+                failed_at = self._clock() if failed_at is None else failed_at
+                elapsed = self._clock() - failed_at
                 delay = self._transport_delay(route, exc, idempotent, retries, elapsed)
             else:
                 if _ok(raw.status):
                     stats = CallStats(retries + 1, retries, self._clock() - started)
                     return HttpResponse(raw.status, raw.headers, raw.body, stats, parsed)
                 resend = idempotent or raw.status in (resend_statuses or ())
-                elapsed = self._clock() - started
+                failed_at = self._clock() if failed_at is None else failed_at
+                elapsed = self._clock() - failed_at
                 delay = self._status_delay(
                     route, key, raw, resend, retries, elapsed, describe_error
                 )
