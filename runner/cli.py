@@ -168,7 +168,7 @@ def render(**options: Any) -> None:
     multiple=True,
     callback=lambda _ctx, _param, values: _parse_limits(values),
     metavar="KIND=N",
-    help="Requests at once, per kind: items, uploads, transcriptions, polls, llm, lemur.",
+    help="Requests at once, per kind: items, uploads, transcriptions, polls, llm, lemur, speech.",
 )
 @click.option(
     "--region",

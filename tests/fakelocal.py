@@ -12,6 +12,10 @@ What it reproduces (the fixtures' README says what each server did):
 - llama-cpp-python ignores ``tools`` and sends no usage chunk when streaming;
 - ``GET /v1/models`` as each recorded it.
 
+As a speech server (``POST /v1/audio/transcriptions``) it answers OpenAI's verbose_json,
+counts the requests it holds at once (``speech_peak``) and answers the faults queued in
+``speech_faults`` first, one per request.
+
 It records every request (headers included) so tests can check what reached it, and
 answers with ``responder(body)`` or the recorded content of the ``bullets`` request.
 Served with :func:`fakeapi.serve_in_thread`, like the AssemblyAI fake.
@@ -19,8 +23,10 @@ Served with :func:`fakeapi.serve_in_thread`, like the AssemblyAI fake.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +62,15 @@ class FakeLocalLLM:
     speech: list[tuple[str, float, float]] = field(default_factory=list)
     speech_words: bool = True
     speech_forms: list[dict[str, list[str]]] = field(default_factory=list)
+    # Answered first, one per request: (status, headers, JSON body).
+    speech_faults: deque[tuple[int, dict[str, str], dict[str, Any]]] = field(default_factory=deque)
+    # Each transcription is held until `speech_gather` are in flight (or `speech_hold`
+    # seconds passed), so the peak counted is the client's limit, not an accident of
+    # timing; `speech_peak` is the most requests the server held at once.
+    speech_gather: int = 1
+    speech_hold: float = 1.0
+    speech_in_flight: int = 0
+    speech_peak: int = 0
 
     @property
     def recording(self) -> dict[str, Any]:
@@ -70,6 +85,14 @@ class FakeLocalLLM:
         return app
 
     async def _transcribe(self, request: web.Request) -> web.Response:
+        self.speech_in_flight += 1
+        self.speech_peak = max(self.speech_peak, self.speech_in_flight)
+        try:
+            return await self._transcribed(request)
+        finally:
+            self.speech_in_flight -= 1
+
+    async def _transcribed(self, request: web.Request) -> web.Response:
         """OpenAI's verbose_json: text, language (a name), duration, segments, and
         top-level words when asked for with timestamp_granularities[]=word."""
         fields: dict[str, list[str]] = {}
@@ -81,6 +104,12 @@ class FakeLocalLLM:
             )
             fields.setdefault(str(part.name), []).append(text)
         self.speech_forms.append(fields)
+        held_until = time.monotonic() + self.speech_hold
+        while self.speech_in_flight < self.speech_gather and time.monotonic() < held_until:
+            await asyncio.sleep(0.01)
+        if self.speech_faults:
+            status, headers, body = self.speech_faults.popleft()
+            return web.json_response(body, status=status, headers=headers)
         if self.key is not None and request.headers.get("Authorization") != f"Bearer {self.key}":
             return web.json_response({"error": {"message": "Invalid API Key"}}, status=401)
         end = self.speech[-1][2] if self.speech else 0.0

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from runner.api.speech import shaped
 from runner.api.types import Completion, TranscriptResult, Usage
 from runner.execute.services import Services
 
@@ -144,16 +145,48 @@ class FakeCompletions:
         return Completion(reply, model, usage, f"req-{len(self.history)}", "stop")
 
 
+class FakeSpeech:
+    """A speech server (``transcription: {engine: openai-compatible}``): each file is
+    answered with the next enqueued verbose_json reply (or raises the next enqueued
+    exception), else with one that says the file's name; ``history`` keeps each
+    request's ``(path, options)``."""
+
+    def __init__(self) -> None:
+        self.history: list[tuple[Path, dict[str, Any]]] = []
+        self._replies: deque[Mapping[str, Any] | BaseException] = deque()
+
+    def enqueue(self, *replies: Mapping[str, Any] | BaseException) -> None:
+        self._replies.extend(replies)
+
+    async def transcribe(
+        self, path: Path, options: Mapping[str, Any], audio: str
+    ) -> Mapping[str, Any]:
+        self.history.append((path, dict(options)))
+        reply = self._replies.popleft() if self._replies else None
+        if isinstance(reply, BaseException):
+            raise reply
+        said = ("words", "of", path.name)
+        words = [{"word": word, "start": n, "end": n + 0.5} for n, word in enumerate(said)]
+        return shaped(reply or {"text": " ".join(said), "words": words}, options, audio)
+
+
 class FakeServices(Services):
-    """All three services, each with its ``enqueue()`` and ``history``."""
+    """All the services, each with its ``enqueue()`` and ``history``; speech servers
+    by ``LocalEngine.server``."""
 
     transcripts: FakeTranscripts
     gateway: FakeCompletions
     lemur: FakeCompletions
+    speech: Mapping[str, FakeSpeech]
 
-    def __init__(self, default_reply: Callable[[Mapping[str, Any]], str] | None = None) -> None:
+    def __init__(
+        self,
+        default_reply: Callable[[Mapping[str, Any]], str] | None = None,
+        speech: Mapping[str, FakeSpeech] | None = None,
+    ) -> None:
         super().__init__(
             transcripts=FakeTranscripts(),
             gateway=FakeCompletions(default_reply),
             lemur=FakeCompletions(default_reply),
+            speech=speech or {},
         )

@@ -393,6 +393,23 @@ def test_the_retry_budget_bounds_a_request_in_time_as_well_as_in_count() -> None
     assert policy.gives_up(retries=8, elapsed=1.0, delay=0.0)
 
 
+async def test_the_retry_budget_counts_from_the_first_failure_not_from_the_wait_for_a_turn(
+    fake: FakeAssemblyAI, base_url: str
+) -> None:
+    """A request that waited its turn longer than the budget (behind a long upload or
+    transcription) still has its retries: waiting is not retrying."""
+    tid = fake.create_transcript()
+    fake.faults.add("GET /v2/transcript/*", delay(0.6))  # the first holds the only slot
+    fake.faults.add("GET /v2/transcript/*", status(503))  # the other is refused once
+    retry = RetryPolicy(budget=0.3, rng=random.Random(1))
+    url = f"{base_url}/v2/transcript/{tid}"
+    async with HttpClient(config_for(base_url, retry=retry, limits=Limits(polls=1))) as client:
+        both = [client.request("GET", url, family="polls", idempotent=True) for _ in "ab"]
+        answers = await asyncio.gather(*both)
+    assert sorted(answer.stats.retries for answer in answers) == [0, 1]
+    assert len(fake.requests_to("GET /v2/transcript/*")) == 3
+
+
 async def test_snapshot_counts_requests_in_flight(
     fake: FakeAssemblyAI, http: HttpClient, base_url: str
 ) -> None:

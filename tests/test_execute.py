@@ -494,3 +494,57 @@ async def test_an_llm_reply_on_the_wire_when_the_run_stops_is_kept(tmp_path: Pat
         kept = list(store.replies())
     assert len(kept) == 1
     assert kept[0].label == "notes/a/summary"
+
+
+# --- speech servers -----------------------------------------------------------------
+
+SPEECH = """\
+version: 1
+name: heard
+inputs: [{file: "calls/*.wav"}]
+transcription: {engine: openai-compatible, base_url: "http://speech.example/v1/"}
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text }}"
+"""
+
+
+def speech_recipe(tmp_path: Path, *audio: bytes) -> Recipe:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    for n, sound in enumerate(audio):
+        (calls / f"call-{n}.wav").write_bytes(sound)
+    return recipe_from(tmp_path, SPEECH)
+
+
+async def test_files_go_to_the_recipes_speech_server_once_each(tmp_path: Path) -> None:
+    from fakeservices import FakeSpeech
+
+    recipe = speech_recipe(tmp_path, b"one", b"two", b"one")  # call-2 is call-0's audio
+    assert recipe.local_engine is not None
+    server = FakeSpeech()
+    services = FakeServices(default_reply=echo, speech={recipe.local_engine.server: server})
+    with Store(tmp_path / "state") as store:
+        reporter, _ = await run(tmp_path, services, recipe, store)
+        assert len(server.history) == 2
+        assert [r.status for r in reporter.finished] == ["ok"] * 3
+        prompts = {body["messages"][-1]["content"] for body in services.gateway.history}
+        assert prompts == {f"Summarize: words of {path.name}" for path, _ in server.history}
+        await run(tmp_path, services, recipe, store)  # the ledger has them all
+    assert len(server.history) == 2
+
+
+async def test_a_speech_servers_refusal_fails_its_item_only(tmp_path: Path) -> None:
+    from fakeservices import FakeSpeech
+
+    recipe = speech_recipe(tmp_path, b"one", b"two")
+    assert recipe.local_engine is not None
+    server = FakeSpeech()
+    server.enqueue(ApiError("POST /v1/audio/transcriptions failed (400): no such model"))
+    services = FakeServices(default_reply=echo, speech={recipe.local_engine.server: server})
+    reporter, _ = await run(tmp_path, services, recipe)
+    statuses = sorted((r.status, r.error or "") for r in reporter.finished)
+    assert statuses == [
+        ("failed", "POST /v1/audio/transcriptions failed (400): no such model"),
+        ("ok", ""),
+    ]

@@ -309,7 +309,7 @@ def test_bad_limit_is_a_usage_error(served: Path, run_cli: RunCli) -> None:
     assert code == 2
     assert err == (
         "error: --limit lmm=3: unknown kind 'lmm'; did you mean 'llm'?; kinds: items, uploads, "
-        "transcriptions, polls, llm, lemur\n"
+        "transcriptions, polls, llm, lemur, speech\n"
     )
 
 

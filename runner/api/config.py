@@ -18,8 +18,15 @@ import aiohttp
 from runner.api.hosts import REGIONS, US_BASE_URL, US_GATEWAY_URL
 from runner.errors import ConfigurationError
 
-Family = Literal["uploads", "transcriptions", "polls", "llm", "lemur"]
-FAMILIES: Final[tuple[Family, ...]] = ("uploads", "transcriptions", "polls", "llm", "lemur")
+Family = Literal["uploads", "transcriptions", "polls", "llm", "lemur", "speech"]
+FAMILIES: Final[tuple[Family, ...]] = (
+    "uploads",
+    "transcriptions",
+    "polls",
+    "llm",
+    "lemur",
+    "speech",
+)
 
 MISSING_KEY_MESSAGE: Final = (
     "ASSEMBLYAI_API_KEY is not set; copy your API key from the AssemblyAI dashboard and "
@@ -41,6 +48,8 @@ class Timeouts:
       finished, and a long answer from a large model can take minutes.
     * ``upload`` 3600 s: the total for one upload (up to 2.2 GB, notes §2), since
       sending the body is not covered by the read timeout.
+    * ``speech`` 3600 s: one file on a speech server, sent, decoded and answered; the
+      server says nothing while it decodes, and a CPU may decode slower than real time.
     * ``transcript_deadline``: how long a transcript may take from submission to
       ``completed``; ``None`` scales with the audio (see :meth:`deadline_for`).
     """
@@ -49,6 +58,7 @@ class Timeouts:
     read: float = 60.0
     llm: float = 300.0
     upload: float = 3600.0
+    speech: float = 3600.0
     transcript_deadline: float | None = None
     min_transcript_deadline: float = 600.0
     deadline_per_audio_second: float = 3.0
@@ -83,6 +93,10 @@ class Timeouts:
             return aiohttp.ClientTimeout(
                 total=self.llm, sock_connect=self.connect, sock_read=self.llm
             )
+        if family == "speech":  # silent while it decodes: only the total bounds it
+            return aiohttp.ClientTimeout(
+                total=self.speech, sock_connect=self.connect, sock_read=self.speech
+            )
         return aiohttp.ClientTimeout(
             total=self.read * RESPONSE_READS, sock_connect=self.connect, sock_read=self.read
         )
@@ -96,6 +110,8 @@ class Limits:
     also use it to bound jobs in flight (paid accounts run 200+ jobs at once and queue
     the rest, notes §6). ``polls`` covers every GET on ``/v2/transcript``. ``llm`` is
     shared by all Gateway models; their rate limits are handled by cooldowns.
+    ``speech`` bounds the files sent at once to one speech server (each server's client
+    has its own slots): a local server decodes on its CPU, one file after another.
     """
 
     uploads: int = 4
@@ -103,6 +119,7 @@ class Limits:
     polls: int = 16
     llm: int = 8
     lemur: int = 4
+    speech: int = 4
 
     def __post_init__(self) -> None:
         for family in FAMILIES:
@@ -133,8 +150,10 @@ class RetryPolicy:
     """Bounded retries with full-jitter exponential backoff (AWS "full jitter").
 
     A request is retried until it succeeds, ``max_retries`` retries were spent, or the
-    next wait would take it past ``budget`` seconds: two minutes outlast an ordinary
-    blip (a deploy, a burst of 5xx) without holding a run hostage to an outage.
+    next wait would take it past ``budget`` seconds from its first failure: two minutes
+    outlast an ordinary blip (a deploy, a burst of 5xx) without holding a run hostage to
+    an outage. Waiting for a slot and the first attempt (an upload, a transcription on
+    a speech server: minutes) are not retrying, so they do not spend the budget.
 
     ``retry_statuses`` apply to idempotent requests. ``unprocessed_statuses`` are the
     only statuses on which a non-idempotent request is resent: 429 says the request was
@@ -148,7 +167,7 @@ class RetryPolicy:
     max_retries: int = 8
     base_delay: float = 0.5
     max_delay: float = 30.0
-    budget: float = 120.0  # seconds one request may spend on retries, waits included
+    budget: float = 120.0  # seconds from a request's first failure, waits included
     max_retry_after: float = 300.0
     retry_statuses: frozenset[int] = RETRYABLE_STATUSES
     unprocessed_statuses: frozenset[int] = UNPROCESSED_STATUSES

@@ -1,14 +1,15 @@
 """Retry, rate-limit and timeout policy, and the one aiohttp session that applies it.
 
-Every request to AssemblyAI goes through :meth:`HttpClient.request`, so the rules live
-here and nowhere else:
+Every request (to AssemblyAI, and to the OpenAI-compatible LLM and speech servers a
+recipe names, each with a client of its own) goes through :meth:`HttpClient.request`,
+so the rules live here and nowhere else:
 
 * **Timeouts** (:class:`~runner.api.config.Timeouts`) are a config object, like
   httpx's: connect, read, LLM and upload budgets, plus how long a transcript may take.
 * **Concurrency** (:class:`~runner.api.config.Limits`) is one semaphore per endpoint
   *family*: uploads, transcript submissions, polls (every GET on ``/v2``), LLM Gateway
-  calls and LeMUR calls. A slot is held only while a request is on the wire, never
-  during a backoff sleep.
+  calls, LeMUR calls and files sent to a speech server. A slot is held only while a
+  request is on the wire, never during a backoff sleep.
 * **Retries** (:class:`~runner.api.config.RetryPolicy`) are bounded, with full-jitter
   exponential backoff, on 408/409/429/5xx and connection errors; ``Retry-After`` is a minimum wait.
 * **Cooldowns**: after a ``Retry-After`` on a family (on the Gateway: on a model) *no*
@@ -75,7 +76,9 @@ log = logging.getLogger(__name__)
 # (family, model): the slots a request takes, and with gate_of() the cooldown it waits on.
 RequestKey = tuple[Family, str | None]
 
-BodyFactory = Callable[[], IO[bytes]]  # opened afresh for each attempt, so retries resend
+# Opened afresh for each attempt, so a retry resends the whole body: a file (an upload
+# streamed from disk), or a multipart form around a file opened for that attempt.
+BodyFactory = Callable[[], AbstractContextManager[IO[bytes] | aiohttp.FormData]]
 
 REDACTED: Final = b"[REDACTED]"
 # Seconds the other requests wait for the client's first answer before going anyway.
@@ -192,6 +195,7 @@ class HttpClient:
         stopping the run as a refused AssemblyAI key."""
         self.config = config
         self._assemblyai = assemblyai
+        self._server = "AssemblyAI" if assemblyai else "the server"  # as messages name it
         self._authorization = config.api_key if assemblyai else authorization
         self._headers = dict(headers or {})
         self._sleep = sleep
@@ -296,6 +300,9 @@ class HttpClient:
         body, send_headers = _encode(json, data, headers)
         attempt_timeout = timeout or self.config.timeouts.for_family(family)
         started = self._clock()
+        # The retry budget counts from the first failure: waiting for a slot, or for a
+        # long first attempt (an upload, a transcription), is not retrying.
+        failed_at: float | None = None
         retries = 0
         while True:
             try:
@@ -308,14 +315,16 @@ class HttpClient:
                     if parsed is None:
                         raise Malformed(raw.body)
             except TRANSPORT_ERRORS as exc:
-                elapsed = self._clock() - started
+                failed_at = self._clock() if failed_at is None else failed_at
+                elapsed = self._clock() - failed_at
                 delay = self._transport_delay(route, exc, idempotent, retries, elapsed)
             else:
                 if _ok(raw.status):
                     stats = CallStats(retries + 1, retries, self._clock() - started)
                     return HttpResponse(raw.status, raw.headers, raw.body, stats, parsed)
                 resend = idempotent or raw.status in (resend_statuses or ())
-                elapsed = self._clock() - started
+                failed_at = self._clock() if failed_at is None else failed_at
+                elapsed = self._clock() - failed_at
                 delay = self._status_delay(
                     route, key, raw, resend, retries, elapsed, describe_error
                 )
@@ -426,7 +435,7 @@ class HttpClient:
         limit = self.config.retry.max_retry_after
         if left > limit:
             raise ApiError(
-                f"{route} not sent: AssemblyAI asked clients to wait {left:.0f} s, longer "
+                f"{route} not sent: {self._server} asked clients to wait {left:.0f} s, longer "
                 f"than the {limit:g} s this run allows (RetryPolicy.max_retry_after)",
                 endpoint=route,
             )
@@ -448,7 +457,7 @@ class HttpClient:
                 raise ApiError(f"{route} failed{_after(retries)}: {what}", endpoint=route) from exc
             raise MaybeSubmitted(
                 f"{route} got no usable answer ({what}); the request may have reached "
-                "AssemblyAI; not resent to avoid paying twice",
+                f"{self._server}; not resent to avoid paying twice",
                 endpoint=route,
                 retries=retries,
             ) from exc
@@ -541,8 +550,8 @@ def _encode(
 def _open_body(body: bytes | BodyFactory | None) -> AbstractContextManager[Any]:
     """A context giving this attempt's payload; a factory's file is closed afterwards.
 
-    aiohttp sends a file object with Content-Length, reading it in chunks, so an upload
-    never holds the whole file in memory.
+    aiohttp sends a file object (alone, or as a part of a form) reading it in chunks, so
+    an upload never holds the whole file in memory.
     """
     if body is None or isinstance(body, bytes):
         return nullcontext(body)

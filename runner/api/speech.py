@@ -8,112 +8,92 @@ spread evenly over the segment (said in the transcript's ``word_times``); a serv
 without ``verbose_json`` is refused with its own message. whisper.cpp's server has
 another path (``/inference``) and is not supported.
 
+Each speech server has one client for the whole run, over an :class:`HttpClient` of
+its own (built by ``runner.commands.run``), so the shared policy applies: the
+``speech`` limit (files on the wire at once, per server), retries with jittered
+backoff and ``Retry-After``, the retry budget, test mode and timeouts. A file is sent
+again only after an answer that says the server did nothing with it (408, 429, 503,
+or no connection made): OpenAI's own API bills each file, so an ambiguous failure (a
+500, a connection dropped after sending) fails the item rather than paying twice.
+
 The reply is turned into an AssemblyAI-shaped transcript, like the local engine's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Final
 
 import aiohttp
 
+from runner.api.gateway import gateway_error_text
+from runner.api.http import HttpClient, decode_json, route_of
 from runner.errors import ApiError, SourceUnreadable
 
-ROUTE = "POST /v1/audio/transcriptions"
-TIMEOUT = aiohttp.ClientTimeout(total=3600, sock_connect=10)
-AT_ONCE = 4  # files sent at once to one speech server (a local server decodes on the CPU)
-ATTEMPTS = 3  # a 429, a 5xx or a dropped connection is tried again, twice
-TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
+# Answers that say the server did nothing with the file: it is sent again.
+REFUSALS: Final = frozenset({408, 429, 503})
 
 
 class SpeechClient:
-    """One OpenAI-compatible speech server: its URL and key (never AssemblyAI's)."""
+    """One OpenAI-compatible speech server, over ``http``: a client whose base URL is
+    the server's (up to and including ``/v1``) and whose key is the server's own,
+    never AssemblyAI's (``HttpClient`` also redacts it from every answer)."""
 
-    def __init__(self, base_url: str, key: str | None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._key = key
-        self._slots = asyncio.Semaphore(AT_ONCE)
-
-    @property
-    def shown(self) -> str:
-        """The server's URL for messages, without any user:password in it."""
-        parts = urlsplit(self.base_url)
-        if not (parts.username or parts.password):
-            return self.base_url
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=host))
+    def __init__(self, http: HttpClient) -> None:
+        self._http = http
+        self.base_url = http.config.base_url.rstrip("/")
 
     async def transcribe(
         self, path: Path, options: Mapping[str, Any], audio: str
     ) -> dict[str, Any]:
-        """``path`` transcribed by the server, as an AssemblyAI-shaped transcript; a
-        transient failure is tried again, twice."""
-        async with self._slots:
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    status, body = await self._post(path, options)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    if attempt == ATTEMPTS:
-                        message = self._redacted(str(exc))
-                        raise ApiError(
-                            f"{ROUTE} to {self.shown} failed: {message}", endpoint=ROUTE
-                        ) from None
-                else:
-                    if status == 200:
-                        return shaped(_json(body), options, audio)
-                    if status not in TRANSIENT or attempt == ATTEMPTS:
-                        text = self._redacted(body.decode("utf-8", "replace"))[:300]
-                        raise ApiError(
-                            f"{ROUTE} failed ({status}): {text}", status=status, endpoint=ROUTE
-                        )
-                await asyncio.sleep(2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _post(self, path: Path, options: Mapping[str, Any]) -> tuple[int, bytes]:
-        """One request, the file streamed from disk (never read whole into memory)."""
-        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        try:
-            audio_file = path.open("rb")
-        except OSError as exc:
-            raise SourceUnreadable(f"cannot read {path}: {exc.strerror or exc}") from None
-        with audio_file:
-            form = aiohttp.FormData()
-            form.add_field("file", audio_file, filename=path.name)
-            form.add_field("model", str(options.get("model") or "whisper-1"))
-            form.add_field("response_format", "verbose_json")
-            form.add_field("timestamp_granularities[]", "word")
-            form.add_field("timestamp_granularities[]", "segment")
-            if options.get("language"):
-                form.add_field("language", str(options["language"]))
-            url = f"{self.base_url}/audio/transcriptions"
-            async with (
-                aiohttp.ClientSession(timeout=TIMEOUT) as session,
-                session.post(url, data=form, headers=headers, allow_redirects=False) as response,
-            ):
-                return response.status, await response.read()
-
-    def _redacted(self, text: str) -> str:
-        """The key out of a server's words, before anything is cut or shown."""
-        return text.replace(self._key, "[REDACTED]") if self._key else text
+        """``path`` transcribed by the server, as an AssemblyAI-shaped transcript."""
+        url = f"{self.base_url}/audio/transcriptions"
+        response = await self._http.request(
+            "POST",
+            url,
+            family="speech",
+            data=lambda: _form(path, options),
+            idempotent=False,
+            resend_statuses=REFUSALS,
+            describe_error=gateway_error_text,  # OpenAI's error envelope, or the text
+        )
+        return shaped(
+            _verbose(await decode_json(response.body), route_of("POST", url)), options, audio
+        )
 
 
-def _json(body: bytes) -> Mapping[str, Any]:
-    import json
-
+@contextmanager
+def _form(path: Path, options: Mapping[str, Any]) -> Iterator[aiohttp.FormData]:
+    """The request's form, made afresh for each attempt: its file part is opened for
+    that attempt and streamed from disk (never read whole into memory)."""
     try:
-        data = json.loads(body)
-    except ValueError:
+        audio_file = path.open("rb")
+    except OSError as exc:
+        raise SourceUnreadable(f"cannot read {path}: {exc.strerror or exc}") from None
+    with audio_file:
+        form = aiohttp.FormData()
+        form.add_field("file", audio_file, filename=path.name)
+        form.add_field("model", str(options.get("model") or "whisper-1"))
+        form.add_field("response_format", "verbose_json")
+        form.add_field("timestamp_granularities[]", "word")
+        form.add_field("timestamp_granularities[]", "segment")
+        if options.get("language"):
+            form.add_field("language", str(options["language"]))
+        yield form
+
+
+def _verbose(data: Any, route: str) -> Mapping[str, Any]:
+    """A 2xx answer's JSON, which must be verbose_json with a ``text``."""
+    if data is None:
         raise ApiError(
-            f"{ROUTE} answered with something that is not verbose_json JSON", endpoint=ROUTE
-        ) from None
+            f"{route} answered with something that is not verbose_json JSON", endpoint=route
+        )
     if not isinstance(data, Mapping) or not isinstance(data.get("text"), str):
-        raise ApiError(f"{ROUTE} answered without a 'text'", endpoint=ROUTE)
+        raise ApiError(f"{route} answered without a 'text'", endpoint=route)
     return data
 
 

@@ -25,6 +25,7 @@ from runner.api.gateway import GatewayClient
 from runner.api.hosts import rest_region
 from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
+from runner.api.speech import SpeechClient
 from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
 from runner.checks import load_recipes
@@ -40,7 +41,15 @@ from runner.execute.executor import (
 from runner.execute.services import Reporter, Services, offline_services
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
-from runner.recipe.model import MANIFEST_FILE, InputKind, Provider, Recipe, Task, TaskApi
+from runner.recipe.model import (
+    MANIFEST_FILE,
+    InputKind,
+    LocalEngine,
+    Provider,
+    Recipe,
+    Task,
+    TaskApi,
+)
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.results.manifest import load_manifest, stream_item_records
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
@@ -229,13 +238,20 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         async with HttpClient(config) as http, contextlib.AsyncExitStack() as servers:
             _stop_on_signals(http)
             services = offline_services() if request.offline else _services(http, config)
+            # One client per server for the whole run: its limits hold across the run.
             providers = {
                 provider.key: GatewayClient(
                     await servers.enter_async_context(_provider_client(provider, config))
                 )
                 for provider in _providers(recipes)
             }
-            services = replace(services, providers=providers)
+            speech = {
+                engine.server: SpeechClient(
+                    await servers.enter_async_context(_speech_client(engine, config))
+                )
+                for engine in _speech_servers(recipes)
+            }
+            services = replace(services, providers=providers, speech=speech)
             if isinstance(services.transcripts, TranscriptsClient):
                 sweeper = services.transcripts.sweeper
             executor = Executor(services, options, reporter, store)
@@ -299,16 +315,41 @@ def _providers(recipes: Sequence[Recipe]) -> list[Provider]:
     return list(found.values())
 
 
+def _speech_servers(recipes: Sequence[Recipe]) -> list[LocalEngine]:
+    """The speech servers the recipes transcribe on (``engine: openai-compatible``),
+    each once."""
+    found: dict[str, LocalEngine] = {}
+    for recipe in recipes:
+        engine = recipe.local_engine
+        if engine is not None and engine.engine == "openai-compatible":
+            found.setdefault(engine.server, engine)
+    return list(found.values())
+
+
 def _provider_client(provider: Provider, config: ClientConfig) -> HttpClient:
-    """A client of its own for ``provider``: its URL, its key (``Bearer``) or none,
-    never the AssemblyAI key, and the same limits and retry policy."""
-    key = os.environ.get(provider.api_key_env, "").strip() if provider.api_key_env else ""
-    # A server of one's own that is down or broken fails its tasks in seconds, not the
+    """A client of its own for ``provider``, its URL the Gateway's."""
+    own = replace(config, gateway_url=provider.base_url)
+    return _server_client(own, provider.api_key_env, provider.headers)
+
+
+def _speech_client(engine: LocalEngine, config: ClientConfig) -> HttpClient:
+    """A client of its own for a speech server, its URL the REST API's."""
+    own = replace(config, base_url=(engine.base_url or "").rstrip("/"))
+    return _server_client(own, engine.api_key_env)
+
+
+def _server_client(
+    config: ClientConfig, key_env: str | None, headers: Mapping[str, str] | None = None
+) -> HttpClient:
+    """A client for a server a recipe names: its key (``Bearer``) or none, never the
+    AssemblyAI key, and the same limits and retry policy."""
+    key = os.environ.get(key_env, "").strip() if key_env else ""
+    # A server of one's own that is down or broken fails its work in seconds, not the
     # two minutes AssemblyAI's retry budget allows.
     retry = replace(config.retry, max_retries=2, budget=15.0)
-    own = replace(config, api_key="", gateway_url=provider.base_url, retry=retry)
+    own = replace(config, api_key="", retry=retry)
     authorization = f"Bearer {key}" if key else None
-    return HttpClient(own, authorization=authorization, assemblyai=False, headers=provider.headers)
+    return HttpClient(own, authorization=authorization, assemblyai=False, headers=headers)
 
 
 def _services(http: HttpClient, config: ClientConfig) -> Services:

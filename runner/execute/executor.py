@@ -173,6 +173,7 @@ class Executor:
             offline=options.offline,
             deadline=options.transcript_deadline,
             claims=self.claims,
+            speech=services.speech,
         )
         self.asker = Asker(
             services,

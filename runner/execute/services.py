@@ -40,6 +40,16 @@ class LemurApi(Protocol):
     async def task(self, body: Mapping[str, Any]) -> Completion: ...
 
 
+class Speech(Protocol):
+    """A speech server (``transcription: {engine: openai-compatible}``): ``path``
+    transcribed with ``options``, as an AssemblyAI-shaped transcript whose id derives
+    from ``audio`` (the audio's identity) and the options."""
+
+    async def transcribe(
+        self, path: Path, options: Mapping[str, Any], audio: str
+    ) -> Mapping[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class Services:
     transcripts: TranscriptsApi
@@ -47,6 +57,9 @@ class Services:
     lemur: LemurApi
     # OpenAI-compatible servers (`providers:`, --llm-url), by Provider.key.
     providers: Mapping[str, CompletionApi] = field(default_factory=dict)
+    # Speech servers (`transcription: {engine: openai-compatible}`), by LocalEngine.server:
+    # one client each for the whole run, so its limit holds across the run's files.
+    speech: Mapping[str, Speech] = field(default_factory=dict)
 
 
 class Reporter(Protocol):

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.api.pacing import paced
-from runner.api.speech import SpeechClient
 from runner.api.types import TranscriptResult
 from runner.errors import (
     ApiError,
+    ConfigurationError,
     DamagedEntry,
     KeyRefused,
     MaybeSubmitted,
@@ -34,7 +34,7 @@ from runner.errors import (
 )
 from runner.execute.claims import Claims
 from runner.execute.phases import step
-from runner.execute.services import TranscriptsApi
+from runner.execute.services import Speech, TranscriptsApi
 from runner.execute.single_flight import SingleFlight
 from runner.items import Item
 from runner.recipe.model import InputKind, LocalEngine, Recipe
@@ -116,8 +116,10 @@ class Transcriber:
         offline: bool = False,
         deadline: float | None = None,
         claims: Claims | None = None,
+        speech: Mapping[str, Speech] | None = None,
     ) -> None:
         self.api = api
+        self.speech = speech or {}  # speech servers, by LocalEngine.server
         self.store = store
         self.claims = claims or Claims(store)
         self.offline = offline  # --offline: everything must come from the store
@@ -284,10 +286,12 @@ class Transcriber:
         if self.offline:
             raise NotStored(f"--offline: {item.source!r} was not transcribed by an earlier run")
         began = time.monotonic()
+        data: Mapping[str, Any]
         if engine.engine == "openai-compatible":
-            secret = os.environ.get(engine.api_key_env) if engine.api_key_env else None
-            client = SpeechClient(engine.base_url or "", secret)
-            data = await client.transcribe(Path(item.source), options, audio)
+            server = self.speech.get(engine.server)
+            if server is None:
+                raise ConfigurationError(f"speech server {engine.base_url} is not set up")
+            data = await server.transcribe(Path(item.source), options, audio)
         else:
             async with self._decoding:
                 try:

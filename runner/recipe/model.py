@@ -83,6 +83,12 @@ class LocalEngine:
     base_url: str | None = None  # openai-compatible: the speech server
     api_key_env: str | None = None  # openai-compatible: its key's variable
 
+    @property
+    def server(self) -> str:
+        """Which speech server this is (``openai-compatible``): recipes naming the same
+        URL and key variable share it, and with it its limit."""
+        return f"{(self.base_url or '').rstrip('/')} {self.api_key_env or ''}"
+
     def options(self) -> dict[str, Any]:
         """What identifies a transcription by this engine (with the audio's bytes)."""
         if self.engine == "openai-compatible":
