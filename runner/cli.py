@@ -129,6 +129,13 @@ def validate(**options: Any) -> None:
     callback=_path_or_none,
     help="Output folder of earlier runs (to find stored transcripts).",
 )
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    callback=_path_or_none,
+    help="The runs' state folder, for the sentences and paragraphs they fetched "
+    "[default: .transcript-runner].",
+)
 def render(**options: Any) -> None:
     """Print exactly what each task would send, without sending anything.
 

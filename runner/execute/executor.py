@@ -374,7 +374,7 @@ class Executor:
             # other item's requests (and the reading of 429s) while the disk works.
             with step("writing"):
                 await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
-        view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
+        view = obtained.view
         await self._run_tasks(prepared, item, folder, obtained, view, record, results)
         if any(t.status in ("failed", "skipped") for t in record.tasks):
             record.status = "failed"
