@@ -16,6 +16,7 @@ import click
 
 from runner import __version__
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, RunnerError, UsageError
+from runner.folders import DEFAULT_MANIFEST
 
 if TYPE_CHECKING:
     from runner.items import Shard
@@ -310,7 +311,7 @@ def plan(**options: Any) -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default="out/run.json",
+    default=str(DEFAULT_MANIFEST),
     show_default=True,
     help="Where to write the merged manifest.",
 )

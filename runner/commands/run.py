@@ -38,17 +38,16 @@ from runner.execute.executor import (
     RunOptions,
 )
 from runner.execute.services import Reporter, Services, offline_services
+from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
-from runner.recipe.model import MANIFEST_FILE, InputKind, Provider, Recipe, Task, TaskApi
+from runner.recipe.model import InputKind, Provider, Recipe, Task, TaskApi
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.results.manifest import load_manifest, stream_item_records
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
 from runner.results.report import REPORT_FILE, ReportWriter
 from runner.results.reports import publish, wanted
 from runner.store import DEFAULT_STATE_DIR, Store
-
-DEFAULT_OUT = Path("out")
 
 
 @dataclass(frozen=True)
