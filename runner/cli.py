@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from runner import __version__
+from runner.api.families import LIMIT_KINDS
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, RunnerError, UsageError
 from runner.folders import DEFAULT_MANIFEST
 
@@ -176,7 +177,7 @@ def render(**options: Any) -> None:
     multiple=True,
     callback=lambda _ctx, _param, values: _parse_limits(values),
     metavar="KIND=N",
-    help="Requests at once, per kind: items, uploads, transcriptions, polls, llm, lemur.",
+    help=f"Requests at once, per kind: {', '.join(LIMIT_KINDS)}.",
 )
 @click.option(
     "--region",

@@ -11,15 +11,13 @@ import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 
 import aiohttp
 
+from runner.api.families import FAMILIES, Family
 from runner.api.hosts import REGIONS, US_BASE_URL, US_GATEWAY_URL
 from runner.errors import ConfigurationError
-
-Family = Literal["uploads", "transcriptions", "polls", "llm", "lemur"]
-FAMILIES: Final[tuple[Family, ...]] = ("uploads", "transcriptions", "polls", "llm", "lemur")
 
 MISSING_KEY_MESSAGE: Final = (
     "ASSEMBLYAI_API_KEY is not set; copy your API key from the AssemblyAI dashboard and "

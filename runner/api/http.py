@@ -49,8 +49,9 @@ import aiohttp
 from yarl import URL
 
 from runner import __version__
-from runner.api.config import FAMILIES, ClientConfig, Family
+from runner.api.config import ClientConfig
 from runner.api.cooldowns import Clock, Cooldowns, Sleep, gate_of
+from runner.api.families import FAMILIES, Family
 from runner.api.pacing import paced
 from runner.api.replies import (
     ErrorParser,

@@ -20,7 +20,8 @@ from types import MappingProxyType
 
 import click
 
-from runner.api.config import FAMILIES, ClientConfig, Limits, RetryPolicy, Timeouts
+from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts
+from runner.api.families import LIMIT_KINDS
 from runner.api.gateway import GatewayClient
 from runner.api.hosts import rest_region
 from runner.api.http import HttpClient
@@ -535,9 +536,6 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
             lines.append(f"  {item.name}: {step}; {calls}  ({item.source})")
     lines.append("Dry run: nothing was sent.")
     return "\n".join(lines)
-
-
-LIMIT_KINDS = ("items", *FAMILIES)  # the item pool, then each endpoint family's requests
 
 
 def parse_limits(values: Sequence[str]) -> dict[str, int]:
