@@ -517,3 +517,18 @@ def test_one_list_of_limit_kinds_for_the_limits_the_schema_and_the_help() -> Non
     assert tuple(schema["properties"]["limits"]["properties"]) == LIMIT_KINDS
     help_text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
     assert f"per kind: {', '.join(LIMIT_KINDS)}." in help_text
+
+
+def test_the_key_is_read_in_one_place_and_an_empty_one_means_none_is_sent() -> None:
+    from runner.api.config import MISSING_KEY_MESSAGE, read_api_key
+
+    assert read_api_key({"ASSEMBLYAI_API_KEY": "  k1  "}) == "k1"
+    assert read_api_key({"ASSEMBLYAI_API_KEY": "   "}) is None
+    assert read_api_key({}) is None
+    with pytest.raises(ConfigurationError, match="invisible character"):
+        read_api_key({"ASSEMBLYAI_API_KEY": "k1\nk2"})
+    with pytest.raises(ConfigurationError) as missing:
+        ClientConfig.for_key(None, environ={})
+    assert missing.value.message == MISSING_KEY_MESSAGE
+    # A run that sends AssemblyAI nothing has no key, not a placeholder one.
+    assert ClientConfig.for_key("", environ={}).api_key == ""

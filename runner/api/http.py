@@ -193,7 +193,8 @@ class HttpClient:
         stopping the run as a refused AssemblyAI key."""
         self.config = config
         self._assemblyai = assemblyai
-        self._authorization = config.api_key if assemblyai else authorization
+        # An empty key (a run that sends AssemblyAI nothing) is no header at all.
+        self._authorization = (config.api_key or None) if assemblyai else authorization
         self._headers = dict(headers or {})
         self._sleep = sleep
         self._clock = clock

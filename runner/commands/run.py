@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import click
 
-from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts
+from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts, read_api_key
 from runner.api.families import LIMIT_KINDS
 from runner.api.gateway import GatewayClient
 from runner.api.hosts import rest_region
@@ -162,11 +162,11 @@ def _asks_assemblyai(task: Task) -> bool:
     return task.asks_model and task.provider is None
 
 
-def _private_without_key(recipes: Sequence[Recipe]) -> bool:
+def _private_without_key(recipes: Sequence[Recipe], api_key: str | None) -> bool:
     """No key, and every recipe transcribes on this machine (a recipe that uses
     AssemblyAI for its transcripts, or only reads saved ones, still needs the key: a CI
     job that lost its secret must fail, not skip its prompts)."""
-    if os.environ.get("ASSEMBLYAI_API_KEY", "").strip() or _in_ci():
+    if api_key or _in_ci():
         return False
     return all(
         recipe.local_engine is not None and all(_here(recipe, s.kind) for s in recipe.inputs)
@@ -188,16 +188,16 @@ def _here(recipe: Recipe, kind: InputKind) -> bool:
 
 def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
     """Run ``recipes``; print the summary; write the CI reports; return the exit code."""
-    # Offline replays, and exports of saved transcripts, need no key: nothing is sent.
-    # A placeholder keeps the client configuration uniform; nothing ever sends it.
+    # Offline replays, and exports of saved transcripts, need no key: nothing is sent,
+    # so the key is not read and the client is given none ("").
     keyless = request.offline or _sends_nothing(recipes)
+    api_key = None if keyless else read_api_key()
     llm_unavailable = None
-    if not keyless and _private_without_key(recipes):
+    if not keyless and _private_without_key(recipes, api_key):
         # Transcribed on this machine, with no key: only the LLM tasks would need one.
         # Run the rest, and say once why those did not run.
         keyless, llm_unavailable = True, NO_LLM_MESSAGE
-    environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if keyless else None
-    config = ClientConfig.from_env(request.region, environ=environ)
+    config = ClientConfig.for_key("" if keyless else api_key, request.region)
     limits = merged_limits(recipes, request.limits or {})
     config = replace(
         config,
