@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from runner import __version__
+from runner.api.families import LIMIT_KINDS
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, RunnerError, UsageError
+from runner.folders import DEFAULT_MANIFEST
 
 if TYPE_CHECKING:
     from runner.items import Shard
@@ -129,6 +131,13 @@ def validate(**options: Any) -> None:
     callback=_path_or_none,
     help="Output folder of earlier runs (to find stored transcripts).",
 )
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    callback=_path_or_none,
+    help="The runs' state folder, for the sentences and paragraphs they fetched "
+    "[default: .transcript-runner].",
+)
 def render(**options: Any) -> None:
     """Print exactly what each task would send, without sending anything.
 
@@ -168,7 +177,7 @@ def render(**options: Any) -> None:
     multiple=True,
     callback=lambda _ctx, _param, values: _parse_limits(values),
     metavar="KIND=N",
-    help="Requests at once, per kind: items, uploads, transcriptions, polls, llm, lemur, speech.",
+    help=f"Requests at once, per kind: {', '.join(LIMIT_KINDS)}.",
 )
 @click.option(
     "--region",
@@ -303,7 +312,7 @@ def plan(**options: Any) -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default="out/run.json",
+    default=str(DEFAULT_MANIFEST),
     show_default=True,
     help="Where to write the merged manifest.",
 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from urllib.parse import urlparse
 
 from runner.diagnostics import display_path
 from runner.errors import InputProblem, InputsInvalid, TemplateProblem, UsageError
+from runner.jsonl import read_objects
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import ItemView, Namespace, RecipeView
 from runner.recipe.document import KeyPath
@@ -323,17 +323,7 @@ def _resolve(recipe: Recipe, relative: str) -> Path:
 def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) pairs from a CSV (header row) or JSONL file."""
     if path.suffix.lower() == ".jsonl":
-        with path.open(encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"line {number}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"line {number}: each line must be a JSON object")
-                yield number, row
+        yield from read_objects(path)
         return
     with path.open(encoding="utf-8-sig", newline="") as handle:
         # strict: a quote left open is an error at its line, not the rest of the file

@@ -514,3 +514,39 @@ async def test_a_retry_after_longer_than_the_budget_is_waited_for(
             "GET", f"{base_url}/v2/transcript/{tid}", family="polls", idempotent=True
         )
     assert response.stats.retries == 1
+
+
+def test_one_list_of_limit_kinds_for_the_limits_the_schema_and_the_help() -> None:
+    """`--limit`, a recipe's `limits:`, the client's slots: the same kinds, in one list."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from runner.api.config import Limits
+    from runner.api.families import FAMILIES, LIMIT_KINDS
+    from runner.cli import cli
+
+    assert tuple(f.name for f in dataclasses.fields(Limits)) == FAMILIES
+    schema = json.loads(
+        (Path(__file__).resolve().parent.parent / "schemas" / "recipe.schema.json").read_text()
+    )
+    assert tuple(schema["properties"]["limits"]["properties"]) == LIMIT_KINDS
+    help_text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    assert f"per kind: {', '.join(LIMIT_KINDS)}." in help_text
+
+
+def test_the_key_is_read_in_one_place_and_an_empty_one_means_none_is_sent() -> None:
+    from runner.api.config import MISSING_KEY_MESSAGE, read_api_key
+
+    assert read_api_key({"ASSEMBLYAI_API_KEY": "  k1  "}) == "k1"
+    assert read_api_key({"ASSEMBLYAI_API_KEY": "   "}) is None
+    assert read_api_key({}) is None
+    with pytest.raises(ConfigurationError, match="invisible character"):
+        read_api_key({"ASSEMBLYAI_API_KEY": "k1\nk2"})
+    with pytest.raises(ConfigurationError) as missing:
+        ClientConfig.for_key(None, environ={})
+    assert missing.value.message == MISSING_KEY_MESSAGE
+    # A run that sends AssemblyAI nothing has no key, not a placeholder one.
+    assert ClientConfig.for_key("", environ={}).api_key == ""

@@ -11,23 +11,15 @@ import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 
 import aiohttp
 
+from runner.api.families import FAMILIES, Family
 from runner.api.hosts import REGIONS, US_BASE_URL, US_GATEWAY_URL
 from runner.errors import ConfigurationError
 
-Family = Literal["uploads", "transcriptions", "polls", "llm", "lemur", "speech"]
-FAMILIES: Final[tuple[Family, ...]] = (
-    "uploads",
-    "transcriptions",
-    "polls",
-    "llm",
-    "lemur",
-    "speech",
-)
-
+API_KEY_ENV: Final = "ASSEMBLYAI_API_KEY"
 MISSING_KEY_MESSAGE: Final = (
     "ASSEMBLYAI_API_KEY is not set; copy your API key from the AssemblyAI dashboard and "
     "run `export ASSEMBLYAI_API_KEY=<your key>` (in CI, store it as a secret and expose "
@@ -215,15 +207,28 @@ class ClientConfig:
         the environment wins over the region, so a loopback test server always works.
         """
         env = os.environ if environ is None else environ
-        api_key = env.get("ASSEMBLYAI_API_KEY", "").strip()
-        if not api_key:
+        return cls.for_key(
+            read_api_key(env), region, environ=env, timeouts=timeouts, limits=limits, retry=retry
+        )
+
+    @classmethod
+    def for_key(
+        cls,
+        api_key: str | None,
+        region: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+        limits: Limits | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> ClientConfig:
+        """As :meth:`from_env`, with the key a caller has read (:func:`read_api_key`):
+        None is a missing key, the user's error; ``""`` is a client that sends no key,
+        for a run that sends nothing to AssemblyAI (``--offline``, saved transcripts
+        and exports only, or no key for a run that transcribes on this machine)."""
+        if api_key is None:
             raise ConfigurationError(MISSING_KEY_MESSAGE)
-        if any(not char.isprintable() or char.isspace() for char in api_key):
-            raise ConfigurationError(
-                "ASSEMBLYAI_API_KEY contains a space, a line break or another invisible "
-                "character; copy the key again from the AssemblyAI dashboard (in CI, check "
-                "how the secret was stored)"
-            )
+        env = os.environ if environ is None else environ
         name = (region or "us").strip().lower()
         if name not in REGIONS:
             raise ConfigurationError(f"unknown region {region!r}; use 'us' or 'eu'")
@@ -236,6 +241,25 @@ class ClientConfig:
             limits=limits or Limits(),
             retry=retry or RetryPolicy(),
         )
+
+
+def read_api_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """``ASSEMBLYAI_API_KEY`` without the blanks around it; None when unset or blank.
+
+    The one place the key is read. A key with a space, a line break or another
+    invisible character inside is a :class:`ConfigurationError`, said at once.
+    """
+    env = os.environ if environ is None else environ
+    api_key = env.get(API_KEY_ENV, "").strip()
+    if not api_key:
+        return None
+    if any(not char.isprintable() or char.isspace() for char in api_key):
+        raise ConfigurationError(
+            f"{API_KEY_ENV} contains a space, a line break or another invisible "
+            "character; copy the key again from the AssemblyAI dashboard (in CI, check "
+            "how the secret was stored)"
+        )
+    return api_key
 
 
 def _clean_url(value: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 
-from runner.api.config import Family
+from runner.api.families import Family
 
 # (family, model): Gateway limits are per model (§8); every /v2 family shares one gate,
 # "v2", since AssemblyAI's REST rate limit is per account, not per endpoint.

@@ -50,8 +50,9 @@ import aiohttp
 from yarl import URL
 
 from runner import __version__
-from runner.api.config import FAMILIES, ClientConfig, Family
+from runner.api.config import ClientConfig
 from runner.api.cooldowns import Clock, Cooldowns, Sleep, gate_of
+from runner.api.families import FAMILIES, Family
 from runner.api.pacing import paced
 from runner.api.replies import (
     ErrorParser,
@@ -196,7 +197,8 @@ class HttpClient:
         self.config = config
         self._assemblyai = assemblyai
         self._server = "AssemblyAI" if assemblyai else "the server"  # as messages name it
-        self._authorization = config.api_key if assemblyai else authorization
+        # An empty key (a run that sends AssemblyAI nothing) is no header at all.
+        self._authorization = (config.api_key or None) if assemblyai else authorization
         self._headers = dict(headers or {})
         self._sleep = sleep
         self._clock = clock

@@ -22,6 +22,7 @@ from runner.checks.models import check_region
 from runner.checks.tasks import check_tasks
 from runner.diagnostics import Diagnostic, display_path
 from runner.errors import DiagnosticError, RecipeInvalid, UsageError
+from runner.folders import DEFAULT_OUT
 from runner.prompt.templating import TemplateEngine
 from runner.recipe import schema as recipe_schema
 from runner.recipe.build import build
@@ -71,7 +72,7 @@ def _recipes_below(folder: Path) -> list[Path]:
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
         # Skip hidden folders and outputs the runner wrote beside the recipes.
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "out")
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != DEFAULT_OUT.name)
         found.extend(Path(root) / f for f in sorted(files) if f.endswith(RECIPE_SUFFIXES))
     return found
 

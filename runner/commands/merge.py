@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
-from runner.recipe.model import MANIFEST_FILE
+from runner.folders import DEFAULT_MANIFEST
 from runner.results.manifest import load_manifest, merged_totals, missing_shards, run_failed
 from runner.results.manifest import merge as merge_manifests
 from runner.results.outputs import write_json
@@ -23,7 +23,7 @@ from runner.results.table import TableMerge, table_merges, write_merged
 @dataclass(frozen=True)
 class MergeRequest:
     manifests: Sequence[Path]  # the run.json of each shard
-    out: Path = Path("out") / MANIFEST_FILE  # where the merged manifest goes
+    out: Path = DEFAULT_MANIFEST  # where the merged manifest goes
     junit: Path | None = None  # also a JUnit XML report of the merged run
 
 

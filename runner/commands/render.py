@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,19 +12,16 @@ import click
 from runner.checks import load_recipe
 from runner.diagnostics import display_path, suggest
 from runner.errors import EXIT_OK, RunFailed, SourceUnreadable, TemplateProblem, UsageError
+from runner.execute.segments import kept, sources, transcript_view
 from runner.items import Item, expand
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.preview import Rendered, as_json, as_text
 from runner.prompt.templating import TemplateEngine
-from runner.prompt.views import TaskResultView, TranscriptView
+from runner.prompt.views import TaskResultView
 from runner.recipe.model import TRANSCRIPT_FILE, InputKind, Recipe, Task
 from runner.results.outputs import item_dir
-from runner.transcript.model import (
-    Transcript,
-    load_saved,
-    paragraphs_from_sentences,
-    sentences_from_words,
-)
+from runner.store import DEFAULT_STATE_DIR, Store
+from runner.transcript.model import Transcript, load_saved
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,7 @@ class RenderRequest:
     fmt: str = "text"  # text or json
     full: bool = False  # do not shorten long messages
     out: Path | None = None  # output folder of earlier runs, to find stored transcripts
+    state_dir: Path | None = None  # the runs' store: the sentences and paragraphs they fetched
 
 
 def render(request: RenderRequest) -> int:
@@ -46,19 +45,21 @@ def render(request: RenderRequest) -> int:
     out = request.out
     rendered: list[Rendered] = []
     skipped: list[tuple[str, str]] = []
-    for item in items:
-        found = override or _local_transcript(recipe, engine, item, out)
-        if found is None:
-            skipped.append(
-                (
-                    item.name,
-                    f"no local transcript for {item.kind.value} {item.source!r}; pass "
-                    "--transcript FILE, or run the recipe once so its transcript is stored",
+    store = Store.existing(request.state_dir or DEFAULT_STATE_DIR)
+    with closing(store) if store is not None else nullcontext():
+        for item in items:
+            found = override or _local_transcript(recipe, engine, item, out)
+            if found is None:
+                skipped.append(
+                    (
+                        item.name,
+                        f"no local transcript for {item.kind.value} {item.source!r}; pass "
+                        "--transcript FILE, or run the recipe once so its transcript is stored",
+                    )
                 )
-            )
-            continue
-        transcript, origin = found
-        rendered.append(_render_item(recipe, engine, item, tasks, transcript, origin))
+                continue
+            transcript, origin = found
+            rendered.append(_render_item(recipe, engine, item, tasks, transcript, origin, store))
     if not rendered:
         reasons = "\n".join(f"  {name}: {reason}" for name, reason in skipped)
         raise UsageError(f"nothing to render:\n{reasons}")
@@ -131,16 +132,18 @@ def _render_item(
     tasks: Sequence[Task],
     transcript: Transcript,
     origin: str,
+    store: Store | None,
 ) -> Rendered:
-    sentences = sentences_from_words(transcript.words)
-    view = TranscriptView.build(transcript, sentences, paragraphs_from_sentences(sentences))
+    # The run's own sentences and paragraphs when kept, as the run would use them.
+    segments = kept(store, transcript)
+    view = transcript_view(transcript, segments)
     results = {
         name: TaskResultView.sample(
             task, f"[the reply of task {name!r} appears here when the recipe runs]"
         )
         for name, task in recipe.tasks.items()
     }
-    entry = Rendered(item.name, f"{item.kind.value}: {item.source}", origin)
+    entry = Rendered(item.name, f"{item.kind.value}: {item.source}", origin, sources(segments))
     for task in tasks:
         context = task_context(recipe, item.view(recipe), task, view, results)
         try:

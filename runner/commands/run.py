@@ -20,7 +20,8 @@ from types import MappingProxyType
 
 import click
 
-from runner.api.config import FAMILIES, ClientConfig, Limits, RetryPolicy, Timeouts
+from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts, read_api_key
+from runner.api.families import LIMIT_KINDS
 from runner.api.gateway import GatewayClient
 from runner.api.hosts import rest_region
 from runner.api.http import HttpClient
@@ -39,25 +40,16 @@ from runner.execute.executor import (
     RunOptions,
 )
 from runner.execute.services import Reporter, Services, offline_services
+from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
-from runner.recipe.model import (
-    MANIFEST_FILE,
-    InputKind,
-    LocalEngine,
-    Provider,
-    Recipe,
-    Task,
-    TaskApi,
-)
+from runner.recipe.model import InputKind, LocalEngine, Provider, Recipe, Task, TaskApi
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.results.manifest import load_manifest, stream_item_records
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
 from runner.results.report import REPORT_FILE, ReportWriter
 from runner.results.reports import publish, wanted
 from runner.store import DEFAULT_STATE_DIR, Store
-
-DEFAULT_OUT = Path("out")
 
 
 @dataclass(frozen=True)
@@ -171,11 +163,11 @@ def _asks_assemblyai(task: Task) -> bool:
     return task.asks_model and task.provider is None
 
 
-def _private_without_key(recipes: Sequence[Recipe]) -> bool:
+def _private_without_key(recipes: Sequence[Recipe], api_key: str | None) -> bool:
     """No key, and every recipe transcribes on this machine (a recipe that uses
     AssemblyAI for its transcripts, or only reads saved ones, still needs the key: a CI
     job that lost its secret must fail, not skip its prompts)."""
-    if os.environ.get("ASSEMBLYAI_API_KEY", "").strip() or _in_ci():
+    if api_key or _in_ci():
         return False
     return all(
         recipe.local_engine is not None and all(_here(recipe, s.kind) for s in recipe.inputs)
@@ -197,16 +189,16 @@ def _here(recipe: Recipe, kind: InputKind) -> bool:
 
 def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
     """Run ``recipes``; print the summary; write the CI reports; return the exit code."""
-    # Offline replays, and exports of saved transcripts, need no key: nothing is sent.
-    # A placeholder keeps the client configuration uniform; nothing ever sends it.
+    # Offline replays, and exports of saved transcripts, need no key: nothing is sent,
+    # so the key is not read and the client is given none ("").
     keyless = request.offline or _sends_nothing(recipes)
+    api_key = None if keyless else read_api_key()
     llm_unavailable = None
-    if not keyless and _private_without_key(recipes):
+    if not keyless and _private_without_key(recipes, api_key):
         # Transcribed on this machine, with no key: only the LLM tasks would need one.
         # Run the rest, and say once why those did not run.
         keyless, llm_unavailable = True, NO_LLM_MESSAGE
-    environ = {**os.environ, "ASSEMBLYAI_API_KEY": "offline"} if keyless else None
-    config = ClientConfig.from_env(request.region, environ=environ)
+    config = ClientConfig.for_key("" if keyless else api_key, request.region)
     limits = merged_limits(recipes, request.limits or {})
     config = replace(
         config,
@@ -577,9 +569,6 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
             lines.append(f"  {item.name}: {step}; {calls}  ({item.source})")
     lines.append("Dry run: nothing was sent.")
     return "\n".join(lines)
-
-
-LIMIT_KINDS = ("items", *FAMILIES)  # the item pool, then each endpoint family's requests
 
 
 def parse_limits(values: Sequence[str]) -> dict[str, int]:

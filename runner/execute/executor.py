@@ -46,11 +46,12 @@ from runner.execute.loop_lag import LoopLag
 from runner.execute.phases import Phases, step
 from runner.execute.services import Reporter, Services
 from runner.execute.transcribe import Obtained, Settled, Transcriber
+from runner.folders import DEFAULT_MANIFEST
 from runner.items import Item, Shard, expand
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.templating import TemplateEngine, used_transcript_fields
 from runner.prompt.views import TaskResultView, TranscriptView
-from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
+from runner.recipe.model import TRANSCRIPT_FILE, Recipe, Task
 from runner.recipe.prices import PriceTable
 from runner.results.manifest import NOT_RUN, ItemRecord, ManifestWriter, TaskRecord
 from runner.results.outputs import item_dir, write_transcript
@@ -74,7 +75,7 @@ START_BATCH = 32  # items started before the loop gets a turn
 @dataclass(frozen=True)
 class RunOptions:
     out: Path | None = None  # --out: DIR/<recipe>/<item> instead of the recipe's output.dir
-    manifest: Path = Path("out") / MANIFEST_FILE
+    manifest: Path = DEFAULT_MANIFEST
     timeout: float | None = None  # --timeout for the whole run, seconds
     transcript_deadline: float | None = None  # per transcript; None: the client's default
     items_in_flight: int = DEFAULT_ITEMS_IN_FLIGHT
@@ -375,7 +376,7 @@ class Executor:
             # other item's requests (and the reading of 429s) while the disk works.
             with step("writing"):
                 await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
-        view = TranscriptView.build(transcript, obtained.sentences, obtained.paragraphs)
+        view = obtained.view
         await self._run_tasks(prepared, item, folder, obtained, view, record, results)
         if any(t.status in ("failed", "skipped") for t in record.tasks):
             record.status = "failed"

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from runner.errors import ItemError, PostProcessFailed, StoreError, TemplateProblem
 from runner.execute.ask import completion_from_json, reply_text
 from runner.execute.finish import process_reply, result_view
+from runner.execute.segments import kept_view
 from runner.items import Item, Shard, expand
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
@@ -24,14 +25,7 @@ from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import InputKind, Recipe, Task
 from runner.recipe.prices import PriceTable, format_usd
 from runner.store import Store, audio_identity, request_key, transcription_key
-from runner.transcript.model import (
-    Transcript,
-    load_saved,
-    paragraphs_from_sentences,
-    parse_paragraphs,
-    parse_sentences,
-    sentences_from_words,
-)
+from runner.transcript.model import Transcript, load_saved
 from runner.transcript.text import estimate_tokens
 
 T = TypeVar("T")
@@ -116,9 +110,7 @@ def _plan_item(
     if seconds is None and item.kind is InputKind.FILE:
         seconds = audio_seconds(Path(item.source))
         plan.audio_seconds = seconds
-    view = None
-    if transcript is not None:
-        view = _view(transcript, store)
+    view = kept_view(store, transcript) if transcript is not None else None
     results: dict[str, TaskResultView | None] = {}
     for task in recipe.ordered_tasks():
         if not task.asks_model:  # an export: no call, no tokens, written every run
@@ -163,25 +155,6 @@ def _plan_item(
             by_model[model] = by_model.get(model, 0) + tokens
             results[task.name] = None
     return plan
-
-
-def _view(transcript: Transcript, store: Store | None) -> TranscriptView:
-    """The transcript as the run will see it: the API's stored segments when kept."""
-    parts = {}
-    for part in ("sentences", "paragraphs"):
-        data = store.transcript_get(transcript.id, part) if store and transcript.id else None
-        parts[part] = data
-    sentences = (
-        _stored(parse_sentences, parts["sentences"], transcript.id)
-        if parts["sentences"]
-        else sentences_from_words(transcript.words)
-    )
-    paragraphs = (
-        _stored(parse_paragraphs, parts["paragraphs"], transcript.id)
-        if parts["paragraphs"]
-        else paragraphs_from_sentences(sentences)
-    )
-    return TranscriptView.build(transcript, sentences, paragraphs)
 
 
 def _cached_result(task: Task, reply: str, view: TranscriptView) -> TaskResultView | None:

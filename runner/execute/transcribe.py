@@ -34,23 +34,16 @@ from runner.errors import (
 )
 from runner.execute.claims import Claims
 from runner.execute.phases import step
+from runner.execute.segments import PARTS, Found, Part, Source, transcript_view
 from runner.execute.services import Speech, TranscriptsApi
 from runner.execute.single_flight import SingleFlight
 from runner.items import Item
+from runner.prompt.views import TranscriptView
 from runner.recipe.model import InputKind, LocalEngine, Recipe
 from runner.results.manifest import ItemRecord
 from runner.store import LedgerEntry, Store, audio_identity, ledger_key, transcription_key
 from runner.transcript.local_engine import LocalEngineUnavailable, transcribe_file
-from runner.transcript.model import (
-    Paragraph,
-    Sentence,
-    Transcript,
-    load_saved,
-    paragraphs_from_sentences,
-    parse_paragraphs,
-    parse_sentences,
-    sentences_from_words,
-)
+from runner.transcript.model import Transcript, load_saved
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -91,11 +84,10 @@ class Settled:
 
 @dataclass
 class Obtained:
-    """An item's transcript, with the sentences and paragraphs its templates use."""
+    """An item's transcript, and the view its templates see (:mod:`segments`)."""
 
     transcript: Transcript
-    sentences: tuple[Sentence, ...]
-    paragraphs: tuple[Paragraph, ...]
+    view: TranscriptView
     local: bool  # read from a saved file: nothing to write back
     here: bool = False  # transcribed on this machine: AssemblyAI has none of it
 
@@ -154,13 +146,15 @@ class Transcriber:
         paragraphs: bool = False,
         words: bool = False,
     ) -> Obtained:
-        """The settled transcript, with its sentences and paragraphs when asked (from
-        AssemblyAI's own endpoints; a saved transcript derives them from words), and
-        its words parsed up front when ``words`` (templates read them)."""
+        """The settled transcript, and its view with the sentences and paragraphs when
+        asked (AssemblyAI's when kept or on AssemblyAI to fetch, else derived from the
+        words: the rule of :mod:`segments`), its words parsed up front when ``words``
+        (templates read them)."""
+        uses = [part for part, used in zip(PARTS, (sentences, paragraphs), strict=True) if used]
         if settled.saved is not None:
             saved = await asyncio.to_thread(load_saved, settled.saved)
-            derived = sentences_from_words(saved.words)
-            return Obtained(saved, derived, paragraphs_from_sentences(derived), True)
+            found = await self._segments(saved, uses, on_assemblyai=False)
+            return Obtained(saved, transcript_view(saved, found, uses=uses), True)
         # Parsing ~1,000 words (when templates use them) is the heaviest CPU work of an
         # item; in a thread the event loop keeps reading replies.
         if settled.data is not None:
@@ -180,17 +174,28 @@ class Transcriber:
                 # Kept only once it reads as a completed transcript: a broken download
                 # is fetched again by the next run, not replayed from the store.
                 await self._keep_body(transcript_id, body)
-        if settled.here:  # AssemblyAI has no sentences of it: made from its words
-            derived = sentences_from_words(transcript.words) if sentences or paragraphs else ()
-            return Obtained(transcript, derived, paragraphs_from_sentences(derived), False, True)
-        found_sentences: tuple[Sentence, ...] = ()
-        found_paragraphs: tuple[Paragraph, ...] = ()
-        if sentences and transcript.id:
-            found_sentences = _parse(parse_sentences, await self._part(transcript.id, "sentences"))
-        if paragraphs and transcript.id:
-            part = await self._part(transcript.id, "paragraphs")
-            found_paragraphs = _parse(parse_paragraphs, part)
-        return Obtained(transcript, found_sentences, found_paragraphs, False)
+        # Made on this machine: AssemblyAI has no sentences of it.
+        found = await self._segments(transcript, uses, on_assemblyai=not settled.here)
+        view = transcript_view(transcript, found, uses=uses)
+        return Obtained(transcript, view, False, settled.here)
+
+    async def _segments(
+        self, transcript: Transcript, uses: list[Part], *, on_assemblyai: bool
+    ) -> dict[Part, Found]:
+        """AssemblyAI's sentences or paragraphs that templates use: kept, else fetched
+        (and kept) when the transcript lives on AssemblyAI; a part of neither is left
+        for :func:`transcript_view` to derive."""
+        found: dict[Part, Found] = {}
+        transcript_id = transcript.id
+        if not transcript_id:
+            return found
+        for part in uses:
+            stored = await self._stored(transcript_id, part)
+            if stored is not None:
+                found[part] = Found(stored, Source.KEPT)
+            elif on_assemblyai:
+                found[part] = Found(await self._fetch_part(transcript_id, part), Source.FETCHED)
+        return found
 
     async def _body(self, transcript_id: str, *, made_here: bool) -> tuple[bytes, bool]:
         """A completed transcript as received, and whether the store had it: from the
@@ -211,11 +216,8 @@ class Transcriber:
         if store is not None:
             await store.call(store.transcript_put_bytes, transcript_id, "transcript", body)
 
-    async def _part(self, transcript_id: str, part: str) -> Mapping[str, Any]:
-        """Sentences or paragraphs: from the store when kept, else fetched and kept."""
-        stored = await self._stored(transcript_id, part)
-        if stored is not None:
-            return stored
+    async def _fetch_part(self, transcript_id: str, part: Part) -> Mapping[str, Any]:
+        """Sentences or paragraphs from AssemblyAI, then kept."""
         if self.offline:
             raise NotStored(f"--offline: the {part} of transcript {transcript_id} are not stored")
         api = self.api

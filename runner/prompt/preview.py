@@ -25,6 +25,9 @@ class Rendered:
     item: str
     source: str
     transcript: str  # where the transcript came from
+    # Where its sentences and paragraphs came from: "kept" (AssemblyAI's, as a run
+    # fetched them) or "derived" (from the words).
+    segments: Mapping[str, str] = field(default_factory=dict)
     tasks: list[tuple[str, Payload]] = field(default_factory=list)
 
 
@@ -36,6 +39,7 @@ def as_json(rendered: list[Rendered], skipped: list[tuple[str, str]]) -> str:
                     "item": r.item,
                     "source": r.source,
                     "transcript": r.transcript,
+                    "segments": dict(r.segments),
                     "tasks": [
                         {"task": name, "api": p.api.value, "path": p.path, "body": p.body}
                         for name, p in r.tasks
@@ -65,7 +69,7 @@ def _request_block(entry: Rendered, task: str, payload: Payload, full: bool) -> 
     where = "LLM Gateway" if payload.api is TaskApi.GATEWAY else "LeMUR (deprecated)"
     lines = [
         title + "━" * max(3, RULE_WIDTH - len(title)),
-        f"{where}: POST {payload.path}    transcript: {entry.transcript}",
+        f"{where}: POST {payload.path}    transcript: {entry.transcript}{_kept(entry)}",
         _parameters(payload.body),
     ]
     if payload.api is TaskApi.LEMUR:
@@ -81,6 +85,12 @@ def _request_block(entry: Rendered, task: str, payload: Payload, full: bool) -> 
         lines.append("── other fields ──")
         lines.append(json.dumps(extra, indent=2, ensure_ascii=False))
     return "\n".join(lines)
+
+
+def _kept(entry: Rendered) -> str:
+    """A note when AssemblyAI's own split was kept (derived from the words otherwise)."""
+    parts = [part for part, source in entry.segments.items() if source == "kept"]
+    return f" ({' and '.join(parts)}: AssemblyAI's, kept)" if parts else ""
 
 
 def _parameters(body: Mapping[str, Any]) -> str:

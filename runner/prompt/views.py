@@ -124,10 +124,10 @@ class NoSpeakerLabelsUsed(Exception):
 class TranscriptView:
     """The transcript as templates see it.
 
-    ``sentences`` and ``paragraphs`` come from the API's own segmentation when the
-    runner fetched them (only when a template uses them); offline they are derived
-    from the words. ``words``, ``utterances`` and ``speakers`` are read from the
-    transcript when a template first uses them: most prompts need only the text.
+    ``sentences`` and ``paragraphs`` are AssemblyAI's own split or one derived from
+    the words, by the one rule of :mod:`runner.execute.segments`. ``words``,
+    ``utterances`` and ``speakers`` are read from the transcript when a template first
+    uses them: most prompts need only the text.
     """
 
     id: str | None

@@ -14,14 +14,14 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
+from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.recipe.document import KeyPath, format_path
 from runner.recipe.prices import PriceTable
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_SPEECH_MODELS = ("universal-3-5-pro", "universal-2")
-DEFAULT_OUTPUT_DIR = "out/{{ recipe.name }}/{{ item.name }}"
+DEFAULT_OUTPUT_DIR = f"{DEFAULT_OUT.as_posix()}/{{{{ recipe.name }}}}/{{{{ item.name }}}}"
 DEFAULT_LEMUR_MODEL = "anthropic/claude-sonnet-4-20250514"
-MANIFEST_FILE = "run.json"
 TRANSCRIPT_FILE = "transcript.json"
 # Files the runner itself writes, which no task output may take.
 RESERVED_OUTPUTS = {MANIFEST_FILE: "the run manifest", TRANSCRIPT_FILE: "the item's transcript"}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from runner.jsonl import JsonLineError, read_objects
 from runner.prompt.views import TaskResultView
 from runner.recipe.model import Recipe
 from runner.results.manifest import ItemRecord, Manifest
@@ -407,19 +408,10 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
     try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: not a results table ({exc})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(
-                        f"{path}:{number}: not a results table (a line is not a JSON object)"
-                    )
-                yield row
+        for _, row in read_objects(path):
+            yield row
+    except JsonLineError as exc:
+        raise ValueError(f"{path}:{exc.line}: not a results table ({exc.reason})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(_unreadable(path, exc)) from None
 
