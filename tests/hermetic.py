@@ -30,28 +30,48 @@ _SYSTEM = ("/dev", "/proc", "/sys", "/etc", "/usr", "/lib", "/lib64", "/var/lib"
 _HOME = (".pdbrc", ".cache", ".config", ".local")
 
 
-def _roots() -> tuple[str, ...]:
-    places = {
-        str(CHECKOUT),
+def _folders(places: set[str]) -> tuple[str, ...]:
+    resolved = {os.path.realpath(place) for place in places if place}
+    return tuple(sorted(place.rstrip(os.sep) + os.sep for place in resolved))
+
+
+# Where the interpreter and its packages live (a virtual environment may sit beside
+# the checkout), and the user's and system's own files.
+_PYTHON = _folders(
+    {
         sys.prefix,
         sys.base_prefix,
         sys.exec_prefix,
         sys.base_exec_prefix,
-        tempfile.gettempdir(),
         *site.getsitepackages(),
         *sysconfig.get_paths().values(),
         *_SYSTEM,
         *(os.path.join(os.path.expanduser("~"), name) for name in _HOME),
     }
-    resolved = {os.path.realpath(place) for place in places if place}
-    return tuple(sorted(place.rstrip(os.sep) + os.sep for place in resolved))
+)
+_INSIDE = _folders({str(CHECKOUT)})
+_TEMP = _folders({tempfile.gettempdir()})
+_BESIDE = _folders({str(CHECKOUT.parent)}) if CHECKOUT.parent != CHECKOUT.parent.parent else ()
+
+
+def outside_the_checkout(path: str) -> bool:
+    """Whether a test may not read ``path``: beside the checkout (a clone has nothing
+    there, even when the checkout itself lies in the temporary folder), or anywhere
+    but the checkout, the interpreter's places and the temporary folder."""
+    full = os.path.realpath(path) + os.sep
+    if full.startswith(_INSIDE + _PYTHON):
+        return False
+    if full.startswith(_BESIDE):
+        # pytest's tmp_path and tempfile's folders, when the checkout is in /tmp too
+        first = full[len(_BESIDE[0]) :].split(os.sep, 1)[0]
+        return not (full.startswith(_TEMP) and first.startswith(("pytest-of-", "tmp")))
+    return not full.startswith(_TEMP)
 
 
 class Guard:
     """Paths opened outside the checkout since the last :meth:`take`."""
 
     def __init__(self) -> None:
-        self.roots = _roots()
         self.outside: list[str] = []
         self.watching = False
 
@@ -65,8 +85,7 @@ class Guard:
             return  # a file descriptor, or the current folder
         self.watching = False  # realpath and abspath open nothing, but be sure
         try:
-            full = os.path.realpath(path) + os.sep
-            if not full.startswith(self.roots):
+            if outside_the_checkout(path):
                 self.outside.append(path)
         finally:
             self.watching = True

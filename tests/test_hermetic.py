@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from hermetic import CHECKOUT, GUARD
+from hermetic import CHECKOUT, GUARD, outside_the_checkout
 
 
 def test_a_read_beside_the_checkout_is_caught() -> None:
@@ -26,3 +26,9 @@ def test_reads_inside_the_checkout_and_tmp_path_pass(tmp_path: Path) -> None:
     assert (tmp_path / "note.txt").read_text(encoding="utf-8") == "kept"
     assert (CHECKOUT / "README.md").read_text(encoding="utf-8").startswith("# transcript-runner")
     assert GUARD.take() == []
+
+
+def test_beside_means_beside_even_when_the_checkout_is_in_the_temporary_folder() -> None:
+    """A fresh clone is often made in /tmp: its neighbours are still not the suite's."""
+    assert outside_the_checkout(str(CHECKOUT.parent / "shared" / "x.json"))
+    assert not outside_the_checkout(str(CHECKOUT / "tests" / "fixtures" / "README.md"))
