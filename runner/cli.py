@@ -467,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         prefix = "error: " if isinstance(exc, UsageError) else ""
         click.echo(f"{prefix}{exc.message}", err=True)
         sys.exit(exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - the last handler: a bug, not the user's doing
+    except Exception as exc:  # the last handler: a bug, not the user's doing
         click.echo(report_crash(exc, args, os.environ), err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(result if isinstance(result, int) else EXIT_OK)

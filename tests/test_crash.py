@@ -59,7 +59,8 @@ def test_a_crash_is_one_line_exit_4_and_a_log_without_secrets(
     log = Path(line["log"])
     assert log.parent == Path(".transcript-runner")  # the state folder, where a user looks
     text = log.read_text()
-    assert KEY not in text and PROVIDER_KEY not in text
+    assert KEY not in text
+    assert PROVIDER_KEY not in text
     assert f"version: {__version__}\n" in text
     assert f"python: {sys.implementation.name}".lower() in text.lower()
     assert "platform: " in text
@@ -84,7 +85,8 @@ def test_without_a_state_folder_the_log_goes_to_the_temporary_folder(
     assert line, err
     log = Path(line["log"])
     assert log.parent == Path(tempfile.gettempdir())
-    assert log.name.startswith("transcript-runner-crash-") and log.suffix == ".log"
+    assert log.name.startswith("transcript-runner-crash-")
+    assert log.suffix == ".log"
     assert not (crashing / ".transcript-runner").exists()  # a crash makes no folders
 
 
@@ -96,7 +98,8 @@ def test_a_log_that_cannot_be_written_is_said_in_the_same_line(
     code, _, err = run_cli("validate")
     assert code == EXIT_INTERNAL
     assert err.count("\n") == 1
-    assert "its details could not be written (" in err and "afile/tmp/" in err
+    assert "its details could not be written (" in err
+    assert "afile/tmp/" in err
     assert KEY not in err
 
 
