@@ -450,10 +450,9 @@ def _exit(code: int) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user errors print a message and their exit code, never a traceback;
     anything else is a bug, said in one line with its details in a crash log."""
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
         crash_if_asked()
-        result: Any = cli.main(args=args, prog_name="transcript-runner", standalone_mode=False)
+        result: Any = cli.main(args=argv, prog_name="transcript-runner", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -468,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"{prefix}{exc.message}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # the last handler: a bug, not the user's doing
+        args = sys.argv[1:] if argv is None else argv
         click.echo(report_crash(exc, args, os.environ), err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(result if isinstance(result, int) else EXIT_OK)

@@ -32,7 +32,6 @@ from runner import __version__
 from runner.api.pacing import testing
 
 TEST_CRASH_ENV = "TRANSCRIPT_RUNNER_TEST_CRASH"
-STATE_DIR = ".transcript-runner"  # runner.store's default, without importing SQLite here
 ISSUES_URL = "https://github.com/transcript-runner/transcript-runner/issues"
 
 # Variables whose values are secrets, by name: the runner's own key variables, and the
@@ -100,11 +99,18 @@ def _details(exc: BaseException, argv: Sequence[str]) -> str:
 def _folders(argv: Sequence[str]) -> list[Path]:
     """Where the log may go, best first: the state folder given or in use, then the
     temporary folder. Only a state folder that exists: a crash creates no folders."""
-    import tempfile  # here: it pulls in shutil and compression, and `--help` starts fast
+    # Imported here, at a crash: they pull in SQLite, shutil and compression, and the
+    # command line starts faster without them.
+    import tempfile
+
+    from runner.store import DEFAULT_STATE_DIR
 
     given = _option_value(argv, "--state-dir")
-    state = Path(given) if given else Path(STATE_DIR)
-    candidates = [state] if state.is_dir() else []
+    state = Path(given) if given else DEFAULT_STATE_DIR
+    try:
+        candidates = [state] if state.is_dir() else []
+    except OSError:  # a folder we may not even look into
+        candidates = []
     return [*candidates, Path(tempfile.gettempdir())]
 
 
