@@ -49,7 +49,7 @@ def test_a_crash_is_one_line_exit_4_and_a_log_without_secrets(
     crashing: Path, run_cli: RunCli
 ) -> None:
     (crashing / ".transcript-runner").mkdir()
-    code, out, err = run_cli("validate", "recipes/", "--llm-url", f"http://h/?k={KEY}")
+    code, out, err = run_cli("run", "recipes/", "--llm-url", f"http://h/?k={KEY}")
 
     assert code == EXIT_INTERNAL == 4
     assert out == ""
@@ -64,7 +64,7 @@ def test_a_crash_is_one_line_exit_4_and_a_log_without_secrets(
     assert f"version: {__version__}\n" in text
     assert f"python: {sys.implementation.name}".lower() in text.lower()
     assert "platform: " in text
-    assert "command: transcript-runner validate recipes/ --llm-url 'http://h/?k=[redacted]'" in text
+    assert "command: transcript-runner run recipes/ --llm-url 'http://h/?k=[redacted]'" in text
     assert "Traceback (most recent call last):" in text
     assert text.rstrip().endswith("RuntimeError: boom: sent [redacted]\nand [redacted]")
 
