@@ -7,6 +7,7 @@ never imports the HTTP stack.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,8 @@ import click
 
 from runner import __version__
 from runner.api.families import LIMIT_KINDS
-from runner.errors import EXIT_INTERRUPTED, EXIT_OK, RunnerError, UsageError
+from runner.crash import crash_if_asked, report_crash
+from runner.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, RunnerError, UsageError
 from runner.folders import DEFAULT_MANIFEST
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ def cli() -> None:
 
     \b
     Exit codes: 0 ok, 1 an item/task/expectation failed, 2 usage error,
-                3 invalid recipe, 130 interrupted.
+                3 invalid recipe, 4 a bug in transcript-runner, 130 interrupted.
     Environment: ASSEMBLYAI_API_KEY, ASSEMBLYAI_BASE_URL, ASSEMBLYAI_LLM_GATEWAY_URL.
     """
 
@@ -455,8 +457,10 @@ def _exit(code: int) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: user errors print a message and their exit code, never a traceback."""
+    """Entry point: user errors print a message and their exit code, never a traceback;
+    anything else is a bug, said in one line with its details in a crash log."""
     try:
+        crash_if_asked()
         result: Any = cli.main(args=argv, prog_name="transcript-runner", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Interrupted.", err=True)
@@ -471,4 +475,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         prefix = "error: " if isinstance(exc, UsageError) else ""
         click.echo(f"{prefix}{exc.message}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # the last handler: a bug, not the user's doing
+        args = sys.argv[1:] if argv is None else argv
+        click.echo(report_crash(exc, args, os.environ), err=True)
+        sys.exit(EXIT_INTERNAL)
     sys.exit(result if isinstance(result, int) else EXIT_OK)

@@ -1,7 +1,8 @@
 """The exception tree: every error a user can cause, each with its exit code.
 
 The command line catches :class:`RunnerError` and prints its message, never a
-traceback; anything else escaping is a bug in transcript-runner itself. Inside a
+traceback; anything else escaping is a bug in transcript-runner itself, said in one
+line with the details in a crash log (:mod:`runner.crash`, exit code 4). Inside a
 run, :class:`ItemError` is the one thing the executor catches around an item or a
 task: it is recorded in the manifest with its message and the run goes on.
 
@@ -13,8 +14,8 @@ Every class a user can meet is defined here, so this drawing is the whole tree::
     ├── ConfigurationError       2  the environment lacks something (API key, region)
     │   └── KeyRefused           2  AssemblyAI answered 401/403: the run stops at once
     ├── RecipeInvalid            3  recipes failed validation; holds every diagnostic
-    │   ├── DiagnosticError      3  one located problem that stops a loader early
-    │   └── InputsInvalid        3  the inputs do not expand into items
+    │   └── DiagnosticError      3  one located problem that stops a loader early
+    ├── InputsInvalid            3  the inputs do not expand into items (a diagnostic each)
     ├── RunFailed                1  the run finished, but some item or task failed
     ├── StoreError               1  the state store failed: the run stops, nothing more is paid
     ├── DiskFull                 1  the output disk is full or read-only: the run stops
@@ -36,7 +37,8 @@ Exit codes are part of the contract (README, ``docs/cli.md``):
 0     everything succeeded
 1     some item, task or expectation failed (:class:`RunFailed`)
 2     usage error: bad options, missing paths (:class:`UsageError`)
-3     invalid recipe (:class:`RecipeInvalid`)
+3     invalid recipe (:class:`RecipeInvalid`, :class:`InputsInvalid`)
+4     a bug in transcript-runner: an unexpected exception (:mod:`runner.crash`)
 130   interrupted (Ctrl-C)
 ====  ==========================================================
 """
@@ -53,6 +55,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INVALID_RECIPE = 3
+EXIT_INTERNAL = 4  # a bug in transcript-runner, not the user's doing (runner.crash)
 EXIT_INTERRUPTED = 130
 
 

@@ -225,6 +225,8 @@ class Store:
             cause = "the disk holding it is full; make room, or pass --state-dir elsewhere"
         elif "readonly" in said or "read-only" in said or "Read-only" in said:
             cause = "it cannot be written (a read-only disk or folder); pass --state-dir"
+        elif isinstance(exc, (NotADirectoryError, FileExistsError)):
+            cause = "a file is in the way of the folder; pass --state-dir a folder"
         elif "locked" in said or "busy" in said:
             cause = "another run holds it; wait for it, or pass another --state-dir"
         elif "I/O" in said or isinstance(exc, OSError):

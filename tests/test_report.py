@@ -274,17 +274,16 @@ def test_a_report_past_its_size_shows_the_rest_of_the_items_in_short(
 def test_a_report_that_cannot_be_written_costs_the_run_nothing(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
-    """Written as items finish; where it cannot be, every output and run.json are still
-    there, and the run says so and exits 1."""
+    """Where it cannot be written, every output and run.json are still there, and the
+    run says so and exits 1. (A --report PATH that cannot work is refused before the
+    run, tests/test_user_paths.py; here a folder is in the way of the default one.)"""
     shutil.copy(WILDFIRES, served / "saved.json")
     (served / "recipe.yaml").write_text(RECIPE)
-    (served / "blocked").write_text("a file where the report's folder should be")
-    code, _, err = run_cli(
-        "run", "recipe.yaml", "--progress", "plain", "--report", "blocked/r.html"
-    )
+    (served / "out" / "report.html").mkdir(parents=True)
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
     assert code == 1, err
     assert "Traceback" not in err
-    assert "error: the report could not be written: blocked/r.html" in err
+    assert "error: the report could not be written: out/report.html" in err
     summary = json.loads((served / "out" / "run.json").read_text())["summary"]
     assert summary["items"] == {"failed": 1, "ok": 2}  # the broken recording, as always
     assert (served / "out" / "report" / "saved" / "notes.md").is_file()

@@ -593,10 +593,12 @@ def test_a_plain_run_writes_no_reports(
 def test_a_report_that_cannot_be_written_fails_the_run(
     served: FakeAssemblyAI, tmp_path: Path, run_cli: RunCli
 ) -> None:
-    (tmp_path / "blocker").write_text("a file, not a folder")
-    result = run_cli("run", "recipes/notes.yaml", "--progress", "plain", "--junit", "blocker/j.xml")
+    """After the run: a --junit path that cannot work is refused before it
+    (tests/test_user_paths.py), so here the run itself puts a file in the way."""
+    junit = "out/run.json/j.xml"  # out/run.json is not there yet: the run writes it
+    result = run_cli("run", "recipes/notes.yaml", "--progress", "plain", "--junit", junit)
     assert result.exit_code == 1
-    assert "error: cannot write the JUnit report blocker/j.xml" in result.stderr
+    assert f"error: cannot write the JUnit report {junit}" in result.stderr
 
 
 def test_the_items_of_a_run_json_stream_one_at_a_time_as_loading_it_reads_them(

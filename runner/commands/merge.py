@@ -15,6 +15,7 @@ from runner.folders import DEFAULT_MANIFEST
 from runner.results.manifest import load_manifest, merged_totals, missing_shards, run_failed
 from runner.results.manifest import merge as merge_manifests
 from runner.results.outputs import write_json
+from runner.results.paths import check_paths, read_problem
 from runner.results.progress import summary_text
 from runner.results.reports import publish
 from runner.results.table import TableMerge, table_merges, write_merged
@@ -32,6 +33,7 @@ def merge(request: MergeRequest) -> int:
     paths = [str(path) for path in request.manifests]
     target, report, out = request.out, request.junit, str(request.out)
     _refuse_overwriting_inputs(paths, [target, *([report] if report else [])])
+    check_paths(files={"--out": target, "--junit": report})
     try:
         manifests = [load_manifest(Path(path)) for path in paths]
         merged = merge_manifests(manifests, names=list(paths))
@@ -95,8 +97,4 @@ def _refuse_overwriting_inputs(paths: Sequence[str], outputs: Sequence[Path]) ->
 
 
 def _reason(exc: OSError | ValueError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return f"{exc.filename}: no such manifest"
-    if isinstance(exc, OSError):
-        return f"{exc.filename}: {exc.strerror or exc}"
-    return str(exc)
+    return read_problem(exc, "manifest") if isinstance(exc, OSError) else str(exc)

@@ -12,6 +12,7 @@ from runner.diagnostics import display_resolved
 from runner.errors import EXIT_OK, UsageError
 from runner.results.manifest import load_manifest
 from runner.results.manifest import merge as merge_manifests
+from runner.results.paths import check_paths, read_problem
 from runner.results.report import REPORT_FILE, write_report
 
 
@@ -23,6 +24,7 @@ class ReportRequest:
 
 def report(request: ReportRequest) -> int:
     """Write the report of one run, or of several shards merged; where it went."""
+    check_paths(files={"--out": request.out})
     try:
         loaded = [load_manifest(path) for path in request.manifests]
         manifest = (
@@ -30,7 +32,9 @@ def report(request: ReportRequest) -> int:
             if len(loaded) == 1
             else merge_manifests(loaded, names=[str(path) for path in request.manifests])
         )
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise UsageError(read_problem(exc, "manifest")) from None
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
     first = request.manifests[0]
     out = request.out or first.with_name(REPORT_FILE)
@@ -39,7 +43,7 @@ def report(request: ReportRequest) -> int:
     try:
         write_report(manifest, first, out)
     except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write the report {exc}") from None  # "PATH: why"
     except RecursionError:
         raise UsageError(f"{first}: the run's files nest too deep to report") from None
     click.echo(f"report: {display_resolved(out)}")

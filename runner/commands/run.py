@@ -46,6 +46,7 @@ from runner.prompt.templating import TemplateEngine
 from runner.recipe.model import InputKind, LocalEngine, Provider, Recipe, Task, TaskApi
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.results.manifest import load_manifest, stream_item_records
+from runner.results.paths import check_paths
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
 from runner.results.report import REPORT_FILE, ReportWriter
 from runner.results.reports import publish, wanted
@@ -79,6 +80,14 @@ def run(request: RunRequest) -> int:
     """Run recipes against AssemblyAI; 0 when everything succeeded, 1 when something failed."""
     if not request.recipes:
         raise UsageError("name at least one recipe: transcript-runner run recipes/summaries.yaml")
+    check_paths(
+        folders={"--out": request.out, "--state-dir": request.state_dir},
+        files={
+            "--manifest": request.manifest,
+            "--junit": request.junit,
+            "--report": request.report,
+        },
+    )
     # What the region does not offer (LeMUR in the EU) is refused before anything is
     # sent or transcribed, as `validate --region` says it.
     recipes = load_recipes(request.recipes, *rest_region(request.region, os.environ))

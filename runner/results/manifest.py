@@ -255,11 +255,18 @@ class ManifestWriter:
         self.partial = path.with_name(path.name + ".partial")
         self.totals = Totals()
         self._count = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _disk_error(path, exc) from exc
         self._stream: IO[str] = _open_exclusively(self.partial)
         # An earlier run's manifest must not pass for this one's if this one crashes:
         # until it closes, only its `.partial` exists.
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            self._stream.close()
+            raise _disk_error(path, exc) from exc
         started = datetime.now(UTC).isoformat(timespec="seconds")
         self._history_name = _history_name(started, header)
         self.header = header
