@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,6 +20,7 @@ from runner.prompt.payloads import render_messages
 from runner.prompt.templating import TemplateEngine
 from runner.recipe import schema as recipe_schema
 from runner.recipe.document import Document, KeyPath, format_path
+from runner.recipe.fallbacks import asked_here
 from runner.recipe.migration import CURRENT_EQUIVALENT, LEMUR_DEFAULT_MODEL, TRANSCRIPT_LINE
 from runner.recipe.model import (
     GATEWAY_PROVIDER,
@@ -155,7 +156,7 @@ def _check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             else ("defaults", "fallbacks")
         )
         for index, fallback in enumerate(task.fallbacks):
-            if task.provider is None and fallback.provider is None:
+            if not asked_here(task, fallback):
                 continue
             given = [key for key in _CLIENT_FALLBACK_KEYS if getattr(fallback, key) is not None]
             if given:
@@ -257,24 +258,24 @@ def _check_local_engine(doc: Document, recipe: Recipe) -> list[Diagnostic]:
 
 def _check_needs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found: list[Diagnostic] = []
-    for task in recipe.tasks.values():
-        for index, need in enumerate(task.needs):
-            # A task left out of the recipe for a problem of its own (a missing
-            # prompt_file) is reported there, not again as unknown here.
-            if need not in recipe.tasks and need not in doc.data["tasks"]:
-                found.append(
-                    doc.diagnostic(
-                        ("tasks", task.name, "needs", index),
-                        f"needs an unknown task {need!r}"
-                        + (suggest(need, recipe.tasks) or f"; tasks: {', '.join(recipe.tasks)}"),
-                        key=False,
-                    )
+    graph = recipe.graph
+    for name, index, need in graph.unknown_needs():
+        # A task left out of the recipe for a problem of its own (a missing
+        # prompt_file) is reported there, not again as unknown here.
+        if need not in doc.data["tasks"]:
+            found.append(
+                doc.diagnostic(
+                    ("tasks", name, "needs", index),
+                    f"needs an unknown task {need!r}"
+                    + (suggest(need, recipe.tasks) or f"; tasks: {', '.join(recipe.tasks)}"),
+                    key=False,
                 )
-    for cycle in _cycles({t.name: t.needs for t in recipe.tasks.values()}):
+            )
+    for cycle in graph.cycles():
         first = cycle[0]
         if len(cycle) == 1:
             # A task cannot wait for its own reply; say so plainly, at the entry.
-            index = recipe.tasks[first].needs.index(first)
+            index = list(graph.needs(first)).index(first)
             found.append(
                 doc.diagnostic(
                     ("tasks", first, "needs", index),
@@ -291,37 +292,6 @@ def _check_needs(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             )
         )
     return found
-
-
-def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    """Each cycle once, starting at its first task in recipe order."""
-    order = {name: i for i, name in enumerate(graph)}
-    cycles: list[list[str]] = []
-    seen: set[frozenset[str]] = set()
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph.get(node, ()):
-            if nxt not in graph:
-                continue
-            if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt) :]
-                key = frozenset(cycle)
-                if key not in seen:
-                    seen.add(key)
-                    start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
-                    cycles.append(cycle[start:] + cycle[:start])
-            elif state.get(nxt) is None:
-                visit(nxt, stack)
-        stack.pop()
-        state[node] = 2
-
-    for name in graph:
-        if name not in state:
-            visit(name, [])
-    return cycles
 
 
 # --- options that depend on each other ----------------------------------------------

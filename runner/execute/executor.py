@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.api.types import Completion
@@ -50,6 +50,7 @@ from runner.items import Item, Shard, expand
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.templating import TemplateEngine, used_transcript_fields
 from runner.prompt.views import TaskResultView, TranscriptView
+from runner.recipe.fallbacks import client_fallbacks
 from runner.recipe.model import MANIFEST_FILE, TRANSCRIPT_FILE, Recipe, Task
 from runner.recipe.prices import PriceTable
 from runner.results.manifest import NOT_RUN, ItemRecord, ManifestWriter, TaskRecord
@@ -573,31 +574,6 @@ class Executor:
         except ItemError as exc:  # an output that cannot be written (a folder in the way)
             return record.fail(exc.message), None
         return record, result
-
-
-def client_fallbacks(task: Task, recipe: Recipe) -> list[Task]:
-    """The task as each of its fallbacks asked on our side: those on a provider (the
-    Gateway cannot reach them), and all of a provider's task (the server has no
-    fallbacks of its own). A Gateway task's Gateway fallbacks stay the Gateway's."""
-    found = []
-    for fallback in task.fallbacks:
-        provider = recipe.providers.get(fallback.provider) if fallback.provider else None
-        if provider is None and task.provider is None:
-            continue  # the Gateway falls back on its side
-        found.append(
-            replace(
-                task,
-                model=fallback.model,
-                provider=provider,
-                fallbacks=(),
-                fallback_config=None,
-                max_tokens=fallback.max_tokens or task.max_tokens,
-                temperature=(
-                    task.temperature if fallback.temperature is None else fallback.temperature
-                ),
-            )
-        )
-    return found
 
 
 def _run_stopper(group: BaseExceptionGroup) -> RunnerError | None:
