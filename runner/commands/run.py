@@ -31,12 +31,8 @@ from runner.checks import load_recipes
 from runner.commands.plan import count
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from runner.execute.executor import (
-    DEFAULT_ITEMS_IN_FLIGHT,
-    DEFAULT_ITEMS_WORKING,
-    Executor,
-    RunOptions,
-)
+from runner.execute.executor import Executor
+from runner.execute.options import DEFAULT_ITEMS_IN_FLIGHT, DEFAULT_ITEMS_WORKING, RunOptions
 from runner.execute.services import Reporter, Services, offline_services
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
