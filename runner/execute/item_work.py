@@ -10,12 +10,13 @@ from pathlib import Path
 from runner.execute.ask import Asker
 from runner.execute.claims import Claims
 from runner.execute.export import Exporter
+from runner.execute.loading import Obtained, Settled, TranscriptLoader
 from runner.execute.options import RunOptions
 from runner.execute.phases import step
 from runner.execute.prepared import PreparedRecipe
 from runner.execute.services import Services
 from runner.execute.task_work import TaskWork, not_run, skipped
-from runner.execute.transcribe import Obtained, Settled, Transcriber
+from runner.execute.transcribe import Transcriber
 from runner.items import Item
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import TRANSCRIPT_FILE, Task
@@ -50,6 +51,7 @@ class ItemWork:
             deadline=options.transcript_deadline,
             claims=claims,
         )
+        self.loader = TranscriptLoader(services.transcripts, store, offline=options.offline)
         asker = Asker(
             services, store, use_cache=options.use_cache, offline=options.offline, claims=claims
         )
@@ -78,7 +80,7 @@ class ItemWork:
     ) -> None:
         """Load and write the transcript, then run the tasks; each task's record joins
         ``record`` and each result joins ``results`` as soon as it exists."""
-        obtained = await self.transcriber.load(
+        obtained = await self.loader.load(
             settled,
             sentences=prepared.needs_sentences,
             paragraphs=prepared.needs_paragraphs,

@@ -20,9 +20,9 @@ from runner.execute.finish import (
     quotes_shortfall,
     unusable,
 )
+from runner.execute.loading import Obtained
 from runner.execute.phases import step
 from runner.execute.prepared import PreparedRecipe
-from runner.execute.transcribe import Obtained
 from runner.items import Item
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.views import TaskResultView, TranscriptView
