@@ -12,7 +12,7 @@ import pytest
 from fakeservices import FakeServices
 from test_execute import RECIPE, Quiet, echo, recipe_from
 
-import runner.execute.executor as executor_module
+import runner.execute.task_work as task_work_module
 from runner.execute.executor import Executor, RunOptions
 from runner.execute.phases import ItemPhase, Phases, step
 from runner.results.progress import phases_text
@@ -118,14 +118,14 @@ async def test_a_run_counts_an_item_writing_its_outputs(
 ) -> None:
     """The real writes, held on the outputs' thread until the test has looked."""
     writing, go_on = threading.Event(), threading.Event()
-    real_finish = executor_module.finish
+    real_finish = task_work_module.finish
 
     def held_finish(*args: Any) -> Any:
         writing.set()
         go_on.wait(5)
         return real_finish(*args)
 
-    monkeypatch.setattr(executor_module, "finish", held_finish)
+    monkeypatch.setattr(task_work_module, "finish", held_finish)
     recipe = recipe_from(tmp_path, RECIPE.replace("  - url: https://media.example.com/b.mp3\n", ""))
     executor = Executor(
         FakeServices(default_reply=echo),

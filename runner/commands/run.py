@@ -1,56 +1,38 @@
-"""``transcript-runner run``: configuration, clients, executor, summary, exit code.
-
-This is the only place that opens the network stack, so ``validate`` and
-``render`` never import aiohttp.
+"""``transcript-runner run``: load the recipes, configure the run (:mod:`.run_config`),
+execute it on its services (:mod:`.run_services`), then print the summary and write
+the reports. The exit code comes from what the run came to; printing decides nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
 import os
-import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 import click
 
-from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts, read_api_key
 from runner.api.families import LIMIT_KINDS
-from runner.api.gateway import GatewayClient
 from runner.api.hosts import rest_region
-from runner.api.http import HttpClient
-from runner.api.lemur import LemurClient
-from runner.api.speech import SpeechClient
-from runner.api.sweeps import StatusSweeper
-from runner.api.transcripts import TranscriptsClient
 from runner.checks import load_recipes
 from runner.commands.plan import count
+from runner.commands.run_config import configure, on_server
+from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from runner.execute.executor import (
-    DEFAULT_ITEMS_IN_FLIGHT,
-    DEFAULT_ITEMS_WORKING,
-    Executor,
-    RunOptions,
-)
-from runner.execute.services import Reporter, Services, offline_services
+from runner.execute.services import Reporter
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
-from runner.recipe.model import InputKind, LocalEngine, Provider, Recipe, Task, TaskApi
-from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
+from runner.recipe.model import InputKind, Recipe
 from runner.results.manifest import load_manifest, stream_item_records
 from runner.results.paths import check_paths
 from runner.results.progress import LiveReporter, PlainReporter, summary_text
+from runner.results.recorder import RunOutcome
 from runner.results.report import REPORT_FILE, ReportWriter
 from runner.results.reports import publish, wanted
-from runner.store import DEFAULT_STATE_DIR, Store
+from runner.store import DEFAULT_STATE_DIR
 
 
 @dataclass(frozen=True)
@@ -101,345 +83,46 @@ def run(request: RunRequest) -> int:
     return _execute(recipes, request)
 
 
-LLM_KEY_ENV = "TRANSCRIPT_RUNNER_LLM_KEY"
-LLM_STRUCTURED_ENV = "TRANSCRIPT_RUNNER_LLM_STRUCTURED_OUTPUT"
-
-
-def on_server(recipe: Recipe, url: str) -> Recipe:
-    """``recipe`` with every task it would send to AssemblyAI's LLM Gateway sent to the
-    OpenAI-compatible server at ``url`` instead, unchanged otherwise (its key, if any,
-    from TRANSCRIPT_RUNNER_LLM_KEY). A task that needs what only the Gateway does is a
-    usage error, naming its line."""
-    structured = os.environ.get(LLM_STRUCTURED_ENV, "json_schema")
-    if structured not in ("json_schema", "json_object", "none"):
-        raise UsageError(
-            f"{LLM_STRUCTURED_ENV}={structured!r}: use json_schema, json_object or none"
-        )
-    server = Provider("llm-url", url.rstrip("/"), LLM_KEY_ENV, structured_output=structured)
-    tasks = {}
-    for name, task in recipe.tasks.items():
-        if task.api is TaskApi.GATEWAY and task.asks_model and task.provider is None:
-            needs_gateway = _gateway_features(task)
-            if needs_gateway:
-                raise UsageError(
-                    f"{recipe.display}:{task.line}: task {name!r} uses "
-                    f"{', '.join(needs_gateway)}, which only AssemblyAI's LLM Gateway has; "
-                    "it cannot run on --llm-url"
-                )
-            task = replace(task, provider=server)
-        tasks[name] = task
-    return replace(recipe, tasks=MappingProxyType(tasks))
-
-
-def _gateway_features(task: Task) -> list[str]:
-    used = [
-        ("inject_transcript", task.inject_transcript),
-        ("gateway_post_processing", bool(task.gateway_post_processing)),
-        ("fallbacks", bool(task.fallbacks)),
-        ("fallback_config", task.fallback_config is not None),
-        ("send_as: prompt", task.send_as_prompt),
-    ]
-    return [f"`{key}`" for key, on in used if on]
-
-
-def run_prices(recipes: Sequence[Recipe], file: Path | None) -> dict[str, PriceTable] | None:
-    """Each recipe's price table: its `prices:` and --prices FILE."""
-    try:
-        return by_recipe({recipe.name: recipe.prices for recipe in recipes}, file)
-    except PriceTableError as exc:
-        raise UsageError(f"--prices {exc}") from None
-
-
-NO_LLM_MESSAGE = (
-    "the LLM tasks need an LLM: set ASSEMBLYAI_API_KEY to run them on AssemblyAI's LLM "
-    "Gateway, or pass --llm-url http://127.0.0.1:8080/v1 to run them on a local "
-    "OpenAI-compatible server (the transcripts and exports need neither)"
-)
-
-
-def _sends_nothing(recipes: Sequence[Recipe]) -> bool:
-    """Every input a saved transcript, or a file transcribed on this machine, and every
-    task an export: no request at all."""
-    return all(
-        all(_here(recipe, spec.kind) for spec in recipe.inputs)
-        and not any(_asks_assemblyai(task) for task in recipe.tasks.values())
-        for recipe in recipes
-    )
-
-
-def _asks_assemblyai(task: Task) -> bool:
-    """Whether a task sends its prompt to AssemblyAI (not an export, not a provider's)."""
-    return task.asks_model and task.provider is None
-
-
-def _private_without_key(recipes: Sequence[Recipe], api_key: str | None) -> bool:
-    """No key, and every recipe transcribes on this machine (a recipe that uses
-    AssemblyAI for its transcripts, or only reads saved ones, still needs the key: a CI
-    job that lost its secret must fail, not skip its prompts)."""
-    if api_key or _in_ci():
-        return False
-    return all(
-        recipe.local_engine is not None and all(_here(recipe, s.kind) for s in recipe.inputs)
-        for recipe in recipes
-    )
-
-
-def _in_ci() -> bool:
-    """CI systems set CI (GitHub Actions, GitLab, CircleCI, Travis, Buildkite...): there a
-    missing key is a lost secret, and LLM tasks must fail rather than not run."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _here(recipe: Recipe, kind: InputKind) -> bool:
-    """Whether an input's transcript comes without AssemblyAI."""
-    local = recipe.local_engine is not None
-    return kind is InputKind.TRANSCRIPT_FILE or (local and kind is InputKind.FILE)
-
-
 def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
-    """Run ``recipes``; print the summary; write the CI reports; return the exit code."""
-    # Offline replays, and exports of saved transcripts, need no key: nothing is sent,
-    # so the key is not read and the client is given none ("").
-    keyless = request.offline or _sends_nothing(recipes)
-    api_key = None if keyless else read_api_key()
-    llm_unavailable = None
-    if not keyless and _private_without_key(recipes, api_key):
-        # Transcribed on this machine, with no key: only the LLM tasks would need one.
-        # Run the rest, and say once why those did not run.
-        keyless, llm_unavailable = True, NO_LLM_MESSAGE
-    config = ClientConfig.for_key("" if keyless else api_key, request.region)
-    limits = merged_limits(recipes, request.limits or {})
-    config = replace(
-        config,
-        limits=limits.limits,
-        timeouts=_timeouts(config, recipes),
-        retry=_retry(config, recipes),
-    )
+    """Configure, execute, print the summary and write the reports; the exit code
+    comes from what the run came to."""
     manifest = request.manifest or (request.out or DEFAULT_OUT) / MANIFEST_FILE
-    options = RunOptions(
-        out=request.out,
+    setup = configure(
+        recipes,
         manifest=manifest,
+        out=request.out,
+        region=request.region,
+        limits=request.limits,
         timeout=request.timeout,
-        transcript_deadline=_transcript_deadline(recipes),
-        items_in_flight=limits.items,
-        items_working=limits.working,
         use_cache=not request.no_cache,
         offline=request.offline,
         shard=request.shard,
-        prices=run_prices(recipes, request.prices),
-        llm_unavailable=llm_unavailable,
+        prices=request.prices,
     )
     report_path = _report_path(request, manifest)
     reporter = _reporter(request.progress)
-    executor: Executor | None = None
-    sweeper: StatusSweeper | None = None
-
-    async def main(store: Store) -> None:
-        nonlocal executor, sweeper
-        async with HttpClient(config) as http, contextlib.AsyncExitStack() as servers:
-            _stop_on_signals(http)
-            services = offline_services() if request.offline else _services(http, config)
-            # One client per server for the whole run: its limits hold across the run.
-            providers = {
-                provider.key: GatewayClient(
-                    await servers.enter_async_context(_provider_client(provider, config))
-                )
-                for provider in _providers(recipes)
-            }
-            speech = {
-                engine.server: SpeechClient(
-                    await servers.enter_async_context(_speech_client(engine, config))
-                )
-                for engine in _speech_servers(recipes)
-            }
-            services = replace(services, providers=providers, speech=speech)
-            if isinstance(services.transcripts, TranscriptsClient):
-                sweeper = services.transcripts.sweeper
-            executor = Executor(services, options, reporter, store)
-            try:
-                await executor.run(recipes)
-            finally:
-                if sweeper is not None:
-                    await sweeper.close()
-
-    interrupted = False
-    with _tuned_garbage_collection(), Store(request.state_dir or DEFAULT_STATE_DIR) as store:
-        try:
-            asyncio.run(main(store))
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            interrupted = True
-    report, report_failed = _report_written(executor, report_path)
-    failed = _print_summary(executor, sweeper, report) or report_failed
-    if interrupted:
+    ran = execute(recipes, setup, reporter, request.state_dir or DEFAULT_STATE_DIR)
+    report, report_failed = _report_written(ran.outcome, report_path)
+    if ran.outcome is not None:
+        _print_summary(ran, ran.outcome, report, priced=setup.options.prices is not None)
+    if ran.interrupted:
         print(
             "Interrupted: finished outputs are kept and the manifest lists what was left. "
             "A rerun reattaches to the transcriptions already submitted and reuses cached "
             "replies, so it only does what is missing.",
             file=sys.stderr,
         )
-    reported = _ci_reports(executor, request.junit)
-    if interrupted:
+    reported = _ci_reports(ran.outcome, request.junit)
+    return _exit_code(ran, reports_written=reported and not report_failed)
+
+
+def _exit_code(ran: Ran, *, reports_written: bool) -> int:
+    """Interrupted; else failed when anything short of complete success happened (or
+    a report could not be written); else OK."""
+    if ran.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if failed or not reported else EXIT_OK
-
-
-@contextmanager
-def _tuned_garbage_collection() -> Iterator[None]:
-    """Keep the collector from stalling the event loop in long runs; as it was after.
-
-    Measured at 10,000 items: full collections of the objects a run keeps (modules,
-    recipes, items, connections) took 80 to 160 ms each, freed nothing, and came
-    every few seconds, each one a stall of every request. What exists before the run
-    is frozen out of collections, and collections come less often (memory stayed at
-    about 100 MB: a run makes few reference cycles).
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
-def _providers(recipes: Sequence[Recipe]) -> list[Provider]:
-    """The OpenAI-compatible servers the recipes declare or their tasks use (--llm-url's),
-    each once."""
-    found: dict[str, Provider] = {}
-    for recipe in recipes:
-        for provider in recipe.providers.values():
-            found.setdefault(provider.key, provider)
-        for task in recipe.tasks.values():
-            if task.provider is not None:
-                found.setdefault(task.provider.key, task.provider)
-    return list(found.values())
-
-
-def _speech_servers(recipes: Sequence[Recipe]) -> list[LocalEngine]:
-    """The speech servers the recipes transcribe on (``engine: openai-compatible``),
-    each once."""
-    found: dict[str, LocalEngine] = {}
-    for recipe in recipes:
-        engine = recipe.local_engine
-        if engine is not None and engine.engine == "openai-compatible":
-            found.setdefault(engine.server, engine)
-    return list(found.values())
-
-
-def _provider_client(provider: Provider, config: ClientConfig) -> HttpClient:
-    """A client of its own for ``provider``, its URL the Gateway's."""
-    own = replace(config, gateway_url=provider.base_url)
-    return _server_client(own, provider.api_key_env, provider.headers)
-
-
-def _speech_client(engine: LocalEngine, config: ClientConfig) -> HttpClient:
-    """A client of its own for a speech server, its URL the REST API's."""
-    own = replace(config, base_url=(engine.base_url or "").rstrip("/"))
-    return _server_client(own, engine.api_key_env)
-
-
-def _server_client(
-    config: ClientConfig, key_env: str | None, headers: Mapping[str, str] | None = None
-) -> HttpClient:
-    """A client for a server a recipe names: its key (``Bearer``) or none, never the
-    AssemblyAI key, and the same limits and retry policy."""
-    key = os.environ.get(key_env, "").strip() if key_env else ""
-    # A server of one's own that is down or broken fails its work in seconds, not the
-    # two minutes AssemblyAI's retry budget allows.
-    retry = replace(config.retry, max_retries=2, budget=15.0)
-    own = replace(config, api_key="", retry=retry)
-    authorization = f"Bearer {key}" if key else None
-    return HttpClient(own, authorization=authorization, assemblyai=False, headers=headers)
-
-
-def _services(http: HttpClient, config: ClientConfig) -> Services:
-    """AssemblyAI's services over ``http``."""
-    return Services(
-        transcripts=TranscriptsClient(http, config),
-        gateway=GatewayClient(http, config),
-        lemur=LemurClient(http, config),
-    )
-
-
-def _stop_on_signals(http: HttpClient) -> None:
-    """Ctrl-C and SIGTERM (how CI systems cancel a job): stop sending, keep, report.
-
-    Nothing more is sent from the first signal on: a request still waiting for its
-    turn is dropped (a submission's intent is closed, as nothing left). A submission on
-    the wire is waited for (30 s at most) so its job is recorded, and an LLM reply on
-    the wire (5 s at most) so it is cached; other requests are abandoned.
-    Cancelling the main task lets the executor close the manifest and write the reports
-    instead of leaving ``run.json.partial``. A second signal changes nothing: the
-    ledger writes it would cut short are what keeps the rerun from paying twice.
-    """
-    task = asyncio.current_task()
-    if task is None:
-        return
-    stopping: list[int] = []
-
-    def stop(signum: int) -> None:
-        if stopping:
-            print(
-                "Stopping: waiting (at most 30 s) for submissions already sent, so that "
-                "their jobs are recorded and the rerun does not pay for them again.",
-                file=sys.stderr,
-            )
-            return
-        stopping.append(signum)
-        http.stop_sending()
-        task.cancel()
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(signum, stop, signum)
-        except (NotImplementedError, RuntimeError):  # not on this platform or thread
-            return
-
-
-@dataclass(frozen=True)
-class _MergedLimits:
-    limits: Limits
-    items: int  # items under way at once (most of them waiting for their jobs)
-    working: int  # of those, holding a transcript while their tasks run
-
-
-def merged_limits(recipes: Sequence[Recipe], overrides: Mapping[str, int]) -> _MergedLimits:
-    """The strictest limit any recipe sets for each kind, then the command line's."""
-    chosen: dict[str, int] = {}
-    for recipe in recipes:
-        for kind, value in recipe.limits.items():
-            chosen[kind] = min(value, chosen.get(kind, value))
-    chosen.update(overrides)
-    limits = replace(Limits(), **{k: v for k, v in chosen.items() if k != "items"})
-    items = chosen.get("items", DEFAULT_ITEMS_IN_FLIGHT)
-    # Enough items working to keep every LLM and LeMUR slot busy (an item has one or
-    # two calls in flight at a time, and some time between them), and no more: each
-    # holds a transcript. Waiting items are cheap, so `items` bounds only them.
-    working = max(DEFAULT_ITEMS_WORKING, (limits.llm + limits.lemur) * 3 // 2)
-    return _MergedLimits(limits, items, min(items, working))
-
-
-def _timeouts(config: ClientConfig, recipes: Sequence[Recipe]) -> Timeouts:
-    """The recipes' `timeouts:` (the strictest of each), over the defaults."""
-    chosen = {
-        field: min(values)
-        for key, field in (("request", "read"), ("llm", "llm"))
-        if (values := [r.timeouts[key] for r in recipes if key in r.timeouts])
-    }
-    return replace(config.timeouts, **chosen)
-
-
-def _retry(config: ClientConfig, recipes: Sequence[Recipe]) -> RetryPolicy:
-    """The recipes' retry budget (the strictest), over the default."""
-    budgets = [r.timeouts["retry"] for r in recipes if "retry" in r.timeouts]
-    return replace(config.retry, budget=min(budgets)) if budgets else config.retry
-
-
-def _transcript_deadline(recipes: Sequence[Recipe]) -> float | None:
-    deadlines = [r.timeouts["transcript"] for r in recipes if "transcript" in r.timeouts]
-    return min(deadlines) if deadlines else None
+    failed = ran.outcome is None or ran.outcome.failed
+    return EXIT_FAILED if failed or not reports_written else EXIT_OK
 
 
 def _reporter(progress: str) -> Reporter:
@@ -447,12 +130,12 @@ def _reporter(progress: str) -> Reporter:
     return LiveReporter() if live else PlainReporter()
 
 
-def _ci_reports(executor: Executor | None, junit: Path | None) -> bool:
+def _ci_reports(outcome: RunOutcome | None, junit: Path | None) -> bool:
     """JUnit, step summary and annotations, from the manifest as written to disk (so
     they say exactly what run.json says); False when one could not be written."""
-    if executor is None or executor.outcome is None or not wanted(junit, os.environ):
+    if outcome is None or not wanted(junit, os.environ):
         return True
-    manifest = load_manifest(executor.outcome.manifest)
+    manifest = load_manifest(outcome.manifest)
     problems = publish(manifest, junit=junit, environ=os.environ)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -470,13 +153,12 @@ def _report_path(request: RunRequest, manifest: Path) -> Path | None:
     return path
 
 
-def _report_written(executor: Executor | None, path: Path | None) -> tuple[str | None, bool]:
+def _report_written(outcome: RunOutcome | None, path: Path | None) -> tuple[str | None, bool]:
     """report.html, from the manifest as written (so it says what run.json says), read
     an item at a time: where it went (as the summary shows it), and whether writing it
     failed (said here; the run's results are all kept)."""
-    if path is None or executor is None or executor.outcome is None:
+    if path is None or outcome is None:
         return None, False
-    outcome = executor.outcome
     report = ReportWriter(path, outcome.writer.header.get("recipes") or ())
     try:
         for record in stream_item_records(outcome.manifest):
@@ -492,13 +174,7 @@ def _report_written(executor: Executor | None, path: Path | None) -> tuple[str |
     return display_resolved(written), False
 
 
-def _print_summary(
-    executor: Executor | None, sweeper: StatusSweeper | None, report: str | None = None
-) -> bool:
-    """Print the summary; True when anything failed."""
-    if executor is None or executor.outcome is None:
-        return True
-    outcome = executor.outcome
+def _print_summary(ran: Ran, outcome: RunOutcome, report: str | None, *, priced: bool) -> None:
     print(
         summary_text(
             outcome.writer.totals,
@@ -506,17 +182,16 @@ def _print_summary(
             wall=outcome.wall_seconds,
             manifest=str(outcome.manifest),
             left=outcome.not_started,
-            status_pages=sweeper.requests if sweeper else 0,
-            peak_budget_share=sweeper.peak_budget_share if sweeper else 0.0,
+            status_pages=ran.status_pages,
+            peak_budget_share=ran.peak_budget_share,
             tables=[display_resolved(path) for path in outcome.tables],
             table_problem=outcome.table_problem,
-            priced=executor.options.prices is not None,
+            priced=priced,
             report=report,
             failures_shown=True,
         ),
         file=sys.stderr,
     )
-    return outcome.failed
 
 
 def _check_budget(recipes: Sequence[Recipe], request: RunRequest) -> None:

@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runner.api.types import CallStats, Completion, Usage
-from runner.errors import ConfigurationError, NotStored
+from runner.errors import ApiError, ConfigurationError, NotStored
 from runner.execute.claims import Claims
 from runner.execute.services import Services
 from runner.execute.single_flight import SingleFlight
@@ -22,6 +23,8 @@ from runner.prompt.payloads import Payload
 from runner.recipe.model import Task, TaskApi
 from runner.results.manifest import TaskRecord
 from runner.store import Store, request_key
+
+log = logging.getLogger(__name__)
 
 # How long a stopping run waits for an LLM reply already on the wire, to cache it: most
 # arrive within seconds, and a hung call must not hold a stop for long (a reply costs
@@ -99,6 +102,47 @@ class Asker:
                 if cacheable(completion):
                     await self.remember(key, label, payload, completion)
             raise
+
+    async def first_reply(
+        self, candidates: Sequence[tuple[Task, Payload]], label: str, record: TaskRecord
+    ) -> tuple[Task, Payload, Completion]:
+        """The first model to answer: the task's, then each client-side fallback in
+        order when a request fails (a refused AssemblyAI key still stops the run)."""
+        retries = 0
+        for index, (task, payload) in enumerate(candidates):
+            try:
+                completion = await self.reply(task, payload, label, record)
+                record.retries = retries
+                return task, payload, completion
+            except ApiError as exc:
+                retries += exc.retries
+                record.retries = retries
+                if index + 1 == len(candidates):
+                    raise
+                following = candidates[index + 1][0].model
+                log.info("%s: %s failed; trying %s", label, task.model, following)
+                await self.release(record.cache_key or "")
+                record.cache_key = None
+        raise AssertionError("a task has at least one model")  # pragma: no cover
+
+    async def keep_or_forget(
+        self,
+        record: TaskRecord,
+        label: str,
+        payload: Payload,
+        completion: Completion,
+        *,
+        clean: bool,
+    ) -> None:
+        """What the cache keeps of a reply once it is processed, before any file of it
+        is written (so a full disk loses no paid reply). Only a reply that processed
+        ``clean`` is kept: a broken or cut-off one must be asked again on the next run,
+        not replayed forever; a kept one that no longer processes is forgotten."""
+        key = record.cache_key or ""
+        if record.cached and not clean:
+            await self.forget(key)
+        if record.asked and clean and cacheable(completion):
+            await self.remember(key, label, payload, completion)
 
     async def _cached(self, key: str) -> Completion | None:
         if self.store is None:

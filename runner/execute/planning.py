@@ -112,14 +112,15 @@ def _plan_item(
         plan.audio_seconds = seconds
     view = kept_view(store, transcript) if transcript is not None else None
     results: dict[str, TaskResultView | None] = {}
-    for task in recipe.ordered_tasks():
+    graph = recipe.graph
+    for name in graph.order():
+        task = recipe.tasks[name]
         if not task.asks_model:  # an export: no call, no tokens, written every run
             results[task.name] = None
             continue
         model = task.requested_model
         plan.models[model] = plan.models.get(model, 0) + 1
-        needed = {n: results.get(n) for n in task.needs}
-        if view is None or transcript is None or any(r is None for r in needed.values()):
+        if view is None or transcript is None or graph.failed_needs(name, results):
             plan.calls += 1
             plan.unknown_tokens += 1
             results[task.name] = None
@@ -129,7 +130,7 @@ def _plan_item(
             item.view(recipe),
             task,
             view,
-            {n: r for n, r in needed.items() if r is not None},
+            {n: r for n in task.needs if (r := results[n]) is not None},
         )
         try:
             payload = build_payload(

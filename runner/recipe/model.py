@@ -17,6 +17,7 @@ from typing import Any
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.recipe.document import KeyPath, format_path
 from runner.recipe.prices import PriceTable
+from runner.recipe.taskgraph import TaskGraph
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_SPEECH_MODELS = ("universal-3-5-pro", "universal-2")
@@ -419,17 +420,14 @@ class Recipe:
     def base_dir(self) -> Path:
         return self.path.parent
 
+    @property
+    def graph(self) -> TaskGraph:
+        """Which task needs which (see :class:`~runner.recipe.taskgraph.TaskGraph`)."""
+        return TaskGraph({name: task.needs for name, task in self.tasks.items()})
+
     def ordered_tasks(self) -> tuple[Task, ...]:
-        """Tasks with every task after the ones it needs; otherwise in recipe order."""
-        done: list[str] = []
-        pending = list(self.tasks)
-        while pending:
-            ready = [n for n in pending if all(d in done for d in self.tasks[n].needs)]
-            if not ready:  # a cycle; validate reports it, keep the rest in order
-                ready = pending[:1]
-            done.append(ready[0])
-            pending.remove(ready[0])
-        return tuple(self.tasks[n] for n in done)
+        """The tasks in the order they can run: :meth:`TaskGraph.order`."""
+        return tuple(self.tasks[name] for name in self.graph.order())
 
     def transcription_request(self) -> dict[str, Any]:
         """The POST /v2/transcript options (without audio_url), with our default models."""

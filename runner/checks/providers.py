@@ -1,0 +1,130 @@
+"""The providers a recipe names (OpenAI-compatible servers): which exist, what a task on
+one cannot use (what only AssemblyAI's Gateway does), which fallbacks it takes, and
+which variables may hold their keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from runner.diagnostics import Diagnostic, suggest
+from runner.recipe.document import Document, KeyPath
+from runner.recipe.fallbacks import asked_here
+from runner.recipe.model import GATEWAY_PROVIDER, Recipe
+
+# What only AssemblyAI's LLM Gateway does, and why another server cannot.
+_GATEWAY_FEATURES = {
+    "inject_transcript": "the Gateway inserts an AssemblyAI transcript by its id",
+    "gateway_post_processing": "the Gateway repairs JSON on its side; use post_process",
+    "fallback_config": "the Gateway tries other models on its side",
+    "send_as": "the `prompt` string is the Gateway's; OpenAI's API takes messages",
+}
+
+
+_CLIENT_FALLBACK_KEYS = ("system", "prompt", "tools", "tool_choice")
+# Variables a recipe may not send to a server it names: AssemblyAI's key, and the
+# secrets CI systems hand a job (a pull request can edit a recipe).
+_PROTECTED_VARIABLES = ("ASSEMBLYAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN", "CI_JOB_TOKEN")
+_PROTECTED_PREFIXES = ("ACTIONS_", "RUNNER_", "GITHUB_")
+
+
+def check_key_variables(doc: Document) -> list[Diagnostic]:
+    """``api_key_env`` never names a variable that holds someone else's secret."""
+    places: list[KeyPath] = [
+        ("providers", name, "api_key_env") for name in (doc.data.get("providers") or {})
+    ]
+    places.append(("transcription", "api_key_env"))
+    found = []
+    for path in places:
+        value = _at(doc.data, path)
+        if isinstance(value, str) and (
+            value in _PROTECTED_VARIABLES or value.startswith(_PROTECTED_PREFIXES)
+        ):
+            found.append(
+                doc.diagnostic(
+                    path,
+                    f"api_key_env {value!r} would send that secret to the server this "
+                    "recipe names; give the server's own key in a variable of its own",
+                    key=False,
+                )
+            )
+    return found
+
+
+def _at(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        if not isinstance(data, Mapping) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _unknown_providers(doc: Document, recipe: Recipe) -> Iterator[Diagnostic]:
+    """``model: {provider: NAME, ...}`` names a provider the recipe has (or the
+    Gateway's own name)."""
+    known = [*recipe.providers, GATEWAY_PROVIDER]
+    for task in recipe.tasks.values():
+        spec = doc.data["tasks"][task.name]
+        here: KeyPath = ("tasks", task.name) if "model" in spec else ("defaults",)
+        named = [((*here, "model", "provider"), task.model_provider)]
+        where: KeyPath = (
+            ("tasks", task.name, "fallbacks") if "fallbacks" in spec else ("defaults", "fallbacks")
+        )
+        named += [
+            ((*where, index, "model", "provider"), fallback.model_provider)
+            for index, fallback in enumerate(task.fallbacks)
+        ]
+        for path, name in named:
+            if name is not None and name not in known:
+                yield doc.diagnostic(
+                    path,
+                    f"unknown provider {name!r}{suggest(name, known)} (the providers here "
+                    f"are {', '.join(map(repr, known))}; add one under `providers:`)",
+                    key=False,
+                )
+
+
+def check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """A task on another provider cannot use what only AssemblyAI's Gateway does, and a
+    fallback we ask on our side takes a model, max_tokens and temperature only."""
+    found: list[Diagnostic] = list(_unknown_providers(doc, recipe))
+    for task in recipe.tasks.values():
+        spec_fallbacks = doc.data["tasks"][task.name].get("fallbacks")
+        where: KeyPath = (
+            ("tasks", task.name, "fallbacks")
+            if spec_fallbacks is not None
+            else ("defaults", "fallbacks")
+        )
+        for index, fallback in enumerate(task.fallbacks):
+            if not asked_here(task, fallback):
+                continue
+            given = [key for key in _CLIENT_FALLBACK_KEYS if getattr(fallback, key) is not None]
+            if given:
+                found.append(
+                    doc.diagnostic(
+                        (*where, index, given[0]),
+                        f"{given[0]!r}: this fallback is asked on our side (a provider is "
+                        "involved), which takes model, max_tokens and temperature only; "
+                        "remove it",
+                    )
+                )
+        if task.provider is None:
+            continue
+        spec = doc.data["tasks"][task.name]
+        defaults = doc.data.get("defaults") or {}
+        for key, why in _GATEWAY_FEATURES.items():
+            here: KeyPath | None = (
+                ("tasks", task.name, key)
+                if key in spec
+                else (("defaults", key) if key in defaults and key.startswith("fallback") else None)
+            )
+            if here is not None:
+                found.append(
+                    doc.diagnostic(
+                        here,
+                        f"{key!r} only works on AssemblyAI's LLM Gateway ({why}), and task "
+                        f"{task.name!r} runs on provider {task.provider.name!r}; remove it "
+                        "there",
+                    )
+                )
+    return found

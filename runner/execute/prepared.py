@@ -1,0 +1,45 @@
+"""What one recipe needs at run time, computed once before its first item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runner.items import Item, Shard, expand
+from runner.prompt.templating import TemplateEngine, used_transcript_fields
+from runner.recipe.model import Recipe, Task
+from runner.recipe.taskgraph import TaskGraph
+
+
+@dataclass
+class PreparedRecipe:
+    """What one recipe needs at run time, computed once before the first item."""
+
+    recipe: Recipe
+    engine: TemplateEngine
+    items: list[Item]
+    graph: TaskGraph
+    tasks: tuple[Task, ...]  # in the graph's order
+    needs_sentences: bool
+    needs_paragraphs: bool
+    needs_words: bool  # words, utterances or speakers: parsed (and checked) up front
+
+
+def prepare_recipe(recipe: Recipe, shard: Shard | None = None) -> PreparedRecipe:
+    """Expand the items (this shard's), order the tasks, and find which transcript
+    parts the templates use, so no item fetches sentences nobody reads."""
+    engine = TemplateEngine(recipe.base_dir)
+    tasks = recipe.ordered_tasks()
+    used = used_transcript_fields(engine, [t for task in tasks for t in task.templates])
+    quotes = any(task.quotes is not None for task in tasks)
+    exports = any(task.export is not None for task in tasks)
+    items = expand(recipe, engine)
+    return PreparedRecipe(
+        recipe=recipe,
+        engine=engine,
+        items=shard.select(recipe, items) if shard else items,
+        graph=recipe.graph,
+        tasks=tasks,
+        needs_sentences=quotes or bool(used & {"sentences", "*"}),
+        needs_paragraphs=bool(used & {"paragraphs", "*"}),
+        needs_words=exports or quotes or bool(used & {"words", "utterances", "speakers", "*"}),
+    )
