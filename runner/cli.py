@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -23,6 +23,8 @@ from runner.folders import DEFAULT_MANIFEST
 
 if TYPE_CHECKING:
     from runner.items import Shard
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -309,15 +311,33 @@ def plan(**options: Any) -> None:
     _exit(plan(PlanRequest(**options)))
 
 
+def _renamed(old: str, new: str) -> Callable[[FC], FC]:
+    """A hidden option under its former name: still taken, with a notice of the new one
+    (a workflow written for the old name keeps working)."""
+
+    def notice(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        click.echo(
+            f"note: {old} is now {new} (it names what it writes); {old} still works", err=True
+        )
+        return Path(value)
+
+    return click.option(
+        old, "renamed_out", hidden=True, type=click.Path(dir_okay=False), callback=notice
+    )
+
+
 @cli.command()
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--out",
+    "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),
     default=str(DEFAULT_MANIFEST),
     show_default=True,
     help="Where to write the merged manifest.",
 )
+@_renamed("--out", "--manifest")
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False),
@@ -328,7 +348,7 @@ def merge(**options: Any) -> None:
     """Combine the run.json manifests of sharded runs into one, and report it.
 
     The shards' results tables (output.table) are combined too, one per recipe,
-    beside the merged manifest: <folder of --out>/<recipe>/<table>.
+    beside the merged manifest: <folder of --manifest>/<recipe>/<table>.
 
     Exit code 1 when the merged run had any failure, as `run` would have; 2 when
     an input is missing, is not a manifest, or shares items with another input,
@@ -337,10 +357,13 @@ def merge(**options: Any) -> None:
     \b
     Examples:
       transcript-runner merge shard-*/run.json
-      transcript-runner merge a/run.json b/run.json --out out/run.json --junit junit.xml
+      transcript-runner merge a/run.json b/run.json --manifest out/run.json --junit junit.xml
     """
     from runner.commands.merge import MergeRequest, merge
 
+    renamed = options.pop("renamed_out")
+    if renamed is not None:
+        options["manifest"] = renamed
     _exit(merge(MergeRequest(**options)))
 
 
@@ -371,10 +394,11 @@ def migrate(**options: Any) -> None:
 @cli.command()
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--out",
+    "--html",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write it [default: report.html beside the first manifest].",
+    help="Where to write the report [default: report.html beside the first manifest].",
 )
+@_renamed("--out", "--html")
 def report(**options: Any) -> None:
     """Write the HTML report of a run from its run.json (several: shards, merged).
 
@@ -384,10 +408,12 @@ def report(**options: Any) -> None:
     \b
     Examples:
       transcript-runner report out/run.json
-      transcript-runner report shard-*/run.json --out report.html
+      transcript-runner report shard-*/run.json --html report.html
     """
     from runner.commands.report import ReportRequest, report
 
+    renamed = options.pop("renamed_out")
+    options["html"] = options["html"] or renamed
     _exit(report(ReportRequest(**options)))
 
 

@@ -192,7 +192,7 @@ def test_the_report_command_rebuilds_it_from_the_manifest(
 
 
 def test_untrusted_markdown_cannot_load_or_link_anywhere_odd() -> None:
-    from runner.results.report import _markdown
+    from runner.results.html_report import _markdown
 
     page = _markdown(
         "![t](https://evil.example/t.gif?leak=1) [a](ms-msdt:x) [b](//evil.example) "
@@ -208,7 +208,7 @@ def test_untrusted_markdown_cannot_load_or_link_anywhere_odd() -> None:
 def test_a_hostile_manifest_cannot_inject_html(tmp_path: Path) -> None:
     import json as jsonlib
 
-    from runner.results.report import write_report
+    from runner.results.html_report import write_report
 
     task = {"task": "t", "status": "failed", "error": "<b>x</b>", "line": "<img src=x>"}
     item = {
@@ -235,7 +235,7 @@ def test_the_report_never_overwrites_its_manifest(
     (served / "recipe.yaml").write_text(RECIPE)
     run_cli("run", "recipe.yaml", "--progress", "plain", "--no-report")
     before = (served / "out" / "run.json").read_text()
-    code, _, err = run_cli("report", "out/run.json", "--out", "out/run.json")
+    code, _, err = run_cli("report", "out/run.json", "--html", "out/run.json")
     assert code == 2
     assert "is one of the manifests" in err
     assert (served / "out" / "run.json").read_text() == before
@@ -246,7 +246,7 @@ def test_a_report_past_its_size_shows_the_rest_of_the_items_in_short(
 ) -> None:
     """10,000 long recordings in full would be gigabytes: past the limit, each item is
     its status, its errors and a link to its folder."""
-    import runner.results.report as report_module
+    import runner.results.html_report as report_module
 
     shutil.copy(WILDFIRES, served / "saved.json")
     (served / "recipe.yaml").write_text(RECIPE)

@@ -18,8 +18,8 @@ from conftest import RunCli
 from fakeapi import FakeAssemblyAI, status
 
 from runner.errors import OverlappingShards
+from runner.results import ci
 from runner.results import manifest as run_manifest
-from runner.results import reports
 from runner.results.manifest import ExpectationRecord, ItemRecord, ManifestWriter, TaskRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def properties(case: ET.Element) -> dict[str, str]:
 
 
 def test_junit_counts_every_item_and_task(mixed: Manifest) -> None:
-    root = ET.fromstring(reports.junit_xml(mixed))
+    root = ET.fromstring(ci.junit_xml(mixed))
     assert root.tag == "testsuites"
     (suite,) = root.findall("testsuite")
     assert suite.get("name") == "notes"
@@ -137,7 +137,7 @@ def test_junit_counts_every_item_and_task(mixed: Manifest) -> None:
 
 
 def test_junit_failure_carries_the_exact_error(mixed: Manifest) -> None:
-    case = cases(ET.fromstring(reports.junit_xml(mixed)))[("notes.a-call", "summary")]
+    case = cases(ET.fromstring(ci.junit_xml(mixed)))[("notes.a-call", "summary")]
     failure = case.find("failure")
     assert failure is not None
     assert failure.get("type") == "task"
@@ -149,7 +149,7 @@ def test_junit_failure_carries_the_exact_error(mixed: Manifest) -> None:
 
 
 def test_junit_skipped_and_expectations(mixed: Manifest) -> None:
-    found = cases(ET.fromstring(reports.junit_xml(mixed)))
+    found = cases(ET.fromstring(ci.junit_xml(mixed)))
     skipped = found[("notes.a-call", "headline")].find("skipped")
     assert skipped is not None
     assert skipped.get("message") == "not run because summary failed"
@@ -166,7 +166,7 @@ def test_junit_skipped_and_expectations(mixed: Manifest) -> None:
 
 
 def test_junit_item_failures_are_errors(mixed: Manifest) -> None:
-    found = cases(ET.fromstring(reports.junit_xml(mixed)))
+    found = cases(ET.fromstring(ci.junit_xml(mixed)))
     transcript = found[("notes.d-call", "transcript")].find("error")
     assert transcript is not None
     assert transcript.get("type") == "transcript"
@@ -178,7 +178,7 @@ def test_junit_item_failures_are_errors(mixed: Manifest) -> None:
 
 
 def test_junit_properties_carry_tokens_and_models(mixed: Manifest) -> None:
-    found = cases(ET.fromstring(reports.junit_xml(mixed)))
+    found = cases(ET.fromstring(ci.junit_xml(mixed)))
     props = properties(found[("notes.b-call", "summary")])
     assert props["input_tokens"] == "120"
     assert props["output_tokens"] == "30"
@@ -193,7 +193,7 @@ def test_junit_survives_characters_xml_cannot_hold(tmp_path: Path) -> None:
     error = 'bad reply: <"&\x00\x1b> ]]>'
     records = [item("x", [TaskRecord("summary", "failed", error=error, line=3)])]
     manifest = write_manifest(tmp_path / "run.json", records, recipes=[("a&b", "a.yaml")])
-    root = ET.fromstring(reports.junit_xml(manifest))
+    root = ET.fromstring(ci.junit_xml(manifest))
     failure = next(root.iter("failure"))
     assert failure.get("message") == 'bad reply: <"&\ufffd\ufffd> ]]>'
     assert root.findall("testsuite")[0].get("name") == "a&b"
@@ -201,7 +201,7 @@ def test_junit_survives_characters_xml_cannot_hold(tmp_path: Path) -> None:
 
 def test_junit_lists_recipes_without_items(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "run.json", [], recipes=[("empty", "empty.yaml")])
-    root = ET.fromstring(reports.junit_xml(manifest))
+    root = ET.fromstring(ci.junit_xml(manifest))
     assert [(s.get("name"), s.get("tests")) for s in root.iter("testsuite")] == [("empty", "0")]
 
 
@@ -209,7 +209,7 @@ def test_junit_lists_recipes_without_items(tmp_path: Path) -> None:
 
 
 def test_step_summary_has_the_table_and_the_failures(mixed: Manifest) -> None:
-    text = reports.step_summary(mixed)
+    text = ci.step_summary(mixed)
     lines = text.split("\n")
     assert lines[0] == "### ❌ transcript-runner: run interrupted"
     assert lines[2] == "5 items in 1 recipe · 12.5 s · 0.00 h of audio"
@@ -233,7 +233,7 @@ def test_step_summary_escapes_table_cells_and_folds_lines(tmp_path: Path) -> Non
         item("x", [TaskRecord("t", "failed", error="line one\nline <two>", line=2)], recipe="a|b")
     ]
     manifest = write_manifest(tmp_path / "run.json", records, recipes=[("a|b", "ab.yaml")])
-    text = reports.step_summary(manifest)
+    text = ci.step_summary(manifest)
     assert "| a\\|b | 0 / 1 | 0 / 1 / 0 | 0 / 0 | 0 / 0 | 0 / 0 | $0.00 |" in text
     assert "- **a|b** · x · t: line one line &lt;two&gt;" in text
 
@@ -242,7 +242,7 @@ def test_step_summary_of_a_clean_run_and_a_total_row(tmp_path: Path) -> None:
     records = [item("x", [ok_task()]), item("y", [ok_task()], recipe="other")]
     recipes = [("notes", "notes.yaml"), ("other", "other.yaml")]
     manifest = write_manifest(tmp_path / "run.json", records, recipes=recipes)
-    text = reports.step_summary(manifest)
+    text = ci.step_summary(manifest)
     assert text.startswith("### ✅ transcript-runner: run completed\n")
     assert "| **total** | 2 / 0 | 2 / 0 / 0 | 240 / 60 | 0 / 0 | 2 / 0 |" in text
     assert "Failures" not in text
@@ -253,7 +253,7 @@ def test_step_summary_lists_at_most_50_failures(tmp_path: Path) -> None:
         item(f"call-{n:03}", [TaskRecord("summary", "failed", error=f"boom {n}", line=4)])
         for n in range(60)
     ]
-    text = reports.step_summary(write_manifest(tmp_path / "run.json", records))
+    text = ci.step_summary(write_manifest(tmp_path / "run.json", records))
     bullets = [line for line in text.split("\n") if line.startswith("- ")]
     assert len(bullets) == 51
     assert bullets[-1] == "- …and 10 more (see run.json)"
@@ -263,7 +263,7 @@ def test_step_summary_lists_at_most_50_failures(tmp_path: Path) -> None:
 
 
 def test_annotations_point_at_recipe_lines(mixed: Manifest) -> None:
-    assert reports.annotations(mixed) == [
+    assert ci.annotations(mixed) == [
         "::error file=recipes/notes.yaml,line=8,title=task summary failed::"
         f"a-call · summary: {GATEWAY_400}",
         "::error file=recipes/notes.yaml,line=13,title=expectation failed in headline::"
@@ -284,7 +284,7 @@ def test_annotations_merge_a_repeated_error(tmp_path: Path) -> None:
         for n in range(5)
     ]
     records.append(item("odd", [TaskRecord("summary", "failed", error="other", line=9)]))
-    lines = reports.annotations(write_manifest(tmp_path / "run.json", records))
+    lines = ci.annotations(write_manifest(tmp_path / "run.json", records))
     assert lines == [
         "::error file=recipes/notes.yaml,line=9,title=task summary failed::"
         "5 items (call-0, call-1, call-2 and 2 more) · summary: model not found",
@@ -299,7 +299,7 @@ def test_annotations_escape_and_stop_at_50(tmp_path: Path) -> None:
     ]
     for record in records:
         record.recipe_file = "dir,x/r:1.yaml"
-    lines = reports.annotations(write_manifest(tmp_path / "run.json", records))
+    lines = ci.annotations(write_manifest(tmp_path / "run.json", records))
     assert len(lines) == 50
     assert lines[0] == (
         "::error file=dir%2Cx/r%3A1.yaml,line=2,title=task s failed::call-000 · s: 0%25 off%0Anext"
@@ -312,7 +312,7 @@ def test_annotations_escape_and_stop_at_50(tmp_path: Path) -> None:
 
 def test_a_clean_run_has_no_annotations(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "run.json", [item("x", [ok_task()])])
-    assert reports.annotations(manifest) == []
+    assert ci.annotations(manifest) == []
     assert not run_manifest.run_failed(manifest)
 
 
@@ -378,7 +378,7 @@ def test_merge_of_a_split_with_a_shard_missing_is_incomplete(tmp_path: Path) -> 
     assert (merged["shard"], merged["shards"]) == (None, 2)
     assert merged["summary"]["outcome"] == "incomplete"
     assert run_manifest.run_failed(merged)
-    assert reports.step_summary(merged).startswith("### ❌ transcript-runner: run incomplete\n")
+    assert ci.step_summary(merged).startswith("### ❌ transcript-runner: run incomplete\n")
     two = write_manifest(tmp_path / "2.json", [item("b", [ok_task()])], shard="2/3")
     assert run_manifest.merge([one, two, three])["summary"]["outcome"] == "completed"
 
@@ -435,7 +435,7 @@ def test_merge_command_writes_the_manifest_and_reports(
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     out, junit = tmp_path / "merged" / "run.json", tmp_path / "junit.xml"
-    result = run_cli("merge", *map(str, shards), "--out", str(out), "--junit", str(junit))
+    result = run_cli("merge", *map(str, shards), "--manifest", str(out), "--junit", str(junit))
     assert result.exit_code == 1, result.output  # item c failed
     assert load(out)["summary"]["items"] == {"ok": 3, "failed": 1}
     assert result.stdout.startswith(f"Merged 2 manifests (2 shards) into {out}.\nRun completed")
@@ -449,7 +449,7 @@ def test_merge_command_exits_0_when_all_shards_succeeded(tmp_path: Path, run_cli
     first, second = tmp_path / "1.json", tmp_path / "2.json"
     write_manifest(first, [item("a", [ok_task()])])
     write_manifest(second, [item("b", [ok_task()])])
-    result = run_cli("merge", str(first), str(second), "--out", str(tmp_path / "run.json"))
+    result = run_cli("merge", str(first), str(second), "--manifest", str(tmp_path / "run.json"))
     assert result.exit_code == 0, result.output
     assert load(tmp_path / "run.json")["shards"] == 2
     assert "Incomplete" not in result.stdout
@@ -460,7 +460,7 @@ def test_merge_command_says_which_shard_is_missing(tmp_path: Path, run_cli: RunC
     first, third = tmp_path / "1.json", tmp_path / "3.json"
     write_manifest(first, [item("a", [ok_task()])], shard="1/3")
     write_manifest(third, [item("c", [ok_task()])], shard="3/3")
-    result = run_cli("merge", str(first), str(third), "--out", str(tmp_path / "run.json"))
+    result = run_cli("merge", str(first), str(third), "--manifest", str(tmp_path / "run.json"))
     assert result.exit_code == 1
     assert "Incomplete: no manifest of shard 2/3 was given" in result.stdout
     assert "Run incomplete in 12.5 s." in result.stdout
@@ -472,19 +472,19 @@ def test_merge_command_usage_errors(
 ) -> None:
     first, second = map(str, shards)
     out = str(tmp_path / "run.json")
-    missing = run_cli("merge", first, str(tmp_path / "nope.json"), "--out", out)
+    missing = run_cli("merge", first, str(tmp_path / "nope.json"), "--manifest", out)
     assert (missing.exit_code, missing.stderr) == (
         2,
         f"error: {tmp_path}/nope.json: no such manifest\n",
     )
     (tmp_path / "bad.json").write_text('{"items": []}')
-    bad = run_cli("merge", first, str(tmp_path / "bad.json"), "--out", out)
+    bad = run_cli("merge", first, str(tmp_path / "bad.json"), "--manifest", out)
     assert bad.exit_code == 2
     assert "bad.json: not a finished transcript-runner manifest" in bad.stderr
-    overlap = run_cli("merge", first, second, first, "--out", out)
+    overlap = run_cli("merge", first, second, first, "--manifest", out)
     assert overlap.exit_code == 2
     assert f"notes/a (in {first} and {first})" in overlap.stderr
-    itself = run_cli("merge", first, second, "--out", first)
+    itself = run_cli("merge", first, second, "--manifest", first)
     assert itself.exit_code == 2
     assert "is one of the manifests to merge" in itself.stderr
     assert not (tmp_path / "run.json").exists()
@@ -616,3 +616,23 @@ def test_the_items_of_a_run_json_stream_one_at_a_time_as_loading_it_reads_them(
     data = write_manifest(tmp_path / "run.json", records)
     assert list(stream_item_records(tmp_path / "run.json")) == item_records(data)
     assert [r.item for r in stream_item_records(tmp_path / "run.json")] == ["one", "two", "three"]
+
+
+@pytest.mark.usefixtures("no_ci")
+def test_merge_and_report_still_take_out_under_its_former_name(
+    shards: tuple[Path, Path], tmp_path: Path, run_cli: RunCli
+) -> None:
+    """`--out` was renamed (`merge --manifest`, `report --html`): a workflow written
+    for it keeps working, and is told the new name."""
+    out = tmp_path / "merged" / "run.json"
+    merged = run_cli("merge", *map(str, shards), "--out", str(out))
+    assert merged.exit_code == 1, merged.output  # item c failed, as before
+    assert load(out)["summary"]["items"] == {"ok": 3, "failed": 1}
+    assert "note: --out is now --manifest (it names what it writes); --out still works" in (
+        merged.stderr
+    )
+    page = tmp_path / "page.html"
+    reported = run_cli("report", str(out), "--out", str(page))
+    assert reported.exit_code == 0, reported.output
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert "note: --out is now --html" in reported.stderr

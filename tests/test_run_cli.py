@@ -1075,11 +1075,11 @@ def test_a_failed_items_line_gives_its_first_cause_and_counts_the_rest() -> None
 def test_a_plain_log_beats_every_30_seconds_while_nothing_finishes() -> None:
     import io
 
-    from runner.results.progress import PlainReporter
+    from runner.results.progress import PlainProgress
 
     now = [100.0]
     out = io.StringIO()
-    reporter = PlainReporter(out, clock_=lambda: now[0])
+    reporter = PlainProgress(out, clock_=lambda: now[0])
     reporter.start(60)
     now[0] += 29
     reporter.tick({"queued": 10, "transcribing": 50})

@@ -90,7 +90,7 @@ def run_shards(served: Path, run_cli: RunCli, ext: str) -> list[Path]:
 
 
 def merge(run_cli: RunCli, *manifests: Path, out: str = "merged/run.json") -> tuple[int, str, str]:
-    code, stdout, stderr = run_cli("merge", *map(str, manifests), "--out", out)
+    code, stdout, stderr = run_cli("merge", *map(str, manifests), "--manifest", out)
     assert "Traceback" not in stdout + stderr
     return code, stdout, stderr
 

@@ -70,14 +70,17 @@ def test_run_refuses_a_path_it_cannot_use_before_anything_runs(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["merge", "out/run.json", "--out", "afile/sub"], f"--out afile/sub: {IN_A_FILE}"),
         (
-            ["merge", "out/run.json", "--out", "m/run.json", "--junit", "afile/j.xml"],
+            ["merge", "out/run.json", "--manifest", "afile/sub"],
+            f"--manifest afile/sub: {IN_A_FILE}",
+        ),
+        (
+            ["merge", "out/run.json", "--manifest", "m/run.json", "--junit", "afile/j.xml"],
             f"--junit afile/j.xml: {IN_A_FILE}",
         ),
         (["merge", "afile/sub"], "afile/sub: Not a directory"),
         (["merge", "adir"], "adir: Is a directory"),
-        (["report", "out/run.json", "--out", "afile/r.html"], f"--out afile/r.html: {IN_A_FILE}"),
+        (["report", "out/run.json", "--html", "afile/r.html"], f"--html afile/r.html: {IN_A_FILE}"),
         (["report", "afile/sub"], "afile/sub: Not a directory"),
         (["report", "missing.json"], "missing.json: no such manifest"),
     ],

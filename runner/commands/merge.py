@@ -12,28 +12,28 @@ import click
 
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.folders import DEFAULT_MANIFEST
+from runner.results.ci import publish
 from runner.results.manifest import load_manifest, merged_totals, missing_shards, run_failed
 from runner.results.manifest import merge as merge_manifests
 from runner.results.outputs import write_json
 from runner.results.paths import check_paths, read_problem
 from runner.results.progress import summary_text
-from runner.results.reports import publish
 from runner.results.table import TableMerge, table_merges, write_merged
 
 
 @dataclass(frozen=True)
 class MergeRequest:
     manifests: Sequence[Path]  # the run.json of each shard
-    out: Path = DEFAULT_MANIFEST  # where the merged manifest goes
+    manifest: Path = DEFAULT_MANIFEST  # where the merged manifest goes (--manifest)
     junit: Path | None = None  # also a JUnit XML report of the merged run
 
 
 def merge(request: MergeRequest) -> int:
-    """Merge shard manifests into ``out``; 1 when the merged run failed, as ``run`` would."""
+    """Merge shard manifests into ``manifest``; 1 when the merged run failed, as ``run`` would."""
     paths = [str(path) for path in request.manifests]
-    target, report, out = request.out, request.junit, str(request.out)
+    target, report, out = request.manifest, request.junit, str(request.manifest)
     _refuse_overwriting_inputs(paths, [target, *([report] if report else [])])
-    check_paths(files={"--out": target, "--junit": report})
+    check_paths(files={"--manifest": target, "--junit": report})
     try:
         manifests = [load_manifest(Path(path)) for path in paths]
         merged = merge_manifests(manifests, names=list(paths))
@@ -92,7 +92,7 @@ def _refuse_overwriting_inputs(paths: Sequence[str], outputs: Sequence[Path]) ->
         if output.resolve() in inputs:
             raise UsageError(
                 f"{output} is one of the manifests to merge; write the merged one elsewhere "
-                "with --out FILE (or --junit FILE)"
+                "with --manifest FILE (or --junit FILE)"
             )
 
 

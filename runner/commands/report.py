@@ -10,21 +10,21 @@ import click
 
 from runner.diagnostics import display_resolved
 from runner.errors import EXIT_OK, UsageError
+from runner.results.html_report import REPORT_FILE, write_report
 from runner.results.manifest import load_manifest
 from runner.results.manifest import merge as merge_manifests
 from runner.results.paths import check_paths, read_problem
-from runner.results.report import REPORT_FILE, write_report
 
 
 @dataclass(frozen=True)
 class ReportRequest:
     manifests: Sequence[Path]  # run.json files; several are merged (the shards of a run)
-    out: Path | None = None  # default: report.html beside the (first) manifest
+    html: Path | None = None  # --html; default: report.html beside the (first) manifest
 
 
 def report(request: ReportRequest) -> int:
     """Write the report of one run, or of several shards merged; where it went."""
-    check_paths(files={"--out": request.out})
+    check_paths(files={"--html": request.html})
     try:
         loaded = [load_manifest(path) for path in request.manifests]
         manifest = (
@@ -37,9 +37,9 @@ def report(request: ReportRequest) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     first = request.manifests[0]
-    out = request.out or first.with_name(REPORT_FILE)
+    out = request.html or first.with_name(REPORT_FILE)
     if any(out.resolve() == path.resolve() for path in request.manifests):
-        raise UsageError(f"--out {out} is one of the manifests; name another file")
+        raise UsageError(f"--html {out} is one of the manifests; name another file")
     try:
         write_report(manifest, first, out)
     except OSError as exc:

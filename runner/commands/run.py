@@ -21,17 +21,17 @@ from runner.commands.run_config import configure, on_server
 from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from runner.execute.services import Reporter
+from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
 from runner.recipe.model import InputKind, Recipe
+from runner.results.ci import publish, wanted
+from runner.results.html_report import REPORT_FILE, ReportWriter
 from runner.results.manifest import load_manifest, stream_item_records
 from runner.results.paths import check_paths
-from runner.results.progress import LiveReporter, PlainReporter, summary_text
+from runner.results.progress import LiveProgress, PlainProgress, summary_text
 from runner.results.recorder import RunOutcome
-from runner.results.report import REPORT_FILE, ReportWriter
-from runner.results.reports import publish, wanted
 from runner.store import DEFAULT_STATE_DIR
 
 
@@ -100,8 +100,8 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         prices=request.prices,
     )
     report_path = _report_path(request, manifest)
-    reporter = _reporter(request.progress)
-    ran = execute(recipes, setup, reporter, request.state_dir or DEFAULT_STATE_DIR)
+    display = _progress_display(request.progress)
+    ran = execute(recipes, setup, display, request.state_dir or DEFAULT_STATE_DIR)
     report, report_failed = _report_written(ran.outcome, report_path)
     if ran.outcome is not None:
         _print_summary(ran, ran.outcome, report, priced=setup.options.prices is not None)
@@ -125,9 +125,9 @@ def _exit_code(ran: Ran, *, reports_written: bool) -> int:
     return EXIT_FAILED if failed or not reports_written else EXIT_OK
 
 
-def _reporter(progress: str) -> Reporter:
+def _progress_display(progress: str) -> ProgressDisplay:
     live = progress == "live" or (progress == "auto" and sys.stderr.isatty())
-    return LiveReporter() if live else PlainReporter()
+    return LiveProgress() if live else PlainProgress()
 
 
 def _ci_reports(outcome: RunOutcome | None, junit: Path | None) -> bool:

@@ -24,7 +24,7 @@ from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
 from runner.commands.run_config import RunConfig
 from runner.execute.executor import Executor
-from runner.execute.services import Reporter, Services, offline_services
+from runner.execute.services import ProgressDisplay, Services, offline_services
 from runner.recipe.model import LocalEngine, Provider, Recipe
 from runner.results.recorder import RunOutcome
 from runner.store import Store
@@ -42,7 +42,7 @@ class Ran:
 
 
 def execute(
-    recipes: Sequence[Recipe], setup: RunConfig, reporter: Reporter, state_dir: Path
+    recipes: Sequence[Recipe], setup: RunConfig, progress: ProgressDisplay, state_dir: Path
 ) -> Ran:
     """Run ``recipes`` on the services ``setup`` describes, with the state store in
     ``state_dir``, until they finish, a signal stops them, or the timeout ends them."""
@@ -71,7 +71,7 @@ def execute(
             services = replace(services, providers=providers, speech=speech)
             if isinstance(services.transcripts, TranscriptsClient):
                 sweeper = services.transcripts.sweeper
-            executor = Executor(services, options, reporter, store)
+            executor = Executor(services, options, progress, store)
             try:
                 await executor.run(recipes)
             finally:

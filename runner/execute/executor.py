@@ -33,7 +33,7 @@ from runner.execute.loop_lag import LoopLag
 from runner.execute.options import RunOptions
 from runner.execute.phases import Phases
 from runner.execute.prepared import PreparedRecipe, prepare_recipe
-from runner.execute.services import Reporter, Services
+from runner.execute.services import ProgressDisplay, Services
 from runner.items import Item
 from runner.recipe.model import Recipe
 from runner.results.recorder import Recorder, RunOutcome
@@ -59,11 +59,11 @@ class Executor:
         self,
         services: Services,
         options: RunOptions,
-        reporter: Reporter,
+        progress: ProgressDisplay,
         store: Store | None = None,
     ) -> None:
         self.options = options
-        self.reporter = reporter
+        self.progress = progress
         # Runs sharing a state folder split the work: one claim per job and request.
         self.claims = Claims(store)
         # Output files are written on one thread of their own: off the event loop (a
@@ -87,13 +87,13 @@ class Executor:
         recorder = Recorder(
             self.options.manifest,
             [p.recipe for p in prepared],
-            self.reporter,
+            self.progress,
             self._files,
             shard=self.options.shard,
             prices=self.options.prices,
         )
         began = time.monotonic()
-        self.reporter.start(len(work))
+        self.progress.start(len(work))
         outcome = "completed"
         watching = asyncio.get_running_loop().create_task(self._lag.watch())
         ticking = asyncio.get_running_loop().create_task(self._tick(len(work)))
@@ -116,7 +116,7 @@ class Executor:
         finally:
             watching.cancel()
             ticking.cancel()
-            self.reporter.stop()
+            self.progress.stop()
             self._files.close()  # (a no-op when _close already did it)
         self.outcome = self._close(recorder, outcome, began, len(work))
         return self.outcome
@@ -126,7 +126,7 @@ class Executor:
         while True:
             await asyncio.sleep(1.0)
             state = self._state
-            self.reporter.tick(
+            self.progress.tick(
                 {**self.phases, "queued": total - state.started, "done": state.finished}
             )
 

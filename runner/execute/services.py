@@ -62,7 +62,7 @@ class Services:
     speech: Mapping[str, Speech] = field(default_factory=dict)
 
 
-class Reporter(Protocol):
+class ProgressDisplay(Protocol):
     """Progress display: told when items start and finish."""
 
     def start(self, total: int) -> None: ...

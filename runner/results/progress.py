@@ -45,7 +45,7 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-class PlainReporter:
+class PlainProgress:
     """One line per finished item: ``[12/300] summaries/wildfires: ok (5 tasks)``, and
     ``[0:30] 12/300 done · transcribing 30 · asking 12`` every 30 s while none finishes,
     so a CI log shows the run is alive."""
@@ -89,7 +89,7 @@ class PlainReporter:
         return None
 
 
-class LiveReporter:
+class LiveProgress:
     """A live status line on a terminal (rich), plus a line for each failure."""
 
     def __init__(self) -> None:

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from runner.errors import OutputError
+from runner.results.ci.annotations import annotations
+from runner.results.ci.junit import junit_xml
+from runner.results.ci.summary import step_summary
 from runner.results.manifest import Manifest
 from runner.results.outputs import write_atomic
-from runner.results.reports.annotations import annotations
-from runner.results.reports.junit import junit_xml
-from runner.results.reports.summary import step_summary
 
 __all__ = ["annotations", "junit_xml", "publish", "step_summary", "wanted"]
 
