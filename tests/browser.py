@@ -55,6 +55,7 @@ class Browser:
             start_new_session=True,  # its own process group: stopped with all its helpers
         )
         self.errors: list[str] = []
+        self._drain: threading.Thread | None = None
         self._ids = 0
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -66,7 +67,8 @@ class Browser:
             found = re.search(r"DevTools listening on (ws://\S+)", line)
             if found:
                 # Keep reading what it says, so a full pipe never blocks it.
-                threading.Thread(target=lambda: stream.read(), daemon=True).start()
+                self._drain = threading.Thread(target=stream.read, daemon=True)
+                self._drain.start()
                 return found.group(1)
         raise RuntimeError("chromium did not start its DevTools endpoint")
 
@@ -103,6 +105,11 @@ class Browser:
         except subprocess.TimeoutExpired:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(10)
+        # Its pipe ends with it: read to the end, then closed (a warning otherwise).
+        if self._drain is not None:
+            self._drain.join(10)
+        if self._process.stderr is not None:
+            self._process.stderr.close()
         self._profile.cleanup()
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
