@@ -352,7 +352,7 @@ def test_hundreds_of_items_with_faults(
     failing = {f"call-{n:03d}" for n in range(0, count, 40)}  # 6 transcripts end in error
     for name in failing:
         fake.fail_audio(name)
-    fake.faults.add("POST /v1/chat/completions", status(429, retry_after=2), every=150, times=None)
+    fake.faults.add("POST /v1/chat/completions", status(429, retry_after=1), every=150, times=None)
     fake.faults.add("POST /v1/chat/completions", status(502), every=13, times=None)
     fake.faults.add("GET /v2/transcript/*", status(503), every=17, times=None)
     # A 429 says the job was not created, so the submission is retried (a 5xx is not:

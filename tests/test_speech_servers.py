@@ -66,9 +66,9 @@ def items(folder: Path) -> list[dict[str, Any]]:
 def test_a_speech_server_gets_at_most_its_limit_of_files_at_once(
     folder: Path, run_cli: RunCli, limits: str, options: tuple[str, ...], at_once: int
 ) -> None:
-    # The server holds each file until FILES are in flight (or 0.3 s passed): only
+    # The server holds each file until FILES are in flight (or 0.15 s passed): only
     # the client's limit keeps it from seeing all of them at once.
-    server = FakeLocalLLM(key=KEY, speech=SAID, speech_gather=FILES, speech_hold=0.3)
+    server = FakeLocalLLM(key=KEY, speech=SAID, speech_gather=FILES, speech_hold=0.15)
     with serve_in_thread(server) as base:  # type: ignore[arg-type]
         recipe = write_recipe(folder, base, limits)
         code, _, err = run_cli("run", recipe, "--progress", "plain", *options)
