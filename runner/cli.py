@@ -363,6 +363,9 @@ def merge(**options: Any) -> None:
 
     renamed = options.pop("renamed_out")
     if renamed is not None:
+        given = click.get_current_context().get_parameter_source("manifest")
+        if given is not click.core.ParameterSource.DEFAULT:
+            raise UsageError("give --manifest only (--out is its former name)")
         options["manifest"] = renamed
     _exit(merge(MergeRequest(**options)))
 
@@ -413,6 +416,8 @@ def report(**options: Any) -> None:
     from runner.commands.report import ReportRequest, report
 
     renamed = options.pop("renamed_out")
+    if renamed is not None and options["html"] is not None:
+        raise UsageError("give --html only (--out is its former name)")
     options["html"] = options["html"] or renamed
     _exit(report(ReportRequest(**options)))
 

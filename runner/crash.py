@@ -5,8 +5,10 @@ Ctrl-C) is nothing the user did, so it gets neither a user error's exit code nor
 bare traceback: the user sees which exception it was and where its log is, and the
 log holds what a bug report needs (the traceback, the version, Python, the platform
 and the command line). Secrets are taken out of both: the value of every environment
-variable whose name says it holds one (``ASSEMBLYAI_API_KEY``, a provider's
-``api_key_env``, any ``*_TOKEN``), wherever it appears.
+variable whose name says it holds one (a name with KEY, TOKEN, SECRET, PASS, CREDENTIAL,
+AUTH or BEARER in it: ``ASSEMBLYAI_API_KEY``, ``*_TOKEN``, and a provider's
+``api_key_env`` when its name says so), wherever it appears, and the user and password
+of any URL on the command line.
 
 The log goes to the state folder when there is one (``--state-dir``, or
 ``.transcript-runner`` in the working folder: where the user looks, and what CI
@@ -36,7 +38,9 @@ ISSUES_URL = "https://github.com/transcript-runner/transcript-runner/issues"
 
 # Variables whose values are secrets, by name: the runner's own key variables, and the
 # names people give keys (a provider's `api_key_env: OPENAI_API_KEY`, a `*_TOKEN`).
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASS|CREDENTIAL|AUTH|BEARER", re.IGNORECASE)
+# user:password@ in a URL given on the command line (--llm-url https://u:p@host/v1).
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s:]*:[^/@\s]*@")
 _SHORTEST_SECRET = 6  # shorter values ("1", "yes") are settings, and redacting them garbles
 _MESSAGE_LIMIT = 300
 
@@ -77,7 +81,7 @@ def _secrets(environ: Mapping[str, str]) -> list[str]:
 def _redacted(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "[redacted]")
-    return text
+    return _URL_CREDENTIALS.sub("[redacted]@", text)
 
 
 def _details(exc: BaseException, argv: Sequence[str]) -> str:

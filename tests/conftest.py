@@ -3,6 +3,7 @@ fake API (tests/fakeapi.py) and point the runner's HTTP client at it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,24 @@ pytest_plugins = ("fakeapi",)
 
 # Checks shared by the docs tests fail with pytest's explanations, as asserts in tests do.
 pytest.register_assert_rewrite("docblocks")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_user_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Hugging Face's and XDG's caches in a temporary folder: a model a test finds is one
+    the test put there, never one a developer happens to have."""
+    caches = tmp_path_factory.mktemp("caches")
+    names = ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({"HF_HOME": str(caches / "huggingface"), "XDG_CACHE_HOME": str(caches)})
+    os.environ.pop("HF_HUB_CACHE", None)
+    os.environ.pop("HUGGINGFACE_HUB_CACHE", None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)

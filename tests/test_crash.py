@@ -69,6 +69,22 @@ def test_a_crash_is_one_line_exit_4_and_a_log_without_secrets(
     assert text.rstrip().endswith("RuntimeError: boom: sent [redacted]\nand [redacted]")
 
 
+def test_a_password_in_a_url_and_a_key_under_any_secret_name_are_not_logged(
+    crashing: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_AUTH", "auth-value-9f8e7d")  # a provider's api_key_env
+    monkeypatch.setenv(TEST_CRASH_ENV, "boom with auth-value-9f8e7d")
+    (crashing / ".transcript-runner").mkdir()
+    code, _, err = run_cli("run", "recipes/", "--llm-url", "https://me:hunter22@h/v1")
+    line = LINE.match(err)
+    assert code == 4, err
+    assert line, err
+    text = Path(line["log"]).read_text()
+    assert "hunter22" not in text
+    assert "auth-value-9f8e7d" not in text
+    assert "--llm-url https://[redacted]@h/v1" in text
+
+
 def test_the_log_goes_to_the_state_dir_given(crashing: Path, run_cli: RunCli) -> None:
     (crashing / "state").mkdir()
     _, _, err = run_cli("plan", "r.yaml", "--state-dir=state")

@@ -636,3 +636,22 @@ def test_merge_and_report_still_take_out_under_its_former_name(
     assert reported.exit_code == 0, reported.output
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert "note: --out is now --html" in reported.stderr
+
+
+@pytest.mark.usefixtures("no_ci")
+def test_the_former_and_the_new_name_together_are_refused(
+    shards: tuple[Path, Path], tmp_path: Path, run_cli: RunCli
+) -> None:
+    a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    merged = run_cli("merge", *map(str, shards), "--manifest", a, "--out", b)
+    assert (merged.exit_code, merged.stderr.splitlines()[-1]) == (
+        2,
+        "error: give --manifest only (--out is its former name)",
+    )
+    reported = run_cli("report", str(shards[0]), "--html", a, "--out", b)
+    assert (reported.exit_code, reported.stderr.splitlines()[-1]) == (
+        2,
+        "error: give --html only (--out is its former name)",
+    )
+    assert not (tmp_path / "a.json").exists()
+    assert not (tmp_path / "b.json").exists()

@@ -9,7 +9,7 @@ without ``verbose_json`` is refused with its own message. whisper.cpp's server h
 another path (``/inference``) and is not supported.
 
 Each speech server has one client for the whole run, over an :class:`HttpClient` of
-its own (built by ``runner.commands.run``), so the shared policy applies: the
+its own (built by ``runner.commands.run_services``), so the shared policy applies: the
 ``speech`` limit (files on the wire at once, per server), retries with jittered
 backoff and ``Retry-After``, the retry budget, test mode and timeouts. A file is sent
 again only after an answer that says the server did nothing with it (408, 429, 503,

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 PACKAGED = "all-MiniLM-L6-v2"
+# The names by which the shipped model is known (its hub name too).
+PACKAGED_NAMES = frozenset({PACKAGED, f"sentence-transformers/{PACKAGED}"})
 PACKAGED_FILES = Path(__file__).resolve().parent / "minilm"
 INSTALL_HINT = "pip install 'transcript-runner[semantic]'"
 BATCH = 32  # texts per ONNX Runtime call: windows are short, and memory stays small
@@ -67,14 +69,29 @@ class OnnxEmbedder:
             ) from None
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # no notices on the run's display
-        self._session = onnxruntime.InferenceSession(
-            str(model), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(model), options, providers=["CPUExecutionProvider"]
+            )
+            self._tokenizer = Tokenizer.from_file(str(tokenizer))
+        except Exception as exc:  # ORT and tokenizers raise their own kinds for a bad file
+            raise EmbeddingUnavailable(f"cannot load the embedding model {model}: {exc}") from None
         self._inputs = {entry.name for entry in self._session.get_inputs()}
-        self._tokenizer = Tokenizer.from_file(str(tokenizer))
-        # The model's length, not the file's defaults (tokenizer.json may pad to 128).
+        unknown = self._inputs - {"input_ids", "attention_mask", "token_type_ids"}
+        outputs = self._session.get_outputs()
+        if "input_ids" not in self._inputs or unknown or len(outputs[0].shape) != 3:
+            raise EmbeddingUnavailable(
+                f"{model} is not a transformer export this runner can pool: it must take "
+                "input_ids (and attention_mask, token_type_ids) and give each token's vector "
+                "(batch × tokens × dimensions); export it with its transformer only"
+            )
+        # The model's length, not the file's defaults (tokenizer.json may pad to 128);
+        # the file's own padding token, at the longest text of each batch.
         self._tokenizer.enable_truncation(pooling.max_tokens)
-        self._tokenizer.enable_padding()
+        padding = self._tokenizer.padding or {}
+        self._tokenizer.enable_padding(
+            pad_id=int(padding.get("pad_id", 0)), pad_token=str(padding.get("pad_token", "[PAD]"))
+        )
         self._pooling = pooling
 
     def embed(self, texts: Sequence[str]) -> Any:
@@ -92,7 +109,10 @@ class OnnxEmbedder:
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = numpy.zeros_like(ids)
-        tokens = self._session.run(None, feed)[0]
+        try:
+            tokens = self._session.run(None, feed)[0]
+        except Exception as exc:  # a model that loads but cannot run these inputs
+            raise EmbeddingUnavailable(f"the embedding model failed on the text: {exc}") from None
         if self._pooling.cls_token:
             pooled = tokens[:, 0]
         else:
@@ -112,20 +132,29 @@ class _SentenceTransformersEmbedder:
         return self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
 
 
-_loaded: dict[str, Embedder] = {}
+_loaded: dict[str, Embedder | EmbeddingUnavailable] = {}
 _loading = threading.Lock()  # quotes are matched in worker threads; load each model once
 
 
 def embedder(name_or_path: str) -> Embedder:
-    """The model named, loaded once per process, from disk only."""
+    """The model named, loaded once per process, from disk only (a model that cannot be
+    loaded is tried once: every quotes task of the run gets the same reason)."""
+    if name_or_path in PACKAGED_NAMES:
+        name_or_path = PACKAGED
     with _loading:
         if name_or_path not in _loaded:
-            _loaded[name_or_path] = _load(name_or_path)
-        return _loaded[name_or_path]
+            try:
+                _loaded[name_or_path] = _load(name_or_path)
+            except EmbeddingUnavailable as problem:
+                _loaded[name_or_path] = problem
+        found = _loaded[name_or_path]
+    if isinstance(found, EmbeddingUnavailable):
+        raise found
+    return found
 
 
 def _load(name_or_path: str) -> Embedder:
-    if name_or_path == PACKAGED:
+    if name_or_path in PACKAGED_NAMES:
         return OnnxEmbedder(PACKAGED_FILES / "model.onnx", *_tokenizer_and_pooling(PACKAGED_FILES))
     folder = Path(name_or_path).expanduser()
     exported = _onnx_export(folder) if folder.is_dir() else _cached_export(name_or_path)
@@ -142,18 +171,33 @@ def _onnx_export(folder: Path) -> Path | None:
     return None
 
 
-def _cached_export(name: str) -> Path | None:
-    """An ONNX export of ``name`` in the Hugging Face cache (never fetched)."""
-    home = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface"), "hub"
+def _hub_cache() -> Path:
+    """Where huggingface_hub keeps models, by its own variables."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
     )
+    return Path(home).expanduser() / "hub"
+
+
+def _cached_export(name: str) -> Path | None:
+    """An ONNX export of ``name`` in the Hugging Face cache (never fetched): the
+    snapshot ``refs/main`` names, else any snapshot with an export and its tokenizer."""
     repo = name if "/" in name else f"sentence-transformers/{name}"
-    snapshots = Path(home) / f"models--{repo.replace('/', '--')}" / "snapshots"
+    folder = _hub_cache() / f"models--{repo.replace('/', '--')}"
+    snapshots = folder / "snapshots"
     if not snapshots.is_dir():
         return None
-    for snapshot in sorted(snapshots.iterdir()):
+    try:
+        main = (folder / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
+        main = ""
+    ordered = sorted(snapshots.iterdir(), key=lambda snapshot: snapshot.name != main)
+    for snapshot in ordered:
         found = _onnx_export(snapshot)
-        if found is not None:
+        if found is not None and (snapshot / "tokenizer.json").is_file():
             return found
     return None
 
@@ -170,8 +214,24 @@ def _tokenizer_and_pooling(folder: Path) -> tuple[Path, _Pooling]:
     )
 
 
+# Pooling modes of sentence-transformers that this runner does not do (mean and CLS it does).
+_OTHER_POOLING = (
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+
+
 def _pooling(folder: Path) -> _Pooling:
     config = _json(folder / "1_Pooling" / "config.json") or _json(folder / "pooling.json")
+    others = [mode for mode in _OTHER_POOLING if config.get(mode)]
+    if others:
+        raise EmbeddingUnavailable(
+            f"the embedding model in {folder} pools with {', '.join(others)}; this runner "
+            "pools by mean or by the first token only: use such a model, or install "
+            "sentence-transformers and give its folder"
+        )
     limits = _json(folder / "sentence_bert_config.json")
     return _Pooling(
         cls_token=bool(config.get("pooling_mode_cls_token")),

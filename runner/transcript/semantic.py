@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from runner.transcript.embedding import EmbeddingUnavailable, embedder
+from runner.transcript.embedding import PACKAGED, EmbeddingUnavailable, embedder
 from runner.transcript.model import Sentence, Word
 from runner.transcript.quotes import (
     NOT_FOUND,
@@ -32,7 +32,9 @@ from runner.transcript.quotes import (
 )
 from runner.transcript.text import sentence_windows
 
-DEFAULT_EMBEDDING_MODEL = "multi-qa-mpnet-base-dot-v1"  # the guide's
+# The shipped model, so `match: semantic` works offline with no model of one's own (the
+# guide's multi-qa-mpnet-base-dot-v1 is a name to give `model:` where it is cached).
+DEFAULT_EMBEDDING_MODEL = PACKAGED
 SIMILAR = 0.6  # cosine similarity from which a window says what the quote says
 SemanticUnavailable = EmbeddingUnavailable  # the name the executor catches
 
