@@ -17,9 +17,10 @@ body is fetched once, when it is done.
   checked on its own, every ``FALLBACK_SECONDS`` or so; one it saw is not.
 * When too few jobs are left to sweep for, the jobs parked on sweeps go back to
   their own schedule at once.
-* A sweep that fails (after the HTTP layer's retries) wakes every waiting job to check
-  on its own, so a broken list endpoint costs time, never a result. A refused key ends
-  every wait with that error.
+* A sweep that fails (after the HTTP layer's retries; a page that cannot be read,
+  :mod:`runner.api.listing`, is such a failure) wakes every waiting job to check on its
+  own, so a broken list endpoint costs time, never a result. A refused key ends every
+  wait with that error. A sweep broken by anything else says so in one warning line.
 """
 
 from __future__ import annotations

@@ -244,11 +244,19 @@ class TranscriptsClient:
         """
         found: list[str] = []
         url: str | None = None
+        read: set[str | None] = set()
         for _ in range(MAX_LIST_PAGES):
             page = await self.list_page(url)
+            read.add(url)
             found += [job.id for job in page.jobs if job.audio_url == audio_url]
             if page.older is None or any(job.id in made_before for job in page.jobs):
                 return found
+            if page.older in read:
+                raise ApiError(
+                    "GET /v2/transcript: the list's prev_url leads back to a page already "
+                    "read; it cannot be read to its end",
+                    endpoint="GET /v2/transcript",
+                )
             url = page.older
         raise ApiError(
             f"GET /v2/transcript: more than {MAX_LIST_PAGES * LIST_PAGE:,} transcripts are "
