@@ -8,6 +8,7 @@ the list (newest first, pages of 200) sees them all at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -102,7 +103,9 @@ async def test_a_sweep_reads_as_many_pages_as_the_waiting_jobs_fill() -> None:
     assert [pages_for(n) for n in (1, 1000, 1001, 10_000, 50_000)] == [5, 6, 7, 51, MAX_PAGES]
 
 
-async def test_a_failed_sweep_hands_every_job_back_and_a_refused_key_ends_them() -> None:
+async def test_a_failed_sweep_hands_every_job_back_and_a_refused_key_ends_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async def failing(url: str | None) -> Page:
         raise ApiError("GET /v2/transcript failed (503)", status=503)
 
@@ -124,7 +127,14 @@ async def test_a_failed_sweep_hands_every_job_back_and_a_refused_key_ends_them()
 
     sweeper = StatusSweeper(broken, interval=0.0)
     futures = [sweeper.watch(f"t{n}") for n in range(SWEEP_FROM)]
-    assert await asyncio.gather(*futures) == [Sighting(None)] * SWEEP_FROM
+    with caplog.at_level(logging.WARNING, logger="runner.api.sweeps"):
+        assert await asyncio.gather(*futures) == [Sighting(None)] * SWEEP_FROM
+    # One line saying what broke, no traceback: the jobs go on without sweeps.
+    (warning,) = caplog.records
+    assert warning.getMessage() == (
+        "status sweep broke (TypeError: a bug); jobs are checked one by one"
+    )
+    assert warning.exc_info is None
 
 
 async def test_sweeps_slow_down_to_stay_within_their_share_of_the_budget() -> None:
