@@ -116,6 +116,7 @@ FaultKind = Literal[
     "after_processing_reset",
     "after_processing_status",
     "raw",
+    "reshape",
 ]
 Envelope = Literal["observed", "spec", "auth"]
 Scope = Literal["path", "route", "api"]
@@ -134,9 +135,10 @@ def download_error(url: str) -> str:
     )
 
 
-def _now_iso() -> str:
-    """Timestamps in the list endpoint's format (naive UTC, microseconds)."""
-    return datetime.now(UTC).replace(tzinfo=None).isoformat()
+def _now_iso(offset: float = 0.0) -> str:
+    """Timestamps in the list endpoint's format (naive UTC, microseconds); ``offset``
+    seconds added: a server whose clock differs from the client's."""
+    return datetime.fromtimestamp(time.time() + offset, UTC).replace(tzinfo=None).isoformat()
 
 
 @functools.cache
@@ -614,6 +616,8 @@ class Fault:
     body: str | JSONDict | None = None
     envelope: Envelope | None = None
     hard: bool = False
+    # "reshape": what the served JSON answer becomes (the request is served first).
+    transform: Callable[[Any], Any] | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         """A short label stored in the request history."""
@@ -675,6 +679,37 @@ def after_processing_reset(*, hard: bool = False) -> Fault:
     The client cannot tell whether the POST succeeded: a runner must not resubmit blindly.
     """
     return Fault("after_processing_reset", hard=hard)
+
+
+def reshaped(transform: Callable[[Any], Any]) -> Fault:
+    """Serve the request (a job is created), then answer ``transform(answer)`` instead: a
+    listing that is not one, an id that is not one."""
+    return Fault("reshape", transform=transform)
+
+
+def listing_with(**changes: Any) -> Fault:
+    """A list page with ``transcripts`` or ``prev_url`` (in its page details) replaced,
+    e.g. ``listing_with(transcripts={"0": None})`` or ``listing_with(prev_url="@evil")``."""
+
+    def change(page: Any) -> Any:
+        page = dict(page)
+        if "transcripts" in changes:
+            page["transcripts"] = changes["transcripts"]
+        if "prev_url" in changes:
+            page["page_details"] = {**page["page_details"], "prev_url": changes["prev_url"]}
+        return page
+
+    return reshaped(change)
+
+
+def listing_with_entry(entry: Any) -> Fault:
+    """A list page with ``entry`` (``None``, an object without an id…) among its jobs."""
+    return reshaped(lambda page: {**page, "transcripts": [entry, *page["transcripts"]]})
+
+
+def answered_id(value: Any) -> Fault:
+    """Create the job, then answer with ``value`` as its id (``""``, ``".."``, …)."""
+    return reshaped(lambda body: {**body, "id": value})
 
 
 def _compile_path_pattern(pattern: str) -> re.Pattern[str]:
@@ -1553,8 +1588,12 @@ class FakeAssemblyAI:
         complete_after: float | None = None,
         require_speech_models: bool = True,
         spec_path: Path | None = SPEC_PATH,
+        clock_offset: float = 0.0,
     ) -> None:
         self._api_key = api_key
+        # Seconds the server's clock is ahead of the client's (negative: behind): the
+        # ``created`` of every new job says so.
+        self.clock_offset = clock_offset
         self.polls_to_processing = polls_to_processing
         self.polls_to_completed = polls_to_completed
         # Clock mode (benchmarks): each new job is done this many seconds after it was
@@ -1721,6 +1760,10 @@ class FakeAssemblyAI:
             return fault_response(Fault("status", code=fault.code), record.api)
         if fault is not None and fault.kind == "raw" and fault.hard:
             return write_raw(request, str(fault.body))
+        if fault is not None and fault.kind == "reshape" and fault.transform is not None:
+            assert isinstance(response, web.Response)
+            assert response.body is not None
+            return json_response(fault.transform(json.loads(bytes(response.body))))
         return response
 
     async def _apply_fault(
@@ -1850,6 +1893,7 @@ class FakeAssemblyAI:
             polls_to_processing=_or_default(rule.polls_to_processing, self.polls_to_processing),
             polls_to_completed=_or_default(rule.polls_to_completed, self.polls_to_completed),
             error=error,
+            created=_now_iso(self.clock_offset),
             complete_after=self.complete_after,
         )
         self.transcripts[job.id] = job

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,15 @@ class FakeTranscripts:
         self.history.append(("wait", transcript_id))
         return TranscriptResult(data=self._next(transcript_id), polls=1)
 
-    async def jobs_for(self, audio_url: str, since: float) -> list[str]:
-        """The jobs this fake created for ``audio_url`` (``listed`` adds others)."""
+    async def jobs_for(self, audio_url: str, made_before: Collection[str]) -> list[str]:
+        """The jobs this fake created for ``audio_url``, newest first, down to the first
+        in ``made_before`` (``listed`` adds others, older)."""
         self.history.append(("jobs_for", audio_url))
         made = [f"t-{n}" for n, (url, _) in enumerate(self.sent("submit"), 1) if url == audio_url]
-        return [tid for tid in made if tid not in self.lost] + self.listed.get(audio_url, [])
+        kept = [tid for tid in made if tid not in self.lost]
+        listed = kept[::-1] + self.listed.get(audio_url, [])
+        older = next((n for n, tid in enumerate(listed) if tid in made_before), len(listed))
+        return listed[:older]
 
     async def sentences(self, transcript_id: str) -> Mapping[str, Any]:
         self.history.append(("sentences", transcript_id))

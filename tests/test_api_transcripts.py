@@ -262,27 +262,27 @@ async def test_a_429_on_a_submission_is_retried_and_a_503_is_not(
     assert len(fake.requests_to("POST /v2/transcript")) == 3
 
 
-async def test_jobs_for_finds_a_submission_in_the_account_list_across_pages(
-    fake: FakeAssemblyAI, client: TranscriptsClient
+async def test_jobs_for_reads_the_list_down_to_a_job_known_to_be_older(
+    fake: FakeAssemblyAI, client: TranscriptsClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
+    """By identity and the server's order, never by a clock: the server's clock here is
+    hours behind ours, and the job is still found, pages back."""
+    import runner.api.listing as listing
 
-    since = time.time()
-    first = await client.submit("https://example.com/a.mp3", OPTIONS)
-    for n in range(5):  # newer jobs push the first one onto an older page
+    fake.clock_offset = -2 * 3600
+    monkeypatch.setattr(listing, "LIST_PAGE", 2)
+    known = await client.submit("https://example.com/known.mp3", OPTIONS)
+    ours = await client.submit("https://example.com/a.mp3", OPTIONS)
+    for n in range(5):  # newer jobs push it onto an older page
         await client.submit(f"https://example.com/other-{n}.mp3", OPTIONS)
-    import runner.api.transcripts as transcripts_module
-
-    original = transcripts_module.LIST_PAGE
-    transcripts_module.LIST_PAGE = 2
-    try:
-        found = await client.jobs_for("https://example.com/a.mp3", since)
-    finally:
-        transcripts_module.LIST_PAGE = original
-    assert found == [first["id"]]
-    assert len(fake.requests_to("GET /v2/transcript")) >= 3  # it followed prev_url
-    assert await client.jobs_for("https://example.com/never.mp3", since) == []
-    assert await client.jobs_for("https://example.com/a.mp3", since + 3600 + 600) == []
+    assert await client.jobs_for("https://example.com/a.mp3", {known["id"]}) == [ours["id"]]
+    assert len(fake.requests_to("GET /v2/transcript")) == 4  # it followed prev_url
+    # Nothing of an audio never sent; the whole list when no job is known to be older.
+    assert await client.jobs_for("https://example.com/never.mp3", {known["id"]}) == []
+    assert await client.jobs_for("https://example.com/a.mp3", ()) == [ours["id"]]
+    # A job below the first page holding a job known to be older is not the one.
+    newer = fake.submissions[-1].transcript_id
+    assert await client.jobs_for("https://example.com/a.mp3", {newer}) == []
 
 
 async def test_500_on_a_submission_is_not_retried(

@@ -8,13 +8,14 @@ the list (newest first, pages of 200) sees them all at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
 from typing import Any
 
 import pytest
 from fakeapi import FakeAssemblyAI
 
 from runner.api.http import HttpClient
+from runner.api.listing import ListedJob, Page
 from runner.api.pacing import set_testing
 from runner.api.sweeps import (
     ACCOUNT_BUDGET,
@@ -34,27 +35,32 @@ from runner.results.progress import summary_text
 OPTIONS: dict[str, Any] = {"speech_models": ["universal-3-5-pro", "universal-2"]}
 
 
-def page(entries: list[tuple[str, str]], older: str | None = None) -> dict[str, Any]:
+def page(entries: list[tuple[str, str]], older: str | None = None) -> Page:
     """A list page of (id, status) entries; ``older`` names the next older page."""
-    prev_url = f"https://api.assemblyai.com/v2/transcript?limit=200&before_id={older}"
-    return {
-        "page_details": {"prev_url": prev_url if older else None},
-        "transcripts": [
-            {"id": tid, "status": status, "error": "bad audio" if status == "error" else None}
+    return Page(
+        tuple(
+            ListedJob(
+                tid, "https://x.test/a.mp3", status, "bad audio" if status == "error" else None
+            )
             for tid, status in entries
-        ],
-    }
+        ),
+        f"/v2/transcript?limit=200&before_id={older}" if older else None,
+    )
+
+
+def error_of(status: str) -> str | None:
+    return "bad audio" if status == "error" else None
 
 
 class Pages:
-    """A page reader over fixed pages: the first for the list, then by ``before_id``."""
+    """A page reader over fixed pages: the newest for None, then by ``before_id``."""
 
-    def __init__(self, *pages: dict[str, Any]) -> None:
+    def __init__(self, *pages: Page) -> None:
         self.pages = pages
-        self.read: list[str] = []
+        self.read: list[str | None] = []
 
-    async def __call__(self, path: str) -> Mapping[str, Any]:
-        self.read.append(path)
+    async def __call__(self, url: str | None) -> Page:
+        self.read.append(url)
         return self.pages[len(self.read) - 1]
 
 
@@ -70,12 +76,8 @@ async def test_a_sweep_resolves_finished_jobs_and_leaves_the_others() -> None:
     assert seen["a"].result() == Sighting("completed")
     assert seen["b"].result() == Sighting("error", "bad audio")
     assert not seen["c"].done()  # still processing: it waits for the next sweep
-    # The second page was read because "b" and "c" were not on the first; the path
-    # goes to the host we were given, whatever host prev_url names.
-    assert pages.read == [
-        "/v2/transcript?limit=200",
-        "/v2/transcript?limit=200&before_id=other",
-    ]
+    # The second page was read because "b" and "c" were not on the first.
+    assert pages.read == [None, "/v2/transcript?limit=200&before_id=other"]
 
 
 async def test_a_sweep_stops_once_every_job_was_seen() -> None:
@@ -101,8 +103,10 @@ async def test_a_sweep_reads_as_many_pages_as_the_waiting_jobs_fill() -> None:
     assert [pages_for(n) for n in (1, 1000, 1001, 10_000, 50_000)] == [5, 6, 7, 51, MAX_PAGES]
 
 
-async def test_a_failed_sweep_hands_every_job_back_and_a_refused_key_ends_them() -> None:
-    async def failing(path: str) -> Mapping[str, Any]:
+async def test_a_failed_sweep_hands_every_job_back_and_a_refused_key_ends_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def failing(url: str | None) -> Page:
         raise ApiError("GET /v2/transcript failed (503)", status=503)
 
     sweeper = StatusSweeper(failing, interval=0.0)
@@ -110,7 +114,7 @@ async def test_a_failed_sweep_hands_every_job_back_and_a_refused_key_ends_them()
     results = await asyncio.gather(*futures)
     assert results == [Sighting(None)] * SWEEP_FROM  # "check on your own"
 
-    async def refused(path: str) -> Mapping[str, Any]:
+    async def refused(url: str | None) -> Page:
         raise KeyRefused("GET /v2/transcript", 401, "Invalid API key")
 
     sweeper = StatusSweeper(refused, interval=0.0)
@@ -118,12 +122,19 @@ async def test_a_failed_sweep_hands_every_job_back_and_a_refused_key_ends_them()
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
     assert all(isinstance(outcome, KeyRefused) for outcome in outcomes)
 
-    async def broken(path: str) -> Mapping[str, Any]:
+    async def broken(url: str | None) -> Page:
         raise TypeError("a bug")
 
     sweeper = StatusSweeper(broken, interval=0.0)
     futures = [sweeper.watch(f"t{n}") for n in range(SWEEP_FROM)]
-    assert await asyncio.gather(*futures) == [Sighting(None)] * SWEEP_FROM
+    with caplog.at_level(logging.WARNING, logger="runner.api.sweeps"):
+        assert await asyncio.gather(*futures) == [Sighting(None)] * SWEEP_FROM
+    # One line saying what broke, no traceback: the jobs go on without sweeps.
+    (warning,) = caplog.records
+    assert warning.getMessage() == (
+        "status sweep broke (TypeError: a bug); jobs are checked one by one"
+    )
+    assert warning.exc_info is None
 
 
 async def test_sweeps_slow_down_to_stay_within_their_share_of_the_budget() -> None:

@@ -285,6 +285,7 @@ class HttpClient:
         expect_json: bool = False,
         describe_error: ErrorParser = v2_error_text,
         resend_statuses: frozenset[int] | None = None,
+        shape: Callable[[Any], object] | None = None,
     ) -> HttpResponse:
         """Send one logical request, retrying under the policy; a 2xx or an exception.
 
@@ -293,7 +294,9 @@ class HttpClient:
 
         ``data`` is bytes or a factory opening a fresh binary file per attempt (uploads
         stream from disk). ``expect_json`` treats a 2xx body that is not JSON as a
-        transport fault: retried when idempotent, :class:`MaybeSubmitted` otherwise.
+        transport fault: retried when idempotent, :class:`MaybeSubmitted` otherwise;
+        ``shape``, called on the decoded body, does the same for JSON that is not what
+        the endpoint sends by raising :class:`~runner.api.transport.Misshapen`.
         Non-2xx answers become :class:`ApiError` with the message ``describe_error``
         reads from the body.
         """
@@ -316,6 +319,8 @@ class HttpClient:
                     parsed = await decode_json(raw.body)
                     if parsed is None:
                         raise Malformed(raw.body)
+                    if shape is not None:
+                        shape(parsed)
             except TRANSPORT_ERRORS as exc:
                 failed_at = self._clock() if failed_at is None else failed_at
                 elapsed = self._clock() - failed_at

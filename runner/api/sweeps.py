@@ -17,9 +17,10 @@ body is fetched once, when it is done.
   checked on its own, every ``FALLBACK_SECONDS`` or so; one it saw is not.
 * When too few jobs are left to sweep for, the jobs parked on sweeps go back to
   their own schedule at once.
-* A sweep that fails (after the HTTP layer's retries) wakes every waiting job to check
-  on its own, so a broken list endpoint costs time, never a result. A refused key ends
-  every wait with that error.
+* A sweep that fails (after the HTTP layer's retries; a page that cannot be read,
+  :mod:`runner.api.listing`, is such a failure) wakes every waiting job to check on its
+  own, so a broken list endpoint costs time, never a result. A refused key ends every
+  wait with that error. A sweep broken by anything else says so in one warning line.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Final
 
+from runner.api.listing import LIST_PAGE, Page
 from runner.api.pacing import paced
 from runner.errors import ApiError, KeyRefused
 
@@ -51,11 +52,12 @@ BUDGET_WINDOW: Final = 300.0  # seconds
 ACCOUNT_BUDGET_PER_SECOND: Final = ACCOUNT_BUDGET / BUDGET_WINDOW
 SWEEP_BUDGET_SHARE: Final = 0.10
 FALLBACK_SECONDS: Final = 60.0  # a job the sweeps cover is still checked on its own
-LIST_PAGE: Final = 200  # the most the list endpoint gives at once (notes §4)
 WAKE_BATCH: Final = 32  # finished jobs woken before the event loop gets a turn
 _TERMINAL: Final = frozenset({"completed", "error"})
 
-PageReader = Callable[[str], Awaitable[Mapping[str, Any]]]
+# Reads a page of the list, checked (:func:`runner.api.listing.read_page`): the newest
+# for None, else the URL of an older one as the previous page gave it.
+PageReader = Callable[[str | None], Awaitable[Page]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +151,10 @@ class StatusSweeper:
             log.debug("status sweep failed: %s", exc.message)
             self._seen.clear()
             self._resolve_all(Sighting(None))
-        except Exception:  # whatever else broke, no job is left waiting on a dead sweep
-            log.warning("status sweep broke; jobs are checked one by one", exc_info=True)
+        except Exception as exc:  # whatever else broke, no job is left waiting on a dead sweep
+            # One line: the jobs go on without sweeps, and a traceback would say nothing
+            # a user can act on (a bug shows in the tests, which fail on warnings).
+            log.warning("status sweep broke (%s); jobs are checked one by one", _named(exc))
             self._seen.clear()
             self._resolve_all(Sighting(None))
 
@@ -158,30 +162,29 @@ class StatusSweeper:
         """One sweep: read pages from the newest until every waiting job was seen."""
         unseen = set(self._waiting)
         limit = pages_for(len(unseen))  # fixed before the walk: found jobs do not shrink it
-        path: str | None = f"/v2/transcript?limit={LIST_PAGE}"
+        url: str | None = None  # the newest page first
         pages = resolved = 0
         running: set[str] = set()
-        while path is not None and unseen and pages < limit:
-            page = await self._read_page(path)
+        while unseen and pages < limit:
+            page = await self._read_page(url)
             pages += 1
             self._count_request()
-            for entry in _entries(page):
-                transcript_id = entry.get("id")
-                if transcript_id not in unseen:
+            for job in page.jobs:
+                if job.id not in unseen:
                     continue
-                unseen.discard(transcript_id)
-                status = entry.get("status")
-                if status not in _TERMINAL:
-                    running.add(transcript_id)
+                unseen.discard(job.id)
+                if job.status not in _TERMINAL:
+                    running.add(job.id)
                 else:
-                    error = entry.get("error")
-                    self._resolve(transcript_id, Sighting(status, str(error) if error else None))
+                    self._resolve(job.id, Sighting(job.status, job.error))
                     resolved += 1
                     if resolved % WAKE_BATCH == 0:
                         # Each job woken runs its next step at once: hundreds in one
                         # turn of the loop would hold it (and every request) for 0.1 s.
                         await asyncio.sleep(0)
-            path = older_page(page)
+            url = page.older
+            if url is None:  # the oldest page: the whole list was read
+                break
         self._last_pages = pages
         self._seen = running
 
@@ -221,19 +224,7 @@ def pages_for(waiting: int) -> int:
     return min(MAX_PAGES, max(MIN_PAGES, -(-waiting // LIST_PAGE) + 1))
 
 
-def _entries(page: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    entries = page.get("transcripts")
-    if not isinstance(entries, list):
-        return []
-    return [entry for entry in entries if isinstance(entry, Mapping)]
-
-
-def older_page(page: Mapping[str, Any]) -> str | None:
-    """The path and query of the next older page (``prev_url``), so it goes to the host
-    we were given (and with our key only there), whatever host the server names."""
-    details = page.get("page_details")
-    url = details.get("prev_url") if isinstance(details, Mapping) else None
-    if not isinstance(url, str) or not url:
-        return None
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+def _named(exc: BaseException) -> str:
+    """``TypeError: a bug``: the exception's class and message, on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

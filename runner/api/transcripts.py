@@ -11,18 +11,18 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final
-from urllib.parse import quote
+from typing import IO, Any, Final, TypeGuard
+from urllib.parse import quote, urlsplit
 
 from runner.api.config import ClientConfig
 from runner.api.cooldowns import Clock, Sleep
 from runner.api.http import HttpClient, HttpResponse
+from runner.api.listing import LIST_PAGE, Page, first_page, is_transcript_id, read_page
 from runner.api.pacing import paced
-from runner.api.sweeps import FALLBACK_SECONDS, LIST_PAGE, Sighting, StatusSweeper, older_page
+from runner.api.sweeps import FALLBACK_SECONDS, Sighting, StatusSweeper
 from runner.api.types import TranscriptResult
 from runner.errors import (
     ApiError,
@@ -33,7 +33,7 @@ from runner.errors import (
 )
 
 MAX_LIST_PAGES: Final = 50  # 10,000 transcripts back at most: a bound, not a guess
-CLOCK_SKEW: Final = 600.0  # seconds the server's clock may be behind ours
+MAX_UPLOAD_URL: Final = 2048  # characters: an upload URL is sent back, and kept in intents
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ class TranscriptsClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
-        self.sweeper = StatusSweeper(self._get_json)
+        self.sweeper = StatusSweeper(self.list_page)
 
     def _url(self, path: str) -> str:
         return f"{self._config.base_url}{path}"
@@ -156,8 +156,9 @@ class TranscriptsClient:
             resend_statuses=frozenset({429, 503}),
         )
         upload_url = _object(response, route).get("upload_url")
-        if not isinstance(upload_url, str) or not upload_url:
-            raise ApiError(f"{route} answered without an upload_url", endpoint=route)
+        if not _is_web_url(upload_url):
+            # Stored nothing we could use (an upload costs nothing): the item fails.
+            raise ApiError(f"{route} answered without a usable upload_url", endpoint=route)
         return upload_url
 
     async def submit(self, audio_url: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -175,8 +176,9 @@ class TranscriptsClient:
             expect_json=True,
         )
         body = response.json()
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-            # A 2xx says the job was made; without its id it is unknown, not refused.
+        if not isinstance(body, dict) or not is_transcript_id(body.get("id")):
+            # A 2xx says the job was made; without an id in AssemblyAI's shape ("", "..",
+            # "a/b") it is unknown, not refused: looked for in the list, never recorded.
             raise MaybeSubmitted(
                 f"{route} answered without a transcript id; the job may exist", endpoint=route
             )
@@ -211,35 +213,55 @@ class TranscriptsClient:
         response = await self._http.request("GET", self._url(path), family="polls", idempotent=True)
         return response.body.decode("utf-8", errors="replace")
 
-    async def jobs_for(self, audio_url: str, since: float) -> list[str]:
-        """Ids of the account's transcripts of ``audio_url`` created since ``since`` (a
-        ``time.time()``), oldest first: ``GET /v2/transcript``, newest first, following
-        ``prev_url`` to older pages until they are older than ``since`` (notes §4).
+    async def list_page(self, url: str | None = None) -> Page:
+        """One page of the account's list (``GET /v2/transcript``, newest first): the
+        newest for None, else ``url``, an older page's URL as the previous page gave it
+        (:attr:`Page.older`). A page that is not a list of jobs is retried like a
+        transport fault, then fails (:mod:`runner.api.listing`)."""
+        base = self._config.base_url
+        response = await self._http.request(
+            "GET",
+            url or first_page(base),
+            family="polls",
+            idempotent=True,
+            expect_json=True,
+            shape=lambda body: read_page(body, base),
+        )
+        return read_page(response.json(), base)
 
-        How an unclear submission is reconciled instead of guessed: uploads have unique
-        URLs, and a job created by the request in doubt cannot be older than the moment
-        before it was sent. ``CLOCK_SKEW`` allows for the server's clock.
+    async def jobs_for(self, audio_url: str, made_before: Collection[str]) -> list[str]:
+        """Ids of the account's jobs of ``audio_url``, newest first, that may have been
+        made by a request in doubt; ``made_before`` holds ids of jobs known to have been
+        made before that request was sent.
+
+        The rule, by identity and by the server's own order, never by a clock (ours may
+        be hours off AssemblyAI's): a job is a candidate when its ``audio_url`` is ours;
+        the list is read from the newest job down to the first job in ``made_before``,
+        and to the end of that page (a margin for jobs created within moments of each
+        other), or to the list's end. Everything below was made before the request.
+        The caller decides between the candidates (their options, the ledger). More than
+        ``MAX_LIST_PAGES`` pages without such a job is no answer: :class:`ApiError`.
         """
-        oldest = since - CLOCK_SKEW
-        found: list[tuple[float, str]] = []
-        path = f"/v2/transcript?limit={LIST_PAGE}"
+        found: list[str] = []
+        url: str | None = None
+        read: set[str | None] = set()
         for _ in range(MAX_LIST_PAGES):
-            page = await self._get_json(path)
-            entries = page.get("transcripts") or []
-            for entry in entries if isinstance(entries, list) else []:
-                created = _created(entry)
-                ours = entry.get("audio_url") == audio_url and isinstance(entry.get("id"), str)
-                if ours and created is not None and created >= oldest:
-                    found.append((created, entry["id"]))
-            if not entries or all((_created(e) or 0.0) < oldest for e in entries):
-                return [tid for _, tid in sorted(found)]
-            older = older_page(page)
-            if older is None:  # the oldest page: the whole list was searched
-                return [tid for _, tid in sorted(found)]
-            path = older
+            page = await self.list_page(url)
+            read.add(url)
+            found += [job.id for job in page.jobs if job.audio_url == audio_url]
+            if page.older is None or any(job.id in made_before for job in page.jobs):
+                return found
+            if page.older in read:
+                raise ApiError(
+                    "GET /v2/transcript: the list's prev_url leads back to a page already "
+                    "read; it cannot be read to its end",
+                    endpoint="GET /v2/transcript",
+                )
+            url = page.older
         raise ApiError(
-            f"GET /v2/transcript: more than {MAX_LIST_PAGES * LIST_PAGE:,} transcripts were "
-            "made since the request in doubt; the list was not searched to its end",
+            f"GET /v2/transcript: more than {MAX_LIST_PAGES * LIST_PAGE:,} transcripts are "
+            "newer than any job known to be older than the request in doubt; the list was "
+            "not searched to its end",
             endpoint="GET /v2/transcript",
         )
 
@@ -319,16 +341,15 @@ class TranscriptsClient:
         return self._config.timeouts.deadline_for(audio_duration)
 
 
-def _created(entry: Any) -> float | None:
-    """A list entry's ``created`` (naive ISO 8601, UTC) as a ``time.time()``; None if absent."""
-    value = entry.get("created") if isinstance(entry, Mapping) else None
-    if not isinstance(value, str):
-        return None
+def _is_web_url(value: Any) -> TypeGuard[str]:
+    """Whether ``value`` is an absolute http(s) URL of a sane length (an upload URL)."""
+    if not isinstance(value, str) or not value or len(value) > MAX_UPLOAD_URL:
+        return False
     try:
-        when = datetime.fromisoformat(value)
+        parts = urlsplit(value)
     except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        return False
+    return parts.scheme in ("https", "http") and bool(parts.hostname)
 
 
 def _deadline_exceeded(transcript_id: str, allowed: float, status: str) -> DeadlineExceeded:

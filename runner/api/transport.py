@@ -22,6 +22,11 @@ class Malformed(Exception):
         super().__init__(body_snippet(body))
 
 
+class Misshapen(Exception):
+    """A 2xx JSON answer that is not what the endpoint sends (a list page whose jobs are
+    not a list, a ``prev_url`` leading elsewhere): unread, like garbage on the wire."""
+
+
 class TooLarge(Exception):
     """An answer larger than any the API sends: read no further (memory stays flat)."""
 
@@ -36,6 +41,7 @@ TRANSPORT_ERRORS: Final = (
     aiohttp.ClientResponseError,
     TimeoutError,
     Malformed,
+    Misshapen,
     TooLarge,
 )
 
@@ -56,6 +62,8 @@ def describe_transport_error(exc: BaseException) -> str:
     """A short, key-free description of a transport failure."""
     if isinstance(exc, Malformed):
         return f"the response is not valid JSON: {exc}"
+    if isinstance(exc, Misshapen):
+        return f"the response cannot be read: {exc}"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "timed out while connecting"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +26,8 @@ class TranscriptsApi(Protocol):
     async def subtitles(
         self, transcript_id: str, fmt: str, chars_per_caption: int | None = None
     ) -> str: ...
-    async def jobs_for(self, audio_url: str, since: float) -> list[str]: ...
+    # The account's jobs of audio_url, newest first, down to one in made_before.
+    async def jobs_for(self, audio_url: str, made_before: Collection[str]) -> list[str]: ...
     async def wait(
         self, transcript_id: str, *, audio_duration: float | None, deadline: float | None
     ) -> TranscriptResult: ...

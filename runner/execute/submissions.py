@@ -2,8 +2,19 @@
 
 An intent is recorded before each request, and the job in the ledger the moment
 AssemblyAI accepts it. An answer that leaves it unclear whether a job was made (a 5xx,
-a reset, an unreadable body, a crash) is settled from the account's transcript list:
-the job is reattached, or the audio sent again only when the list shows no such job.
+a reset, an unreadable body or id, a crash) is settled from the account's transcript
+list: the job is reattached, or the audio sent again only when the list shows no such
+job. A list that cannot be read settles nothing: the intent stays, and the item fails.
+
+Which listed job is the one in doubt is decided by identity and by AssemblyAI's own
+order, never by comparing its ``created`` with our clock (which may be hours off):
+
+* its ``audio_url`` is the one sent (an upload's URL is unique to that upload);
+* it is newer, in the list's order, than every job known to have been made before the
+  request went out: the jobs this run had recorded before the intent, and the ledger's
+  entries recorded before it (a rerun settling an earlier run's intent);
+* no ledger entry owns it, it did not fail, and its own body reports the options sent;
+* of those, the newest wins: a job made by the request in doubt is newer than any other.
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +70,9 @@ class Submitter:
         self.store = store
         self.offline = offline  # --offline: nothing is submitted, nor looked for
         self.deadline = deadline  # per transcript; None: the client's default
+        # Jobs this run recorded, in order: each was made before every later intent.
+        self._recorded: list[str] = []
+        self._earlier: Sequence[LedgerEntry] | None = None  # the ledger, read once
 
     async def submit(
         self,
@@ -109,6 +123,7 @@ class Submitter:
         """
 
         async def recorded(transcript_id: str) -> str:
+            self._recorded.append(transcript_id)
             record.submitted = True
             record.transcript_id = transcript_id
             store = self.store
@@ -118,6 +133,7 @@ class Submitter:
 
         async def submit_and_record() -> str:
             for attempt in range(1, MAX_SUBMISSIONS + 1):
+                known = len(self._recorded)  # jobs certainly made before this request
                 started = await self._intend(key, audio, audio_url, options)
                 try:
                     queued = await self.api.submit(audio_url, options)
@@ -128,7 +144,8 @@ class Submitter:
                     if not unclear(exc):
                         await self._forget_intent(key)  # refused: no job was created
                         raise
-                    found = await self._reconcile(key, audio_url, started, options, exc)
+                    earlier = await self._made_before(started, self._recorded[:known])
+                    found = await self._reconcile(key, audio_url, earlier, options, exc)
                     if found is not None:
                         return await recorded(found)
                     if attempt == MAX_SUBMISSIONS:
@@ -171,26 +188,17 @@ class Submitter:
         self,
         key: str,
         audio_url: str,
-        started: float,
+        made_before: Collection[str],
         options: Mapping[str, Any],
         cause: ApiError,
     ) -> str | None:
         """The job an unclear submission created, if the account's list shows one.
 
         None means the listing shows no such job: the intent is closed and sending
-        again is safe. When the list cannot say (it fails, or is too long to search),
-        the intent stays open for the rerun, and the item fails saying so.
+        again is safe. When the list cannot say (it fails, cannot be read, or is too
+        long to search), the intent stays open for the rerun, and the item fails.
         """
-        try:
-            found = await self._find_job(audio_url, started, options)
-        except ApiError as exc:
-            raise ApiError(
-                f"{cause.message}; the job may exist, and the account's transcript list "
-                f"could not tell ({exc.message}). Nothing was sent again: the next run "
-                "looks for the job before it submits anything",
-                status=cause.status,
-                endpoint=cause.endpoint,
-            ) from None
+        found = await self._find_job(audio_url, made_before, options, cause.message)
         if found is None:
             await self._forget_intent(key)
         return found
@@ -204,30 +212,64 @@ class Submitter:
         intent = await store.call(store.intent_get, key)
         if intent is None:
             return None
-        found = await self._find_job(intent.audio_url, intent.started, options)
+        made_before = await self._made_before(intent.started, ())
+        doubt = "an earlier run stopped while its submission was on the wire"
+        found = await self._find_job(intent.audio_url, made_before, options, doubt)
         if found is None:
             await store.call(store.intent_forget, key)
             return None
+        self._recorded.append(found)
         await store.call(store.ledger_put, key, intent.audio, options, found, "reconciled")
         return await store.call(store.ledger_get, key)
 
+    async def _made_before(self, started: float, recorded: Sequence[str]) -> frozenset[str]:
+        """Jobs certainly made before the request of an intent written at ``started``:
+        those this run recorded before it (``recorded``), and the ledger's entries
+        recorded before it by earlier runs (both times are this machine's: no clock is
+        compared with AssemblyAI's). An id this run recorded later is left out: its
+        entry may be older than the job it now names."""
+        store = self.store
+        if store is not None and self._earlier is None:
+            self._earlier = await store.call(_whole_ledger, store)
+        ours = set(self._recorded)
+        earlier = {
+            entry.transcript_id
+            for entry in self._earlier or ()
+            if entry.created < started and entry.transcript_id not in ours
+        }
+        return frozenset(earlier.union(recorded))
+
     async def _find_job(
-        self, audio_url: str, since: float, options: Mapping[str, Any]
+        self,
+        audio_url: str,
+        made_before: Collection[str],
+        options: Mapping[str, Any],
+        doubt: str,
     ) -> str | None:
-        """The account's job of ``audio_url`` made since ``since`` with ``options``,
-        that no ledger entry claims already; the first made wins (the request in doubt
-        was the first to go out). A URL is not unique across recipes or runs, so a
-        candidate's own options decide, not its URL alone."""
+        """The job the request in doubt made (see the module's rule), or None. A list
+        that cannot be read is :class:`ApiError`, saying what happened and what did not."""
         await asyncio.sleep(paced(LIST_SETTLE))  # a job shows in the list a moment late
-        for transcript_id in await self.api.jobs_for(audio_url, since):
-            if self.store is not None and await self.store.call(
-                self.store.ledger_holds, transcript_id
-            ):
-                continue
-            job = await self.api.get(transcript_id)
-            if job.get("status") != "error" and _made_with(job, options):
-                return transcript_id
+        try:
+            for transcript_id in await self.api.jobs_for(audio_url, made_before):
+                if self.store is not None and await self.store.call(
+                    self.store.ledger_holds, transcript_id
+                ):
+                    continue
+                job = await self.api.get(transcript_id)
+                if job.get("status") != "error" and _made_with(job, options):
+                    return transcript_id
+        except ApiError as exc:
+            raise ApiError(
+                f"{doubt}; could not tell whether AssemblyAI created the job for "
+                f"{audio_url}: {exc.message}; nothing was submitted again; the next run "
+                "will look again before it submits anything",
+                endpoint=exc.endpoint,
+            ) from None
         return None
+
+
+def _whole_ledger(store: Store) -> list[LedgerEntry]:
+    return list(store.ledger())
 
 
 # Model routing lists: the body may report the models used rather than those asked for.
