@@ -1680,9 +1680,9 @@ class FakeAssemblyAI:
             raise
         if record.fault not in ("reset", "after_processing_reset", "raw"):
             record.status = response.status
-        if self.rewrite is not None and isinstance(response, web.Response):
-            if isinstance(response.body, bytes):
-                response.body = self.rewrite(response.body)
+        rewrite = self.rewrite
+        if rewrite and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            response.body = rewrite(response.body)
         self._note_retry_after(record, response)
         return response
 
