@@ -6,9 +6,10 @@ bare traceback: the user sees which exception it was and where its log is, and t
 log holds what a bug report needs (the traceback, the version, Python, the platform
 and the command line). Secrets are taken out of both: the value of every environment
 variable whose name says it holds one (a name with KEY, TOKEN, SECRET, PASS, CREDENTIAL,
-AUTH or BEARER in it: ``ASSEMBLYAI_API_KEY``, ``*_TOKEN``, and a provider's
-``api_key_env`` when its name says so), wherever it appears, and the user and password
-of any URL on the command line.
+AUTH or BEARER in it: ``ASSEMBLYAI_API_KEY``, ``*_TOKEN``, a provider's ``api_key_env``
+when its name says so), wherever and in whatever form it appears (escaped,
+percent-encoded, base64: :class:`~runner.api.secrets.Secrets`, which redacts what
+servers say too), and the user and password of any URL on the command line.
 
 The log goes to the state folder when there is one (``--state-dir``, or
 ``.transcript-runner`` in the working folder: where the user looks, and what CI
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from runner import __version__
 from runner.api.pacing import testing
+from runner.api.secrets import Secrets
 
 TEST_CRASH_ENV = "TRANSCRIPT_RUNNER_TEST_CRASH"
 ISSUES_URL = "https://github.com/transcript-runner/transcript-runner/issues"
@@ -55,10 +57,10 @@ def crash_if_asked(environ: Mapping[str, str] = os.environ) -> None:
 def report_crash(exc: BaseException, argv: Sequence[str], environ: Mapping[str, str]) -> str:
     """Write ``exc``'s crash log; the one line to print (the log's path, or why none)."""
     secrets = _secrets(environ)
-    said = _redacted(" ".join(f"{type(exc).__name__}: {exc}".split()), secrets)
+    said = secrets.redact(" ".join(f"{type(exc).__name__}: {exc}".split()))
     if len(said) > _MESSAGE_LIMIT:
         said = said[: _MESSAGE_LIMIT - 1] + "…"
-    details = _redacted(_details(exc, argv), secrets)
+    details = _URL_CREDENTIALS.sub("[REDACTED]@", secrets.redact(_details(exc, argv)))
     log, problem = _write_log(details, _folders(argv))
     where = (
         f"its details are in {log}; please report it at {ISSUES_URL} with that file"
@@ -68,20 +70,13 @@ def report_crash(exc: BaseException, argv: Sequence[str], environ: Mapping[str, 
     return f"error: a bug in transcript-runner {__version__}: {said}; {where}"
 
 
-def _secrets(environ: Mapping[str, str]) -> list[str]:
-    """The values to take out, longest first (a key that contains another goes whole)."""
-    values = {
+def _secrets(environ: Mapping[str, str]) -> Secrets:
+    """The values to take out: those of the variables named for a secret."""
+    return Secrets(
         value.strip()
         for name, value in environ.items()
         if _SECRET_NAME.search(name) and len(value.strip()) >= _SHORTEST_SECRET
-    }
-    return sorted(values, key=len, reverse=True)
-
-
-def _redacted(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return _URL_CREDENTIALS.sub("[redacted]@", text)
+    )
 
 
 def _details(exc: BaseException, argv: Sequence[str]) -> str:

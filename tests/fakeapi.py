@@ -1369,8 +1369,9 @@ class FakeGateway:
             headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        rewrite = self._owner.rewrite or (lambda data: data)
         for chunk in stream_chunks(call, reply, self.stream_chunks):
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            await response.write(rewrite(f"data: {json.dumps(chunk)}\n\n".encode()))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
@@ -1615,6 +1616,9 @@ class FakeAssemblyAI:
         self.deleted_uploads: set[str] = set()
         self.audio_rules: list[AudioRule] = []
         self.retry_after_windows: list[RetryAfterWindow] = []
+        # Each answer's body as sent, rewritten: a server that writes its JSON its own
+        # way (`\u002B` for `+`, say), or echoes what it should not.
+        self.rewrite: Callable[[bytes], bytes] | None = None
 
     # -- configuration ------------------------------------------------------------------
 
@@ -1715,6 +1719,9 @@ class FakeAssemblyAI:
             raise
         if record.fault not in ("reset", "after_processing_reset", "raw"):
             record.status = response.status
+        rewrite = self.rewrite
+        if rewrite and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            response.body = rewrite(response.body)
         self._note_retry_after(record, response)
         return response
 

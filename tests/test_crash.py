@@ -55,7 +55,7 @@ def test_a_crash_is_one_line_exit_4_and_a_log_without_secrets(
     assert out == ""
     line = LINE.match(err)
     assert line, err
-    assert line["said"] == "RuntimeError: boom: sent [redacted] and [redacted]"
+    assert line["said"] == "RuntimeError: boom: sent [REDACTED] and [REDACTED]"
     log = Path(line["log"])
     assert log.parent == Path(".transcript-runner")  # the state folder, where a user looks
     text = log.read_text()
@@ -64,9 +64,9 @@ def test_a_crash_is_one_line_exit_4_and_a_log_without_secrets(
     assert f"version: {__version__}\n" in text
     assert f"python: {sys.implementation.name}".lower() in text.lower()
     assert "platform: " in text
-    assert "command: transcript-runner run recipes/ --llm-url 'http://h/?k=[redacted]'" in text
+    assert "command: transcript-runner run recipes/ --llm-url 'http://h/?k=[REDACTED]'" in text
     assert "Traceback (most recent call last):" in text
-    assert text.rstrip().endswith("RuntimeError: boom: sent [redacted]\nand [redacted]")
+    assert text.rstrip().endswith("RuntimeError: boom: sent [REDACTED]\nand [REDACTED]")
 
 
 def test_a_password_in_a_url_and_a_key_under_any_secret_name_are_not_logged(
@@ -82,7 +82,7 @@ def test_a_password_in_a_url_and_a_key_under_any_secret_name_are_not_logged(
     text = Path(line["log"]).read_text()
     assert "hunter22" not in text
     assert "auth-value-9f8e7d" not in text
-    assert "--llm-url https://[redacted]@h/v1" in text
+    assert "--llm-url https://[REDACTED]@h/v1" in text
 
 
 def test_the_log_goes_to_the_state_dir_given(crashing: Path, run_cli: RunCli) -> None:

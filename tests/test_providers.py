@@ -63,7 +63,7 @@ providers:
   box:
     type: openai-compatible
     base_url: URL
-    api_key_env: BOX_KEY
+    api_key_env: TRANSCRIPT_RUNNER_BOX_KEY
     headers: {X-Team: research}
     structured_output: STRUCTURED
     extra_body: {top_k: 40}
@@ -87,7 +87,7 @@ def write_providers_recipe(folder: Path, url: str, structured: str) -> Path:
 def test_a_provider_gets_bearer_auth_its_headers_and_the_schema_in_its_form(
     folder: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("BOX_KEY", "box-secret")
+    monkeypatch.setenv("TRANSCRIPT_RUNNER_BOX_KEY", "box-secret")
     fake = FakeLocalLLM("llama-cpp-python", key="box-secret")
     fake.responder = lambda body: '{"topic": "wildfire smoke"}'
     with serve_in_thread(fake) as base:  # type: ignore[arg-type]
@@ -180,7 +180,7 @@ transcription:
   base_url: URL
   model: whisper-1
   language: en
-  api_key_env: SPEECH_KEY
+  api_key_env: TRANSCRIPT_RUNNER_SPEECH_KEY
 tasks:
   subtitles: {export: srt}
 """
@@ -191,7 +191,7 @@ SAID = [("Hello", 0.25, 0.6), ("world,", 0.6, 1.1), ("again.", 1.3, 1.9)]
 def test_a_speech_server_transcribes_with_word_times(
     folder: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, with_words: bool
 ) -> None:
-    monkeypatch.setenv("SPEECH_KEY", "speech-secret")
+    monkeypatch.setenv("TRANSCRIPT_RUNNER_SPEECH_KEY", "speech-secret")
     shutil.copy(REPO / "tests" / "fixtures" / "audio" / "fox.wav", folder / "call.wav")
     fake = FakeLocalLLM(key="speech-secret", speech=SAID, speech_words=with_words)
     with serve_in_thread(fake) as base:  # type: ignore[arg-type]
@@ -315,7 +315,7 @@ def test_two_recipes_may_give_one_provider_name_to_different_servers(
         for name, base in (("a", one), ("b", two)):
             text = write_providers_recipe(folder, f"{base}/v1", "none").read_text()
             text = text.replace("name: local", f"name: {name}")
-            text = text.replace("    api_key_env: BOX_KEY\n", "")
+            text = text.replace("    api_key_env: TRANSCRIPT_RUNNER_BOX_KEY\n", "")
             (folder / f"{name}.yaml").write_text(text)
         (folder / "local.yaml").unlink()
         code, _, err = run_cli("run", "a.yaml", "b.yaml", "--progress", "plain")

@@ -36,6 +36,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
     monkeypatch.setenv("SPEECH_KEY", KEY)
+    monkeypatch.setenv("TRANSCRIPT_RUNNER_ALLOWED_KEYS", "SPEECH_KEY")  # the operator's list
     calls = tmp_path / "calls"
     calls.mkdir()
     for n in range(FILES):  # each its own bytes: the same audio would be sent once

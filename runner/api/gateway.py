@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from runner.api.config import ClientConfig
@@ -305,8 +305,23 @@ class GatewayClient:
             describe_error=gateway_error_text,
         )
         if stream and _is_event_stream(response):
-            return completion_from_sse(response.body, requested_model=model, stats=response.stats)
+            streamed = completion_from_sse(
+                response.body, requested_model=model, stats=response.stats
+            )
+            return self._redacted(streamed)
         data = loads_or_none(response.body)
         if not isinstance(data, dict):
             raise ApiError(f"{ROUTE} answered with JSON that is not an object", endpoint=ROUTE)
-        return completion_from_json(data, requested_model=model, stats=response.stats)
+        return self._redacted(
+            completion_from_json(data, requested_model=model, stats=response.stats)
+        )
+
+    def _redacted(self, completion: Completion) -> Completion:
+        """The reply as text, redacted again: a streamed one is put together from
+        pieces, each redacted as it was read, that may join into a key."""
+        secrets = self._http.secrets
+        return replace(
+            completion,
+            content=secrets.redact(completion.content),
+            tool_calls=secrets.redact_data(completion.tool_calls),
+        )

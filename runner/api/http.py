@@ -29,7 +29,9 @@ so the rules live here and nowhere else:
   usually do, so a POST rarely meets a stale connection.
 
 The API key lives in the session's default headers only: it is never logged, never part
-of an exception message and never shown by ``repr``.
+of an exception message and never shown by ``repr``. Whatever a server says back is
+taken through the run's :class:`~runner.api.secrets.Secrets` as it is read: each body,
+and each message made of a failure, in every form a key could come back in.
 """
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ from runner.api.families import FAMILIES, Family
 from runner.api.pacing import paced
 from runner.api.replies import (
     ErrorParser,
+    ErrorText,
     loads_or_none,
     parse_retry_after,
     rate_limit_pause,
     v2_error_text,
 )
+from runner.api.secrets import Secrets
 from runner.api.transport import (
     TRANSPORT_ERRORS,
     Malformed,
@@ -81,7 +85,6 @@ RequestKey = tuple[Family, str | None]
 # streamed from disk), or a multipart form around a file opened for that attempt.
 BodyFactory = Callable[[], AbstractContextManager[IO[bytes] | aiohttp.FormData]]
 
-REDACTED: Final = b"[REDACTED]"
 # Seconds the other requests wait for the client's first answer before going anyway.
 FIRST_ANSWER_WAIT: Final = 2.0
 USER_AGENT: Final = f"transcript-runner/{__version__}"
@@ -189,11 +192,13 @@ class HttpClient:
         authorization: str | None = None,
         assemblyai: bool = True,
         headers: Mapping[str, str] | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         """``assemblyai`` False: a client for another server (an OpenAI-compatible
         provider), which gets ``authorization`` (e.g. ``Bearer KEY``; None: no header)
         instead of the AssemblyAI key, and whose 401s fail their request instead of
-        stopping the run as a refused AssemblyAI key."""
+        stopping the run as a refused AssemblyAI key. ``secrets``: every key of the run,
+        redacted from what this server says (its own key is always among them)."""
         self.config = config
         self._assemblyai = assemblyai
         self._server = "AssemblyAI" if assemblyai else "the server"  # as messages name it
@@ -214,11 +219,8 @@ class HttpClient:
         self._key_refused: KeyRefused | None = None
         self._first_sent = False  # has the first request of this client gone out?
         self._stopping = False  # set by stop_sending(): the run is being stopped
-        keys = {config.api_key, (authorization or "").removeprefix("Bearer ")}
-        # Each key as sent, and as a JSON string would quote it.
-        self._secrets = {
-            form for key in keys for form in (key.encode(), jsonlib.dumps(key)[1:-1].encode())
-        } - {b""}
+        own = {config.api_key, (authorization or "").removeprefix("Bearer ").strip()}
+        self.secrets = (secrets or Secrets()).with_keys(own)
         self._first_answer = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -252,13 +254,25 @@ class HttpClient:
         sent; those already on the wire finish (a created job gets recorded)."""
         self._stopping = True
 
-    def _redact(self, body: bytes) -> bytes:
-        """The body with every copy of the API key replaced, whatever a server echoes
-        (an error quoting the ``Authorization`` header, a proxy's debug page): what is
-        read here is all that reaches messages, outputs, the manifest and the cache."""
-        for secret in self._secrets:
-            body = body.replace(secret, REDACTED)
-        return body
+    async def _redact(self, body: bytes) -> bytes:
+        """The body with every form of every key of the run replaced, whatever a server
+        echoes (an error quoting the ``Authorization`` header, a proxy's debug page, a
+        key written with JSON escapes or in base64): what is read here is all that
+        reaches messages, outputs, the manifest and the cache. Off the event loop for
+        a large body, as its decoding is."""
+        if len(body) > LARGE_BODY:
+            return await asyncio.to_thread(self.secrets.redact_bytes, body)
+        return self.secrets.redact_bytes(body)
+
+    def _redacting(self, describe_error: ErrorParser) -> ErrorParser:
+        """``describe_error`` whose message is redacted once more, as text: a parser may
+        join pieces of a body (a message and its details) into a key."""
+
+        def described(status: int, body: bytes) -> ErrorText:
+            text = describe_error(status, body)
+            return ErrorText(self.secrets.redact(text.message), text.request_id)
+
+        return described
 
     def snapshot(self) -> PolicySnapshot:
         """In-flight and waiting requests per family, totals, and open cooldowns."""
@@ -301,6 +315,7 @@ class HttpClient:
         reads from the body.
         """
         route = route_of(method, url)
+        describe_error = self._redacting(describe_error)
         key: RequestKey = (family, model)
         body, send_headers = _encode(json, data, headers)
         attempt_timeout = timeout or self.config.timeouts.for_family(family)
@@ -406,7 +421,7 @@ class HttpClient:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
-                    body = self._redact(await read_capped(response))
+                    body = await self._redact(await read_capped(response))
                     raw = _Raw(response.status, response.headers, body)
         finally:
             self._in_flight[family] -= 1
@@ -458,7 +473,7 @@ class HttpClient:
         self, route: str, exc: BaseException, idempotent: bool, retries: int, elapsed: float
     ) -> float:
         """The backoff before retrying a transport failure, or raise the final error."""
-        what = describe_transport_error(exc)
+        what = self.secrets.redact(describe_transport_error(exc))
         if not transport_retryable(exc, idempotent=idempotent):
             if idempotent or never_sent(exc):
                 raise ApiError(f"{route} failed{_after(retries)}: {what}", endpoint=route) from exc

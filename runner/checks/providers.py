@@ -4,9 +4,11 @@ which variables may hold their keys."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from runner.api.secrets import key_variable_problem
 from runner.diagnostics import Diagnostic, suggest
 from runner.recipe.document import Document, KeyPath
 from runner.recipe.fallbacks import asked_here
@@ -22,14 +24,15 @@ _GATEWAY_FEATURES = {
 
 
 _CLIENT_FALLBACK_KEYS = ("system", "prompt", "tools", "tool_choice")
-# Variables a recipe may not send to a server it names: AssemblyAI's key, and the
-# secrets CI systems hand a job (a pull request can edit a recipe).
-_PROTECTED_VARIABLES = ("ASSEMBLYAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN", "CI_JOB_TOKEN")
-_PROTECTED_PREFIXES = ("ACTIONS_", "RUNNER_", "GITHUB_")
 
 
-def check_key_variables(doc: Document) -> list[Diagnostic]:
-    """``api_key_env`` never names a variable that holds someone else's secret."""
+def check_key_variables(
+    doc: Document, environ: Mapping[str, str] | None = None
+) -> list[Diagnostic]:
+    """``api_key_env`` names only a variable meant for it (the rule and its reasons:
+    :mod:`runner.api.secrets`): a pull request can edit a recipe, and CI runs it beside
+    the repository's secrets."""
+    env = os.environ if environ is None else environ
     places: list[KeyPath] = [
         ("providers", name, "api_key_env") for name in (doc.data.get("providers") or {})
     ]
@@ -37,17 +40,9 @@ def check_key_variables(doc: Document) -> list[Diagnostic]:
     found = []
     for path in places:
         value = _at(doc.data, path)
-        if isinstance(value, str) and (
-            value in _PROTECTED_VARIABLES or value.startswith(_PROTECTED_PREFIXES)
-        ):
-            found.append(
-                doc.diagnostic(
-                    path,
-                    f"api_key_env {value!r} would send that secret to the server this "
-                    "recipe names; give the server's own key in a variable of its own",
-                    key=False,
-                )
-            )
+        problem = key_variable_problem(value, env) if isinstance(value, str) else None
+        if problem is not None:
+            found.append(doc.diagnostic(path, problem, key=False))
     return found
 
 

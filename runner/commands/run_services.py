@@ -19,10 +19,12 @@ from runner.api.config import ClientConfig
 from runner.api.gateway import GatewayClient
 from runner.api.http import HttpClient
 from runner.api.lemur import LemurClient
+from runner.api.secrets import Secrets, key_variable_problem
 from runner.api.speech import SpeechClient
 from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
-from runner.commands.run_config import RunConfig
+from runner.commands.run_config import LLM_KEY_ENV, RunConfig
+from runner.errors import ConfigurationError
 from runner.execute.executor import Executor
 from runner.execute.services import ProgressDisplay, Services, offline_services
 from runner.recipe.model import LocalEngine, Provider, Recipe
@@ -50,21 +52,26 @@ def execute(
     executor: Executor | None = None
     sweeper: StatusSweeper | None = None
 
+    secrets = _run_secrets(recipes, config)
+
     async def main(store: Store) -> None:
         nonlocal executor, sweeper
-        async with HttpClient(config) as http, contextlib.AsyncExitStack() as servers:
+        async with (
+            HttpClient(config, secrets=secrets) as http,
+            contextlib.AsyncExitStack() as servers,
+        ):
             _stop_on_signals(http)
             services = offline_services() if options.offline else _services(http, config)
             # One client per server for the whole run: its limits hold across the run.
             providers = {
                 provider.key: GatewayClient(
-                    await servers.enter_async_context(_provider_client(provider, config))
+                    await servers.enter_async_context(_provider_client(provider, config, secrets))
                 )
                 for provider in _providers(recipes)
             }
             speech = {
                 engine.server: SpeechClient(
-                    await servers.enter_async_context(_speech_client(engine, config))
+                    await servers.enter_async_context(_speech_client(engine, config, secrets))
                 )
                 for engine in _speech_servers(recipes)
             }
@@ -136,30 +143,54 @@ def _speech_servers(recipes: Sequence[Recipe]) -> list[LocalEngine]:
     return list(found.values())
 
 
-def _provider_client(provider: Provider, config: ClientConfig) -> HttpClient:
+def _run_secrets(recipes: Sequence[Recipe], config: ClientConfig) -> Secrets:
+    """Every key this run may send, each client redacting all of them from what its
+    server says: AssemblyAI's, each provider's and speech server's, --llm-url's."""
+    servers = [
+        *(provider.api_key_env for provider in _providers(recipes)),
+        *(engine.api_key_env for engine in _speech_servers(recipes)),
+    ]
+    names = {LLM_KEY_ENV, *(name for name in servers if name)}
+    return Secrets([config.api_key, *(_key(name) for name in names)])
+
+
+def _key(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def _provider_client(provider: Provider, config: ClientConfig, secrets: Secrets) -> HttpClient:
     """A client of its own for ``provider``, its URL the Gateway's."""
     own = replace(config, gateway_url=provider.base_url)
-    return _server_client(own, provider.api_key_env, provider.headers)
+    return _server_client(own, secrets, provider.api_key_env, provider.headers)
 
 
-def _speech_client(engine: LocalEngine, config: ClientConfig) -> HttpClient:
+def _speech_client(engine: LocalEngine, config: ClientConfig, secrets: Secrets) -> HttpClient:
     """A client of its own for a speech server, its URL the REST API's."""
     own = replace(config, base_url=(engine.base_url or "").rstrip("/"))
-    return _server_client(own, engine.api_key_env)
+    return _server_client(own, secrets, engine.api_key_env)
 
 
 def _server_client(
-    config: ClientConfig, key_env: str | None, headers: Mapping[str, str] | None = None
+    config: ClientConfig,
+    secrets: Secrets,
+    key_env: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpClient:
     """A client for a server a recipe names: its key (``Bearer``) or none, never the
-    AssemblyAI key, and the same limits and retry policy."""
-    key = os.environ.get(key_env, "").strip() if key_env else ""
+    AssemblyAI key nor a variable no one allowed (``validate`` says so at its line;
+    this is the last guard), and the same limits and retry policy."""
+    problem = key_variable_problem(key_env, os.environ) if key_env else None
+    if problem is not None:
+        raise ConfigurationError(problem)
+    key = _key(key_env) if key_env else ""
     # A server of one's own that is down or broken fails its work in seconds, not the
     # two minutes AssemblyAI's retry budget allows.
     retry = replace(config.retry, max_retries=2, budget=15.0)
     own = replace(config, api_key="", retry=retry)
     authorization = f"Bearer {key}" if key else None
-    return HttpClient(own, authorization=authorization, assemblyai=False, headers=headers)
+    return HttpClient(
+        own, authorization=authorization, assemblyai=False, headers=headers, secrets=secrets
+    )
 
 
 def _services(http: HttpClient, config: ClientConfig) -> Services:

@@ -1,0 +1,285 @@
+"""Secrets: which variables a recipe may send as a key, and keeping every key in use out
+of whatever a server says back.
+
+**Redaction is by meaning, not by bytes.** A server (or a proxy in front of it) may
+echo the ``Authorization`` header in an error, and it may write the key in any way
+that reads back as the key: JSON escapes (``\\u002B`` for ``+``, ``\\/``), percent- or
+HTML-encoding, upper or lower case, base64 (standard or URL-safe, padded or not, and
+inside ``base64("Bearer KEY")`` or ``base64("user:KEY")``). :class:`Secrets` knows
+every key of the run and builds, once, one regular expression that matches each of
+those forms, character by character: every character of a key may come literally or
+escaped in any of those ways, so no decoding of the text can give the key back. It is
+applied to each body as read (:mod:`runner.api.http`), and to what is assembled from
+several pieces of a reply (a streamed answer, an error message).
+
+A key shorter than :data:`SHORT_KEY` characters is a placeholder rather than a secret
+(``none``, ``local``: what a server that checks no key is given); rewriting it
+wherever it appears would rewrite ordinary words in replies. It is redacted only as a
+whole word (not inside a longer one), in its exact case, and not in base64.
+
+**Which variables a recipe may name** (``api_key_env``, in ``providers:`` and
+``transcription:``): a recipe is edited in pull requests and runs in CI beside the
+repository's secrets, so it may only name variables the operator meant for it:
+
+* names beginning with ``TRANSCRIPT_RUNNER_`` (``TRANSCRIPT_RUNNER_LLM_KEY``, which
+  ``--llm-url`` uses), which no CI system or cloud sets on its own;
+* names listed in ``TRANSCRIPT_RUNNER_ALLOWED_KEYS`` (comma-separated), set in the
+  environment by whoever runs it (``OPENAI_API_KEY`` needs listing there: a CI job may
+  hold it for something else, and a recipe could send it to any host);
+* never, even when listed, a variable that is no server's key: AssemblyAI's key, the
+  CI system's own tokens, cloud and package-registry credentials (:data:`NEVER_SENT`).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, AnyStr, Final, Generic, TypeVar
+
+REDACTED: Final = "[REDACTED]"
+SHORT_KEY: Final = 8  # keys shorter than this are redacted as whole words only
+
+KEY_PREFIX: Final = "TRANSCRIPT_RUNNER_"
+ALLOWED_KEYS_ENV: Final = "TRANSCRIPT_RUNNER_ALLOWED_KEYS"
+# Variables that are never a server's key, refused even when the operator lists them:
+# AssemblyAI's key (never sent to another host), the CI system's own tokens, cloud
+# and package-registry credentials.
+NEVER_SENT: Final = frozenset(
+    {
+        "ASSEMBLYAI_API_KEY",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "CI_JOB_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SESSION_TOKEN",
+        "AZURE_CLIENT_SECRET",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "NPM_TOKEN",
+        "NODE_AUTH_TOKEN",
+        "PYPI_TOKEN",
+        "TWINE_PASSWORD",
+        "DOCKER_PASSWORD",
+    }
+)
+NEVER_SENT_PREFIXES: Final = ("ACTIONS_", "RUNNER_", "GITHUB_", "CI_")
+
+_Data = TypeVar("_Data")
+
+
+class Secrets:
+    """The keys in use in a run, and :meth:`redact` to take them out of text."""
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self.keys: frozenset[str] = frozenset(key for key in keys if key)
+        self._text, self._bytes = _compiled(self.keys)
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def __repr__(self) -> str:  # never the keys themselves
+        return f"Secrets({len(self.keys)} keys)"
+
+    def with_keys(self, keys: Iterable[str]) -> Secrets:
+        """These secrets and ``keys`` (self when nothing is new: patterns are built once)."""
+        more = frozenset(key for key in keys if key)
+        return self if more <= self.keys else Secrets(self.keys | more)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every form of every key replaced by ``[REDACTED]``."""
+        return text if self._text is None else self._text.sub(REDACTED, text)
+
+    def redact_bytes(self, body: bytes) -> bytes:
+        """A body as received, redacted the same way (valid JSON stays valid JSON)."""
+        return body if self._bytes is None else self._bytes.sub(REDACTED.encode(), body)
+
+    def redact_data(self, value: _Data) -> _Data:
+        """Decoded JSON (or any lists, tuples and mappings of strings) redacted: every
+        string in it, keys included; what holds no secret comes back as it was."""
+        if self._text is None:
+            return value
+        return _walk(value, self.redact)  # type: ignore[no-any-return]
+
+
+def _walk(value: Any, redact: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {_walk(k, redact): _walk(v, redact) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_walk(item, redact) for item in value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# The pattern: every key, in every form, as one alternation.
+# ---------------------------------------------------------------------------------------
+
+
+class _Matcher(Generic[AnyStr]):
+    """Every form of every key, found fast.
+
+    Trying the whole alternation at every position of a 150 KB transcript takes tens
+    of milliseconds; instead, runs of characters that can make up a form (letters,
+    digits, the keys' other characters and those of the escapes) at least as long as
+    the shortest form are found first, in one pass, and only they are searched. A run
+    ends at a character no form has, so a form never crosses one.
+    """
+
+    def __init__(self, runs: re.Pattern[AnyStr], forms: re.Pattern[AnyStr]) -> None:
+        self._runs: re.Pattern[AnyStr] = runs
+        self._forms: re.Pattern[AnyStr] = forms
+
+    def sub(self, replacement: AnyStr, text: AnyStr) -> AnyStr:
+        pieces: list[AnyStr] = []
+        last = 0
+        for run in self._runs.finditer(text):
+            for found in self._forms.finditer(text, run.start(), run.end()):
+                pieces += [text[last : found.start()], replacement]
+                last = found.end()
+        if not pieces:
+            return text
+        pieces.append(text[last:])
+        return replacement[:0].join(pieces)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(keys: frozenset[str]) -> tuple[_Matcher[str] | None, _Matcher[bytes] | None]:
+    """The matchers for ``keys`` (built once per set of keys: each client of a run
+    shares the run's, and building takes a few tens of milliseconds)."""
+    forms: dict[str, str] = {}
+    for key in keys:
+        for text, pattern in _forms(key):
+            forms.setdefault(text, pattern)
+    if not forms:
+        return None, None
+    # Longest first: a key that contains another is redacted whole.
+    source = "|".join(forms[text] for text in sorted(forms, key=len, reverse=True))
+    shortest = min(len(text) for text in forms)
+    characters = set("".join(forms)) | set(_ESCAPE_CHARACTERS)
+    text_class = "".join(re.escape(c) for c in sorted(characters))
+    byte_values = set(_ALNUM.encode()) | set("".join(characters).encode("utf-8"))
+    bytes_class = b"".join(re.escape(bytes([b])) for b in sorted(byte_values))
+    return (
+        _Matcher(re.compile(f"[{_ALNUM}{text_class}]{{{shortest},}}"), re.compile(source)),
+        _Matcher(
+            re.compile(b"[" + bytes_class + b"]{" + str(shortest).encode() + b",}"),
+            re.compile(source.encode("utf-8")),
+        ),
+    )
+
+
+# Letters and digits are always part of a run, so a run never starts or ends beside
+# one: a short key's whole-word test sees the same neighbours as in the whole text.
+_ALNUM = "A-Za-z0-9"
+_ESCAPE_CHARACTERS = "\\%&#;xXu"
+
+
+def _forms(key: str) -> list[tuple[str, str]]:
+    """``(plain text, pattern)`` for the key and, for a real key, its base64."""
+    if len(key) < SHORT_KEY:
+        word = _escaped(key, fold_case=False)
+        return [(key, rf"(?<![A-Za-z0-9]){word}(?![A-Za-z0-9])")]
+    found = [(key, _escaped(key, fold_case=True))]
+    for cased in {key, key.upper(), key.lower()}:
+        found += [(core, _escaped(core, fold_case=False)) for core in _base64_cores(cased)]
+    return found
+
+
+def _base64_cores(key: str) -> set[str]:
+    """The key's base64 (standard and URL-safe, padded or not), and the part of it that
+    is the same wherever the key sits in what was encoded (``Bearer KEY``,
+    ``user:KEY``): for each of the three alignments, the characters that depend on the
+    key's bytes alone (the one or two characters around them carry a few bits of it
+    at most)."""
+    data = key.encode("utf-8")
+    whole = base64.b64encode(data).decode("ascii")  # the key alone: taken whole, padding too
+    cores = {
+        form for form in (whole, whole.rstrip("=")) for form in (form, form.translate(_URLSAFE))
+    }
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
+        first = -(-offset * 8 // 6)  # the first character made of the key's bits only
+        last = (offset + len(data)) * 8 // 6  # past the last such character
+        core = encoded[first:last]
+        cores |= {core, core.translate(_URLSAFE)}
+    return cores
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+_JSON_SHORT_ESCAPES = frozenset('"\\/')
+
+
+def _escaped(text: str, *, fold_case: bool) -> str:
+    """A pattern for ``text`` where each character may be written literally or escaped
+    (JSON ``\\uXXXX`` or ``\\/``, ``%XX``, ``&#N;``, ``&#xH;``); with ``fold_case``, in
+    either case. Escaped or not, a character is still the key's: the key comes back
+    whatever decoding follows."""
+    return "".join(_character(char, fold_case) for char in text)
+
+
+def _character(char: str, fold_case: bool) -> str:
+    cased = {char, char.upper(), char.lower()} if fold_case else {char}
+    cased = {c for c in cased if len(c) == 1}  # "ß".upper() is two characters
+    options: set[str] = set()
+    for c in cased:
+        options.add(re.escape(c))
+        options.add(_json_escape(c))
+        if c in _JSON_SHORT_ESCAPES:
+            options.add(r"\\+" + re.escape(c))
+        options.add("".join("%" + _hex(byte, 2) for byte in c.encode("utf-8")))
+        options.add(f"&#0*{ord(c)};")
+        options.add(f"&#[xX]0*{_hex(ord(c), 1)};")
+    return "(?:" + "|".join(sorted(options)) + ")"
+
+
+def _json_escape(char: str) -> str:
+    """``\\uXXXX`` for ``char`` (a surrogate pair beyond the first plane), hex in any
+    case, after any number of backslashes: JSON quoted inside JSON, at any depth."""
+    code = ord(char)
+    if code < 0x10000:
+        return r"\\+u" + _hex(code, 4)
+    code -= 0x10000
+    high, low = 0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)
+    return r"\\+u" + _hex(high, 4) + r"\\+u" + _hex(low, 4)
+
+
+def _hex(number: int, width: int) -> str:
+    """``number`` in hex as a pattern that takes its letters in either case."""
+    digits = f"{number:0{width}X}"
+    return "".join(f"[{d}{d.lower()}]" if d.isalpha() else d for d in digits)
+
+
+# ---------------------------------------------------------------------------------------
+# Which variables a recipe may name.
+# ---------------------------------------------------------------------------------------
+
+
+def allowed_key_variables(environ: Mapping[str, str]) -> frozenset[str]:
+    """The names the operator listed in ``TRANSCRIPT_RUNNER_ALLOWED_KEYS``."""
+    listed = environ.get(ALLOWED_KEYS_ENV, "")
+    return frozenset(name.strip() for name in listed.split(",") if name.strip())
+
+
+def key_variable_problem(name: str, environ: Mapping[str, str]) -> str | None:
+    """Why ``api_key_env: name`` may not be sent to the server a recipe names; None
+    when it may."""
+    if name in NEVER_SENT or name.startswith(NEVER_SENT_PREFIXES):
+        return (
+            f"api_key_env {name!r} would send that secret to the server this recipe "
+            "names, and it is never a server's key (AssemblyAI's key, a CI system's "
+            "token, a cloud or package-registry credential), even when listed in "
+            f"{ALLOWED_KEYS_ENV}; put the server's own key in a variable of its own, "
+            f"such as {KEY_PREFIX}LLM_KEY"
+        )
+    if name.startswith(KEY_PREFIX) or name in allowed_key_variables(environ):
+        return None
+    return (
+        f"api_key_env {name!r} would send that secret to the server this recipe names, "
+        f"and no one allowed it: a recipe may name variables beginning with {KEY_PREFIX} "
+        f"or listed in {ALLOWED_KEYS_ENV} (comma-separated, set by whoever runs the "
+        f"recipe, never by the recipe); put the server's key in {KEY_PREFIX}LLM_KEY (or "
+        f"another {KEY_PREFIX}NAME), or run with {ALLOWED_KEYS_ENV}={name}"
+    )

@@ -1,0 +1,298 @@
+"""No key of the run reaches a file, a stream or the state store, whatever form a server
+echoes it in (runner/api/secrets.py); and a recipe sends only variables the operator
+allowed."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import json
+import sqlite3
+import zlib
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from conftest import RunCli
+from fakeapi import FakeAssemblyAI, serve_in_thread, status
+from fakelocal import FakeLocalLLM
+
+from runner.api.secrets import (
+    ALLOWED_KEYS_ENV,
+    REDACTED,
+    Secrets,
+    key_variable_problem,
+)
+
+KEY = "sk+live/7c1e9b0f+Zq/do-not-leak-4d2"  # `+` and `/`: what JSON may escape
+BOX_KEY = "box/7Hq+Lm2/Xw-provider-9f"
+
+
+def b64(text: str, *, urlsafe: bool = False) -> str:
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(text.encode()).decode()
+
+
+def forms(key: str) -> dict[str, str]:
+    """The ways a server may give ``key`` back: every one reads back as the key."""
+    return {
+        "as is": key,
+        "upper case": key.upper(),
+        "lower case": key.lower(),
+        "json \\u (every character)": "".join(f"\\u{ord(c):04x}" for c in key),
+        "json \\u002B and \\u002F": key.replace("+", "\\u002B").replace("/", "\\u002F"),
+        "json \\/": key.replace("/", "\\/"),
+        "percent-encoded": quote(key, safe=""),
+        "html entities": "".join(f"&#{ord(c)};" for c in key),
+        "base64": b64(key),
+        "base64 unpadded": b64(key).rstrip("="),
+        "base64 url-safe": b64(key, urlsafe=True),
+        "base64 url-safe unpadded": b64(key, urlsafe=True).rstrip("="),
+        "base64 of Bearer KEY": b64(f"Bearer {key}"),
+        "base64 of user:KEY": b64(f"user:{key}"),
+    }
+
+
+def found_in(text: str, keys: tuple[str, ...] = (KEY, BOX_KEY)) -> list[str]:
+    """The forms of ``keys`` in ``text``, and in what it reads back as (JSON decoded,
+    HTML unescaped)."""
+    readings = [text, html.unescape(text)]
+    try:
+        readings.append(json.dumps(json.loads(text), ensure_ascii=False))
+    except ValueError:
+        readings += [_decoded_line(line) for line in text.splitlines()]
+    return sorted(
+        {
+            f"{key[:3]}… {name}"
+            for key in keys
+            for name, form in forms(key).items()
+            for reading in readings
+            if form in reading
+        }
+    )
+
+
+def _decoded_line(line: str) -> str:
+    try:
+        return json.dumps(json.loads(line), ensure_ascii=False)
+    except ValueError:
+        return line
+
+
+def database_texts(path: Path) -> list[str]:
+    """Every value of every row of the state store, decompressed."""
+    texts = []
+    with sqlite3.connect(path) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in db.execute(f"SELECT * FROM {table}"):
+                for value in row:
+                    if isinstance(value, bytes):
+                        with contextlib.suppress(zlib.error):  # kept transcripts
+                            value = zlib.decompress(value)
+                        value = value.decode("utf-8", "replace")
+                    texts.append(str(value))
+    return texts
+
+
+# ---------------------------------------------------------------------------------------
+# The redactor.
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(forms(KEY)))
+def test_every_form_of_a_key_is_redacted_in_text_and_in_a_json_body(name: str) -> None:
+    secrets = Secrets([KEY])
+    form = forms(KEY)[name]
+    text = secrets.redact(f"the server said: {form}, twice: {form}.")
+    assert found_in(text, (KEY,)) == [], text
+    assert REDACTED in text
+    body = secrets.redact_bytes(('{"error": "header was ' + form + '"}').encode())
+    assert found_in(json.loads(body)["error"], (KEY,)) == [], body
+
+
+def test_a_key_split_by_escapes_anywhere_is_still_the_key() -> None:
+    secrets = Secrets([KEY])
+    mixed = "".join(f"\\u{ord(c):04X}" if i % 3 == 0 else c for i, c in enumerate(KEY))
+    body = secrets.redact_bytes(json.dumps({"a": "x"}).replace("x", mixed).encode())
+    assert json.loads(body) == {"a": REDACTED}
+
+
+def test_what_holds_no_key_is_left_as_it_was() -> None:
+    secrets = Secrets([KEY, BOX_KEY])
+    body = json.dumps({"text": "sk live do not leak", "n": 1.5e20, "u": "caf\\u00e9"}).encode()
+    assert secrets.redact_bytes(body) == body
+    assert Secrets().redact("anything") == "anything"
+
+
+def test_a_short_key_is_redacted_as_a_whole_word_in_its_own_case_only() -> None:
+    secrets = Secrets(["none"])
+    said = secrets.redact("there is none; nonetheless NONE, none.")
+    assert said == f"there is {REDACTED}; nonetheless NONE, {REDACTED}."
+
+
+def test_a_key_that_contains_another_is_redacted_whole() -> None:
+    inner = KEY[3:20]
+    assert Secrets([inner, KEY]).redact(f"<{KEY}>") == f"<{REDACTED}>"
+
+
+def test_decoded_data_is_redacted_keys_and_values() -> None:
+    data = {KEY.upper(): [b64(KEY), ("x", 1)], "n": None}
+    assert Secrets([KEY]).redact_data(data) == {REDACTED: [REDACTED, ("x", 1)], "n": None}
+
+
+# ---------------------------------------------------------------------------------------
+# Which variables a recipe may send.
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "listed", "allowed"),
+    [
+        ("TRANSCRIPT_RUNNER_LLM_KEY", "", True),
+        ("TRANSCRIPT_RUNNER_BOX_KEY", "", True),
+        ("OPENAI_API_KEY", "", False),
+        ("OPENAI_API_KEY", "OTHER, OPENAI_API_KEY", True),
+        ("NPM_TOKEN", "", False),
+        ("AWS_SECRET_ACCESS_KEY", "", False),
+        ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", False),  # never, even listed
+        ("GITHUB_TOKEN", "GITHUB_TOKEN", False),
+        ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_API_KEY", False),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "", False),
+    ],
+)
+def test_a_recipe_names_only_a_variable_the_operator_allowed(
+    name: str, listed: str, allowed: bool
+) -> None:
+    problem = key_variable_problem(name, {ALLOWED_KEYS_ENV: listed})
+    assert (problem is None) == allowed, problem
+
+
+@pytest.mark.parametrize("variable", ["AWS_SECRET_ACCESS_KEY", "NPM_TOKEN"])
+def test_run_refuses_a_recipe_naming_a_ci_secret_and_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli, variable: str
+) -> None:
+    server = FakeLocalLLM()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, KEY)
+    monkeypatch.delenv(ALLOWED_KEYS_ENV, raising=False)
+    (tmp_path / "saved.json").write_text(json.dumps({"id": "t1", "text": "Hello.", "words": []}))
+    with serve_in_thread(server) as base:  # type: ignore[arg-type]
+        (tmp_path / "r.yaml").write_text(
+            PROVIDER_RECIPE.replace("URL", f"{base}/v1").replace("VARIABLE", variable)
+        )
+        code, out, err = run_cli("run", "r.yaml", "--progress", "plain")
+    assert code == 3, err
+    assert f"r.yaml:8:18: $.providers.box.api_key_env: api_key_env {variable!r}" in err
+    assert server.requests == []
+    assert found_in(out + err, (KEY,)) == []
+
+
+PROVIDER_RECIPE = """\
+version: 1
+name: r
+inputs: [{transcript_file: saved.json}]
+providers:
+  box:
+    type: openai-compatible
+    base_url: URL
+    api_key_env: VARIABLE
+tasks:
+  facts:
+    model: box/smollm2
+    prompt: "Facts: {{ transcript.text }}"
+"""
+
+
+# ---------------------------------------------------------------------------------------
+# A whole run against servers that echo the keys.
+# ---------------------------------------------------------------------------------------
+
+LEAKY_RECIPE = """\
+version: 1
+name: leaky
+inputs:
+  - url: https://media.example.com/board-meeting.mp3
+  - url: https://media.example.com/broken.mp3
+providers:
+  box:
+    type: openai-compatible
+    base_url: BOX_URL
+    api_key_env: TRANSCRIPT_RUNNER_BOX_KEY
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text }}"
+  streamed:
+    stream: true
+    prompt: "Stream: {{ transcript.text }}"
+  refused:
+    model: gpt-4.1
+    prompt: "Refused: {{ transcript.text }}"
+  local:
+    model: box/smollm2
+    prompt: "Local: {{ transcript.text }}"
+"""
+
+
+def echoed(*keys: str) -> str:
+    """A reply quoting ``keys`` in every form (the key itself last: it is the one the
+    server's JSON writer then escapes)."""
+    return " | ".join(form for key in keys for form in reversed(forms(key).values()))
+
+
+def escaping(body: bytes) -> bytes:
+    """JSON as a server that escapes `+` and `/` writes it (valid: they are only in
+    strings here)."""
+    return body.replace(b"+", b"\\u002B").replace(b"/", b"\\u002F")
+
+
+@pytest.fixture
+def api_key() -> str:
+    return KEY
+
+
+@pytest.mark.slow
+def test_no_form_of_any_key_reaches_a_file_a_stream_or_the_state_store(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AssemblyAI and the Gateway escape every `+` and `/` of their JSON, echo both keys
+    in errors (a failed transcript, a refused task) and in replies (plain, streamed in
+    pieces, and in a provider's reply): nothing of either key is kept anywhere."""
+    fake.rewrite = escaping
+    fake.gateway.responder = lambda request: f"Reply quoting {echoed(KEY, BOX_KEY)} end"
+    fake.fail_audio("broken", error=f"cannot fetch with Authorization: Bearer {KEY}")
+    refusal = {"error": {"message": f"model refused for key {echoed(KEY)}"}}
+    fake.faults.add(
+        "POST /v1/chat/completions", status(400, body=refusal), times=None, model="gpt-4.1"
+    )
+    box = FakeLocalLLM(key=BOX_KEY, responder=lambda body: f"Box says {echoed(BOX_KEY, KEY)}")
+    monkeypatch.setenv("TRANSCRIPT_RUNNER_BOX_KEY", BOX_KEY)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(served / "summary.md"))
+    with serve_in_thread(box) as box_url:  # type: ignore[arg-type]
+        (served / "leaky.yaml").write_text(LEAKY_RECIPE.replace("BOX_URL", f"{box_url}/v1"))
+        code, out, err = run_cli(
+            "run",
+            "leaky.yaml",
+            "--progress",
+            "plain",
+            "--junit",
+            "junit.xml",
+            "--report",
+            "report.html",
+        )
+    assert code == 1, err  # the broken recording and the refused task fail
+    assert box.requests
+    assert box.requests[0].authorization == f"Bearer {BOX_KEY}"
+    leaks = {"stdout": found_in(out), "stderr": found_in(err)}
+    written = [p for p in served.rglob("*") if p.is_file() and p.name != "leaky.yaml"]
+    names = {p.name for p in written}
+    assert names >= {"run.json", "junit.xml", "summary.md", "report.html", "state.db"}, names
+    assert any(p.parent.name == "board-meeting" for p in written)
+    for path in written:
+        leaks[str(path.relative_to(served))] = found_in(path.read_bytes().decode("latin-1"))
+    (database,) = [p for p in written if p.name == "state.db"]
+    leaks["state.db rows"] = [f for text in database_texts(database) for f in found_in(text)]
+    assert {where: found for where, found in leaks.items() if found} == {}
+    assert REDACTED in (served / "out" / "run.json").read_text()
