@@ -23,6 +23,7 @@ from fakeapi import (
     status,
 )
 
+from runner.errors import EXIT_USAGE
 from runner.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -648,13 +649,80 @@ def test_a_reply_that_fails_post_processing_is_asked_again(
 
 
 def test_a_damaged_state_store_is_a_located_error(served: Path, run_cli: RunCli) -> None:
+    """One exit code for one problem: run, plan and cache alike (before: 1, 2, 1)."""
     (served / "notes.yaml").write_text(RECIPE)
     (served / ".transcript-runner").mkdir()
     (served / ".transcript-runner" / "state.db").write_text("not a database")
-    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
-    assert code == 1
-    assert "Traceback" not in err
-    assert "state store .transcript-runner/state.db: file is not a database" in err
+    for command in (["run", "notes.yaml", "--progress", "plain"], ["plan", "notes.yaml"],
+                    ["cache", "ls"]):  # fmt: skip
+        code, _, err = run_cli(*command)
+        assert code == EXIT_USAGE, (command, err)
+        assert "Traceback" not in err
+        assert "state store .transcript-runner/state.db: file is not a database" in err
+
+
+@pytest.mark.parametrize("emptied", ["0 bytes", "no tables"])
+def test_an_emptied_state_store_is_refused_never_started_afresh(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, emptied: str
+) -> None:
+    """A state.db emptied by a failed copy or restore: a new store would pay for every
+    job and reply again (before, the rerun paid 2 jobs and 5 calls again); it is refused,
+    with its path and what to do, by run, plan and cache alike."""
+    (served / "notes.yaml").write_text(RECIPE)
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
+    paid = (len(fake.submissions), len(fake.gateway.calls))
+    state = served / ".transcript-runner" / "state.db"
+    for leftover in state.parent.glob("state.db-*"):
+        leftover.unlink()
+    if emptied == "0 bytes":
+        state.write_bytes(b"")
+    else:
+        state.unlink()
+        sqlite3.connect(state).close()  # an SQLite file, but not the store
+        with sqlite3.connect(state) as db:
+            db.execute("CREATE TABLE other (x)")
+    for command in (["run", "notes.yaml", "--progress", "plain"], ["plan", "notes.yaml"],
+                    ["cache", "ls"]):  # fmt: skip
+        code, _, err = run_cli(*command)
+        assert code == EXIT_USAGE, (command, err)
+        assert "Traceback" not in err
+        assert "state store .transcript-runner/state.db " in err
+        assert "Restore it from a backup or your CI cache" in err
+    assert (len(fake.submissions), len(fake.gateway.calls)) == paid  # nothing paid again
+
+
+def test_a_folder_named_state_db_is_an_error_not_an_empty_store(
+    served: Path, run_cli: RunCli
+) -> None:
+    """Before, `plan` counted everything as to pay, and `run` called it damaged."""
+    (served / "notes.yaml").write_text(RECIPE)
+    (served / ".transcript-runner" / "state.db").mkdir(parents=True)
+    for command in (["plan", "notes.yaml"], ["run", "notes.yaml"], ["cache", "ls"]):
+        code, out, err = run_cli(*command)
+        assert code == EXIT_USAGE, (command, err)
+        assert "state store .transcript-runner/state.db is a folder" in err
+        assert "to send" not in out
+
+
+def test_a_read_only_state_folder_is_said_to_be_read_only(served: Path, run_cli: RunCli) -> None:
+    """Not "damaged": the file is fine, the folder cannot take SQLite's log files."""
+    import os
+
+    (served / "notes.yaml").write_text(RECIPE)
+    state = served / ".transcript-runner"
+    state.mkdir()
+    Store(state).close()
+    state.chmod(0o555)
+    try:
+        if os.access(state, os.W_OK):
+            pytest.skip("this user writes in read-only folders (root)")
+        for command in (["run", "notes.yaml"], ["plan", "notes.yaml"], ["cache", "ls"]):
+            code, _, err = run_cli(*command)
+            assert code == EXIT_USAGE, (command, err)
+            assert "it is read-only" in err
+            assert "damaged" not in err
+    finally:
+        state.chmod(0o755)
 
 
 def test_a_damaged_cached_reply_fails_its_task_without_asking_again(
