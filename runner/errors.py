@@ -18,6 +18,7 @@ Every class a user can meet is defined here, so this drawing is the whole tree::
     ├── InputsInvalid            3  the inputs do not expand into items (a diagnostic each)
     ├── RunFailed                1  the run finished, but some item or task failed
     ├── StoreError               1  the state store failed: the run stops, nothing more is paid
+    │   └── StoreUnusable        2  it cannot be opened as a store (damaged, emptied, read-only)
     ├── DiskFull                 1  the output disk is full or read-only: the run stops
     └── ItemError                1  one item's or task's failure; the run goes on
         ├── ApiError                a request failed for good, after any retries
@@ -174,11 +175,19 @@ class RunFailed(RunnerError):
 
 
 class StoreError(RunnerError):
-    """The state store (transcription ledger, reply cache) cannot be opened, read or written.
+    """The state store (transcription ledger, reply cache) cannot be read or written.
 
     Not one item's failure: a run that cannot record what it pays for must not spend
     more, so the first one stops the run (the manifest closes as ``stopped``).
     """
+
+
+class StoreUnusable(StoreError):
+    """The state store cannot be opened as one: a damaged, emptied or read-only file, a
+    folder in its place. Said before anything runs, by every command alike: the state
+    folder (``--state-dir``) is the configuration to fix."""
+
+    exit_code = EXIT_USAGE
 
 
 class DiskFull(RunnerError):

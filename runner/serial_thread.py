@@ -12,9 +12,11 @@ For the state store (``runner.store``) a batch runs in one transaction
 commit for many. For output files (the executor's writer) there is no batching
 context: each call stands alone.
 
-A call returns only after its batch ran (and, for the store, committed): a reply or
-a job recorded through :meth:`SerialThread.call` is on disk before the caller goes
-on, and the event loop never waits for the store's lock. :meth:`SerialThread.close`
+A call returns only after its batch ran (and, for the store, committed, with SQLite's
+``synchronous=FULL``): a reply or a job recorded through :meth:`SerialThread.call` is
+on disk before the caller goes on, and the event loop never waits for the store's
+lock. A batch is what was already waiting when the thread woke: it never waits for
+more calls to come, so grouping saves syncs without delaying any commit. :meth:`SerialThread.close`
 finishes every call already queued, so a run that stops keeps what it was recording.
 Closing is for good (a second close does nothing): a call after it is a bug of its
 caller, a :class:`RuntimeError` at once, never a call queued where no thread will

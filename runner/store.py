@@ -12,25 +12,35 @@ post-processing to the reply. Keys are sha256 hex strings a person can print wit
 ``transcript-runner cache show KEY``. Failures are never cached.
 
 SQLite in WAL mode with a busy timeout lets concurrent runs share one state folder
-without corrupting it. Secrets never reach it: request bodies hold no API key.
+without corrupting it. Every commit is durable before the call that made it returns
+(``synchronous=FULL``): a reply or a job recorded is on disk before the run does
+anything else with it, so neither ``kill -9`` nor a power cut makes a rerun pay again.
+Secrets never reach it: request bodies hold no API key.
+
+A ``state.db`` that exists is a store: one created by a run is never empty, since it is
+built under another name and moved into place whole. An empty file or one without the
+store's tables (a failed copy, a cache restored wrong) is refused, never silently
+started afresh: that would pay again for everything it held.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import sqlite3
 import threading
 import time
+import uuid
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from runner.errors import DamagedEntry, SourceUnreadable, StoreError
+from runner.errors import DamagedEntry, SourceUnreadable, StoreError, StoreUnusable
 from runner.items import Item
 from runner.prompt.payloads import Payload
 from runner.recipe.model import InputKind, Recipe, Task
@@ -43,6 +53,9 @@ OPEN_ATTEMPTS = 50  # switching a new database to WAL can meet SQLITE_BUSY witho
 
 
 DEFAULT_STATE_DIR = Path(".transcript-runner")
+# The tables every store has had: a state.db without them is not a store (an emptied
+# file, another program's database). Tables added later are created when missing.
+_CORE_TABLES = ("transcriptions", "replies")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcriptions (
@@ -72,7 +85,17 @@ CREATE TABLE IF NOT EXISTS replies (
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
-    heartbeat REAL NOT NULL
+    heartbeat REAL NOT NULL  -- time.time() of the owner's last beat: for people only
+);
+CREATE TABLE IF NOT EXISTS runs (
+    owner TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    boot_id TEXT NOT NULL,
+    pid_namespace TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    process_start TEXT NOT NULL,
+    started REAL NOT NULL,
+    beats INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS catalogs (
     url TEXT PRIMARY KEY,
@@ -163,6 +186,48 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
+class Holder:
+    """A run that holds claims: who it is, and what tells whether it still lives.
+
+    On the machine it ran on, its process does (``pid``, with ``process_start`` against
+    a reused pid, on the boot ``boot_id`` in the pid namespace ``pid_namespace``);
+    elsewhere its ``beats``, a counter it increments while it lives. ``started`` is its
+    wall-clock start, for people only: clocks of two machines are never compared.
+    """
+
+    owner: str
+    host: str
+    boot_id: str  # "" when unknown (not Linux; a claim written by an older version)
+    pid_namespace: str
+    pid: int
+    process_start: str
+    started: float
+    beats: float  # the counter; an older version's claim: its heartbeat time, as read
+
+    def describe(self) -> str:
+        """The run, as a person finds it: its process, machine and start."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
+        pid = f"pid {self.pid}" if self.pid else f"run {self.owner}"
+        return f"{pid} on {self.host or 'an unknown host'}, started {when}"
+
+
+_HOLDER_COLUMNS = (
+    "c.owner, r.host, r.boot_id, r.pid_namespace, r.pid, r.process_start, r.started,"
+    " coalesce(r.beats, c.heartbeat)"
+)
+
+
+def _holder(row: tuple[Any, ...]) -> Holder:
+    owner, host, boot, namespace, pid, start, started, beats = row
+    if host is None:  # an older version's claim (no row in `runs`): its owner is host:pid:…
+        name, _, rest = str(owner).partition(":")
+        pid_text = rest.partition(":")[0]
+        return Holder(str(owner), name, "", "", int(pid_text or 0) if pid_text.isdigit()
+                      else 0, "", float(beats), float(beats))  # fmt: skip
+    return Holder(str(owner), host, boot, namespace, int(pid), start, float(started), beats)
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     key: str
     audio: str
@@ -195,21 +260,85 @@ class Store:
         self._thread = SerialThread("store", batching=self)
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(self.path):
+                self._create()
+            self._refuse_what_is_no_store()
             self._db = sqlite3.connect(
                 self.path, timeout=30, check_same_thread=False, isolation_level=None
             )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnusable(self._describe(exc)) from None
+        try:
             self._prepare()
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(self._describe(exc)) from None
+            self._db.close()
+            raise StoreUnusable(self._describe(exc)) from None
+        except StoreUnusable:
+            self._db.close()
+            raise
+
+    def _create(self) -> None:
+        """A new store, built under another name and moved into place whole, so a
+        ``state.db`` is never seen half made (an empty one is refused: see the module)."""
+        building = self.folder / f".{DB_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new"
+        try:
+            db = sqlite3.connect(building, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            finally:
+                db.close()
+            try:
+                os.link(building, self.path)  # fails if another run put its store first
+            except FileExistsError:
+                pass  # that run's store is the one: use it
+            except OSError:  # a file system without hard links
+                if not os.path.lexists(self.path):
+                    os.replace(building, self.path)
+        finally:
+            for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
+                leftover.unlink(missing_ok=True)
+
+    def _refuse_what_is_no_store(self) -> None:
+        """A folder, or an emptied file, where the store's file was."""
+        if self.path.is_dir():
+            raise StoreUnusable(
+                f"state store {self.path} is a folder, not the store's file; move it away, "
+                "or pass --state-dir a folder whose state.db is the store"
+            )
+        if self.path.stat().st_size == 0:
+            raise StoreUnusable(self._lost("is empty (0 bytes)"))
+
+    def _lost(self, what: str) -> str:
+        return (
+            f"state store {self.path} {what}: the store that was there lost its contents "
+            "(a failed copy or restore, a full disk), and starting afresh would pay again "
+            "for every transcription and reply it held. Restore it from a backup or your "
+            "CI cache; or, to start afresh knowingly (everything is paid again), move it "
+            "away or pass another --state-dir"
+        )
 
     def _prepare(self) -> None:
-        # Several runs may create the same new store at once; the switch to WAL then
+        # Several runs may open the same new store at once; the switch to WAL then
         # answers "database is locked" at once instead of waiting, so retry it.
         for attempt in range(OPEN_ATTEMPTS):
             try:
                 self._db.execute("PRAGMA busy_timeout=30000")
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.executescript(_SCHEMA)
+                # FULL: each commit syncs the log, so a commit survives a power cut or an
+                # OS crash too (NORMAL with WAL survives kill -9, but may lose the last
+                # commits to a power cut). Batched commits make it one sync per batch.
+                self._db.execute("PRAGMA synchronous=FULL")
+                tables = {
+                    str(row[0])
+                    for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                missing = [name for name in _CORE_TABLES if name not in tables]
+                if missing:
+                    raise StoreUnusable(
+                        self._lost(f"has no {' and no '.join(missing)} table, so it is no store")
+                    )
+                self._db.executescript(_SCHEMA)  # tables newer than the store, if any
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
@@ -218,13 +347,31 @@ class Store:
                     raise
                 time.sleep(0.02 * (attempt + 1))
 
+    def _read_only(self) -> bool:
+        """Whether the store's file, or the folder its log files go in, cannot be written."""
+        place = self.path if os.path.lexists(self.path) else self.folder
+        while not os.path.lexists(place) and place != place.parent:
+            place = place.parent
+        folder = place if place.is_dir() else place.parent
+        return not os.access(place, os.W_OK) or not os.access(folder, os.W_OK)
+
     def _describe(self, exc: BaseException) -> str:
         """The store's error with its likely cause, named (never a guess for all)."""
         said = str(exc)
         if "full" in said or "No space" in said:
             cause = "the disk holding it is full; make room, or pass --state-dir elsewhere"
-        elif "readonly" in said or "read-only" in said or "Read-only" in said:
-            cause = "it cannot be written (a read-only disk or folder); pass --state-dir"
+        elif (
+            "readonly" in said
+            or "read-only" in said
+            or "Read-only" in said
+            or isinstance(exc, PermissionError)
+            or self._read_only()
+        ):
+            cause = (
+                "it is read-only (the file, its folder or the disk cannot be written; a run "
+                "records there what it pays for, and SQLite writes its log beside it): make "
+                "it writable, or pass --state-dir a writable folder"
+            )
         elif isinstance(exc, (NotADirectoryError, FileExistsError)):
             cause = "a file is in the way of the folder; pass --state-dir a folder"
         elif "locked" in said or "busy" in said:
@@ -257,8 +404,10 @@ class Store:
 
     @classmethod
     def existing(cls, folder: Path) -> Store | None:
-        """The store in ``folder`` if a run created one; None, creating nothing, if not."""
-        return cls(folder) if (folder / DB_FILE).is_file() else None
+        """The store in ``folder`` if a run created one; None, creating nothing, if not.
+        Something else in its place (a folder, an emptied file) is refused, never taken
+        for "no store": that would count, or pay, everything again."""
+        return cls(folder) if os.path.lexists(folder / DB_FILE) else None
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -347,49 +496,59 @@ class Store:
 
     # claims: runs sharing this folder split the work instead of paying for it twice
 
-    def claim(
-        self,
-        key: str,
-        owner: str,
-        expiry: float,
-        is_dead: Callable[[str], bool] = lambda holder: False,
-    ) -> str | None:
-        """Take ``key`` for ``owner`` unless another run holds it and is alive (its
-        heartbeat is fresh and ``is_dead`` cannot tell otherwise); returns None when
-        ``owner`` holds it now, else the live holder."""
-        now = time.time()
+    def claim(self, key: str, me: Holder, is_dead: Callable[[Holder], bool]) -> Holder | None:
+        """Take ``key`` for the run ``me`` unless another run holds it and ``is_dead``
+        says it lives; None when ``me`` holds it now, else the live holder."""
         with self.unit():
+            self._db.execute(
+                "INSERT OR IGNORE INTO runs (owner, host, boot_id, pid_namespace, pid,"
+                " process_start, started, beats) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (me.owner, me.host, me.boot_id, me.pid_namespace, me.pid, me.process_start,
+                 me.started, int(me.beats)),
+            )  # fmt: skip
             row = self._db.execute(
-                "SELECT owner, heartbeat FROM claims WHERE key=?", (key,)
+                f"SELECT {_HOLDER_COLUMNS} FROM claims c LEFT JOIN runs r ON r.owner = c.owner"
+                " WHERE c.key=?",
+                (key,),
             ).fetchone()
-            if (
-                row is not None
-                and row[0] != owner
-                and row[1] > now - expiry
-                and not is_dead(str(row[0]))
-            ):
-                return str(row[0])
+            if row is not None:
+                holder = _holder(row)
+                if holder.owner != me.owner and not is_dead(holder):
+                    return holder
             self._db.execute(
                 "INSERT OR REPLACE INTO claims (key, owner, heartbeat) VALUES (?, ?, ?)",
-                (key, owner, now),
+                (key, me.owner, time.time()),
             )
             return None
 
     def keep_claims(self, owner: str) -> None:
-        """``owner`` is alive: its claims do not expire yet."""
-        self._execute("UPDATE claims SET heartbeat=? WHERE owner=?", (time.time(), owner))
+        """``owner`` is alive: its counter moves on (what runs elsewhere watch; the time
+        beside it is for people)."""
+        with self.unit():
+            self._db.execute("UPDATE runs SET beats = beats + 1 WHERE owner=?", (owner,))
+            self._db.execute("UPDATE claims SET heartbeat=? WHERE owner=?", (time.time(), owner))
 
     def claims_held(self) -> Iterator[tuple[str, str]]:
         """``(key, owner)`` of every claim in the store."""
         for key, owner in self._execute("SELECT key, owner FROM claims ORDER BY key"):
             yield str(key), str(owner)
 
+    def claim_holders(self) -> dict[str, Holder]:
+        """Every claimed key and the run that holds it."""
+        rows = self._execute(
+            f"SELECT c.key, {_HOLDER_COLUMNS} FROM claims c"
+            " LEFT JOIN runs r ON r.owner = c.owner ORDER BY c.key"
+        )
+        return {str(row[0]): _holder(row[1:]) for row in rows}
+
     def release_claims(self, owner: str, key: str | None = None) -> None:
-        """Drop ``owner``'s claim on ``key``, or all of them."""
-        if key is None:
-            self._execute("DELETE FROM claims WHERE owner=?", (owner,))
-        else:
+        """Drop ``owner``'s claim on ``key``, or all of them (the run is over)."""
+        if key is not None:
             self._execute("DELETE FROM claims WHERE owner=? AND key=?", (owner, key))
+            return
+        with self.unit():
+            self._db.execute("DELETE FROM claims WHERE owner=?", (owner,))
+            self._db.execute("DELETE FROM runs WHERE owner=?", (owner,))
 
     def intent_put(
         self, key: str, audio: str, audio_url: str, options: Mapping[str, Any]
@@ -558,22 +717,31 @@ class Store:
         ]
         return found
 
-    def clear(self, older_than: float | None = None) -> tuple[int, int]:
-        """Delete cached replies and ledger entries (older than ``older_than`` seconds)."""
+    def clear(self, older_than: float | None = None, keep: Collection[str] = ()) -> tuple[int, int]:
+        """Delete cached replies and ledger entries (older than ``older_than`` seconds),
+        but those whose key is in ``keep`` (work a live run holds), nor their transcripts."""
         cutoff = time.time() - older_than if older_than is not None else float("inf")
-        with self._lock:
-            try:
-                replies = self._db.execute(
-                    "DELETE FROM replies WHERE created < ?", (cutoff,)
-                ).rowcount
-                ledger = self._db.execute(
-                    "DELETE FROM transcriptions WHERE created < ?", (cutoff,)
-                ).rowcount
-                # Kept transcripts age on their own clock: those of transcript_id inputs
-                # have no ledger row and must not vanish with a partial clear.
-                self._db.execute("DELETE FROM transcripts WHERE created < ?", (cutoff,))
-            except sqlite3.Error as exc:
-                raise StoreError(self._describe(exc)) from None
+        with self.unit():
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (key TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM kept")
+            self._db.executemany("INSERT OR IGNORE INTO kept VALUES (?)", [(k,) for k in keep])
+            replies = self._db.execute(
+                "DELETE FROM replies WHERE created < ? AND key NOT IN (SELECT key FROM kept)",
+                (cutoff,),
+            ).rowcount
+            ledger = self._db.execute(
+                "DELETE FROM transcriptions WHERE created < ?"
+                " AND key NOT IN (SELECT key FROM kept)",
+                (cutoff,),
+            ).rowcount
+            # Kept transcripts age on their own clock: those of transcript_id inputs
+            # have no ledger row and must not vanish with a partial clear.
+            transcripts = "DELETE FROM transcripts WHERE created < ?"
+            if keep:  # nor the transcripts of the jobs kept
+                transcripts += (
+                    " AND transcript_id NOT IN (SELECT transcript_id FROM transcriptions)"
+                )
+            self._db.execute(transcripts, (cutoff,))
         return replies, ledger
 
 

@@ -424,16 +424,18 @@ def test_completions_round_trip_through_the_cache_format() -> None:
 async def test_the_claim_of_a_run_that_died_on_this_machine_is_taken_over_at_once(
     tmp_path: Path,
 ) -> None:
-    """kill -9 leaves fresh-looking claims; their process is gone, so a rerun does not
-    wait out the expiry."""
-    import socket
+    """kill -9 leaves claims behind; their process is gone, so a rerun does not wait
+    out the expiry."""
+    from dataclasses import replace
+
+    from runner.execute.claims import this_run
 
     recipe = recipe_from(tmp_path, RECIPE.replace("  - url: https://media.example.com/b.mp3\n", ""))
     (item,) = prepare_recipe(recipe).items
     key = transcription_key(recipe, audio_identity(item))
     with Store(tmp_path / "state") as store:
-        dead = f"{socket.gethostname()}:{2**22 + 12345}:gone"  # no such process
-        assert store.claim(key, dead, expiry=3600) is None
+        dead = replace(this_run("gone"), pid=2**22 + 12345, process_start="1")  # no such process
+        assert store.claim(key, dead, lambda holder: False) is None
         started = asyncio.get_running_loop().time()
         reporter, _ = await run(tmp_path, FakeServices(default_reply=echo), recipe, store)
     assert [r.status for r in reporter.finished] == ["ok"]

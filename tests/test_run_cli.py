@@ -23,6 +23,7 @@ from fakeapi import (
     status,
 )
 
+from runner.errors import EXIT_USAGE
 from runner.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -648,13 +649,80 @@ def test_a_reply_that_fails_post_processing_is_asked_again(
 
 
 def test_a_damaged_state_store_is_a_located_error(served: Path, run_cli: RunCli) -> None:
+    """One exit code for one problem: run, plan and cache alike (before: 1, 2, 1)."""
     (served / "notes.yaml").write_text(RECIPE)
     (served / ".transcript-runner").mkdir()
     (served / ".transcript-runner" / "state.db").write_text("not a database")
-    code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
-    assert code == 1
-    assert "Traceback" not in err
-    assert "state store .transcript-runner/state.db: file is not a database" in err
+    for command in (["run", "notes.yaml", "--progress", "plain"], ["plan", "notes.yaml"],
+                    ["cache", "ls"]):  # fmt: skip
+        code, _, err = run_cli(*command)
+        assert code == EXIT_USAGE, (command, err)
+        assert "Traceback" not in err
+        assert "state store .transcript-runner/state.db: file is not a database" in err
+
+
+@pytest.mark.parametrize("emptied", ["0 bytes", "no tables"])
+def test_an_emptied_state_store_is_refused_never_started_afresh(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, emptied: str
+) -> None:
+    """A state.db emptied by a failed copy or restore: a new store would pay for every
+    job and reply again (before, the rerun paid 2 jobs and 5 calls again); it is refused,
+    with its path and what to do, by run, plan and cache alike."""
+    (served / "notes.yaml").write_text(RECIPE)
+    assert run_cli("run", "notes.yaml", "--progress", "plain").exit_code == 0
+    paid = (len(fake.submissions), len(fake.gateway.calls))
+    state = served / ".transcript-runner" / "state.db"
+    for leftover in state.parent.glob("state.db-*"):
+        leftover.unlink()
+    if emptied == "0 bytes":
+        state.write_bytes(b"")
+    else:
+        state.unlink()
+        sqlite3.connect(state).close()  # an SQLite file, but not the store
+        with sqlite3.connect(state) as db:
+            db.execute("CREATE TABLE other (x)")
+    for command in (["run", "notes.yaml", "--progress", "plain"], ["plan", "notes.yaml"],
+                    ["cache", "ls"]):  # fmt: skip
+        code, _, err = run_cli(*command)
+        assert code == EXIT_USAGE, (command, err)
+        assert "Traceback" not in err
+        assert "state store .transcript-runner/state.db " in err
+        assert "Restore it from a backup or your CI cache" in err
+    assert (len(fake.submissions), len(fake.gateway.calls)) == paid  # nothing paid again
+
+
+def test_a_folder_named_state_db_is_an_error_not_an_empty_store(
+    served: Path, run_cli: RunCli
+) -> None:
+    """Before, `plan` counted everything as to pay, and `run` called it damaged."""
+    (served / "notes.yaml").write_text(RECIPE)
+    (served / ".transcript-runner" / "state.db").mkdir(parents=True)
+    for command in (["plan", "notes.yaml"], ["run", "notes.yaml"], ["cache", "ls"]):
+        code, out, err = run_cli(*command)
+        assert code == EXIT_USAGE, (command, err)
+        assert "state store .transcript-runner/state.db is a folder" in err
+        assert "to send" not in out
+
+
+def test_a_read_only_state_folder_is_said_to_be_read_only(served: Path, run_cli: RunCli) -> None:
+    """Not "damaged": the file is fine, the folder cannot take SQLite's log files."""
+    import os
+
+    (served / "notes.yaml").write_text(RECIPE)
+    state = served / ".transcript-runner"
+    state.mkdir()
+    Store(state).close()
+    state.chmod(0o555)
+    try:
+        if os.access(state, os.W_OK):
+            pytest.skip("this user writes in read-only folders (root)")
+        for command in (["run", "notes.yaml"], ["plan", "notes.yaml"], ["cache", "ls"]):
+            code, _, err = run_cli(*command)
+            assert code == EXIT_USAGE, (command, err)
+            assert "it is read-only" in err
+            assert "damaged" not in err
+    finally:
+        state.chmod(0o755)
 
 
 def test_a_damaged_cached_reply_fails_its_task_without_asking_again(
@@ -1132,3 +1200,165 @@ def test_running_recipes_one_after_another_keeps_every_manifest(
     first = json.loads(kept[0].read_text())
     assert first["recipes"][0]["name"] == "notes"
     assert json.loads((served / "out" / "run.json").read_text())["recipes"][0]["name"] == "other"
+
+
+# --- paid work survives kill -9, skewed clocks and a careless `cache clear` ------------
+
+SLOW_CHECK = """\
+version: 1
+name: codes
+inputs: [{list: calls.csv}]
+tasks:
+  code:
+    prompt: 'The code of {{ item.name }}'
+    json_schema:
+      type: object
+      required: [code]
+      properties: {code: {type: string, pattern: '(a|aa)+c|b'}}
+"""
+
+
+class _AnswersThenSignals:
+    """The fake's responder: a reply whose check takes seconds of CPU (the pattern
+    backtracks), long enough to be checked on a thread; after ``count`` answers it
+    touches ``signal`` (the fake runs in its own process)."""
+
+    def __init__(self, signal: Path, count: int) -> None:
+        self.signal, self.count, self.answered = signal, count, 0
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        self.answered += 1
+        if self.answered == self.count:
+            self.signal.touch()
+        return json.dumps({"code": "a" * 34 + "b", "notes": "n" * 17_000})
+
+
+def _rows(state: Path, table: str) -> int:
+    if not state.exists():
+        return 0
+    try:
+        with sqlite3.connect(state, timeout=5) as db:
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.OperationalError:  # the run is still creating its tables
+        return 0
+
+
+@pytest.mark.slow
+def test_replies_received_before_a_kill_9_are_not_paid_again(tmp_path: Path) -> None:
+    """SIGKILL while two paid replies are being checked: each was committed the moment
+    it arrived, so the rerun replays both (before: it paid for both again)."""
+    import signal
+
+    answered = tmp_path / "answered"
+    fake = FakeAssemblyAI(api_key=KEY)
+    fake.gateway.responder = _AnswersThenSignals(answered, 2)
+    (tmp_path / "calls.csv").write_text(
+        "url\nhttps://media.example.com/a.mp3\nhttps://media.example.com/b.mp3\n"
+    )
+    (tmp_path / "codes.yaml").write_text(SLOW_CHECK)
+    command = [sys.executable, "-m", "runner", "run", "codes.yaml", "--progress", "plain"]
+    state = tmp_path / ".transcript-runner" / "state.db"
+    with serve_in_process(fake, lambda f: len(f.gateway.calls)) as server:
+        env = subprocess_env(server.base_url)  # type: ignore[attr-defined]
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        while not answered.exists():  # readiness: the fake has sent both replies
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.02)
+        # A moment for the replies to come in; the checks take seconds each. Killed
+        # after at most 2 s whether or not they were committed (the check is below).
+        deadline = time.monotonic() + 2
+        while _rows(state, "replies") < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert process.returncode == -signal.SIGKILL
+    assert rerun.returncode == 0, rerun.stderr
+    assert server.result == 2  # the two replies of the killed run; the rerun asked nothing
+    report = manifest(tmp_path)
+    assert [t["cached"] for i in report["items"] for t in i["tasks"]] == [True, True]
+
+
+SKEW = """\
+import os
+import time
+
+_real_time = time.time
+_skew = float(os.environ.get("SKEW_SECONDS", "0"))
+time.time = lambda: _real_time() + _skew  # this machine's clock is off by SKEW_SECONDS
+"""
+
+
+@pytest.mark.slow
+def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
+    tmp_path: Path,
+) -> None:
+    """Two runs share a state folder; the second's clock is 120 s ahead. Liveness is
+    judged by the holder's process, never by comparing clocks, so neither takes over
+    the other's live claims (before: the second paid again for what the first held)."""
+    from fakeapi import delay
+
+    skewed = tmp_path / "skewed"
+    skewed.mkdir()
+    (skewed / "sitecustomize.py").write_text(SKEW)
+    fake = FakeAssemblyAI(api_key=KEY)
+    fake.gateway.responder = reply_for
+    fake.faults.add("POST /v1/chat/completions", delay(3), times=None)
+    count = 6
+    with serve_in_process(fake, lambda f: (len(f.submissions), len(f.gateway.calls))) as server:
+        url = server.base_url  # type: ignore[attr-defined]
+        first = _start_list_run(tmp_path, "shared", count, url, "--out", "out-1")
+        state = tmp_path / ".transcript-runner" / "state.db"
+        # Readiness: every job in the ledger and the first run's LLM requests claimed
+        # (they take 3 s each), so the second run meets claims that are alive.
+        while _rows(state, "transcriptions") < count or _rows(state, "claims") < count:
+            assert first.poll() is None, first.communicate()[1]
+            time.sleep(0.02)
+        env = subprocess_env(url)
+        env["SKEW_SECONDS"] = "120"
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(skewed), str(ROOT), os.environ.get("PYTHONPATH")])
+        )
+        second = subprocess.run(
+            [sys.executable, "-m", "runner", "run", "shared.yaml", "--progress", "plain",
+             "--out", "out-2"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stderr
+    assert server.result == (count, count)  # each recording and each request paid once
+
+
+@pytest.mark.slow
+def test_cache_clear_during_a_run_keeps_the_jobs_it_waits_on(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cache clear --yes` while a run polls its jobs: their ledger rows are kept and
+    said so (before: deleted, and the next run submitted every job again)."""
+    from fakeapi import delay
+
+    fake = FakeAssemblyAI(api_key=KEY)
+    fake.gateway.responder = reply_for
+    fake.faults.add("GET /v2/transcript/*", delay(1.5), times=None)  # the jobs take a while
+    count = 4
+    with serve_in_process(fake, lambda f: len(f.submissions)) as server:
+        url = server.base_url  # type: ignore[attr-defined]
+        running = _start_list_run(tmp_path, "busy", count, url)
+        state = tmp_path / ".transcript-runner" / "state.db"
+        while _rows(state, "transcriptions") < count:  # readiness: every job submitted
+            assert running.poll() is None, running.communicate()[1]
+            time.sleep(0.02)
+        monkeypatch.chdir(tmp_path)
+        code, out, err = run_cli("cache", "clear", "--yes")
+        _, run_err = running.communicate(timeout=300)
+        rerun = _start_list_run(tmp_path, "busy", count, url)
+        _, rerun_err = rerun.communicate(timeout=300)
+    assert code == 0, err
+    assert f"Kept {count} entries that a live run is working on" in out
+    assert f"pid {running.pid} on " in out
+    assert running.returncode == 0, run_err
+    assert rerun.returncode == 0, rerun_err
+    assert server.result == count  # the rerun reattached to every job: none paid twice

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import DamagedEntry
-from runner.store import Store, file_identity, ledger_key, reply_key
+from runner.store import Holder, Store, file_identity, ledger_key, reply_key
 
 
 def test_keys_are_stable_and_sensitive_to_every_field() -> None:
@@ -114,12 +114,19 @@ def test_concurrent_runs_share_one_store_safely(tmp_path: Path) -> None:
     store.close()
 
 
+def _holder(owner: str) -> Holder:
+    return Holder(owner, "host", "boot", "pid:[1]", 1, "1", 0.0, 0)
+
+
 def test_a_live_claim_is_respected_and_a_dead_one_taken_over(tmp_path: Path) -> None:
+    a, b = _holder("run-a"), _holder("run-b")
     with Store(tmp_path) as store:
-        assert store.claim("k", "run-a", expiry=60) is None  # a holds it
-        assert store.claim("k", "run-b", expiry=60) == "run-a"  # b waits
-        assert store.claim("k", "run-a", expiry=60) is None  # a again: still a's
-        assert store.claim("k", "run-b", expiry=0) is None  # a stopped beating: b takes it
+        assert store.claim("k", a, lambda holder: False) is None  # a holds it
+        held = store.claim("k", b, lambda holder: False)  # b waits
+        assert held is not None
+        assert held.owner == "run-a"
+        assert store.claim("k", a, lambda holder: False) is None  # a again: still a's
+        assert store.claim("k", b, lambda holder: True) is None  # a is gone: b takes it
         assert list(store.claims_held()) == [("k", "run-b")]
         store.release_claims("run-b", "k")
         assert list(store.claims_held()) == []

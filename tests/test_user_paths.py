@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import RunCli
 
-from runner.errors import EXIT_FAILED, EXIT_USAGE
+from runner.errors import EXIT_USAGE
 
 WILDFIRES = Path(__file__).resolve().parent / "fixtures/assemblyai/transcript-wildfires.json"
 
@@ -108,7 +108,7 @@ def test_a_path_that_can_be_made_is_made(folder: Path, run_cli: RunCli) -> None:
 def test_a_default_state_folder_that_is_a_file_says_so(folder: Path, run_cli: RunCli) -> None:
     (folder / ".transcript-runner").write_text("")
     code, _, err = run_cli("run", "r.yaml")
-    assert code == EXIT_FAILED
+    assert code == EXIT_USAGE  # the state folder is configuration: as for every command
     assert err.count("\n") == 1
     assert err.startswith("state store .transcript-runner/state.db: ")
     assert err.endswith("a file is in the way of the folder; pass --state-dir a folder\n")

@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from runner.errors import EXIT_OK, UsageError
-from runner.store import DEFAULT_STATE_DIR, CachedReply, LedgerEntry, Store
+from runner.execute.claims import live_holders
+from runner.store import DEFAULT_STATE_DIR, CachedReply, Holder, LedgerEntry, Store
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -95,9 +96,25 @@ def clear(request: CacheRequest) -> int:
         click.echo("Nothing was deleted.")
         return EXIT_OK
     with _open_store(request.state_dir) as store:
-        replies, ledger = store.clear(seconds)
+        # A live run waits on these (a job it polls, a reply it is asking for): deleted,
+        # they would be paid for again by the next run.
+        held = live_holders(store)
+        kept = {key: holder for key, holder in held.items() if store.find(key)}
+        replies, ledger = store.clear(seconds, keep=held.keys())
     click.echo(f"Removed {replies} cached replies and {ledger} ledger entries.")
+    if kept:
+        click.echo(_kept_text(kept))
     return EXIT_OK
+
+
+def _kept_text(kept: dict[str, Holder]) -> str:
+    """What was kept because live runs hold it, run by run."""
+    runs: dict[str, list[str]] = {}
+    for key, holder in kept.items():
+        runs.setdefault(holder.describe(), []).append(key[:12])
+    lines = [f"Kept {len(kept)} entries that a live run is working on (clear them once it ends):"]
+    lines += [f"  {run}: {', '.join(keys)}" for run, keys in runs.items()]
+    return "\n".join(lines)
 
 
 def _clear_one(request: CacheRequest, key: str) -> int:
@@ -107,6 +124,13 @@ def _clear_one(request: CacheRequest, key: str) -> int:
     with _open_store(request.state_dir) as store:
         entry = _one_entry(store, key)
         kind = "cached reply" if isinstance(entry, CachedReply) else "ledger entry"
+        holder = live_holders(store).get(entry.key)
+        if holder is not None:
+            raise UsageError(
+                f"the {kind} {entry.key[:12]} is the work of a live run ({holder.describe()}), "
+                "which waits on it; deleted, it would be paid for again. Clear it once "
+                "that run ends"
+            )
         if not _confirmed(request, f"the {kind} {entry.key[:12]}"):
             click.echo("Nothing was deleted.")
             return EXIT_OK

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from runner.api.types import CallStats, Completion, Usage
@@ -89,7 +89,11 @@ class Asker:
             call = functools.partial(server.complete, payload.body)
         else:
             call = functools.partial(api.gateway.complete, payload.body)
-        job = asyncio.ensure_future(self._single_flight.run(key, call, keep=True))
+        job = asyncio.ensure_future(
+            self._single_flight.run(
+                key, functools.partial(self._asked_and_kept, call, key, label, payload), keep=True
+            )
+        )
         # Whoever stops waiting for it, its failure is read (never "never retrieved").
         job.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
@@ -98,10 +102,24 @@ class Asker:
             # The run is stopping: a reply already being paid for is kept for the rerun
             # (the request is on the wire; stop_sending() dropped those that were not).
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                completion = await asyncio.wait_for(asyncio.shield(job), STOP_GRACE_SECONDS)
-                if cacheable(completion):
-                    await self.remember(key, label, payload, completion)
+                await asyncio.wait_for(asyncio.shield(job), STOP_GRACE_SECONDS)
             raise
+
+    async def _asked_and_kept(
+        self,
+        call: Callable[[], Awaitable[Completion]],
+        key: str,
+        label: str,
+        payload: Payload,
+    ) -> Completion:
+        """The reply, committed to the cache before anything else is done with it (it is
+        processed, written, or asked on from after): a run killed while it processes a
+        paid reply has it for the rerun. One that does not process cleanly is forgotten
+        after (:meth:`keep_or_forget`), so the next run asks again as before."""
+        completion = await call()
+        if cacheable(completion):
+            await self.remember(key, label, payload, completion)
+        return completion
 
     async def first_reply(
         self, candidates: Sequence[tuple[Task, Payload]], label: str, record: TaskRecord
@@ -125,24 +143,14 @@ class Asker:
                 record.cache_key = None
         raise AssertionError("a task has at least one model")  # pragma: no cover
 
-    async def keep_or_forget(
-        self,
-        record: TaskRecord,
-        label: str,
-        payload: Payload,
-        completion: Completion,
-        *,
-        clean: bool,
-    ) -> None:
+    async def keep_or_forget(self, record: TaskRecord, *, clean: bool) -> None:
         """What the cache keeps of a reply once it is processed, before any file of it
-        is written (so a full disk loses no paid reply). Only a reply that processed
-        ``clean`` is kept: a broken or cut-off one must be asked again on the next run,
-        not replayed forever; a kept one that no longer processes is forgotten."""
-        key = record.cache_key or ""
-        if record.cached and not clean:
-            await self.forget(key)
-        if record.asked and clean and cacheable(completion):
-            await self.remember(key, label, payload, completion)
+        is written. Every reply was kept the moment it arrived (:meth:`_asked_and_kept`);
+        only one that processed ``clean`` stays: a broken one must be asked again on the
+        next run, not replayed forever, and a kept one that no longer processes is
+        forgotten."""
+        if not clean:
+            await self.forget(record.cache_key or "")
 
     async def _cached(self, key: str) -> Completion | None:
         if self.store is None:

@@ -132,7 +132,7 @@ class TaskWork:
     ) -> tuple[TaskRecord, TaskResultView | None]:
         try:
             began = time.monotonic()
-            task, payload, completion = await self.asker.first_reply(candidates, label, record)
+            task, _, completion = await self.asker.first_reply(candidates, label, record)
         except ItemError as exc:
             return record.fail(exc.message), None
         record_completion(record, completion, time.monotonic() - began, task)
@@ -150,7 +150,7 @@ class TaskWork:
         # A quotes reply with too few quotes of the transcript is written (its verdicts
         # are worth reading) but never kept: the next run asks again.
         clean = not isinstance(outcome, Exception) and quotes_shortfall(task, outcome.data) is None
-        await self.asker.keep_or_forget(record, label, payload, completion, clean=clean)
+        await self.asker.keep_or_forget(record, clean=clean)
         try:
             with step("writing"):
                 result = await self._files.call(finish, task, folder, view, reply, outcome, record)
