@@ -63,7 +63,10 @@ from runner.api.replies import (
 )
 from runner.api.transport import (
     TRANSPORT_ERRORS,
+    BodyReader,
+    ByteBudget,
     Malformed,
+    Unreadable,
     describe_transport_error,
     never_sent,
     read_capped,
@@ -103,6 +106,29 @@ async def decode_json(body: bytes) -> Any:
     if len(body) > LARGE_BODY:
         return await asyncio.to_thread(loads_or_none, body)
     return loads_or_none(body)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A body that must be a JSON object (every JSON answer the APIs send is one)."""
+    data = loads_or_none(body)
+    if data is None:
+        raise Unreadable("not valid JSON")
+    if not isinstance(data, dict):
+        raise Unreadable(f"JSON that is not an object (a {type(data).__name__})")
+    return data
+
+
+async def read_body(body: bytes, read: BodyReader) -> Any:
+    """``read(body)``, off the event loop for large bodies; a ``ValueError`` (a body of
+    the wrong shape, cut short, garbage) is :class:`Malformed`: a transport fault."""
+    try:
+        if len(body) > LARGE_BODY:
+            return await asyncio.to_thread(read, body)
+        return read(body)
+    except Unreadable as exc:
+        raise Malformed(body, str(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        raise Malformed(body, f"not usable ({exc})") from None
 
 
 class HttpResponse(NamedTuple):
@@ -189,11 +215,13 @@ class HttpClient:
         authorization: str | None = None,
         assemblyai: bool = True,
         headers: Mapping[str, str] | None = None,
+        budget: ByteBudget | None = None,
     ) -> None:
-        """``assemblyai`` False: a client for another server (an OpenAI-compatible
-        provider), which gets ``authorization`` (e.g. ``Bearer KEY``; None: no header)
-        instead of the AssemblyAI key, and whose 401s fail their request instead of
-        stopping the run as a refused AssemblyAI key."""
+        """``budget`` bounds the bytes of answers being read at once; a run gives all
+        its clients the same one. ``assemblyai`` False: a client for another server (an
+        OpenAI-compatible provider), which gets ``authorization`` (e.g. ``Bearer KEY``;
+        None: no header) instead of the AssemblyAI key, and whose 401s fail their
+        request instead of stopping the run as a refused AssemblyAI key."""
         self.config = config
         self._assemblyai = assemblyai
         self._server = "AssemblyAI" if assemblyai else "the server"  # as messages name it
@@ -220,6 +248,7 @@ class HttpClient:
             form for key in keys for form in (key.encode(), jsonlib.dumps(key)[1:-1].encode())
         } - {b""}
         self._first_answer = asyncio.Event()
+        self.budget = budget or ByteBudget()
 
     def __repr__(self) -> str:
         state = "open" if self._session is not None else "closed"
@@ -283,6 +312,7 @@ class HttpClient:
         timeout: aiohttp.ClientTimeout | None = None,
         headers: Mapping[str, str] | None = None,
         expect_json: bool = False,
+        read: BodyReader | None = None,
         describe_error: ErrorParser = v2_error_text,
         resend_statuses: frozenset[int] | None = None,
     ) -> HttpResponse:
@@ -292,8 +322,10 @@ class HttpClient:
         nothing (an upload), the statuses on which it is sent again.
 
         ``data`` is bytes or a factory opening a fresh binary file per attempt (uploads
-        stream from disk). ``expect_json`` treats a 2xx body that is not JSON as a
-        transport fault: retried when idempotent, :class:`MaybeSubmitted` otherwise.
+        stream from disk). ``read`` is what a 2xx body must read as (``expect_json``: a
+        JSON object), run inside the retry loop: a body it refuses with a ``ValueError``
+        is a transport fault, retried when idempotent, :class:`MaybeSubmitted`
+        otherwise; what it returns is the response's ``data``.
         Non-2xx answers become :class:`ApiError` with the message ``describe_error``
         reads from the body.
         """
@@ -301,6 +333,7 @@ class HttpClient:
         key: RequestKey = (family, model)
         body, send_headers = _encode(json, data, headers)
         attempt_timeout = timeout or self.config.timeouts.for_family(family)
+        reader = read or (json_object if expect_json else None)
         started = self._clock()
         # The retry budget counts from the first failure: waiting for a slot, or for a
         # long first attempt (an upload, a transcription), is not retrying.
@@ -312,10 +345,8 @@ class HttpClient:
                     method, url, key, body, send_headers, attempt_timeout, route, describe_error
                 )
                 parsed: Any = _UNPARSED
-                if expect_json and _ok(raw.status):
-                    parsed = await decode_json(raw.body)
-                    if parsed is None:
-                        raise Malformed(raw.body)
+                if reader is not None and _ok(raw.status):
+                    parsed = await read_body(raw.body, reader)
             except TRANSPORT_ERRORS as exc:
                 failed_at = self._clock() if failed_at is None else failed_at
                 elapsed = self._clock() - failed_at
@@ -392,7 +423,7 @@ class HttpClient:
         self._in_flight[family] += 1
         self._requests += 1
         try:
-            with _open_body(body) as payload:
+            with _open_body(body) as payload, self.budget.reader() as token:
                 async with session.request(
                     method,
                     url,
@@ -401,7 +432,7 @@ class HttpClient:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
-                    body = self._redact(await read_capped(response))
+                    body = self._redact(await read_capped(response, self.budget, token))
                     raw = _Raw(response.status, response.headers, body)
         finally:
             self._in_flight[family] -= 1
