@@ -10,6 +10,9 @@ so the rules live here and nowhere else:
   *family*: uploads, transcript submissions, polls (every GET on ``/v2``), LLM Gateway
   calls, LeMUR calls and files sent to a speech server. A slot is held only while a
   request is on the wire, never during a backoff sleep.
+* **Memory**: answers are read whole, each at most ``MAX_BODY``, and every client
+  of a run shares one :class:`~runner.api.transport.ByteBudget` of bytes being read
+  at once, so many large answers arriving together cannot exhaust memory.
 * **Retries** (:class:`~runner.api.config.RetryPolicy`) are bounded, with full-jitter
   exponential backoff, on 408/409/429/5xx and connection errors; ``Retry-After`` is a minimum wait.
 * **Cooldowns**: after a ``Retry-After`` on a family (on the Gateway: on a model) *no*

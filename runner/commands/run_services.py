@@ -22,6 +22,7 @@ from runner.api.lemur import LemurClient
 from runner.api.speech import SpeechClient
 from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
+from runner.api.transport import ByteBudget
 from runner.commands.run_config import RunConfig
 from runner.execute.executor import Executor
 from runner.execute.services import ProgressDisplay, Services, offline_services
@@ -52,19 +53,25 @@ def execute(
 
     async def main(store: Store) -> None:
         nonlocal executor, sweeper
-        async with HttpClient(config) as http, contextlib.AsyncExitStack() as servers:
+        # One budget of bytes being read for every client: answers held at once are
+        # bounded across the run, not per server.
+        budget = ByteBudget()
+        async with (
+            HttpClient(config, budget=budget) as http,
+            contextlib.AsyncExitStack() as servers,
+        ):
             _stop_on_signals(http)
             services = offline_services() if options.offline else _services(http, config)
             # One client per server for the whole run: its limits hold across the run.
             providers = {
                 provider.key: GatewayClient(
-                    await servers.enter_async_context(_provider_client(provider, config))
+                    await servers.enter_async_context(_provider_client(provider, config, budget))
                 )
                 for provider in _providers(recipes)
             }
             speech = {
                 engine.server: SpeechClient(
-                    await servers.enter_async_context(_speech_client(engine, config))
+                    await servers.enter_async_context(_speech_client(engine, config, budget))
                 )
                 for engine in _speech_servers(recipes)
             }
@@ -136,20 +143,23 @@ def _speech_servers(recipes: Sequence[Recipe]) -> list[LocalEngine]:
     return list(found.values())
 
 
-def _provider_client(provider: Provider, config: ClientConfig) -> HttpClient:
+def _provider_client(provider: Provider, config: ClientConfig, budget: ByteBudget) -> HttpClient:
     """A client of its own for ``provider``, its URL the Gateway's."""
     own = replace(config, gateway_url=provider.base_url)
-    return _server_client(own, provider.api_key_env, provider.headers)
+    return _server_client(own, budget, provider.api_key_env, provider.headers)
 
 
-def _speech_client(engine: LocalEngine, config: ClientConfig) -> HttpClient:
+def _speech_client(engine: LocalEngine, config: ClientConfig, budget: ByteBudget) -> HttpClient:
     """A client of its own for a speech server, its URL the REST API's."""
     own = replace(config, base_url=(engine.base_url or "").rstrip("/"))
-    return _server_client(own, engine.api_key_env)
+    return _server_client(own, budget, engine.api_key_env)
 
 
 def _server_client(
-    config: ClientConfig, key_env: str | None, headers: Mapping[str, str] | None = None
+    config: ClientConfig,
+    budget: ByteBudget,
+    key_env: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpClient:
     """A client for a server a recipe names: its key (``Bearer``) or none, never the
     AssemblyAI key, and the same limits and retry policy."""
@@ -159,7 +169,9 @@ def _server_client(
     retry = replace(config.retry, max_retries=2, budget=15.0)
     own = replace(config, api_key="", retry=retry)
     authorization = f"Bearer {key}" if key else None
-    return HttpClient(own, authorization=authorization, assemblyai=False, headers=headers)
+    return HttpClient(
+        own, authorization=authorization, assemblyai=False, headers=headers, budget=budget
+    )
 
 
 def _services(http: HttpClient, config: ClientConfig) -> Services:
