@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from apiclient import config_for
 from conftest import RunCli
-from fakeapi import FakeAssemblyAI, malformed
+from fakeapi import FakeAssemblyAI, after_processing_reset, malformed, status
 
 from runner.api.http import HttpClient
 from runner.api.transcripts import TranscriptsClient
 from runner.api.transport import ByteBudget
-from runner.errors import ApiError
+from runner.errors import ApiError, MaybeSubmitted
 
+OPTIONS = {"speech_models": ["universal-2"]}
 HTML = "<html><body>502 Bad Gateway</body></html>"
 
 
@@ -156,3 +157,24 @@ async def test_the_bytes_read_at_once_stay_within_the_budget(
     assert budget.peak <= budget.limit + 3 * 2**20 + 2**16
     assert budget.peak >= 3 * 2**20  # it did count them
     assert budget.held == 0
+
+
+# -- what a message says ---------------------------------------------------------------
+
+
+async def test_a_submission_lost_after_refusals_says_how_many_sends_it_took(
+    fake: FakeAssemblyAI, http: HttpClient
+) -> None:
+    """Two 429s (sent again: nothing was made), then the third send's answer is lost:
+    the message counts the sends instead of saying the request was never resent."""
+    fake.faults.add("POST /v2/transcript", status(429), times=2)
+    fake.faults.add("POST /v2/transcript", after_processing_reset(), times=1)
+    with pytest.raises(MaybeSubmitted) as lost:
+        await TranscriptsClient(http).submit("https://media.example.com/a.mp3", OPTIONS)
+    assert len(fake.requests_to("POST /v2/transcript")) == 3
+    message = str(lost.value)
+    assert "got no usable answer to its 3rd send (the 2 before were refused unprocessed)" in (
+        message
+    )
+    assert "not sent again, to avoid paying twice" in message
+    assert "not resent" not in message

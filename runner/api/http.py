@@ -197,6 +197,20 @@ def _after(retries: int, elapsed: float = 0.0) -> str:
     return f" after {retries} {'retry' if retries == 1 else 'retries'}{spent}"
 
 
+def _sends(retries: int) -> str:
+    """`` to its 3rd send (the 2 before were refused unprocessed)``; empty for the first.
+
+    A request that is not resent blindly was sent again only after answers saying it
+    had not been acted on (a 429, no connection): the message says so, and counts."""
+    if retries == 0:
+        return ""
+    sends = retries + 1
+    suffix = "th" if sends % 100 in (11, 12, 13) else {2: "nd", 3: "rd"}.get(sends % 10, "th")
+    ordinal = f"{sends}{'st' if sends % 10 == 1 and sends % 100 != 11 else suffix}"
+    before = "the one before was" if retries == 1 else f"the {retries} before were"
+    return f" to its {ordinal} send ({before} refused unprocessed)"
+
+
 def route_of(method: str, url: str) -> str:
     """``"POST /v2/transcript"``: the method and path, as messages name endpoints."""
     return f"{method.upper()} {URL(url).path}"
@@ -492,8 +506,8 @@ class HttpClient:
             if idempotent or never_sent(exc):
                 raise ApiError(f"{route} failed{_after(retries)}: {what}", endpoint=route) from exc
             raise MaybeSubmitted(
-                f"{route} got no usable answer ({what}); the request may have reached "
-                f"{self._server}; not resent to avoid paying twice",
+                f"{route} got no usable answer{_sends(retries)} ({what}); the request may "
+                f"have reached {self._server}; not sent again, to avoid paying twice",
                 endpoint=route,
                 retries=retries,
             ) from exc
