@@ -12,13 +12,16 @@ from pathlib import Path
 import pytest
 from apiclient import config_for
 from conftest import RunCli
-from fakeapi import FakeAssemblyAI, after_processing_reset, malformed, status
+from fakeapi import FakeAssemblyAI, after_processing_reset, delay, malformed, status
 
+from runner.api.config import Timeouts
+from runner.api.gateway import GatewayClient
 from runner.api.http import HttpClient
 from runner.api.transcripts import TranscriptsClient
 from runner.api.transport import ByteBudget
 from runner.errors import ApiError, MaybeSubmitted
 
+CHAT = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "Hi"}]}
 OPTIONS = {"speech_models": ["universal-2"]}
 HTML = "<html><body>502 Bad Gateway</body></html>"
 
@@ -178,3 +181,34 @@ async def test_a_submission_lost_after_refusals_says_how_many_sends_it_took(
     )
     assert "not sent again, to avoid paying twice" in message
     assert "not resent" not in message
+
+
+# -- a model that does not answer ------------------------------------------------------
+
+
+async def test_a_timed_out_llm_call_is_sent_once_more(fake: FakeAssemblyAI, base_url: str) -> None:
+    fake.faults.add("POST /v1/chat/completions", delay(0.6), times=1)
+    fake.gateway.enqueue("PONG")
+    timeouts = Timeouts(connect=2, read=2, llm=0.3)
+    async with HttpClient(config_for(base_url, timeouts=timeouts)) as http:
+        reply = await GatewayClient(http).complete(CHAT)
+    assert reply.content == "PONG"
+    assert reply.stats.retries == 1
+
+
+async def test_an_llm_call_that_times_out_twice_is_not_sent_a_third_time(
+    fake: FakeAssemblyAI, base_url: str
+) -> None:
+    """Each timed-out call may be billed; two in a row are a hang, not a blip."""
+    fake.faults.add("POST /v1/chat/completions", delay(0.6), times=3)
+    timeouts = Timeouts(connect=2, read=2, llm=0.3)
+    async with HttpClient(config_for(base_url, timeouts=timeouts)) as http:
+        with pytest.raises(ApiError, match="timed out twice") as hung:
+            await GatewayClient(http).complete(CHAT)
+    assert "raise timeouts.llm" in str(hung.value)
+    assert len(fake.requests_to("POST /v1/chat/completions")) == 2
+
+
+def test_the_default_llm_timeout_fits_real_replies_and_a_retry() -> None:
+    """One hung call costs a task two timeouts: six minutes at most, not ten."""
+    assert 2 * Timeouts().llm <= 360

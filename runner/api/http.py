@@ -356,6 +356,7 @@ class HttpClient:
         # long first attempt (an upload, a transcription), is not retrying.
         failed_at: float | None = None
         retries = 0
+        timed_out = False
         while True:
             try:
                 raw = await self._send_once(
@@ -367,6 +368,10 @@ class HttpClient:
             except TRANSPORT_ERRORS as exc:
                 failed_at = self._clock() if failed_at is None else failed_at
                 elapsed = self._clock() - failed_at
+                if _timed_out(exc) and family in ONE_MORE_AFTER_TIMEOUT:
+                    if timed_out:
+                        raise self._hung(route, retries, attempt_timeout) from exc
+                    timed_out = True
                 delay = self._transport_delay(route, exc, idempotent, retries, elapsed)
             else:
                 if _ok(raw.status):
@@ -497,6 +502,17 @@ class HttpClient:
 
     # -- deciding what a failure means ------------------------------------------------------
 
+    def _hung(self, route: str, retries: int, timeout: aiohttp.ClientTimeout) -> ApiError:
+        """A model call that timed out twice: hung, not a blip; each may have been paid."""
+        return ApiError(
+            f"{route} timed out twice ({timeout.total:g} s each){_after(retries)}: the "
+            f"model or {self._server} is not answering; not sent a third time (a "
+            "timed-out call may still be billed); raise timeouts.llm if replies are "
+            "this slow",
+            endpoint=route,
+            retries=retries,
+        )
+
     def _transport_delay(
         self, route: str, exc: BaseException, idempotent: bool, retries: int, elapsed: float
     ) -> float:
@@ -574,6 +590,16 @@ class HttpClient:
             endpoint=route,
             retries=retries,
         )
+
+
+# Families whose timed-out call is sent once more, and only once: a model's reply
+# arrives whole when it is done, so one timeout may be a slow reply, two are a hang.
+ONE_MORE_AFTER_TIMEOUT: Final = frozenset({"llm", "lemur"})
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout waiting for the answer (a connect timeout is ``never_sent``)."""
+    return isinstance(exc, TimeoutError) and not never_sent(exc)
 
 
 def _refuses_key(family: Family, status: int) -> bool:
