@@ -117,9 +117,12 @@ def list_columns(recipe: Recipe, spec: InputSpec) -> tuple[str, ...]:
     path = _resolve(recipe, spec.value)
     columns: dict[str, None] = {}
     try:
+        if path.suffix.lower() != ".jsonl":  # a CSV's header names them: no need to read on
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                return tuple(next(csv.reader(handle), ()))
         for _, row in _read_rows(path):
             columns.update(dict.fromkeys(row))
-    except (OSError, ValueError):
+    except (OSError, ValueError, csv.Error):
         return ()
     return tuple(columns)
 
