@@ -212,3 +212,27 @@ async def test_an_llm_call_that_times_out_twice_is_not_sent_a_third_time(
 def test_the_default_llm_timeout_fits_real_replies_and_a_retry() -> None:
     """One hung call costs a task two timeouts: six minutes at most, not ten."""
     assert 2 * Timeouts().llm <= 360
+
+
+async def test_a_reader_waiting_for_its_first_bytes_holds_no_one_up() -> None:
+    """Age counts from the first bytes: a slow model's call, registered first but still
+    silent, does not make later answers wait for it (nor do they wait on each other)."""
+    budget = ByteBudget(100)
+    with budget.reader(), budget.reader() as first:  # the first token stays silent
+        await budget.take(first, 80)
+        await asyncio.wait_for(budget.take(first, 80), 1)  # the oldest with bytes: goes on
+        assert budget.held == budget.peak == 160
+    assert budget.held == 0
+
+
+async def test_a_reader_over_the_budget_waits_until_bytes_are_given_back() -> None:
+    budget = ByteBudget(100)
+    with budget.reader() as first:
+        await budget.take(first, 90)
+        with budget.reader() as second:
+            waiting = asyncio.ensure_future(budget.take(second, 20))
+            await asyncio.sleep(0)
+            assert not waiting.done()  # 110 would pass the limit; first is the oldest
+            budget.give_back(first, 50)
+            await asyncio.wait_for(waiting, 1)
+            assert budget.held == 60

@@ -116,21 +116,22 @@ class ByteBudget:
     def reader(self) -> Iterator[object]:
         """A token for one answer's bytes, all given back when the block ends."""
         token = object()
-        self._readers[token] = 0
         try:
             yield token
         finally:
-            self.give_back(token, self._readers[token])
-            del self._readers[token]
+            self.held -= self._readers.pop(token, 0)
             self._wake()  # the oldest reader may have changed
 
     async def take(self, token: object, size: int) -> None:
-        """``size`` more bytes for ``token``'s answer, once they fit (or it is the oldest)."""
+        """``size`` more bytes for ``token``'s answer, once they fit (or it is the oldest).
+
+        A reader's age counts from its first bytes, not from its request: a call still
+        waiting for a slow model to answer holds no one up."""
         while not self._fits(token, size):
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
-        self._readers[token] += size
+        self._readers[token] = self._readers.get(token, 0) + size
         self.held += size
         self.peak = max(self.peak, self.held)
 
@@ -141,7 +142,8 @@ class ByteBudget:
         self._wake()
 
     def _fits(self, token: object, size: int) -> bool:
-        return self.held + size <= self.limit or next(iter(self._readers)) is token
+        oldest = next(iter(self._readers), token)
+        return self.held + size <= self.limit or oldest is token
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
