@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import urlparse
 
@@ -33,6 +33,7 @@ csv.field_size_limit(MAX_CELL)
 _TRANSCRIPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME = 100
+MAX_COMPONENT = 255  # bytes in one file or folder name: what file systems accept
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +117,12 @@ def list_columns(recipe: Recipe, spec: InputSpec) -> tuple[str, ...]:
     path = _resolve(recipe, spec.value)
     columns: dict[str, None] = {}
     try:
+        if path.suffix.lower() != ".jsonl":  # a CSV's header names them: no need to read on
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                return tuple(next(csv.reader(handle), ()))
         for _, row in _read_rows(path):
             columns.update(dict.fromkeys(row))
-    except (OSError, ValueError):
+    except (OSError, ValueError, csv.Error):
         return ()
     return tuple(columns)
 
@@ -132,6 +136,10 @@ def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> It
         raise InputsInvalid(
             [InputProblem(here, f"{spec.value!r} holds an invisible character; retype the path")]
         )
+    if spec.kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE, InputKind.LIST) and (
+        problem := long_name_problem(spec.value)
+    ):
+        raise InputsInvalid([InputProblem(here, problem)])
     if spec.kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE):
         matches = _glob(recipe, spec.value)
         if not matches:
@@ -159,7 +167,7 @@ def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> It
 def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Iterator[Item]:
     here: KeyPath = ("inputs", spec.index, "list")
     path = _resolve(recipe, spec.value)
-    if not path.is_file():
+    if not _is_file(path):
         raise InputsInvalid(
             [
                 InputProblem(
@@ -171,6 +179,7 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
         )
     problems: list[InputProblem] = []
     items: list[Item] = []
+    shown = display_path(path)
     try:
         rows = list(_read_rows(path))
     except (OSError, ValueError) as exc:
@@ -179,24 +188,25 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
     if not rows:
         raise InputsInvalid([InputProblem(here, f"list file {display_path(path)} has no rows")])
     for line, row in rows:
-        origin = f"{display_path(path)}:{line}"
+        origin = f"{shown}:{line}"
         sources = [c for c in SOURCE_COLUMNS if str(row.get(c) or "").strip()]
         if len(sources) != 1:
-            problems.append(
-                InputProblem(here, _row_source_problem(sources), file=display_path(path), line=line)
-            )
+            problems.append(InputProblem(here, _row_source_problem(sources), file=shown, line=line))
             continue
         kind = InputKind(sources[0])
         value = str(row[kind.value]).strip()
         extra = {k: v for k, v in row.items() if k not in SOURCE_COLUMNS and k != "name"}
         if kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE):
+            if too_long := long_name_problem(value):
+                problems.append(InputProblem(here, too_long, file=shown, line=line))
+                continue
             file = (path.parent / value).resolve()
-            if not file.is_file():
+            if not _is_file(file):
                 problems.append(
                     InputProblem(
                         here,
                         f"{kind.value} {value!r} not found (relative to the list file)",
-                        file=display_path(path),
+                        file=shown,
                         line=line,
                     )
                 )
@@ -205,7 +215,7 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
         else:
             problem = _source_problem(kind, value)
             if problem is not None:
-                problems.append(InputProblem(here, problem, file=display_path(path), line=line))
+                problems.append(InputProblem(here, problem, file=shown, line=line))
                 continue
             stem = _url_stem(value) if kind is InputKind.URL else value
         if row.get("name"):
@@ -219,6 +229,27 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
     if problems:
         raise InputsInvalid(problems)
     yield from items
+
+
+def long_name_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a file's path, when one of its names is longer than file
+    systems allow (which they refuse with an error, not a missing file)."""
+    for name in PurePath(path).parts:
+        size = len(name.encode("utf-8", "surrogateescape"))
+        if size > MAX_COMPONENT:
+            return (
+                f"{name[:40]}…: this name in the path is {size} bytes long; file systems "
+                f"allow at most {MAX_COMPONENT}; shorten it"
+            )
+    return None
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False also when the system refuses to look (a path too long)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _source_problem(kind: InputKind, value: str) -> str | None:

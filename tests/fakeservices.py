@@ -14,11 +14,14 @@ import json
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runner.api.speech import shaped
 from runner.api.types import Completion, TranscriptResult, Usage
+from runner.errors import ApiError
 from runner.execute.services import Services
+
+T = TypeVar("T")
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "assemblyai"
 Sent = tuple[str, Any]  # (what was called, with what)
@@ -76,9 +79,13 @@ class FakeTranscripts:
         self.history.append(("get", transcript_id))
         return self.stored.get(transcript_id) or self._next(transcript_id)
 
-    async def download(self, transcript_id: str) -> bytes:
+    async def download(self, transcript_id: str, read: Callable[[bytes], T]) -> T:
         self.history.append(("download", transcript_id))
-        return json.dumps(self.stored.get(transcript_id) or self._next(transcript_id)).encode()
+        body = json.dumps(self.stored.get(transcript_id) or self._next(transcript_id)).encode()
+        try:
+            return read(body)
+        except ValueError as exc:  # as the client's retry loop ends: the item's API error
+            raise ApiError(f"GET /v2/transcript/{transcript_id} failed: {exc}") from None
 
     async def wait(
         self, transcript_id: str, *, audio_duration: float | None, deadline: float | None

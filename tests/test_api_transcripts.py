@@ -40,7 +40,7 @@ from runner.errors import (
 
 OPTIONS: dict[str, Any] = {"speech_models": ["universal-3-5-pro", "universal-2"]}
 WILDFIRES_TEXT = fixture("transcript-wildfires.json")["text"]
-NOT_RESENT = "the request may have reached AssemblyAI; not resent to avoid paying twice"
+NOT_RESENT = "the request may have reached AssemblyAI; not sent again, to avoid paying twice"
 
 
 class FakeTime:

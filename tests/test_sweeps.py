@@ -165,7 +165,7 @@ async def test_many_waiting_jobs_are_noticed_by_sweeps_without_polling_each(
     assert sum(job.status_requests for job in fake.transcripts.values()) == 0
     lateness = [job.notice_lateness for job in fake.transcripts.values()]
     assert all(late is not None and late < 1.5 for late in lateness)
-    body = await client.download(queued[0]["id"])
+    body = await client.download(queued[0]["id"], bytes)
     assert b'"status":"completed"' in body.replace(b" ", b"")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -345,3 +346,47 @@ def test_utterances_of_a_transcript_without_speaker_labels_are_an_error_not_sile
     guarded = "{% if transcript.utterances %}{{ transcript.utterances | dialogue }}" \
         "{% else %}{{ transcript.text }}{% endif %}"  # fmt: skip
     assert TemplateEngine(Path(".")).render(template(guarded), ctx) == "We met on Tuesday."
+
+
+GROWTH = {
+    "tilde": "{% set ns.s = ns.s ~ ns.s %}",
+    "plus": "{% set ns.s = ns.s + ns.s %}",
+    "format method": "{% set ns.s = '{0}{0}'.format(ns.s) %}",
+    "percent": "{% set ns.s = '%s%s' % (ns.s, ns.s) %}",
+    "join method": "{% set ns.s = ns.s.join(['a', 'b', 'c']) %}",
+    "replace method": "{% set ns.s = ns.s.replace('x', 'xx') %}",
+    "format filter": "{% set ns.s = '%s%s' | format(ns.s, ns.s) %}",
+    "tojson": "{% set ns.s = [ns.s, ns.s] | tojson %}",
+    "string": "{% set ns.s = (ns.s, ns.s) | string %}",
+    "block set": "{% set b %}{{ ns.s }}{{ ns.s }}{% endset %}{% set ns.s = b %}",
+    "list plus": "{% set ns.l = ns.l + ns.l %}",
+    "list sum": "{% set ns.l = [ns.l, ns.l] | sum(start=[]) %}",
+}
+
+
+@pytest.mark.parametrize("step", GROWTH.values(), ids=GROWTH.keys())
+def test_a_value_doubled_in_a_loop_is_refused_before_it_fills_memory(
+    engine: TemplateEngine, step: str
+) -> None:
+    """The audit's bomb: a text doubled forty times took 3 to 6 GB before a clean exit.
+    Each way of growing a value stops at the render bound; memory is counted, not timed."""
+    source = (
+        "{% set ns = namespace(s='x', l=['x']) %}{% for i in range(40) %}"
+        + step
+        + "{% endfor %}{{ ns.s | length }}"
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateProblem) as problem:
+            engine.render(template(source), context())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = messages_of(problem)[0]
+    assert "no model reads that much" in message or "too large for a template" in message
+    assert peak < 200 * 2**20  # a few copies of the 5,000,000-character bound at most
+
+
+def test_joining_texts_below_the_bound_still_works(engine: TemplateEngine) -> None:
+    source = "{% set b %}{{ 'a' ~ 'b' }}{% endset %}{{ b + 'c' }} {{ [1] + [2] }} {{ 1 + 2 }}"
+    assert engine.render(template(source), context()) == "abc [1, 2] 3"

@@ -112,3 +112,77 @@ def test_a_default_state_folder_that_is_a_file_says_so(folder: Path, run_cli: Ru
     assert err.count("\n") == 1
     assert err.startswith("state store .transcript-runner/state.db: ")
     assert err.endswith("a file is in the way of the folder; pass --state-dir a folder\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "r.yaml", "--state-dir", "afile/sub"],
+        ["render", "r.yaml", "--out", "afile/sub"],
+        ["render", "r.yaml", "--state-dir", "afile/sub"],
+    ],
+)
+def test_plan_and_render_refuse_a_path_through_a_file(
+    folder: Path, run_cli: RunCli, args: list[str]
+) -> None:
+    """They only read there, but a path through a file is a mistake, not an empty store."""
+    code, out, err = run_cli(*args)
+    assert code == EXIT_USAGE
+    assert f"{args[-2]} afile/sub: {IN_A_FILE}" in out + err
+
+
+# -- symbolic links under the output folder ---------------------------------------------
+
+
+def test_an_item_folder_linked_elsewhere_receives_nothing(folder: Path, run_cli: RunCli) -> None:
+    elsewhere = folder / "adir"
+    (folder / "out" / "notes").mkdir(parents=True)
+    (folder / "out" / "notes" / "saved").symlink_to(elsewhere)
+    code, out, err = run_cli("run", "r.yaml", "--out", "out", "--progress", "plain")
+    assert code == 3, out + err  # refused at its item before anything runs
+    assert "r.yaml:4: item 'saved'" in out + err
+    assert "symbolic link leading out" in out + err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_runs_linked_elsewhere_gets_no_link_to_the_manifest(folder: Path, run_cli: RunCli) -> None:
+    elsewhere = folder / "adir"
+    (folder / "out").mkdir()
+    (folder / "out" / "runs").symlink_to(elsewhere)
+    code, out, err = run_cli("run", "r.yaml", "--out", "out", "--progress", "plain")
+    assert code == 0, out + err
+    assert (folder / "out" / "run.json").is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
+# -- names longer than file systems allow -----------------------------------------------
+
+LONG = "a" * 300
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "render", "run"])
+def test_a_list_path_with_an_over_long_name_is_a_located_error(
+    folder: Path, run_cli: RunCli, command: str
+) -> None:
+    (folder / "r.yaml").write_text(
+        RECIPE.replace("transcript_file: saved.json", f"list: {LONG}.csv")
+    )
+    code, out, err = run_cli(command, "r.yaml")
+    assert code == 3, out + err
+    assert "r.yaml:4:" in out + err
+    assert "is 304 bytes long; file systems allow at most 255" in out + err
+    assert "Traceback" not in out + err
+    assert "a bug in" not in out + err
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "render", "run"])
+def test_a_list_row_with_an_over_long_file_name_is_a_located_error(
+    folder: Path, run_cli: RunCli, command: str
+) -> None:
+    (folder / "rows.csv").write_text(f"transcript_file,customer\nsaved.json,a\n{LONG}.json,b\n")
+    (folder / "r.yaml").write_text(RECIPE.replace("transcript_file: saved.json", "list: rows.csv"))
+    code, out, err = run_cli(command, "r.yaml")
+    assert code == 3, out + err
+    assert "rows.csv:3: " in out + err
+    assert "is 305 bytes long; file systems allow at most 255" in out + err
+    assert "a bug in" not in out + err

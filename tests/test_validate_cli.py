@@ -419,3 +419,29 @@ def test_a_folder_without_recipes_is_a_usage_error(tmp_path: Path, run_cli: RunC
     assert code == 2
     assert "no recipes in" in err
     assert "0 recipes valid" not in out
+
+
+def test_validate_refuses_a_doubling_template_with_a_located_message(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pull requests run validate on recipes nobody has read: a text doubled forty
+    times is refused at its line, not after filling gigabytes (tracemalloc's count)."""
+    import tracemalloc
+
+    bomb = (
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}"
+        "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"
+    )
+    _write(tmp_path, "bomb.yaml", VALID_RECIPE.replace('"Summarize:', f'"{bomb} Summarize:'))
+    monkeypatch.chdir(tmp_path)
+    tracemalloc.start()
+    try:
+        code, out, err = run_cli("validate", "bomb.yaml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 3, out + err
+    assert "bomb.yaml:" in out + err
+    assert "more than 5,000,000 characters" in out + err
+    assert "Traceback" not in out + err
+    assert peak < 200 * 2**20

@@ -36,8 +36,12 @@ class Timeouts:
     * ``read`` 60 s: the longest silence allowed while waiting for a REST answer. The
       Python SDK uses one 30 s timeout for everything (notes §9); we allow double,
       because a retry after a timeout is costly for a POST that cannot be resent.
-    * ``llm`` 300 s: a non-streamed completion sends nothing until the model has
-      finished, and a long answer from a large model can take minutes.
+    * ``llm`` 180 s: a non-streamed completion sends nothing until the model has
+      finished. The Gateway's default reply is at most 1,000 tokens (notes §8), under
+      a minute even at 20 tokens a second; 8,000 tokens at 50 a second take under
+      three. A call silent for longer is hung: it is sent once more, and a second
+      timeout fails the task (:mod:`runner.api.http`), so a hung model costs a task
+      six minutes at most, not ten.
     * ``upload`` 3600 s: the total for one upload (up to 2.2 GB, notes §2), since
       sending the body is not covered by the read timeout.
     * ``speech`` 3600 s: one file on a speech server, sent, decoded and answered; the
@@ -48,7 +52,7 @@ class Timeouts:
 
     connect: float = 10.0
     read: float = 60.0
-    llm: float = 300.0
+    llm: float = 180.0
     upload: float = 3600.0
     speech: float = 3600.0
     transcript_deadline: float | None = None

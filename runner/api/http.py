@@ -10,6 +10,9 @@ so the rules live here and nowhere else:
   *family*: uploads, transcript submissions, polls (every GET on ``/v2``), LLM Gateway
   calls, LeMUR calls and files sent to a speech server. A slot is held only while a
   request is on the wire, never during a backoff sleep.
+* **Memory**: answers are read whole, each at most ``MAX_BODY``, and every client
+  of a run shares one :class:`~runner.api.transport.ByteBudget` of bytes being read
+  at once, so many large answers arriving together cannot exhaust memory.
 * **Retries** (:class:`~runner.api.config.RetryPolicy`) are bounded, with full-jitter
   exponential backoff, on 408/409/429/5xx and connection errors; ``Retry-After`` is a minimum wait.
 * **Cooldowns**: after a ``Retry-After`` on a family (on the Gateway: on a model) *no*
@@ -67,7 +70,10 @@ from runner.api.replies import (
 from runner.api.secrets import Secrets
 from runner.api.transport import (
     TRANSPORT_ERRORS,
+    BodyReader,
+    ByteBudget,
     Malformed,
+    Unreadable,
     describe_transport_error,
     never_sent,
     read_capped,
@@ -106,6 +112,29 @@ async def decode_json(body: bytes) -> Any:
     if len(body) > LARGE_BODY:
         return await asyncio.to_thread(loads_or_none, body)
     return loads_or_none(body)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A body that must be a JSON object (every JSON answer the APIs send is one)."""
+    data = loads_or_none(body)
+    if data is None:
+        raise Unreadable("not valid JSON")
+    if not isinstance(data, dict):
+        raise Unreadable(f"JSON that is not an object (a {type(data).__name__})")
+    return data
+
+
+async def read_body(body: bytes, read: BodyReader) -> Any:
+    """``read(body)``, off the event loop for large bodies; a ``ValueError`` (a body of
+    the wrong shape, cut short, garbage) is :class:`Malformed`: a transport fault."""
+    try:
+        if len(body) > LARGE_BODY:
+            return await asyncio.to_thread(read, body)
+        return read(body)
+    except Unreadable as exc:
+        raise Malformed(body, str(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        raise Malformed(body, f"not usable ({exc})") from None
 
 
 class HttpResponse(NamedTuple):
@@ -171,6 +200,20 @@ def _after(retries: int, elapsed: float = 0.0) -> str:
     return f" after {retries} {'retry' if retries == 1 else 'retries'}{spent}"
 
 
+def _sends(retries: int) -> str:
+    """`` to its 3rd send (the 2 before were refused unprocessed)``; empty for the first.
+
+    A request that is not resent blindly was sent again only after answers saying it
+    had not been acted on (a 429, no connection): the message says so, and counts."""
+    if retries == 0:
+        return ""
+    sends = retries + 1
+    suffix = "th" if sends % 100 in (11, 12, 13) else {2: "nd", 3: "rd"}.get(sends % 10, "th")
+    ordinal = f"{sends}{'st' if sends % 10 == 1 and sends % 100 != 11 else suffix}"
+    before = "the one before was" if retries == 1 else f"the {retries} before were"
+    return f" to its {ordinal} send ({before} refused unprocessed)"
+
+
 def route_of(method: str, url: str) -> str:
     """``"POST /v2/transcript"``: the method and path, as messages name endpoints."""
     return f"{method.upper()} {URL(url).path}"
@@ -193,12 +236,15 @@ class HttpClient:
         assemblyai: bool = True,
         headers: Mapping[str, str] | None = None,
         secrets: Secrets | None = None,
+        budget: ByteBudget | None = None,
     ) -> None:
-        """``assemblyai`` False: a client for another server (an OpenAI-compatible
-        provider), which gets ``authorization`` (e.g. ``Bearer KEY``; None: no header)
-        instead of the AssemblyAI key, and whose 401s fail their request instead of
-        stopping the run as a refused AssemblyAI key. ``secrets``: every key of the run,
-        redacted from what this server says (its own key is always among them)."""
+        """``budget`` bounds the bytes of answers being read at once; a run gives all
+        its clients the same one. ``assemblyai`` False: a client for another server (an
+        OpenAI-compatible provider), which gets ``authorization`` (e.g. ``Bearer KEY``;
+        None: no header) instead of the AssemblyAI key, and whose 401s fail their
+        request instead of stopping the run as a refused AssemblyAI key. ``secrets``:
+        every key of the run, redacted from what this server says (its own key is always
+        among them)."""
         self.config = config
         self._assemblyai = assemblyai
         self._server = "AssemblyAI" if assemblyai else "the server"  # as messages name it
@@ -222,6 +268,7 @@ class HttpClient:
         own = {config.api_key, (authorization or "").removeprefix("Bearer ").strip()}
         self.secrets = (secrets or Secrets()).with_keys(own)
         self._first_answer = asyncio.Event()
+        self.budget = budget or ByteBudget()
 
     def __repr__(self) -> str:
         state = "open" if self._session is not None else "closed"
@@ -297,6 +344,7 @@ class HttpClient:
         timeout: aiohttp.ClientTimeout | None = None,
         headers: Mapping[str, str] | None = None,
         expect_json: bool = False,
+        read: BodyReader | None = None,
         describe_error: ErrorParser = v2_error_text,
         resend_statuses: frozenset[int] | None = None,
         shape: Callable[[Any], object] | None = None,
@@ -307,10 +355,12 @@ class HttpClient:
         nothing (an upload), the statuses on which it is sent again.
 
         ``data`` is bytes or a factory opening a fresh binary file per attempt (uploads
-        stream from disk). ``expect_json`` treats a 2xx body that is not JSON as a
-        transport fault: retried when idempotent, :class:`MaybeSubmitted` otherwise;
-        ``shape``, called on the decoded body, does the same for JSON that is not what
-        the endpoint sends by raising :class:`~runner.api.transport.Misshapen`.
+        stream from disk). ``read`` is what a 2xx body must read as (``expect_json``: a
+        JSON object), run inside the retry loop: a body it refuses with a ``ValueError``
+        is a transport fault, retried when idempotent, :class:`MaybeSubmitted`
+        otherwise; what it returns is the response's ``data``. ``shape``, called on what
+        ``read`` returned, does the same for JSON that is not what the endpoint sends by
+        raising :class:`~runner.api.transport.Misshapen`.
         Non-2xx answers become :class:`ApiError` with the message ``describe_error``
         reads from the body.
         """
@@ -319,26 +369,30 @@ class HttpClient:
         key: RequestKey = (family, model)
         body, send_headers = _encode(json, data, headers)
         attempt_timeout = timeout or self.config.timeouts.for_family(family)
+        reader = read or (json_object if expect_json else None)
         started = self._clock()
         # The retry budget counts from the first failure: waiting for a slot, or for a
         # long first attempt (an upload, a transcription), is not retrying.
         failed_at: float | None = None
         retries = 0
+        timed_out = False
         while True:
             try:
                 raw = await self._send_once(
                     method, url, key, body, send_headers, attempt_timeout, route, describe_error
                 )
                 parsed: Any = _UNPARSED
-                if expect_json and _ok(raw.status):
-                    parsed = await decode_json(raw.body)
-                    if parsed is None:
-                        raise Malformed(raw.body)
+                if reader is not None and _ok(raw.status):
+                    parsed = await read_body(raw.body, reader)
                     if shape is not None:
                         shape(parsed)
             except TRANSPORT_ERRORS as exc:
                 failed_at = self._clock() if failed_at is None else failed_at
                 elapsed = self._clock() - failed_at
+                if _timed_out(exc) and family in ONE_MORE_AFTER_TIMEOUT:
+                    if timed_out:
+                        raise self._hung(route, retries, attempt_timeout) from exc
+                    timed_out = True
                 delay = self._transport_delay(route, exc, idempotent, retries, elapsed)
             else:
                 if _ok(raw.status):
@@ -412,7 +466,7 @@ class HttpClient:
         self._in_flight[family] += 1
         self._requests += 1
         try:
-            with _open_body(body) as payload:
+            with _open_body(body) as payload, self.budget.reader() as token:
                 async with session.request(
                     method,
                     url,
@@ -421,7 +475,7 @@ class HttpClient:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
-                    body = await self._redact(await read_capped(response))
+                    body = await self._redact(await read_capped(response, self.budget, token))
                     raw = _Raw(response.status, response.headers, body)
         finally:
             self._in_flight[family] -= 1
@@ -469,6 +523,17 @@ class HttpClient:
 
     # -- deciding what a failure means ------------------------------------------------------
 
+    def _hung(self, route: str, retries: int, timeout: aiohttp.ClientTimeout) -> ApiError:
+        """A model call that timed out twice: hung, not a blip; each may have been paid."""
+        return ApiError(
+            f"{route} timed out twice ({timeout.total:g} s each){_after(retries)}: the "
+            f"model or {self._server} is not answering; not sent a third time (a "
+            "timed-out call may still be billed); raise timeouts.llm if replies are "
+            "this slow",
+            endpoint=route,
+            retries=retries,
+        )
+
     def _transport_delay(
         self, route: str, exc: BaseException, idempotent: bool, retries: int, elapsed: float
     ) -> float:
@@ -478,8 +543,8 @@ class HttpClient:
             if idempotent or never_sent(exc):
                 raise ApiError(f"{route} failed{_after(retries)}: {what}", endpoint=route) from exc
             raise MaybeSubmitted(
-                f"{route} got no usable answer ({what}); the request may have reached "
-                f"{self._server}; not resent to avoid paying twice",
+                f"{route} got no usable answer{_sends(retries)} ({what}); the request may "
+                f"have reached {self._server}; not sent again, to avoid paying twice",
                 endpoint=route,
                 retries=retries,
             ) from exc
@@ -546,6 +611,16 @@ class HttpClient:
             endpoint=route,
             retries=retries,
         )
+
+
+# Families whose timed-out call is sent once more, and only once: a model's reply
+# arrives whole when it is done, so one timeout may be a slow reply, two are a hang.
+ONE_MORE_AFTER_TIMEOUT: Final = frozenset({"llm", "lemur"})
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout waiting for the answer (a connect timeout is ``never_sent``)."""
+    return isinstance(exc, TimeoutError) and not never_sent(exc)
 
 
 def _refuses_key(family: Family, status: int) -> bool:

@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, TypeGuard
+from typing import IO, Any, Final, TypeGuard, TypeVar
 from urllib.parse import quote, urlsplit
 
 from runner.api.config import ClientConfig
 from runner.api.cooldowns import Clock, Sleep
-from runner.api.http import HttpClient, HttpResponse
+from runner.api.http import HttpClient, HttpResponse, json_object
 from runner.api.listing import LIST_PAGE, Page, first_page, is_transcript_id, read_page
 from runner.api.pacing import paced
 from runner.api.sweeps import FALLBACK_SECONDS, Sighting, StatusSweeper
+from runner.api.transport import Unreadable
 from runner.api.types import TranscriptResult
 from runner.errors import (
     ApiError,
@@ -34,6 +35,7 @@ from runner.errors import (
 
 MAX_LIST_PAGES: Final = 50  # 10,000 transcripts back at most: a bound, not a guess
 MAX_UPLOAD_URL: Final = 2048  # characters: an upload URL is sent back, and kept in intents
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------
@@ -188,20 +190,27 @@ class TranscriptsClient:
         """``GET /v2/transcript/{id}``: the transcript in its current state (§4)."""
         return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}")
 
-    async def download(self, transcript_id: str) -> bytes:
-        """``GET /v2/transcript/{id}`` as the bytes received (redacted like every body):
-        a finished transcript is kept and written as it came, never re-encoded."""
+    async def download(self, transcript_id: str, read: Callable[[bytes], T]) -> T:
+        """``GET /v2/transcript/{id}``, read by ``read`` from the bytes received (redacted
+        like every body, so a finished transcript can be kept as it came). ``read``
+        runs inside the retry loop: a body it refuses with a ``ValueError`` (cut short,
+        an HTML page, a transcript of the wrong shape) is fetched again."""
         path = f"/v2/transcript/{quote(transcript_id, safe='')}"
-        response = await self._http.request("GET", self._url(path), family="polls", idempotent=True)
-        return response.body
+        response = await self._http.request(
+            "GET", self._url(path), family="polls", idempotent=True, read=read
+        )
+        result: T = response.data
+        return result
 
     async def sentences(self, transcript_id: str) -> Mapping[str, Any]:
         """``GET /v2/transcript/{id}/sentences`` (§5)."""
-        return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}/sentences")
+        path = f"/v2/transcript/{quote(transcript_id, safe='')}/sentences"
+        return await self._get_json(path, read=_envelope_of("sentences"))
 
     async def paragraphs(self, transcript_id: str) -> Mapping[str, Any]:
         """``GET /v2/transcript/{id}/paragraphs`` (§5)."""
-        return await self._get_json(f"/v2/transcript/{quote(transcript_id, safe='')}/paragraphs")
+        path = f"/v2/transcript/{quote(transcript_id, safe='')}/paragraphs"
+        return await self._get_json(path, read=_envelope_of("paragraphs"))
 
     async def subtitles(
         self, transcript_id: str, fmt: str, chars_per_caption: int | None = None
@@ -265,9 +274,13 @@ class TranscriptsClient:
             endpoint="GET /v2/transcript",
         )
 
-    async def _get_json(self, path: str) -> Mapping[str, Any]:
+    async def _get_json(
+        self, path: str, read: Callable[[bytes], Mapping[str, Any]] = json_object
+    ) -> Mapping[str, Any]:
+        """A GET whose answer is a JSON object (``read`` may ask more of it), retried
+        inside the policy when it is not."""
         response = await self._http.request(
-            "GET", self._url(path), family="polls", idempotent=True, expect_json=True
+            "GET", self._url(path), family="polls", idempotent=True, read=read
         )
         return _object(response, f"GET {path}")
 
@@ -361,6 +374,19 @@ def _deadline_exceeded(transcript_id: str, allowed: float, status: str) -> Deadl
         transcript_id=transcript_id,
         last_status=status,
     )
+
+
+def _envelope_of(part: str) -> Callable[[bytes], Mapping[str, Any]]:
+    """A reader of the sentences or paragraphs envelope: an object with a list (or
+    null) under ``part``; anything else is fetched again."""
+
+    def read(body: bytes) -> Mapping[str, Any]:
+        data = json_object(body)
+        if not isinstance(data.get(part), list | None):
+            raise Unreadable(f"a {part} answer without a list of {part}")
+        return data
+
+    return read
 
 
 def _object(response: HttpResponse, route: str) -> Mapping[str, Any]:

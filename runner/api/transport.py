@@ -4,8 +4,11 @@ answer (a job may exist). The client (:mod:`runner.api.http`) decides with these
 
 from __future__ import annotations
 
+import asyncio
 import os
-from typing import Final
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
 
 import aiohttp
 
@@ -13,13 +16,18 @@ from runner.api.replies import body_snippet
 
 # The largest answer read: a ten-hour transcript is about 10 MB; far more is no answer.
 MAX_BODY: Final = 64 * 2**20
+# Bytes of answers being read at once, across every client of a run (ByteBudget).
+MAX_IN_FLIGHT: Final = 128 * 2**20
+CHUNK: Final = 1 << 16
 
 
 class Malformed(Exception):
-    """A 2xx answer whose body should be JSON but is not (cut short, or garbage)."""
+    """A 2xx answer that does not read as what was asked for (cut short, garbage, JSON of
+    another shape): ``problem`` says how, and a snippet of the body shows it."""
 
-    def __init__(self, body: bytes) -> None:
-        super().__init__(body_snippet(body))
+    def __init__(self, body: bytes, problem: str = "not valid JSON") -> None:
+        snippet = body_snippet(body)
+        super().__init__(f"{problem}: {snippet}" if snippet else problem)
 
 
 class Misshapen(Exception):
@@ -61,7 +69,7 @@ def transport_retryable(exc: BaseException, *, idempotent: bool) -> bool:
 def describe_transport_error(exc: BaseException) -> str:
     """A short, key-free description of a transport failure."""
     if isinstance(exc, Malformed):
-        return f"the response is not valid JSON: {exc}"
+        return f"the response is {exc}"
     if isinstance(exc, Misshapen):
         return f"the response cannot be read: {exc}"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -86,15 +94,86 @@ def describe_transport_error(exc: BaseException) -> str:
     return f"connection error ({type(exc).__name__})"
 
 
-async def read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, or :class:`TooLarge` past ``MAX_BODY`` (declared or streamed)."""
+class Unreadable(ValueError):
+    """Raised by a body reader: the answer is not what was asked for, in words that
+    follow "the response is" (``not valid JSON``)."""
+
+
+# What a 2xx body must read as; its ValueError makes the answer a transport fault.
+BodyReader = Callable[[bytes], Any]
+
+
+class ByteBudget:
+    """How many bytes of answers are being read at once, shared by every client of a run.
+
+    A reader takes bytes as chunks arrive and gives them all back when its answer has
+    been handed on. A reader that would pass the limit waits for others to give bytes
+    back, except the oldest reader, which always goes on: so readers never wait on each
+    other in a circle, and the bytes held never pass ``limit`` plus one answer
+    (``MAX_BODY``). ``peak`` is the most ever held, for tests and the curious.
+    """
+
+    def __init__(self, limit: int = MAX_IN_FLIGHT) -> None:
+        self.limit = limit
+        self.held = 0
+        self.peak = 0
+        self._readers: dict[object, int] = {}  # in the order they started: oldest first
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @contextmanager
+    def reader(self) -> Iterator[object]:
+        """A token for one answer's bytes, all given back when the block ends."""
+        token = object()
+        try:
+            yield token
+        finally:
+            self.held -= self._readers.pop(token, 0)
+            self._wake()  # the oldest reader may have changed
+
+    async def take(self, token: object, size: int) -> None:
+        """``size`` more bytes for ``token``'s answer, once they fit (or it is the oldest).
+
+        A reader's age counts from its first bytes, not from its request: a call still
+        waiting for a slow model to answer holds no one up."""
+        while not self._fits(token, size):
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        self._readers[token] = self._readers.get(token, 0) + size
+        self.held += size
+        self.peak = max(self.peak, self.held)
+
+    def give_back(self, token: object, size: int) -> None:
+        """``size`` of ``token``'s bytes were not needed after all."""
+        self._readers[token] -= size
+        self.held -= size
+        self._wake()
+
+    def _fits(self, token: object, size: int) -> bool:
+        oldest = next(iter(self._readers), token)
+        return self.held + size <= self.limit or oldest is token
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+async def read_capped(response: aiohttp.ClientResponse, budget: ByteBudget, token: object) -> bytes:
+    """The whole body, or :class:`TooLarge` past ``MAX_BODY`` (declared or streamed);
+    each chunk is taken from ``budget`` before it is read."""
     if (response.content_length or 0) > MAX_BODY:
         raise TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_chunked(1 << 16):
+    while True:
+        await budget.take(token, CHUNK)  # the most the next read returns
+        chunk = await response.content.read(CHUNK)
+        budget.give_back(token, CHUNK - len(chunk))
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > MAX_BODY:
             raise TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from runner.diagnostics import Diagnostic
 from runner.recipe.document import Document, KeyPath
-from runner.recipe.model import Recipe, output_name_problem
+from runner.recipe.model import Recipe, output_name_problem, template_syntax_problem
 from runner.results.table import ITEM_COLUMNS
 
 
 def check_table_columns(doc: Document, recipe: Recipe) -> list[Diagnostic]:
-    """A task named like one of the table's own columns would share its cells."""
+    """A task named like one of the table's own columns would share its cells; a table
+    name with ``{{ }}`` would be used as written."""
     if recipe.table is None:
         return []
+    if problem := template_syntax_problem("output.table", recipe.table):
+        return [doc.diagnostic(("output", "table"), problem, key=False)]
     return [
         doc.diagnostic(
             ("tasks", name),

@@ -20,6 +20,7 @@ from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
 from runner.recipe.prices import PriceTableError, by_recipe
+from runner.results.paths import check_paths
 from runner.store import DEFAULT_STATE_DIR, Store
 
 
@@ -36,6 +37,7 @@ def plan(request: PlanRequest) -> int:
     """Print what a run would do: transcriptions, LLM calls, cached work, audio, tokens."""
     if not request.recipes:
         raise UsageError("name at least one recipe: transcript-runner plan recipes/")
+    check_paths(read_folders={"--state-dir": request.state_dir})
     # plan has no --region; an ASSEMBLYAI_BASE_URL of the EU is refused as `run` refuses it.
     recipes = load_recipes(request.recipes, *rest_region(None, os.environ))
     state_dir = request.state_dir or DEFAULT_STATE_DIR

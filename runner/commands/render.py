@@ -20,6 +20,7 @@ from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView
 from runner.recipe.model import TRANSCRIPT_FILE, InputKind, Recipe, Task
 from runner.results.outputs import item_dir
+from runner.results.paths import check_paths
 from runner.store import DEFAULT_STATE_DIR, Store
 from runner.transcript.model import Transcript, load_saved
 
@@ -38,6 +39,7 @@ class RenderRequest:
 
 def render(request: RenderRequest) -> int:
     """Print the requests a recipe would send, for items whose transcript is local."""
+    check_paths(read_folders={"--out": request.out, "--state-dir": request.state_dir})
     recipe, engine, items = _load_for_render(request.recipe)
     items = _select_items(items, request.item_name)
     tasks = _select_tasks(recipe, request.task_name)

@@ -23,6 +23,7 @@ from runner.api.secrets import Secrets, key_variable_problem
 from runner.api.speech import SpeechClient
 from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
+from runner.api.transport import ByteBudget
 from runner.commands.run_config import LLM_KEY_ENV, RunConfig
 from runner.errors import ConfigurationError
 from runner.execute.executor import Executor
@@ -56,8 +57,11 @@ def execute(
 
     async def main(store: Store) -> None:
         nonlocal executor, sweeper
+        # One budget of bytes being read for every client: answers held at once are
+        # bounded across the run, not per server.
+        budget = ByteBudget()
         async with (
-            HttpClient(config, secrets=secrets) as http,
+            HttpClient(config, secrets=secrets, budget=budget) as http,
             contextlib.AsyncExitStack() as servers,
         ):
             _stop_on_signals(http)
@@ -65,13 +69,17 @@ def execute(
             # One client per server for the whole run: its limits hold across the run.
             providers = {
                 provider.key: GatewayClient(
-                    await servers.enter_async_context(_provider_client(provider, config, secrets))
+                    await servers.enter_async_context(
+                        _provider_client(provider, config, secrets, budget)
+                    )
                 )
                 for provider in _providers(recipes)
             }
             speech = {
                 engine.server: SpeechClient(
-                    await servers.enter_async_context(_speech_client(engine, config, secrets))
+                    await servers.enter_async_context(
+                        _speech_client(engine, config, secrets, budget)
+                    )
                 )
                 for engine in _speech_servers(recipes)
             }
@@ -158,21 +166,26 @@ def _key(name: str) -> str:
     return os.environ.get(name, "").strip()
 
 
-def _provider_client(provider: Provider, config: ClientConfig, secrets: Secrets) -> HttpClient:
+def _provider_client(
+    provider: Provider, config: ClientConfig, secrets: Secrets, budget: ByteBudget
+) -> HttpClient:
     """A client of its own for ``provider``, its URL the Gateway's."""
     own = replace(config, gateway_url=provider.base_url)
-    return _server_client(own, secrets, provider.api_key_env, provider.headers)
+    return _server_client(own, secrets, budget, provider.api_key_env, provider.headers)
 
 
-def _speech_client(engine: LocalEngine, config: ClientConfig, secrets: Secrets) -> HttpClient:
+def _speech_client(
+    engine: LocalEngine, config: ClientConfig, secrets: Secrets, budget: ByteBudget
+) -> HttpClient:
     """A client of its own for a speech server, its URL the REST API's."""
     own = replace(config, base_url=(engine.base_url or "").rstrip("/"))
-    return _server_client(own, secrets, engine.api_key_env)
+    return _server_client(own, secrets, budget, engine.api_key_env)
 
 
 def _server_client(
     config: ClientConfig,
     secrets: Secrets,
+    budget: ByteBudget,
     key_env: str | None,
     headers: Mapping[str, str] | None = None,
 ) -> HttpClient:
@@ -189,7 +202,12 @@ def _server_client(
     own = replace(config, api_key="", retry=retry)
     authorization = f"Bearer {key}" if key else None
     return HttpClient(
-        own, authorization=authorization, assemblyai=False, headers=headers, secrets=secrets
+        own,
+        authorization=authorization,
+        assemblyai=False,
+        headers=headers,
+        secrets=secrets,
+        budget=budget,
     )
 
 

@@ -82,15 +82,21 @@ class TranscriptLoader:
             transcript = await asyncio.to_thread(_parse, _built, (build, words))
         else:
             transcript_id = settled.transcript_id or ""
-            body, kept = await self._body(transcript_id, made_here=settled.here)
-            build = functools.partial(Transcript.from_body, body)
-            # Reading the top of a body takes 0.06 ms: less than a trip to a thread.
-            transcript = (
-                await asyncio.to_thread(_parse, _built, (build, words))
-                if words
-                else _parse(_built, (build, words))
-            )
-            if not kept:
+            read = functools.partial(_read_body, words=words)
+            kept_body = await self._kept_body(transcript_id, made_here=settled.here)
+            if kept_body is not None:
+                # Reading the top of a body takes 0.06 ms: less than a trip to a thread.
+                _, transcript = (
+                    await asyncio.to_thread(_parse, read, kept_body)
+                    if words
+                    else _parse(read, kept_body)
+                )
+            else:
+                if self.offline:
+                    raise NotStored(f"--offline: transcript {transcript_id} is not stored")
+                # Read inside the client's retry loop: a body that does not read as a
+                # completed transcript is fetched again, not the item's failure.
+                body, transcript = await self.api.download(transcript_id, read)
                 # Kept only once it reads as a completed transcript: a broken download
                 # is fetched again by the next run, not replayed from the store.
                 await self._keep_body(transcript_id, body)
@@ -117,19 +123,14 @@ class TranscriptLoader:
                 found[part] = Found(await self._fetch_part(transcript_id, part), Source.FETCHED)
         return found
 
-    async def _body(self, transcript_id: str, *, made_here: bool) -> tuple[bytes, bool]:
-        """A completed transcript as received, and whether the store had it: from the
-        store when kept, else downloaded (the caller keeps it once it reads)."""
+    async def _kept_body(self, transcript_id: str, *, made_here: bool) -> bytes | None:
+        """A completed transcript as it was received, when the store keeps it."""
         store = self.store
-        if store is not None:
-            kept = await self._read_kept(
-                store.transcript_bytes, transcript_id, "transcript", refetch=not made_here
-            )
-            if kept is not None:
-                return kept, True
-        if self.offline:
-            raise NotStored(f"--offline: transcript {transcript_id} is not stored")
-        return await self.api.download(transcript_id), False
+        if store is None:
+            return None
+        return await self._read_kept(
+            store.transcript_bytes, transcript_id, "transcript", refetch=not made_here
+        )
 
     async def _keep_body(self, transcript_id: str, body: bytes) -> None:
         store = self.store
@@ -183,6 +184,12 @@ def _built(how: tuple[Callable[[], Transcript], bool]) -> Transcript:
     if words:
         transcript.parse_segments()
     return transcript
+
+
+def _read_body(body: bytes, *, words: bool) -> tuple[bytes, Transcript]:
+    """A downloaded or kept body, and the completed transcript it reads as (a
+    ``ValueError`` when it does not)."""
+    return body, _built((functools.partial(Transcript.from_body, body), words))
 
 
 def _parse(parser: Callable[[Any], T], data: Any) -> T:

@@ -6,21 +6,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from runner.api.types import Completion, TranscriptResult
 from runner.errors import NotStored
 from runner.results.manifest import ItemRecord
+
+T = TypeVar("T")
 
 
 class TranscriptsApi(Protocol):
     async def upload(self, path: Path) -> str: ...
     async def submit(self, audio_url: str, options: Mapping[str, Any]) -> Mapping[str, Any]: ...
     async def get(self, transcript_id: str) -> Mapping[str, Any]: ...
-    async def download(self, transcript_id: str) -> bytes: ...
+    async def download(self, transcript_id: str, read: Callable[[bytes], T]) -> T: ...
     async def sentences(self, transcript_id: str) -> Mapping[str, Any]: ...
     async def paragraphs(self, transcript_id: str) -> Mapping[str, Any]: ...
     async def subtitles(

@@ -9,7 +9,11 @@ Python internals; these bounds stop it from exhausting the machine instead:
 * a render may make ``MAX_CALLS`` calls (method calls, ``range``, ``lipsum``...) and
   take ``MAX_SECONDS``; on the main thread a timer also stops loops that call nothing;
 * a call or filter that would build a huge value (``center(10**9)``, a ``replace`` that
-  multiplies a text, ``'%*d' % (10**9, 1)``) is refused before it allocates.
+  multiplies a text, ``'%*d' % (10**9, 1)``) is refused before it allocates;
+* no text or list a template builds may pass ``MAX_RENDERED`` either: ``a ~ b`` and
+  ``a + b`` are measured before they are joined, and what a call or a filter returns
+  (``'{0}{0}'.format(s)``, ``s.join(...)``) as soon as it is made, so a text doubled
+  in a loop stops at twice the bound, not at the machine's memory.
 
 Each limit raises :class:`jinja2.exceptions.SecurityError`, which the template engine
 reports as a located :class:`~runner.errors.TemplateProblem` (exit 3 in ``validate``).
@@ -79,6 +83,28 @@ def count_call() -> None:
         raise _too_slow()
 
 
+def sized(value: Any) -> Any:
+    """``value``, unless it is a text or list larger than any prompt can be."""
+    if isinstance(value, str | list | tuple) and len(value) > MAX_RENDERED:
+        raise _too_large(type(value).__name__)
+    return value
+
+
+def check_join(left: Any, right: Any) -> None:
+    """``a + b`` of two texts or lists: refused before it is built when too large."""
+    joinable = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+    if joinable and len(left) + len(right) > MAX_RENDERED:
+        raise _too_large(type(left).__name__)
+
+
+def concat(values: Iterable[Any]) -> str:
+    """``a ~ b ~ c``: the texts joined, refused before joining when too large."""
+    texts = [str(value) for value in values]
+    if sum(len(text) for text in texts) > MAX_RENDERED:
+        raise _too_large("str")
+    return "".join(texts)
+
+
 def capped_output(chunks: Iterable[str]) -> str:
     """The rendered text, stopped at ``MAX_RENDERED`` characters."""
     parts: list[str] = []
@@ -119,7 +145,8 @@ def check_percent(left: Any, right: Any) -> None:
 
 
 def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
-    """Jinja's filters that can multiply a text, wrapped to refuse that first."""
+    """Jinja's filters that can multiply a text, wrapped to refuse that first; every
+    filter's result is measured (:func:`sized`)."""
     wrapped = dict(filters)
     for name in ("center", "indent", "wordwrap"):
         if name in filters:
@@ -130,7 +157,14 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
         wrapped["join"] = _join_checked(filters["join"])
     if "format" in filters:
         wrapped["format"] = _format_checked(filters["format"])
-    return wrapped
+    return {name: _result_sized(f) for name, f in wrapped.items()}
+
+
+def _result_sized(original: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        return sized(original(*args, **kwargs))
+
+    return _named(checked, original)
 
 
 # --- the wrappers ------------------------------------------------------------------------
@@ -194,6 +228,15 @@ def _refuse_huge(name: str, values: Iterable[Any]) -> None:
 def _number(value: Any) -> int:
     """An int argument's size; anything else counts as small."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _too_large(kind: str) -> RenderTooCostly:
+    what = "list" if kind in ("list", "tuple") else "text"
+    unit = "items" if what == "list" else "characters"
+    return RenderTooCostly(
+        f"the template builds a {what} of more than {MAX_RENDERED:,} {unit} (a value "
+        "joined to itself in a loop?); no model reads that much"
+    )
 
 
 def _too_slow() -> RenderTooCostly:

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 import jinja2
 from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -34,7 +35,10 @@ from runner.prompt.budget import (
     bounded_filters,
     capped_output,
     check_call,
+    check_join,
     check_percent,
+    concat,
+    sized,
 )
 from runner.prompt.views import (
     ItemView,
@@ -247,15 +251,34 @@ MAX_REPEAT = 100_000
 MAX_EXPONENT = 1_000
 
 
+class _CodeGenerator(CodeGenerator):
+    """Jinja's compiler, but ``a ~ b`` joins through the environment's ``concat``
+    (:func:`budget.concat`, measured before joining): Jinja has no hook for ``~`` as it
+    has for ``+``."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _CodeGenerator
+    # Also what joins a block's output: `{% set b %}...{% endset %}`, a macro's body.
+    concat = staticmethod(concat)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        # Every call a template makes is counted and checked (runner.prompt.budget).
+        # Every call a template makes is counted and checked (runner.prompt.budget),
+        # and what it built is measured.
         check_call(__obj, (*args, *kwargs.values()))
-        return super().call(__context, __obj, *args, **kwargs)
+        return sized(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "+":
+            check_join(left, right)
         if operator == "%":
             check_percent(left, right)
         if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
@@ -271,7 +294,7 @@ class _Environment(ImmutableSandboxedEnvironment):
                         f"repeating a value {count} times is too large for a template "
                         f"(at most {MAX_REPEAT:,} characters or items)"
                     )
-        return super().call_binop(context, operator, left, right)
+        return sized(super().call_binop(context, operator, left, right))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # For our namespaces and JSON replies a key wins over a method name, so
@@ -366,8 +389,8 @@ class TemplateEngine:
             lstrip_blocks=True,
             finalize=_finalize,
         )
-        self.env.filters.update(bounded_filters(self.env.filters))
         self.env.filters.update({name: _strict(f) for name, f in FILTERS.items()})
+        self.env.filters.update(bounded_filters(self.env.filters))
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
 
     # compile ------------------------------------------------------------------------

@@ -303,8 +303,22 @@ def raw_output_name(name: str) -> str:
     return str(path.with_name(f"{path.stem}.raw.txt"))
 
 
+def template_syntax_problem(what: str, value: str, hint: str = "give a fixed name") -> str | None:
+    """Why ``value`` of a key that is not a template must not look like one: it would
+    be used as written, ``{{ item.name }}`` and all (a file named with braces)."""
+    if not any(mark in value for mark in ("{{", "{%", "}}", "%}")):
+        return None
+    return (
+        f"{what} {value!r} holds template syntax, but it is not a template: it would be "
+        f"used exactly as written; {hint}"
+    )
+
+
 def output_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a task's output file inside the item folder, if it cannot."""
+    hint = "give a fixed name (each item has its own folder, so it needs no item in it)"
+    if problem := template_syntax_problem("output", name, hint):
+        return problem
     normalized = name.replace("\\", "/")
     path = PurePosixPath(normalized)
     if path.is_absolute() or normalized[1:3] == ":/":

@@ -21,6 +21,7 @@ import dataclasses
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 Manifest = Mapping[str, Any]
+log = logging.getLogger(__name__)
 
 
 ITEMS_OPENING = '  "items": [\n'  # how ManifestWriter opens the items: one per line
@@ -327,6 +329,10 @@ class ManifestWriter:
         history that cannot be kept costs the run nothing."""
         kept = self.path.parent / "runs" / self._history_name
         try:
+            if kept.parent.is_symlink():
+                # Followed, it would put a link to this manifest wherever it leads.
+                log.warning("%s is a symbolic link; this run is not kept in it", kept.parent)
+                return
             kept.parent.mkdir(exist_ok=True)
             kept.unlink(missing_ok=True)
             try:

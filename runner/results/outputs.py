@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from runner.diagnostics import display_path
 from runner.errors import DiskFull, OutputError
-from runner.items import Item
+from runner.items import Item, long_name_problem
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import folder_context
 from runner.recipe.model import Recipe
@@ -36,17 +36,24 @@ def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | Non
     (``out/`` in ``out/{{ vars.customer }}``), so a value of ``../..`` cannot escape it.
     """
     if out is not None:
-        return out / recipe.name / item.name
-    context = folder_context(recipe, item.view(recipe))
-    folder = Path(engine.render(recipe.output_dir, context).strip())
-    root = _static_root(recipe.output_dir.source)
-    if not folder.resolve().is_relative_to(root.resolve()):
-        raise OutputError(
-            folder,
-            f"output.dir renders to a folder outside {display_path(root) or '.'}/ for this "
-            "item (a value in its vars or list row holds '..' or an absolute path); "
-            "outputs stay inside the folder output.dir starts with",
+        folder, root = out / recipe.name / item.name, out
+        why = "a folder on the way is a symbolic link leading out; remove the link"
+    else:
+        context = folder_context(recipe, item.view(recipe))
+        folder = Path(engine.render(recipe.output_dir, context).strip())
+        root = _static_root(recipe.output_dir.source)
+        why = (
+            "a value in its vars or list row holds '..' or an absolute path, or a folder "
+            "on the way is a symbolic link leading out; outputs stay inside the folder "
+            "output.dir starts with"
         )
+    if too_long := long_name_problem(str(folder)):
+        raise OutputError(folder, too_long)
+    # Resolved, a symbolic link on the way counts where it leads: an item folder (or
+    # the recipe's) linked elsewhere must not receive this run's outputs.
+    if not folder.resolve().is_relative_to(root.resolve()):
+        what = "the item's folder leads" if out is not None else "output.dir renders to a folder"
+        raise OutputError(folder, f"{what} outside {display_path(root) or '.'}/ ({why})")
     return folder
 
 

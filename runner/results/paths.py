@@ -21,12 +21,18 @@ def check_paths(
     *,
     folders: Mapping[str, Path | None] | None = None,
     files: Mapping[str, Path | None] | None = None,
+    read_folders: Mapping[str, Path | None] | None = None,
 ) -> None:
     """Each given path (by its option: ``{"--out": path}``; None is "not given") can be
-    or become a folder (``folders``) or a file (``files``); else a :class:`UsageError`."""
+    or become a folder (``folders``) or a file (``files``); else a :class:`UsageError`.
+    ``read_folders`` are only read (``plan --state-dir``, ``render --out``): missing
+    is fine, but not a file, nor a path through one."""
     for option, path in (folders or {}).items():
         if path is not None:
             _check(option, path, folder=True)
+    for option, path in (read_folders or {}).items():
+        if path is not None:
+            _check(option, path, folder=True, writing=False)
     for option, path in (files or {}).items():
         if path is not None:
             _check(option, path, folder=False)
@@ -40,7 +46,7 @@ def read_problem(exc: OSError, what: str) -> str:
     return f"{exc.filename}: {exc.strerror or exc}"
 
 
-def _check(option: str, path: Path, *, folder: bool) -> None:
+def _check(option: str, path: Path, *, folder: bool, writing: bool = True) -> None:
     shown = f"{option} {path}"
     try:
         if path.is_dir() and not folder:
@@ -58,5 +64,5 @@ def _check(option: str, path: Path, *, folder: bool) -> None:
             f"{shown}: {existing} is a file, so nothing can be made inside it; "
             "name a path under a folder"
         )
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if writing and not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{shown}: cannot write in {existing}/; name a folder you can write to")
