@@ -296,3 +296,14 @@ def test_no_form_of_any_key_reaches_a_file_a_stream_or_the_state_store(
     leaks["state.db rows"] = [f for text in database_texts(database) for f in found_in(text)]
     assert {where: found for where, found in leaks.items() if found} == {}
     assert REDACTED in (served / "out" / "run.json").read_text()
+
+
+def test_a_body_redacts_a_key_whose_every_character_is_escaped_with_digits_it_lacks() -> None:
+    """The bytes search first finds runs of characters a form can hold: the hex digits of
+    ``\\u0073`` are such characters even when the key has none of them (the audit's
+    failed-transcript error came back verbatim through a listing page)."""
+    key = "sk-live-fi-4b7d2a91-do-not-leak"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+    body = json.dumps({"error": "x"}).replace('"x"', f'"with {escaped} | {key.upper()}"')
+    redacted = Secrets([key]).redact_bytes(body.encode())
+    assert json.loads(redacted) == {"error": "with [REDACTED] | [REDACTED]"}

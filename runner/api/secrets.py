@@ -160,8 +160,10 @@ def _compiled(keys: frozenset[str]) -> tuple[_Matcher[str] | None, _Matcher[byte
     shortest = min(len(text) for text in forms)
     characters = set("".join(forms)) | set(_ESCAPE_CHARACTERS)
     text_class = "".join(re.escape(c) for c in sorted(characters))
-    byte_values = set(_ALNUM.encode()) | set("".join(characters).encode("utf-8"))
-    bytes_class = b"".join(re.escape(bytes([b])) for b in sorted(byte_values))
+    # The ranges as ranges (``A-Z``), not as their five characters: a run of a key's
+    # escapes (``\u0073``) holds hex digits that the key itself may not.
+    byte_values = set("".join(characters).encode("utf-8"))
+    bytes_class = _ALNUM.encode() + b"".join(re.escape(bytes([b])) for b in sorted(byte_values))
     return (
         _Matcher(re.compile(f"[{_ALNUM}{text_class}]{{{shortest},}}"), re.compile(source)),
         _Matcher(
