@@ -1341,9 +1341,11 @@ def test_cache_clear_during_a_run_keeps_the_jobs_it_waits_on(
     said so (before: deleted, and the next run submitted every job again)."""
     from fakeapi import delay
 
-    fake = FakeAssemblyAI(api_key=KEY)
+    # The jobs finish 8 s after they are submitted, whatever the polls (a loaded machine
+    # must not let one finish before the clear); polls are slowed so they do not spin.
+    fake = FakeAssemblyAI(api_key=KEY, complete_after=8.0)
     fake.gateway.responder = reply_for
-    fake.faults.add("GET /v2/transcript/*", delay(1.5), times=None)  # the jobs take a while
+    fake.faults.add("GET /v2/transcript/*", delay(0.5), times=None)
     count = 4
     with serve_in_process(fake, lambda f: len(f.submissions)) as server:
         url = server.base_url  # type: ignore[attr-defined]
