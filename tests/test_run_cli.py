@@ -1231,7 +1231,7 @@ class _AnswersThenSignals:
         self.answered += 1
         if self.answered == self.count:
             self.signal.touch()
-        return json.dumps({"code": "a" * 34 + "b", "notes": "n" * 17_000})
+        return json.dumps({"code": "a" * 32 + "b", "notes": "n" * 17_000})
 
 
 def _rows(state: Path, table: str) -> int:
@@ -1341,9 +1341,9 @@ def test_cache_clear_during_a_run_keeps_the_jobs_it_waits_on(
     said so (before: deleted, and the next run submitted every job again)."""
     from fakeapi import delay
 
-    # The jobs finish 8 s after they are submitted, whatever the polls (a loaded machine
+    # The jobs finish 5 s after they are submitted, whatever the polls (a loaded machine
     # must not let one finish before the clear); polls are slowed so they do not spin.
-    fake = FakeAssemblyAI(api_key=KEY, complete_after=8.0)
+    fake = FakeAssemblyAI(api_key=KEY, complete_after=5.0)
     fake.gateway.responder = reply_for
     fake.faults.add("GET /v2/transcript/*", delay(0.5), times=None)
     count = 4
