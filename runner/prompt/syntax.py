@@ -15,7 +15,7 @@ from jinja2.exceptions import TemplateSyntaxError
 
 from runner.diagnostics import suggest
 
-__all__ = ["SyntaxAdvice", "explain"]
+__all__ = ["SyntaxAdvice", "explain", "unknown_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +42,9 @@ def explain(source: str, exc: TemplateSyntaxError, env: jinja2.Environment) -> S
     line = exc.lineno or 1
     lines = source.splitlines() or [""]
     text = lines[line - 1] if 1 <= line <= len(lines) else ""
-    if message.startswith("No filter named"):
-        name = _quoted_name(message)
-        hint = suggest(name, env.filters)
-        return SyntaxAdvice(
-            line,
-            _find(text, name),
-            f"unknown filter {name!r}{hint} (docs/templates.md lists the filters)",
-        )
-    if message.startswith("No test named"):
-        name = _quoted_name(message)
-        hint = suggest(name, env.tests)
-        return SyntaxAdvice(line, _find(text, name), f"unknown test {name!r}{hint}")
+    unknown = unknown_name(message, env)
+    if unknown is not None:
+        return SyntaxAdvice(line, _find(text, _quoted_name(message)), unknown)
     char = _UNEXPECTED_CHAR.search(message)
     if char is not None:
         return _unexpected_char(source, int(char.group(2)), line)
@@ -64,6 +55,18 @@ def explain(source: str, exc: TemplateSyntaxError, env: jinja2.Environment) -> S
         return _bad_expression(text, line, message)
     tag = text.find("{%")
     return SyntaxAdvice(line, tag if tag >= 0 else None, f"template syntax error: {message}")
+
+
+def unknown_name(message: str, env: jinja2.Environment) -> str | None:
+    """Jinja's "No filter named 'dialog'" (at compile time, or when a filter inside an
+    ``{% if %}`` runs) as one message with a "did you mean"; None for other errors."""
+    name = _quoted_name(message)
+    if message.startswith("No filter named"):
+        hint = suggest(name, env.filters)
+        return f"unknown filter {name!r}{hint} (docs/templates.md lists the filters)"
+    if message.startswith("No test named"):
+        return f"unknown test {name!r}{suggest(name, env.tests)}"
+    return None
 
 
 def _quoted_name(message: str) -> str:

@@ -40,7 +40,7 @@ from runner.prompt.budget import (
     concat,
     sized,
 )
-from runner.prompt.syntax import explain
+from runner.prompt.syntax import explain, unknown_name
 from runner.prompt.views import (
     ItemView,
     Namespace,
@@ -453,7 +453,7 @@ class TemplateEngine:
 
     def _runtime_problem(self, template: Template, exc: BaseException) -> Diagnostic:
         line, file = _traceback_position(exc.__traceback__)
-        message = _runtime_message(exc)
+        message = unknown_name(str(exc), self.env) or _runtime_message(exc)
         if file and file != "<template>":
             return Diagnostic(display_path(file), line, 0, "", message)
         return self.locate(template, line, message)
@@ -591,3 +591,12 @@ def _fields_in(tree: nodes.Node) -> set[str]:
         if name.name == "transcript" and id(name) not in attribute_parents:
             used.add("*")  # passed whole to a filter or macro: assume it reads anything
     return used
+
+
+def missing_message(
+    name: str, parent: str | None, candidates: Sequence[str], context: Mapping[str, Any]
+) -> str:
+    """What ``render`` says of an undefined ``name``, for checks that find it without
+    rendering (:mod:`runner.prompt.shapes`): one wording, whichever finds it."""
+    entry = _Missing(name, parent, tuple(candidates), 0, None)
+    return _missing_message(entry, context)
