@@ -101,6 +101,7 @@ _LIST_FILTERS = frozenset({"list", "reverse", "sort", "unique", "selectattr", "r
 class _Found:
     file: str | None  # a partial's path; None for the template itself
     line: int
+    column: int  # in a partial; 0 when unknown
     needle: str
     message: str
 
@@ -111,6 +112,7 @@ class _Walk:
         self.context = context
         self.found: list[_Found] = []
         self.file: str | None = None
+        self.lines: list[str] = []  # the partial's, while walking one
         self.seen: set[str] = set()
         self.bound: set[str] = set()
 
@@ -259,12 +261,15 @@ class _Walk:
         if path is None or path in self.seen:
             return
         self.seen.add(path)
-        outer, self.file = self.file, path
+        outer = self.file, self.lines
+        self.file, self.lines = path, source.splitlines()
         self.template(tree, scope)
-        self.file = outer
+        self.file, self.lines = outer
 
     def report(self, node: nodes.Node, needle: str, message: str) -> None:
-        self.found.append(_Found(self.file, node.lineno, needle, message))
+        text = self.lines[node.lineno - 1] if 0 < node.lineno <= len(self.lines) else ""
+        column = text.find(needle) + 1
+        self.found.append(_Found(self.file, node.lineno, column, needle, message))
 
 
 # Names Jinja itself provides inside templates.
@@ -288,7 +293,9 @@ def branch_problems(
         if found.file is None:
             problems.append(engine.locate(template, found.line, found.message, needle=found.needle))
         else:
-            problems.append(Diagnostic(display_path(found.file), found.line, 0, "", found.message))
+            problems.append(
+                Diagnostic(display_path(found.file), found.line, found.column, "", found.message)
+            )
     return problems
 
 
