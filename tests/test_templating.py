@@ -159,15 +159,19 @@ def test_syntax_error_is_located_at_the_recipe_line(engine: TemplateEngine) -> N
     with pytest.raises(TemplateProblem) as problem:
         engine.compile(template("line one\nline two\n{% if transcript.text %}\nno end"))
     (message,) = messages_of(problem)
-    assert message.startswith("recipe.yaml:13: $.tasks.summary.prompt: template syntax error: ")
-    assert "'endif'" in message
+    # At the {% if %} left open (line 3 of the template), not where Jinja noticed.
+    assert message == (
+        "recipe.yaml:12:7: $.tasks.summary.prompt: this {% if %} is never closed; "
+        "add {% endif %} where its part of the prompt ends"
+    )
 
 
 def test_unknown_filter_suggests_the_right_one(engine: TemplateEngine) -> None:
     with pytest.raises(TemplateProblem) as problem:
         engine.compile(template("{{ transcript.utterances | dialouge }}"))
+    # The column is that of the filter's name, not of the template's first character.
     assert messages_of(problem) == [
-        "recipe.yaml:10:7: $.tasks.summary.prompt: unknown filter 'dialouge'; "
+        "recipe.yaml:10:34: $.tasks.summary.prompt: unknown filter 'dialouge'; "
         "did you mean 'dialogue'? (docs/templates.md lists the filters)"
     ]
 

@@ -11,6 +11,7 @@ from typing import Any
 from runner.diagnostics import Diagnostic, Severity
 from runner.errors import InputsInvalid, OutputError, TemplateProblem
 from runner.items import Item, expand, list_columns
+from runner.prompt.shapes import branch_problems
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     NO_SPEAKERS,
@@ -99,6 +100,15 @@ def check_templates(doc: Document, recipe: Recipe, engine: TemplateEngine) -> li
         for d in diagnostics:
             found.setdefault((d.file, d.line, d.message), d)
 
+    # Every branch first (no render takes them all), then one render each: a problem
+    # both find is told once, at the column the branch check gives it.
+    add(branch_problems(engine, recipe.output_dir, _output_dir_context(recipe)))
+    every_var = {
+        name: value for item_vars in sample_item_vars(recipe) for name, value in item_vars.items()
+    }
+    for task in recipe.tasks.values():
+        for template in task.templates:
+            add(branch_problems(engine, template, sample_context(recipe, task, every_var)))
     add(_render_problems(engine, recipe.output_dir, _output_dir_context(recipe)))
     for item_vars in sample_item_vars(recipe):
         for task in recipe.tasks.values():

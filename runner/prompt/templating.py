@@ -40,6 +40,7 @@ from runner.prompt.budget import (
     concat,
     sized,
 )
+from runner.prompt.syntax import explain, unknown_name
 from runner.prompt.views import (
     ItemView,
     Namespace,
@@ -409,10 +410,13 @@ class TemplateEngine:
         return compiled
 
     def _syntax_problem(self, template: Template, exc: TemplateSyntaxError) -> Diagnostic:
-        message = _syntax_message(exc, self.env)
         if exc.filename:  # inside an included partial
-            return Diagnostic(display_path(exc.filename), exc.lineno, 0, "", message)
-        return self._at(template, exc.lineno, message)
+            source = exc.source or ""
+            advice = explain(source, exc, self.env)
+            column = advice.offset + 1 if advice.offset is not None else 0
+            return Diagnostic(display_path(exc.filename), advice.line, column, "", advice.message)
+        advice = explain(template.source, exc, self.env)
+        return self.locate(template, advice.line, advice.message, offset=advice.offset)
 
     # render ---------------------------------------------------------------------------
 
@@ -449,10 +453,10 @@ class TemplateEngine:
 
     def _runtime_problem(self, template: Template, exc: BaseException) -> Diagnostic:
         line, file = _traceback_position(exc.__traceback__)
-        message = _runtime_message(exc)
+        message = unknown_name(str(exc), self.env) or _runtime_message(exc)
         if file and file != "<template>":
             return Diagnostic(display_path(file), line, 0, "", message)
-        return self._at(template, line, message)
+        return self.locate(template, line, message)
 
     def _missing_problems(
         self, template: Template, missing: list[_Missing], context: Mapping[str, Any]
@@ -466,36 +470,32 @@ class TemplateEngine:
                 )
             else:
                 leaf = entry.name.rsplit(".", 1)[-1]
-                problem = self._at(template, entry.template_line, message, needle=leaf)
+                problem = self.locate(template, entry.template_line, message, needle=leaf)
             problems.setdefault((entry.name, entry.template_line), problem)
         return list(problems.values())
 
-    def _at(
-        self, template: Template, template_line: int, message: str, needle: str | None = None
+    def locate(
+        self,
+        template: Template,
+        template_line: int,
+        message: str,
+        needle: str | None = None,
+        offset: int | None = None,
     ) -> Diagnostic:
+        """``message`` at the recipe (or prompt file) line and column of ``template_line``:
+        at ``offset`` in that line, or where ``needle`` first appears in it."""
         origin = template.origin
         line = origin.line_of(template_line)
         column = origin.column if template_line <= 1 else 0
         lines = template.source.splitlines()
-        if needle and 1 <= template_line <= len(lines):
-            offset = lines[template_line - 1].find(needle)
-            if offset >= 0:
-                # Block scalars keep their indent in every line, so the first line's
-                # column is the left edge of all of them.
-                column = origin.column + offset
+        if offset is None and needle and 1 <= template_line <= len(lines):
+            found = lines[template_line - 1].find(needle)
+            offset = found if found >= 0 else None
+        if offset is not None:
+            # Block scalars keep their indent in every line, so the first line's
+            # column is the left edge of all of them.
+            column = origin.column + offset
         return Diagnostic(origin.file, line, column, origin.describe(), message)
-
-
-def _syntax_message(exc: TemplateSyntaxError, env: jinja2.Environment) -> str:
-    message = exc.message or "template syntax error"
-    if message.startswith("No filter named"):
-        name = message.split("'")[1] if "'" in message else ""
-        hint = suggest(name, env.filters)
-        return f"unknown filter {name!r}{hint} (docs/templates.md lists the filters)"
-    if message.startswith("No test named"):
-        name = message.split("'")[1] if "'" in message else ""
-        return f"unknown test {name!r}{suggest(name, env.tests)}"
-    return f"template syntax error: {message}"
 
 
 def _runtime_message(exc: BaseException) -> str:
@@ -591,3 +591,12 @@ def _fields_in(tree: nodes.Node) -> set[str]:
         if name.name == "transcript" and id(name) not in attribute_parents:
             used.add("*")  # passed whole to a filter or macro: assume it reads anything
     return used
+
+
+def missing_message(
+    name: str, parent: str | None, candidates: Sequence[str], context: Mapping[str, Any]
+) -> str:
+    """What ``render`` says of an undefined ``name``, for checks that find it without
+    rendering (:mod:`runner.prompt.shapes`): one wording, whichever finds it."""
+    entry = _Missing(name, parent, tuple(candidates), 0, None)
+    return _missing_message(entry, context)

@@ -77,6 +77,59 @@ def under_indented_block_line(file: str, lines: list[str], line: int) -> Diagnos
     )
 
 
+# A line YAML can read as a key (`max_tokens: 300`, `- item`, a comment): not prose.
+_KEY_LINE = re.compile(r"^[ \t]*(?:-(?:[ \t]|$)|#|[^\s#][^#]*?:(?:[ \t]|$))")
+
+# YAML notices a block line pulled out to its key's level a line or two later (at
+# the next more-indented line), so the lines just above the error are tried too.
+_LOOK_BACK = 3
+
+
+def _text_line_out_of_block(file: str, lines: list[str], line: int) -> Diagnostic | None:
+    """A line of prose at the level of the block's key (or further left), just after a
+    '|' or '>' block: YAML ends the block above it and then stumbles a line or two
+    lower, but the line that broke is this one."""
+    for number in range(min(line, len(lines)), max(0, line - _LOOK_BACK - 1), -1):
+        text = lines[number - 1]
+        if not text.strip() or _KEY_LINE.match(text):
+            continue
+        header = _block_ending_above(lines, number)
+        if header is None:
+            return None
+        indicator = _BLOCK_HEADER.search(lines[header - 1].rstrip())
+        style = indicator.group(1) if indicator else "|"
+        return Diagnostic(
+            file,
+            number,
+            len(text) - len(text.lstrip()) + 1,
+            "",
+            f"this line belongs to the '{style}' block that starts on line {header}, but it "
+            "is indented no deeper than the block's key, so YAML ends the block above it; "
+            "a block's lines must all stay indented: indent it like the lines above it",
+        )
+    return None
+
+
+def _block_ending_above(lines: list[str], line: int) -> int | None:
+    """The `key: |` header whose block's lines come just above ``line`` (blank lines
+    aside), when ``line`` is no more indented than that header."""
+    indent = len(lines[line - 1]) - len(lines[line - 1].lstrip())
+    content_indent: int | None = None  # the least indent of the block's lines so far
+    for number in range(line - 1, 0, -1):
+        above = lines[number - 1]
+        if not above.strip():
+            continue
+        above_indent = len(above) - len(above.lstrip())
+        if content_indent is None or above_indent >= content_indent:
+            if above_indent <= indent:
+                return None  # the line right above is a sibling, not block text
+            content_indent = min(above_indent, content_indent or above_indent)
+            continue
+        header = _BLOCK_HEADER.search(above.rstrip()) and indent <= above_indent
+        return number if header else None
+    return None
+
+
 def _block_above(lines: list[str], line: int) -> int | None:
     """The line of a `key: |` header whose block the text above ``line`` continues:
     the nearest line above that is no more indented than ``line`` is such a header,
@@ -204,7 +257,11 @@ def syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) ->
     column = mark.column + 1 if mark else 0
     problem = exc.problem or ""
     context = exc.context or ""
-    misplaced = under_indented_block_line(file, lines, line) or unquoted_template(file, lines, line)
+    misplaced = (
+        under_indented_block_line(file, lines, line)
+        or _text_line_out_of_block(file, lines, line)
+        or unquoted_template(file, lines, line)
+    )
     if misplaced is not None:
         return misplaced
     if "cannot start any token" in problem or "tab character" in problem:
