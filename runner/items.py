@@ -354,16 +354,20 @@ class NameBook:
     def __init__(self, *, compact: bool = False) -> None:
         self._taken: DigestSet | _Texts = DigestSet() if compact else _Texts()
         self._given: set[str] = set()  # names with a suffix: few
+        self._next: dict[str, int] = {}  # the suffix to try next for a repeated name
 
     def first(self, name: str) -> bool:
         """Note ``name``; False when an earlier item had it (this one is a repeat)."""
         return self._taken.add(name.lower())
 
     def renamed(self, name: str) -> str:
-        number = 2
+        # Suffixes refused once stay refused (every name is known by now), so each
+        # name's count goes on where it stopped: n repeats cost n tries, not n*n/2.
+        number = self._next.get(name, 2)
         while (candidate := f"{name}-{number}".lower()) in self._taken or candidate in self._given:
             number += 1
         self._given.add(candidate)
+        self._next[name] = number + 1
         return f"{name}-{number}"
 
 
