@@ -13,12 +13,13 @@ import glob
 import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import urlparse
 
 from runner.diagnostics import display_path
+from runner.digests import DigestSet
 from runner.errors import InputProblem, InputsInvalid, TemplateProblem, UsageError
 from runner.jsonl import read_objects
 from runner.prompt.templating import TemplateEngine
@@ -100,16 +101,25 @@ class Shard:
 
 def expand(recipe: Recipe, engine: TemplateEngine) -> list[Item]:
     """Every item of every input entry, named uniquely; raises :class:`InputsInvalid`."""
-    items: list[Item] = []
     problems: list[InputProblem] = []
-    for spec in recipe.inputs:
-        try:
-            items.extend(_expand_entry(recipe, spec, engine))
-        except InputsInvalid as invalid:
-            problems.extend(invalid.problems)
+    items = list(stream(recipe, engine, problems))
     if problems:
         raise InputsInvalid(problems)
     return _unique_names(items)
+
+
+def stream(recipe: Recipe, engine: TemplateEngine, problems: list[InputProblem]) -> Iterator[Item]:
+    """Every item as its input entry or list row is read, named as the row says (not yet
+    unique: :class:`NameBook`); what cannot expand is added to ``problems``, as
+    :func:`expand` would raise it. A list file is read a row at a time, never whole."""
+    for spec in recipe.inputs:
+        try:
+            if spec.kind is InputKind.LIST:
+                yield from _expand_list(recipe, spec, engine, problems)
+            else:
+                yield from _expand_entry(recipe, spec, engine)
+        except InputsInvalid as invalid:
+            problems.extend(invalid.problems)
 
 
 def list_columns(recipe: Recipe, spec: InputSpec) -> tuple[str, ...]:
@@ -140,6 +150,8 @@ def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> It
         problem := long_name_problem(spec.value)
     ):
         raise InputsInvalid([InputProblem(here, problem)])
+    if spec.kind is InputKind.LIST:
+        return
     if spec.kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE):
         matches = _glob(recipe, spec.value)
         if not matches:
@@ -154,8 +166,6 @@ def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> It
             )
         for number, path in enumerate(matches, 1):
             yield _item(recipe, spec, engine, spec.kind, str(path), path.stem, number, {}, origin)
-    elif spec.kind is InputKind.LIST:
-        yield from _expand_list(recipe, spec, engine)
     else:
         problem = _source_problem(spec.kind, spec.value)
         if problem is not None:
@@ -164,7 +174,12 @@ def _expand_entry(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> It
         yield _item(recipe, spec, engine, spec.kind, spec.value, stem, 1, {}, origin)
 
 
-def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Iterator[Item]:
+def _expand_list(
+    recipe: Recipe, spec: InputSpec, engine: TemplateEngine, problems: list[InputProblem]
+) -> Iterator[Item]:
+    """The rows' items as they are read; bad rows go to ``problems`` once the file is read
+    to its end (a file that cannot be read is that one problem, as its rows are unsure)."""
+    yield from _expand_entry(recipe, spec, engine)  # the checks of the path itself
     here: KeyPath = ("inputs", spec.index, "list")
     path = _resolve(recipe, spec.value)
     if not _is_file(path):
@@ -177,58 +192,64 @@ def _expand_list(recipe: Recipe, spec: InputSpec, engine: TemplateEngine) -> Ite
                 )
             ]
         )
-    problems: list[InputProblem] = []
-    items: list[Item] = []
+    found: list[InputProblem] = []
     shown = display_path(path)
+    made = rows = 0
     try:
-        rows = list(_read_rows(path))
+        for line, row in _read_rows(path):
+            rows += 1
+            try:
+                item = _row_item(recipe, spec, engine, path, shown, line, row, made + 1)
+            except InputsInvalid as invalid:
+                found.extend(invalid.problems)
+                continue
+            made += 1
+            yield item
     except (OSError, ValueError) as exc:
         message = f"cannot read list file {display_path(path)}: {exc}"
         raise InputsInvalid([InputProblem(here, message)]) from None
     if not rows:
         raise InputsInvalid([InputProblem(here, f"list file {display_path(path)} has no rows")])
-    for line, row in rows:
-        origin = f"{shown}:{line}"
-        sources = [c for c in SOURCE_COLUMNS if str(row.get(c) or "").strip()]
-        if len(sources) != 1:
-            problems.append(InputProblem(here, _row_source_problem(sources), file=shown, line=line))
-            continue
-        kind = InputKind(sources[0])
-        value = str(row[kind.value]).strip()
-        extra = {k: v for k, v in row.items() if k not in SOURCE_COLUMNS and k != "name"}
-        if kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE):
-            if too_long := long_name_problem(value):
-                problems.append(InputProblem(here, too_long, file=shown, line=line))
-                continue
-            file = (path.parent / value).resolve()
-            if not _is_file(file):
-                problems.append(
-                    InputProblem(
-                        here,
-                        f"{kind.value} {value!r} not found (relative to the list file)",
-                        file=shown,
-                        line=line,
-                    )
-                )
-                continue
-            value, stem = str(file), file.stem
-        else:
-            problem = _source_problem(kind, value)
-            if problem is not None:
-                problems.append(InputProblem(here, problem, file=shown, line=line))
-                continue
-            stem = _url_stem(value) if kind is InputKind.URL else value
-        if row.get("name"):
-            stem = str(row["name"])
-        try:
-            items.append(
-                _item(recipe, spec, engine, kind, value, stem, len(items) + 1, extra, origin, row)
-            )
-        except InputsInvalid as invalid:
-            problems.extend(invalid.problems)
-    if problems:
-        raise InputsInvalid(problems)
-    yield from items
+    problems.extend(found)
+
+
+def _row_item(
+    recipe: Recipe,
+    spec: InputSpec,
+    engine: TemplateEngine,
+    path: Path,
+    shown: str,
+    line: int,
+    row: dict[str, Any],
+    number: int,
+) -> Item:
+    """One list row's item, or :class:`InputsInvalid` located at its line."""
+    here: KeyPath = ("inputs", spec.index, "list")
+
+    def invalid(message: str) -> InputsInvalid:
+        return InputsInvalid([InputProblem(here, message, file=shown, line=line)])
+
+    sources = [c for c in SOURCE_COLUMNS if str(row.get(c) or "").strip()]
+    if len(sources) != 1:
+        raise invalid(_row_source_problem(sources))
+    kind = InputKind(sources[0])
+    value = str(row[kind.value]).strip()
+    extra = {k: v for k, v in row.items() if k not in SOURCE_COLUMNS and k != "name"}
+    if kind in (InputKind.FILE, InputKind.TRANSCRIPT_FILE):
+        if too_long := long_name_problem(value):
+            raise invalid(too_long)
+        file = (path.parent / value).resolve()
+        if not _is_file(file):
+            raise invalid(f"{kind.value} {value!r} not found (relative to the list file)")
+        value, stem = str(file), file.stem
+    else:
+        problem = _source_problem(kind, value)
+        if problem is not None:
+            raise invalid(problem)
+        stem = _url_stem(value) if kind is InputKind.URL else value
+    if row.get("name"):
+        stem = str(row["name"])
+    return _item(recipe, spec, engine, kind, value, stem, number, extra, f"{shown}:{line}", row)
 
 
 def long_name_problem(path: str) -> str | None:
@@ -320,25 +341,60 @@ def safe_name(name: str, fallback: str) -> str:
     return cleaned or fallback
 
 
-def _unique_names(items: list[Item]) -> list[Item]:
-    """Each item its own folder: repeats get ``-2``, ``-3``... never a name already taken.
+class NameBook:
+    """Names made unique, as items go by: the first item with a name keeps it; a repeat
+    gets ``-2``, ``-3``... never a name any item has (later ones too), nor one given.
 
     Names are compared without case, since case-insensitive file systems would merge
-    ``A`` and ``a`` into one folder.
+    ``A`` and ``a`` into one folder. Call :meth:`first` for every item in order, then
+    :meth:`renamed` for the repeats in order: a repeat's name depends on every name.
+    ``compact`` keeps the names as digests (``validate`` on a million rows).
     """
-    taken = {item.name.lower() for item in items}
-    used: set[str] = set()
-    unique: list[Item] = []
-    for item in items:
-        name = item.name
-        if name.lower() in used:
-            number = 2
-            while f"{name}-{number}".lower() in taken | used:
-                number += 1
-            name = f"{name}-{number}"
-            item = Item(name, item.kind, item.source, item.vars, item.entry, item.origin)
-        used.add(name.lower())
-        unique.append(item)
+
+    def __init__(self, *, compact: bool = False) -> None:
+        self._taken: DigestSet | _Texts = DigestSet() if compact else _Texts()
+        self._given: set[str] = set()  # names with a suffix: few
+        self._next: dict[str, int] = {}  # the suffix to try next for a repeated name
+
+    def first(self, name: str) -> bool:
+        """Note ``name``; False when an earlier item had it (this one is a repeat)."""
+        return self._taken.add(name.lower())
+
+    def renamed(self, name: str) -> str:
+        # Suffixes refused once stay refused (every name is known by now), so each
+        # name's count goes on where it stopped: n repeats cost n tries, not n*n/2.
+        number = self._next.get(name, 2)
+        while (candidate := f"{name}-{number}".lower()) in self._taken or candidate in self._given:
+            number += 1
+        self._given.add(candidate)
+        self._next[name] = number + 1
+        return f"{name}-{number}"
+
+
+class _Texts:
+    """A set whose ``add`` says whether the text is new, like :class:`DigestSet`'s."""
+
+    def __init__(self) -> None:
+        self._texts: set[str] = set()
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._texts
+
+    def add(self, text: str) -> bool:
+        if text in self._texts:
+            return False
+        self._texts.add(text)
+        return True
+
+
+def _unique_names(items: list[Item]) -> list[Item]:
+    """Each item its own folder (:class:`NameBook`)."""
+    book = NameBook()
+    unique = list(items)
+    repeats = [position for position, item in enumerate(items) if not book.first(item.name)]
+    for position in repeats:
+        item = unique[position]
+        unique[position] = replace(item, name=book.renamed(item.name))
     return unique
 
 

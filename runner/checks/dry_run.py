@@ -4,13 +4,14 @@ the wrong kind of value is found before anything is spent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from runner.diagnostics import Diagnostic, Severity
-from runner.errors import InputsInvalid, OutputError, TemplateProblem
-from runner.items import Item, expand, list_columns
+from runner.digests import DigestSet
+from runner.errors import InputProblem, OutputError, TemplateProblem
+from runner.items import Item, NameBook, list_columns, stream
 from runner.prompt.shapes import branch_problems
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
@@ -30,37 +31,74 @@ from runner.recipe.model import (
     Task,
     Template,
 )
-from runner.results.outputs import item_dir
+from runner.results.outputs import FolderResolver, item_dir
 
 # --- inputs -----------------------------------------------------------------------
 
 
 def check_inputs(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
+    """Every input expands, and every item's folder is its own and stays inside
+    output.dir's. List rows stream by: what is kept is a digest of each name and folder
+    (a million rows in tens of megabytes) and the items whose names repeat."""
+    problems: list[InputProblem] = []
+    book = NameBook(compact=True)
+    folders = _Folders(recipe, engine)
+    repeats: dict[int, Item] = {}
     try:
-        items = expand(recipe, engine)
-        return _check_item_folders(doc, recipe, engine, items)
-    except InputsInvalid as invalid:
-        found: list[Diagnostic] = []
-        for problem in invalid.problems:
-            if problem.file is not None:
-                found.append(
-                    Diagnostic(
-                        problem.file,
-                        problem.line,
-                        0,
-                        "",
-                        problem.message + f" (listed by {doc.file})",
-                    )
-                )
-            else:
-                found.append(doc.diagnostic(problem.key_path, problem.message, key=False))
-        return found
+        for position, item in enumerate(stream(recipe, engine, problems)):
+            if not book.first(item.name):
+                repeats[position] = item  # its name needs every name: renamed below
+            elif not problems:
+                folders.check(item)
+        if problems:
+            return [_input_diagnostic(doc, problem) for problem in problems]
+        renamed = {p: replace(item, name=book.renamed(item.name)) for p, item in repeats.items()}
+        for item in renamed.values():
+            folders.check(item)
+        if not folders.troubled:
+            return []
+        # Found in a different order: go through the items again, as a run names them,
+        # to report the first problem just as a run meets it.
+        items = stream(recipe, engine, [])
+        named = (renamed.get(position, item) for position, item in enumerate(items))
+        return _check_item_folders(doc, recipe, engine, named)
     except TemplateProblem as problem:
         return list(problem.problems)
 
 
+def _input_diagnostic(doc: Document, problem: InputProblem) -> Diagnostic:
+    if problem.file is None:
+        return doc.diagnostic(problem.key_path, problem.message, key=False)
+    return Diagnostic(
+        problem.file, problem.line, 0, "", problem.message + f" (listed by {doc.file})"
+    )
+
+
+class _Folders:
+    """Items' folders, checked as they come: ``troubled`` once one escapes, cannot be
+    rendered or repeats another's (then :func:`_check_item_folders` says which)."""
+
+    def __init__(self, recipe: Recipe, engine: TemplateEngine) -> None:
+        self._recipe = recipe
+        self._engine = engine
+        self._seen = DigestSet()
+        self._resolver = FolderResolver()
+        self.troubled = False
+
+    def check(self, item: Item) -> None:
+        if self.troubled:
+            return
+        try:
+            folder = item_dir(self._recipe, item, self._engine, None, self._resolver)
+            key = str(folder).lower()
+        except (TemplateProblem, OutputError):
+            self.troubled = True
+            return
+        self.troubled = not self._seen.add(key)
+
+
 def _check_item_folders(
-    doc: Document, recipe: Recipe, engine: TemplateEngine, items: Sequence[Item]
+    doc: Document, recipe: Recipe, engine: TemplateEngine, items: Iterable[Item]
 ) -> list[Diagnostic]:
     """Each item's folder stays inside output.dir's own, and no two items share one
     (they would overwrite each other's outputs)."""

@@ -28,7 +28,13 @@ from runner.recipe.model import Recipe
 from runner.transcript.model import Transcript
 
 
-def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | None) -> Path:
+def item_dir(
+    recipe: Recipe,
+    item: Item,
+    engine: TemplateEngine,
+    out: Path | None,
+    resolver: FolderResolver | None = None,
+) -> Path:
     """The folder holding one item's outputs.
 
     ``output.dir`` may take values from list files and vars; whatever they hold, the
@@ -51,10 +57,35 @@ def item_dir(recipe: Recipe, item: Item, engine: TemplateEngine, out: Path | Non
         raise OutputError(folder, too_long)
     # Resolved, a symbolic link on the way counts where it leads: an item folder (or
     # the recipe's) linked elsewhere must not receive this run's outputs.
-    if not folder.resolve().is_relative_to(root.resolve()):
+    resolve = resolver.resolve if resolver is not None else Path.resolve
+    if not resolve(folder).is_relative_to(resolve(root)):
         what = "the item's folder leads" if out is not None else "output.dir renders to a folder"
         raise OutputError(folder, f"{what} outside {display_path(root) or '.'}/ ({why})")
     return folder
+
+
+class FolderResolver:
+    """``Path.resolve`` for many folders side by side (``validate`` on a million list
+    rows): each parent folder is resolved once, and a folder's own name is looked at
+    with one ``lstat``, where ``resolve`` looks at every folder on the way each time.
+    For one command's checks only: a link made later is not seen."""
+
+    _KEPT = 4096  # parents remembered; forgotten all at once past that
+
+    def __init__(self) -> None:
+        self._parents: dict[Path, Path] = {}
+
+    def resolve(self, path: Path) -> Path:
+        parent, name = path.parent, path.name
+        if name in ("", ".", "..") or parent == path:
+            return path.resolve()
+        base = self._parents.get(parent)
+        if base is None:
+            if len(self._parents) >= self._KEPT:
+                self._parents.clear()
+            base = self._parents[parent] = parent.resolve()
+        candidate = base / name
+        return candidate.resolve() if candidate.is_symlink() else candidate
 
 
 def _static_root(template: str) -> Path:
