@@ -7,9 +7,11 @@
   each job (and each shard of a matrix, at the same time) in a fresh folder standing in
   for a fresh runner: `actions/checkout` copies the shipped recipes/, the `actions/cache`
   and `*-artifact` steps are emulated with copies (with GitHub's key and prefix rules), and
-  every `transcript-runner` command of a `run:` step is run by bash, with the workflow's
+  every `transcript-runner` command of a `run:` step (and of action.yml's steps, where the
+  workflow uses this repository's action) is run by bash, with the workflow's
   `${{ ... }}` expressions filled in, against the test suite's AssemblyAI stand-in
-  (tests/fakeapi.py). It plays a scheduled run, a second scheduled run that starts from
+  (tests/fakeapi.py). Install lines count as done (tests/ghactions.py): the test's
+  environment has the tool and no way to GitHub. It plays a scheduled run, a second scheduled run that starts from
   the state the first one saved and so pays for nothing again, and a pull request whose
   offline replay sends nothing at all.
 * docs/ci.md quotes the workflow verbatim, and its links lead somewhere.
