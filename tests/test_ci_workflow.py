@@ -11,7 +11,8 @@
   workflow uses this repository's action) is run by bash, with the workflow's
   `${{ ... }}` expressions filled in, against the test suite's AssemblyAI stand-in
   (tests/fakeapi.py). Install lines count as done (tests/ghactions.py): the test's
-  environment has the tool and no way to GitHub. It plays a scheduled run, a second scheduled run that starts from
+  environment has the tool and no way to GitHub. It plays a scheduled run, a second
+  scheduled run that starts from
   the state the first one saved and so pays for nothing again, and a pull request whose
   offline replay sends nothing at all.
 * docs/ci.md quotes the workflow verbatim, and its links lead somewhere.
