@@ -7,9 +7,12 @@
   each job (and each shard of a matrix, at the same time) in a fresh folder standing in
   for a fresh runner: `actions/checkout` copies the shipped recipes/, the `actions/cache`
   and `*-artifact` steps are emulated with copies (with GitHub's key and prefix rules), and
-  every `transcript-runner` command of a `run:` step is run by bash, with the workflow's
+  every `transcript-runner` command of a `run:` step (and of action.yml's steps, where the
+  workflow uses this repository's action) is run by bash, with the workflow's
   `${{ ... }}` expressions filled in, against the test suite's AssemblyAI stand-in
-  (tests/fakeapi.py). It plays a scheduled run, a second scheduled run that starts from
+  (tests/fakeapi.py). Install lines count as done (tests/ghactions.py): the test's
+  environment has the tool and no way to GitHub. It plays a scheduled run, a second
+  scheduled run that starts from
   the state the first one saved and so pays for nothing again, and a pull request whose
   offline replay sends nothing at all.
 * docs/ci.md quotes the workflow verbatim, and its links lead somewhere.
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ghactions
 import pytest
 import yaml
 from docblocks import (
@@ -43,6 +47,16 @@ from docblocks import (
     read,
 )
 from fakeapi import FakeAssemblyAI, serve_in_thread
+from ghactions import (
+    ACTION,
+    COMMAND,
+    EXPRESSION,
+    INSTALLS,
+    TAG,
+    Command,
+    commands_of,
+    play_action,
+)
 
 pytestmark = pytest.mark.slow  # the workflow's steps, each a real subprocess
 
@@ -50,8 +64,6 @@ WORKFLOW_FILE = "docs/examples/github-workflow.yml"
 WORKFLOW_PATH = ROOT / WORKFLOW_FILE
 CI_DOC = "docs/ci.md"
 KEY = "sk-ci-3f9d2a61-do-not-leak"  # shaped like a real key, so a leak of it is noticed
-EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-COMMAND = "transcript-runner "
 Workflow = dict[str, Any]
 
 
@@ -62,22 +74,7 @@ def load_workflow() -> Workflow:
 
 
 def substitute(text: str, values: Mapping[str, str]) -> str:
-    """``${{ expr }}`` replaced by ``values[expr]``; an expression the test does not know fails."""
-
-    def value(match: re.Match[str]) -> str:
-        expression = match.group(1)
-        if expression not in values:
-            pytest.fail(f"{WORKFLOW_FILE}: give the test a value for ${{{{ {expression} }}}}")
-        return values[expression]
-
-    return EXPRESSION.sub(value, text)
-
-
-def commands_of(script: str) -> list[str]:
-    """The ``transcript-runner ...`` commands of a ``run:`` script, continuation lines joined."""
-    joined = script.replace("\\\n", " ")
-    lines = (" ".join(line.split()) for line in joined.split("\n"))
-    return [line for line in lines if line.startswith(COMMAND)]
+    return ghactions.substitute(text, values, WORKFLOW_FILE)
 
 
 def compact(text: str) -> str:
@@ -178,11 +175,22 @@ def test_the_workflow_has_the_documented_shape() -> None:
     assert "--offline" in replay_command.split()
     assert option(replay_command, "--state-dir") == state_dir
 
-    # Every action pinned to a major version; the API key read from secrets, only by the
-    # step that sends requests, and no other secret.
+    # validate: this repository's action, at the released version's tag; every other job
+    # installs that same version, from the same repository.
+    (action,) = steps_using(jobs["validate"], ACTION)
+    assert action["uses"] == f"{ACTION}@{TAG}"
+    assert action["with"] == {"recipes": "recipes/"}
+    (validate_plan,) = run_commands(jobs["validate"])
+    assert validate_plan.startswith(COMMAND + "plan ")
+    for name in ("run", "merge", "replay"):
+        installs = [s["run"] for s in jobs[name]["steps"] if "pip install" in s.get("run", "")]
+        assert installs == [INSTALLS[0]], name
+
+    # Every action pinned to a major version (this repository's, to its release); the API
+    # key read from secrets, only by the step that sends requests, and no other secret.
     text = WORKFLOW_PATH.read_text(encoding="utf-8")
     for uses in re.findall(r"uses: (\S+)", text):
-        assert re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+", uses), uses
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+", uses) or uses == f"{ACTION}@{TAG}", uses
     assert re.findall(r"secrets\.\w+", text) == ["secrets.ASSEMBLYAI_API_KEY"]
     secret_steps = [s for j in jobs.values() for s in j["steps"] if "secrets." in str(s)]
     assert len(secret_steps) == 1
@@ -232,14 +240,6 @@ def test_the_page_links_lead_somewhere() -> None:
 
 
 # --- (3) the workflow, played against the fake AssemblyAI -----------------------------------
-
-
-@dataclass
-class Command:
-    line: str
-    code: int
-    stdout: str
-    stderr: str
 
 
 @dataclass
@@ -372,22 +372,13 @@ class WorkflowPlayer:
             run.summaries.append(summary)
             own = {k: substitute(str(v), values) for k, v in step.get("env", {}).items()}
             env = {**self.env, **own, "GITHUB_STEP_SUMMARY": str(summary)}
-            for line in commands_of(substitute(step["run"], values)):
-                done = subprocess.run(
-                    ["bash", "-e", "-c", line],
-                    cwd=workspace,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    check=False,
-                )
-                run.commands.append(Command(line, done.returncode, done.stdout, done.stderr))
-                if done.returncode != 0:
-                    return False
-            return True
+            script = substitute(step["run"], values)
+            return ghactions.run_script(script, WORKFLOW_FILE, workspace, env, run.commands)
         action = str(step["uses"]).partition("@")[0]
         given = {k: substitute(str(v), values) for k, v in step.get("with", {}).items()}
+        if action == ACTION:  # this repository's action.yml, played step by step
+            env = {**self.env, "GITHUB_STEP_SUMMARY": str(summary)}
+            return play_action(given, workspace, env, run.commands)
         if action == "actions/checkout":
             shutil.copytree(ROOT / "recipes", workspace / "recipes")
         elif action == "actions/setup-python":
