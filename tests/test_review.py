@@ -151,3 +151,29 @@ def test_review_refuses_what_it_cannot_compare(served: Path, run_cli: RunCli) ->
     invalid_base = run_cli("review", "calls.yaml", "--base", "HEAD")
     assert invalid_base.exit_code == 3
     assert "HEAD:calls.yaml:10:" in invalid_base.stderr  # the base's file, at its line
+
+
+def test_the_recipe_names_the_items_and_the_budget_is_kept(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    _repository(served)
+    assert run_cli("run", "calls.yaml").exit_code == 0
+    changed = RECIPE.replace("Topics of:", "Main topics of:")
+    (served / "calls.yaml").write_text(changed + "review: {items: [bravo, delta]}\n")
+    fake.history.clear()
+
+    over = run_cli("review", "calls.yaml", "--base", "HEAD", "--budget", "1")
+    assert over.exit_code == 2
+    assert "would send 2 LLM calls, over --budget 1; nothing was sent" in over.stderr
+    assert fake.history == []
+
+    within = run_cli("review", "calls.yaml", "--base", "HEAD", "--budget", "2")
+    assert within.exit_code == 0, within.stderr
+    assert sorted(_chats(fake)) == ["Main topics of", "Main topics of"]
+    data = json.loads((served / "review" / "review.json").read_text())
+    assert data["recipes"][0]["items"] == ["bravo", "delta"]
+
+    (served / "calls.yaml").write_text(changed + "review: {items: [brav]}\n")
+    unknown = run_cli("review", "calls.yaml", "--base", "HEAD")
+    assert unknown.exit_code == 2
+    assert "review.items names 'brav'" in unknown.stderr
