@@ -290,4 +290,4 @@ def _fenced(text: str, fold: int | None) -> str:
     fence = "```"
     while fence in text:
         fence += "`"
-    return f"{fence}\n{text}\n{fence}"
+    return f"{fence}\n{text.rstrip()}\n{fence}"
