@@ -311,6 +311,74 @@ def plan(**options: Any) -> None:
     _exit(plan(PlanRequest(**options)))
 
 
+@cli.command()
+@click.argument("recipes", nargs=-1, type=click.Path())
+@click.option(
+    "--base",
+    required=True,
+    metavar="REF",
+    help="The git commit, branch or tag to compare with (e.g. origin/main, HEAD~1).",
+)
+@click.option(
+    "--head",
+    metavar="REF",
+    help="Compare this commit instead of the working tree.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    callback=_path_or_none,
+    help="Folder for review.md, review.json and both sides' outputs [default: review].",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    callback=_path_or_none,
+    help="Ledger and cache folder, shared with run [default: .transcript-runner].",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Items to compare when the recipe has no `review:` [default: 5].",
+)
+@click.option(
+    "--transcribe",
+    is_flag=True,
+    help="Transcribe sampled items that have no transcript yet (skipped otherwise).",
+)
+@click.option("--offline", is_flag=True, help="Compare only what the cache holds; send nothing.")
+@click.option(
+    "--budget",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="At most N LLM calls; refused before sending when more are needed.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["regression", "change", "never"]),
+    default="regression",
+    show_default=True,
+    help="Exit 1 when a passing task or expectation fails on head, when any output "
+    "changes, or never.",
+)
+def review(**options: Any) -> None:
+    """Show what a change to the recipes does: base and head outputs, side by side.
+
+    Tasks whose request or expectations changed, and the tasks that need them, run on
+    a sample of items on both sides; the base side comes from the reply cache when it
+    can. Writes review.md (for a pull request comment) and review.json.
+
+    \b
+    Examples:
+      transcript-runner review recipes/ --base origin/main
+      transcript-runner review recipes/summaries.yaml --base HEAD~1 --offline
+    """
+    from runner.commands.review import ReviewRequest, review
+
+    _exit(review(ReviewRequest(**options)))
+
+
 def _renamed(old: str, new: str) -> Callable[[FC], FC]:
     """A hidden option under its former name: still taken, with a notice of the new one
     (a workflow written for the old name keeps working)."""

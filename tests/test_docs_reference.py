@@ -284,6 +284,7 @@ def test_the_manifest_example_has_the_real_keys() -> None:
 COMMANDS = {"": "## Every command", "validate": "## `validate`", "render": "## `render`"}
 COMMANDS |= {"run": "## `run`", "schema": "## `schema`", "cache": "## `cache`", "plan": "## `plan`"}
 COMMANDS |= {"merge": "## `merge`", "migrate": "## `migrate`", "report": "## `report`"}
+COMMANDS |= {"review": "## `review`"}
 
 
 HELP_OPTIONS = ("-h", "--help")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def examples() -> list[str]:
     found: list[str] = []
     runner = CliRunner()
     commands = ["", "validate", "render", "run", "plan", "merge", "migrate", "report"]
-    commands += ["cache", "cache clear", "schema"]
+    commands += ["cache", "cache clear", "schema", "review"]
     for command in commands:
         text = runner.invoke(cli, [*command.split(), "--help"], terminal_width=200).output
         if "Examples:" not in text:
@@ -68,6 +69,22 @@ def prepare(folder: Path, run_cli: RunCli) -> None:
     for name, shard in (("a", 1), ("b", 2)):
         (folder / name).mkdir()
         shutil.copy(folder / f"shard-{shard}" / "run.json", folder / name / "run.json")
+    _repository(folder)
+
+
+def _repository(folder: Path) -> None:
+    """A git repository of it all, two commits deep, with an origin/main: what
+    `review --base` compares with."""
+
+    def git(*args: str) -> None:
+        command = ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args]
+        subprocess.run(command, cwd=folder, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "recipes")
+    git("commit", "-q", "--allow-empty", "-m", "nothing")
+    git("update-ref", "refs/remotes/origin/main", "HEAD")
 
 
 def run_example(line: str, run_cli: RunCli) -> tuple[int, str]:

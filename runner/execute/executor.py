@@ -82,7 +82,8 @@ class Executor:
         return self._state.phases.counts
 
     async def run(self, recipes: Sequence[Recipe]) -> RunOutcome:
-        prepared = [prepare_recipe(r, self.options.shard) for r in recipes]
+        only = self.options.only_items or {}
+        prepared = [prepare_recipe(r, self.options.shard, only.get(r.name)) for r in recipes]
         work = [(recipe, item) for recipe in prepared for item in recipe.items]
         recorder = Recorder(
             self.options.manifest,

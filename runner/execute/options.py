@@ -30,6 +30,9 @@ class RunOptions:
     use_cache: bool = True  # --no-cache: ask the LLM again (the ledger is always used)
     offline: bool = False  # --offline: everything must come from the state store
     shard: Shard | None = None  # --shard K/N: only this job's share of the items
+    # Only these items of each recipe, by recipe name (`review` runs its sample); a
+    # recipe not named runs every item.
+    only_items: Mapping[str, frozenset[str]] | None = None
     # Why LLM tasks cannot run (a first run with no key and no local server): they are
     # recorded as not run, which fails nothing. None: they run.
     llm_unavailable: str | None = None

@@ -44,6 +44,10 @@ class ItemPlan:
     models: dict[str, int] = field(default_factory=dict)
     input_tokens_by_model: dict[str, int] = field(default_factory=dict)  # known prompts
     speech_model: str | None = None  # the first speech model a submission asks for
+    transcript_known: bool = False  # the transcript is known without transcribing
+    # Each task's reply-cache key, as the run will send it; None when it depends on a
+    # transcript or reply not known yet (exports have none).
+    request_keys: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,14 +88,23 @@ class Plan:
 
 
 def make_plan(
-    recipes: Sequence[Recipe], store: Store | None, shard: Shard | None, *, use_cache: bool = True
+    recipes: Sequence[Recipe],
+    store: Store | None,
+    shard: Shard | None,
+    *,
+    use_cache: bool = True,
+    only_items: Mapping[str, frozenset[str]] | None = None,
 ) -> Plan:
-    """What a run would do; ``use_cache=False`` counts cached replies as calls to send."""
+    """What a run would do; ``use_cache=False`` counts cached replies as calls to send;
+    ``only_items``: only these items of each recipe named (by recipe name)."""
     items: list[ItemPlan] = []
     for recipe in recipes:
         engine = TemplateEngine(recipe.base_dir)
         expanded = expand(recipe, engine)
         selected = shard.select(recipe, expanded) if shard is not None else expanded
+        only = (only_items or {}).get(recipe.name)
+        if only is not None:
+            selected = [item for item in selected if item.name in only]
         for item in selected:
             try:
                 items.append(_plan_item(recipe, engine, item, store, use_cache))
@@ -105,7 +118,7 @@ def _plan_item(
 ) -> ItemPlan:
     transcript, how = _known_transcript(recipe, item, store)
     seconds = float(transcript.audio_duration) if transcript and transcript.audio_duration else None
-    plan = ItemPlan(recipe.name, item.name, how, seconds)
+    plan = ItemPlan(recipe.name, item.name, how, seconds, transcript_known=transcript is not None)
     plan.speech_model = next(iter(recipe.transcription_request().get("speech_models", [])), None)
     if seconds is None and item.kind is InputKind.FILE:
         seconds = audio_seconds(Path(item.source))
@@ -120,6 +133,7 @@ def _plan_item(
             continue
         model = task.requested_model
         plan.models[model] = plan.models.get(model, 0) + 1
+        plan.request_keys[name] = None
         if view is None or transcript is None or graph.failed_needs(name, results):
             plan.calls += 1
             plan.unknown_tokens += 1
@@ -142,6 +156,7 @@ def _plan_item(
             results[task.name] = None
             continue
         key = request_key(task, payload)
+        plan.request_keys[name] = key
         cached = store.reply_get(key) if store is not None and use_cache else None
         if cached is not None:
             plan.cached += 1

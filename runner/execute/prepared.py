@@ -24,19 +24,26 @@ class PreparedRecipe:
     needs_words: bool  # words, utterances or speakers: parsed (and checked) up front
 
 
-def prepare_recipe(recipe: Recipe, shard: Shard | None = None) -> PreparedRecipe:
-    """Expand the items (this shard's), order the tasks, and find which transcript
-    parts the templates use, so no item fetches sentences nobody reads."""
+def prepare_recipe(
+    recipe: Recipe, shard: Shard | None = None, only: frozenset[str] | None = None
+) -> PreparedRecipe:
+    """Expand the items (this shard's; of those, only the ones named in ``only``), order
+    the tasks, and find which transcript parts the templates use, so no item fetches
+    sentences nobody reads."""
     engine = TemplateEngine(recipe.base_dir)
     tasks = recipe.ordered_tasks()
     used = used_transcript_fields(engine, [t for task in tasks for t in task.templates])
     quotes = any(task.quotes is not None for task in tasks)
     exports = any(task.export is not None for task in tasks)
     items = expand(recipe, engine)
+    if shard is not None:
+        items = shard.select(recipe, items)
+    if only is not None:
+        items = [item for item in items if item.name in only]
     return PreparedRecipe(
         recipe=recipe,
         engine=engine,
-        items=shard.select(recipe, items) if shard else items,
+        items=items,
         graph=recipe.graph,
         tasks=tasks,
         needs_sentences=quotes or bool(used & {"sentences", "*"}),

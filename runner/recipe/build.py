@@ -70,6 +70,7 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         except _MissingFile as missing:
             problems.append((missing.key_path, missing.message))
     output = data.get("output", {})
+    review = data.get("review") or {}
     recipe = Recipe(
         path=path,
         display=doc.file,
@@ -90,6 +91,8 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         prices=_prices(data.get("prices"), problems).enabling(data.get("transcription") or {}),
         local_engine=_local_engine(data.get("transcription") or {}),
         providers=MappingProxyType(providers),
+        review_items=tuple(str(name) for name in review.get("items", ())),
+        review_sample=review.get("sample"),
     )
     return recipe, problems
 

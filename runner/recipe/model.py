@@ -429,6 +429,9 @@ class Recipe:
     prices: PriceTable = field(default_factory=PriceTable)  # `prices:`, for real costs
     local_engine: LocalEngine | None = None  # transcription on this machine, not AssemblyAI
     providers: Mapping[str, Provider] = field(default_factory=dict)
+    # `review:`: the items `review` compares (by name), or how many it chooses
+    review_items: tuple[str, ...] = ()
+    review_sample: int | None = None
 
     @property
     def base_dir(self) -> Path:

@@ -1,0 +1,179 @@
+"""`review`: a recipe change in git, base against head, over the fake API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import RunCli
+from fakeapi import CHAT_PATH, FakeAssemblyAI
+
+ROOT = Path(__file__).resolve().parent.parent
+ITEMS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")
+
+RECIPE = """\
+version: 1
+name: calls
+inputs:
+  - transcript_file: transcripts/*.json
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text[:60] }}"
+    expect: [{contains: Summarize}]
+  headline:
+    needs: [summary]
+    prompt: "Headline for: {{ tasks.summary.text }}"
+  topics:
+    prompt: "Topics of: {{ transcript.text[:60] }}"
+"""
+
+pytestmark = pytest.mark.slow  # git subprocesses
+
+
+def _git(*args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _commit(message: str) -> None:
+    _git("add", "-A")
+    _git("commit", "-q", "-m", message)
+
+
+def _repository(folder: Path) -> None:
+    """A repository with the recipe over six saved transcripts, committed."""
+    (folder / "transcripts").mkdir()
+    saved = json.loads((ROOT / "recipes" / "transcripts" / "wildfires.json").read_text())
+    for name in ITEMS:  # each its own text, so no two items send the same request
+        own = {**saved, "id": f"t-{name}", "text": f"{name} call. {saved['text']}"}
+        (folder / "transcripts" / f"{name}.json").write_text(json.dumps(own))
+    (folder / "calls.yaml").write_text(RECIPE)
+    (folder / ".gitignore").write_text(".transcript-runner/\nresults/\nreview/\nrun.json\n")
+    _git("init", "-q")
+    _commit("the recipe")
+
+
+def _chats(fake: FakeAssemblyAI) -> list[str]:
+    """The first words of each prompt the fake was asked."""
+    return [
+        r.json["messages"][-1]["content"].split(":")[0]
+        for r in fake.requests_to(f"POST {CHAT_PATH}")
+    ]
+
+
+def test_review_runs_only_the_changed_task_and_its_dependant(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _repository(served)
+    assert run_cli("run", "calls.yaml").exit_code == 0  # the base, cached
+    assert len(_chats(fake)) == 3 * len(ITEMS)
+    (served / "calls.yaml").write_text(RECIPE.replace("Summarize:", "Summarize briefly:"))
+    _commit("a shorter summary")
+    fake.history.clear()
+
+    began = time.monotonic()
+    result = run_cli("review", "calls.yaml", "--base", "HEAD~1")
+    with capsys.disabled():
+        print(f"\nreview of 5 items x 2 changed tasks: {time.monotonic() - began:.2f} s")
+
+    assert result.exit_code == 0, result.stderr
+    asked = _chats(fake)
+    assert sorted(asked) == sorted(["Summarize briefly"] * 5 + ["Headline for"] * 5)
+    assert not fake.requests_to("POST /v2/transcript")  # nothing transcribed
+    markdown = (served / "review" / "review.md").read_text()
+    assert "#### `summary`: changed (its request changed)" in markdown
+    assert "#### `headline`: affected (needs summary)" in markdown
+    assert "Unchanged tasks: topics." in markdown
+    assert "Reply to: Summarize: " in markdown  # base, from the cache
+    assert "Reply to: Summarize briefly: " in markdown  # head
+    assert "base: ok, cached" in markdown
+    data = json.loads((served / "review" / "review.json").read_text())
+    (recipe,) = data["recipes"]
+    assert [t["task"] for t in recipe["tasks"]] == ["summary", "headline"]
+    assert len(recipe["items"]) == 5
+    assert not data["regressions"]
+    assert data["llm_calls_sent"] == 10
+
+    # An expectation changed so that it fails now: a regression, named; nothing sent.
+    (served / "calls.yaml").write_text(
+        RECIPE.replace("Summarize:", "Summarize briefly:").replace(
+            "{contains: Summarize}", "{contains: Maine}"
+        )
+    )
+    fake.history.clear()
+    failed = run_cli("review", "calls.yaml", "--base", "HEAD~1")
+    assert failed.exit_code == 1, failed.stderr
+    assert "regression: calls/summary/" in failed.stderr
+    assert "expect contains 'Maine'" in failed.stderr
+    assert _chats(fake) == []  # both replies are cached now
+    assert "❌ regressed" in (served / "review" / "review.md").read_text()
+
+
+def test_review_offline_sends_nothing_and_lists_what_it_skipped(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    _repository(served)
+    assert run_cli("run", "calls.yaml").exit_code == 0
+    (served / "calls.yaml").write_text(RECIPE.replace("Topics of:", "Main topics of:"))
+    fake.history.clear()
+
+    result = run_cli("review", "calls.yaml", "--base", "HEAD", "--offline", "--sample", "2")
+
+    assert result.exit_code == 0, result.stderr
+    assert fake.history == []
+    assert result.stderr.count("not compared: calls/topics/") == 2
+    data = json.loads((served / "review" / "review.json").read_text())
+    assert len(data["not_compared"]) == 2
+    assert data["llm_calls_sent"] == 0
+
+
+def test_review_refuses_what_it_cannot_compare(served: Path, run_cli: RunCli) -> None:
+    (served / "calls.yaml").write_text(RECIPE)
+    outside = run_cli("review", "calls.yaml", "--base", "HEAD")
+    assert outside.exit_code == 2
+    assert "not inside a git repository" in outside.stderr
+    _repository(served)
+    unknown = run_cli("review", "calls.yaml", "--base", "no-such-branch")
+    assert unknown.exit_code == 2
+    assert "--base no-such-branch: no such commit" in unknown.stderr
+    (served / "calls.yaml").write_text(RECIPE.replace("needs: [summary]", "needs: [sumary]"))
+    invalid = run_cli("review", "calls.yaml", "--base", "HEAD")
+    assert invalid.exit_code == 3
+    assert "calls.yaml:" in invalid.stderr
+    _commit("a typo in needs")
+    (served / "calls.yaml").write_text(RECIPE)
+    invalid_base = run_cli("review", "calls.yaml", "--base", "HEAD")
+    assert invalid_base.exit_code == 3
+    assert "HEAD:calls.yaml:10:" in invalid_base.stderr  # the base's file, at its line
+
+
+def test_the_recipe_names_the_items_and_the_budget_is_kept(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    _repository(served)
+    assert run_cli("run", "calls.yaml").exit_code == 0
+    changed = RECIPE.replace("Topics of:", "Main topics of:")
+    (served / "calls.yaml").write_text(changed + "review: {items: [bravo, delta]}\n")
+    fake.history.clear()
+
+    over = run_cli("review", "calls.yaml", "--base", "HEAD", "--budget", "1")
+    assert over.exit_code == 2
+    assert "would send 2 LLM calls, over --budget 1; nothing was sent" in over.stderr
+    assert fake.history == []
+
+    within = run_cli("review", "calls.yaml", "--base", "HEAD", "--budget", "2")
+    assert within.exit_code == 0, within.stderr
+    assert sorted(_chats(fake)) == ["Main topics of", "Main topics of"]
+    data = json.loads((served / "review" / "review.json").read_text())
+    assert data["recipes"][0]["items"] == ["bravo", "delta"]
+
+    (served / "calls.yaml").write_text(changed + "review: {items: [brav]}\n")
+    unknown = run_cli("review", "calls.yaml", "--base", "HEAD")
+    assert unknown.exit_code == 2
+    assert "review.items names 'brav'" in unknown.stderr
