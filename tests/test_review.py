@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -315,3 +316,27 @@ async def test_a_person_opens_review_html_in_a_browser(
         )
         await browser.screenshot(ARTIFACTS / "review.png")
         assert browser.errors == []
+
+
+def _quoted_review_md() -> str:
+    """The review.md that docs/reviewing.md quotes, from its fenced block."""
+    page = (ROOT / "docs" / "reviewing.md").read_text()
+    found = re.search(r"<!-- review\.md -->\n````markdown\n(.*?)````\n", page, re.DOTALL)
+    assert found, "docs/reviewing.md quotes a review.md in a ````markdown block"
+    return found.group(1)
+
+
+def test_the_review_md_docs_reviewing_quotes_is_what_the_command_writes(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """The documented scenario: calls.yaml run, its summary prompt changed in the
+    working tree, reviewed against HEAD on two items."""
+    _repository(served)
+    assert run_cli("run", "calls.yaml").exit_code == 0
+    (served / "calls.yaml").write_text(RECIPE.replace("Summarize:", "Summarize briefly:"))
+    result = run_cli("review", "calls.yaml", "--base", "HEAD", "--sample", "2")
+    assert result.exit_code == 0, result.stderr
+    written = (served / "review" / "review.md").read_text()
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    (ROOT / "test-artifacts" / "review.md").write_text(written)
+    assert written == _quoted_review_md()

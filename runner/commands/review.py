@@ -6,7 +6,7 @@ items, base against head. A task whose request or expectations changed is
 "changed", a task that needs one (at any depth) "affected". Those tasks run on both
 sides, restricted to the sample, with the normal run machinery and the shared state
 store: the base side comes from the reply cache when it is there (free), and only
-what changed is sent. The outputs go side by side into review.md and review.json.
+what changed is sent. The outputs go side by side into review.md, review.json and review.html.
 """
 
 from __future__ import annotations
