@@ -328,7 +328,7 @@ def plan(**options: Any) -> None:
     "--out",
     type=click.Path(file_okay=False),
     callback=_path_or_none,
-    help="Folder for review.md, review.json and both sides' outputs [default: review].",
+    help="Folder for review.md, .json, .html and both sides' outputs [default: review].",
 )
 @click.option(
     "--state-dir",
@@ -367,7 +367,8 @@ def review(**options: Any) -> None:
 
     Tasks whose request or expectations changed, and the tasks that need them, run on
     a sample of items on both sides; the base side comes from the reply cache when it
-    can. Writes review.md (for a pull request comment) and review.json.
+    can. Writes review.md (for a pull request comment), review.json and
+    review.html (side by side, changes marked).
 
     \b
     Examples:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import shutil
 import subprocess
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -177,3 +181,162 @@ def test_the_recipe_names_the_items_and_the_budget_is_kept(
     unknown = run_cli("review", "calls.yaml", "--base", "HEAD")
     assert unknown.exit_code == 2
     assert "review.items names 'brav'" in unknown.stderr
+
+
+# --- review.html ----------------------------------------------------------------------
+
+BALTIMORE = "The levels outside right now in Baltimore are considered unhealthy."
+SMOKE = "Smoke from hundreds of wildfires in Canada is triggering air quality alerts"
+TALK = """\
+version: 1
+name: talk
+inputs:
+  - file: audio/talk.wav
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text[:40] }}"
+    expect: [{contains: Summarize}]
+  best:
+    quotes: {count: 1}
+"""
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _talk_reply(request: dict[str, object]) -> str:
+    """A quote from the recording when asked for quotes; else a reply holding markup."""
+    messages = request["messages"]
+    assert isinstance(messages, list)
+    content = str(messages[-1]["content"])
+    if "best quotes" in content:
+        return f'"{BALTIMORE}"' if "2 best" not in content else f'"{BALTIMORE}"\n"{SMOKE}"'
+    return f"<script>alert(1)</script> {content[:40]}"
+
+
+def _talk_review(served: Path, fake: FakeAssemblyAI, run_cli: RunCli) -> Path:
+    """A recording (transcribed by the fake) whose summary prompt and quote count change
+    in the working tree: review.html, written."""
+    fake.gateway.responder = _talk_reply
+    (served / "audio").mkdir()
+    shutil.copy(ROOT / "recipes" / "audio" / "team-sync.wav", served / "audio" / "talk.wav")
+    (served / "talk.yaml").write_text(TALK)
+    (served / ".gitignore").write_text(".transcript-runner/\nout/\nreview/\nrun.json\n")
+    _git("init", "-q")
+    _commit("the recipe")
+    assert run_cli("run", "talk.yaml").exit_code == 0
+    changed = TALK.replace("Summarize:", "Summarize briefly:").replace("count: 1", "count: 2")
+    (served / "talk.yaml").write_text(changed)
+    result = run_cli("review", "talk.yaml", "--base", "HEAD")
+    assert result.exit_code == 0, result.stderr
+    return served / "review" / "review.html"
+
+
+class ReviewPage(HTMLParser):
+    """What review.html holds: its scripts, its CSP, seek buttons, marks, players."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts = 0
+        self.csp: str | None = None
+        self.seeks: list[dict[str, str | None]] = []
+        self.players: list[dict[str, str | None]] = []
+        self.inserted: list[str] = []
+        self.deleted: list[str] = []
+        self._in: str | None = None
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "script":
+            self.scripts += 1
+        if tag == "meta" and found.get("http-equiv") == "Content-Security-Policy":
+            self.csp = found.get("content")
+        if tag == "button" and "seek" in (found.get("class") or ""):
+            self.seeks.append(found)
+        if tag == "audio":
+            self.players.append(found)
+        if tag in ("ins", "del"):
+            self._in = tag
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("ins", "del"):
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in == "ins":
+            self.inserted.append(data)
+        elif self._in == "del":
+            self.deleted.append(data)
+
+
+def test_review_html_shows_both_sides_escaped_with_one_script(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    page_path = _talk_review(served, fake, run_cli)
+    page = ReviewPage()
+    page.feed(page_path.read_text())
+
+    assert page.scripts == 1
+    assert page.csp is not None
+    assert "script-src 'sha256-" in page.csp
+    text = "".join(page.text)
+    assert text.count("<script>alert(1)</script>") >= 2  # each side's reply, as text
+    assert "briefly:" in "".join(page.inserted)  # the head's new word, marked
+    assert '+    prompt: "Summarize briefly:' in text  # the recipe's diff
+    assert "-    quotes: {count: 1}" in text
+    assert "expect contains 'Summarize'" in text
+    assert " in / " in text
+    assert "out tokens" in text
+    (player,) = {p["src"] for p in page.players}
+    assert player == "./../audio/talk.wav"
+    assert len(page.seeks) == 3  # one quote on base, two on head
+    assert all(s["data-player"] for s in page.seeks)
+    markdown = (served / "review" / "review.md").read_text()
+    assert "`review.html`" in markdown
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason=".ci/run installs chromium (Debian's package)"
+)
+async def test_a_person_opens_review_html_in_a_browser(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    from browser import Browser
+
+    page = await asyncio.to_thread(_talk_review, served, fake, run_cli)
+    async with Browser() as browser:
+        await browser.open(page)
+        seek = "document.querySelector('button.seek')"
+        start = int(await browser.evaluate(f"{seek}.dataset.start"))
+        assert start > 0
+        await browser.evaluate(f"{seek}.click()")
+        player = f"document.getElementById({seek}.dataset.player)"
+        assert await browser.evaluate(f"{player}.currentTime") == pytest.approx(
+            start / 1000, abs=0.05
+        )
+        await browser.screenshot(ARTIFACTS / "review.png")
+        assert browser.errors == []
+
+
+def _quoted_review_md() -> str:
+    """The review.md that docs/reviewing.md quotes, from its fenced block."""
+    page = (ROOT / "docs" / "reviewing.md").read_text()
+    found = re.search(r"<!-- review\.md -->\n````markdown\n(.*?)````\n", page, re.DOTALL)
+    assert found, "docs/reviewing.md quotes a review.md in a ````markdown block"
+    return found.group(1)
+
+
+def test_the_review_md_docs_reviewing_quotes_is_what_the_command_writes(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """The documented scenario: calls.yaml run, its summary prompt changed in the
+    working tree, reviewed against HEAD on two items."""
+    _repository(served)
+    assert run_cli("run", "calls.yaml").exit_code == 0
+    (served / "calls.yaml").write_text(RECIPE.replace("Summarize:", "Summarize briefly:"))
+    result = run_cli("review", "calls.yaml", "--base", "HEAD", "--sample", "2")
+    assert result.exit_code == 0, result.stderr
+    written = (served / "review" / "review.md").read_text()
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    (ROOT / "test-artifacts" / "review.md").write_text(written)
+    assert written == _quoted_review_md()

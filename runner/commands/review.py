@@ -6,7 +6,7 @@ items, base against head. A task whose request or expectations changed is
 "changed", a task that needs one (at any depth) "affected". Those tasks run on both
 sides, restricted to the sample, with the normal run machinery and the shared state
 store: the base side comes from the reply cache when it is there (free), and only
-what changed is sent. The outputs go side by side into review.md and review.json.
+what changed is sent. The outputs go side by side into review.md, review.json and review.html.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import hashlib
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -30,6 +30,7 @@ from runner.execute.planning import ItemPlan, make_plan
 from runner.folders import MANIFEST_FILE
 from runner.recipe.model import Recipe, Task
 from runner.results import review as out
+from runner.results import review_html
 from runner.results.manifest import TaskRecord, stream_item_records
 from runner.results.paths import check_paths
 from runner.results.progress import PlainProgress
@@ -88,6 +89,7 @@ def review(request: ReviewRequest) -> int:
         result.calls_sent = base_records.sent + head_records.sent
         result.recipes = [_recipe_review(p, base_records, head_records) for p in plans]
     markdown, _ = out.write(result, folder)
+    review_html.write(result, folder)
     return _verdict(result, request.fail_on, display_path(markdown))
 
 
@@ -242,6 +244,7 @@ def _check_budget(plans: Sequence[_Plan], state_dir: Path, request: ReviewReques
 @dataclass
 class _Records:
     by_key: dict[tuple[str, str, str], TaskRecord]  # (recipe, item, task)
+    sources: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     sent: int = 0
 
 
@@ -263,6 +266,7 @@ def _run_side(
     if ran.outcome is None:
         return records
     for item in stream_item_records(ran.outcome.manifest):
+        records.sources[(item.recipe, item.item)] = (item.kind, item.source)
         for task in item.tasks:
             records.by_key[(item.recipe, item.item, task.task)] = task
             records.sent += int(task.asked)
@@ -283,6 +287,13 @@ def _recipe_review(plan: _Plan, base: _Records, head: _Records) -> out.RecipeRev
     name = plan.head.name
     result = out.RecipeReview(name, plan.head.display, items=list(plan.items))
     result.skipped = list(plan.skipped)
+    result.sources = {
+        item: source
+        for item in plan.items
+        if (source := head.sources.get((name, item)) or base.sources.get((name, item)))
+    }
+    result.head_text = _read(str(plan.head.path)) or ""
+    result.base_text = (_read(str(plan.base.path)) or "") if plan.base else ""
     result.removed = [t for t in (plan.base.tasks if plan.base else {}) if t not in plan.head.tasks]
     for task, (status, why) in plan.status.items():
         if status == out.UNCHANGED:
@@ -316,6 +327,7 @@ def _outcome(record: TaskRecord | None) -> out.Outcome:
         input_tokens=record.input_tokens,
         output_tokens=record.output_tokens,
         cached=record.cached,
+        cost_usd=record.cost_usd,
     )
 
 

@@ -61,10 +61,13 @@ mark{background:#ffe58a}.quote button{margin-right:.4rem}
 body.only-failed .item.ok{display:none}
 """
 
-_SCRIPT = """
+_FILTER_SCRIPT = """
 document.getElementById('only-failed').addEventListener('change', function (e) {
   document.body.classList.toggle('only-failed', e.target.checked);
 });
+"""
+# A quote's ▶ seeks its item's player; review.html runs it too (its only script).
+SEEK_SCRIPT = """
 document.querySelectorAll('button.seek').forEach(function (button) {
   button.addEventListener('click', function () {
     var player = document.getElementById(button.dataset.player);
@@ -75,20 +78,23 @@ document.querySelectorAll('button.seek').forEach(function (button) {
   });
 });
 """
+_SCRIPT = _FILTER_SCRIPT + SEEK_SCRIPT
 
 
-def _csp() -> str:
+def content_security_policy(script: str) -> str:
+    """The page's policy: inline styles, media from anywhere (the recordings), and
+    ``script`` alone, by its hash: nothing a transcript or a model wrote can run."""
     import base64
     import hashlib
 
-    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     return (
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:; media-src * data: "
         f"blob:; script-src 'sha256-{digest}'"
     )
 
 
-_CSP = _csp()
+_CSP = content_security_policy(_SCRIPT)
 _FILTER = '<label><input type="checkbox" id="only-failed"> only failed items</label>\n'
 
 
@@ -335,9 +341,9 @@ def _render_output(
             data = json.loads(body)
         except (ValueError, RecursionError):
             return f"<pre>{_e(body)}</pre>"
-        if _is_quotes(data):
+        if is_quotes(data):
             quotes.extend(data)
-            return _quotes_html(data, player)
+            return quotes_html(data, player)
         return _json_html(data)
     # Subtitles, tables of words, plain text: folded, as they can be long.
     lines = body.count("\n")
@@ -345,7 +351,7 @@ def _render_output(
     return f"<details><summary>{name} ({lines} lines)</summary><pre>{_e(body)}</pre></details>"
 
 
-def _is_quotes(data: Any) -> bool:
+def is_quotes(data: Any) -> bool:
     return (
         isinstance(data, list)
         and bool(data)
@@ -353,7 +359,7 @@ def _is_quotes(data: Any) -> bool:
     )
 
 
-def _quotes_html(quotes: Sequence[Mapping[str, Any]], player: str | None) -> str:
+def quotes_html(quotes: Sequence[Mapping[str, Any]], player: str | None) -> str:
     rows = []
     for quote in quotes:
         start = quote.get("start")
@@ -503,10 +509,16 @@ def _marked_words(words: Sequence[Any], spans: Sequence[tuple[int, int]]) -> str
 
 def _audio_source(record: ItemRecord, report_dir: Path) -> str | None:
     """What the player plays: the URL, or the file relative to the report."""
-    if record.kind == "url" and record.source.startswith(("http://", "https://")):
-        return record.source
-    if record.kind == "file":
-        return _relative_url(record.source, report_dir)
+    return player_source(record.kind, record.source, report_dir)
+
+
+def player_source(kind: str, source: str, report_dir: Path) -> str | None:
+    """An input's recording as a page in ``report_dir`` plays it: the URL, or the file
+    relative to the page; None for a saved transcript."""
+    if kind == "url" and source.startswith(("http://", "https://")):
+        return source
+    if kind == "file":
+        return _relative_url(source, report_dir)
     return None
 
 
@@ -519,8 +531,11 @@ def _relative_url(path: str, report_dir: Path) -> str:
         return Path(path).resolve().as_uri()
 
 
-def _e(text: str) -> str:
+def escape(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+_e = escape
 
 
 def write_manifest_report(manifest: Manifest, manifest_path: Path, out: Path | None) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 MARKDOWN_FILE = "review.md"
 JSON_FILE = "review.json"
+HTML_FILE = "review.html"
 # GitHub refuses a comment longer than this; outputs are folded to stay under it.
 COMMENT_LIMIT = 65_536
 _RESERVE = 2_000  # room for the closing lines and the note that outputs were shortened
@@ -39,6 +40,7 @@ class Outcome:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached: bool = False
+    cost_usd: float | None = None  # run.json's: 0 when cached, None when the price is unknown
 
     @property
     def compared(self) -> bool:
@@ -97,6 +99,9 @@ class RecipeReview:
     removed: list[str] = field(default_factory=list)  # tasks only base has
     items: list[str] = field(default_factory=list)  # the sample compared
     skipped: list[str] = field(default_factory=list)  # no transcript known, not transcribed
+    sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # item → (kind, source)
+    base_text: str = ""  # the recipe file's text on each side ("" when base has none)
+    head_text: str = ""
 
 
 @dataclass
@@ -138,7 +143,7 @@ class Review:
 
 
 def write(review: Review, folder: Path) -> tuple[Path, Path]:
-    """review.md and review.json in ``folder``."""
+    """review.md and review.json in ``folder`` (review.html: :mod:`.review_html`)."""
     folder.mkdir(parents=True, exist_ok=True)
     markdown = folder / MARKDOWN_FILE
     markdown.write_text(review_markdown(review), encoding="utf-8")
@@ -156,6 +161,7 @@ def review_json(review: Review) -> dict[str, Any]:
             "cached": side.cached,
             "input_tokens": side.input_tokens,
             "output_tokens": side.output_tokens,
+            "cost_usd": side.cost_usd,
             "expectations": [
                 {"expect": e.expect, "passed": e.passed, "message": e.message}
                 for e in side.expectations
@@ -217,6 +223,11 @@ def review_markdown(review: Review) -> str:
 def _markdown(review: Review, fold: int | None) -> list[str]:
     regressions = review.regressions()
     lines = [f"## transcript-runner review: {review.base} → {review.head}", ""]
+    lines += [
+        f"Side by side, with each change marked and the recipe's diff: `{HTML_FILE}`, "
+        "beside this file.",
+        "",
+    ]
     if regressions:
         lines += ["**Regressions** (passed on base, fail on head):", ""]
         lines += [f"- `{r}`" for r in regressions] + [""]
@@ -286,7 +297,7 @@ def _expectations_markdown(item: ItemComparison) -> list[str]:
 
 def _fenced(text: str, fold: int | None) -> str:
     if fold is not None and len(text) > fold:
-        text = text[:fold] + f"\n…({len(text) - fold} more characters in review.json)"
+        text = text[:fold] + f"\n…({len(text) - fold} more characters in {HTML_FILE})"
     fence = "```"
     while fence in text:
         fence += "`"
