@@ -3,14 +3,17 @@
 A `run:` script is played line by line: each `transcript-runner ...` command runs with
 bash, `${{ ... }}` expressions filled in by the test; a line that installs
 transcript-runner counts as done, since the test's environment has it installed and
-cannot reach GitHub; any other line fails the test until it is taught what it does.
-action.yml's composite steps are played the same way (:func:`play_action`).
+cannot reach GitHub; ``echo`` lines and ``python -m runner...`` (on this interpreter) run
+too; any other line fails the test until it is taught what it does.
+action.yml's composite steps are played the same way (:func:`play_action`), their
+``if:`` conditions evaluated by :func:`condition_holds` (the forms action.yml uses).
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +43,15 @@ INSTALLS = (
     # action.yml: the action's own checkout, which is the version its ref names.
     'python -m pip install --disable-pip-version-check "$GITHUB_ACTION_PATH"',
 )
+
+
+# The github context of a push: what the action sees outside a pull request.
+PUSH = {
+    "github.event_name": "push",
+    "github.event.pull_request.base.sha": "",
+    "github.token": "",
+}
+PYTHON_MODULE = "python -m runner."  # a module of the package, run on the runner's Python
 
 
 @dataclass
@@ -84,7 +96,9 @@ def run_script(
     for line in script_lines(script):
         if line in INSTALLS:
             continue  # installed already: the test runs in an environment that has it
-        if not line.startswith(COMMAND):
+        if line.startswith(PYTHON_MODULE):
+            line = f'"{sys.executable}" {line.removeprefix("python ")}'
+        elif not line.startswith((COMMAND, "echo ")):
             pytest.fail(f"{where}: teach the test what `{line}` does")
         done = subprocess.run(
             ["bash", "-e", "-c", line],
@@ -106,25 +120,64 @@ def load_action() -> dict[str, Any]:
     return data
 
 
+TERM = re.compile(r"^([\w.-]+) (==|!=) '([^']*)'$")
+
+
+def condition_holds(condition: str, values: Mapping[str, str], where: str) -> bool:
+    """An ``if:`` of terms joined by ``&&``: ``!cancelled()`` (a played job is never
+    cancelled) or ``name == 'text'`` / ``name != 'text'``; any other form fails the test."""
+    held = True
+    for term in (t.strip() for t in condition.split("&&")):
+        if term == "!cancelled()":
+            continue
+        match = TERM.match(term)
+        if match is None:
+            pytest.fail(f"{where}: teach the test the condition {term!r}")
+        name, operator, text = match.groups()
+        if name not in values:
+            pytest.fail(f"{where}: give the test a value for {name}")
+        held = held and (values[name] == text) == (operator == "==")
+    return held
+
+
 def play_action(
-    given: Mapping[str, str], cwd: Path, env: Mapping[str, str], commands: list[Command]
+    given: Mapping[str, str],
+    cwd: Path,
+    env: Mapping[str, str],
+    commands: list[Command],
+    github: Mapping[str, str] = PUSH,
 ) -> bool:
-    """Play action.yml's composite steps, as a workflow's ``uses:`` step with ``with: given``."""
+    """Play action.yml's composite steps, as a workflow's ``uses:`` step with ``with: given``,
+    in the ``github`` context (a push, unless told); False when a step failed.
+
+    As on GitHub, a step with no ``!cancelled()`` in its condition is skipped once one
+    has failed.
+    """
     action = load_action()
     declared = action.get("inputs", {})
     unknown = set(given) - set(declared)
     assert not unknown, f"{ACTION_FILE} has no input {sorted(unknown)}"
-    values = {
-        f"inputs.{name}": str(given.get(name, spec.get("default", "")))
-        for name, spec in declared.items()
-    }
+    values = dict(github)
+    for name, spec in declared.items():
+        default = substitute(str(spec.get("default", "")), github, f"{ACTION_FILE} {name}")
+        values[f"inputs.{name}"] = str(given.get(name, default))
     step_env = {**env, "GITHUB_ACTION_PATH": str(ROOT)}
+    failed = False
     for number, step in enumerate(action["runs"]["steps"], 1):
         where = f"{ACTION_FILE} step {number}"
         assert step.get("shell") == "bash", f"{where}: the test plays bash steps"
-        assert "if" not in step, f"{where}: teach the test the step condition"
-        own = {k: substitute(str(v), values, where) for k, v in step.get("env", {}).items()}
-        script = substitute(step["run"], values, where)
-        if not run_script(script, where, cwd, {**step_env, **own}, commands):
-            return False
-    return True
+        condition = str(step.get("if", ""))
+        runs_after_failure = "!cancelled()" in condition
+        if (failed and not runs_after_failure) or (
+            condition and not condition_holds(condition, values, where)
+        ):
+            outcome = "skipped"
+        else:
+            own = {k: substitute(str(v), values, where) for k, v in step.get("env", {}).items()}
+            script = substitute(step["run"], values, where)
+            ran = run_script(script, where, cwd, {**step_env, **own}, commands)
+            outcome = "success" if ran else "failure"
+            failed = failed or not ran
+        if "id" in step:
+            values[f"steps.{step['id']}.outcome"] = outcome
+    return not failed

@@ -3,7 +3,10 @@
 * action.yml is a valid composite action for GitHub (its metadata schema, vendored by
   check-jsonschema, so no network), and its steps, played as written (tests/ghactions.py:
   the install line counts as done, the rest runs with bash), annotate a broken recipe and
-  fail, pass good ones, and read the `recipes` input.
+  fail, pass good ones, and read the `recipes` input. On a pull request (a git repository
+  with a base and a head commit, the fake AssemblyAI, the fake GitHub of
+  tests/fakegithub.py) they review the change and post it as one comment, updated on the
+  next push; with no api-key the review sends nothing and says what it skipped.
 * .pre-commit-hooks.yaml is a pre-commit manifest (its fields checked here by hand, as
   pre-commit's own schema would; no package we depend on ships it), its entry is a
   command of this CLI, its files pattern matches exactly the shipped recipes, and the
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -25,10 +29,13 @@ from typing import Any
 import pytest
 import yaml
 from docblocks import ROOT
+from fakeapi import CHAT_PATH, FakeAssemblyAI, serve_in_thread
+from fakegithub import FakeGitHub, serve_github
 from ghactions import ACTION_FILE, COMMAND, Command, load_action, play_action
 
 from runner.checks import discover
 from runner.cli import cli
+from runner.results.ci.comment import MARKER
 
 HOOKS_FILE = ".pre-commit-hooks.yaml"
 # One error, on line 6: `transcript` has no field `txt`.
@@ -83,11 +90,15 @@ def test_the_action_is_valid_for_github() -> None:
 def test_the_action_installs_itself_and_validates() -> None:
     action = load_action()
     assert action["runs"]["using"] == "composite"
-    assert set(action["inputs"]) == {"recipes"}
+    assert set(action["inputs"]) == {"recipes", "review", "base", "api-key", "github-token"}
     assert action["inputs"]["recipes"]["default"] == "recipes/"
+    assert action["inputs"]["review"]["default"] == "true"
+    assert action["inputs"]["api-key"]["default"] == ""  # a fork's pull request: no secrets
     assert all(spec["description"] for spec in action["inputs"].values())
-    install, check = action["runs"]["steps"]
+    install, check, *reviews = action["runs"]["steps"]
     assert "$GITHUB_ACTION_PATH" in install["run"]  # the action's own checkout
+    # Inputs reach every script through the environment, never pasted into it.
+    assert all("${{" not in step["run"] for step in reviews)
     # Every command it runs is one the CLI has.
     commands = [line for s in action["runs"]["steps"] for line in s["run"].split("\n")]
     for line in (c for c in commands if c.startswith(COMMAND)):
@@ -121,6 +132,139 @@ def test_the_action_passes_good_recipes_and_annotates_a_broken_one(tmp_path: Pat
     assert all(e.startswith("::error file=more/broken.yaml,line=") for e in errors)
     assert "recipes/first-run.yaml" not in validated.stdout  # checked, and valid
     assert "lemur-locations" not in validated.stdout  # not named: not checked
+
+
+# --- the review, on a pull request --------------------------------------------------------
+
+RECIPE = """\
+version: 1
+name: calls
+inputs:
+  - transcript_file: transcripts/*.json
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text[:60] }}"
+  topics:
+    prompt: "Topics of: {{ transcript.text[:60] }}"
+"""
+TOKEN = "ghs_actionTestToken"
+NUMBER = 12
+
+
+def _git(workspace: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        cwd=workspace,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+def _push(workspace: Path, recipe: str) -> None:
+    (workspace / "calls.yaml").write_text(recipe, encoding="utf-8")
+    _git(workspace, "add", "-A")
+    _git(workspace, "commit", "-q", "-m", "a change")
+
+
+def _pull_request(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A repository with the recipe at its base commit, and the pull request's context."""
+    workspace = tmp_path / "workspace"
+    (workspace / "transcripts").mkdir(parents=True)
+    saved = json.loads((ROOT / "recipes" / "transcripts" / "wildfires.json").read_text())
+    for name in ("alpha", "bravo"):
+        own = {**saved, "id": f"t-{name}", "text": f"{name} call. {saved['text']}"}
+        (workspace / "transcripts" / f"{name}.json").write_text(json.dumps(own))
+    (workspace / ".gitignore").write_text(".transcript-runner/\nreview/\nout/\nrun.json\n")
+    _git(workspace, "init", "-q")
+    _push(workspace, RECIPE)
+    base = _git(workspace, "rev-parse", "HEAD")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": NUMBER, "base": {"sha": base}}}))
+    github = {
+        "github.event_name": "pull_request",
+        "github.event.pull_request.base.sha": base,
+        "github.token": TOKEN,
+    }
+    return workspace, github | {"event": str(event)}
+
+
+def _pr_env(tmp_path: Path, api: str, github_url: str, event: str) -> dict[str, str]:
+    env = runner_env(tmp_path)
+    env.pop("ASSEMBLYAI_API_KEY", None)
+    return env | {
+        "ASSEMBLYAI_BASE_URL": api,
+        "ASSEMBLYAI_LLM_GATEWAY_URL": f"{api}/v1",
+        "GITHUB_API_URL": github_url,
+        "GITHUB_REPOSITORY": "owner/recipes",
+        "GITHUB_EVENT_PATH": event,
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
+
+
+@pytest.mark.slow  # git and the action's commands, real subprocesses
+def test_on_a_pull_request_the_review_is_posted_then_updated(
+    tmp_path: Path, fake: FakeAssemblyAI, api_key: str
+) -> None:
+    workspace, github = _pull_request(tmp_path)
+    event = github.pop("event")
+    _push(workspace, RECIPE.replace("Summarize:", "Summarize briefly:"))
+    hub = FakeGitHub()
+    with serve_in_thread(fake) as api, serve_github(hub) as github_url:
+        env = _pr_env(tmp_path, api, github_url, event)
+        given = {"recipes": "calls.yaml", "api-key": api_key}
+        ran: list[Command] = []
+        assert play_action(given, workspace, env, ran, github), [c.stderr for c in ran]
+        _, reviewed, posted = ran
+        assert reviewed.line.startswith("transcript-runner review --base")
+        assert len(fake.requests_to(f"POST {CHAT_PATH}")) == 4  # summary: 2 items, 2 sides
+        assert "review comment posted on pull request #12" in posted.stderr
+        (comment,) = hub.on(NUMBER)
+        assert str(comment["body"]).startswith(MARKER + "\n")
+        assert "Summarize briefly" in str(comment["body"])
+        assert {s.authorization for s in hub.history} == {f"Bearer {TOKEN}"}
+
+        _push(workspace, RECIPE.replace("Topics of:", "Main topics of:"))  # a second push
+        ran = []
+        assert play_action(given, workspace, env, ran, github), [c.stderr for c in ran]
+        assert "review comment updated on pull request #12" in ran[-1].stderr
+        (comment,) = hub.on(NUMBER)  # still one comment: the same one, updated
+        assert "Main topics of" in str(comment["body"])
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary.count("## transcript-runner review") == 2  # each push's, appended
+    assert all(TOKEN not in c.stdout + c.stderr for c in ran)
+
+
+@pytest.mark.slow  # git and the action's commands, real subprocesses
+def test_without_a_key_the_review_is_offline_and_a_forks_token_only_warns(
+    tmp_path: Path, fake: FakeAssemblyAI
+) -> None:
+    workspace, github = _pull_request(tmp_path)
+    event = github.pop("event")
+    _push(workspace, RECIPE.replace("Summarize:", "Summarize briefly:"))
+    hub = FakeGitHub(refuse=True)  # a fork's read-only token
+    with serve_in_thread(fake) as api, serve_github(hub) as github_url:
+        env = _pr_env(tmp_path, api, github_url, event)
+        ran: list[Command] = []
+        assert play_action({"recipes": "calls.yaml"}, workspace, env, ran, github)
+    _, notice, reviewed, posted = ran
+    assert notice.stdout.startswith("::notice title=transcript-runner review::no api-key")
+    assert reviewed.line.startswith("transcript-runner review --offline --base")
+    assert reviewed.code == 0, reviewed.stderr
+    assert fake.history == []  # nothing sent
+    assert reviewed.stderr.count("not compared: calls/summary/") == 2
+    assert posted.stdout.startswith("::warning title=transcript-runner review::")
+    assert hub.comments == {}
+    assert "only the cache was compared" in (tmp_path / "summary.md").read_text()
+
+
+def test_outside_a_pull_request_the_review_is_skipped(tmp_path: Path) -> None:
+    ran: list[Command] = []
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    env = runner_env(tmp_path)
+    assert play_action({"api-key": "k"}, tmp_path, env, ran)  # a push: no pull request
+    assert [c.line.split()[1] for c in ran] == ["validate"]
 
 
 # --- .pre-commit-hooks.yaml ----------------------------------------------------------------

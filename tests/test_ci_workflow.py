@@ -179,7 +179,11 @@ def test_the_workflow_has_the_documented_shape() -> None:
     # installs that same version, from the same repository.
     (action,) = steps_using(jobs["validate"], ACTION)
     assert action["uses"] == f"{ACTION}@{TAG}"
-    assert action["with"] == {"recipes": "recipes/"}
+    assert action["with"] == {
+        "recipes": "recipes/",
+        "api-key": "${{ secrets.ASSEMBLYAI_API_KEY }}",  # the review's, on pull requests
+    }
+    assert jobs["validate"]["permissions"]["pull-requests"] == "write"  # its comment
     (validate_plan,) = run_commands(jobs["validate"])
     assert validate_plan.startswith(COMMAND + "plan ")
     for name in ("run", "merge", "replay"):
@@ -187,12 +191,14 @@ def test_the_workflow_has_the_documented_shape() -> None:
         assert installs == [INSTALLS[0]], name
 
     # Every action pinned to a major version (this repository's, to its release); the API
-    # key read from secrets, only by the step that sends requests, and no other secret.
+    # key read from secrets, only by the steps that send requests (the run, the action's
+    # review), and no other secret.
     text = WORKFLOW_PATH.read_text(encoding="utf-8")
     for uses in re.findall(r"uses: (\S+)", text):
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+", uses) or uses == f"{ACTION}@{TAG}", uses
-    assert re.findall(r"secrets\.\w+", text) == ["secrets.ASSEMBLYAI_API_KEY"]
+    assert set(re.findall(r"secrets\.\w+", text)) == {"secrets.ASSEMBLYAI_API_KEY"}
     secret_steps = [s for j in jobs.values() for s in j["steps"] if "secrets." in str(s)]
+    secret_steps.remove(action)  # the review's key: it sends only changed tasks' calls
     assert len(secret_steps) == 1
     assert secret_steps[0]["env"] == {"ASSEMBLYAI_API_KEY": "${{ secrets.ASSEMBLYAI_API_KEY }}"}
     assert commands_of(secret_steps[0]["run"]) == [command]
