@@ -32,6 +32,7 @@ from docblocks import ROOT
 from fakeapi import CHAT_PATH, FakeAssemblyAI, serve_in_thread
 from fakegithub import FakeGitHub, serve_github
 from ghactions import ACTION_FILE, COMMAND, Command, load_action, play_action
+from gitrepo import commit_all, git, saved_transcripts
 
 from runner.checks import discover
 from runner.cli import cli
@@ -151,35 +152,19 @@ TOKEN = "ghs_actionTestToken"
 NUMBER = 12
 
 
-def _git(workspace: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
-        cwd=workspace,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
-
-
 def _push(workspace: Path, recipe: str) -> None:
     (workspace / "calls.yaml").write_text(recipe, encoding="utf-8")
-    _git(workspace, "add", "-A")
-    _git(workspace, "commit", "-q", "-m", "a change")
+    commit_all(workspace, "a change")
 
 
 def _pull_request(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A repository with the recipe at its base commit, and the pull request's context."""
     workspace = tmp_path / "workspace"
-    (workspace / "transcripts").mkdir(parents=True)
-    saved = json.loads((ROOT / "recipes" / "transcripts" / "wildfires.json").read_text())
-    for name in ("alpha", "bravo"):
-        own = {**saved, "id": f"t-{name}", "text": f"{name} call. {saved['text']}"}
-        (workspace / "transcripts" / f"{name}.json").write_text(json.dumps(own))
+    saved_transcripts(workspace, ("alpha", "bravo"))
     (workspace / ".gitignore").write_text(".transcript-runner/\nreview/\nout/\nrun.json\n")
-    _git(workspace, "init", "-q")
+    git(workspace, "init", "-q")
     _push(workspace, RECIPE)
-    base = _git(workspace, "rev-parse", "HEAD")
+    base = git(workspace, "rev-parse", "HEAD")
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": NUMBER, "base": {"sha": base}}}))
     github = {

@@ -13,13 +13,13 @@ from __future__ import annotations
 import glob
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import RunCli
 from fakeapi import FakeAssemblyAI
+from gitrepo import commit_all, git
 
 from runner.cli import cli
 
@@ -76,15 +76,10 @@ def _repository(folder: Path) -> None:
     """A git repository of it all, two commits deep, with an origin/main: what
     `review --base` compares with."""
 
-    def git(*args: str) -> None:
-        command = ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args]
-        subprocess.run(command, cwd=folder, check=True, capture_output=True)
-
-    git("init", "-q")
-    git("add", "-A")
-    git("commit", "-q", "-m", "recipes")
-    git("commit", "-q", "--allow-empty", "-m", "nothing")
-    git("update-ref", "refs/remotes/origin/main", "HEAD")
+    git(folder, "init", "-q")
+    commit_all(folder, "recipes")
+    git(folder, "commit", "-q", "--allow-empty", "-m", "nothing")
+    git(folder, "update-ref", "refs/remotes/origin/main", "HEAD")
 
 
 def run_example(line: str, run_cli: RunCli) -> tuple[int, str]:

@@ -9,8 +9,8 @@ from hermetic import CHECKOUT, GUARD, outside_the_checkout
 
 
 def test_a_read_beside_the_checkout_is_caught() -> None:
-    beside = CHECKOUT.parent / "shared" / "fixtures" / "audio" / "fox.wav"
-    with contextlib.suppress(OSError):  # a fresh clone has nothing there: the attempt counts
+    beside = CHECKOUT.parent / "beside-the-clone" / "fox.wav"
+    with contextlib.suppress(OSError):  # nothing is there: the attempt is what counts
         beside.read_bytes()
     assert GUARD.take() == [str(beside)]
 
@@ -30,5 +30,5 @@ def test_reads_inside_the_checkout_and_tmp_path_pass(tmp_path: Path) -> None:
 
 def test_beside_means_beside_even_when_the_checkout_is_in_the_temporary_folder() -> None:
     """A fresh clone is often made in /tmp: its neighbours are still not the suite's."""
-    assert outside_the_checkout(str(CHECKOUT.parent / "shared" / "x.json"))
+    assert outside_the_checkout(str(CHECKOUT.parent / "beside-the-clone" / "x.json"))
     assert not outside_the_checkout(str(CHECKOUT / "tests" / "fixtures" / "README.md"))

@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import shutil
-import subprocess
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import RunCli
 from fakeapi import CHAT_PATH, FakeAssemblyAI
+from gitrepo import commit_all, git, saved_transcripts
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")
@@ -38,25 +38,16 @@ pytestmark = pytest.mark.slow  # git subprocesses
 
 
 def _git(*args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
-        check=True,
-        capture_output=True,
-    )
+    git(Path.cwd(), *args)
 
 
 def _commit(message: str) -> None:
-    _git("add", "-A")
-    _git("commit", "-q", "-m", message)
+    commit_all(Path.cwd(), message)
 
 
 def _repository(folder: Path) -> None:
     """A repository with the recipe over six saved transcripts, committed."""
-    (folder / "transcripts").mkdir()
-    saved = json.loads((ROOT / "recipes" / "transcripts" / "wildfires.json").read_text())
-    for name in ITEMS:  # each its own text, so no two items send the same request
-        own = {**saved, "id": f"t-{name}", "text": f"{name} call. {saved['text']}"}
-        (folder / "transcripts" / f"{name}.json").write_text(json.dumps(own))
+    saved_transcripts(folder, ITEMS)
     (folder / "calls.yaml").write_text(RECIPE)
     (folder / ".gitignore").write_text(".transcript-runner/\nresults/\nreview/\nrun.json\n")
     _git("init", "-q")
