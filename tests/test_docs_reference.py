@@ -318,6 +318,8 @@ def test_help_options_are_read() -> None:
         "--online",
         "--region",
         "--state-dir",
+        "--var",
+        "--vars",
         "-h",
         "--help",
     ]

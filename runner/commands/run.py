@@ -26,6 +26,7 @@ from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
 from runner.recipe.model import InputKind, Recipe
+from runner.recipe.variables import command_line_vars
 from runner.results.ci import publish, wanted
 from runner.results.html_report import REPORT_FILE, ReportWriter
 from runner.results.manifest import load_manifest, stream_item_records
@@ -56,6 +57,8 @@ class RunRequest:
     llm_url: str | None = None  # --llm-url: every Gateway task to this OpenAI-compatible server
     report: Path | None = None  # --report PATH; default: report.html beside the manifest
     no_report: bool = False  # --no-report
+    var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
+    vars_files: Sequence[Path] = ()  # --vars FILE, under --var
 
 
 def run(request: RunRequest) -> int:
@@ -72,7 +75,8 @@ def run(request: RunRequest) -> int:
     )
     # What the region does not offer (LeMUR in the EU) is refused before anything is
     # sent or transcribed, as `validate --region` says it.
-    recipes = load_recipes(request.recipes, *rest_region(request.region, os.environ))
+    variables = command_line_vars(request.vars_files, request.var)
+    recipes = load_recipes(request.recipes, *rest_region(request.region, os.environ), variables)
     if request.llm_url:
         recipes = [on_server(recipe, request.llm_url) for recipe in recipes]
     if request.dry_run:

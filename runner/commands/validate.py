@@ -14,6 +14,7 @@ from runner.checks import discover, validate_file
 from runner.checks.models import Catalog, check_models, fetch_catalog, gateway_url
 from runner.diagnostics import Diagnostic, Severity, format_report
 from runner.errors import EXIT_INVALID_RECIPE, EXIT_OK, StoreError, UsageError
+from runner.recipe.variables import command_line_vars
 from runner.store import DEFAULT_STATE_DIR, Store
 
 
@@ -25,6 +26,8 @@ class ValidateRequest:
     online: bool = False  # check model names against the Gateway's catalog
     region: str | None = None  # us or eu: what that region offers
     state_dir: Path | None = None  # where the catalog is kept
+    var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
+    vars_files: Sequence[Path] = ()  # --vars FILE, under --var
 
 
 def validate(request: ValidateRequest) -> int:
@@ -38,8 +41,9 @@ def validate(request: ValidateRequest) -> int:
         )
     diagnostics: list[Diagnostic] = []
     catalog = _catalog(request) if request.online else None
+    variables = command_line_vars(request.vars_files, request.var)
     for path in files:
-        result = validate_file(path)
+        result = validate_file(path, variables)
         diagnostics.extend(result.diagnostics)
         if result.recipe is not None and result.doc is not None:
             diagnostics.extend(check_models(result.doc, result.recipe, catalog, request.region))

@@ -51,8 +51,11 @@ class _MissingFile(Exception):
         self.message = message
 
 
-def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]:
-    """Build a :class:`Recipe` from a schema-valid document.
+def build(
+    doc: Document, path: Path, variables: Mapping[str, Any] | None = None
+) -> tuple[Recipe, list[tuple[KeyPath, str]]]:
+    """Build a :class:`Recipe` from a schema-valid document, with the command line's
+    ``variables`` (``--var``, ``--vars``) over its ``vars:``.
 
     Returns the recipe and the problems found while resolving files (a missing
     ``prompt_file``), as ``(key path, message)`` pairs for the validator to locate.
@@ -79,7 +82,8 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         description=str(data.get("description", "")),
         inputs=tuple(_input(doc, i, entry) for i, entry in enumerate(data["inputs"])),
         transcription=freeze(data.get("transcription", {})),
-        vars=freeze(data.get("vars", {})),
+        vars=freeze({**data.get("vars", {}), **(variables or {})}),
+        var_overrides=freeze(dict(variables or {})),
         tasks=MappingProxyType(tasks),
         output_dir=_inline(
             doc, ("output", "dir"), output.get("dir", DEFAULT_OUTPUT_DIR), "output.dir"

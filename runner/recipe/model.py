@@ -432,6 +432,8 @@ class Recipe:
     # `review:`: the items `review` compares (by name), or how many it chooses
     review_items: tuple[str, ...] = ()
     review_sample: int | None = None
+    # The command line's vars (--var, --vars), already in `vars`: kept apart for run.json.
+    var_overrides: Mapping[str, JSON] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
