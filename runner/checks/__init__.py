@@ -20,6 +20,7 @@ from typing import Any
 
 from runner.checks.dry_run import check_inputs, check_templates
 from runner.checks.models import check_region
+from runner.checks.resources import check_resources
 from runner.checks.tasks import check_tasks
 from runner.diagnostics import Diagnostic, display_path
 from runner.errors import DiagnosticError, RecipeInvalid, UsageError
@@ -83,13 +84,17 @@ def load_recipes(
     region: str | None = None,
     because: str = "",
     variables: Mapping[str, Any] | None = None,
+    *,
+    load_resources: bool = False,
 ) -> list[Recipe]:
     """Every recipe named (files or folders), validated; :class:`RecipeInvalid` lists
     every error of every file, so one bad recipe never hides another's problems.
 
     With ``region``, what that region does not offer is an error too, located as
     ``validate --region`` locates it (``because``: what chose the region, if not the
-    command line). ``variables``: the command line's vars, over every recipe's."""
+    command line). ``variables``: the command line's vars, over every recipe's. With
+    ``load_resources`` (``run``), what a task needs after its request is loaded now,
+    before anything is sent (:mod:`.resources`)."""
     recipes: list[Recipe] = []
     problems: list[Diagnostic] = []
     for path in discover(paths):
@@ -97,6 +102,8 @@ def load_recipes(
         problems.extend(d for d in result.diagnostics if d.is_error)
         if result.recipe is not None and result.doc is not None:
             problems.extend(check_region(result.doc, result.recipe, region, because))
+            if load_resources and not problems:
+                problems.extend(check_resources(result.doc, result.recipe, load=True))
         if result.recipe is not None:
             recipes.append(result.recipe)
     if problems:

@@ -76,7 +76,14 @@ def run(request: RunRequest) -> int:
     # What the region does not offer (LeMUR in the EU) is refused before anything is
     # sent or transcribed, as `validate --region` says it.
     variables = command_line_vars(request.vars_files, request.var)
-    recipes = load_recipes(request.recipes, *rest_region(request.region, os.environ), variables)
+    # What a reply needs on this machine (an embedding model) is loaded here, before
+    # anything is sent: a reply the run could not finish would be paid for nothing.
+    recipes = load_recipes(
+        request.recipes,
+        *rest_region(request.region, os.environ),
+        variables,
+        load_resources=not request.dry_run,
+    )
     if request.llm_url:
         recipes = [on_server(recipe, request.llm_url) for recipe in recipes]
     if request.dry_run:
