@@ -114,6 +114,20 @@ def cli() -> None:
     callback=_path_or_none,
     help="Where --online keeps the model list [default: .transcript-runner].",
 )
+@click.option(
+    "--llm-url",
+    envvar="TRANSCRIPT_RUNNER_LLM_URL",
+    metavar="URL",
+    help="Check the recipes as run --llm-url URL runs them (no request is sent).",
+)
+@click.option(
+    "--llm-model",
+    "llm_model",
+    multiple=True,
+    metavar="MODEL|FROM=TO",
+    help="The model --llm-url's server is sent: MODEL for every task, or FROM=TO for "
+    "one model name (repeatable).",
+)
 @_vars_options
 def validate(**options: Any) -> None:
     """Check recipes offline: YAML, schema, references, files and templates.
@@ -127,6 +141,7 @@ def validate(**options: Any) -> None:
       transcript-runner validate
       transcript-runner validate recipes/ other/meeting.yaml --format json
       transcript-runner validate --online --region eu
+      transcript-runner validate recipes/summaries.yaml --llm-url http://127.0.0.1:8080/v1
     """
     from runner.commands.validate import ValidateRequest, validate
 
@@ -272,6 +287,14 @@ def render(**options: Any) -> None:
     metavar="URL",
     help="Send every LLM Gateway task to this OpenAI-compatible server instead "
     "(up to /v1; env TRANSCRIPT_RUNNER_LLM_URL).",
+)
+@click.option(
+    "--llm-model",
+    "llm_model",
+    multiple=True,
+    metavar="MODEL|FROM=TO",
+    help="The model --llm-url's server is sent: MODEL for every task, or FROM=TO for "
+    "one model name (repeatable).",
 )
 @_vars_options
 def run(**options: Any) -> None:

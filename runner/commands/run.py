@@ -17,7 +17,7 @@ from runner.api.families import LIMIT_KINDS
 from runner.api.hosts import rest_region
 from runner.checks import load_recipes
 from runner.commands.plan import count
-from runner.commands.run_config import configure, on_server
+from runner.commands.run_config import configure
 from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -25,6 +25,7 @@ from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
+from runner.recipe.llm_server import llm_server, on_server, unmapped_model_warnings
 from runner.recipe.model import InputKind, Recipe
 from runner.recipe.variables import command_line_vars
 from runner.results.ci import publish, wanted
@@ -55,6 +56,7 @@ class RunRequest:
     junit: Path | None = None
     prices: Path | None = None  # --prices FILE, added to the recipes' `prices:`
     llm_url: str | None = None  # --llm-url: every Gateway task to this OpenAI-compatible server
+    llm_model: Sequence[str] = ()  # --llm-model MODEL or FROM=TO: the names it knows them by
     report: Path | None = None  # --report PATH; default: report.html beside the manifest
     no_report: bool = False  # --no-report
     var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
@@ -85,7 +87,12 @@ def run(request: RunRequest) -> int:
         load_resources=not request.dry_run,
     )
     if request.llm_url:
-        recipes = [on_server(recipe, request.llm_url) for recipe in recipes]
+        server = llm_server(request.llm_url, request.llm_model)
+        recipes = [on_server(recipe, server) for recipe in recipes]
+        for warning in unmapped_model_warnings(recipes, server):
+            click.echo(f"warning: {warning}", err=True)
+    elif request.llm_model:
+        raise UsageError("--llm-model names models on --llm-url's server; give --llm-url too")
     if request.dry_run:
         click.echo(_dry_run_text(recipes, request.state_dir or DEFAULT_STATE_DIR))
         return EXIT_OK

@@ -24,10 +24,11 @@ from runner.api.speech import SpeechClient
 from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
 from runner.api.transport import ByteBudget
-from runner.commands.run_config import LLM_KEY_ENV, RunConfig
+from runner.commands.run_config import RunConfig
 from runner.errors import ConfigurationError
 from runner.execute.executor import Executor
 from runner.execute.services import ProgressDisplay, Services, offline_services
+from runner.recipe.llm_server import LLM_KEY_ENV
 from runner.recipe.model import LocalEngine, Provider, Recipe
 from runner.results.recorder import RunOutcome
 from runner.store import Store

@@ -249,8 +249,8 @@ def build_payload(
 def provider_payload(task: Task, provider: Provider, messages: list[dict[str, str]]) -> Payload:
     """The body an OpenAI-compatible server takes: no Gateway-only fields (validate
     refuses tasks that need them), the schema in the form the server honours, the
-    provider's extra fields."""
-    body: dict[str, Any] = {"model": task.model, "messages": messages}
+    provider's extra fields, and the model by the name the server knows it by."""
+    body: dict[str, Any] = {"model": provider.model_for(task.model), "messages": messages}
     if task.max_tokens is not None:
         body["max_tokens"] = task.max_tokens
     if task.temperature is not None:

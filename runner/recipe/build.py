@@ -111,6 +111,8 @@ def _provider(name: str, spec: Mapping[str, Any]) -> Provider:
         tools=bool(spec.get("tools", True)),
         stream_usage=bool(spec.get("stream_usage", False)),
         extra_body=freeze(spec.get("extra_body") or {}),
+        models=MappingProxyType({str(k): str(v) for k, v in (spec.get("models") or {}).items()}),
+        default_model=str(spec["model"]) if spec.get("model") else None,
     )
 
 

@@ -64,11 +64,23 @@ class Provider:
     tools: bool = True
     stream_usage: bool = False  # ask for a usage chunk at the end of a stream
     extra_body: Mapping[str, JSON] = field(default_factory=dict)
+    # The names this server knows the recipe's models by (`models:`, --llm-model
+    # FROM=TO), and the one it sends for every other (`model:`, --llm-model MODEL).
+    models: Mapping[str, str] = field(default_factory=dict)
+    default_model: str | None = None
 
     @property
     def key(self) -> str:
         """Which server this is: two recipes may give one name to different servers."""
         return f"{self.name} {self.base_url} {self.api_key_env or ''}"
+
+    def model_for(self, name: str) -> str:
+        """The model name this server is sent for the recipe's ``name``."""
+        return self.models.get(name) or self.default_model or name
+
+    def maps(self, name: str) -> bool:
+        """Whether ``name`` reaches this server under a name given for it."""
+        return name in self.models or self.default_model is not None
 
 
 @dataclass(frozen=True, slots=True)
