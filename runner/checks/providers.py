@@ -11,8 +11,7 @@ from typing import Any
 from runner.api.secrets import key_variable_problem
 from runner.diagnostics import Diagnostic, suggest
 from runner.recipe.document import Document, KeyPath
-from runner.recipe.fallbacks import asked_here
-from runner.recipe.model import GATEWAY_PROVIDER, Recipe
+from runner.recipe.model import GATEWAY_PROVIDER, Recipe, Task
 
 # What only AssemblyAI's LLM Gateway does, and why another server cannot.
 _GATEWAY_FEATURES = {
@@ -23,7 +22,14 @@ _GATEWAY_FEATURES = {
 }
 
 
-_CLIENT_FALLBACK_KEYS = ("system", "prompt", "tools", "tool_choice")
+def _gateway_features_of(task: Task) -> list[str]:
+    """What of the Gateway's own a task (a fallback's, as it asks) would need."""
+    used = [
+        ("inject_transcript", task.inject_transcript),
+        ("gateway_post_processing", bool(task.gateway_post_processing)),
+        ("send_as", task.send_as_prompt),
+    ]
+    return [key for key, on in used if on]
 
 
 def check_key_variables(
@@ -80,8 +86,8 @@ def _unknown_providers(doc: Document, recipe: Recipe) -> Iterator[Diagnostic]:
 
 
 def check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
-    """A task on another provider cannot use what only AssemblyAI's Gateway does, and a
-    fallback we ask on our side takes a model, max_tokens and temperature only."""
+    """A task on another provider cannot use what only AssemblyAI's Gateway does, nor a
+    fallback asked on one (any other field a fallback may override, on any server)."""
     found: list[Diagnostic] = list(_unknown_providers(doc, recipe))
     for task in recipe.tasks.values():
         spec_fallbacks = doc.data["tasks"][task.name].get("fallbacks")
@@ -91,16 +97,17 @@ def check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             else ("defaults", "fallbacks")
         )
         for index, fallback in enumerate(task.fallbacks):
-            if not asked_here(task, fallback):
+            asked = fallback.task
+            if fallback.provider is None or asked is None:
                 continue
-            given = [key for key in _CLIENT_FALLBACK_KEYS if getattr(fallback, key) is not None]
-            if given:
+            used = _gateway_features_of(asked)
+            if used:
                 found.append(
                     doc.diagnostic(
-                        (*where, index, given[0]),
-                        f"{given[0]!r}: this fallback is asked on our side (a provider is "
-                        "involved), which takes model, max_tokens and temperature only; "
-                        "remove it",
+                        (*where, index),
+                        f"this fallback runs on provider {fallback.provider!r}, and asks with "
+                        f"{', '.join(map(repr, used))}, which only AssemblyAI's LLM Gateway "
+                        "does; give the fallback a plain prompt, or a Gateway model",
                     )
                 )
         if task.provider is None:

@@ -26,7 +26,7 @@ from runner.execute.prepared import PreparedRecipe
 from runner.items import Item
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.views import TaskResultView, TranscriptView
-from runner.recipe.fallbacks import client_fallbacks
+from runner.recipe.fallbacks import answering_task, client_fallbacks
 from runner.recipe.model import Task
 from runner.results.manifest import NOT_RUN, TaskRecord
 from runner.serial_thread import SerialThread
@@ -138,6 +138,9 @@ class TaskWork:
         record_completion(record, completion, time.monotonic() - began, task)
         record.fallback_used = record.fallback_used or task is not candidates[0][0]
         record.provider = task.provider.name if task.provider is not None else None
+        # A reply is finished by the settings of the model that gave it: the Gateway's
+        # fallback that answered has its own schema and post-processing.
+        task = answering_task(task, completion.model)
         reply = reply_text(completion)
         reason = unusable(task, completion)
         if reason is not None:  # nothing is written or cached: the next run asks again

@@ -202,16 +202,16 @@ class PostStep:
 
 @dataclass(frozen=True, slots=True)
 class Fallback:
-    """A model the Gateway tries when the task's own fails, with any of the request's
-    fields overridden for it (the rest are inherited)."""
+    """A model tried when the task's own fails, with any of the task's request fields
+    overridden for it (the rest are inherited): seeds/004's "any field"."""
 
     model: str
-    max_tokens: int | None = None
-    temperature: float | None = None
-    prompt: Template | None = None  # its own prompt (a template), instead of the task's
-    system: Template | None = None  # its own system message
-    tools: tuple[Mapping[str, JSON], ...] | None = None
-    tool_choice: JSON = None
+    # The recipe keys this fallback gives itself (`json_schema`, `messages`, ...), in order.
+    overrides: tuple[str, ...] = ()
+    # The task as this fallback asks it: the task's fields with the overrides (its
+    # prompt, schema, post-processing), so a reply is finished by the settings of the
+    # model that answered it. None only for a fallback made by hand.
+    task: Task | None = None
     provider: str | None = None  # on a provider (`NAME/model`): asked on our side
     # `model: {provider: NAME, name: MODEL}`: the provider named, not read off the name
     model_provider: str | None = None
@@ -415,7 +415,8 @@ class Task:
         if self.lemur is not None and self.lemur.input_text is not None:
             found.append(self.lemur.input_text)
         for fallback in self.fallbacks:
-            found += [t for t in (fallback.system, fallback.prompt) if t is not None]
+            if fallback.task is not None:  # its own templates; the task's are listed
+                found += [t for t in fallback.task.templates if t not in found]
         return tuple(found)
 
 

@@ -75,6 +75,9 @@ class TaskRecord:
     latency_seconds: float | None = None
     retries: int = 0
     request_id: str | None = None
+    # The Gateway's status fields of the answer (its HTTP status, the LLM provider's).
+    http_status_code: int | None = None
+    llm_status_code: int | None = None
     asked: bool = False  # a request was sent to the API
     cached: bool = False  # the reply came from the state store's cache
     cache_key: str | None = None
