@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from runner.items import Item, Shard
 from runner.prompt.views import TaskResultView
-from runner.recipe.model import Recipe, thaw
+from runner.recipe.model import InputKind, Recipe, thaw
 from runner.recipe.prices import PriceTable
 from runner.results.manifest import ItemRecord, ManifestWriter
 from runner.results.table import Tables, row_of
@@ -87,6 +87,7 @@ class Recorder:
             recipe_file=recipe.display,
             kind=item.kind.value,
             status="ok",
+            row=item.origin if recipe.inputs[item.entry].kind is InputKind.LIST else None,
         )
         self._under_way[(recipe.name, item.name)] = record
         self._listener.item_started(recipe.name, item.name)
