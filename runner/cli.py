@@ -409,6 +409,7 @@ def plan(**options: Any) -> None:
     help="Exit 1 when a passing task or expectation fails on head, when any output "
     "changes, or never.",
 )
+@_vars_options
 def review(**options: Any) -> None:
     """Show what a change to the recipes does: base and head outputs, side by side.
 
