@@ -11,7 +11,7 @@ from typing import Any
 from runner.api.secrets import key_variable_problem
 from runner.diagnostics import Diagnostic, suggest
 from runner.recipe.document import Document, KeyPath
-from runner.recipe.model import GATEWAY_PROVIDER, Recipe, Task
+from runner.recipe.model import GATEWAY_PROVIDER, Recipe
 
 # What only AssemblyAI's LLM Gateway does, and why another server cannot.
 _GATEWAY_FEATURES = {
@@ -20,16 +20,6 @@ _GATEWAY_FEATURES = {
     "fallback_config": "the Gateway tries other models on its side",
     "send_as": "the `prompt` string is the Gateway's; OpenAI's API takes messages",
 }
-
-
-def _gateway_features_of(task: Task) -> list[str]:
-    """What of the Gateway's own a task (a fallback's, as it asks) would need."""
-    used = [
-        ("inject_transcript", task.inject_transcript),
-        ("gateway_post_processing", bool(task.gateway_post_processing)),
-        ("send_as", task.send_as_prompt),
-    ]
-    return [key for key, on in used if on]
 
 
 def check_key_variables(
@@ -100,7 +90,7 @@ def check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             asked = fallback.task
             if fallback.provider is None or asked is None:
                 continue
-            used = _gateway_features_of(asked)
+            used = asked.gateway_only
             if used:
                 found.append(
                     doc.diagnostic(

@@ -317,7 +317,10 @@ def _fallback(
         model=model,
         model_provider=model_provider,
         overrides=tuple(key for key in spec if key != "model"),
-        task=replace(own, explicit_output=task.explicit_output, line=task.line),
+        # Its fallbacks are its task's: a default `fallback_config` is not its own.
+        task=replace(
+            own, explicit_output=task.explicit_output, line=task.line, fallback_config=None
+        ),
     )
 
 

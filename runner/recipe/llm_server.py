@@ -68,12 +68,11 @@ def on_server(recipe: Recipe, server: Provider) -> Recipe:
     tasks = {}
     for name, task in recipe.tasks.items():
         if task.api is TaskApi.GATEWAY and task.asks_model and task.provider is None:
-            needs_gateway = _gateway_features(task)
-            if needs_gateway:
+            if task.gateway_only:
+                used = ", ".join(f"`{key}`" for key in task.gateway_only)
                 raise UsageError(
-                    f"{recipe.display}:{task.line}: task {name!r} uses "
-                    f"{', '.join(needs_gateway)}, which only AssemblyAI's LLM Gateway has; "
-                    "it cannot run on --llm-url"
+                    f"{recipe.display}:{task.line}: task {name!r} uses {used}, which only "
+                    "AssemblyAI's LLM Gateway has; it cannot run on --llm-url"
                 )
             fallbacks = tuple(
                 f if f.provider is not None else replace(f, provider=server.name)
@@ -113,13 +112,3 @@ def unmapped_model_warnings(recipes: Sequence[Recipe], server: Provider) -> list
         for task, model in unmapped_models(recipe, server):
             said.setdefault(model, f"{recipe.display}:{task.line}: {unmapped_model_warning(model)}")
     return list(said.values())
-
-
-def _gateway_features(task: Task) -> list[str]:
-    used = [
-        ("inject_transcript", task.inject_transcript),
-        ("gateway_post_processing", bool(task.gateway_post_processing)),
-        ("fallback_config", task.fallback_config is not None),
-        ("send_as: prompt", task.send_as_prompt),
-    ]
-    return [f"`{key}`" for key, on in used if on]

@@ -387,6 +387,18 @@ class Task:
         return self.export is None
 
     @property
+    def gateway_only(self) -> tuple[str, ...]:
+        """The keys this task uses that only AssemblyAI's LLM Gateway does (another
+        server cannot): `--llm-url` refuses them, and so does a fallback on a provider."""
+        used = (
+            ("inject_transcript", self.inject_transcript),
+            ("gateway_post_processing", bool(self.gateway_post_processing)),
+            ("fallback_config", self.fallback_config is not None),
+            ("send_as", self.send_as_prompt),
+        )
+        return tuple(key for key, on in used if on)
+
+    @property
     def structured(self) -> bool:
         """True when the result is JSON (``tasks.<name>.json`` exists): see structured_reply."""
         return structured_reply(self.json_schema, self.post_process, self.quotes is not None)
