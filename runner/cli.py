@@ -50,6 +50,25 @@ def _parse_shard(text: str | None) -> Shard | None:
     return Shard.parse(text) if text is not None else None
 
 
+def _vars_options(command: FC) -> FC:
+    """``--var NAME=VALUE`` and ``--vars FILE``, over the recipes' ``vars:``."""
+    command = click.option(
+        "--vars",
+        "vars_files",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="Vars from this YAML file over the recipes' `vars:` (repeatable).",
+    )(command)
+    return click.option(
+        "--var",
+        "var",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Set vars.NAME to VALUE over the recipes' `vars:` and --vars (repeatable).",
+    )(command)
+
+
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="transcript-runner")
 def cli() -> None:
@@ -95,6 +114,21 @@ def cli() -> None:
     callback=_path_or_none,
     help="Where --online keeps the model list [default: .transcript-runner].",
 )
+@click.option(
+    "--llm-url",
+    envvar="TRANSCRIPT_RUNNER_LLM_URL",
+    metavar="URL",
+    help="Check the recipes as run --llm-url URL runs them (no request is sent).",
+)
+@click.option(
+    "--llm-model",
+    "llm_model",
+    multiple=True,
+    metavar="MODEL|FROM=TO",
+    help="The model --llm-url's server is sent: MODEL for every task, or FROM=TO for "
+    "one model name (repeatable).",
+)
+@_vars_options
 def validate(**options: Any) -> None:
     """Check recipes offline: YAML, schema, references, files and templates.
 
@@ -107,6 +141,7 @@ def validate(**options: Any) -> None:
       transcript-runner validate
       transcript-runner validate recipes/ other/meeting.yaml --format json
       transcript-runner validate --online --region eu
+      transcript-runner validate recipes/summaries.yaml --llm-url http://127.0.0.1:8080/v1
     """
     from runner.commands.validate import ValidateRequest, validate
 
@@ -142,6 +177,7 @@ def validate(**options: Any) -> None:
     help="The runs' state folder, for the sentences and paragraphs they fetched "
     "[default: .transcript-runner].",
 )
+@_vars_options
 def render(**options: Any) -> None:
     """Print exactly what each task would send, without sending anything.
 
@@ -153,6 +189,7 @@ def render(**options: Any) -> None:
       transcript-runner render recipes/summaries.yaml
       transcript-runner render recipes/meeting-notes.yaml --transcript call.json --task summary
       transcript-runner render recipes/action-items.yaml --format json --full
+      transcript-runner render recipes/action-items.yaml --var audience=board
     """
     from runner.commands.render import RenderRequest, render
 
@@ -251,6 +288,15 @@ def render(**options: Any) -> None:
     help="Send every LLM Gateway task to this OpenAI-compatible server instead "
     "(up to /v1; env TRANSCRIPT_RUNNER_LLM_URL).",
 )
+@click.option(
+    "--llm-model",
+    "llm_model",
+    multiple=True,
+    metavar="MODEL|FROM=TO",
+    help="The model --llm-url's server is sent: MODEL for every task, or FROM=TO for "
+    "one model name (repeatable).",
+)
+@_vars_options
 def run(**options: Any) -> None:
     """Run recipes: transcribe, prompt, post-process, write outputs and a manifest.
 
@@ -295,6 +341,7 @@ def run(**options: Any) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@_vars_options
 def plan(**options: Any) -> None:
     """Print what a run would do, without doing it: nothing is sent.
 
@@ -362,6 +409,7 @@ def plan(**options: Any) -> None:
     help="Exit 1 when a passing task or expectation fails on head, when any output "
     "changes, or never.",
 )
+@_vars_options
 def review(**options: Any) -> None:
     """Show what a change to the recipes does: base and head outputs, side by side.
 

@@ -16,6 +16,10 @@ As a speech server (``POST /v1/audio/transcriptions``) it answers OpenAI's verbo
 counts the requests it holds at once (``speech_peak``) and answers the faults queued in
 ``speech_faults`` first, one per request.
 
+With ``known_models`` it checks model names as Ollama and vLLM do, answering 404 with
+Ollama's OpenAI-compatible error body (``{"error": {"message": "model \"NAME\" not
+found, try pulling it first", "type": "api_error", ...}}``) to any other.
+
 It records every request (headers included) so tests can check what reached it, and
 answers with ``responder(body)`` or the recorded content of the ``bullets`` request.
 Served with :func:`fakeapi.serve_in_thread`, like the AssemblyAI fake.
@@ -57,6 +61,9 @@ class FakeLocalLLM:
     responder: Callable[[dict[str, Any]], str] | None = None
     requests: list[LocalRequest] = field(default_factory=list)
     base_url: str | None = None
+    # When set, the model names the server has, refusing any other as Ollama does
+    # (vLLM refuses them too, with its own words): a recipe's Gateway names fail here.
+    known_models: set[str] | None = None
     # POST /v1/audio/transcriptions: what the "recording" says, with times in seconds;
     # `speech_words` False answers as faster-whisper-server 0.0.3 does, segments only.
     speech: list[tuple[str, float, float]] = field(default_factory=list)
@@ -140,6 +147,11 @@ class FakeLocalLLM:
         self.requests.append(LocalRequest(body, authorization, dict(request.headers)))
         if self.key is not None and authorization != f"Bearer {self.key}":
             return web.json_response({"error": {"message": "Invalid API Key"}}, status=401)
+        if self.known_models is not None and body.get("model") not in self.known_models:
+            # Ollama's OpenAI-compatible answer to a model it does not have.
+            message = f'model "{body.get("model")}" not found, try pulling it first'
+            error = {"message": message, "type": "api_error", "param": None, "code": None}
+            return web.json_response({"error": error}, status=404)
         fmt = (body.get("response_format") or {}).get("type")
         if self.server == "llama-cpp-python" and fmt == "json_schema":
             error = self.recording["json_openai_shape"]["error_body"]

@@ -318,6 +318,10 @@ def test_help_options_are_read() -> None:
         "--online",
         "--region",
         "--state-dir",
+        "--llm-url",
+        "--llm-model",
+        "--var",
+        "--vars",
         "-h",
         "--help",
     ]

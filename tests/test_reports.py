@@ -655,3 +655,57 @@ def test_the_former_and_the_new_name_together_are_refused(
     )
     assert not (tmp_path / "a.json").exists()
     assert not (tmp_path / "b.json").exists()
+
+
+def test_annotations_carry_the_list_row_of_a_failed_item(tmp_path: Path) -> None:
+    records = [
+        item("Northwind", [TaskRecord("brief", "failed", error="model not found", line=9)]),
+        item("Acme", [], status="failed", error="transcript tr-a failed: Download error"),
+    ]
+    records[0].row = "lists/calls.csv:2"
+    records[1].row = "lists/calls.csv:3"
+    assert ci.annotations(write_manifest(tmp_path / "run.json", records)) == [
+        # Failed before its tasks: its source is on its row, so the row is annotated.
+        "::error file=lists/calls.csv,line=3,title=item failed::"
+        "Acme (lists/calls.csv:3): transcript tr-a failed: Download error",
+        "::error file=recipes/notes.yaml,line=9,title=task brief failed::"
+        "Northwind (lists/calls.csv:2) · brief: model not found",
+    ]
+
+
+def test_junit_time_is_the_time_a_failed_task_took(tmp_path: Path) -> None:
+    failed = TaskRecord("summary", "failed", error="503 after 4 retries", line=8, seconds=33.2)
+    manifest = write_manifest(tmp_path / "run.json", [item("slow", [failed])])
+    root = ET.fromstring(ci.junit_xml(manifest))
+    (case,) = cases(root).values()
+    assert case.get("time") == "33.200"
+
+
+LISTED = """\
+version: 1
+name: listed
+inputs:
+  - list: calls.csv
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text }}"
+"""
+
+
+def test_a_run_records_each_rows_line_and_each_tasks_real_time(
+    served: FakeAssemblyAI, tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served.faults.add("POST /v1/chat/completions", status(503), times=2)
+    (tmp_path / "recipes" / "calls.csv").write_text("transcript_file\nwildfires.json\n")
+    (tmp_path / "recipes" / "listed.yaml").write_text(LISTED)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run_cli("run", "recipes/listed.yaml", "--progress", "plain", "--junit", "j.xml")
+    assert result.exit_code == 0, result.output
+    (record,) = load(tmp_path / "out" / "run.json")["items"]
+    assert record["row"] == "recipes/calls.csv:2"
+    (task,) = record["tasks"]
+    assert task["retries"] == 2
+    assert task["seconds"] >= task["latency_seconds"] > 0
+    (case,) = cases(ET.parse(tmp_path / "j.xml").getroot()).values()
+    assert float(case.get("time", "0")) == task["seconds"]
+    assert properties(case)["row"] == "recipes/calls.csv:2"

@@ -334,3 +334,26 @@ def test_the_review_md_docs_reviewing_quotes_is_what_the_command_writes(
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     (ROOT / "test-artifacts" / "review.md").write_text(written)
     assert written == _quoted_review_md()
+
+
+def test_a_var_reaches_both_sides(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _repository(served)
+    with_var = RECIPE.replace("Summarize:", "Summarize for {{ vars.audience }}:")
+    (served / "calls.yaml").write_text(
+        with_var.replace("name: calls\n", "name: calls\nvars: {audience: x}\n")
+    )
+    _commit("an audience")
+    (served / "calls.yaml").write_text(
+        with_var.replace("name: calls\n", "name: calls\nvars: {audience: y}\n").replace(
+            "Topics of:", "Topics in:"
+        )
+    )
+    result = run_cli("review", "calls.yaml", "--base", "HEAD", "--var", "audience=board")
+    assert result.exit_code == 0, result.stderr
+    # The vars are the command line's on both sides: the summary's audience changed in
+    # the recipe, and not in what either side sends.
+    markdown = (served / "review" / "review.md").read_text()
+    assert "#### `topics`: changed (its request changed)" in markdown
+    assert "Unchanged tasks: summary." in markdown

@@ -161,6 +161,8 @@ def completion_from_json(
         tool_calls=_tool_calls(choice) or _tool_calls(message),
         response_time_ns=_int(data.get("response_time")),
         stats=stats,
+        http_status_code=_int(data.get("http_status_code")),
+        llm_status_code=_int(data.get("llm_status_code")),
     )
 
 
@@ -192,6 +194,8 @@ class _StreamState:
     usage: Mapping[str, Any] | None = None
     request_id: str | None = None
     response_time: int | None = None
+    http_status_code: int | None = None
+    llm_status_code: int | None = None
     done: bool = False
 
     def feed(self, chunk: Mapping[str, Any]) -> None:
@@ -206,6 +210,8 @@ class _StreamState:
         self.model = _text(chunk.get("model")) or self.model
         self.request_id = self.request_id or _text(chunk.get("request_id") or chunk.get("id"))
         self.response_time = _int(chunk.get("response_time")) or self.response_time
+        self.http_status_code = _int(chunk.get("http_status_code")) or self.http_status_code
+        self.llm_status_code = _int(chunk.get("llm_status_code")) or self.llm_status_code
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         choices = chunk.get("choices")
@@ -248,6 +254,8 @@ class _StreamState:
             tool_calls=calls,
             response_time_ns=self.response_time,
             stats=stats,
+            http_status_code=self.http_status_code,
+            llm_status_code=self.llm_status_code,
         )
 
 

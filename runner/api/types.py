@@ -55,6 +55,10 @@ class Completion:
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     response_time_ns: int | None = None
     stats: CallStats = field(default_factory=CallStats)
+    # The Gateway's own status fields of the answer (seeds/004), where it sends them:
+    # its HTTP status, and the LLM provider's behind it.
+    http_status_code: int | None = None
+    llm_status_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

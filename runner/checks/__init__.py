@@ -13,12 +13,14 @@ recipe (templates need tasks to exist) run only when the earlier stages passed:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runner.checks.dry_run import check_inputs, check_templates
 from runner.checks.models import check_region
+from runner.checks.resources import check_resources
 from runner.checks.tasks import check_tasks
 from runner.diagnostics import Diagnostic, display_path
 from runner.errors import DiagnosticError, RecipeInvalid, UsageError
@@ -78,21 +80,30 @@ def _recipes_below(folder: Path) -> list[Path]:
 
 
 def load_recipes(
-    paths: Sequence[str], region: str | None = None, because: str = ""
+    paths: Sequence[str],
+    region: str | None = None,
+    because: str = "",
+    variables: Mapping[str, Any] | None = None,
+    *,
+    load_resources: bool = False,
 ) -> list[Recipe]:
     """Every recipe named (files or folders), validated; :class:`RecipeInvalid` lists
     every error of every file, so one bad recipe never hides another's problems.
 
     With ``region``, what that region does not offer is an error too, located as
     ``validate --region`` locates it (``because``: what chose the region, if not the
-    command line)."""
+    command line). ``variables``: the command line's vars, over every recipe's. With
+    ``load_resources`` (``run``), what a task needs after its request is loaded now,
+    before anything is sent (:mod:`.resources`)."""
     recipes: list[Recipe] = []
     problems: list[Diagnostic] = []
     for path in discover(paths):
-        result = validate_file(path)
+        result = validate_file(path, variables)
         problems.extend(d for d in result.diagnostics if d.is_error)
         if result.recipe is not None and result.doc is not None:
             problems.extend(check_region(result.doc, result.recipe, region, because))
+            if load_resources and not problems:
+                problems.extend(check_resources(result.doc, result.recipe, load=True))
         if result.recipe is not None:
             recipes.append(result.recipe)
     if problems:
@@ -100,8 +111,9 @@ def load_recipes(
     return recipes
 
 
-def validate_file(path: Path) -> Validation:
-    """Every problem in one recipe file."""
+def validate_file(path: Path, variables: Mapping[str, Any] | None = None) -> Validation:
+    """Every problem in one recipe file, checked with the command line's ``variables``
+    (``--var``, ``--vars``) over its ``vars:``."""
     shown = display_path(path)
     result = Validation(shown)
     try:
@@ -112,7 +124,7 @@ def validate_file(path: Path) -> Validation:
     result.diagnostics.extend(recipe_schema.check(doc))
     if not result.ok:
         return result
-    recipe, file_problems = build(doc, path.resolve())
+    recipe, file_problems = build(doc, path.resolve(), variables)
     result.diagnostics.extend(doc.diagnostic(p, m, key=False) for p, m in file_problems)
     result.diagnostics.extend(_check_recipe(doc, recipe))
     if result.ok:
@@ -121,9 +133,9 @@ def validate_file(path: Path) -> Validation:
     return result
 
 
-def load_recipe(path: Path) -> Recipe:
+def load_recipe(path: Path, variables: Mapping[str, Any] | None = None) -> Recipe:
     """A valid recipe, or :class:`RecipeInvalid` with every problem in it."""
-    result = validate_file(path)
+    result = validate_file(path, variables)
     if result.recipe is None:
         raise RecipeInvalid([d for d in result.diagnostics if d.is_error])
     return result.recipe

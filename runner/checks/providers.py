@@ -11,7 +11,6 @@ from typing import Any
 from runner.api.secrets import key_variable_problem
 from runner.diagnostics import Diagnostic, suggest
 from runner.recipe.document import Document, KeyPath
-from runner.recipe.fallbacks import asked_here
 from runner.recipe.model import GATEWAY_PROVIDER, Recipe
 
 # What only AssemblyAI's LLM Gateway does, and why another server cannot.
@@ -21,9 +20,6 @@ _GATEWAY_FEATURES = {
     "fallback_config": "the Gateway tries other models on its side",
     "send_as": "the `prompt` string is the Gateway's; OpenAI's API takes messages",
 }
-
-
-_CLIENT_FALLBACK_KEYS = ("system", "prompt", "tools", "tool_choice")
 
 
 def check_key_variables(
@@ -80,8 +76,8 @@ def _unknown_providers(doc: Document, recipe: Recipe) -> Iterator[Diagnostic]:
 
 
 def check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
-    """A task on another provider cannot use what only AssemblyAI's Gateway does, and a
-    fallback we ask on our side takes a model, max_tokens and temperature only."""
+    """A task on another provider cannot use what only AssemblyAI's Gateway does, nor a
+    fallback asked on one (any other field a fallback may override, on any server)."""
     found: list[Diagnostic] = list(_unknown_providers(doc, recipe))
     for task in recipe.tasks.values():
         spec_fallbacks = doc.data["tasks"][task.name].get("fallbacks")
@@ -91,16 +87,17 @@ def check_providers(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             else ("defaults", "fallbacks")
         )
         for index, fallback in enumerate(task.fallbacks):
-            if not asked_here(task, fallback):
+            asked = fallback.task
+            if fallback.provider is None or asked is None:
                 continue
-            given = [key for key in _CLIENT_FALLBACK_KEYS if getattr(fallback, key) is not None]
-            if given:
+            used = asked.gateway_only
+            if used:
                 found.append(
                     doc.diagnostic(
-                        (*where, index, given[0]),
-                        f"{given[0]!r}: this fallback is asked on our side (a provider is "
-                        "involved), which takes model, max_tokens and temperature only; "
-                        "remove it",
+                        (*where, index),
+                        f"this fallback runs on provider {fallback.provider!r}, and asks with "
+                        f"{', '.join(map(repr, used))}, which only AssemblyAI's LLM Gateway "
+                        "does; give the fallback a plain prompt, or a Gateway model",
                     )
                 )
         if task.provider is None:

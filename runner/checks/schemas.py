@@ -19,6 +19,11 @@ def check_json_schemas(doc: Document) -> list[Diagnostic]:
         candidates: list[tuple[KeyPath, Any]] = []
         if "json_schema" in spec:
             candidates.append((("tasks", name, "json_schema"), spec["json_schema"]))
+        # A fallback's own schema finishes its replies: as much a schema as the task's.
+        for index, fallback in enumerate(spec.get("fallbacks") or ()):
+            if "json_schema" in fallback:
+                where: KeyPath = ("tasks", name, "fallbacks", index, "json_schema")
+                candidates.append((where, fallback["json_schema"]))
         for index, tool in enumerate(spec.get("tools", [])):
             parameters = tool.get("function", {}).get("parameters")
             if parameters is not None:

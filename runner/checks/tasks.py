@@ -72,6 +72,7 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                 )
             )
         found.extend(_check_request_form(doc, task))
+        found.extend(_check_fallback_prompts(doc, task))
         if task.tool_choice is not None and not task.tools and task.tool_choice != "none":
             found.append(
                 doc.diagnostic((*here, "tool_choice"), "tool_choice needs tools on the same task")
@@ -83,6 +84,36 @@ def _check_task_options(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             found.append(
                 doc.diagnostic(
                     (*here, "system"),
+                    "'system' does not combine with 'messages'; put a "
+                    "{role: system, content: ...} message first in the list instead",
+                )
+            )
+    return found
+
+
+def _check_fallback_prompts(doc: Document, task: Task) -> list[Diagnostic]:
+    """A fallback's own prompt is one of `prompt`, `prompt_file` and `messages`, as a
+    task's is; and `system` does not combine with `messages` there either."""
+    spec = doc.data["tasks"][task.name]
+    where: KeyPath = (
+        ("tasks", task.name, "fallbacks") if "fallbacks" in spec else ("defaults", "fallbacks")
+    )
+    given = spec.get("fallbacks", (doc.data.get("defaults") or {}).get("fallbacks")) or ()
+    found = []
+    for index, fallback in enumerate(given):
+        prompts = [key for key in ("prompt", "prompt_file", "messages") if key in fallback]
+        if len(prompts) > 1:
+            found.append(
+                doc.diagnostic(
+                    (*where, index, prompts[1]),
+                    f"a fallback's own prompt is one of prompt, prompt_file and messages; "
+                    f"this one gives {' and '.join(prompts)}: keep one",
+                )
+            )
+        if "messages" in fallback and "system" in fallback:
+            found.append(
+                doc.diagnostic(
+                    (*where, index, "system"),
                     "'system' does not combine with 'messages'; put a "
                     "{role: system, content: ...} message first in the list instead",
                 )

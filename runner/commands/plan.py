@@ -20,6 +20,7 @@ from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
 from runner.recipe.prices import PriceTableError, by_recipe
+from runner.recipe.variables import command_line_vars
 from runner.results.paths import check_paths
 from runner.store import DEFAULT_STATE_DIR, Store
 
@@ -31,6 +32,8 @@ class PlanRequest:
     shard: Shard | None = None  # only this CI job's share of the items
     prices: Path | None = None  # the user's price table, to estimate costs
     fmt: str = "text"  # text or json
+    var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
+    vars_files: Sequence[Path] = ()  # --vars FILE, under --var
 
 
 def plan(request: PlanRequest) -> int:
@@ -39,7 +42,8 @@ def plan(request: PlanRequest) -> int:
         raise UsageError("name at least one recipe: transcript-runner plan recipes/")
     check_paths(read_folders={"--state-dir": request.state_dir})
     # plan has no --region; an ASSEMBLYAI_BASE_URL of the EU is refused as `run` refuses it.
-    recipes = load_recipes(request.recipes, *rest_region(None, os.environ))
+    variables = command_line_vars(request.vars_files, request.var)
+    recipes = load_recipes(request.recipes, *rest_region(None, os.environ), variables)
     state_dir = request.state_dir or DEFAULT_STATE_DIR
     _warn_about_models(request.recipes, state_dir)
     counted = count(recipes, state_dir, request.shard)

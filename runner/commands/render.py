@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +20,7 @@ from runner.prompt.preview import Rendered, as_json, as_text
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView
 from runner.recipe.model import TRANSCRIPT_FILE, InputKind, Recipe, Task
+from runner.recipe.variables import command_line_vars
 from runner.results.outputs import item_dir
 from runner.results.paths import check_paths
 from runner.store import DEFAULT_STATE_DIR, Store
@@ -35,12 +37,15 @@ class RenderRequest:
     full: bool = False  # do not shorten long messages
     out: Path | None = None  # output folder of earlier runs, to find stored transcripts
     state_dir: Path | None = None  # the runs' store: the sentences and paragraphs they fetched
+    var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
+    vars_files: Sequence[Path] = ()  # --vars FILE, under --var
 
 
 def render(request: RenderRequest) -> int:
     """Print the requests a recipe would send, for items whose transcript is local."""
     check_paths(read_folders={"--out": request.out, "--state-dir": request.state_dir})
-    recipe, engine, items = _load_for_render(request.recipe)
+    variables = command_line_vars(request.vars_files, request.var)
+    recipe, engine, items = _load_for_render(request.recipe, variables)
     items = _select_items(items, request.item_name)
     tasks = _select_tasks(recipe, request.task_name)
     override = _read_transcript(request.transcript_file) if request.transcript_file else None
@@ -66,17 +71,19 @@ def render(request: RenderRequest) -> int:
         reasons = "\n".join(f"  {name}: {reason}" for name, reason in skipped)
         raise UsageError(f"nothing to render:\n{reasons}")
     if request.fmt == "json":
-        text = as_json(rendered, skipped)
+        text = as_json(rendered, skipped, recipe.var_overrides)
     else:
-        text = as_text(rendered, skipped, full=request.full)
+        text = as_text(rendered, skipped, full=request.full, variables=recipe.var_overrides)
     click.echo(text)
     return EXIT_OK
 
 
-def _load_for_render(path: Path) -> tuple[Recipe, TemplateEngine, list[Item]]:
+def _load_for_render(
+    path: Path, variables: Mapping[str, Any]
+) -> tuple[Recipe, TemplateEngine, list[Item]]:
     if not path.is_file():
         raise UsageError(f"{path}: no such recipe file")
-    recipe = load_recipe(path)
+    recipe = load_recipe(path, variables)
     engine = TemplateEngine(recipe.base_dir)
     return recipe, engine, expand(recipe, engine)
 

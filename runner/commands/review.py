@@ -29,6 +29,7 @@ from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ItemError, Sto
 from runner.execute.planning import ItemPlan, make_plan
 from runner.folders import MANIFEST_FILE
 from runner.recipe.model import Recipe, Task
+from runner.recipe.variables import command_line_vars
 from runner.results import review as out
 from runner.results import review_html
 from runner.results.manifest import TaskRecord, stream_item_records
@@ -53,6 +54,8 @@ class ReviewRequest:
     offline: bool = False  # only what the cache holds; nothing is sent
     budget: int | None = None  # at most this many LLM calls
     fail_on: str = "regression"
+    var: Sequence[str] = ()  # --var NAME=VALUE, on both sides
+    vars_files: Sequence[Path] = ()  # --vars FILE, under --var
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,16 @@ def review(request: ReviewRequest) -> int:
     state_dir = request.state_dir or DEFAULT_STATE_DIR
     check_paths(folders={"--out": folder, "--state-dir": request.state_dir})
     root = repository_root()
+    # The same vars on both sides: what changed is the recipes, not the audience.
+    variables = command_line_vars(request.vars_files, request.var)
     with tempfile.TemporaryDirectory(prefix="review-") as scratch:
-        base = recipes_at(root, request.base, request.recipes, Path(scratch) / "base")
+        base = recipes_at(root, request.base, request.recipes, Path(scratch) / "base", variables)
         head = (
-            recipes_at(root, request.head, request.recipes, Path(scratch) / "head", "--head")
+            recipes_at(
+                root, request.head, request.recipes, Path(scratch) / "head", variables, "--head"
+            )
             if request.head
-            else working_recipes(request.recipes)
+            else working_recipes(request.recipes, variables)
         )
         plans = _plans(base, head, state_dir, request)
         _check_budget(plans, state_dir, request)

@@ -8,9 +8,10 @@ import io
 import os
 import subprocess
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from runner.api.hosts import rest_region
 from runner.checks import load_recipes
@@ -39,7 +40,12 @@ def repository_root() -> Path:
 
 
 def recipes_at(
-    root: Path, ref: str, paths: Sequence[str], into: Path, option: str = "--base"
+    root: Path,
+    ref: str,
+    paths: Sequence[str],
+    into: Path,
+    variables: Mapping[str, Any] | None = None,
+    option: str = "--base",
 ) -> Side:
     """The recipes named by ``paths`` as they were at ``ref``, validated (exit 3 names
     the line, as ``REF:path``)."""
@@ -60,15 +66,16 @@ def recipes_at(
         raise UsageError(f"{', '.join(missing)}: not in {ref}; review the recipes both sides hold")
     try:
         named = [str(into / rel) for rel in relative]
-        recipes = load_recipes(named, *rest_region(None, os.environ))
+        recipes = load_recipes(named, *rest_region(None, os.environ), variables)
     except RecipeInvalid as invalid:
         raise RecipeInvalid([_at_ref(d, into, ref) for d in invalid.diagnostics]) from None
     return Side(f"base ({ref})" if option == "--base" else f"head ({ref})", recipes)
 
 
-def working_recipes(paths: Sequence[str]) -> Side:
+def working_recipes(paths: Sequence[str], variables: Mapping[str, Any] | None = None) -> Side:
     """The recipes as they are in the working tree."""
-    return Side("head (working tree)", load_recipes(paths, *rest_region(None, os.environ)))
+    recipes = load_recipes(paths, *rest_region(None, os.environ), variables)
+    return Side("head (working tree)", recipes)
 
 
 def _inside(root: Path, path: str) -> Path:

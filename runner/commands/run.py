@@ -17,7 +17,7 @@ from runner.api.families import LIMIT_KINDS
 from runner.api.hosts import rest_region
 from runner.checks import load_recipes
 from runner.commands.plan import count
-from runner.commands.run_config import configure, on_server
+from runner.commands.run_config import configure
 from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -25,7 +25,9 @@ from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
 from runner.prompt.templating import TemplateEngine
+from runner.recipe.llm_server import llm_server, on_server, unmapped_model_warnings
 from runner.recipe.model import InputKind, Recipe
+from runner.recipe.variables import command_line_vars
 from runner.results.ci import publish, wanted
 from runner.results.html_report import REPORT_FILE, ReportWriter
 from runner.results.manifest import load_manifest, stream_item_records
@@ -54,8 +56,11 @@ class RunRequest:
     junit: Path | None = None
     prices: Path | None = None  # --prices FILE, added to the recipes' `prices:`
     llm_url: str | None = None  # --llm-url: every Gateway task to this OpenAI-compatible server
+    llm_model: Sequence[str] = ()  # --llm-model MODEL or FROM=TO: the names it knows them by
     report: Path | None = None  # --report PATH; default: report.html beside the manifest
     no_report: bool = False  # --no-report
+    var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
+    vars_files: Sequence[Path] = ()  # --vars FILE, under --var
 
 
 def run(request: RunRequest) -> int:
@@ -72,9 +77,22 @@ def run(request: RunRequest) -> int:
     )
     # What the region does not offer (LeMUR in the EU) is refused before anything is
     # sent or transcribed, as `validate --region` says it.
-    recipes = load_recipes(request.recipes, *rest_region(request.region, os.environ))
+    variables = command_line_vars(request.vars_files, request.var)
+    # What a reply needs on this machine (an embedding model) is loaded here, before
+    # anything is sent: a reply the run could not finish would be paid for nothing.
+    recipes = load_recipes(
+        request.recipes,
+        *rest_region(request.region, os.environ),
+        variables,
+        load_resources=not request.dry_run,
+    )
     if request.llm_url:
-        recipes = [on_server(recipe, request.llm_url) for recipe in recipes]
+        server = llm_server(request.llm_url, request.llm_model)
+        recipes = [on_server(recipe, server) for recipe in recipes]
+        for warning in unmapped_model_warnings(recipes, server):
+            click.echo(f"warning: {warning}", err=True)
+    elif request.llm_model:
+        raise UsageError("--llm-model names models on --llm-url's server; give --llm-url too")
     if request.dry_run:
         click.echo(_dry_run_text(recipes, request.state_dir or DEFAULT_STATE_DIR))
         return EXIT_OK

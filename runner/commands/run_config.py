@@ -8,13 +8,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
 
 from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts, read_api_key
 from runner.errors import UsageError
 from runner.execute.options import DEFAULT_ITEMS_IN_FLIGHT, DEFAULT_ITEMS_WORKING, RunOptions
-from runner.items import Shard
-from runner.recipe.model import InputKind, Provider, Recipe, Task, TaskApi
+from runner.items import Shard, list_columns
+from runner.recipe.model import InputKind, InputSpec, Recipe, Task
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 
 
@@ -74,47 +73,6 @@ def configure(
     return RunConfig(config, options)
 
 
-LLM_KEY_ENV = "TRANSCRIPT_RUNNER_LLM_KEY"
-LLM_STRUCTURED_ENV = "TRANSCRIPT_RUNNER_LLM_STRUCTURED_OUTPUT"
-
-
-def on_server(recipe: Recipe, url: str) -> Recipe:
-    """``recipe`` with every task it would send to AssemblyAI's LLM Gateway sent to the
-    OpenAI-compatible server at ``url`` instead, unchanged otherwise (its key, if any,
-    from TRANSCRIPT_RUNNER_LLM_KEY). A task that needs what only the Gateway does is a
-    usage error, naming its line."""
-    structured = os.environ.get(LLM_STRUCTURED_ENV, "json_schema")
-    if structured not in ("json_schema", "json_object", "none"):
-        raise UsageError(
-            f"{LLM_STRUCTURED_ENV}={structured!r}: use json_schema, json_object or none"
-        )
-    server = Provider("llm-url", url.rstrip("/"), LLM_KEY_ENV, structured_output=structured)
-    tasks = {}
-    for name, task in recipe.tasks.items():
-        if task.api is TaskApi.GATEWAY and task.asks_model and task.provider is None:
-            needs_gateway = _gateway_features(task)
-            if needs_gateway:
-                raise UsageError(
-                    f"{recipe.display}:{task.line}: task {name!r} uses "
-                    f"{', '.join(needs_gateway)}, which only AssemblyAI's LLM Gateway has; "
-                    "it cannot run on --llm-url"
-                )
-            task = replace(task, provider=server)
-        tasks[name] = task
-    return replace(recipe, tasks=MappingProxyType(tasks))
-
-
-def _gateway_features(task: Task) -> list[str]:
-    used = [
-        ("inject_transcript", task.inject_transcript),
-        ("gateway_post_processing", bool(task.gateway_post_processing)),
-        ("fallbacks", bool(task.fallbacks)),
-        ("fallback_config", task.fallback_config is not None),
-        ("send_as: prompt", task.send_as_prompt),
-    ]
-    return [f"`{key}`" for key, on in used if on]
-
-
 def run_prices(recipes: Sequence[Recipe], file: Path | None) -> dict[str, PriceTable] | None:
     """Each recipe's price table: its `prices:` and --prices FILE."""
     try:
@@ -134,7 +92,7 @@ def _sends_nothing(recipes: Sequence[Recipe]) -> bool:
     """Every input a saved transcript, or a file transcribed on this machine, and every
     task an export: no request at all."""
     return all(
-        all(_here(recipe, spec.kind) for spec in recipe.inputs)
+        all(_here(recipe, spec) for spec in recipe.inputs)
         and not any(_asks_assemblyai(task) for task in recipe.tasks.values())
         for recipe in recipes
     )
@@ -152,7 +110,7 @@ def _private_without_key(recipes: Sequence[Recipe], api_key: str | None) -> bool
     if api_key or _in_ci():
         return False
     return all(
-        recipe.local_engine is not None and all(_here(recipe, s.kind) for s in recipe.inputs)
+        recipe.local_engine is not None and all(_here(recipe, s) for s in recipe.inputs)
         for recipe in recipes
     )
 
@@ -163,10 +121,15 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _here(recipe: Recipe, kind: InputKind) -> bool:
-    """Whether an input's transcript comes without AssemblyAI."""
-    local = recipe.local_engine is not None
-    return kind is InputKind.TRANSCRIPT_FILE or (local and kind is InputKind.FILE)
+def _here(recipe: Recipe, spec: InputSpec) -> bool:
+    """Whether an input's transcripts come without AssemblyAI: saved ones, files
+    transcribed on this machine, or a list whose source columns are only those."""
+    local = {InputKind.TRANSCRIPT_FILE} | ({InputKind.FILE} if recipe.local_engine else set())
+    if spec.kind is not InputKind.LIST:
+        return spec.kind in local
+    sources = {kind.value for kind in InputKind if kind is not InputKind.LIST}
+    columns = sources.intersection(list_columns(recipe, spec))
+    return bool(columns) and columns <= {kind.value for kind in local}
 
 
 @dataclass(frozen=True)

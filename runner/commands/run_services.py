@@ -24,10 +24,11 @@ from runner.api.speech import SpeechClient
 from runner.api.sweeps import StatusSweeper
 from runner.api.transcripts import TranscriptsClient
 from runner.api.transport import ByteBudget
-from runner.commands.run_config import LLM_KEY_ENV, RunConfig
+from runner.commands.run_config import RunConfig
 from runner.errors import ConfigurationError
 from runner.execute.executor import Executor
 from runner.execute.services import ProgressDisplay, Services, offline_services
+from runner.recipe.llm_server import LLM_KEY_ENV
 from runner.recipe.model import LocalEngine, Provider, Recipe
 from runner.results.recorder import RunOutcome
 from runner.store import Store
@@ -54,6 +55,7 @@ def execute(
     sweeper: StatusSweeper | None = None
 
     secrets = _run_secrets(recipes, config)
+    recipes = [_recorded_safely(recipe, secrets) for recipe in recipes]
 
     async def main(store: Store) -> None:
         nonlocal executor, sweeper
@@ -125,6 +127,14 @@ def _tuned_garbage_collection() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+def _recorded_safely(recipe: Recipe, secrets: Secrets) -> Recipe:
+    """``recipe`` with the command line's vars as run.json records them: a value that
+    holds a key this run sends is redacted there (the prompts still use the vars)."""
+    if not recipe.var_overrides or not secrets:
+        return recipe
+    return replace(recipe, var_overrides=secrets.redact_data(dict(recipe.var_overrides)))
 
 
 def _providers(recipes: Sequence[Recipe]) -> list[Provider]:

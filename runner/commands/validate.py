@@ -12,8 +12,18 @@ import click
 
 from runner.checks import discover, validate_file
 from runner.checks.models import Catalog, check_models, fetch_catalog, gateway_url
+from runner.checks.resources import check_resources
 from runner.diagnostics import Diagnostic, Severity, format_report
 from runner.errors import EXIT_INVALID_RECIPE, EXIT_OK, StoreError, UsageError
+from runner.recipe.document import Document
+from runner.recipe.llm_server import (
+    llm_server,
+    on_server,
+    unmapped_model_warning,
+    unmapped_models,
+)
+from runner.recipe.model import Provider, Recipe
+from runner.recipe.variables import command_line_vars
 from runner.store import DEFAULT_STATE_DIR, Store
 
 
@@ -25,6 +35,10 @@ class ValidateRequest:
     online: bool = False  # check model names against the Gateway's catalog
     region: str | None = None  # us or eu: what that region offers
     state_dir: Path | None = None  # where the catalog is kept
+    llm_url: str | None = None  # check the recipes as they would run on this server
+    llm_model: Sequence[str] = ()  # --llm-model MODEL or FROM=TO, as run takes it
+    var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
+    vars_files: Sequence[Path] = ()  # --vars FILE, under --var
 
 
 def validate(request: ValidateRequest) -> int:
@@ -38,11 +52,18 @@ def validate(request: ValidateRequest) -> int:
         )
     diagnostics: list[Diagnostic] = []
     catalog = _catalog(request) if request.online else None
+    variables = command_line_vars(request.vars_files, request.var)
+    server = llm_server(request.llm_url, request.llm_model) if request.llm_url else None
+    if server is None and request.llm_model:
+        raise UsageError("--llm-model names models on --llm-url's server; give --llm-url too")
     for path in files:
-        result = validate_file(path)
+        result = validate_file(path, variables)
         diagnostics.extend(result.diagnostics)
         if result.recipe is not None and result.doc is not None:
             diagnostics.extend(check_models(result.doc, result.recipe, catalog, request.region))
+            diagnostics.extend(check_resources(result.doc, result.recipe))
+            if server is not None:
+                diagnostics.extend(_on_server(result.doc, result.recipe, server))
     if request.strict:
         diagnostics = [
             Diagnostic(d.file, d.line, d.column, d.path, d.message, Severity.ERROR)
@@ -51,6 +72,20 @@ def validate(request: ValidateRequest) -> int:
     fmt = request.fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
     click.echo(format_report(diagnostics, len(files), fmt))
     return EXIT_INVALID_RECIPE if any(d.is_error for d in diagnostics) else EXIT_OK
+
+
+def _on_server(doc: Document, recipe: Recipe, server: Provider) -> list[Diagnostic]:
+    """The recipe as ``run --llm-url`` would run it: each Gateway model name that would
+    reach the server unmapped, a warning at the first task that sends it."""
+    first = {
+        model: task for task, model in reversed(unmapped_models(on_server(recipe, server), server))
+    }
+    return [
+        doc.diagnostic(
+            ("tasks", task.name), unmapped_model_warning(model), severity=Severity.WARNING
+        )
+        for model, task in reversed(first.items())
+    ]
 
 
 def _catalog(request: ValidateRequest) -> Catalog:

@@ -195,6 +195,8 @@ def record_completion(
     record.input_tokens = completion.usage.input_tokens
     record.output_tokens = completion.usage.output_tokens
     record.request_id = completion.request_id
+    record.http_status_code = completion.http_status_code
+    record.llm_status_code = completion.llm_status_code
     record.latency_seconds = round(seconds, 3)
     record.retries = completion.stats.retries
     if completion.content and completion.tool_calls:
@@ -229,6 +231,8 @@ def completion_to_json(completion: Completion) -> dict[str, Any]:
         "finish_reason": completion.finish_reason,
         "tool_calls": [dict(c) for c in completion.tool_calls],
         "response_time_ns": completion.response_time_ns,
+        "http_status_code": completion.http_status_code,
+        "llm_status_code": completion.llm_status_code,
     }
 
 
@@ -242,4 +246,6 @@ def completion_from_json(data: Mapping[str, Any]) -> Completion:
         tool_calls=tuple(data.get("tool_calls") or ()),
         response_time_ns=data.get("response_time_ns"),
         stats=CallStats(attempts=0, retries=0, seconds=0.0),
+        http_status_code=data.get("http_status_code"),
+        llm_status_code=data.get("llm_status_code"),
     )

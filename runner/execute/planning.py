@@ -22,6 +22,7 @@ from runner.items import Item, Shard, expand
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView
+from runner.recipe.fallbacks import answering_task
 from runner.recipe.model import InputKind, Recipe, Task
 from runner.recipe.prices import PriceTable, format_usd
 from runner.store import Store, audio_identity, request_key, transcription_key
@@ -160,9 +161,10 @@ def _plan_item(
         cached = store.reply_get(key) if store is not None and use_cache else None
         if cached is not None:
             plan.cached += 1
-            results[task.name] = _cached_result(
-                task, reply_text(completion_from_json(cached.reply)), view
-            )
+            completion = completion_from_json(cached.reply)
+            # Processed by the settings of the model that gave it, as the run does.
+            answered = answering_task(task, completion.model)
+            results[task.name] = _cached_result(answered, reply_text(completion), view)
         else:
             plan.calls += 1
             tokens = sum(estimate_tokens(str(m.get("content", ""))) for m in payload.messages)

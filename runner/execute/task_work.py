@@ -26,7 +26,7 @@ from runner.execute.prepared import PreparedRecipe
 from runner.items import Item
 from runner.prompt.payloads import Payload, build_payload, task_context
 from runner.prompt.views import TaskResultView, TranscriptView
-from runner.recipe.fallbacks import client_fallbacks
+from runner.recipe.fallbacks import answering_task, client_fallbacks
 from runner.recipe.model import Task
 from runner.results.manifest import NOT_RUN, TaskRecord
 from runner.serial_thread import SerialThread
@@ -76,9 +76,14 @@ class TaskWork:
         inputs: Mapping[str, TaskResultView],
     ) -> tuple[TaskRecord, TaskResultView | None]:
         """The task's record, and its result (None when it failed)."""
+        began = time.monotonic()
         if task.export is not None:
-            return await self._export(task, item, folder, obtained)
-        return await self._ask(prepared, item, task, folder, obtained, view, inputs)
+            done = await self._export(task, item, folder, obtained)
+        else:
+            done = await self._ask(prepared, item, task, folder, obtained, view, inputs)
+        # The real time it took, failed or not (JUnit's `time`): retries included.
+        done[0].seconds = round(time.monotonic() - began, 3)
+        return done
 
     async def _ask(
         self,
@@ -138,6 +143,9 @@ class TaskWork:
         record_completion(record, completion, time.monotonic() - began, task)
         record.fallback_used = record.fallback_used or task is not candidates[0][0]
         record.provider = task.provider.name if task.provider is not None else None
+        # A reply is finished by the settings of the model that gave it: the Gateway's
+        # fallback that answered has its own schema and post-processing.
+        task = answering_task(task, completion.model)
         reply = reply_text(completion)
         reason = unusable(task, completion)
         if reason is not None:  # nothing is written or cached: the next run asks again

@@ -143,39 +143,57 @@ def gateway_payload(
     return Payload(TaskApi.GATEWAY, CHAT_COMPLETIONS_PATH, body)
 
 
+# The request fields a recipe key of a fallback becomes (seeds/004: a fallback "can
+# optionally override any field from the original request"), and the value a field
+# takes when the fallback's own request leaves it out (`tools: []`: no tools).
+_REQUEST_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "max_tokens": ("max_tokens",),
+    "temperature": ("temperature",),
+    "system": ("messages", "prompt"),
+    "prompt": ("messages", "prompt"),
+    "prompt_file": ("messages", "prompt"),
+    "messages": ("messages", "prompt"),
+    "send_as": ("messages", "prompt"),
+    "json_schema": ("response_format",),
+    "strict": ("response_format",),
+    "tools": ("tools", "tool_choice"),
+    "tool_choice": ("tool_choice",),
+    "stream": ("stream",),
+    "gateway_post_processing": ("post_processing_steps",),
+    "inject_transcript": ("transcript_id",),
+}
+_LEFT_OUT: Mapping[str, Any] = {"tools": [], "stream": False, "post_processing_steps": []}
+
+
 def fallback_entries(
     engine: TemplateEngine,
     task: Task,
     context: Mapping[str, Any],
-    messages: list[dict[str, str]],
+    *,
+    transcript_id: str | None,
+    transcript_text: str,
 ) -> list[dict[str, Any]]:
-    """The task's fallbacks as the Gateway takes them: ``model`` and every field the
-    recipe overrides for it. A fallback's own ``system`` or ``prompt`` replaces that
-    part of the task's messages (or its ``prompt`` string)."""
+    """The task's fallbacks as the Gateway takes them: ``model`` and every request field
+    a fallback overrides, as its own request would send it (its prompt, system message
+    or messages as ``messages``; its ``json_schema`` as ``response_format``...)."""
     entries = []
     for fallback in task.fallbacks:
-        if fallback.provider:  # tried on our side, after the Gateway's request fails
+        if fallback.provider or fallback.task is None:  # asked on our side, if at all
             continue
+        own = build_payload(
+            engine,
+            fallback.task,
+            context,
+            transcript_id=transcript_id,
+            transcript_text=transcript_text,
+        ).body
         entry: dict[str, Any] = {"model": fallback.model}
-        if fallback.max_tokens is not None:
-            entry["max_tokens"] = fallback.max_tokens
-        if fallback.temperature is not None:
-            entry["temperature"] = fallback.temperature
-        if fallback.tools is not None:
-            entry["tools"] = [thaw(t) for t in fallback.tools]
-        if fallback.tool_choice is not None:
-            entry["tool_choice"] = thaw(fallback.tool_choice)
-        if fallback.prompt is not None or fallback.system is not None:
-            system = [m for m in messages if m["role"] == "system"]
-            asked = [m for m in messages if m["role"] != "system"]
-            if fallback.system is not None:
-                system = [{"role": "system", "content": engine.render(fallback.system, context)}]
-            if fallback.prompt is not None:
-                asked = [{"role": "user", "content": engine.render(fallback.prompt, context)}]
-            if task.send_as_prompt and not system and len(asked) == 1:
-                entry["prompt"] = asked[0]["content"]
-            else:
-                entry["messages"] = [*system, *asked]
+        for key in fallback.overrides:
+            for name in _REQUEST_FIELDS.get(key, ()):
+                if name in own:
+                    entry[name] = own[name]
+                elif name in _LEFT_OUT:
+                    entry[name] = _LEFT_OUT[name]
         entries.append(entry)
     return entries
 
@@ -242,15 +260,17 @@ def build_payload(
         messages = render_messages(engine, task, context)
     if task.provider is not None:
         return provider_payload(task, task.provider, messages)
-    fallbacks = fallback_entries(engine, task, context, messages)
+    fallbacks = fallback_entries(
+        engine, task, context, transcript_id=transcript_id, transcript_text=transcript_text
+    )
     return gateway_payload(task, messages, transcript_id, fallbacks)
 
 
 def provider_payload(task: Task, provider: Provider, messages: list[dict[str, str]]) -> Payload:
     """The body an OpenAI-compatible server takes: no Gateway-only fields (validate
     refuses tasks that need them), the schema in the form the server honours, the
-    provider's extra fields."""
-    body: dict[str, Any] = {"model": task.model, "messages": messages}
+    provider's extra fields, and the model by the name the server knows it by."""
+    body: dict[str, Any] = {"model": provider.model_for(task.model), "messages": messages}
     if task.max_tokens is not None:
         body["max_tokens"] = task.max_tokens
     if task.temperature is not None:

@@ -31,9 +31,15 @@ class Rendered:
     tasks: list[tuple[str, Payload]] = field(default_factory=list)
 
 
-def as_json(rendered: list[Rendered], skipped: list[tuple[str, str]]) -> str:
+def as_json(
+    rendered: list[Rendered],
+    skipped: list[tuple[str, str]],
+    variables: Mapping[str, Any] | None = None,
+) -> str:
+    """``variables``: the command line's vars (``--var``, ``--vars``) the prompts used."""
     return json.dumps(
         {
+            "vars": dict(variables or {}),
             "items": [
                 {
                     "item": r.item,
@@ -54,8 +60,19 @@ def as_json(rendered: list[Rendered], skipped: list[tuple[str, str]]) -> str:
     )
 
 
-def as_text(rendered: list[Rendered], skipped: list[tuple[str, str]], *, full: bool) -> str:
+def as_text(
+    rendered: list[Rendered],
+    skipped: list[tuple[str, str]],
+    *,
+    full: bool,
+    variables: Mapping[str, Any] | None = None,
+) -> str:
     blocks: list[str] = []
+    if variables:
+        given = ", ".join(
+            f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in variables.items()
+        )
+        blocks.append(f"vars from the command line: {given}")
     for entry in rendered:
         for name, payload in entry.tasks:
             blocks.append(_request_block(entry, name, payload, full))

@@ -28,6 +28,7 @@ from runner.prompt.templating import TemplateEngine, missing_message
 from runner.prompt.views import ItemView, Namespace, RecipeView, TaskResultView, TranscriptView
 from runner.recipe.model import Template
 from runner.transcript.model import Paragraph, Sentence, Utterance, Word
+from runner.transcript.understanding import Chapter, Entity, KeyPhrase, SentimentResult, Timestamp
 
 __all__ = ["branch_problems"]
 
@@ -60,6 +61,7 @@ def _segment(kind: type, path: str) -> Record:
 
 
 WORD = _segment(Word, "word")
+TIMESTAMP = _segment(Timestamp, "timestamp")
 _TRANSCRIPT_FIELDS: dict[str, Shape] = {
     **dict.fromkeys(TranscriptView.template_fields),
     "words": ListOf(WORD),
@@ -67,6 +69,16 @@ _TRANSCRIPT_FIELDS: dict[str, Shape] = {
     "sentences": ListOf(_segment(Sentence, "sentence")),
     "paragraphs": ListOf(_segment(Paragraph, "paragraph")),
     "speakers": ListOf(None),
+    "entities": ListOf(_segment(Entity, "entity")),
+    "sentiment_analysis": ListOf(_segment(SentimentResult, "sentiment result")),
+    "chapters": ListOf(_segment(Chapter, "chapter")),
+    "key_phrases": ListOf(
+        Record(
+            "key phrase",
+            {**_segment(KeyPhrase, "key phrase").fields, "timestamps": ListOf(TIMESTAMP)},
+        )
+    ),
+    "translations": None,  # by language code: the recipe's to know
 }
 TRANSCRIPT = Record("transcript", _TRANSCRIPT_FIELDS)
 

@@ -16,6 +16,15 @@ from typing import Any, ClassVar
 
 from runner.recipe.model import Recipe, Task
 from runner.transcript.model import Paragraph, Sentence, Transcript, Utterance, Word
+from runner.transcript.understanding import (
+    SAMPLE_RESULTS,
+    Chapter,
+    Entity,
+    KeyPhrase,
+    SentimentResult,
+    Understanding,
+    understanding_of,
+)
 
 # The literal tag the LLM Gateway replaces with a transcript's text when the
 # request carries its transcript_id. Templates write {{ gateway_transcript }} to
@@ -155,6 +164,15 @@ class TranscriptView:
         "speakers",
         "confidence",
         "speech_model",
+        # AssemblyAI's speech understanding results (runner.transcript.understanding).
+        "entities",
+        "sentiment_analysis",
+        "chapters",
+        "key_phrases",
+        "summary",
+        "redacted",
+        "unredacted_text",
+        "translations",
     )
 
     def __str__(self) -> str:
@@ -177,6 +195,46 @@ class TranscriptView:
     @property
     def speakers(self) -> tuple[str, ...]:
         return self._source.speakers
+
+    def _understanding(self) -> Understanding:
+        """Read from the transcript's JSON once, when a template first asks."""
+        kept = self._source._segments
+        found: Understanding | None = kept.get("understanding")
+        if found is None:
+            found = kept["understanding"] = understanding_of(self._source.raw)
+        return found
+
+    @property
+    def entities(self) -> tuple[Entity, ...]:
+        return self._understanding().entities
+
+    @property
+    def sentiment_analysis(self) -> tuple[SentimentResult, ...]:
+        return self._understanding().sentiment_analysis
+
+    @property
+    def chapters(self) -> tuple[Chapter, ...]:
+        return self._understanding().chapters
+
+    @property
+    def key_phrases(self) -> tuple[KeyPhrase, ...]:
+        return self._understanding().key_phrases
+
+    @property
+    def summary(self) -> str | None:
+        return self._understanding().summary
+
+    @property
+    def redacted(self) -> bool:
+        return self._understanding().redacted
+
+    @property
+    def unredacted_text(self) -> str | None:
+        return self._understanding().unredacted_text
+
+    @property
+    def translations(self) -> Namespace:
+        return Namespace("transcript.translations", self._understanding().translations)
 
     def without_utterances(self) -> TranscriptView:
         """This transcript as made without speaker labels (``validate`` renders each
@@ -346,6 +404,7 @@ def sample_transcript_view() -> TranscriptView:
         language_code="en_us",
         confidence=0.95,
         speech_model_used="universal-3-5-pro",
+        data=SAMPLE_RESULTS,
     )
     return TranscriptView.build(transcript, tuple(sentences), paragraphs)
 

@@ -3,6 +3,7 @@ and the file line of every template."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -51,8 +52,11 @@ class _MissingFile(Exception):
         self.message = message
 
 
-def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]:
-    """Build a :class:`Recipe` from a schema-valid document.
+def build(
+    doc: Document, path: Path, variables: Mapping[str, Any] | None = None
+) -> tuple[Recipe, list[tuple[KeyPath, str]]]:
+    """Build a :class:`Recipe` from a schema-valid document, with the command line's
+    ``variables`` (``--var``, ``--vars``) over its ``vars:``.
 
     Returns the recipe and the problems found while resolving files (a missing
     ``prompt_file``), as ``(key path, message)`` pairs for the validator to locate.
@@ -79,7 +83,8 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         description=str(data.get("description", "")),
         inputs=tuple(_input(doc, i, entry) for i, entry in enumerate(data["inputs"])),
         transcription=freeze(data.get("transcription", {})),
-        vars=freeze(data.get("vars", {})),
+        vars=freeze({**data.get("vars", {}), **(variables or {})}),
+        var_overrides=freeze(dict(variables or {})),
         tasks=MappingProxyType(tasks),
         output_dir=_inline(
             doc, ("output", "dir"), output.get("dir", DEFAULT_OUTPUT_DIR), "output.dir"
@@ -107,6 +112,8 @@ def _provider(name: str, spec: Mapping[str, Any]) -> Provider:
         tools=bool(spec.get("tools", True)),
         stream_usage=bool(spec.get("stream_usage", False)),
         extra_body=freeze(spec.get("extra_body") or {}),
+        models=MappingProxyType({str(k): str(v) for k, v in (spec.get("models") or {}).items()}),
+        default_model=str(spec["model"]) if spec.get("model") else None,
     )
 
 
@@ -141,7 +148,8 @@ def _with_provider(task: Task, providers: Mapping[str, Provider]) -> Task:
     fallbacks = []
     for fallback in task.fallbacks:
         model, provider = _provider_of(fallback.model, fallback.model_provider, providers)
-        fallbacks.append(replace(fallback, model=model, provider=provider))
+        asked = replace(fallback.task, model=model) if fallback.task is not None else None
+        fallbacks.append(replace(fallback, model=model, provider=provider, task=asked))
     task = replace(task, fallbacks=tuple(fallbacks))
     model, provider = _provider_of(task.model, task.model_provider, providers)
     if provider is not None and provider in providers:
@@ -190,9 +198,20 @@ def _input(doc: Document, index: int, entry: Mapping[str, Any]) -> InputSpec:
 
 
 def _task(
-    doc: Document, path: Path, name: str, spec: Mapping[str, Any], defaults: Mapping[str, Any]
+    doc: Document,
+    path: Path,
+    name: str,
+    spec: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    located: Mapping[str, KeyPath] | None = None,
 ) -> Task:
+    """The task ``spec`` describes. ``located``: where keys that come from elsewhere
+    are written (a fallback's own), for templates located at their own lines."""
     here: KeyPath = ("tasks", name)
+
+    def at(key: str) -> KeyPath:
+        return (located or {}).get(key, (*here, key))
+
     source = next(s for s in PromptSource if s.value in spec)
     if source is PromptSource.EXPORT:
         return _export_task(doc, name, spec)
@@ -202,29 +221,26 @@ def _task(
     # LeMUR has no system message; a recipe-wide default applies to Gateway tasks only.
     system = spec.get("system", defaults.get("system") if api is TaskApi.GATEWAY else None)
     if system is not None and source is not PromptSource.MESSAGES:
-        system_path = (*here, "system") if "system" in spec else ("defaults", "system")
+        system_path = at("system") if "system" in spec else ("defaults", "system")
         messages.append(Message("system", _inline(doc, system_path, system, f"{name}.system")))
     if source is PromptSource.PROMPT:
-        messages.append(Message("user", _inline(doc, (*here, "prompt"), spec["prompt"], name)))
+        messages.append(Message("user", _inline(doc, at("prompt"), spec["prompt"], name)))
     elif source is PromptSource.PROMPT_FILE:
-        prompt_file = _resolve_prompt_file(path, (*here, "prompt_file"), spec["prompt_file"])
-        messages.append(Message("user", _file_template(doc, prompt_file, (*here, "prompt_file"))))
+        prompt_file = _resolve_prompt_file(path, at("prompt_file"), spec["prompt_file"])
+        messages.append(Message("user", _file_template(doc, prompt_file, at("prompt_file"))))
     elif source is PromptSource.MESSAGES:
         for i, message in enumerate(spec["messages"]):
-            content_path = (*here, "messages", i, "content")
+            content_path = (*at("messages"), i, "content")
             label = f"{name}.messages[{i}]"
             messages.append(
                 Message(message["role"], _inline(doc, content_path, message["content"], label))
             )
     json_schema = spec.get("json_schema")
     post_process = tuple(_post_step(step) for step in spec.get("post_process", []))
-    fallback_path: KeyPath = (
-        (*here, "fallbacks") if "fallbacks" in spec else ("defaults", "fallbacks")
-    )
     structured = structured_reply(json_schema, post_process, source is PromptSource.QUOTES)
     output = spec.get("output") or f"{name}.{'json' if structured else 'md'}"
     model, model_provider = _model(spec.get("model", defaults.get("model", DEFAULT_MODEL)))
-    return Task(
+    task = Task(
         name=name,
         api=api,
         source=source,
@@ -238,10 +254,7 @@ def _task(
         json_schema=freeze(json_schema) if json_schema is not None else None,
         post_process=post_process,
         gateway_post_processing=tuple(spec.get("gateway_post_processing", [])),
-        fallbacks=tuple(
-            _fallback(doc, fallback_path, i, f)
-            for i, f in enumerate(spec.get("fallbacks", defaults.get("fallbacks", [])))
-        ),
+        fallbacks=(),
         fallback_config=_fallback_config(
             spec.get("fallback_config", defaults.get("fallback_config"))
         ),
@@ -256,26 +269,58 @@ def _task(
         strict=bool(spec.get("strict", False)),
         send_as_prompt=spec.get("send_as") == "prompt",
     )
+    if located is not None:  # a fallback's own task: its fallbacks are its task's
+        return task
+    fallback_path: KeyPath = (
+        (*here, "fallbacks") if "fallbacks" in spec else ("defaults", "fallbacks")
+    )
+    given = spec.get("fallbacks", defaults.get("fallbacks", []))
+    fallbacks = tuple(
+        _fallback(doc, path, task, (fallback_path, i), spec, f, defaults)
+        for i, f in enumerate(given)
+    )
+    return replace(task, fallbacks=fallbacks)
 
 
-def _fallback(doc: Document, path: KeyPath, index: int, spec: Mapping[str, Any]) -> Fallback:
-    here: KeyPath = (*path, index)
+# A fallback that gives any of these replaces the task's prompt with its own.
+_PROMPT_KEYS = ("prompt", "prompt_file", "messages", "quotes")
 
-    def template(key: str) -> Template | None:
-        value = spec.get(key)
-        return _inline(doc, (*here, key), value, f"fallbacks[{index}].{key}") if value else None
 
-    tools = spec.get("tools")
+def _fallback(
+    doc: Document,
+    path: Path,
+    task: Task,
+    where: tuple[KeyPath, int],
+    task_spec: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+) -> Fallback:
+    """A fallback, and the task as it asks it: the task's fields, with every field the
+    fallback gives instead (its own prompt replaces the task's; its own messages, the
+    task's system message too). It writes the task's output, whatever it is asked."""
+    here: KeyPath = (*where[0], where[1])
+    inherited = {k: v for k, v in task_spec.items() if k not in ("fallbacks", "fallback_config")}
+    if any(key in spec for key in _PROMPT_KEYS):
+        inherited = {k: v for k, v in inherited.items() if k not in _PROMPT_KEYS}
+    if "messages" in spec:
+        inherited.pop("system", None)
+    merged = {**inherited, **spec, "output": task.output}
+    if task.inject_transcript and "inject_transcript" not in spec and "prompt_file" not in merged:
+        # Worded otherwise, a fallback injects the transcript where its words ask for it
+        # (the Gateway ignores a transcript_id without the tag).
+        words = json.dumps([merged.get(key) for key in ("prompt", "messages", "system")])
+        merged["inject_transcript"] = "gateway_transcript" in words
+    located = {key: (*here, key) for key in spec}
+    own = _task(doc, path, task.name, merged, defaults, located)
     model, model_provider = _model(spec["model"])
     return Fallback(
         model=model,
         model_provider=model_provider,
-        max_tokens=spec.get("max_tokens"),
-        temperature=spec.get("temperature"),
-        prompt=template("prompt"),
-        system=template("system"),
-        tools=tuple(freeze(t) for t in tools) if tools is not None else None,
-        tool_choice=freeze(spec.get("tool_choice")),
+        overrides=tuple(key for key in spec if key != "model"),
+        # Its fallbacks are its task's: a default `fallback_config` is not its own.
+        task=replace(
+            own, explicit_output=task.explicit_output, line=task.line, fallback_config=None
+        ),
     )
 
 

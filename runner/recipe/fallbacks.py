@@ -5,35 +5,40 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from runner.recipe.model import Fallback, Recipe, Task
-
-
-def asked_here(task: Task, fallback: Fallback) -> bool:
-    """Whether ``fallback`` is asked on our side: a provider is involved (the task's or
-    the fallback's), which the Gateway cannot reach."""
-    return task.provider is not None or fallback.provider is not None
+from runner.recipe.model import Recipe, Task
 
 
 def client_fallbacks(task: Task, recipe: Recipe) -> list[Task]:
     """The task as each of its fallbacks asked on our side: those on a provider (the
     Gateway cannot reach them), and all of a provider's task (the server has no
-    fallbacks of its own). A Gateway task's Gateway fallbacks stay the Gateway's."""
+    fallbacks of its own). A Gateway task's Gateway fallbacks stay the Gateway's. Each
+    is the fallback's own task: every field it overrides (prompt, schema, tools,
+    post-processing...), the task's for the rest."""
     found = []
     for fallback in task.fallbacks:
         provider = recipe.providers.get(fallback.provider) if fallback.provider else None
         if provider is None and task.provider is None:
             continue  # the Gateway falls back on its side
+        asked = fallback.task if fallback.task is not None else task
         found.append(
             replace(
-                task,
+                asked,
                 model=fallback.model,
                 provider=provider,
                 fallbacks=(),
                 fallback_config=None,
-                max_tokens=fallback.max_tokens or task.max_tokens,
-                temperature=(
-                    task.temperature if fallback.temperature is None else fallback.temperature
-                ),
             )
         )
     return found
+
+
+def answering_task(task: Task, model: str | None) -> Task:
+    """The task whose settings finish a reply: the Gateway's fallback that answered it
+    (its own schema, post-processing and quotes), or the task itself. The Gateway names
+    the model that answered; a fallback is found by that name."""
+    if model is None or model == task.model or task.provider is not None:
+        return task
+    for fallback in task.fallbacks:
+        if fallback.provider is None and fallback.task is not None and fallback.model == model:
+            return fallback.task
+    return task

@@ -64,11 +64,23 @@ class Provider:
     tools: bool = True
     stream_usage: bool = False  # ask for a usage chunk at the end of a stream
     extra_body: Mapping[str, JSON] = field(default_factory=dict)
+    # The names this server knows the recipe's models by (`models:`, --llm-model
+    # FROM=TO), and the one it sends for every other (`model:`, --llm-model MODEL).
+    models: Mapping[str, str] = field(default_factory=dict)
+    default_model: str | None = None
 
     @property
     def key(self) -> str:
         """Which server this is: two recipes may give one name to different servers."""
         return f"{self.name} {self.base_url} {self.api_key_env or ''}"
+
+    def model_for(self, name: str) -> str:
+        """The model name this server is sent for the recipe's ``name``."""
+        return self.models.get(name) or self.default_model or name
+
+    def maps(self, name: str) -> bool:
+        """Whether ``name`` reaches this server under a name given for it."""
+        return name in self.models or self.default_model is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,16 +202,16 @@ class PostStep:
 
 @dataclass(frozen=True, slots=True)
 class Fallback:
-    """A model the Gateway tries when the task's own fails, with any of the request's
-    fields overridden for it (the rest are inherited)."""
+    """A model tried when the task's own fails, with any of the task's request fields
+    overridden for it (the rest are inherited): seeds/004's "any field"."""
 
     model: str
-    max_tokens: int | None = None
-    temperature: float | None = None
-    prompt: Template | None = None  # its own prompt (a template), instead of the task's
-    system: Template | None = None  # its own system message
-    tools: tuple[Mapping[str, JSON], ...] | None = None
-    tool_choice: JSON = None
+    # The recipe keys this fallback gives itself (`json_schema`, `messages`, ...), in order.
+    overrides: tuple[str, ...] = ()
+    # The task as this fallback asks it: the task's fields with the overrides (its
+    # prompt, schema, post-processing), so a reply is finished by the settings of the
+    # model that answered it. None only for a fallback made by hand.
+    task: Task | None = None
     provider: str | None = None  # on a provider (`NAME/model`): asked on our side
     # `model: {provider: NAME, name: MODEL}`: the provider named, not read off the name
     model_provider: str | None = None
@@ -375,6 +387,18 @@ class Task:
         return self.export is None
 
     @property
+    def gateway_only(self) -> tuple[str, ...]:
+        """The keys this task uses that only AssemblyAI's LLM Gateway does (another
+        server cannot): `--llm-url` refuses them, and so does a fallback on a provider."""
+        used = (
+            ("inject_transcript", self.inject_transcript),
+            ("gateway_post_processing", bool(self.gateway_post_processing)),
+            ("fallback_config", self.fallback_config is not None),
+            ("send_as", self.send_as_prompt),
+        )
+        return tuple(key for key, on in used if on)
+
+    @property
     def structured(self) -> bool:
         """True when the result is JSON (``tasks.<name>.json`` exists): see structured_reply."""
         return structured_reply(self.json_schema, self.post_process, self.quotes is not None)
@@ -403,7 +427,8 @@ class Task:
         if self.lemur is not None and self.lemur.input_text is not None:
             found.append(self.lemur.input_text)
         for fallback in self.fallbacks:
-            found += [t for t in (fallback.system, fallback.prompt) if t is not None]
+            if fallback.task is not None:  # its own templates; the task's are listed
+                found += [t for t in fallback.task.templates if t not in found]
         return tuple(found)
 
 
@@ -432,6 +457,8 @@ class Recipe:
     # `review:`: the items `review` compares (by name), or how many it chooses
     review_items: tuple[str, ...] = ()
     review_sample: int | None = None
+    # The command line's vars (--var, --vars), already in `vars`: kept apart for run.json.
+    var_overrides: Mapping[str, JSON] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:

@@ -75,6 +75,12 @@ class TaskRecord:
     latency_seconds: float | None = None
     retries: int = 0
     request_id: str | None = None
+    # The task's whole time, seconds: asking (every retry and fallback), processing and
+    # writing; latency_seconds is the answered request's alone.
+    seconds: float | None = None
+    # The Gateway's status fields of the answer (its HTTP status, the LLM provider's).
+    http_status_code: int | None = None
+    llm_status_code: int | None = None
     asked: bool = False  # a request was sent to the API
     cached: bool = False  # the reply came from the state store's cache
     cache_key: str | None = None
@@ -108,6 +114,7 @@ class ItemRecord:
     kind: str
     status: str  # ok, failed, interrupted
     recipe_file: str = ""  # the recipe's path as given, for annotations
+    row: str | None = None  # a list file's row: "lists/calls.csv:4", for annotations
     error: str | None = None
     transcript_id: str | None = None
     audio_duration: float | None = None

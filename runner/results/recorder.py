@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from runner.items import Item, Shard
 from runner.prompt.views import TaskResultView
-from runner.recipe.model import Recipe
+from runner.recipe.model import InputKind, Recipe, thaw
 from runner.recipe.prices import PriceTable
 from runner.results.manifest import ItemRecord, ManifestWriter
 from runner.results.table import Tables, row_of
@@ -87,6 +87,7 @@ class Recorder:
             recipe_file=recipe.display,
             kind=item.kind.value,
             status="ok",
+            row=item.origin if recipe.inputs[item.entry].kind is InputKind.LIST else None,
         )
         self._under_way[(recipe.name, item.name)] = record
         self._listener.item_started(recipe.name, item.name)
@@ -130,10 +131,13 @@ class Recorder:
         )
 
 
-def _recipe_entry(recipe: Recipe) -> dict[str, str]:
+def _recipe_entry(recipe: Recipe) -> dict[str, Any]:
     """The recipe as the manifest lists it; with its ``table``, so ``merge`` finds the
-    tables of a sharded run's shards."""
-    entry = {"name": recipe.name, "file": recipe.display}
+    tables of a sharded run's shards, and the vars the command line set (``--var``,
+    ``--vars``), so a run says which audience its prompts were written for."""
+    entry: dict[str, Any] = {"name": recipe.name, "file": recipe.display}
     if recipe.table is not None:
         entry["table"] = recipe.table
+    if recipe.var_overrides:
+        entry["vars"] = thaw(recipe.var_overrides)
     return entry

@@ -275,6 +275,47 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def where(name_or_path: str) -> str:
+    """Where the model named would be loaded from, found without loading it (``validate``
+    checks a recipe with it, quickly); :class:`EmbeddingUnavailable` says why it cannot
+    be. Loading may still fail on a file that is not a model: ``run`` loads every
+    model before its first request."""
+    if name_or_path in PACKAGED_NAMES:
+        return f"the shipped {PACKAGED}"
+    folder = Path(name_or_path).expanduser()
+    exported = _onnx_export(folder) if folder.is_dir() else _cached_export(name_or_path)
+    if exported is not None:
+        _tokenizer_and_pooling(exported.parent)
+        return str(exported)
+    if folder.exists() and not folder.is_dir():
+        raise EmbeddingUnavailable(
+            f"the embedding model {name_or_path!r} is a file; give the folder that holds "
+            "model.onnx (or onnx/model.onnx) and tokenizer.json"
+        )
+    if _sentence_transformers_has(name_or_path, folder):
+        return f"{name_or_path} (with sentence-transformers)"
+    raise EmbeddingUnavailable(
+        f"the embedding model {name_or_path!r} is not on this machine: no such folder, and "
+        "no ONNX export of it in the Hugging Face cache. Give "
+        f"{PACKAGED!r} (the semantic extra's own, the default), or the path of a folder with "
+        "model.onnx (or onnx/model.onnx) and tokenizer.json; nothing is downloaded "
+        "during a run"
+    )
+
+
+def _sentence_transformers_has(name_or_path: str, folder: Path) -> bool:
+    """Whether sentence-transformers is installed and would find the model on disk: a
+    folder of its own, or the name in the Hugging Face cache."""
+    import importlib.util
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return False
+    if folder.is_dir():
+        return True
+    repo = name_or_path if "/" in name_or_path else f"sentence-transformers/{name_or_path}"
+    return (_hub_cache() / f"models--{repo.replace('/', '--')}" / "snapshots").is_dir()
+
+
 def installed() -> bool:
     """Whether the semantic extra's runtime is here (``validate`` warns when it is not)."""
     import importlib.util

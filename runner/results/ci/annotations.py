@@ -1,4 +1,5 @@
-"""GitHub workflow commands that annotate the recipe line of each failure."""
+"""GitHub workflow commands that annotate the recipe line of each failure (the list
+file's row, for an item of a list that failed before its tasks)."""
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ def annotations(manifest: Manifest) -> list[str]:
     for _, records in ordered_by_recipe(manifest, item_records(manifest)):
         for record in records:
             for problem in _problems(record):
-                grouped.setdefault(problem, []).append(record.item)
+                # A list row's item names its row: the line to fix may be there.
+                who = f"{record.item} ({record.row})" if record.row else record.item
+                grouped.setdefault(problem, []).append(who)
     lines = [_annotation(problem, items) for problem, items in grouped.items()]
     if len(lines) <= MAX_ANNOTATIONS:
         return lines
@@ -52,7 +55,13 @@ def annotations(manifest: Manifest) -> list[str]:
 def _problems(record: ItemRecord) -> Iterator[_Problem]:
     file = record.recipe_file
     if record.error:
-        yield _Problem(file, 0, f"item {record.status}", "", record.error)
+        # An item of a list file failed before its tasks (its source, its transcript):
+        # the annotation points at its row, where its source is written.
+        row_file, _, row_line = (record.row or "").rpartition(":")
+        if row_file and row_line.isdigit():
+            yield _Problem(row_file, int(row_line), f"item {record.status}", "", record.error)
+        else:
+            yield _Problem(file, 0, f"item {record.status}", "", record.error)
     for task in record.tasks:
         failed = failed_expectations(task)
         for expectation in failed:

@@ -106,9 +106,8 @@ def _cases(record: ItemRecord) -> Iterator[_Case]:
 
 
 def _task_case(record: ItemRecord, task: TaskRecord) -> _Case:
-    case = _Case(
-        record, task.task, task.latency_seconds, task.line, _task_properties(record, task), ""
-    )
+    seconds = task.seconds if task.seconds is not None else task.latency_seconds
+    case = _Case(record, task.task, seconds, task.line, _task_properties(record, task), "")
     failed = failed_expectations(task)
     if failed:
         # The task's own error only sums these up ("expectation failed: … (and 1 more)").
@@ -137,6 +136,7 @@ def _task_properties(record: ItemRecord, task: TaskRecord) -> dict[str, Any]:
         "retries": task.retries,
         "request_id": task.request_id,
         "output": task.output,
+        "row": record.row,
     }
 
 
@@ -144,6 +144,7 @@ def _item_properties(record: ItemRecord) -> dict[str, Any]:
     return {
         "transcript_id": record.transcript_id,
         "source": record.source,
+        "row": record.row,
         "audio_duration": record.audio_duration,
         "polls": record.polls,
         "submitted": record.submitted,
