@@ -35,6 +35,8 @@ def prepare_recipe(
     used = used_transcript_fields(engine, [t for task in tasks for t in task.templates])
     quotes = any(task.quotes is not None for task in tasks)
     exports = any(task.export is not None for task in tasks)
+    # A task that may be read in parts is cut at its paragraphs.
+    long = any(task.long is not None for task in tasks)
     items = expand(recipe, engine)
     if shard is not None:
         items = shard.select(recipe, items)
@@ -47,6 +49,9 @@ def prepare_recipe(
         graph=recipe.graph,
         tasks=tasks,
         needs_sentences=quotes or bool(used & {"sentences", "*"}),
-        needs_paragraphs=bool(used & {"paragraphs", "*"}),
-        needs_words=exports or quotes or bool(used & {"words", "utterances", "speakers", "*"}),
+        needs_paragraphs=long or bool(used & {"paragraphs", "*"}),
+        needs_words=exports
+        or quotes
+        or long
+        or bool(used & {"words", "utterances", "speakers", "*"}),
     )

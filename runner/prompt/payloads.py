@@ -7,8 +7,8 @@ what would be paid for. No network here and no aiohttp import.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.diagnostics import Diagnostic
@@ -292,3 +292,51 @@ def task_context(
         recipe=RecipeView.of(recipe),
         inject_transcript=task.inject_transcript,
     )
+
+
+def reduce_payload(
+    engine: TemplateEngine,
+    task: Task,
+    context: Mapping[str, Any],
+    parts: Sequence[Any],
+    request: str,
+) -> Payload:
+    """The request combining the parts' replies of a ``long: map-reduce`` task: its
+    system message, then its ``reduce`` prompt, which sees ``parts`` and ``request``
+    (the task's prompt with the part's text left out). Sent with the task's model,
+    schema and settings; the Gateway's fallbacks keep their model and settings but not
+    a prompt of their own (that one is written for the whole transcript)."""
+    assert task.reduce is not None
+    local = {**context, "parts": list(parts), "request": request}
+    system = [
+        {"role": "system", "content": engine.render(m.content, local)}
+        for m in task.messages
+        if m.role == "system"
+    ]
+    messages = [*system, {"role": "user", "content": engine.render(task.reduce, local)}]
+    if task.provider is not None:
+        return provider_payload(task, task.provider, messages)
+    fallbacks = [
+        {k: v for k, v in entry.items() if k not in ("messages", "prompt")}
+        for entry in fallback_entries(engine, task, local, messages)
+    ]
+    plain = replace(task, inject_transcript=False, send_as_prompt=False)
+    return gateway_payload(plain, messages, None, fallbacks)
+
+
+def request_text(engine: TemplateEngine, task: Task, context: Mapping[str, Any]) -> str:
+    """What a task asks, for its reduce prompt: its user messages rendered with
+    ``context`` (where the transcript, or the items, stand empty)."""
+    if task.quotes is not None:
+        count = task.quotes.count
+        question = (
+            engine.render(task.quotes.question, context)
+            if task.quotes.question is not None
+            else f"What are the {count} best quotes from this recording?"
+        )
+        return (
+            f"{question.strip()}\nPlease provide exactly {count} quotes, copied word for word "
+            "from the transcript, each on its own line in double quotes."
+        )
+    rendered = render_messages(engine, replace(task, inject_transcript=False), context)
+    return "\n\n".join(m["content"] for m in rendered if m["role"] != "system")
