@@ -1,0 +1,99 @@
+"""Longer than the window (``context_window``, ``long: map-reduce``) and more than one
+recording (``over:``), end to end against the fake AssemblyAI on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RunCli
+from fakeapi import FakeAssemblyAI
+
+ROOT = Path(__file__).resolve().parent.parent
+WILDFIRES = ROOT / "tests" / "fixtures" / "assemblyai" / "transcript-wildfires.json"
+
+# The wildfires transcript is about 1,220 tokens by the runner's estimate: over a
+# 1,000-token window once 200 are kept for the reply.
+LONG = """\
+version: 1
+name: long
+inputs:
+  - transcript_file: saved/wildfires.json
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text }}"
+    context_window: 1000
+    max_tokens: 200
+"""
+
+
+def reply_for(request: dict[str, Any]) -> str:
+    content = request["messages"][-1]["content"]
+    if "answers for each part" in content:
+        return "combined summary"
+    return f"summary of a part of {len(content)} characters"
+
+
+@pytest.fixture
+def fake() -> FakeAssemblyAI:
+    from conftest import KEY
+
+    api = FakeAssemblyAI(api_key=KEY)
+    api.gateway.responder = reply_for
+    return api
+
+
+@pytest.fixture
+def served(served: Path) -> Path:
+    (served / "saved").mkdir()
+    shutil.copy(WILDFIRES, served / "saved" / "wildfires.json")
+    return served
+
+
+def manifest(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / "out" / "run.json").read_text())
+    return data
+
+
+def test_a_prompt_over_the_window_is_refused_by_run_before_sending(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "long.yaml").write_text(LONG)
+    code, _, _ = run_cli("run", "long.yaml", "--progress", "plain")
+    assert code == 1
+    assert fake.gateway.calls == []
+    task = manifest(served)["items"][0]["tasks"][0]
+    assert task["status"] == "failed"
+    assert "1,000-token context window of claude-sonnet-4-6" in task["error"]
+    assert "long: map-reduce" in task["error"]
+
+
+def test_map_reduce_reads_the_transcript_in_parts_and_a_rerun_sends_nothing(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "long.yaml").write_text(LONG + "    long: map-reduce\n")
+    code, _, err = run_cli("run", "long.yaml", "--progress", "plain")
+    assert code == 0, err
+    parts = [c for c in fake.gateway.calls if c.messages[-1]["content"].startswith("Summarize")]
+    assert len(parts) == 2
+    # Each part is cut at a paragraph and is a part of the transcript, in order.
+    whole = json.loads(WILDFIRES.read_text())["text"]
+    texts = [c.messages[-1]["content"].removeprefix("Summarize: ") for c in parts]
+    assert all(t in whole for t in texts)
+    assert whole.index(texts[0]) < whole.index(texts[1])
+    reduce = fake.gateway.calls[-1].messages[-1]["content"]
+    assert "--- Part 1 (00:00:00 to " in reduce and "--- Part 2 (" in reduce
+    assert "Summarize: " in reduce  # the request, without any part's text
+    out = served / "out" / "long" / "wildfires" / "summary.md"
+    assert out.read_text() == "combined summary\n"
+    task = manifest(served)["items"][0]["tasks"][0]
+    assert task["parts"] == 2 and task["asked"] is True
+
+    sent = len(fake.gateway.calls)
+    code, _, err = run_cli("run", "long.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.gateway.calls) == sent
+    assert manifest(served)["items"][0]["tasks"][0]["cached"] is True
