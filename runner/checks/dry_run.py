@@ -12,20 +12,20 @@ from runner.diagnostics import Diagnostic, Severity
 from runner.digests import DigestSet
 from runner.errors import InputProblem, OutputError, TemplateProblem
 from runner.items import Item, NameBook, list_columns, stream
+from runner.prompt.parts import PartView
 from runner.prompt.shapes import branch_problems
 from runner.prompt.templating import TemplateEngine
-from runner.prompt.parts import PartView
 from runner.prompt.views import (
     NO_SPEAKERS,
+    GroupView,
+    ItemEntry,
     ItemView,
+    Namespace,
     RecipeView,
     TaskResultView,
     folder_context,
-    item_variables,
-    GroupView,
-    ItemEntry,
-    Namespace,
     group_context,
+    item_variables,
     prompt_context,
     sample_transcript_view,
 )
