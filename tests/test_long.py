@@ -85,15 +85,76 @@ def test_map_reduce_reads_the_transcript_in_parts_and_a_rerun_sends_nothing(
     assert all(t in whole for t in texts)
     assert whole.index(texts[0]) < whole.index(texts[1])
     reduce = fake.gateway.calls[-1].messages[-1]["content"]
-    assert "--- Part 1 (00:00:00 to " in reduce and "--- Part 2 (" in reduce
+    assert "--- Part 1 (00:00:00 to " in reduce
+    assert "--- Part 2 (" in reduce
     assert "Summarize: " in reduce  # the request, without any part's text
     out = served / "out" / "long" / "wildfires" / "summary.md"
     assert out.read_text() == "combined summary\n"
     task = manifest(served)["items"][0]["tasks"][0]
-    assert task["parts"] == 2 and task["asked"] is True
+    assert task["parts"] == 2
+    assert task["asked"] is True
 
     sent = len(fake.gateway.calls)
     code, _, err = run_cli("run", "long.yaml", "--progress", "plain")
     assert code == 0, err
     assert len(fake.gateway.calls) == sent
     assert manifest(served)["items"][0]["tasks"][0]["cached"] is True
+
+
+WEEK = """\
+version: 1
+name: week
+inputs:
+  - transcript_file: saved/*.json
+tasks:
+  summary:
+    prompt: "Summarize: {{ transcript.text | truncate_tokens(50) }}"
+  week:
+    over: all
+    needs: [summary]
+    prompt: |
+      This week's {{ items | length }} calls:
+      {% for entry in items %}- {{ entry.item.name }} ({{ entry.transcript.id }}): {{ entry.tasks.summary.text }}
+      {% endfor %}
+"""
+
+
+def saved_calls(folder: Path, count: int) -> None:
+    """``count`` saved transcripts (the wildfires one under other ids and names)."""
+    (folder / "saved").mkdir(exist_ok=True)
+    data = json.loads(WILDFIRES.read_text())
+    for n in range(1, count + 1):
+        data["id"] = f"call-{n:02d}"
+        (folder / "saved" / f"call-{n:02d}.json").write_text(json.dumps(data))
+
+
+def test_a_task_over_all_items_runs_once_is_cached_and_reported(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "saved" / "wildfires.json").unlink()
+    saved_calls(served, 12)
+    (served / "week.yaml").write_text(WEEK)
+    code, _, err = run_cli("run", "week.yaml", "--progress", "plain", "--report", "report.html")
+    assert code == 0, err
+    week = [c for c in fake.gateway.calls if "This week's" in c.messages[-1]["content"]]
+    assert len(week) == 1
+    prompt = week[0].messages[-1]["content"]
+    assert "This week's 12 calls:" in prompt
+    assert "- call-07 (call-07): summary of a part of" in prompt  # each item's own result
+    output = served / "out" / "week" / "groups" / "all" / "week.md"
+    assert output.read_text() == week[0].content + "\n"
+    entries = {e["item"]: e for e in manifest(served)["items"]}
+    group = entries["groups/all"]
+    assert group["kind"] == "group"
+    assert group["status"] == "ok"
+    assert group["tasks"][0]["output"] == "out/week/groups/all/week.md"
+    assert len(entries) == 13
+    report = (served / "report.html").read_text()
+    assert "groups/all" in report
+
+    sent = len(fake.gateway.calls)
+    code, _, err = run_cli("run", "week.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.gateway.calls) == sent
+    group = {e["item"]: e for e in manifest(served)["items"]}["groups/all"]
+    assert group["tasks"][0]["cached"] is True

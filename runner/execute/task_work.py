@@ -147,7 +147,7 @@ class TaskWork:
             except ItemError as exc:
                 return record.fail(exc.message), None
         try:
-            return await self._ask_and_finish(candidates, label, folder, view, record, parts)
+            return await self.ask_and_finish(candidates, label, folder, view, record, parts)
         finally:
             if record.cache_key:
                 await self.asker.release(record.cache_key)
@@ -184,7 +184,7 @@ class TaskWork:
             raise ItemError(f"the parts' replies together are too long: {problem.message()}")
         return [(task, reduced)], asked
 
-    async def _ask_and_finish(
+    async def ask_and_finish(
         self,
         candidates: Sequence[tuple[Task, Payload]],
         label: str,
@@ -193,6 +193,8 @@ class TaskWork:
         record: TaskRecord,
         parts: PartsAsked | None = None,
     ) -> tuple[TaskRecord, TaskResultView | None]:
+        """The first of ``candidates`` to answer, finished into files (a group task's
+        too); ``parts``: what its map asked, joined to its record."""
         try:
             began = time.monotonic()
             task, _, completion = await self.asker.first_reply(candidates, label, record)

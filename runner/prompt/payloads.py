@@ -180,17 +180,22 @@ def fallback_entries(
     return entries
 
 
+# The most transcripts one LeMUR request takes (seeds/000: "up to a maximum of 100
+# files or 100 hours"); a group of more is asked in several requests.
+LEMUR_MAX_TRANSCRIPTS = 100
+
+
 def lemur_payload(
-    task: Task, prompt: str, transcript_id: str | None, input_text: str | None = None
+    task: Task, prompt: str, transcript_ids: Sequence[str], input_text: str | None = None
 ) -> Payload:
-    """The POST /lemur/v3/generate/task body (seeds/000): the transcript by its id, or
-    the task's ``input_text`` instead."""
+    """The POST /lemur/v3/generate/task body (seeds/000): the transcripts by their ids
+    (one item's, or a group's), or the task's ``input_text`` instead."""
     assert task.lemur is not None
     body: dict[str, Any] = {"final_model": task.lemur.final_model, "prompt": prompt}
     if input_text is not None:
         body["input_text"] = input_text
     else:
-        body["transcript_ids"] = [transcript_id] if transcript_id else []
+        body["transcript_ids"] = [i for i in transcript_ids if i]
     if task.lemur.context is not None:
         body["context"] = thaw(task.lemur.context)
     if task.lemur.max_output_size is not None:
@@ -228,14 +233,17 @@ def build_payload(
     *,
     transcript_id: str | None,
     transcript_text: str,
+    transcript_ids: Sequence[str] | None = None,
 ) -> Payload:
-    """The request ``task`` sends for the item whose context is given."""
+    """The request ``task`` sends for the item whose context is given (or the group's:
+    a LeMUR task sends ``transcript_ids``, every item's)."""
     if task.api is TaskApi.LEMUR:
         assert task.lemur is not None
         prompt = "\n\n".join(m["content"] for m in render_messages(engine, task, context))
         given = task.lemur.input_text
         input_text = engine.render(given, context) if given is not None else None
-        return lemur_payload(task, prompt, transcript_id, input_text)
+        ids = transcript_ids if transcript_ids is not None else [transcript_id or ""]
+        return lemur_payload(task, prompt, ids, input_text)
     if task.quotes is not None:
         messages = quotes_messages(engine, task, context, transcript_text)
     else:
