@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import RunCli
-from fakeapi import FakeAssemblyAI
+from fakeapi import FakeAssemblyAI, TranscriptJob
 
 ROOT = Path(__file__).resolve().parent.parent
 WILDFIRES = ROOT / "tests" / "fixtures" / "assemblyai" / "transcript-wildfires.json"
@@ -114,7 +114,8 @@ tasks:
     needs: [summary]
     prompt: |
       This week's {{ items | length }} calls:
-      {% for entry in items %}- {{ entry.item.name }} ({{ entry.transcript.id }}): {{ entry.tasks.summary.text }}
+      {% for entry in items -%}
+      - {{ entry.item.name }} ({{ entry.transcript.id }}): {{ entry.tasks.summary.text }}
       {% endfor %}
 """
 
@@ -158,3 +159,62 @@ def test_a_task_over_all_items_runs_once_is_cached_and_reported(
     assert len(fake.gateway.calls) == sent
     group = {e["item"]: e for e in manifest(served)["items"]}["groups/all"]
     assert group["tasks"][0]["cached"] is True
+
+
+SEED_LEMUR_REQUEST = ROOT / "tests" / "fixtures" / "seeds" / "lemur-task-request.json"
+
+LEMUR = """\
+version: 1
+name: lemur-week
+inputs:
+  - transcript_file: saved/*.json
+tasks:
+  locations:
+    api: lemur
+    over: all
+    prompt: List all the locations affected by wildfires.
+    context: This is an interview about wildfires.
+    final_model: anthropic/claude-3-7-sonnet-20250219
+    max_output_size: 3000
+    temperature: 0
+"""
+
+
+def test_a_lemur_task_over_several_items_sends_their_ids_in_one_request(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "saved" / "wildfires.json").unlink()
+    saved_calls(served, 3)
+    for n in (1, 2, 3):  # the saved transcripts live on the (fake) account
+        tid = f"call-{n:02d}"
+        fake.transcripts[tid] = TranscriptJob(tid, "https://media.example.com/a.mp3", {}, 0, 0)
+    (served / "lemur.yaml").write_text(LEMUR)
+    code, _, err = run_cli("run", "lemur.yaml", "--progress", "plain")
+    assert code == 0, err
+    assert len(fake.lemur.calls) == 1
+    sent = fake.lemur.calls[0].request
+    seed = json.loads(SEED_LEMUR_REQUEST.read_text())
+    assert sorted(sent) == sorted(seed)
+    for field in seed:
+        if field == "transcript_ids":
+            assert sent[field] == ["call-01", "call-02", "call-03"]
+        else:
+            assert sent[field] == seed[field], field
+    output = served / "out" / "lemur-week" / "groups" / "all" / "locations.md"
+    assert output.read_text() == fake.lemur.calls[0].response + "\n"
+
+
+def test_a_saved_transcript_without_an_id_is_a_validate_error_for_lemur(
+    served: Path, run_cli: RunCli
+) -> None:
+    saved_calls(served, 2)
+    data = json.loads((served / "saved" / "call-02.json").read_text())
+    del data["id"]
+    (served / "saved" / "call-02.json").write_text(json.dumps(data))
+    (served / "lemur.yaml").write_text(LEMUR)
+    code, out, _ = run_cli("validate", "lemur.yaml")
+    assert code == 3
+    assert out.startswith(
+        "lemur.yaml:4:22: $.inputs[0].transcript_file: the saved transcript saved/call-02.json "
+        "has no 'id'"
+    )
