@@ -218,3 +218,44 @@ def test_a_saved_transcript_without_an_id_is_a_validate_error_for_lemur(
         "lemur.yaml:4:22: $.inputs[0].transcript_file: the saved transcript saved/call-02.json "
         "has no 'id'"
     )
+
+
+def test_plan_refuses_a_prompt_over_the_window_with_its_size(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "long.yaml").write_text(LONG)
+    code, out, err = run_cli("plan", "long.yaml")
+    assert code == 1
+    assert "1 LLM call(s) to send" not in out  # refused, not counted as sent
+    assert err.startswith("error: long/wildfires: the prompt of task 'summary' is about 1,2")
+    assert "tokens (estimated) and its reply may take 200, more than the 1,000-token" in err
+    assert fake.gateway.calls == []
+
+
+def test_plan_counts_the_parts_and_then_finds_them_cached(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "long.yaml").write_text(LONG + "    long: map-reduce\n")
+    code, out, err = run_cli("plan", "long.yaml", "--format", "json")
+    assert code == 0, err
+    planned = json.loads(out)
+    assert planned["llm_calls"] == 3  # two parts and the reduce
+    assert planned["too_long"] == []
+    assert run_cli("run", "long.yaml", "--progress", "plain").exit_code == 0
+    planned = json.loads(run_cli("plan", "long.yaml", "--format", "json").stdout)
+    assert (planned["llm_calls"], planned["llm_cached"]) == (0, 3)
+
+
+def test_plan_counts_a_group_task_once_and_then_cached(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "saved" / "wildfires.json").unlink()
+    saved_calls(served, 12)
+    (served / "week.yaml").write_text(WEEK)
+    planned = json.loads(run_cli("plan", "week.yaml", "--format", "json").stdout)
+    assert planned["llm_calls"] == 13
+    group = [i for i in planned["items"] if i["item"] == "groups/all"]
+    assert group[0]["llm_calls"] == 1
+    assert run_cli("run", "week.yaml", "--progress", "plain").exit_code == 0
+    planned = json.loads(run_cli("plan", "week.yaml", "--format", "json").stdout)
+    assert (planned["llm_calls"], planned["llm_cached"]) == (0, 13)

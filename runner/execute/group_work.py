@@ -29,7 +29,7 @@ from runner.execute.prepared import PreparedRecipe
 from runner.execute.segments import PARTS, Found, Part, Source, transcript_view
 from runner.execute.task_work import TaskWork, not_run
 from runner.items import Group
-from runner.prompt.parts import MapPart, empty_view, fitting
+from runner.prompt.parts import MapPart, empty_view, entry_size, fitting
 from runner.prompt.payloads import (
     LEMUR_MAX_TRANSCRIPTS,
     Payload,
@@ -56,7 +56,6 @@ from runner.results.recorder import Recorder
 from runner.serial_thread import SerialThread
 from runner.store import Store
 from runner.transcript.model import Transcript, load_saved
-from runner.transcript.text import estimate_tokens
 
 GROUP_KIND = "group"  # an entry of run.json that is a group, not an item
 
@@ -288,10 +287,10 @@ class GroupWork:
             found = fitting(
                 task,
                 list(entries),
-                _entry_size,
+                entry_size,
                 lambda chosen: payload_of(task, chosen),
                 whole[0][1],
-                sum(_entry_size(e) for e in entries),
+                sum(entry_size(e) for e in entries),
                 self.tasks.windows,
             )
             if isinstance(found, Overflow):
@@ -305,13 +304,6 @@ class GroupWork:
             return [(task, reduced)], asked
         except TemplateProblem as problem:
             raise ItemError(problem.message) from None
-
-
-def _entry_size(entry: ItemEntry) -> int:
-    """An item's share of a group prompt, as estimated: its transcript and results."""
-    return estimate_tokens(entry.transcript.text) + sum(
-        estimate_tokens(r.text) for r in entry.tasks.values()
-    )
 
 
 def _lemur_combined(task: Task, whole: Payload, asked: PartsAsked) -> Payload:

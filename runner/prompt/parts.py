@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from runner.prompt.payloads import Payload
-from runner.prompt.views import TranscriptView
+from runner.prompt.views import ItemEntry, TranscriptView
 from runner.prompt.window import Overflow, overflow, prompt_tokens, reply_room, task_window
 from runner.recipe.model import Task
 from runner.transcript.model import Paragraph, Transcript
@@ -180,3 +180,11 @@ def fitting(
             return found
         budget = max(1, budget // 2)
     return worst
+
+
+def entry_size(entry: ItemEntry) -> int:
+    """An item's share of a group prompt, as estimated: its transcript and the
+    results of the tasks it carries (the unit a group is cut at)."""
+    return estimate_tokens(entry.transcript.text) + sum(
+        estimate_tokens(r.text) for r in entry.tasks.values()
+    )
