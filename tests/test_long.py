@@ -259,3 +259,22 @@ def test_plan_counts_a_group_task_once_and_then_cached(
     assert run_cli("run", "week.yaml", "--progress", "plain").exit_code == 0
     planned = json.loads(run_cli("plan", "week.yaml", "--format", "json").stdout)
     assert (planned["llm_calls"], planned["llm_cached"]) == (0, 13)
+
+
+def test_the_gateway_model_lists_window_is_used_by_validate_online_plan_and_run(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    fake.gateway.context_lengths = {"claude-sonnet-4-6": 1000}
+    (served / "long.yaml").write_text(LONG.replace("    context_window: 1000\n", ""))
+    assert run_cli("validate", "long.yaml").exit_code == 0  # offline: 200,000 tokens
+    code, out, _ = run_cli("validate", "long.yaml", "--online")
+    assert code == 3
+    assert out.startswith(
+        "long.yaml:6:3: $.tasks.summary: for item 'wildfires' (saved/wildfires.json), the "
+        "prompt of task 'summary' is about 1,2"
+    )
+    assert "more than the 1,000-token context window of claude-sonnet-4-6" in out
+    # The model list validate kept is what plan and run measure with.
+    assert run_cli("plan", "long.yaml").exit_code == 1
+    assert run_cli("run", "long.yaml", "--progress", "plain").exit_code == 1
+    assert fake.gateway.calls == []

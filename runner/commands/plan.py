@@ -13,7 +13,7 @@ import click
 
 from runner.api.hosts import rest_region
 from runner.checks import discover, load_recipes, validate_file
-from runner.checks.models import check_models, gateway_url, kept_catalog
+from runner.checks.models import check_models, gateway_url, kept_catalog, kept_windows
 from runner.diagnostics import Diagnostic, Severity
 from runner.errors import EXIT_FAILED, EXIT_OK, ItemError, StoreError, UsageError
 from runner.execute.planning import Plan, make_plan, plan_json, plan_text
@@ -67,9 +67,10 @@ def count(
 
     ``run`` counts its budgets with this too, so a budget means what ``plan`` shows.
     """
+    windows = kept_windows(None, state_dir)  # a kept model list's context windows
     store = Store.existing(state_dir)
     try:
-        return make_plan(recipes, store, shard, use_cache=use_cache)
+        return make_plan(recipes, store, shard, use_cache=use_cache, windows=windows)
     except (ItemError, StoreError) as exc:  # an unreadable input, a damaged store entry
         raise UsageError(exc.message) from None
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -16,6 +16,7 @@ import click
 from runner.api.families import LIMIT_KINDS
 from runner.api.hosts import rest_region
 from runner.checks import load_recipes
+from runner.checks.models import kept_windows
 from runner.commands.plan import count
 from runner.commands.run_config import configure, on_server
 from runner.commands.run_services import Ran, execute
@@ -99,9 +100,13 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         shard=request.shard,
         prices=request.prices,
     )
+    state_dir = request.state_dir or DEFAULT_STATE_DIR
+    # The windows of the Gateway's model list, when `validate --online` kept one.
+    windows = kept_windows(request.region, state_dir)
+    setup = replace(setup, options=replace(setup.options, context_windows=windows))
     report_path = _report_path(request, manifest)
     display = _progress_display(request.progress)
-    ran = execute(recipes, setup, display, request.state_dir or DEFAULT_STATE_DIR)
+    ran = execute(recipes, setup, display, state_dir)
     report, report_failed = _report_written(ran.outcome, report_path)
     if ran.outcome is not None:
         _print_summary(ran, ran.outcome, report, priced=setup.options.prices is not None)

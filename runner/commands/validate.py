@@ -12,6 +12,7 @@ import click
 
 from runner.checks import discover, validate_file
 from runner.checks.models import Catalog, check_models, fetch_catalog, gateway_url
+from runner.checks.windows import check_windows
 from runner.diagnostics import Diagnostic, Severity, format_report
 from runner.errors import EXIT_INVALID_RECIPE, EXIT_OK, StoreError, UsageError
 from runner.store import DEFAULT_STATE_DIR, Store
@@ -43,6 +44,8 @@ def validate(request: ValidateRequest) -> int:
         diagnostics.extend(result.diagnostics)
         if result.recipe is not None and result.doc is not None:
             diagnostics.extend(check_models(result.doc, result.recipe, catalog, request.region))
+            if catalog is not None:
+                diagnostics.extend(check_windows(result.doc, result.recipe, catalog.windows))
     if request.strict:
         diagnostics = [
             Diagnostic(d.file, d.line, d.column, d.path, d.message, Severity.ERROR)

@@ -78,11 +78,12 @@ def count_sized(
     inserted_text: str = "",
     split: Callable[[], list[MapPart] | Overflow] | None = None,
     reduce: Callable[[Sequence[PartView]], Payload] | None = None,
+    catalog: Mapping[str, int] | None = None,
 ) -> Counted:
     """A request not in the cache: one call when it fits; refused (listed) when it
     does not and its task is not ``long: map-reduce``; else its parts from ``split``
     and the request combining them (``reduce``, once every part's reply is kept)."""
-    problem = overflow(task, whole, inserted_text=inserted_text)
+    problem = overflow(task, whole, inserted_text=inserted_text, catalog=catalog)
     if problem is None:
         return Counted(calls=1, input_tokens=prompt_tokens(whole, inserted_text))
     if task.long != MAP_REDUCE or split is None or reduce is None:
@@ -121,6 +122,7 @@ def count_item_task(
     context_of: Callable[[TranscriptView], dict[str, Any]],
     store: Store | None,
     use_cache: bool,
+    catalog: Mapping[str, int] | None = None,
 ) -> Counted:
     """One item's task whose whole request is not cached."""
 
@@ -139,8 +141,9 @@ def count_item_task(
         store,
         use_cache,
         inserted_text=view.text,
-        split=lambda: transcript_parts(task, view, payload_of, whole),
+        split=lambda: transcript_parts(task, view, payload_of, whole, catalog),
         reduce=reduce,
+        catalog=catalog,
     )
 
 
@@ -151,6 +154,7 @@ def count_groups(
     known: Mapping[str, Known],
     store: Store | None,
     use_cache: bool,
+    catalog: Mapping[str, int] | None = None,
 ) -> list[tuple[str, Counted]]:
     """Each group's calls (its name, then what is counted), for every ``over:``."""
     found: dict[str, Counted] = {}
@@ -208,7 +212,7 @@ def count_groups(
                 size: int = size,
                 task: Task = task,
             ) -> list[MapPart] | Overflow:
-                cut = fitting(task, entries, entry_size, payload_of, whole, size)
+                cut = fitting(task, entries, entry_size, payload_of, whole, size, catalog)
                 if isinstance(cut, Overflow):
                     return cut
                 return [MapPart(p, items=tuple(e.item.name for e in run)) for run, p in cut]
@@ -222,7 +226,11 @@ def count_groups(
                 request = request_text(engine, task, context_of([]))
                 return reduce_payload(engine, task, context_of(entries), parts, request)
 
-            counted.add(count_sized(task, whole, store, use_cache, split=split, reduce=reduce))
+            counted.add(
+                count_sized(
+                    task, whole, store, use_cache, split=split, reduce=reduce, catalog=catalog
+                )
+            )
     return list(found.items())
 
 

@@ -103,6 +103,7 @@ def make_plan(
     *,
     use_cache: bool = True,
     only_items: Mapping[str, frozenset[str]] | None = None,
+    windows: Mapping[str, int] | None = None,
 ) -> Plan:
     """What a run would do; ``use_cache=False`` counts cached replies as calls to send;
     ``only_items``: only these items of each recipe named (by recipe name)."""
@@ -119,11 +120,11 @@ def make_plan(
         )
         for item in selected:
             try:
-                items.append(_plan_item(recipe, engine, item, store, use_cache, kept))
+                items.append(_plan_item(recipe, engine, item, store, use_cache, kept, windows))
             except (ItemError, StoreError) as exc:  # an unreadable file, a damaged entry
                 raise ItemError(f"{recipe.display}: item {item.name!r}: {exc.message}") from None
         if kept is not None:
-            items += _plan_groups(recipe, engine, selected, kept, store, use_cache)
+            items += _plan_groups(recipe, engine, selected, kept, store, use_cache, windows)
     return Plan(items)
 
 
@@ -134,10 +135,11 @@ def _plan_groups(
     known: Mapping[str, Known],
     store: Store | None,
     use_cache: bool,
+    windows: Mapping[str, int] | None,
 ) -> list[ItemPlan]:
     """One line per group of the group tasks (``over:``): see plan_parts."""
     plans = []
-    for name, counted in count_groups(recipe, engine, items, known, store, use_cache):
+    for name, counted in count_groups(recipe, engine, items, known, store, use_cache, windows):
         plan = ItemPlan(recipe.name, f"groups/{name}", "none", None, transcript_known=True)
         plan.calls, plan.cached = counted.calls, counted.cached
         plan.input_tokens, plan.unknown_tokens = counted.input_tokens, counted.unknown
@@ -157,6 +159,7 @@ def _plan_item(
     store: Store | None,
     use_cache: bool,
     kept: dict[str, Known] | None = None,
+    windows: Mapping[str, int] | None = None,
 ) -> ItemPlan:
     transcript, how = _known_transcript(recipe, item, store)
     seconds = float(transcript.audio_duration) if transcript and transcript.audio_duration else None
@@ -216,6 +219,7 @@ def _plan_item(
                 functools.partial(_context, recipe, item, task, results),
                 store,
                 use_cache,
+                windows,
             )
             plan.calls += counted.calls
             plan.cached += counted.cached
