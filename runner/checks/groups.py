@@ -38,6 +38,16 @@ def check_long_and_groups(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             )
         if task.long is not None:
             found += _long_problems(doc, task, here)
+        if task.over is not None:
+            found += [
+                doc.diagnostic(
+                    (*here, key),
+                    f"{key!r} reads one item's transcript; a task with "
+                    "`over:` reads a group of items, so it cannot use it",
+                )
+                for key in ("quotes", "inject_transcript")
+                if key in spec
+            ]
         found += _needs_across_groups(doc, recipe, task, here)
     return found
 
