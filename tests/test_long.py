@@ -278,3 +278,77 @@ def test_the_gateway_model_lists_window_is_used_by_validate_online_plan_and_run(
     assert run_cli("plan", "long.yaml").exit_code == 1
     assert run_cli("run", "long.yaml", "--progress", "plain").exit_code == 1
     assert fake.gateway.calls == []
+
+
+QUOTES = """\
+version: 1
+name: quotes
+inputs:
+  - transcript_file: saved/wildfires.json
+tasks:
+  best:
+    quotes: {count: 2}
+    context_window: 1000
+    max_tokens: 200
+    long: map-reduce
+"""
+
+
+def test_quotes_read_in_parts_keep_their_times_in_the_whole_recording(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    def reply(request: dict[str, Any]) -> str:
+        content = request["messages"][-1]["content"]
+        if "answers for each part" not in content:  # a part: its longest sentence
+            sentences = content.split("\nTranscript: ", 1)[1].split(". ")
+            return '"' + max(sentences, key=len).rstrip(".") + '."'
+        return "\n".join(line for line in content.split("\n") if line.startswith('"'))
+
+    fake.gateway.responder = reply
+    (served / "quotes.yaml").write_text(QUOTES)
+    code, _, err = run_cli("run", "quotes.yaml", "--progress", "plain")
+    assert code == 0, err
+    quotes = json.loads((served / "out" / "quotes" / "wildfires" / "best.json").read_text())
+    assert [q["verdict"] for q in quotes] == ["verbatim", "verbatim"]
+    words = json.loads(WILDFIRES.read_text())["words"]
+    for quote in quotes:  # each quote's time is its first word's in the whole recording
+        first = quote["quote"].split()[0]
+        assert any(w["start"] == quote["start"] and w["text"] == first for w in words)
+    parts = [
+        c.messages[-1]["content"].split("\nTranscript: ", 1)[1] for c in fake.gateway.calls[:2]
+    ]
+    whole = json.loads(WILDFIRES.read_text())["text"]
+    first = next(p for p in parts if whole.startswith(p))
+    second_starts = words[len(first.split())]["start"]  # the second part's first word
+    assert quotes[0]["start"] < second_starts <= quotes[1]["start"]
+
+
+BY_TEAM = """\
+version: 1
+name: teams
+inputs:
+  - transcript_file: saved/call-0[12].json
+    vars: {team: sales/eu}
+  - transcript_file: saved/call-03.json
+    vars: {team: support}
+tasks:
+  digest:
+    over: {group_by: team}
+    prompt: >-
+      Calls of {{ group.value }}:
+      {% for entry in items %}{{ entry.item.name }} {% endfor %}
+"""
+
+
+def test_a_task_grouped_by_a_field_writes_one_path_safe_folder_per_value(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    saved_calls(served, 3)
+    (served / "teams.yaml").write_text(BY_TEAM)
+    code, _, err = run_cli("run", "teams.yaml", "--progress", "plain")
+    assert code == 0, err
+    asked = sorted(c.messages[-1]["content"] for c in fake.gateway.calls)
+    assert asked == ["Calls of sales/eu: call-01 call-02 ", "Calls of support: call-03 "]
+    groups = served / "out" / "teams" / "groups"
+    assert sorted(p.name for p in groups.iterdir()) == ["team-sales-eu", "team-support"]
+    assert (groups / "team-sales-eu" / "digest.md").is_file()
