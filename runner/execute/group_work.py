@@ -279,7 +279,7 @@ class GroupWork:
                 ]
                 asked = await ask_parts(self.tasks.asker, task, parts, label)
                 return [(task, _lemur_combined(task, whole[0][1], asked))], asked
-            too_long = overflow(task, whole[0][1])
+            too_long = overflow(task, whole[0][1], catalog=self.tasks.windows)
             if too_long is None:
                 return whole, None
             if task.long != MAP_REDUCE:
