@@ -27,7 +27,7 @@ from runner.errors import ItemError, SourceUnreadable, TemplateProblem
 from runner.execute.map_reduce import PartsAsked, ask_parts
 from runner.execute.prepared import PreparedRecipe
 from runner.execute.segments import PARTS, Found, Part, Source, transcript_view
-from runner.execute.task_work import TaskWork, not_run
+from runner.execute.task_work import TaskWork, asked_record, not_run
 from runner.items import Group
 from runner.prompt.parts import MapPart, empty_view, entry_size, fitting
 from runner.prompt.payloads import (
@@ -168,13 +168,7 @@ class GroupWork:
         views: Mapping[str, TranscriptView],
         folder: Path,
     ) -> tuple[TaskRecord, TaskResultView | None]:
-        record = TaskRecord(
-            task=task.name,
-            status="ok",
-            line=task.line,
-            api=task.api.value,
-            model_requested=task.requested_model,
-        )
+        record = asked_record(task)
         if task.provider is None and self.llm_unavailable is not None:
             return not_run(task, self.llm_unavailable), None
         missing = [

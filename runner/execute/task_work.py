@@ -54,6 +54,17 @@ def not_run(task: Task, why: str) -> TaskRecord:
     )
 
 
+def asked_record(task: Task) -> TaskRecord:
+    """The record of a task that asks a model, before it does (an item's or a group's)."""
+    return TaskRecord(
+        task=task.name,
+        status="ok",
+        line=task.line,
+        api=task.api.value,
+        model_requested=task.requested_model,
+    )
+
+
 def skipped(task: Task, failed: Sequence[str]) -> TaskRecord:
     """A task that did not run because tasks it needs failed."""
     return TaskRecord(
@@ -107,13 +118,7 @@ class TaskWork:
         view: TranscriptView,
         results: Mapping[str, TaskResultView],
     ) -> tuple[TaskRecord, TaskResultView | None]:
-        record = TaskRecord(
-            task=task.name,
-            status="ok",
-            line=task.line,
-            api=task.api.value,
-            model_requested=task.requested_model,
-        )
+        record = asked_record(task)
         transcript = obtained.transcript
         try:
             context = task_context(prepared.recipe, item.view(prepared.recipe), task, view, results)
