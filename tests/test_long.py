@@ -352,3 +352,29 @@ def test_a_task_grouped_by_a_field_writes_one_path_safe_folder_per_value(
     groups = served / "out" / "teams" / "groups"
     assert sorted(p.name for p in groups.iterdir()) == ["team-sales-eu", "team-support"]
     assert (groups / "team-sales-eu" / "digest.md").is_file()
+
+
+def test_a_lemur_group_over_its_limit_is_asked_in_batches_then_combined(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.execute.group_work as group_work
+
+    monkeypatch.setattr(group_work, "LEMUR_MAX_TRANSCRIPTS", 2)  # LeMUR's is 100
+    saved_calls(served, 3)
+    for n in (1, 2, 3):
+        tid = f"call-{n:02d}"
+        fake.transcripts[tid] = TranscriptJob(tid, "https://media.example.com/a.mp3", {}, 0, 0)
+    (served / "lemur.yaml").write_text(LEMUR.replace("saved/*.json", "saved/call-*.json"))
+    code, _, err = run_cli("run", "lemur.yaml", "--progress", "plain")
+    assert code == 0, err
+    batches = [c.request["transcript_ids"] for c in fake.lemur.calls[:2]]
+    assert sorted(batches) == [["call-01", "call-02"], ["call-03"]]
+    combined = fake.lemur.calls[2].request
+    assert "transcript_ids" not in combined
+    assert "--- Transcripts call-01 to call-02 ---" in combined["input_text"]
+    assert "read in 2 batches of up to 2;" in combined["prompt"]
+    group = {e["item"]: e for e in manifest(served)["items"]}["groups/all"]
+    assert group["tasks"][0]["parts"] == 2
+    sent = len(fake.lemur.calls)
+    assert run_cli("run", "lemur.yaml", "--progress", "plain").exit_code == 0
+    assert len(fake.lemur.calls) == sent  # every request was cached

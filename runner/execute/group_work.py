@@ -308,7 +308,8 @@ def _lemur_combined(task: Task, whole: Payload, asked: PartsAsked) -> Payload:
     )
     prompt = (
         f"{whole.body['prompt']}\n\nThe transcripts were read in {len(asked.views)} batches "
-        "of up to 100; the input holds the answer for each batch. Combine them into one answer."
+        f"of up to {LEMUR_MAX_TRANSCRIPTS}; the input holds the answer for each batch. Combine "
+        "them into one answer."
     )
     return lemur_payload(task, prompt, [], input_text=batches)
 
