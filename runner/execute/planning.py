@@ -31,6 +31,8 @@ from runner.transcript.model import Transcript, load_saved
 
 T = TypeVar("T")
 
+GROUP = "group"  # an ItemPlan of a group's tasks (`over:`), not of one item
+
 
 @dataclass
 class ItemPlan:
@@ -140,7 +142,8 @@ def _plan_groups(
     """One line per group of the group tasks (``over:``): see plan_parts."""
     plans = []
     for name, counted in count_groups(recipe, engine, items, known, store, use_cache, windows):
-        plan = ItemPlan(recipe.name, f"groups/{name}", "none", None, transcript_known=True)
+        # (no transcription of its own, and no audio: 0 s, so none counts as unknown)
+        plan = ItemPlan(recipe.name, f"groups/{name}", GROUP, 0.0, transcript_known=True)
         plan.calls, plan.cached = counted.calls, counted.cached
         plan.input_tokens, plan.unknown_tokens = counted.input_tokens, counted.unknown
         plan.models, plan.request_keys, plan.too_long = (
@@ -307,6 +310,12 @@ def _stored(
 def plan_text(plan: Plan, prices: Mapping[str, PriceTable] | None) -> str:
     lines = [f"{len(plan.items)} item(s):"]
     for item in plan.items:
+        if item.transcription == GROUP:  # a group task's requests (`over:`)
+            lines.append(
+                f"  {item.recipe}/{item.item}: a group of items; {item.calls} LLM call(s) to "
+                f"send, {item.cached} cached"
+            )
+            continue
         audio = f"{item.audio_seconds / 60:.1f} min" if item.audio_seconds else "length unknown"
         lines.append(
             f"  {item.recipe}/{item.item}: transcript {item.transcription} ({audio}); "
