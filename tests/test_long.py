@@ -378,3 +378,41 @@ def test_a_lemur_group_over_its_limit_is_asked_in_batches_then_combined(
     sent = len(fake.lemur.calls)
     assert run_cli("run", "lemur.yaml", "--progress", "plain").exit_code == 0
     assert len(fake.lemur.calls) == sent  # every request was cached
+
+
+DIGEST = """\
+version: 1
+name: digest
+inputs:
+  - transcript_file: saved/call-*.json
+tasks:
+  digest:
+    over: all
+    context_window: 2000
+    max_tokens: 200
+    long: map-reduce
+    prompt: |
+      Digest of {{ items | length }} calls:
+      {% for entry in items %}{{ entry.item.name }}: {{ entry.transcript.text }}
+      {% endfor %}
+"""
+
+
+def test_a_group_over_the_window_is_read_in_slices_of_items_and_combined(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    saved_calls(served, 3)  # each call alone fits 2,000 tokens; the three do not
+    (served / "digest.yaml").write_text(DIGEST)
+    code, _, err = run_cli("run", "digest.yaml", "--progress", "plain")
+    assert code == 0, err
+    prompts = [c.messages[-1]["content"] for c in fake.gateway.calls]
+    slices = sorted(p.split("\n")[1].split(":")[0] for p in prompts if "Digest of 1 " in p)
+    assert slices == ["call-01", "call-02", "call-03"]
+    reduce = prompts[-1]
+    assert "Digest of 0 calls:" in reduce  # the request, without any item
+    assert reduce.count("--- Part ") == 3
+    group = {e["item"]: e for e in manifest(served)["items"]}["groups/all"]
+    assert group["tasks"][0]["parts"] == 3
+    sent = len(fake.gateway.calls)
+    assert run_cli("run", "digest.yaml", "--progress", "plain").exit_code == 0
+    assert len(fake.gateway.calls) == sent
