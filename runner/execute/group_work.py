@@ -33,7 +33,8 @@ from runner.prompt.parts import MapPart, empty_view, entry_size, fitting
 from runner.prompt.payloads import (
     LEMUR_MAX_TRANSCRIPTS,
     Payload,
-    build_payload,
+    group_payload,
+    group_task_context,
     lemur_payload,
     reduce_payload,
     request_text,
@@ -42,10 +43,8 @@ from runner.prompt.views import (
     GroupView,
     ItemEntry,
     Namespace,
-    RecipeView,
     TaskResultView,
     TranscriptView,
-    group_context,
 )
 from runner.prompt.window import Overflow, overflow
 from runner.recipe.fallbacks import client_fallbacks
@@ -242,23 +241,10 @@ class GroupWork:
         view = GroupView(group.name, group.by, group.value)
 
         def context_of(chosen: Sequence[ItemEntry]) -> dict[str, Any]:
-            return group_context(
-                entries=chosen,
-                group=view,
-                variables=dict(recipe.vars),
-                recipe=RecipeView.of(recipe),
-            )
+            return group_task_context(recipe, view, chosen)
 
         def payload_of(candidate: Task, chosen: Sequence[ItemEntry]) -> Payload:
-            ids = [e.transcript.id or "" for e in chosen]
-            return build_payload(
-                engine,
-                candidate,
-                context_of(chosen),
-                transcript_id=None,
-                transcript_text="",
-                transcript_ids=ids,
-            )
+            return group_payload(engine, candidate, recipe, view, chosen)
 
         try:
             whole = [(c, payload_of(c, entries)) for c in (task, *client_fallbacks(task, recipe))]

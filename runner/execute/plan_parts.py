@@ -24,16 +24,21 @@ from runner.prompt.parts import (
     fitting,
     transcript_parts,
 )
-from runner.prompt.payloads import Payload, build_payload, reduce_payload, request_text
+from runner.prompt.payloads import (
+    Payload,
+    build_payload,
+    group_payload,
+    group_task_context,
+    reduce_payload,
+    request_text,
+)
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     GroupView,
     ItemEntry,
     Namespace,
-    RecipeView,
     TaskResultView,
     TranscriptView,
-    group_context,
 )
 from runner.prompt.window import Overflow, overflow, prompt_tokens
 from runner.recipe.model import MAP_REDUCE, Recipe, Task
@@ -180,23 +185,12 @@ def count_groups(
             view = GroupView(group.name, group.by, group.value)
 
             def context_of(chosen: Sequence[ItemEntry], view: GroupView = view) -> dict[str, Any]:
-                return group_context(
-                    entries=chosen,
-                    group=view,
-                    variables=dict(recipe.vars),
-                    recipe=RecipeView.of(recipe),
-                )
+                return group_task_context(recipe, view, chosen)
 
-            def payload_of(chosen: Sequence[ItemEntry], task: Task = task) -> Payload:
-                ids = [e.transcript.id or "" for e in chosen]
-                return build_payload(
-                    engine,
-                    task,
-                    context_of(chosen),
-                    transcript_id=None,
-                    transcript_text="",
-                    transcript_ids=ids,
-                )
+            def payload_of(
+                chosen: Sequence[ItemEntry], task: Task = task, view: GroupView = view
+            ) -> Payload:
+                return group_payload(engine, task, recipe, view, chosen)
 
             whole = payload_of(entries)
             counted.keys[task.name] = request_key(task, whole)

@@ -16,10 +16,13 @@ from runner.errors import TemplateProblem
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     GATEWAY_TRANSCRIPT_TAG,
+    GroupView,
+    ItemEntry,
     ItemView,
     RecipeView,
     TaskResultView,
     TranscriptView,
+    group_context,
     item_variables,
     prompt_context,
 )
@@ -348,3 +351,30 @@ def request_text(engine: TemplateEngine, task: Task, context: Mapping[str, Any])
         )
     rendered = render_messages(engine, replace(task, inject_transcript=False), context)
     return "\n\n".join(m["content"] for m in rendered if m["role"] != "system")
+
+
+def group_task_context(
+    recipe: Recipe, group: GroupView, entries: Sequence[ItemEntry]
+) -> dict[str, Any]:
+    """The template context of a group task (``over:``) for ``entries`` of ``group``."""
+    return group_context(
+        entries=entries, group=group, variables=dict(recipe.vars), recipe=RecipeView.of(recipe)
+    )
+
+
+def group_payload(
+    engine: TemplateEngine,
+    task: Task,
+    recipe: Recipe,
+    group: GroupView,
+    entries: Sequence[ItemEntry],
+) -> Payload:
+    """The request a group task sends for ``entries`` (a LeMUR task: their ids)."""
+    return build_payload(
+        engine,
+        task,
+        group_task_context(recipe, group, entries),
+        transcript_id=None,
+        transcript_text="",
+        transcript_ids=[e.transcript.id or "" for e in entries],
+    )
