@@ -416,3 +416,16 @@ def test_a_group_over_the_window_is_read_in_slices_of_items_and_combined(
     sent = len(fake.gateway.calls)
     assert run_cli("run", "digest.yaml", "--progress", "plain").exit_code == 0
     assert len(fake.gateway.calls) == sent
+
+
+def test_migrate_moves_a_lemur_task_over_all_items_to_a_gateway_task_reading_each(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    saved_calls(tmp_path, 2)
+    (tmp_path / "lemur.yaml").write_text(LEMUR)
+    assert run_cli("migrate", "lemur.yaml").exit_code == 0
+    migrated = (tmp_path / "lemur.yaml").read_text()
+    assert "{% for entry in items %}\n" in migrated
+    assert "Transcript of {{ entry.item.name }}: {{ entry.transcript.text }}" in migrated
+    assert run_cli("validate", "lemur.yaml").exit_code == 0
