@@ -429,3 +429,15 @@ def test_migrate_moves_a_lemur_task_over_all_items_to_a_gateway_task_reading_eac
     assert "{% for entry in items %}\n" in migrated
     assert "Transcript of {{ entry.item.name }}: {{ entry.transcript.text }}" in migrated
     assert run_cli("validate", "lemur.yaml").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a", "a b c", "I a I a", "日本語の会議", "x" * 999, "1 2 3 4 5"]
+)
+def test_the_quick_bound_of_a_prompt_is_never_below_its_estimate(text: str) -> None:
+    from runner.prompt.payloads import Payload
+    from runner.prompt.window import _most_tokens, prompt_tokens
+    from runner.recipe.model import TaskApi
+
+    payload = Payload(TaskApi.GATEWAY, "/chat/completions", {"messages": [{"content": text}]})
+    assert prompt_tokens(payload, text) <= _most_tokens(payload, text)

@@ -68,6 +68,17 @@ def prompt_tokens(payload: Payload, inserted_text: str = "") -> int:
     return sum(estimate_tokens(t) for t in texts) + estimate_tokens(inserted_text)
 
 
+def _most_tokens(payload: Payload, inserted_text: str) -> int:
+    """An upper bound of :func:`prompt_tokens` from the lengths alone: the estimate
+    of a text is never more than twice its characters, plus one."""
+    texts = [str(m.get("content", "")) for m in payload.messages]
+    prompt = payload.body.get("prompt")
+    if isinstance(prompt, str):
+        texts.append(prompt)
+    texts.append(inserted_text)
+    return sum(2 * len(text) + 1 for text in texts)
+
+
 @dataclass(frozen=True)
 class Overflow:
     """A prompt that would not fit: its estimated size and the window."""
@@ -100,8 +111,11 @@ def overflow(
     window = task_window(task, catalog)
     if window is None:
         return None
-    tokens = prompt_tokens(payload, inserted_text if task.inject_transcript else "")
+    inserted = inserted_text if task.inject_transcript else ""
     room = reply_room(task)
+    if _most_tokens(payload, inserted) + room <= window:
+        return None  # (most prompts: far from the window, not worth estimating)
+    tokens = prompt_tokens(payload, inserted)
     if tokens + room <= window:
         return None
     return Overflow(task.name, task.model, tokens, room, window)
