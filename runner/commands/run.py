@@ -22,6 +22,7 @@ from runner.commands.run_config import configure, on_server
 from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from runner.execute.planning import GROUP
 from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
@@ -256,6 +257,11 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
                 else f"{tasks} LLM call(s)"
             )
             lines.append(f"  {item.name}: {step}; {calls}  ({item.source})")
+        lines += [  # the group tasks' lines (`over:`), after every item
+            f"  {p.item}: a group of items; {p.calls} LLM call(s) to send, {p.cached} cached"
+            for p in planned.values()
+            if p.recipe == recipe.name and p.transcription == GROUP
+        ]
     lines.append("Dry run: nothing was sent.")
     return "\n".join(lines)
 
