@@ -256,6 +256,8 @@ def test_plan_counts_a_group_task_once_and_then_cached(
     assert planned["llm_calls"] == 13
     group = [i for i in planned["items"] if i["item"] == "groups/all"]
     assert group[0]["llm_calls"] == 1
+    dry = run_cli("run", "week.yaml", "--dry-run").stdout
+    assert "  groups/all: a group of items; 1 LLM call(s) to send, 0 cached\n" in dry
     assert run_cli("run", "week.yaml", "--progress", "plain").exit_code == 0
     planned = json.loads(run_cli("plan", "week.yaml", "--format", "json").stdout)
     assert (planned["llm_calls"], planned["llm_cached"]) == (0, 13)
