@@ -434,3 +434,43 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _url_stem(url: str) -> str:
     last = Path(urlparse(url).path).stem
     return last or urlparse(url).netloc
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Items a group task (``over:``) runs over once: every item, or those sharing a
+    value of ``by``. ``name`` is path-safe: it names the group's folder."""
+
+    name: str
+    by: str | None
+    value: JSON
+    members: tuple[Item, ...]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def group_name(by: str | None, value: JSON) -> str:
+    """The folder name of a group: ``all``, or ``FIELD-VALUE`` with anything but
+    letters, digits, ``.``, ``_`` and ``-`` made ``-`` (never ``.`` or ``..``)."""
+    if by is None:
+        return "all"
+    safe = _UNSAFE.sub("-", f"{by}-{value}").strip("-.")[:MAX_NAME]
+    return safe or "group"
+
+
+def groups_of(by: str | None, items: Sequence[Item]) -> list[Group]:
+    """The groups of ``items``: one of all, or one per value of the item variable
+    ``by`` in the order first seen (items without it are in no group)."""
+    if by is None:
+        return [Group(group_name(None, None), None, None, tuple(items))]
+    found: dict[str, list[Item]] = {}
+    values: dict[str, JSON] = {}
+    for item in items:
+        if by not in item.vars:
+            continue
+        value = item.vars[by]
+        name = group_name(by, value)
+        found.setdefault(name, []).append(item)
+        values.setdefault(name, value)
+    return [Group(name, by, values[name], tuple(members)) for name, members in found.items()]

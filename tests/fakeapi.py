@@ -1192,6 +1192,8 @@ class FakeGateway:
         # GET /v1/models (notes §8): the ids of the spec's model table, OpenAI's in the
         # US only; `models`, when set, is the catalog instead.
         self.catalog_requests = 0
+        # `context_length` of the catalog's entries, by model (none said when absent).
+        self.context_lengths: dict[str, int] = {}
         self.rate_limit_per_minute: int | dict[str, int] | None = None
         self.rate_window_seconds: float = 60.0
         self.stream_chunks: int = 4
@@ -1217,6 +1219,11 @@ class FakeGateway:
                 "creator": "openai" if model.startswith("gpt-") else "other",
                 "available_regions": ["us"] if model.startswith("gpt-") else ["us", "eu"],
                 "supported_parameters": ["max_tokens", "temperature", "response_format"],
+                **(
+                    {"context_length": self.context_lengths[model]}
+                    if model in self.context_lengths
+                    else {}
+                ),
             }
             for model in ids
         ]

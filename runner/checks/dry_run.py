@@ -12,14 +12,19 @@ from runner.diagnostics import Diagnostic, Severity
 from runner.digests import DigestSet
 from runner.errors import InputProblem, OutputError, TemplateProblem
 from runner.items import Item, NameBook, list_columns, stream
+from runner.prompt.parts import PartView
 from runner.prompt.shapes import branch_problems
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     NO_SPEAKERS,
+    GroupView,
+    ItemEntry,
     ItemView,
+    Namespace,
     RecipeView,
     TaskResultView,
     folder_context,
+    group_context,
     item_variables,
     prompt_context,
     sample_transcript_view,
@@ -187,6 +192,8 @@ def _speakers_without_labels(
         return []
     found = []
     for task in recipe.tasks.values():
+        if task.over is not None:  # (its items' transcripts: not checked here)
+            continue
         context = sample_context(recipe, task, sample_item_vars(recipe)[0])
         context["transcript"] = context["transcript"].without_utterances()
         for template in task.templates:
@@ -231,14 +238,31 @@ def sample_item_vars(recipe: Recipe) -> list[dict[str, Any]]:
 
 def sample_context(recipe: Recipe, task: Task, item_vars: Mapping[str, Any]) -> dict[str, Any]:
     tasks = {need: _sample_result(recipe.tasks.get(need), need) for need in task.needs}
-    return prompt_context(
-        transcript=sample_transcript_view(),
-        item=(item := ItemView.sample(item_vars)),
-        variables=item_variables(recipe, item),
-        tasks=tasks,
-        recipe=RecipeView.of(recipe),
-        inject_transcript=task.inject_transcript,
-    )
+    item = ItemView.sample(item_vars)
+    if task.over is not None:  # a group task sees `items`, not one item
+        entry = ItemEntry(item, sample_transcript_view(), Namespace("tasks", tasks))
+        context = group_context(
+            entries=[entry, entry],
+            group=GroupView("sample", task.over.group_by, "sample" if task.over.group_by else None),
+            variables=dict(recipe.vars),
+            recipe=RecipeView.of(recipe),
+        )
+    else:
+        context = prompt_context(
+            transcript=sample_transcript_view(),
+            item=item,
+            variables=item_variables(recipe, item),
+            tasks=tasks,
+            recipe=RecipeView.of(recipe),
+            inject_transcript=task.inject_transcript,
+        )
+    if task.reduce is not None:  # what its reduce prompt sees besides
+        context["parts"] = [
+            PartView(1, "sample reply", 0, 60_000),
+            PartView(2, "sample reply", 60_000, 95_000),
+        ]
+        context["request"] = "the task's prompt"
+    return context
 
 
 def _sample_result(task: Task | None, name: str) -> TaskResultView:

@@ -15,11 +15,13 @@ the runs use.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from runner.api.hosts import REGIONS
@@ -40,6 +42,8 @@ class Catalog:
     url: str
     regions: Mapping[str, tuple[str, ...]]
     fetched: float
+    # Each model's context window (`context_length`), where the list says it.
+    windows: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, url: str, body: str, fetched: float) -> Catalog:
@@ -52,7 +56,16 @@ class Catalog:
             for entry in entries
             if isinstance(entry, Mapping) and isinstance(entry.get("id"), str)
         }
-        return cls(url, regions, fetched)
+        windows = {
+            str(entry["id"]): entry["context_length"]
+            for entry in entries
+            if isinstance(entry, Mapping)
+            and isinstance(entry.get("id"), str)
+            and isinstance(entry.get("context_length"), int)
+            and not isinstance(entry.get("context_length"), bool)
+            and entry["context_length"] > 0
+        }
+        return cls(url, regions, fetched, windows)
 
 
 def gateway_url(region: str | None, environ: Mapping[str, str]) -> str:
@@ -92,6 +105,19 @@ def kept_catalog(url: str, store: Store | None) -> Catalog | None:
         return Catalog.parse(f"{url}/models", kept[0], kept[1])
     except ValueError:
         return None
+
+
+def kept_windows(region: str | None, state_dir: Path) -> Mapping[str, int]:
+    """The context windows of the Gateway's models from a catalog ``validate --online``
+    kept in ``state_dir`` (none kept: empty); ``run`` and ``plan`` measure prompts
+    with them, before the documented table."""
+    store = Store.existing(state_dir)
+    try:
+        catalog = kept_catalog(gateway_url(region, os.environ), store)
+    finally:
+        if store is not None:
+            store.close()
+    return catalog.windows if catalog is not None else {}
 
 
 def check_models(

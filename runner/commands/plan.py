@@ -13,9 +13,9 @@ import click
 
 from runner.api.hosts import rest_region
 from runner.checks import discover, load_recipes, validate_file
-from runner.checks.models import check_models, gateway_url, kept_catalog
+from runner.checks.models import check_models, gateway_url, kept_catalog, kept_windows
 from runner.diagnostics import Diagnostic, Severity
-from runner.errors import EXIT_OK, ItemError, StoreError, UsageError
+from runner.errors import EXIT_FAILED, EXIT_OK, ItemError, StoreError, UsageError
 from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
@@ -52,10 +52,16 @@ def plan(request: PlanRequest) -> int:
     except PriceTableError as exc:
         raise UsageError(f"--prices {exc}") from None
     if request.fmt == "json":
-        click.echo(json.dumps(plan_json(counted, table), indent=2))
+        click.echo(
+            json.dumps({**plan_json(counted, table), "too_long": counted.too_long}, indent=2)
+        )
     else:
         click.echo(plan_text(counted, table))
-    return EXIT_OK
+    # A prompt over its model's window is refused by the run before it is sent: said
+    # here, with its size and the window, so nobody starts a run that cannot finish.
+    for problem in counted.too_long:
+        click.echo(f"error: {problem}", err=True)
+    return EXIT_FAILED if counted.too_long else EXIT_OK
 
 
 def count(
@@ -65,9 +71,10 @@ def count(
 
     ``run`` counts its budgets with this too, so a budget means what ``plan`` shows.
     """
+    windows = kept_windows(None, state_dir)  # a kept model list's context windows
     store = Store.existing(state_dir)
     try:
-        return make_plan(recipes, store, shard, use_cache=use_cache)
+        return make_plan(recipes, store, shard, use_cache=use_cache, windows=windows)
     except (ItemError, StoreError) as exc:  # an unreadable input, a damaged store entry
         raise UsageError(exc.message) from None
     finally:

@@ -101,8 +101,11 @@ def _select_items(items: list[Item], name: str | None) -> list[Item]:
 
 
 def _select_tasks(recipe: Recipe, name: str | None) -> tuple[Task, ...]:
-    """The tasks whose prompts to show: exports send none, so they are left out."""
-    prompted = tuple(task for task in recipe.ordered_tasks() if task.asks_model)
+    """The tasks whose prompts to show: exports send none, and a group task's prompt is
+    not one item's (it reads every item of its group), so they are left out."""
+    prompted = tuple(
+        task for task in recipe.ordered_tasks() if task.asks_model and task.over is None
+    )
     if name is None:
         return prompted
     if name not in recipe.tasks:
@@ -113,6 +116,11 @@ def _select_tasks(recipe: Recipe, name: str | None) -> tuple[Task, ...]:
         raise UsageError(
             f"task {name!r} is an export: it writes the transcript itself and sends no "
             "prompt to render"
+        )
+    if recipe.tasks[name].over is not None:
+        raise UsageError(
+            f"task {name!r} runs once over a group of items (`over:`), not per item, so "
+            "render has no item's prompt to show for it; `plan` counts its requests"
         )
     return (recipe.tasks[name],)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -16,11 +16,13 @@ import click
 from runner.api.families import LIMIT_KINDS
 from runner.api.hosts import rest_region
 from runner.checks import load_recipes
+from runner.checks.models import kept_windows
 from runner.commands.plan import count
 from runner.commands.run_config import configure
 from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from runner.execute.planning import GROUP
 from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
@@ -117,9 +119,13 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         shard=request.shard,
         prices=request.prices,
     )
+    state_dir = request.state_dir or DEFAULT_STATE_DIR
+    # The windows of the Gateway's model list, when `validate --online` kept one.
+    windows = kept_windows(request.region, state_dir)
+    setup = replace(setup, options=replace(setup.options, context_windows=windows))
     report_path = _report_path(request, manifest)
     display = _progress_display(request.progress)
-    ran = execute(recipes, setup, display, request.state_dir or DEFAULT_STATE_DIR)
+    ran = execute(recipes, setup, display, state_dir)
     report, report_failed = _report_written(ran.outcome, report_path)
     if ran.outcome is not None:
         _print_summary(ran, ran.outcome, report, priced=setup.options.prices is not None)
@@ -269,6 +275,11 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
                 else f"{tasks} LLM call(s)"
             )
             lines.append(f"  {item.name}: {step}; {calls}  ({item.source})")
+        lines += [  # the group tasks' lines (`over:`), after every item
+            f"  {p.item}: a group of items; {p.calls} LLM call(s) to send, {p.cached} cached"
+            for p in planned.values()
+            if p.recipe == recipe.name and p.transcription == GROUP
+        ]
     lines.append("Dry run: nothing was sent.")
     return "\n".join(lines)
 

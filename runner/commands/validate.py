@@ -13,6 +13,7 @@ import click
 from runner.checks import discover, validate_file
 from runner.checks.models import Catalog, check_models, fetch_catalog, gateway_url
 from runner.checks.resources import check_resources
+from runner.checks.windows import check_windows
 from runner.diagnostics import Diagnostic, Severity, format_report
 from runner.errors import EXIT_INVALID_RECIPE, EXIT_OK, StoreError, UsageError
 from runner.recipe.document import Document
@@ -64,6 +65,8 @@ def validate(request: ValidateRequest) -> int:
             diagnostics.extend(check_resources(result.doc, result.recipe))
             if server is not None:
                 diagnostics.extend(_on_server(result.doc, result.recipe, server))
+            if catalog is not None:
+                diagnostics.extend(check_windows(result.doc, result.recipe, catalog.windows))
     if request.strict:
         diagnostics = [
             Diagnostic(d.file, d.line, d.column, d.path, d.message, Severity.ERROR)

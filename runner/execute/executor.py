@@ -25,9 +25,11 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from runner.errors import ItemError, RunnerError
 from runner.execute.claims import Claims
+from runner.execute.group_work import Finished, GroupWork
 from runner.execute.item_work import ItemWork, Results
 from runner.execute.loop_lag import LoopLag
 from runner.execute.options import RunOptions
@@ -70,6 +72,11 @@ class Executor:
         # slow disk stalls no request), without a hand-off to a pool per file.
         self._files = SerialThread("outputs")
         self.work = ItemWork(services, store, options, self.claims, self._files)
+        self.groups = GroupWork(
+            self.work.tasks, store, self._files, options.out, options.llm_unavailable
+        )
+        # Of recipes with group tasks only: each finished item's folder and results.
+        self._finished: dict[str, dict[str, Finished]] = {}
         self._state = _State()
         self._working = asyncio.Semaphore(options.items_working)
         self._lag = LoopLag()
@@ -85,6 +92,7 @@ class Executor:
         only = self.options.only_items or {}
         prepared = [prepare_recipe(r, self.options.shard, only.get(r.name)) for r in recipes]
         work = [(recipe, item) for recipe in prepared for item in recipe.items]
+        groups = sum(len(found) for p in prepared for found in p.groups.values())
         recorder = Recorder(
             self.options.manifest,
             [p.recipe for p in prepared],
@@ -94,17 +102,20 @@ class Executor:
             prices=self.options.prices,
         )
         began = time.monotonic()
-        self.progress.start(len(work))
+        total = len(work) + groups
+        self.progress.start(total)
         outcome = "completed"
         watching = asyncio.get_running_loop().create_task(self._lag.watch())
-        ticking = asyncio.get_running_loop().create_task(self._tick(len(work)))
+        ticking = asyncio.get_running_loop().create_task(self._tick(total))
         try:
             async with asyncio.timeout(self.options.timeout), self.claims.alive():
                 await self._run_pool(work, recorder)
+                for recipe in prepared:  # once every item is done: the groups
+                    await self._run_groups(recipe, recorder)
         except TimeoutError:
             outcome = "timed out"
         except asyncio.CancelledError:
-            self.outcome = self._close(recorder, "interrupted", began, len(work))
+            self.outcome = self._close(recorder, "interrupted", began, total)
             raise
         except BaseExceptionGroup as group:
             # A run-wide stop (a refused key) cancels every item: close the manifest,
@@ -112,15 +123,25 @@ class Executor:
             stop = _run_stopper(group)
             if stop is None:
                 raise
-            self.outcome = self._close(recorder, "stopped", began, len(work))
+            self.outcome = self._close(recorder, "stopped", began, total)
             raise stop from None
         finally:
             watching.cancel()
             ticking.cancel()
             self.progress.stop()
             self._files.close()  # (a no-op when _close already did it)
-        self.outcome = self._close(recorder, outcome, began, len(work))
+        self.outcome = self._close(recorder, outcome, began, total)
         return self.outcome
+
+    async def _run_groups(self, prepared: PreparedRecipe, recorder: Recorder) -> None:
+        """The recipe's group tasks, each group once, reading its items back from disk."""
+        if not prepared.group_tasks:
+            return
+        count = sum(len(found) for found in prepared.groups.values())
+        self._state.started += count
+        with self._state.phases.item("asking"):
+            await self.groups.run(prepared, self._finished.pop(prepared.recipe.name, {}), recorder)
+        self._state.finished += count
 
     async def _tick(self, total: int) -> None:
         """Tell the progress display, each second, where the items are."""
@@ -185,6 +206,11 @@ class Executor:
             # go on. Each task catches its own, so this is what comes before the tasks.
             record.status = "failed"
             record.error = exc.message
+        if prepared.group_tasks:  # what its groups will read back: a folder and names
+            self._finished.setdefault(prepared.recipe.name, {})[item.name] = Finished(
+                Path(record.folder) if record.folder else None,
+                frozenset(name for name, result in results.items() if result is not None),
+            )
         self._state.finished += 1
         await recorder.finished(prepared.recipe, record, results)
 

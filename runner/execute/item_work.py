@@ -57,7 +57,7 @@ class ItemWork:
             services, store, use_cache=options.use_cache, offline=options.offline, claims=claims
         )
         exporter = Exporter(services.transcripts, offline=options.offline)
-        self.tasks = TaskWork(asker, exporter, files)
+        self.tasks = TaskWork(asker, exporter, files, options.context_windows)
         # Output files are written on one thread of their own: off the event loop (a
         # slow disk stalls no request), without a hand-off to a pool per file.
         self._files = files

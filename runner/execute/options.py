@@ -38,3 +38,6 @@ class RunOptions:
     llm_unavailable: str | None = None
     # Each recipe's `prices:` and --prices; None: no costs are claimed.
     prices: Mapping[str, PriceTable] | None = None
+    # Context windows the LLM Gateway's model list gives (a kept `validate --online`),
+    # by model; the recipe's `context_window:` and the documented table come after.
+    context_windows: Mapping[str, int] | None = None

@@ -9,6 +9,7 @@ change, and a built-in list would be presented as truth when it is not.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 from runner.errors import ItemError, PostProcessFailed, StoreError, TemplateProblem
 from runner.execute.ask import completion_from_json, reply_text
 from runner.execute.finish import process_reply, result_view
+from runner.execute.plan_parts import Known, count_groups, count_item_task
 from runner.execute.segments import kept_view
 from runner.items import Item, Shard, expand
 from runner.prompt.payloads import build_payload, task_context
@@ -27,9 +29,10 @@ from runner.recipe.model import InputKind, Recipe, Task
 from runner.recipe.prices import PriceTable, format_usd
 from runner.store import Store, audio_identity, request_key, transcription_key
 from runner.transcript.model import Transcript, load_saved
-from runner.transcript.text import estimate_tokens
 
 T = TypeVar("T")
+
+GROUP = "group"  # an ItemPlan of a group's tasks (`over:`), not of one item
 
 
 @dataclass
@@ -49,11 +52,19 @@ class ItemPlan:
     # Each task's reply-cache key, as the run will send it; None when it depends on a
     # transcript or reply not known yet (exports have none).
     request_keys: dict[str, str | None] = field(default_factory=dict)
+    # Prompts over their model's context window without `long: map-reduce`: what the
+    # run would refuse before sending (each a message with the size and the window).
+    too_long: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Plan:
     items: list[ItemPlan]
+
+    @property
+    def too_long(self) -> list[str]:
+        """Every prompt the run would refuse for its size, with its item."""
+        return [f"{i.recipe}/{i.item}: {problem}" for i in self.items for problem in i.too_long]
 
     @property
     def submissions(self) -> int:
@@ -95,6 +106,7 @@ def make_plan(
     *,
     use_cache: bool = True,
     only_items: Mapping[str, frozenset[str]] | None = None,
+    windows: Mapping[str, int] | None = None,
 ) -> Plan:
     """What a run would do; ``use_cache=False`` counts cached replies as calls to send;
     ``only_items``: only these items of each recipe named (by recipe name)."""
@@ -106,16 +118,52 @@ def make_plan(
         only = (only_items or {}).get(recipe.name)
         if only is not None:
             selected = [item for item in selected if item.name in only]
+        kept: dict[str, Known] | None = (
+            {} if any(t.over is not None for t in recipe.tasks.values()) else None
+        )
         for item in selected:
             try:
-                items.append(_plan_item(recipe, engine, item, store, use_cache))
+                items.append(_plan_item(recipe, engine, item, store, use_cache, kept, windows))
             except (ItemError, StoreError) as exc:  # an unreadable file, a damaged entry
                 raise ItemError(f"{recipe.display}: item {item.name!r}: {exc.message}") from None
+        if kept is not None:
+            items += _plan_groups(recipe, engine, selected, kept, store, use_cache, windows)
     return Plan(items)
 
 
+def _plan_groups(
+    recipe: Recipe,
+    engine: TemplateEngine,
+    items: Sequence[Item],
+    known: Mapping[str, Known],
+    store: Store | None,
+    use_cache: bool,
+    windows: Mapping[str, int] | None,
+) -> list[ItemPlan]:
+    """One line per group of the group tasks (``over:``): see plan_parts."""
+    plans = []
+    for name, counted in count_groups(recipe, engine, items, known, store, use_cache, windows):
+        # (no transcription of its own, and no audio: 0 s, so none counts as unknown)
+        plan = ItemPlan(recipe.name, f"groups/{name}", GROUP, 0.0, transcript_known=True)
+        plan.calls, plan.cached = counted.calls, counted.cached
+        plan.input_tokens, plan.unknown_tokens = counted.input_tokens, counted.unknown
+        plan.models, plan.request_keys, plan.too_long = (
+            counted.models,
+            counted.keys,
+            counted.too_long,
+        )
+        plans.append(plan)
+    return plans
+
+
 def _plan_item(
-    recipe: Recipe, engine: TemplateEngine, item: Item, store: Store | None, use_cache: bool
+    recipe: Recipe,
+    engine: TemplateEngine,
+    item: Item,
+    store: Store | None,
+    use_cache: bool,
+    kept: dict[str, Known] | None = None,
+    windows: Mapping[str, int] | None = None,
 ) -> ItemPlan:
     transcript, how = _known_transcript(recipe, item, store)
     seconds = float(transcript.audio_duration) if transcript and transcript.audio_duration else None
@@ -129,6 +177,8 @@ def _plan_item(
     graph = recipe.graph
     for name in graph.order():
         task = recipe.tasks[name]
+        if task.over is not None:  # once per group: see plan_groups
+            continue
         if not task.asks_model:  # an export: no call, no tokens, written every run
             results[task.name] = None
             continue
@@ -166,13 +216,40 @@ def _plan_item(
             answered = answering_task(task, completion.model)
             results[task.name] = _cached_result(answered, reply_text(completion), view)
         else:
-            plan.calls += 1
-            tokens = sum(estimate_tokens(str(m.get("content", ""))) for m in payload.messages)
+            counted = count_item_task(
+                task,
+                engine,
+                payload,
+                view,
+                functools.partial(_context, recipe, item, task, results),
+                store,
+                use_cache,
+                windows,
+            )
+            plan.calls += counted.calls
+            plan.cached += counted.cached
+            plan.unknown_tokens += counted.unknown
+            plan.too_long += counted.too_long
+            tokens = counted.input_tokens
             plan.input_tokens += tokens
             by_model = plan.input_tokens_by_model
             by_model[model] = by_model.get(model, 0) + tokens
             results[task.name] = None
+    if kept is not None:
+        kept[item.name] = Known(view, results)
     return plan
+
+
+def _context(
+    recipe: Recipe,
+    item: Item,
+    task: Task,
+    results: Mapping[str, TaskResultView | None],
+    view: TranscriptView,
+) -> dict[str, Any]:
+    """``task``'s context for ``item`` with ``view`` (the whole transcript, or a part)."""
+    needed = {n: r for n in task.needs if (r := results[n]) is not None}
+    return task_context(recipe, item.view(recipe), task, view, needed)
 
 
 def _cached_result(task: Task, reply: str, view: TranscriptView) -> TaskResultView | None:
@@ -235,6 +312,12 @@ def _stored(
 def plan_text(plan: Plan, prices: Mapping[str, PriceTable] | None) -> str:
     lines = [f"{len(plan.items)} item(s):"]
     for item in plan.items:
+        if item.transcription == GROUP:  # a group task's requests (`over:`)
+            lines.append(
+                f"  {item.recipe}/{item.item}: a group of items; {item.calls} LLM call(s) to "
+                f"send, {item.cached} cached"
+            )
+            continue
         audio = f"{item.audio_seconds / 60:.1f} min" if item.audio_seconds else "length unknown"
         lines.append(
             f"  {item.recipe}/{item.item}: transcript {item.transcription} ({audio}); "

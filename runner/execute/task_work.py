@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from runner.errors import ApiError, ItemError, TemplateProblem
 from runner.execute.ask import Asker, record_completion, reply_text
@@ -21,13 +22,22 @@ from runner.execute.finish import (
     unusable,
 )
 from runner.execute.loading import Obtained
+from runner.execute.map_reduce import PartsAsked, ask_parts
 from runner.execute.phases import step
 from runner.execute.prepared import PreparedRecipe
 from runner.items import Item
-from runner.prompt.payloads import Payload, build_payload, task_context
+from runner.prompt.parts import empty_view, transcript_parts
+from runner.prompt.payloads import (
+    Payload,
+    build_payload,
+    reduce_payload,
+    request_text,
+    task_context,
+)
 from runner.prompt.views import TaskResultView, TranscriptView
+from runner.prompt.window import Overflow, overflow
 from runner.recipe.fallbacks import answering_task, client_fallbacks
-from runner.recipe.model import Task
+from runner.recipe.model import MAP_REDUCE, Task
 from runner.results.manifest import NOT_RUN, TaskRecord
 from runner.serial_thread import SerialThread
 
@@ -39,6 +49,17 @@ def not_run(task: Task, why: str) -> TaskRecord:
         line=task.line,
         status=NOT_RUN,
         error=why,
+        api=task.api.value,
+        model_requested=task.requested_model,
+    )
+
+
+def asked_record(task: Task) -> TaskRecord:
+    """The record of a task that asks a model, before it does (an item's or a group's)."""
+    return TaskRecord(
+        task=task.name,
+        status="ok",
+        line=task.line,
         api=task.api.value,
         model_requested=task.requested_model,
     )
@@ -59,9 +80,16 @@ def skipped(task: Task, failed: Sequence[str]) -> TaskRecord:
 class TaskWork:
     """Runs one task of an item, once the tasks it needs are done."""
 
-    def __init__(self, asker: Asker, exporter: Exporter, files: SerialThread) -> None:
+    def __init__(
+        self,
+        asker: Asker,
+        exporter: Exporter,
+        files: SerialThread,
+        windows: Mapping[str, int] | None = None,
+    ) -> None:
         self.asker = asker
         self.exporter = exporter
+        self.windows = windows  # the Gateway's context windows, by model
         # The outputs' thread: file writes never hold the event loop.
         self._files = files
 
@@ -95,13 +123,7 @@ class TaskWork:
         view: TranscriptView,
         results: Mapping[str, TaskResultView],
     ) -> tuple[TaskRecord, TaskResultView | None]:
-        record = TaskRecord(
-            task=task.name,
-            status="ok",
-            line=task.line,
-            api=task.api.value,
-            model_requested=task.requested_model,
-        )
+        record = asked_record(task)
         transcript = obtained.transcript
         try:
             context = task_context(prepared.recipe, item.view(prepared.recipe), task, view, results)
@@ -121,26 +143,76 @@ class TaskWork:
         except TemplateProblem as problem:
             return record.fail(problem.message), None
         label = f"{prepared.recipe.name}/{item.name}/{task.name}"
+        too_long = overflow(
+            task, candidates[0][1], inserted_text=transcript.text, catalog=self.windows
+        )
+        parts: PartsAsked | None = None
+        if too_long is not None:
+            if task.long != MAP_REDUCE:  # refused before anything is sent
+                return record.fail(too_long.message()), None
+            try:
+                candidates, parts = await self._in_parts(
+                    prepared, item, task, view, results, candidates[0][1], label
+                )
+            except ItemError as exc:
+                return record.fail(exc.message), None
         try:
-            return await self._ask_and_finish(candidates, label, folder, view, record)
+            return await self.ask_and_finish(candidates, label, folder, view, record, parts)
         finally:
             if record.cache_key:
                 await self.asker.release(record.cache_key)
 
-    async def _ask_and_finish(
+    async def _in_parts(
+        self,
+        prepared: PreparedRecipe,
+        item: Item,
+        task: Task,
+        view: TranscriptView,
+        results: Mapping[str, TaskResultView],
+        whole: Payload,
+        label: str,
+    ) -> tuple[list[tuple[Task, Payload]], PartsAsked]:
+        """``long: map-reduce``: the transcript's parts asked (each through the reply
+        cache), and the request that combines them. Raises ItemError."""
+        engine, recipe, shown = prepared.engine, prepared.recipe, item.view(prepared.recipe)
+
+        def context_of(part: TranscriptView) -> dict[str, Any]:
+            return task_context(recipe, shown, task, part, results)
+
+        def payload_of(part: TranscriptView) -> Payload:
+            return build_payload(
+                engine, task, context_of(part), transcript_id=part.id, transcript_text=part.text
+            )
+
+        found = transcript_parts(task, view, payload_of, whole, self.windows)
+        if isinstance(found, Overflow):
+            raise ItemError(f"even split at its paragraphs, {found.message()}")
+        asked = await ask_parts(self.asker, task, found, label)
+        request = request_text(engine, task, context_of(empty_view(view)))
+        reduced = reduce_payload(engine, task, context_of(view), asked.views, request)
+        if (problem := overflow(task, reduced, catalog=self.windows)) is not None:
+            raise ItemError(f"the parts' replies together are too long: {problem.message()}")
+        return [(task, reduced)], asked
+
+    async def ask_and_finish(
         self,
         candidates: Sequence[tuple[Task, Payload]],
         label: str,
         folder: Path,
         view: TranscriptView,
         record: TaskRecord,
+        parts: PartsAsked | None = None,
     ) -> tuple[TaskRecord, TaskResultView | None]:
+        """The first of ``candidates`` to answer, finished into files (a group task's
+        too); ``parts``: what its map asked, joined to its record."""
         try:
             began = time.monotonic()
             task, _, completion = await self.asker.first_reply(candidates, label, record)
         except ItemError as exc:
             return record.fail(exc.message), None
         record_completion(record, completion, time.monotonic() - began, task)
+        if parts is not None:
+            parts.add_to(record)
         record.fallback_used = record.fallback_used or task is not candidates[0][0]
         record.provider = task.provider.name if task.provider is not None else None
         # A reply is finished by the settings of the model that gave it: the Gateway's

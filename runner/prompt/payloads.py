@@ -7,8 +7,8 @@ what would be paid for. No network here and no aiohttp import.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.diagnostics import Diagnostic
@@ -16,10 +16,13 @@ from runner.errors import TemplateProblem
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import (
     GATEWAY_TRANSCRIPT_TAG,
+    GroupView,
+    ItemEntry,
     ItemView,
     RecipeView,
     TaskResultView,
     TranscriptView,
+    group_context,
     item_variables,
     prompt_context,
 )
@@ -198,17 +201,22 @@ def fallback_entries(
     return entries
 
 
+# The most transcripts one LeMUR request takes (seeds/000: "up to a maximum of 100
+# files or 100 hours"); a group of more is asked in several requests.
+LEMUR_MAX_TRANSCRIPTS = 100
+
+
 def lemur_payload(
-    task: Task, prompt: str, transcript_id: str | None, input_text: str | None = None
+    task: Task, prompt: str, transcript_ids: Sequence[str], input_text: str | None = None
 ) -> Payload:
-    """The POST /lemur/v3/generate/task body (seeds/000): the transcript by its id, or
-    the task's ``input_text`` instead."""
+    """The POST /lemur/v3/generate/task body (seeds/000): the transcripts by their ids
+    (one item's, or a group's), or the task's ``input_text`` instead."""
     assert task.lemur is not None
     body: dict[str, Any] = {"final_model": task.lemur.final_model, "prompt": prompt}
     if input_text is not None:
         body["input_text"] = input_text
     else:
-        body["transcript_ids"] = [transcript_id] if transcript_id else []
+        body["transcript_ids"] = [i for i in transcript_ids if i]
     if task.lemur.context is not None:
         body["context"] = thaw(task.lemur.context)
     if task.lemur.max_output_size is not None:
@@ -246,14 +254,17 @@ def build_payload(
     *,
     transcript_id: str | None,
     transcript_text: str,
+    transcript_ids: Sequence[str] | None = None,
 ) -> Payload:
-    """The request ``task`` sends for the item whose context is given."""
+    """The request ``task`` sends for the item whose context is given (or the group's:
+    a LeMUR task sends ``transcript_ids``, every item's)."""
     if task.api is TaskApi.LEMUR:
         assert task.lemur is not None
         prompt = "\n\n".join(m["content"] for m in render_messages(engine, task, context))
         given = task.lemur.input_text
         input_text = engine.render(given, context) if given is not None else None
-        return lemur_payload(task, prompt, transcript_id, input_text)
+        ids = transcript_ids if transcript_ids is not None else [transcript_id or ""]
+        return lemur_payload(task, prompt, ids, input_text)
     if task.quotes is not None:
         messages = quotes_messages(engine, task, context, transcript_text)
     else:
@@ -311,4 +322,79 @@ def task_context(
         tasks={name: results[name] for name in task.needs if name in results},
         recipe=RecipeView.of(recipe),
         inject_transcript=task.inject_transcript,
+    )
+
+
+def reduce_payload(
+    engine: TemplateEngine,
+    task: Task,
+    context: Mapping[str, Any],
+    parts: Sequence[Any],
+    request: str,
+) -> Payload:
+    """The request combining the parts' replies of a ``long: map-reduce`` task: its
+    system message, then its ``reduce`` prompt, which sees ``parts`` and ``request``
+    (the task's prompt with the part's text left out). Sent with the task's model,
+    schema and settings; the Gateway's fallbacks keep their model and settings but not
+    a prompt of their own (that one is written for the whole transcript)."""
+    assert task.reduce is not None
+    local = {**context, "parts": list(parts), "request": request}
+    system = [
+        {"role": "system", "content": engine.render(m.content, local)}
+        for m in task.messages
+        if m.role == "system"
+    ]
+    messages = [*system, {"role": "user", "content": engine.render(task.reduce, local)}]
+    if task.provider is not None:
+        return provider_payload(task, task.provider, messages)
+    fallbacks = [
+        {k: v for k, v in entry.items() if k not in ("messages", "prompt")}
+        for entry in fallback_entries(engine, task, local, transcript_id=None, transcript_text="")
+    ]
+    plain = replace(task, inject_transcript=False, send_as_prompt=False)
+    return gateway_payload(plain, messages, None, fallbacks)
+
+
+def request_text(engine: TemplateEngine, task: Task, context: Mapping[str, Any]) -> str:
+    """What a task asks, for its reduce prompt: its user messages rendered with
+    ``context`` (where the transcript, or the items, stand empty)."""
+    if task.quotes is not None:
+        count = task.quotes.count
+        question = (
+            engine.render(task.quotes.question, context)
+            if task.quotes.question is not None
+            else f"What are the {count} best quotes from this recording?"
+        )
+        return (
+            f"{question.strip()}\nPlease provide exactly {count} quotes, copied word for word "
+            "from the transcript, each on its own line in double quotes."
+        )
+    rendered = render_messages(engine, replace(task, inject_transcript=False), context)
+    return "\n\n".join(m["content"] for m in rendered if m["role"] != "system")
+
+
+def group_task_context(
+    recipe: Recipe, group: GroupView, entries: Sequence[ItemEntry]
+) -> dict[str, Any]:
+    """The template context of a group task (``over:``) for ``entries`` of ``group``."""
+    return group_context(
+        entries=entries, group=group, variables=dict(recipe.vars), recipe=RecipeView.of(recipe)
+    )
+
+
+def group_payload(
+    engine: TemplateEngine,
+    task: Task,
+    recipe: Recipe,
+    group: GroupView,
+    entries: Sequence[ItemEntry],
+) -> Payload:
+    """The request a group task sends for ``entries`` (a LeMUR task: their ids)."""
+    return build_payload(
+        engine,
+        task,
+        group_task_context(recipe, group, entries),
+        transcript_id=None,
+        transcript_text="",
+        transcript_ids=[e.transcript.id or "" for e in entries],
     )

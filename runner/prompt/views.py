@@ -365,6 +365,49 @@ def prompt_context(
     return context
 
 
+@dataclass(frozen=True, slots=True)
+class ItemEntry:
+    """One entry of ``{{ items }}`` in a group task (``over:``): what a per-item task
+    sees of the item: ``item``, ``transcript``, and ``tasks`` (the ones it needs)."""
+
+    item: ItemView
+    transcript: TranscriptView
+    tasks: Namespace
+
+    def __str__(self) -> str:
+        return self.item.name
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """``{{ group }}`` in a group task: its name, and the field and value it groups by
+    (None for ``over: all``)."""
+
+    name: str
+    by: str | None = None
+    value: Any = None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def group_context(
+    *,
+    entries: Sequence[ItemEntry],
+    group: GroupView,
+    variables: Mapping[str, Any],
+    recipe: RecipeView,
+) -> dict[str, Any]:
+    """The variables a group task's templates render with: ``items`` instead of one
+    item and its transcript."""
+    return {
+        "items": list(entries),
+        "group": group,
+        "vars": Namespace("vars", variables),
+        "recipe": recipe,
+    }
+
+
 # --- a typed sample, for checking templates offline ---------------------------------
 
 

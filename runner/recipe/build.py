@@ -16,9 +16,11 @@ from runner.recipe.model import (
     DEFAULT_LEMUR_MODEL,
     DEFAULT_MODEL,
     DEFAULT_OUTPUT_DIR,
+    DEFAULT_REDUCE_PROMPT,
     EXPORT_EXTENSIONS,
     GATEWAY_PROVIDER,
     KINDS,
+    MAP_REDUCE,
     Expectation,
     ExportOptions,
     Fallback,
@@ -28,6 +30,7 @@ from runner.recipe.model import (
     LemurOptions,
     LocalEngine,
     Message,
+    Over,
     PostStep,
     PromptSource,
     Provider,
@@ -268,6 +271,10 @@ def _task(
         **_described(doc, here, spec),
         strict=bool(spec.get("strict", False)),
         send_as_prompt=spec.get("send_as") == "prompt",
+        context_window=spec.get("context_window", defaults.get("context_window")),
+        long=spec.get("long"),
+        reduce=_reduce(doc, here, spec),
+        over=_over(spec.get("over")),
     )
     if located is not None:  # a fallback's own task: its fallbacks are its task's
         return task
@@ -280,6 +287,25 @@ def _task(
         for i, f in enumerate(given)
     )
     return replace(task, fallbacks=fallbacks)
+
+
+def _reduce(doc: Document, here: KeyPath, spec: Mapping[str, Any]) -> Template | None:
+    """The reduce prompt of a ``long: map-reduce`` task: its own, else the built-in one
+    (located at ``long:``, where the user asked for it)."""
+    if "reduce" in spec:
+        return _inline(doc, (*here, "reduce"), spec["reduce"], f"{here[-1]}.reduce")
+    if spec.get("long") != MAP_REDUCE:
+        return None
+    mark = doc.mark((*here, "long"), key=True)
+    origin = TemplateOrigin(doc.file, (*here, "long"), mark.line, mark.column, in_recipe=True)
+    return Template(DEFAULT_REDUCE_PROMPT, origin, f"{here[-1]}.reduce")
+
+
+def _over(value: Any) -> Over | None:
+    """``over: all`` or ``over: {group_by: FIELD}``."""
+    if value is None:
+        return None
+    return Over(group_by=str(value["group_by"])) if isinstance(value, Mapping) else Over()
 
 
 # A fallback that gives any of these replaces the task's prompt with its own.

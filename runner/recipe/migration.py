@@ -38,6 +38,12 @@ CURRENT_EQUIVALENT = {
 }
 LEMUR_DEFAULT_MODEL = "anthropic/claude-sonnet-4-20250514"
 TRANSCRIPT_LINE = "Transcript: {{ transcript.text }}"
+# A task over several items (`over:`) reads every item's transcript, as LeMUR did by
+# their ids.
+ITEMS_LINES = (
+    "{% for entry in items %}\nTranscript of {{ entry.item.name }}: {{ entry.transcript.text }}\n"
+    "{% endfor %}"
+)
 _LEMUR_KEYS = ("api", "final_model", "context", "max_output_size", "input_text")
 
 
@@ -112,7 +118,8 @@ def _migrate_task(task: Any) -> str | None:
         text = context if isinstance(context, str) else json.dumps(_plain(context))
         prompt_at = list(task).index("prompt")
         task.insert(prompt_at, "system", f"Context: {text}")
-    transcript = str(input_text) if input_text is not None else TRANSCRIPT_LINE
+    read_all = ITEMS_LINES if "over" in task else TRANSCRIPT_LINE
+    transcript = str(input_text) if input_text is not None else read_all
     prompt = str(task["prompt"]).rstrip("\n")
     task["prompt"] = LiteralScalarString(f"{prompt}\n\n{transcript}\n")
     return None

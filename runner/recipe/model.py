@@ -254,6 +254,36 @@ class ExportOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Over:
+    """``over:``: a task run once per group of items, not once per item."""
+
+    group_by: str | None = None  # an item variable (or list column); None: every item
+
+    def describe(self) -> str:
+        return "all" if self.group_by is None else f"group_by {self.group_by}"
+
+
+MAP_REDUCE = "map-reduce"  # `long: map-reduce`
+
+# The reduce prompt of a `long: map-reduce` task that gives none: `request` is the
+# task's own prompt as written for one part, with the part's text left out.
+DEFAULT_REDUCE_PROMPT = """\
+The material was too long to read at once, so it was read in {{ parts | length }} parts, \
+in order, and the same request was answered for each part. The request was:
+
+{{ request }}
+
+The answers for each part:
+{% for part in parts %}
+--- Part {{ part.index }}{% if part.start is not none %} \
+({{ part.start | timestamp }} to {{ part.end | timestamp }}){% endif %} ---
+{{ part.text }}
+{% endfor %}
+Combine them into one answer to the request, as if it had been read whole. Keep every \
+timestamp and quotation exactly as it is, and answer in the form the request asks for."""
+
+
+@dataclass(frozen=True, slots=True)
 class QuotesOptions:
     count: int
     window: int
@@ -380,6 +410,10 @@ class Task:
     provider: Provider | None = None  # None: AssemblyAI (the Gateway, or LeMUR)
     # `model: {provider: NAME, name: MODEL}`: the provider named, not read off the name
     model_provider: str | None = None
+    context_window: int | None = None  # `context_window:`: overrides what is known of the model
+    long: str | None = None  # `long: map-reduce`; None: a prompt over the window is refused
+    reduce: Template | None = None  # the prompt combining the parts (None: the built-in one)
+    over: Over | None = None  # `over:`: once per group of items
 
     @property
     def asks_model(self) -> bool:
@@ -429,6 +463,8 @@ class Task:
         for fallback in self.fallbacks:
             if fallback.task is not None:  # its own templates; the task's are listed
                 found += [t for t in fallback.task.templates if t not in found]
+        if self.reduce is not None:
+            found.append(self.reduce)
         return tuple(found)
 
 

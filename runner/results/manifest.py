@@ -98,6 +98,9 @@ class TaskRecord:
     # What this call cost, from the price table: 0 when nothing was paid this run
     # (cached, an export); None when it was paid and its price is unknown.
     cost_usd: float | None = None
+    # `long: map-reduce` or a group too large for one request: how many parts were
+    # asked before the request combining them (None: read whole).
+    parts: int | None = None
 
     def fail(self, message: str) -> TaskRecord:
         """Mark the task failed with ``message``; returns the record, for ``return``."""

@@ -64,6 +64,21 @@ def item_dir(
     return folder
 
 
+GROUPS_FOLDER = "groups"  # beside the items' folders: one folder per group (`over:`)
+
+
+def group_dir(recipe: Recipe, name: str, out: Path | None) -> Path:
+    """The folder of one group's outputs (``over:``): ``groups/NAME`` in the recipe's
+    folder of ``--out``, else under the folder ``output.dir`` starts with
+    (``out/<recipe>/groups/all`` by default). ``name`` is path-safe already
+    (:func:`runner.items.group_name`); the folder is checked to stay inside all the same."""
+    root = out if out is not None else _static_root(recipe.output_dir.source)
+    folder = root / recipe.name / GROUPS_FOLDER / name
+    if not folder.resolve().is_relative_to(root.resolve()):
+        raise OutputError(folder, f"the group's folder leads outside {display_path(root) or '.'}/")
+    return folder
+
+
 class FolderResolver:
     """``Path.resolve`` for many folders side by side (``validate`` on a million list
     rows): each parent folder is resolved once, and a folder's own name is looked at

@@ -1,0 +1,137 @@
+"""The rules of ``long:``, ``reduce:``, ``context_window:`` and ``over:`` that a schema
+cannot say, and the transcript ids a LeMUR task sends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runner.diagnostics import Diagnostic
+from runner.errors import ItemError
+from runner.items import expand
+from runner.prompt.templating import TemplateEngine
+from runner.recipe.document import Document, KeyPath
+from runner.recipe.model import MAP_REDUCE, InputKind, Recipe, Task, TaskApi
+from runner.transcript.model import load_saved
+
+
+def check_long_and_groups(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """Each task's ``long``/``reduce``/``over`` that cannot work as written."""
+    found: list[Diagnostic] = []
+    spec_of = doc.data.get("tasks") or {}
+    for task in recipe.tasks.values():
+        here: KeyPath = ("tasks", task.name)
+        spec = spec_of.get(task.name) or {}
+        if task.export is not None:
+            found += [
+                doc.diagnostic((*here, key), f"{key!r} does not apply to an export task")
+                for key in ("long", "reduce", "context_window", "over")
+                if key in spec
+            ]
+            continue
+        if "reduce" in spec and task.long != MAP_REDUCE:
+            found.append(
+                doc.diagnostic(
+                    (*here, "reduce"),
+                    f"'reduce' combines the parts of a `long: {MAP_REDUCE}` task; add "
+                    f"`long: {MAP_REDUCE}` or remove it",
+                )
+            )
+        if task.long is not None:
+            found += _long_problems(doc, task, here)
+        if task.over is not None:
+            found += [
+                doc.diagnostic(
+                    (*here, key),
+                    f"{key!r} reads one item's transcript; a task with "
+                    "`over:` reads a group of items, so it cannot use it",
+                )
+                for key in ("quotes", "inject_transcript")
+                if key in spec
+            ]
+        found += _needs_across_groups(doc, recipe, task, here)
+    return found
+
+
+def _long_problems(doc: Document, task: Task, here: KeyPath) -> list[Diagnostic]:
+    if task.api is TaskApi.LEMUR:
+        return [
+            doc.diagnostic(
+                (*here, "long"),
+                "LeMUR reads transcripts by id and shortens them itself; remove 'long'",
+            )
+        ]
+    if task.inject_transcript:
+        return [
+            doc.diagnostic(
+                (*here, "long"),
+                "with inject_transcript the LLM Gateway inserts the whole transcript, so it "
+                "cannot be read in parts; put {{ transcript.text }} in the prompt instead",
+            )
+        ]
+    return []
+
+
+def _needs_across_groups(
+    doc: Document, recipe: Recipe, task: Task, here: KeyPath
+) -> list[Diagnostic]:
+    """A group task may need per-item tasks (their results are in ``items``); a
+    per-item task cannot need a group task, nor a group task another."""
+    found = []
+    for index, need in enumerate(task.needs):
+        other = recipe.tasks.get(need)
+        if other is None or other.over is None:
+            continue
+        why = (
+            "a group task runs after its items' tasks, so it cannot need another group task"
+            if task.over is not None
+            else "it runs once per group, after the items' tasks"
+        )
+        found.append(
+            doc.diagnostic(
+                (*here, "needs", index),
+                f"task {task.name!r} cannot need {need!r} ({need} has `over:`: {why})",
+                key=False,
+            )
+        )
+    return found
+
+
+def check_lemur_ids(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """A LeMUR task sends the transcripts' ids: a saved transcript without an ``id``
+    would be sent as no transcript at all (AssemblyAI answers 400), so it is an error
+    at its input, naming the file."""
+    by_id = [
+        t
+        for t in recipe.tasks.values()
+        if t.api is TaskApi.LEMUR and (t.lemur is None or t.lemur.input_text is None)
+    ]
+    if not by_id or not any(s.kind is InputKind.TRANSCRIPT_FILE for s in recipe.inputs):
+        return []
+    found: list[Diagnostic] = []
+    try:
+        items = expand(recipe, TemplateEngine(recipe.base_dir))
+    except ItemError:
+        return []  # (the inputs' own problems are reported by check_inputs)
+    reported: set[int] = set()
+    for item in items:
+        if item.kind is not InputKind.TRANSCRIPT_FILE or item.entry in reported:
+            continue
+        try:
+            transcript = load_saved(Path(item.source))
+        except ItemError:
+            continue  # (an unreadable file is reported where inputs are checked)
+        if transcript.id:
+            continue
+        reported.add(item.entry)
+        shown = item.relative_source(recipe)
+        found.append(
+            doc.diagnostic(
+                ("inputs", item.entry, "transcript_file"),
+                f"the saved transcript {shown} has no 'id', but task {by_id[0].name!r} "
+                "(api: lemur) sends AssemblyAI the transcripts' ids; save the transcript "
+                "as GET /v2/transcript/{id} returns it (with its id), or give the task "
+                "`input_text: '{{ transcript.text }}'`",
+                key=False,
+            )
+        )
+    return found
