@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from runner.diagnostics import one_line
 from runner.recipe.prices import format_usd
 from runner.results.manifest import NOT_RUN, ItemRecord, Totals
+from runner.results.rates import percent
 
 HEARTBEAT_SECONDS = 30.0
 
@@ -241,6 +242,7 @@ def summary_text(
         lines += [
             f"    {recipe}/{what}: {one_line(error)}" for recipe, what, error in totals.failures
         ]
+    lines += _rate_lines(totals)
     if totals.outputs:
         lines.append(f"  outputs: {totals.outputs}/")
     lines += [f"  table: {table}" for table in tables]
@@ -250,3 +252,17 @@ def summary_text(
         lines.append(f"  report: {report}")
     lines.append(f"  manifest: {manifest}")
     return "\n".join(lines)
+
+
+def _rate_lines(totals: Totals) -> list[str]:
+    """Each task's pass rate (`pass_rate:`), and the gates that failed, naming the
+    checks that brought them down."""
+    lines = []
+    for gate in totals.rates.gates.values():
+        mark = "ok" if gate.ok else "FAILED"
+        lines.append(
+            f"  pass rate: {gate.recipe}/{gate.task} {gate.passed} of {gate.total} items "
+            f"({percent(gate.rate)}), pass_rate {percent(gate.pass_rate)}: {mark}"
+        )
+    lines += [f"  below pass_rate: {shortfall.words()}" for shortfall in totals.rates.below()]
+    return lines

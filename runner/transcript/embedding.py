@@ -280,3 +280,9 @@ def installed() -> bool:
     import importlib.util
 
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "tokenizers"))
+
+
+def similarity(first: str, second: str, model: str = PACKAGED) -> float:
+    """The cosine similarity of two texts' embeddings (``similar_to:``), -1 to 1."""
+    vectors = embedder(model).embed([first, second])
+    return float(vectors[0] @ vectors[1])
