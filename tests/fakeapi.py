@@ -1424,6 +1424,36 @@ def default_reply(request: JSONDict) -> str:
     return f"Reply to: {last[:40]}"
 
 
+def judge_responder(
+    rule: Callable[[str], tuple[bool, float]], otherwise: Responder | None = None
+) -> Responder:
+    """A Gateway ``responder`` that grades like a judge: a structured request's answer is
+    built from its own schema (its boolean property the verdict, its number the score,
+    its string the reason), with ``rule(output)`` deciding on the ``<output>`` the judge
+    was shown; other requests go to ``otherwise`` (the default reply when None)."""
+
+    def respond(request: JSONDict) -> str | JSONDict:
+        fmt = request.get("response_format")
+        if not (isinstance(fmt, dict) and fmt.get("type") == "json_schema"):
+            return otherwise(request) if otherwise is not None else default_reply(request)
+        schema = fmt["json_schema"]["schema"]
+        text = "".join(_message_text(m) for m in request.get("messages", []))
+        shown = re.search(r"<output>\n(.*?)\n</output>", text, re.DOTALL)
+        passed, score = rule(shown.group(1) if shown else "")
+        answer = minimal_instance(schema)
+        for name, spec in schema.get("properties", {}).items():
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            if kind == "boolean":
+                answer[name] = passed
+            elif kind in ("number", "integer"):
+                answer[name] = score
+            elif kind == "string":
+                answer[name] = "the output says so" if passed else "the output does not say so"
+        return json.dumps(answer)
+
+    return respond
+
+
 def _quotes_from(transcript: str, count: int) -> str:
     """What a model asked for best quotes says: a preamble, then the longest sentences
     of the transcript, each in double quotes on its own line."""

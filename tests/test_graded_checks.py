@@ -1,0 +1,281 @@
+"""Graded checks in a run: a judge asked through the reply cache, `similar_to` with its
+text from a CSV column, `grounded` on the shipped wildfires transcript, `severity:
+warn`, and a task's `pass_rate` across items. Against the fake AssemblyAI, whose
+Gateway answers a judge's structured request (tests/fakeapi.py: `judge_responder`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RunCli
+from fakeapi import FakeAssemblyAI, judge_responder
+
+REPO = Path(__file__).resolve().parent.parent
+WILDFIRES = REPO / "recipes" / "transcripts" / "wildfires.json"
+
+BALTIMORE = "The levels outside right now in Baltimore are considered unhealthy."
+SUMMARY = (
+    "Smoke from Canadian wildfires is making the air unhealthy across the US east. "
+    f'A professor said: "{BALTIMORE}"'
+)
+
+RECIPE = """\
+version: 1
+name: judged
+inputs:
+  - list: calls.csv
+defaults:
+  judge_model: claude-haiku-4-5-20251001
+prices:
+  llm_per_million_tokens:
+    claude-sonnet-4-6: {input: 3, output: 15}
+    claude-haiku-4-5-20251001: {input: 1, output: 5}
+tasks:
+  summary:
+    prompt: "Summarise for {{ item.name }}: {{ transcript.text }}"
+    expect:
+      - judge: The summary says where the smoke comes from, as the transcript does.
+        min_score: 0.5
+      - similar_to: "{{ item.vars.reference }}"
+        min: 0.5
+      - grounded: {what: quotes}
+"""
+
+
+def write_run(folder: Path, recipe: str, rows: list[tuple[str, str]]) -> None:
+    (folder / "saved.json").write_text(WILDFIRES.read_text())
+    lines = ["transcript_file,name,reference"] + [
+        f'saved.json,{name},"{reference}"' for name, reference in rows
+    ]
+    (folder / "calls.csv").write_text("\n".join(lines) + "\n")
+    (folder / "recipe.yaml").write_text(recipe)
+
+
+def manifest(folder: Path) -> Any:
+    return json.loads((folder / "out" / "run.json").read_text())
+
+
+def judge_calls(fake: FakeAssemblyAI) -> list[Any]:
+    return [c for c in fake.gateway.calls if "response_format" in c.request]
+
+
+@pytest.fixture
+def fake(api_key: str) -> FakeAssemblyAI:
+    api = FakeAssemblyAI(api_key=api_key)
+    # Tasks get the summary; judges a verdict made from their own request's schema.
+    api.gateway.responder = judge_responder(
+        lambda output: ("Canadian" in output, 0.9 if "Canadian" in output else 0.2),
+        otherwise=lambda request: f"{SUMMARY} ({asked_for(request)})",
+    )
+    return api
+
+
+def asked_for(request: dict[str, Any]) -> str:
+    """The item a task's prompt names ("Summarise for NAME: ..."), so replies differ."""
+    found = re.search(r"for (\w+):", str(request["messages"]))
+    return found.group(1) if found else ""
+
+
+@pytest.mark.slow  # similar_to loads the packaged embedding model (about a second)
+def test_judge_similar_to_and_grounded_run_and_a_rerun_sends_nothing(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    write_run(
+        served,
+        RECIPE,
+        [
+            ("east", "Wildfire smoke from Canada makes the air unhealthy in the eastern US."),
+            ("off", "The quarterly sales figures beat the forecast by ten percent."),
+        ],
+    )
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    assert code == 1, err  # the "off" item's reference means something else
+    first = manifest(served)
+    by_item = {i["item"]: i["tasks"][0] for i in first["items"]}
+    east, off = by_item["east"], by_item["off"]
+    assert east["status"] == "ok"
+    judge, similar, grounded = east["expectations"]
+    assert [c["kind"] for c in east["expectations"]] == ["judge", "similar_to", "grounded"]
+    assert judge["passed"] and judge["score"] == 0.9
+    assert judge["reason"] == "the output says so"
+    assert judge["asked"] == 1 and judge["cached"] == 0
+    assert judge["model_used"] == "claude-haiku-4-5-20251001"
+    assert judge["input_tokens"] > 0 and judge["output_tokens"] > 0
+    # 1 and 5 USD per million tokens: the judge's own price.
+    assert judge["cost_usd"] == pytest.approx(
+        (judge["input_tokens"] * 1 + judge["output_tokens"] * 5) / 1e6
+    )
+    assert similar["passed"] and similar["score"] >= 0.5
+    assert similar["reason"].startswith("similarity 0.")
+    assert grounded["passed"] and grounded["score"] == 1.0
+    (quote,) = grounded["details"]
+    assert (quote["verdict"], quote["start"], quote["end"]) == ("verbatim", 63_350, 66_750)
+    for check in east["expectations"]:
+        assert {"kind", "passed", "score", "reason", "severity", "details"} <= check.keys()
+    assert off["status"] == "failed"
+    assert off["error"].startswith("expectation failed: similar to '{{ item.vars.reference }}'")
+    assert not off["expectations"][1]["passed"]
+    assert off["expectations"][1]["score"] < 0.5
+
+    summary = first["summary"]
+    assert summary["llm_calls"] == 4  # two summaries, two judges
+    tokens = sum(i["tasks"][0]["input_tokens"] for i in first["items"])
+    judged = sum(i["tasks"][0]["expectations"][0]["input_tokens"] for i in first["items"])
+    assert summary["input_tokens"] == tokens + judged
+    assert summary["cost_usd"] == pytest.approx(
+        sum(
+            i["tasks"][0]["cost_usd"] + i["tasks"][0]["expectations"][0]["cost_usd"]
+            for i in first["items"]
+        ),
+        abs=1e-6,
+    )
+    rates = {row["check"]: row for row in summary["checks"]}
+    assert rates["similar to '{{ item.vars.reference }}' (min 0.5)"]["passed"] == 1
+    assert rates["similar to '{{ item.vars.reference }}' (min 0.5)"]["total"] == 2
+    sent = len(fake.gateway.calls)
+    assert len(judge_calls(fake)) == 2
+
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    assert code == 1, err
+    assert len(fake.gateway.calls) == sent  # judges and tasks: all from the cache
+    again = manifest(served)
+    assert again["summary"]["llm_calls"] == 0
+    assert again["summary"]["llm_replies_cached"] == 4
+    rejudged = {i["item"]: i["tasks"][0]["expectations"][0] for i in again["items"]}
+    assert rejudged["east"]["cached"] == 1 and rejudged["east"]["asked"] == 0
+    assert rejudged["east"]["cost_usd"] == 0.0
+    assert rejudged["east"]["reason"] == "the output says so"
+
+
+JUDGED_ONLY = """\
+version: 1
+name: judged
+inputs:
+  - list: calls.csv
+defaults:
+  judge_model: claude-haiku-4-5-20251001
+tasks:
+  summary:
+    prompt: "Summarise {{ vars.reference }}: {{ transcript.text }}"
+    expect:
+{checks}
+"""
+
+
+def judged(served: Path, checks: str, rows: list[tuple[str, str]]) -> None:
+    write_run(served, JUDGED_ONLY.format(checks=checks), rows)
+
+
+def test_a_judge_failing_the_output_fails_the_task_with_its_reason(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    fake.gateway.responder = judge_responder(
+        lambda output: (False, 0.1), otherwise=lambda request: "Nothing relevant."
+    )
+    judged(served, "      - judge: Names the source of the smoke.", [("one", "x")])
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    assert code == 1
+    task = manifest(served)["items"][0]["tasks"][0]
+    assert task["status"] == "failed"
+    assert task["error"] == (
+        "expectation failed: judge 'Names the source of the smoke.': the output does not say so"
+    )
+    (check,) = task["expectations"]
+    assert check["details"] == [{"pass": False, "score": 0.1, "reason": "the output does not say so"}]
+    # The judge saw the output, and not the transcript (the rubric does not ask for it).
+    (call,) = judge_calls(fake)
+    prompt = call.messages[-1]["content"]
+    assert "Nothing relevant." in prompt and "<transcript>" not in prompt
+
+
+def test_a_warn_check_is_recorded_and_never_fails_the_item(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    fake.gateway.responder = judge_responder(
+        lambda output: (False, 0.0), otherwise=lambda request: "A summary."
+    )
+    checks = "      - judge: Mentions the transcript's speakers by name.\n        severity: warn"
+    judged(served, checks, [("one", "x")])
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    assert code == 0, err
+    task = manifest(served)["items"][0]["tasks"][0]
+    assert task["status"] == "ok"
+    (check,) = task["expectations"]
+    assert (check["passed"], check["severity"]) == (False, "warn")
+    # The rubric speaks of the transcript: the judge was shown it.
+    assert "<transcript>" in judge_calls(fake)[0].messages[-1]["content"]
+
+
+def test_repeat_asks_each_verdict_once_and_min_pass_decides(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    verdicts = iter([(True, 0.9), (False, 0.3), (True, 0.8)])
+    fake.gateway.responder = judge_responder(
+        lambda output: next(verdicts), otherwise=lambda request: "A summary."
+    )
+    checks = "      - judge: Is it a summary?\n        repeat: 3\n        min_pass: 2"
+    judged(served, checks, [("one", "x")])
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    assert code == 0, err
+    (check,) = manifest(served)["items"][0]["tasks"][0]["expectations"]
+    assert check["passed"] and check["asked"] == 3
+    assert check["reason"].startswith("2 of 3 verdicts pass (min_pass 2)")
+    assert [d["pass"] for d in check["details"]] == [True, False, True]
+    assert check["score"] == pytest.approx((0.9 + 0.3 + 0.8) / 3, abs=1e-4)
+    assert len(judge_calls(fake)) == 3
+
+
+# --- pass_rate across items -----------------------------------------------------------
+
+PASS_RATE = """\
+version: 1
+name: rated
+inputs:
+  - list: calls.csv
+tasks:
+  summary:
+    prompt: "Summarise for {{ vars.reference }}: {{ transcript.text }}"
+    pass_rate: 0.9
+    expect:
+      - contains: smoke
+"""
+
+
+def rated_run(served: Path, fake: FakeAssemblyAI, run_cli: RunCli, failing: int) -> Any:
+    rows = [(f"item{n:02}", "bad" if n < failing else "good") for n in range(10)]
+    fake.gateway.responder = lambda request: (
+        "No idea." if "for bad:" in str(request["messages"]) else "Wildfire smoke."
+    )
+    write_run(served, PASS_RATE, rows)
+    return run_cli("run", "recipe.yaml", "--progress", "plain")
+
+
+def test_pass_rate_passes_with_one_item_of_ten_failing(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    code, _, err = rated_run(served, fake, run_cli, failing=1)
+    assert code == 0, err
+    run = manifest(served)
+    failed = [i for i in run["items"] if not i["tasks"][0]["expectations"][0]["passed"]]
+    assert [i["item"] for i in failed] == ["item00"]  # reported, not failing the run
+    assert failed[0]["tasks"][0]["status"] == "ok"
+    (row,) = run["summary"]["checks"]
+    assert (row["passed"], row["total"], row["rate"], row["pass_rate"]) == (9, 10, 0.9, 0.9)
+    assert "pass rate: rated/summary 9 of 10 items (90%), pass_rate 90%: ok" in err
+
+
+def test_pass_rate_fails_with_two_failing_naming_the_check_and_the_rate(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    code, _, err = rated_run(served, fake, run_cli, failing=2)
+    assert code == 1
+    assert (
+        "below pass_rate: rated/summary: 8 of 10 items pass its checks (80%), below "
+        "pass_rate 90%: contains 'smoke': 8 of 10 items (80%)"
+    ) in err
+    assert manifest(served)["summary"]["checks"][0]["rate"] == 0.8
