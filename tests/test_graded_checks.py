@@ -186,7 +186,9 @@ def test_a_judge_failing_the_output_fails_the_task_with_its_reason(
         "expectation failed: judge 'Names the source of the smoke.': the output does not say so"
     )
     (check,) = task["expectations"]
-    assert check["details"] == [{"pass": False, "score": 0.1, "reason": "the output does not say so"}]
+    assert check["details"] == [
+        {"pass": False, "score": 0.1, "reason": "the output does not say so"}
+    ]
     # The judge saw the output, and not the transcript (the rubric does not ask for it).
     (call,) = judge_calls(fake)
     prompt = call.messages[-1]["content"]

@@ -35,6 +35,8 @@ def prepare_recipe(
     used = used_transcript_fields(engine, [t for task in tasks for t in task.templates])
     quotes = any(task.quotes is not None for task in tasks)
     exports = any(task.export is not None for task in tasks)
+    # `grounded:` checks align to the words, and find paraphrases among the sentences.
+    grounded = any(e.kind == "grounded" for task in tasks for e in task.expectations)
     items = expand(recipe, engine)
     if shard is not None:
         items = shard.select(recipe, items)
@@ -46,7 +48,10 @@ def prepare_recipe(
         items=items,
         graph=recipe.graph,
         tasks=tasks,
-        needs_sentences=quotes or bool(used & {"sentences", "*"}),
+        needs_sentences=quotes or grounded or bool(used & {"sentences", "*"}),
         needs_paragraphs=bool(used & {"paragraphs", "*"}),
-        needs_words=exports or quotes or bool(used & {"words", "utterances", "speakers", "*"}),
+        needs_words=exports
+        or quotes
+        or grounded
+        or bool(used & {"words", "utterances", "speakers", "*"}),
     )

@@ -40,7 +40,7 @@ SUPPORTING = (VERBATIM, NEAR, REWORDED)  # the verdicts that count as supported
 # between two separate quotations is never taken for a quotation itself.
 _QUOTED = re.compile(r"(?:^|(?<=[\s(\[:—-]))[\"“]([^\"“”\n]{12,}?)[\"”](?=$|[\s.,;:!?)\]—-])")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”')\]]*\s+")
-_MARKUP = re.compile(r"^\s*(?:#+|[-*•>]+|\(?\d+[.)](?!\d)|\*\*[^*]+\*\*:?)\s*")
+_MARKUP = re.compile(r"^\s*(?:#+|\*\*[^*]+\*\*:?|[-*•>]+|\(?\d+[.)](?!\d))\s*")
 
 
 @dataclass(frozen=True, slots=True)
