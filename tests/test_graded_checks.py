@@ -281,3 +281,34 @@ def test_pass_rate_fails_with_two_failing_naming_the_check_and_the_rate(
         "pass_rate 90%: contains 'smoke': 8 of 10 items (80%)"
     ) in err
     assert manifest(served)["summary"]["checks"][0]["rate"] == 0.8
+
+
+# --- validate -------------------------------------------------------------------------
+
+
+def test_validate_says_similar_to_needs_the_embedding_runtime_before_anything_is_paid(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.checks.graded
+
+    monkeypatch.setattr(runner.checks.graded, "embedding_runtime_installed", lambda: False)
+    (tmp_path / "recipe.yaml").write_text(
+        "version: 1\nname: similar\ninputs:\n  - transcript_id: 6c1b8a4e-1f4e-4c2e-9d2a-3f6f0e8b1a77\n"
+        "tasks:\n  summary:\n    prompt: 'Summarise: {{ transcript.text }}'\n    expect:\n"
+        "      - similar_to: The team agreed to ship.\n      - grounded: {what: claims}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli("validate", "recipe.yaml")
+    assert code == 3
+    assert (
+        "recipe.yaml:9:9: $.tasks.summary.expect[0].similar_to: similar_to compares embeddings "
+        "on the semantic extra (ONNX Runtime), which is not installed here: pip install "
+        "'transcript-runner[semantic]' where this recipe runs"
+    ) in out
+    assert "1 error, 1 warning" in out  # grounded still runs: verbatim quotes need no model
+    (tmp_path / "recipe.yaml").write_text(
+        (tmp_path / "recipe.yaml").read_text().replace("similar_to", "not_contains")
+    )
+    code, out, _ = run_cli("validate", "recipe.yaml")
+    assert code == 0
+    assert "recipe.yaml:10:9: warning: $.tasks.summary.expect[1].grounded: grounded finds" in out

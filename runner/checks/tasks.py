@@ -3,7 +3,8 @@
 :func:`check_tasks` runs them all: the task graph (:mod:`.graph`), options of one API
 used with another (:mod:`.apis`), schemas that are not schemas (:mod:`.schemas`),
 outputs that collide (:mod:`.outputs`), the transcription options (:mod:`.transcription`),
-the providers (:mod:`.providers`), and here, a task's options that depend on each other."""
+the providers (:mod:`.providers`), the checks' options and texts (:mod:`.graded`),
+and here, a task's options that depend on each other."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 
 from runner.checks.apis import check_api_fields
 from runner.checks.dry_run import sample_context, sample_item_vars
+from runner.checks.graded import check_graded
 from runner.checks.graph import check_needs
 from runner.checks.outputs import check_outputs, check_table_columns
 from runner.checks.providers import check_key_variables, check_providers
@@ -38,6 +40,7 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += check_local_engine(doc, recipe)
     found += check_providers(doc, recipe)
     found += check_key_variables(doc)
+    found += check_graded(doc, recipe)
     return found
 
 
