@@ -101,18 +101,23 @@ def test_judge_similar_to_and_grounded_run_and_a_rerun_sends_nothing(
     assert east["status"] == "ok"
     judge, similar, grounded = east["expectations"]
     assert [c["kind"] for c in east["expectations"]] == ["judge", "similar_to", "grounded"]
-    assert judge["passed"] and judge["score"] == 0.9
+    assert judge["passed"]
+    assert judge["score"] == 0.9
     assert judge["reason"] == "the output says so"
-    assert judge["asked"] == 1 and judge["cached"] == 0
+    assert judge["asked"] == 1
+    assert judge["cached"] == 0
     assert judge["model_used"] == "claude-haiku-4-5-20251001"
-    assert judge["input_tokens"] > 0 and judge["output_tokens"] > 0
+    assert judge["input_tokens"] > 0
+    assert judge["output_tokens"] > 0
     # 1 and 5 USD per million tokens: the judge's own price.
     assert judge["cost_usd"] == pytest.approx(
         (judge["input_tokens"] * 1 + judge["output_tokens"] * 5) / 1e6
     )
-    assert similar["passed"] and similar["score"] >= 0.5
+    assert similar["passed"]
+    assert similar["score"] >= 0.5
     assert similar["reason"].startswith("similarity 0.")
-    assert grounded["passed"] and grounded["score"] == 1.0
+    assert grounded["passed"]
+    assert grounded["score"] == 1.0
     (quote,) = grounded["details"]
     assert (quote["verdict"], quote["start"], quote["end"]) == ("verbatim", 63_350, 66_750)
     for check in east["expectations"]:
@@ -147,7 +152,8 @@ def test_judge_similar_to_and_grounded_run_and_a_rerun_sends_nothing(
     assert again["summary"]["llm_calls"] == 0
     assert again["summary"]["llm_replies_cached"] == 4
     rejudged = {i["item"]: i["tasks"][0]["expectations"][0] for i in again["items"]}
-    assert rejudged["east"]["cached"] == 1 and rejudged["east"]["asked"] == 0
+    assert rejudged["east"]["cached"] == 1
+    assert rejudged["east"]["asked"] == 0
     assert rejudged["east"]["cost_usd"] == 0.0
     assert rejudged["east"]["reason"] == "the output says so"
 
@@ -178,7 +184,7 @@ def test_a_judge_failing_the_output_fails_the_task_with_its_reason(
         lambda output: (False, 0.1), otherwise=lambda request: "Nothing relevant."
     )
     judged(served, "      - judge: Names the source of the smoke.", [("one", "x")])
-    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    code, _, _err = run_cli("run", "recipe.yaml", "--progress", "plain")
     assert code == 1
     task = manifest(served)["items"][0]["tasks"][0]
     assert task["status"] == "failed"
@@ -192,7 +198,8 @@ def test_a_judge_failing_the_output_fails_the_task_with_its_reason(
     # The judge saw the output, and not the transcript (the rubric does not ask for it).
     (call,) = judge_calls(fake)
     prompt = call.messages[-1]["content"]
-    assert "Nothing relevant." in prompt and "<transcript>" not in prompt
+    assert "Nothing relevant." in prompt
+    assert "<transcript>" not in prompt
 
 
 def test_a_warn_check_is_recorded_and_never_fails_the_item(
@@ -225,7 +232,8 @@ def test_repeat_asks_each_verdict_once_and_min_pass_decides(
     code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
     assert code == 0, err
     (check,) = manifest(served)["items"][0]["tasks"][0]["expectations"]
-    assert check["passed"] and check["asked"] == 3
+    assert check["passed"]
+    assert check["asked"] == 3
     assert check["reason"].startswith("2 of 3 verdicts pass (min_pass 2)")
     assert [d["pass"] for d in check["details"]] == [True, False, True]
     assert check["score"] == pytest.approx((0.9 + 0.3 + 0.8) / 3, abs=1e-4)
@@ -293,7 +301,8 @@ def test_validate_says_similar_to_needs_the_embedding_runtime_before_anything_is
 
     monkeypatch.setattr(runner.checks.graded, "embedding_runtime_installed", lambda: False)
     (tmp_path / "recipe.yaml").write_text(
-        "version: 1\nname: similar\ninputs:\n  - transcript_id: 6c1b8a4e-1f4e-4c2e-9d2a-3f6f0e8b1a77\n"
+        "version: 1\nname: similar\ninputs:\n"
+        "  - transcript_id: 6c1b8a4e-1f4e-4c2e-9d2a-3f6f0e8b1a77\n"
         "tasks:\n  summary:\n    prompt: 'Summarise: {{ transcript.text }}'\n    expect:\n"
         "      - similar_to: The team agreed to ship.\n      - grounded: {what: claims}\n"
     )

@@ -60,14 +60,16 @@ def test_a_verbatim_claim_a_paraphrase_and_an_invention_are_told_apart() -> None
     assert (reworded.verdict, reworded.start, reworded.end) == (REWORDED, 120_110, 123_350)
     assert reworded.source == "exposure to those high levels can lead to a host of health problems."
     assert (meant.verdict, meant.start, meant.end) == (REWORDED, 137_610, 149_450)
-    assert meant.similarity is not None and meant.similarity >= 0.6
+    assert meant.similarity is not None
+    assert meant.similarity >= 0.6
     assert (invented.verdict, invented.start, invented.end, invented.source) == (
         NOT_FOUND,
         None,
         None,
         None,
     )
-    assert invented.similarity is not None and invented.similarity < 0.6
+    assert invented.similarity is not None
+    assert invented.similarity < 0.6
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ def test_a_grounded_check_fails_past_max_unsupported_naming_the_invention(
         "  summary:\n    prompt: 'Summarise: {{ transcript.text }}'\n    expect:\n"
         "      - grounded: {what: claims, max_unsupported: 0}\n"
     )
-    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    code, _, _err = run_cli("run", "recipe.yaml", "--progress", "plain")
     assert code == 1
     run = json.loads((served / "out" / "run.json").read_text())
     (check,) = run["items"][0]["tasks"][0]["expectations"]
