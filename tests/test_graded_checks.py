@@ -321,3 +321,69 @@ def test_validate_says_similar_to_needs_the_embedding_runtime_before_anything_is
     code, out, _ = run_cli("validate", "recipe.yaml")
     assert code == 0
     assert "recipe.yaml:10:9: warning: $.tasks.summary.expect[1].grounded: grounded finds" in out
+
+
+# --- the reports ----------------------------------------------------------------------
+
+REPORTED = """\
+version: 1
+name: reported
+inputs:
+  - file: call.mp3
+defaults:
+  judge_model: claude-haiku-4-5-20251001
+tasks:
+  summary:
+    prompt: "Summarise: {{ transcript.text }}"
+    expect:
+      - judge: Says where the smoke comes from.
+      - grounded: {what: quotes}
+      - contains: Ottawa
+        severity: warn
+"""
+
+
+def test_the_report_shows_scores_reasons_and_each_grounded_quote_with_its_seek_button(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    (served / "call.mp3").write_bytes(b"not really audio")
+    (served / "recipe.yaml").write_text(REPORTED)
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    assert code == 0, err  # the warn check failed, and fails nothing
+    page = (served / "out" / "report.html").read_text()
+    assert "✓ expect judge &#x27;Says where the smoke comes from.&#x27; " in page
+    assert "score 0.9</span>: the output says so" in page
+    assert "⚠ expect contains &#x27;Ottawa&#x27;: the result does not contain" in page
+    # The grounded quote, with its ▶ at its words' time and its verdict.
+    assert (
+        'data-start="63350">▶ 00:01:03</button>“The levels outside right now in Baltimore '
+        'are considered unhealthy.” <span class="time">verbatim</span>'
+    ) in page
+    assert "<mark>" in page  # marked in the transcript
+    assert "<h3>Checks</h3>" in page
+
+
+def test_junit_and_the_step_summary_show_each_checks_rate_and_the_failed_gate(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = served / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    rows = [(f"item{n:02}", "bad" if n < 2 else "good") for n in range(10)]
+    fake.gateway.responder = lambda request: (
+        "No idea." if "for bad:" in str(request["messages"]) else "Wildfire smoke."
+    )
+    write_run(served, PASS_RATE, rows)
+    code, _, _ = run_cli("run", "recipe.yaml", "--progress", "plain", "--junit", "junit.xml")
+    assert code == 1
+    junit = (served / "junit.xml").read_text()
+    assert 'classname="rated.pass_rate" name="summary pass_rate 90%"' in junit
+    assert (
+        'message="rated/summary: 8 of 10 items pass its checks (80%), below pass_rate 90%: '
+        'contains \'smoke\': 8 of 10 items (80%)" type="pass_rate"'
+    ) in junit
+    # An item's failed check under a pass_rate is reported, not a failed test case.
+    assert '<property name="check: contains \'smoke\'" value="fail: the result does not' in junit
+    assert 'failures="1"' in junit
+    summary = step.read_text()
+    assert "| rated | summary | `contains 'smoke'` | 8 / 10 | 80% | 90% ❌ |" in summary
+    assert "- pass rate: rated/summary: 8 of 10 items pass its checks (80%)" in summary
