@@ -387,3 +387,36 @@ def test_junit_and_the_step_summary_show_each_checks_rate_and_the_failed_gate(
     summary = step.read_text()
     assert "| rated | summary | `contains 'smoke'` | 8 / 10 | 80% | 90% ❌ |" in summary
     assert "- pass rate: rated/summary: 8 of 10 items pass its checks (80%)" in summary
+
+
+def test_review_shows_each_checks_rate_before_and_after() -> None:
+    from runner.results import review as out
+
+    judge = "judge 'Names the owner of each action.'"
+
+    def side(passed: bool, warned: bool = True) -> out.Outcome:
+        return out.Outcome(
+            "ok",
+            text="...",
+            expectations=(
+                out.Expectation(judge, passed, "" if passed else "no owner"),
+                out.Expectation("contains 'Owner'", warned, failing=False),
+            ),
+        )
+
+    items = (
+        out.ItemComparison("a", side(True), side(True)),
+        out.ItemComparison("b", side(True), side(False, warned=False)),
+        out.ItemComparison("c", side(False), side(False)),
+    )
+    task = out.TaskComparison("actions", out.CHANGED, "its request changed", items)
+    (rate, _) = task.rates()
+    assert (rate[0], rate[1].words(), rate[2].words()) == (judge, "2 of 3 (67%)", "1 of 3 (33%)")
+    review = out.Review("base", "head", [out.RecipeReview("calls", "calls.yaml", tasks=[task])])
+    text = out.review_markdown(review)
+    assert f"| `{judge}` | 2 of 3 (67%) | 1 of 3 (33%) |" in text
+    assert "| `contains 'Owner'` | 3 of 3 (100%) | 2 of 3 (67%) |" in text
+    # b regressed on the judge; a warn check failing is not a regression.
+    assert review.regressions() == [f"calls/actions/b: expect {judge}: no owner"]
+    rates = out.review_json(review)["recipes"][0]["tasks"][0]["rates"]
+    assert rates[0]["head"] == {"passed": 1, "total": 3, "rate": 0.3333}
