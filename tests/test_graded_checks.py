@@ -420,3 +420,16 @@ def test_review_shows_each_checks_rate_before_and_after() -> None:
     assert review.regressions() == [f"calls/actions/b: expect {judge}: no owner"]
     rates = out.review_json(review)["recipes"][0]["tasks"][0]["rates"]
     assert rates[0]["head"] == {"passed": 1, "total": 3, "rate": 0.3333}
+
+
+def test_the_record_docs_checks_shows_has_exactly_the_fields_of_a_check() -> None:
+    import dataclasses
+
+    from runner.results.manifest import ExpectationRecord
+
+    page = (REPO / "docs" / "checks.md").read_text()
+    shown = page.split("## What `run.json` records")[1].split("```json\n")[1].split("```")[0]
+    fields = [f.name for f in dataclasses.fields(ExpectationRecord)]
+    assert list(json.loads(shown)) == fields
+    table = page.split("## What `run.json` records")[1]
+    assert all(f"`{name}`" in table for name in fields)

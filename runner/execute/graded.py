@@ -81,6 +81,8 @@ class Grader:
             record.reason = f"the check's text could not be rendered: {problem.message}"
         except (EmbeddingUnavailable, ValueError) as problem:
             record.reason = str(problem)
+        if not record.passed and not record.reason:
+            record.reason = "failed (the judge gave no reason)"
         record.message = "" if record.passed else record.reason
         return record
 

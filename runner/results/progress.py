@@ -265,4 +265,8 @@ def _rate_lines(totals: Totals) -> list[str]:
             f"({percent(gate.rate)}), pass_rate {percent(gate.pass_rate)}: {mark}"
         )
     lines += [f"  below pass_rate: {shortfall.words()}" for shortfall in totals.rates.below()]
+    warned = [
+        c for c in totals.rates.checks.values() if c.severity == "warn" and c.passed < c.total
+    ]
+    lines += [f"  warning (severity: warn): {check.words()} pass" for check in warned]
     return lines
