@@ -433,3 +433,36 @@ def test_the_record_docs_checks_shows_has_exactly_the_fields_of_a_check() -> Non
     assert list(json.loads(shown)) == fields
     table = page.split("## What `run.json` records")[1]
     assert all(f"`{name}`" in table for name in fields)
+
+
+def test_the_shipped_graded_summary_runs_and_a_rerun_sends_nothing(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    import shutil
+
+    shutil.copytree(REPO / "recipes", served / "recipes")
+    said = (
+        "Smoke from hundreds of wildfires in Canada is triggering air quality alerts "
+        "throughout the US. "
+        f'A professor said: "{BALTIMORE}"'
+    )
+    fake.gateway.responder = judge_responder(
+        lambda output: (True, 0.9), otherwise=lambda request: said
+    )
+    code, _, err = run_cli("run", "recipes/graded-summary.yaml", "--progress", "plain")
+    assert code == 0, err
+    (task,) = manifest(served)["items"][0]["tasks"]
+    assert [(c["kind"], c["passed"]) for c in task["expectations"]] == [
+        ("judge", True),
+        ("grounded", True),
+        ("grounded", True),
+    ]
+    # "A professor said: ..." is not the guest's words: the quote in it is, reworded.
+    assert [d["verdict"] for d in task["expectations"][2]["details"]] == [
+        "verbatim",
+        "paraphrase",
+    ]
+    sent = len(fake.gateway.calls)
+    assert sent == 2
+    assert run_cli("run", "recipes/graded-summary.yaml", "--progress", "plain").exit_code == 0
+    assert len(fake.gateway.calls) == sent
