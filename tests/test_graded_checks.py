@@ -466,3 +466,18 @@ def test_the_shipped_graded_summary_runs_and_a_rerun_sends_nothing(
     assert sent == 2
     assert run_cli("run", "recipes/graded-summary.yaml", "--progress", "plain").exit_code == 0
     assert len(fake.gateway.calls) == sent
+
+
+def test_plan_counts_the_judges_calls_and_knows_them_cached_after_a_run(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    checks = "      - judge: Is it a summary?\n        repeat: 2"
+    judged(served, checks, [("one", "x"), ("two", "y")])
+    code, out, _ = run_cli("plan", "recipe.yaml", "--format", "json")
+    assert code == 0
+    before = json.loads(out)
+    assert (before["llm_calls"], before["llm_cached"]) == (6, 0)  # 2 tasks, 2 × 2 verdicts
+    run_cli("run", "recipe.yaml", "--progress", "plain")
+    code, out, _ = run_cli("plan", "recipe.yaml", "--format", "json")
+    after = json.loads(out)
+    assert (after["llm_calls"], after["llm_cached"]) == (0, 6)
