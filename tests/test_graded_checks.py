@@ -277,6 +277,7 @@ def test_pass_rate_passes_with_one_item_of_ten_failing(
     (row,) = run["summary"]["checks"]
     assert (row["passed"], row["total"], row["rate"], row["pass_rate"]) == (9, 10, 0.9, 0.9)
     assert "pass rate: rated/summary 9 of 10 items (90%), pass_rate 90%: ok" in err
+    assert "rated/item00: ok (1 task, 1 check failed: see run.json)" in err
 
 
 def test_pass_rate_fails_with_two_failing_naming_the_check_and_the_rate(

@@ -149,7 +149,12 @@ def describe(record: ItemRecord) -> str:
     if record.status == "ok":
         count = f"{len(record.tasks)} task{'s' if len(record.tasks) != 1 else ''}"
         not_run = sum(t.status == NOT_RUN for t in record.tasks)
-        return f"{where}: ok ({count}" + (f", {not_run} not run)" if not_run else ")")
+        # Failed checks of a task with a pass_rate, and warn checks: said, not failing.
+        failed = sum(not e.passed for t in record.tasks for e in t.expectations)
+        notes = (f", {not_run} not run" if not_run else "") + (
+            f", {failed} check{'s' if failed != 1 else ''} failed: see run.json" if failed else ""
+        )
+        return f"{where}: ok ({count}{notes})"
     if record.error:
         return f"{where}: {record.status}: {one_line(record.error)}"
     failed = [t for t in record.tasks if t.status in ("failed", "skipped")]
