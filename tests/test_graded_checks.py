@@ -6,8 +6,10 @@ Gateway answers a judge's structured request (tests/fakeapi.py: `judge_responder
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -482,3 +484,54 @@ def test_plan_counts_the_judges_calls_and_knows_them_cached_after_a_run(
     code, out, _ = run_cli("plan", "recipe.yaml", "--format", "json")
     after = json.loads(out)
     assert (after["llm_calls"], after["llm_cached"]) == (0, 6)
+
+
+CLAIMED = """\
+version: 1
+name: claimed
+inputs:
+  - file: team-sync.wav
+tasks:
+  summary:
+    prompt: "Summarise: {{ transcript.text }}"
+    expect:
+      - grounded: {what: claims}
+"""
+SMOKE = (
+    "Smoke from hundreds of wildfires in Canada is triggering air quality alerts throughout the US."
+)
+
+
+@pytest.mark.slow  # a browser
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason=".ci/run installs chromium (Debian's package)"
+)
+async def test_a_person_clicks_a_grounded_claims_seek_button_in_the_report(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    from browser import Browser
+
+    # The fake transcribes any recording as the wildfires interview; the claim is its
+    # first sentence, said from 0.24 s.
+    shutil.copy(REPO / "recipes" / "audio" / "team-sync.wav", served / "team-sync.wav")
+    fake.gateway.responder = lambda request: f"- {SMOKE}"
+    (served / "recipe.yaml").write_text(CLAIMED)
+    code, _, err = await asyncio.to_thread(run_cli, "run", "recipe.yaml", "--progress", "plain")
+    assert code == 0, err
+    async with Browser() as browser:
+        await browser.open(served / "out" / "report.html")
+        seek = "document.querySelector('.check + ul button.seek')"
+        assert int(await browser.evaluate(f"{seek}.dataset.start")) == 240
+        await browser.evaluate(f"{seek}.click()")
+        player = f"document.getElementById({seek}.dataset.player)"
+        for _ in range(40):  # a loaded machine may take a moment to load the media
+            at = await browser.evaluate(f"{player}.currentTime")
+            if at == pytest.approx(0.24, abs=0.05):
+                break
+            await asyncio.sleep(0.05)
+        assert at == pytest.approx(0.24, abs=0.05)
+        marked = await browser.evaluate(
+            "[...document.querySelectorAll('mark')].map(m => m.textContent).join(' ')"
+        )
+        assert marked.startswith("Smoke from hundreds of wildfires")
+        assert browser.errors == []
