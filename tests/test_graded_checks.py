@@ -535,3 +535,36 @@ async def test_a_person_clicks_a_grounded_claims_seek_button_in_the_report(
         )
         assert marked.startswith("Smoke from hundreds of wildfires")
         assert browser.errors == []
+
+
+def test_llm_url_sends_the_judges_there_too(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakeapi import serve_in_thread
+    from fakelocal import FakeLocalLLM
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
+    (tmp_path / "saved.json").write_text(WILDFIRES.read_text())
+    (tmp_path / "recipe.yaml").write_text(
+        "version: 1\nname: local\ninputs:\n  - transcript_file: saved.json\n"
+        "defaults:\n  judge_model: claude-haiku-4-5-20251001\n"
+        "tasks:\n  summary:\n    prompt: 'Summarise: {{ transcript.text }}'\n    expect:\n"
+        "      - judge: Is it a summary?\n"
+    )
+    local = FakeLocalLLM("llama-server")
+    local.responder = lambda body: (
+        '{"pass": true, "score": 1, "reason": "it is"}'
+        if "response_format" in body
+        else "A summary."
+    )
+    with serve_in_thread(local):  # type: ignore[arg-type]
+        code, _, err = run_cli(
+            "run", "recipe.yaml", "--llm-url", f"{local.base_url}/v1", "--progress", "plain"
+        )
+    assert code == 0, err
+    (check,) = json.loads((tmp_path / "out" / "run.json").read_text())["items"][0]["tasks"][0][
+        "expectations"
+    ]
+    assert (check["passed"], check["provider"], check["asked"]) == (True, "llm-url", 1)
+    assert len(local.requests) == 2  # the task and its judge, none to AssemblyAI

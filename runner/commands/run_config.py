@@ -14,7 +14,7 @@ from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts, read_
 from runner.errors import UsageError
 from runner.execute.options import DEFAULT_ITEMS_IN_FLIGHT, DEFAULT_ITEMS_WORKING, RunOptions
 from runner.items import Shard
-from runner.recipe.model import InputKind, Provider, Recipe, Task, TaskApi
+from runner.recipe.model import Expectation, InputKind, Provider, Recipe, Task, TaskApi
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 
 
@@ -100,8 +100,18 @@ def on_server(recipe: Recipe, url: str) -> Recipe:
                     "it cannot run on --llm-url"
                 )
             task = replace(task, provider=server)
-        tasks[name] = task
+        tasks[name] = replace(task, expectations=_judged_on(task, server))
     return replace(recipe, tasks=MappingProxyType(tasks))
+
+
+def _judged_on(task: Task, server: Provider) -> tuple[Expectation, ...]:
+    """The task's checks, each judge that would ask the Gateway asking ``server``."""
+    return tuple(
+        replace(e, judge=replace(e.judge, provider=server))
+        if e.judge is not None and e.judge.provider is None
+        else e
+        for e in task.expectations
+    )
 
 
 def _gateway_features(task: Task) -> list[str]:
@@ -141,8 +151,9 @@ def _sends_nothing(recipes: Sequence[Recipe]) -> bool:
 
 
 def _asks_assemblyai(task: Task) -> bool:
-    """Whether a task sends its prompt to AssemblyAI (not an export, not a provider's)."""
-    return task.asks_model and task.provider is None
+    """Whether a task sends its prompt (or a judge of its checks asks) to AssemblyAI."""
+    judged = any(e.judge is not None and e.judge.provider is None for e in task.expectations)
+    return (task.asks_model and task.provider is None) or judged
 
 
 def _private_without_key(recipes: Sequence[Recipe], api_key: str | None) -> bool:

@@ -150,9 +150,9 @@ def describe(record: ItemRecord) -> str:
         count = f"{len(record.tasks)} task{'s' if len(record.tasks) != 1 else ''}"
         not_run = sum(t.status == NOT_RUN for t in record.tasks)
         # Failed checks of a task with a pass_rate, and warn checks: said, not failing.
-        failed = sum(not e.passed for t in record.tasks for e in t.expectations)
+        unmet = sum(not e.passed for t in record.tasks for e in t.expectations)
         notes = (f", {not_run} not run" if not_run else "") + (
-            f", {failed} check{'s' if failed != 1 else ''} failed: see run.json" if failed else ""
+            f", {unmet} check{'s' if unmet != 1 else ''} failed: see run.json" if unmet else ""
         )
         return f"{where}: ok ({count}{notes})"
     if record.error:
