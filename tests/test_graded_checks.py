@@ -389,6 +389,16 @@ def test_junit_and_the_step_summary_show_each_checks_rate_and_the_failed_gate(
     assert 'failures="1"' in junit
     summary = step.read_text()
     assert "| rated | summary | `contains 'smoke'` | 8 / 10 | 80% | 90% ❌ |" in summary
+    from runner.results.ci.annotations import annotations
+
+    found = annotations(manifest(served))
+    assert found[0].startswith(
+        "::error file=recipe.yaml,line=10,title=pass rate below pass_rate in summary::"
+        "rated/summary: 8 of 10 items pass its checks (80%25)"  # % escaped
+    )
+    # Each item's failed check is a warning: the rate decides.
+    assert found[1].startswith("::warning file=recipe.yaml,line=10,")
+    assert len(found) == 2
     assert "- pass rate: rated/summary: 8 of 10 items pass its checks (80%)" in summary
 
 
