@@ -1410,11 +1410,14 @@ class FakeGateway:
 def default_reply(request: JSONDict) -> str:
     """Deterministic content when nothing was scripted.
 
-    Structured requests get the minimal instance of their schema, so parsing code runs;
-    others echo the start of the last user message, so tests can tell calls apart.
+    Structured requests get the minimal instance of their schema, so parsing code runs (a
+    judge's, a passing verdict made from its schema: :func:`judge_responder`); others
+    echo the start of the last user message, so tests can tell calls apart.
     """
     fmt = request.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        if fmt["json_schema"].get("name") == "judge":  # a `judge:` check: it passes
+            return str(judge_responder(lambda output: (True, 1.0))(request))
         return json.dumps(minimal_instance(fmt["json_schema"]["schema"]))
     users = [m for m in request.get("messages", []) if m.get("role") == "user"]
     last = _message_text(users[-1]) if users else ""
