@@ -100,3 +100,11 @@ def test_a_grounded_check_fails_past_max_unsupported_naming_the_invention(
     )
     assert [d["verdict"] for d in check["details"]] == [VERBATIM, REWORDED, REWORDED, NOT_FOUND]
     assert check["details"][0]["start_timestamp"] == "00:01:03"
+
+
+def test_without_the_embedding_model_only_the_words_are_searched() -> None:
+    (verbatim, invented) = ground(
+        [VERBATIM_CLAIM, INVENTED_CLAIM], TRANSCRIPT.words, SENTENCES, model="no-such-model"
+    )
+    assert (verbatim.verdict, verbatim.start) == (VERBATIM, 63_350)
+    assert (invented.verdict, invented.similarity) == (NOT_FOUND, None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from runner.errors import ItemError, TemplateProblem
@@ -38,7 +39,7 @@ class CheckInput:
     view: TranscriptView
     engine: TemplateEngine
     context: Mapping[str, Any]  # item and vars, as output names see them
-    base: Any  # the recipe's folder (a Path)
+    base: Path  # the recipe's folder: reference files are found under it
     label: str  # recipe/item/task, for the cache
 
 
@@ -120,12 +121,10 @@ class Grader:
         record.details = [g.as_json() for g in found]
         record.score = round(supported / len(found), 4)
         record.passed = len(missing) <= expectation.max_unsupported
-        record.reason = f"{supported} of {len(found)} {what} supported by the transcript" + (
-            f"; not found: {missing[0].text!r}"
-            + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
-            if missing
-            else ""
-        )
+        record.reason = f"{supported} of {len(found)} {what} supported by the transcript"
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            record.reason += f"; not found: {missing[0].text!r}{more}"
 
     async def _judge(
         self, expectation: Expectation, given: CheckInput, record: ExpectationRecord
@@ -155,7 +154,7 @@ class Grader:
         """One verdict (or why there is none), its call counted in ``record``."""
         payload = judge_payload(judge, messages)
         key = judge_key(payload)
-        call = TaskRecord(task=label, status="ok")
+        call = TaskRecord(task=label, status="ok")  # the Asker's notes: asked, or cached
         try:
             completion = await self.asker.reply_to(payload, key, label, call)
             verdict = read_verdict(reply_text(completion))

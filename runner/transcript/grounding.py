@@ -102,14 +102,19 @@ def ground(
     *,
     model: str = PACKAGED,
 ) -> list[Grounding]:
-    """Each span's verdict and times. Raises :class:`EmbeddingUnavailable` only when a
-    span is not in the words and the embedding model cannot be loaded."""
+    """Each span's verdict and times. Without the embedding runtime (the semantic extra,
+    which ``validate`` warns of) only the words are searched: a span they do not find
+    is not found."""
     index = WordIndex.of(words)
     found = [_by_words(span, index) for span in spans]
     missing = [i for i, g in enumerate(found) if g.verdict == NOT_FOUND]
     if missing and sentences:
         passages = _passages(sentences)
-        vectors = embedder(model).embed([p.text for p in passages] + [spans[i] for i in missing])
+        try:
+            model_of_meaning = embedder(model)
+        except EmbeddingUnavailable:
+            return found
+        vectors = model_of_meaning.embed([p.text for p in passages] + [spans[i] for i in missing])
         passage_vectors, span_vectors = vectors[: len(passages)], vectors[len(passages) :]
         for i, row in zip(missing, span_vectors @ passage_vectors.T, strict=True):
             found[i] = _by_meaning(found[i], passages, [float(x) for x in row])
