@@ -30,7 +30,8 @@ _OPTION_OF = {
 
 
 def check_graded(doc: Document, recipe: Recipe) -> list[Diagnostic]:
-    """Every problem of the recipe's checks' options, models, texts and files."""
+    """Every problem of the recipe's checks' options and models (their texts and files:
+    :func:`check_texts`)."""
     found: list[Diagnostic] = []
     for task in recipe.tasks.values():
         entries = doc.data["tasks"][task.name].get("expect") or []
@@ -47,8 +48,6 @@ def check_graded(doc: Document, recipe: Recipe) -> list[Diagnostic]:
         for index, (expectation, entry) in enumerate(zip(task.expectations, entries, strict=True)):
             where: KeyPath = (*here, "expect", index)
             found += _options(doc, recipe, where, expectation, entry)
-    if not any(d.is_error for d in found):
-        found += _texts(doc, recipe)
     return found
 
 
@@ -114,12 +113,14 @@ def _options(
     return found
 
 
-def _texts(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+def check_texts(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
     """Each check's text renders for a sample item; a reference file exists for every
-    item (the items are expanded as a run expands them, a row at a time)."""
-    engine = TemplateEngine(recipe.base_dir)
-    checks = [(t, i, e) for t, i, e in _texted(recipe)]
+    item (the items are expanded as a run expands them, a row at a time). With the
+    templates, once the inputs are known to expand."""
+    checks = list(_texted(recipe))
     found: list[Diagnostic] = []
+    if not checks:
+        return found
     for item_vars in sample_item_vars(recipe):
         context = folder_context(recipe, ItemView.sample(item_vars))
         for _, _, expectation in checks:
