@@ -18,6 +18,7 @@ numbering are not part of it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -114,8 +115,8 @@ def ground(
             model_of_meaning = embedder(model)
         except EmbeddingUnavailable:
             return found
-        vectors = model_of_meaning.embed([p.text for p in passages] + [spans[i] for i in missing])
-        passage_vectors, span_vectors = vectors[: len(passages)], vectors[len(passages) :]
+        passage_vectors = _passage_vectors(tuple(sentences), model)
+        span_vectors = model_of_meaning.embed([spans[i] for i in missing])
         for i, row in zip(missing, span_vectors @ passage_vectors.T, strict=True):
             found[i] = _by_meaning(found[i], passages, [float(x) for x in row])
     return found
@@ -142,6 +143,13 @@ def _by_meaning(by_words: Grounding, passages: Sequence[_Passage], row: list[flo
         passage.end,
         similarity,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _passage_vectors(sentences: tuple[Sentence, ...], model: str) -> Any:
+    """The transcript's passages embedded once, for all the checks of its item (a
+    quotes check and a claims check, or a rerun of one): most of grounding's time."""
+    return embedder(model).embed([p.text for p in _passages(sentences)])
 
 
 def _by_words(span: str, index: WordIndex) -> Grounding:
