@@ -169,6 +169,12 @@ def request_key(task: Task, payload: Payload) -> str:
     return reply_key(task.api.value, payload.path, payload.body, {})
 
 
+def judge_key(payload: Payload) -> str:
+    """The reply-cache key of a judge's request (``judge:`` checks): the request alone,
+    so a rerun with the same rubric, result and model asks nothing."""
+    return reply_key(payload.api.value, payload.path, payload.body, {"judge": True})
+
+
 @dataclass(frozen=True, slots=True)
 class Intent:
     """A submission about to be sent, or sent without a clear answer: the job may exist.

@@ -1417,11 +1417,14 @@ class FakeGateway:
 def default_reply(request: JSONDict) -> str:
     """Deterministic content when nothing was scripted.
 
-    Structured requests get the minimal instance of their schema, so parsing code runs;
-    others echo the start of the last user message, so tests can tell calls apart.
+    Structured requests get the minimal instance of their schema, so parsing code runs (a
+    judge's, a passing verdict made from its schema: :func:`judge_responder`); others
+    echo the start of the last user message, so tests can tell calls apart.
     """
     fmt = request.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        if fmt["json_schema"].get("name") == "judge":  # a `judge:` check: it passes
+            return str(judge_responder(lambda output: (True, 1.0))(request))
         return json.dumps(minimal_instance(fmt["json_schema"]["schema"]))
     users = [m for m in request.get("messages", []) if m.get("role") == "user"]
     last = _message_text(users[-1]) if users else ""
@@ -1429,6 +1432,36 @@ def default_reply(request: JSONDict) -> str:
     if asked and "\nTranscript: " in last:
         return _quotes_from(last.split("\nTranscript: ", 1)[1], int(asked.group(1)))
     return f"Reply to: {last[:40]}"
+
+
+def judge_responder(
+    rule: Callable[[str], tuple[bool, float]], otherwise: Responder | None = None
+) -> Responder:
+    """A Gateway ``responder`` that grades like a judge: a structured request's answer is
+    built from its own schema (its boolean property the verdict, its number the score,
+    its string the reason), with ``rule(output)`` deciding on the ``<output>`` the judge
+    was shown; other requests go to ``otherwise`` (the default reply when None)."""
+
+    def respond(request: JSONDict) -> str | JSONDict:
+        fmt = request.get("response_format")
+        if not (isinstance(fmt, dict) and fmt.get("type") == "json_schema"):
+            return otherwise(request) if otherwise is not None else default_reply(request)
+        schema = fmt["json_schema"]["schema"]
+        text = "".join(_message_text(m) for m in request.get("messages", []))
+        shown = re.search(r"<output>\n(.*?)\n</output>", text, re.DOTALL)
+        passed, score = rule(shown.group(1) if shown else "")
+        answer = minimal_instance(schema)
+        for name, spec in schema.get("properties", {}).items():
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            if kind == "boolean":
+                answer[name] = passed
+            elif kind in ("number", "integer"):
+                answer[name] = score
+            elif kind == "string":
+                answer[name] = "the output says so" if passed else "the output does not say so"
+        return json.dumps(answer)
+
+    return respond
 
 
 def _quotes_from(transcript: str, count: int) -> str:

@@ -1,4 +1,4 @@
-"""docs/recipes.md and docs/cli.md stay true to the code they describe.
+"""docs/recipes.md, docs/cli.md and docs/checks.md stay true to the code they describe.
 
 * Every key of the recipe schema is named, in inline code, in its section of
   docs/recipes.md; every run.json field in its "Outputs" section.
@@ -54,6 +54,7 @@ from runner.transcript.model import load_saved
 
 RECIPES_DOC = "docs/recipes.md"
 CLI_DOC = "docs/cli.md"
+CHECKS_DOC = "docs/checks.md"
 SCHEMA: Mapping[str, Any] = json.loads(
     (ROOT / "schemas" / "recipe.schema.json").read_text(encoding="utf-8")
 )
@@ -63,6 +64,7 @@ SUPPORT_FOLDERS = ("transcripts", "prompts", "lists")  # of recipes/, copied bes
 NOTE_KINDS = {
     RECIPES_DOC: ("recipe", "file", "from", "reply", "manifest", "exit"),
     CLI_DOC: ("recipe", "file", "from", "exit", "with"),
+    CHECKS_DOC: ("recipe", "file", "from", "exit", "with"),
 }
 HELP_WIDTH = 80  # the docs show --help as an 80-column terminal prints it
 
@@ -70,7 +72,7 @@ HELP_WIDTH = 80  # the docs show --help as an 80-column terminal prints it
 # --- reading the pages -------------------------------------------------------------------
 
 
-DOCS = {doc: read(doc) for doc in (RECIPES_DOC, CLI_DOC)}
+DOCS = {doc: read(doc) for doc in (RECIPES_DOC, CLI_DOC, CHECKS_DOC)}
 BLOCKS = {doc: parse_blocks(doc, text) for doc, text in DOCS.items()}
 ALL_BLOCKS = [block for blocks in BLOCKS.values() for block in blocks]
 

@@ -7,7 +7,8 @@ recipe (templates need tasks to exist) run only when the earlier stages passed:
 1. the located YAML loader and the JSON Schema (``runner.recipe``);
 2. the rules between tasks and their options (:mod:`.tasks`);
 3. a dry run of the pipeline on stand-in data (:mod:`.dry_run`): the inputs expand
-   into items, and every template renders against a sample transcript.
+   into items, and every template renders against a sample transcript; the checks'
+   texts render and their reference files exist for every item (:mod:`.graded`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.checks.dry_run import check_inputs, check_templates
+from runner.checks.graded import check_texts
 from runner.checks.models import check_region
 from runner.checks.resources import check_resources
 from runner.checks.tasks import check_tasks
@@ -148,4 +150,5 @@ def _check_recipe(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += check_inputs(doc, recipe, engine)
     if not any(d.is_error for d in found):
         found += check_templates(doc, recipe, engine)
+        found += check_texts(doc, recipe, engine)
     return found

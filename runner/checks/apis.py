@@ -30,7 +30,7 @@ _GATEWAY_ONLY = (
 _LEMUR_ONLY = ("context", "final_model", "max_output_size", "input_text")
 _NOT_WITH_QUOTES = ("json_schema", "post_process", "gateway_post_processing", "tools")
 # An export asks no model: only these keys mean something beside `export`.
-_EXPORT_KEYS = ("export", "description", "output", "expect")
+_EXPORT_KEYS = ("export", "description", "output", "expect", "pass_rate")
 
 
 def check_api_fields(doc: Document) -> list[Diagnostic]:

@@ -28,7 +28,7 @@ from runner.api.hosts import REGIONS
 from runner.diagnostics import Diagnostic, Severity, suggest
 from runner.errors import UsageError
 from runner.recipe.document import Document, KeyPath
-from runner.recipe.model import DEFAULT_MODEL, Recipe, Task, TaskApi
+from runner.recipe.model import DEFAULT_MODEL, GATEWAY_PROVIDER, Recipe, Task, TaskApi
 from runner.store import Store
 
 CATALOG_MAX_AGE = 24 * 3600  # seconds a kept catalog is trusted
@@ -127,9 +127,10 @@ def check_models(
     does not list or the region does not offer; LeMUR tasks in the EU."""
     found = check_region(doc, recipe, region)
     for task in recipe.tasks.values():
-        if task.api is not TaskApi.GATEWAY or not task.asks_model or task.provider is not None:
-            continue
-        for path, model in _models_of(doc, task):
+        models = list(_judges_of(doc, task))
+        if task.api is TaskApi.GATEWAY and task.asks_model and task.provider is None:
+            models = [*_models_of(doc, task), *models]
+        for path, model in models:
             problem = _model_problem(model, catalog, region)
             if problem is not None:
                 found.append(
@@ -180,6 +181,26 @@ def _models_of(doc: Document, task: Task) -> Iterator[tuple[KeyPath, str]]:
     for index, fallback in enumerate(task.fallbacks):
         if fallback.provider is None:  # (one on a provider is not the Gateway's to list)
             yield (*where, index, "model"), fallback.model
+
+
+def _judges_of(doc: Document, task: Task) -> Iterator[tuple[KeyPath, str]]:
+    """Each Gateway model a judge of ``task`` asks, where it is written."""
+    entries = doc.data["tasks"][task.name].get("expect") or []
+    for index, expectation in enumerate(task.expectations):
+        judge = expectation.judge
+        if judge is None or not judge.model or judge.provider is not None:
+            continue
+        if judge.model_provider not in (None, GATEWAY_PROVIDER):
+            continue  # a provider that does not exist: the judges' check says so
+        own = "model" in entries[index]
+        yield (
+            (
+                ("tasks", task.name, "expect", index, "model")
+                if own
+                else ("defaults", "judge_model")
+            ),
+            judge.model,
+        )
 
 
 def _model_problem(model: str, catalog: Catalog | None, region: str | None) -> str | None:

@@ -4,7 +4,8 @@
 used with another (:mod:`.apis`), schemas that are not schemas (:mod:`.schemas`),
 outputs that collide (:mod:`.outputs`), the transcription options (:mod:`.transcription`),
 the providers (:mod:`.providers`), long transcripts and groups of items
-(:mod:`.groups`), and here, a task's options that depend on each other."""
+(:mod:`.groups`), the checks' options and texts (:mod:`.graded`), and here, a task's
+options that depend on each other."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 
 from runner.checks.apis import check_api_fields
 from runner.checks.dry_run import sample_context, sample_item_vars
+from runner.checks.graded import check_graded
 from runner.checks.graph import check_needs
 from runner.checks.groups import check_lemur_ids, check_long_and_groups
 from runner.checks.outputs import check_outputs, check_table_columns
@@ -42,6 +44,7 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += check_key_variables(doc)
     found += check_long_and_groups(doc, recipe)
     found += check_lemur_ids(doc, recipe)
+    found += check_graded(doc, recipe)
     return found
 
 

@@ -160,8 +160,14 @@ def _task_status(
     return out.UNCHANGED, ""
 
 
-def _expectations(task: Task) -> list[tuple[str, object, bool]]:
-    return [(e.kind, e.value, e.ignore_case) for e in task.expectations]
+def _expectations(task: Task) -> list[object]:
+    """What decides the task's checks: each one whole (a judge's model and its options,
+    a severity), and the task's pass_rate."""
+    return [
+        task.pass_rate,
+        *(replace(e, line=0, text=None) for e in task.expectations),
+        *(e.text.source for e in task.expectations if e.text is not None),
+    ]
 
 
 def _sample(
@@ -329,7 +335,8 @@ def _outcome(record: TaskRecord | None) -> out.Outcome:
         text=_read(record.output),
         error=record.error,
         expectations=tuple(
-            out.Expectation(e.expect, e.passed, e.message) for e in record.expectations
+            out.Expectation(e.expect, e.passed, e.message, failing=e.severity != "warn")
+            for e in record.expectations
         ),
         input_tokens=record.input_tokens,
         output_tokens=record.output_tokens,

@@ -99,8 +99,9 @@ def _sends_nothing(recipes: Sequence[Recipe]) -> bool:
 
 
 def _asks_assemblyai(task: Task) -> bool:
-    """Whether a task sends its prompt to AssemblyAI (not an export, not a provider's)."""
-    return task.asks_model and task.provider is None
+    """Whether a task sends its prompt (or a judge of its checks asks) to AssemblyAI."""
+    judged = any(e.judge is not None and e.judge.provider is None for e in task.expectations)
+    return (task.asks_model and task.provider is None) or judged
 
 
 def _private_without_key(recipes: Sequence[Recipe], api_key: str | None) -> bool:

@@ -56,7 +56,13 @@ class Asker:
         self, task: Task, payload: Payload, label: str, record: TaskRecord
     ) -> Completion:
         """The reply to ``payload``: from the cache when allowed and present, else asked."""
-        key = request_key(task, payload)
+        return await self.reply_to(payload, request_key(task, payload), label, record)
+
+    async def reply_to(
+        self, payload: Payload, key: str, label: str, record: TaskRecord
+    ) -> Completion:
+        """The reply to ``payload`` (cached under ``key``), from the cache when allowed
+        and present, else asked: a task's request, or a judge's."""
         record.cache_key = key
         if self.offline:
             cached = await self._cached(key)
@@ -80,7 +86,7 @@ class Asker:
         record.asked = True
         api = self.services
         # Kept for items asking the same until release(), after the reply is cached.
-        if task.api is TaskApi.LEMUR:
+        if payload.api is TaskApi.LEMUR:
             call = functools.partial(api.lemur.task, payload.body)
         elif payload.provider is not None:
             server = api.providers.get(payload.provider.key)

@@ -19,15 +19,14 @@ from runner.errors import PostProcessFailed
 from runner.execute.postprocess import extract
 from runner.recipe.model import Expectation, Task, thaw
 from runner.results.manifest import ExpectationRecord, TaskRecord
+from runner.transcript.grounding import quoted_spans
 
 QUOTE_MATCH = 90.0  # rapidfuzz partial_ratio; allows punctuation and casing to differ
-# An opening quote must follow the start, a space or an opening bracket, so the text
-# between two separate quotations is never taken for a quotation itself.
-_QUOTED = re.compile(r"(?:^|(?<=[\s(\[:—-]))[\"“]([^\"“”\n]{12,}?)[\"”](?=$|[\s.,;:!?)\]—-])")
 
 
 def expect(task: Task, record: TaskRecord, text: str, data: Any, transcript: str) -> None:
-    """Check the task's expectations; a failed one fails the task, naming the first."""
+    """Check the task's expectations that need nothing but the result (graded checks
+    are :mod:`runner.execute.graded`'s), then :func:`settle` the task when that is all."""
     record.expectations = check(
         task.expectations,
         text=text,
@@ -35,8 +34,17 @@ def expect(task: Task, record: TaskRecord, text: str, data: Any, transcript: str
         transcript_text=transcript,
         json_schema=task.json_schema,
     )
-    failed = [e for e in record.expectations if not e.passed]
-    if failed:
+    if not any(e.graded for e in task.expectations):
+        settle(task, record)
+
+
+def settle(task: Task, record: TaskRecord) -> None:
+    """The task's checks in recipe order; a failed one fails the task, naming the
+    first, unless it is `severity: warn` or the task has a `pass_rate` (then the run's
+    rates decide: :mod:`runner.results.rates`)."""
+    record.pass_rate = task.pass_rate
+    failed = [e for e in record.expectations if e.failing]
+    if failed and task.pass_rate is None:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         record.fail(f"expectation failed: {failed[0].expect}: {failed[0].message}{more}")
 
@@ -49,9 +57,11 @@ def check(
     transcript_text: str,
     json_schema: Mapping[str, Any] | None,
 ) -> list[ExpectationRecord]:
-    """One record per expectation, in recipe order."""
+    """One record per expectation that is not graded, in recipe order."""
     records = []
     for expectation in expectations:
+        if expectation.graded:
+            continue
         problem = _problem(expectation, text, data, transcript_text, json_schema)
         records.append(
             ExpectationRecord(
@@ -59,6 +69,9 @@ def check(
                 passed=problem is None,
                 message=problem or "",
                 line=expectation.line,
+                kind=expectation.kind,
+                severity=expectation.severity,
+                reason=problem or "",
             )
         )
     return records
@@ -164,7 +177,7 @@ def _json_problem(data: Any, spec: Mapping[str, Any]) -> str | None:
 def _quotes_problem(text: str, data: Any, transcript_text: str) -> str | None:
     from rapidfuzz import fuzz
 
-    quotes = _quotes_of(text, data)
+    quotes = quoted_spans(text, data)
     if not quotes:
         return "the result quotes nothing (no text in double quotes)"
     source = transcript_text.lower()
@@ -172,13 +185,6 @@ def _quotes_problem(text: str, data: Any, transcript_text: str) -> str | None:
     if not missing:
         return None
     return f"{len(missing)} of {len(quotes)} quotes are not in the transcript: {missing[0]!r}"
-
-
-def _quotes_of(text: str, data: Any) -> list[str]:
-    """Quotes of a best-quotes task (its ``quote`` fields), else text in double quotes."""
-    if isinstance(data, list) and all(isinstance(q, Mapping) and "quote" in q for q in data):
-        return [str(q["quote"]) for q in data]
-    return _QUOTED.findall(text)
 
 
 def _size(value: Any) -> int:

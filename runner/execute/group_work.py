@@ -202,9 +202,10 @@ class GroupWork:
             return record.fail(exc.message), None
         blank = empty_view(next(iter(views.values()))) if views else None
         try:
-            return await self.tasks.ask_and_finish(
+            record, result, _ = await self.tasks.ask_and_finish(
                 candidates, label, folder, blank or _NO_TRANSCRIPT, record, parts
             )
+            return record, result
         finally:
             if record.cache_key:
                 await self.tasks.asker.release(record.cache_key)

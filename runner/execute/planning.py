@@ -21,14 +21,16 @@ from runner.execute.finish import process_reply, result_view
 from runner.execute.plan_parts import Known, count_groups, count_item_task
 from runner.execute.segments import kept_view
 from runner.items import Item, Shard, expand
+from runner.prompt.judging import judge_messages, judge_payload
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
-from runner.prompt.views import TaskResultView, TranscriptView
+from runner.prompt.views import TaskResultView, TranscriptView, folder_context
 from runner.recipe.fallbacks import answering_task
 from runner.recipe.model import InputKind, Recipe, Task
 from runner.recipe.prices import PriceTable, format_usd
-from runner.store import Store, audio_identity, request_key, transcription_key
+from runner.store import Store, audio_identity, judge_key, request_key, transcription_key
 from runner.transcript.model import Transcript, load_saved
+from runner.transcript.text import estimate_tokens
 
 T = TypeVar("T")
 
@@ -189,6 +191,7 @@ def _plan_item(
             plan.calls += 1
             plan.unknown_tokens += 1
             results[task.name] = None
+            _plan_judges(recipe, engine, item, task, None, None, plan, store, use_cache)
             continue
         context = task_context(
             recipe,
@@ -205,6 +208,7 @@ def _plan_item(
             plan.calls += 1
             plan.unknown_tokens += 1
             results[task.name] = None
+            _plan_judges(recipe, engine, item, task, None, None, plan, store, use_cache)
             continue
         key = request_key(task, payload)
         plan.request_keys[name] = key
@@ -235,6 +239,7 @@ def _plan_item(
             by_model = plan.input_tokens_by_model
             by_model[model] = by_model.get(model, 0) + tokens
             results[task.name] = None
+        _plan_judges(recipe, engine, item, task, results[task.name], view, plan, store, use_cache)
     if kept is not None:
         kept[item.name] = Known(view, results)
     return plan
@@ -250,6 +255,46 @@ def _context(
     """``task``'s context for ``item`` with ``view`` (the whole transcript, or a part)."""
     needed = {n: r for n in task.needs if (r := results[n]) is not None}
     return task_context(recipe, item.view(recipe), task, view, needed)
+
+
+def _plan_judges(
+    recipe: Recipe,
+    engine: TemplateEngine,
+    item: Item,
+    task: Task,
+    result: TaskResultView | None,
+    view: TranscriptView | None,
+    plan: ItemPlan,
+    store: Store | None,
+    use_cache: bool,
+) -> None:
+    """The calls of the task's judges: keyed as the run will send them when the result
+    is known (its reply is cached), else each one a call to send, its prompt unknown."""
+    context = folder_context(recipe, item.view(recipe))
+    for expectation in task.expectations:
+        judge = expectation.judge
+        if judge is None or expectation.text is None:
+            continue
+        try:
+            rubric: str | None = engine.render(expectation.text, context)
+        except TemplateProblem:
+            rubric = None
+        for n in range(1, judge.repeat + 1):
+            plan.models[judge.model] = plan.models.get(judge.model, 0) + 1
+            if result is None or view is None or rubric is None:
+                plan.calls += 1
+                plan.unknown_tokens += 1
+                continue
+            messages = judge_messages(rubric, result.text, view.text, n=n, of=judge.repeat)
+            payload = judge_payload(judge, messages)
+            if store is not None and use_cache and store.reply_get(judge_key(payload)):
+                plan.cached += 1
+                continue
+            plan.calls += 1
+            tokens = sum(estimate_tokens(m["content"]) for m in messages)
+            plan.input_tokens += tokens
+            by_model = plan.input_tokens_by_model
+            by_model[judge.model] = by_model.get(judge.model, 0) + tokens
 
 
 def _cached_result(task: Task, reply: str, view: TranscriptView) -> TaskResultView | None:

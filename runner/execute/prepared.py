@@ -43,6 +43,8 @@ def prepare_recipe(
     exports = any(task.export is not None for task in tasks)
     # A task that may be read in parts is cut at its paragraphs.
     long = any(task.long is not None for task in tasks)
+    # `grounded:` checks align to the words, and find paraphrases among the sentences.
+    grounded = any(e.kind == "grounded" for task in tasks for e in task.expectations)
     items = expand(recipe, engine)
     if shard is not None:
         items = shard.select(recipe, items)
@@ -60,10 +62,11 @@ def prepare_recipe(
             for task in group_tasks
             if task.over is not None
         },
-        needs_sentences=quotes or bool(used & {"sentences", "*"}),
+        needs_sentences=quotes or grounded or bool(used & {"sentences", "*"}),
         needs_paragraphs=long or bool(used & {"paragraphs", "*"}),
         needs_words=exports
         or quotes
         or long
+        or grounded
         or bool(used & {"words", "utterances", "speakers", "*"}),
     )

@@ -21,6 +21,7 @@ from runner.execute.finish import (
     quotes_shortfall,
     unusable,
 )
+from runner.execute.graded import CheckInput, Grader
 from runner.execute.loading import Obtained
 from runner.execute.map_reduce import PartsAsked, ask_parts
 from runner.execute.phases import step
@@ -34,7 +35,7 @@ from runner.prompt.payloads import (
     request_text,
     task_context,
 )
-from runner.prompt.views import TaskResultView, TranscriptView
+from runner.prompt.views import TaskResultView, TranscriptView, folder_context
 from runner.prompt.window import Overflow, overflow
 from runner.recipe.fallbacks import answering_task, client_fallbacks
 from runner.recipe.model import MAP_REDUCE, Task
@@ -77,6 +78,11 @@ def skipped(task: Task, failed: Sequence[str]) -> TaskRecord:
     )
 
 
+# A task's record, its result for the tasks that need it (None when it failed), and
+# its result's JSON (None when it has none), which its checks read.
+_Done = tuple[TaskRecord, TaskResultView | None, Any]
+
+
 class TaskWork:
     """Runs one task of an item, once the tasks it needs are done."""
 
@@ -88,6 +94,7 @@ class TaskWork:
         windows: Mapping[str, int] | None = None,
     ) -> None:
         self.asker = asker
+        self.grader = Grader(asker)  # judge, similar_to, grounded: after the result
         self.exporter = exporter
         self.windows = windows  # the Gateway's context windows, by model
         # The outputs' thread: file writes never hold the event loop.
@@ -103,15 +110,30 @@ class TaskWork:
         view: TranscriptView,
         inputs: Mapping[str, TaskResultView],
     ) -> tuple[TaskRecord, TaskResultView | None]:
-        """The task's record, and its result (None when it failed)."""
+        """The task's record, and its result (None when it failed); its checks run
+        once the result is written, graded ones too."""
         began = time.monotonic()
         if task.export is not None:
-            done = await self._export(task, item, folder, obtained)
+            record, result, data = await self._export(task, item, folder, obtained)
         else:
-            done = await self._ask(prepared, item, task, folder, obtained, view, inputs)
-        # The real time it took, failed or not (JUnit's `time`): retries included.
-        done[0].seconds = round(time.monotonic() - began, 3)
-        return done
+            record, result, data = await self._ask(
+                prepared, item, task, folder, obtained, view, inputs
+            )
+        if result is not None and any(e.graded for e in task.expectations):
+            context = folder_context(prepared.recipe, item.view(prepared.recipe))
+            given = CheckInput(
+                text=result.text,
+                data=data,
+                view=view,
+                engine=prepared.engine,
+                context=context,
+                base=prepared.recipe.base_dir,
+                label=f"{prepared.recipe.name}/{item.name}/{task.name}",
+            )
+            await self.grader.grade(task, record, given)
+        # The real time it took, failed or not (JUnit's `time`): retries and judges included.
+        record.seconds = round(time.monotonic() - began, 3)
+        return record, result
 
     async def _ask(
         self,
@@ -122,7 +144,7 @@ class TaskWork:
         obtained: Obtained,
         view: TranscriptView,
         results: Mapping[str, TaskResultView],
-    ) -> tuple[TaskRecord, TaskResultView | None]:
+    ) -> _Done:
         record = asked_record(task)
         transcript = obtained.transcript
         try:
@@ -141,7 +163,7 @@ class TaskWork:
                 for candidate in (task, *client_fallbacks(task, prepared.recipe))
             ]
         except TemplateProblem as problem:
-            return record.fail(problem.message), None
+            return record.fail(problem.message), None, None
         label = f"{prepared.recipe.name}/{item.name}/{task.name}"
         too_long = overflow(
             task, candidates[0][1], inserted_text=transcript.text, catalog=self.windows
@@ -149,13 +171,13 @@ class TaskWork:
         parts: PartsAsked | None = None
         if too_long is not None:
             if task.long != MAP_REDUCE:  # refused before anything is sent
-                return record.fail(too_long.message()), None
+                return record.fail(too_long.message()), None, None
             try:
                 candidates, parts = await self._in_parts(
                     prepared, item, task, view, results, candidates[0][1], label
                 )
             except ItemError as exc:
-                return record.fail(exc.message), None
+                return record.fail(exc.message), None, None
         try:
             return await self.ask_and_finish(candidates, label, folder, view, record, parts)
         finally:
@@ -202,14 +224,14 @@ class TaskWork:
         view: TranscriptView,
         record: TaskRecord,
         parts: PartsAsked | None = None,
-    ) -> tuple[TaskRecord, TaskResultView | None]:
+    ) -> _Done:
         """The first of ``candidates`` to answer, finished into files (a group task's
         too); ``parts``: what its map asked, joined to its record."""
         try:
             began = time.monotonic()
             task, _, completion = await self.asker.first_reply(candidates, label, record)
         except ItemError as exc:
-            return record.fail(exc.message), None
+            return record.fail(exc.message), None, None
         record_completion(record, completion, time.monotonic() - began, task)
         if parts is not None:
             parts.add_to(record)
@@ -221,7 +243,7 @@ class TaskWork:
         reply = reply_text(completion)
         reason = unusable(task, completion)
         if reason is not None:  # nothing is written or cached: the next run asks again
-            return record.fail(reason), None
+            return record.fail(reason), None, None
         outcome = (
             processed_or_failure(task, reply, view)
             if light_processing(task, reply)
@@ -235,12 +257,10 @@ class TaskWork:
             with step("writing"):
                 result = await self._files.call(finish, task, folder, view, reply, outcome, record)
         except ItemError as exc:  # an output that cannot be written (a folder in the way)
-            return record.fail(exc.message), None
-        return record, result
+            return record.fail(exc.message), None, None
+        return record, result, None if isinstance(outcome, Exception) else outcome.data
 
-    async def _export(
-        self, task: Task, item: Item, folder: Path, obtained: Obtained
-    ) -> tuple[TaskRecord, TaskResultView | None]:
+    async def _export(self, task: Task, item: Item, folder: Path, obtained: Obtained) -> _Done:
         """An export task: AssemblyAI's subtitles where it has them, else built here."""
         assert task.export is not None
         record = TaskRecord(task=task.name, status="ok", line=task.line, api=task.api.value)
@@ -251,12 +271,12 @@ class TaskWork:
         except ItemError as exc:
             if isinstance(exc, ApiError):
                 record.retries = exc.retries
-            return record.fail(exc.message), None
+            return record.fail(exc.message), None, None
         try:
             with step("writing"):
                 result = await self._files.call(
                     write_export, task, folder, obtained.transcript, fetched, item.name, record
                 )
         except ItemError as exc:  # an output that cannot be written (a folder in the way)
-            return record.fail(exc.message), None
-        return record, result
+            return record.fail(exc.message), None, None
+        return record, result, None

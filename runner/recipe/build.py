@@ -11,9 +11,10 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.diagnostics import display_path
-from runner.recipe.document import Document, KeyPath
+from runner.recipe.document import Document, KeyPath, format_path
 from runner.recipe.model import (
     DEFAULT_LEMUR_MODEL,
+    DEFAULT_MIN_SIMILARITY,
     DEFAULT_MODEL,
     DEFAULT_OUTPUT_DIR,
     DEFAULT_REDUCE_PROMPT,
@@ -27,6 +28,7 @@ from runner.recipe.model import (
     FallbackConfig,
     InputKind,
     InputSpec,
+    Judge,
     LemurOptions,
     LocalEngine,
     Message,
@@ -145,7 +147,8 @@ def _provider_of(
 def _with_provider(task: Task, providers: Mapping[str, Provider]) -> Task:
     """``model: NAME/model`` (or ``{provider: NAME, name: ...}``) sends the task to the
     provider NAME; any other model is the Gateway's. Fallbacks on a provider are
-    marked: we ask them, not the Gateway."""
+    marked: we ask them, not the Gateway. A judge's model is placed the same way."""
+    task = replace(task, expectations=_judges_placed(task, providers))
     if task.api is not TaskApi.GATEWAY or not task.model:
         return task
     fallbacks = []
@@ -158,6 +161,20 @@ def _with_provider(task: Task, providers: Mapping[str, Provider]) -> Task:
     if provider is not None and provider in providers:
         return replace(task, model=model, provider=providers[provider])
     return replace(task, model=model)
+
+
+def _judges_placed(task: Task, providers: Mapping[str, Provider]) -> tuple[Expectation, ...]:
+    """Each judge's model, on its provider when it names one (as a task's model is)."""
+    placed = []
+    for expectation in task.expectations:
+        judge = expectation.judge
+        if judge is not None and judge.model:
+            model, name = _provider_of(judge.model, judge.model_provider, providers)
+            provider = providers.get(name) if name is not None else None
+            judge = replace(judge, model=model, provider=provider)
+            expectation = replace(expectation, judge=judge)
+        placed.append(expectation)
+    return tuple(placed)
 
 
 def _local_engine(options: Mapping[str, Any]) -> LocalEngine | None:
@@ -268,7 +285,7 @@ def _task(
         output=str(output),
         lemur=_lemur(doc, name, spec) if api is TaskApi.LEMUR else None,
         quotes=_quotes(doc, name, spec) if source is PromptSource.QUOTES else None,
-        **_described(doc, here, spec),
+        **_described(doc, here, spec, defaults),
         strict=bool(spec.get("strict", False)),
         send_as_prompt=spec.get("send_as") == "prompt",
         context_window=spec.get("context_window", defaults.get("context_window")),
@@ -385,31 +402,62 @@ def _export_task(doc: Document, name: str, spec: Mapping[str, Any]) -> Task:
         output=str(spec.get("output") or f"{name}.{extension}"),
         lemur=None,
         quotes=None,
-        **_described(doc, here, spec),
+        **_described(doc, here, spec, {}),
         export=export,
     )
 
 
-def _described(doc: Document, here: KeyPath, spec: Mapping[str, Any]) -> dict[str, Any]:
+def _described(
+    doc: Document, here: KeyPath, spec: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
     """What every kind of task has: its description, line, output's origin and checks."""
     return {
         "description": str(spec.get("description", "")),
         "line": doc.mark(here).line,
         "explicit_output": "output" in spec,
         "expectations": tuple(
-            _expectation(doc, (*here, "expect", i), entry)
+            _expectation(doc, (*here, "expect", i), entry, defaults)
             for i, entry in enumerate(spec.get("expect", []))
         ),
+        "pass_rate": spec.get("pass_rate"),
     }
 
 
-def _expectation(doc: Document, path: KeyPath, entry: Mapping[str, Any]) -> Expectation:
+def _expectation(
+    doc: Document, path: KeyPath, entry: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> Expectation:
     kind = next(k for k in KINDS if k in entry)
+    value = entry[kind]
+    here: KeyPath = (*path, kind)
+    graded: dict[str, Any] = {}
+    if kind == "judge":
+        model, model_provider = _model(entry.get("model", defaults.get("judge_model", "")))
+        graded["text"] = _inline(doc, here, str(value), format_path(here))
+        graded["judge"] = Judge(
+            model=model,
+            model_provider=model_provider,
+            min_score=entry.get("min_score"),
+            repeat=int(entry.get("repeat", 1)),
+            min_pass=int(entry.get("min_pass", entry.get("repeat", 1))),
+        )
+    elif kind == "similar_to":
+        from_file = isinstance(value, Mapping)
+        text_path: KeyPath = (*here, "file") if from_file else here
+        text = value["file"] if from_file else value
+        graded["text"] = _inline(doc, text_path, str(text), format_path(text_path))
+        graded["from_file"] = from_file
+        graded["min_similarity"] = float(entry.get("min", DEFAULT_MIN_SIMILARITY))
+    elif kind == "grounded":
+        options = value if isinstance(value, Mapping) else {}
+        graded["max_unsupported"] = int(options.get("max_unsupported", 0))
+        graded["what"] = str(options.get("what", "quotes"))
     return Expectation(
         kind=kind,
-        value=freeze(entry[kind]),
+        value=freeze(value),
         ignore_case=bool(entry.get("ignore_case", False)),
-        line=doc.mark((*path, kind)).line,
+        line=doc.mark(here).line,
+        severity=str(entry.get("severity", "error")),
+        **graded,
     )
 
 

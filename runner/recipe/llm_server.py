@@ -11,7 +11,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from runner.errors import UsageError
-from runner.recipe.model import Provider, Recipe, Task, TaskApi
+from runner.recipe.model import Expectation, Provider, Recipe, Task, TaskApi
 
 LLM_KEY_ENV = "TRANSCRIPT_RUNNER_LLM_KEY"
 LLM_URL_PROVIDER = "llm-url"  # the provider name of --llm-url's server, in run.json
@@ -79,9 +79,19 @@ def on_server(recipe: Recipe, server: Provider) -> Recipe:
                 for f in task.fallbacks
             )
             task = replace(task, provider=server, fallbacks=fallbacks)
-        tasks[name] = task
+        tasks[name] = replace(task, expectations=_judged_on(task, server))
     providers = {**recipe.providers, server.name: server}
     return replace(recipe, tasks=MappingProxyType(tasks), providers=MappingProxyType(providers))
+
+
+def _judged_on(task: Task, server: Provider) -> tuple[Expectation, ...]:
+    """The task's checks, each judge that would ask the Gateway asking ``server``."""
+    return tuple(
+        replace(e, judge=replace(e.judge, provider=server))
+        if e.judge is not None and e.judge.provider is None
+        else e
+        for e in task.expectations
+    )
 
 
 def unmapped_models(recipe: Recipe, server: Provider) -> list[tuple[Task, str]]:

@@ -306,8 +306,28 @@ KINDS = (
     "json_schema",
     "json",
     "quotes_in_transcript",
+    "judge",
+    "similar_to",
+    "grounded",
 )
+# Checks that grade the result rather than test it: each has a score and a reason.
+GRADED_KINDS = ("judge", "similar_to", "grounded")
 JSON_OPS = ("equals", "exists", "min_items", "max_items", "min", "max", "contains")
+SEVERITIES = ("error", "warn")  # `severity: warn`: recorded and shown, never failing
+DEFAULT_MIN_SIMILARITY = 0.75  # `similar_to` without `min:`
+GROUNDED_WHATS = ("quotes", "claims")
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """`judge:`: a model grades the result against a rubric (``Expectation.text``)."""
+
+    model: str  # as sent; "" when neither the check nor `defaults.judge_model` names one
+    provider: Provider | None = None  # an OpenAI-compatible server; None: the Gateway
+    model_provider: str | None = None  # `model: {provider: NAME, ...}` as written
+    min_score: float | None = None  # 0..1: a pass below it fails
+    repeat: int = 1  # asked this many times (each its own request, each cached)
+    min_pass: int = 1  # of which at least this many must pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,15 +336,50 @@ class Expectation:
     value: Any  # frozen recipe data
     ignore_case: bool
     line: int
+    severity: str = "error"  # or "warn"
+    # The check's text, a template over `item` and `vars`: a judge's rubric, the text
+    # `similar_to` compares with, or (`from_file`) the path of the file that holds it.
+    text: Template | None = None
+    from_file: bool = False
+    judge: Judge | None = None
+    min_similarity: float = DEFAULT_MIN_SIMILARITY  # similar_to
+    max_unsupported: int = 0  # grounded
+    what: str = "quotes"  # grounded: quotes | claims
+
+    @property
+    def graded(self) -> bool:
+        """Whether the check grades the result (a score and a reason), not tests it."""
+        return self.kind in GRADED_KINDS
+
+    @property
+    def failing(self) -> bool:
+        """Whether a failure of this check fails its task (`severity: warn` never does)."""
+        return self.severity != "warn"
 
     def describe(self) -> str:
+        """What the check is, the same for every item: its name in run.json, the
+        reports and `review` (templates are shown as written, never rendered)."""
         if self.kind == "json":
             spec = thaw(self.value)
             ops = ", ".join(f"{k} {spec[k]!r}" for k in JSON_OPS if k in spec)
             return f"json {spec['path']}: {ops}"
         if self.kind in ("json_schema", "quotes_in_transcript"):
             return self.kind.replace("_", " ")
+        if self.kind == "judge":
+            return f"judge {_short_text(self.text)!r}"
+        if self.kind == "similar_to":
+            source = (
+                f"file {_short_text(self.text)}" if self.from_file else repr(_short_text(self.text))
+            )
+            return f"similar to {source} (min {self.min_similarity:g})"
+        if self.kind == "grounded":
+            return f"grounded {self.what} (at most {self.max_unsupported} unsupported)"
         return f"{self.kind.replace('_', ' ')} {thaw(self.value)!r}"
+
+
+def _short_text(template: Template | None, limit: int = 60) -> str:
+    text = " ".join((template.source if template is not None else "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def structured_reply(
@@ -414,6 +469,9 @@ class Task:
     long: str | None = None  # `long: map-reduce`; None: a prompt over the window is refused
     reduce: Template | None = None  # the prompt combining the parts (None: the built-in one)
     over: Over | None = None  # `over:`: once per group of items
+    # `pass_rate:` (0..1): its checks may fail on some items; the run fails only when
+    # fewer than this share of the items pass them all. None: every item must pass.
+    pass_rate: float | None = None
 
     @property
     def asks_model(self) -> bool:

@@ -31,7 +31,14 @@ from urllib.request import pathname2url
 import msgspec
 
 from runner.recipe.prices import format_usd
-from runner.results.manifest import ItemRecord, Manifest, TaskRecord, item_record
+from runner.results.manifest import (
+    ExpectationRecord,
+    ItemRecord,
+    Manifest,
+    TaskRecord,
+    item_record,
+)
+from runner.results.rates import percent
 from runner.transcript.text import format_timestamp
 
 if TYPE_CHECKING:
@@ -187,6 +194,7 @@ class ReportWriter:
             f"</head><body>\n<h1>Run of {_e(self._names)}</h1>\n"
         )
         page.write(_overview(summary, self._failures))
+        page.write(_rates(summary))
         page.write(_FILTER)
         with self._spool_path.open(encoding="utf-8") as items:
             shutil.copyfileobj(items, page)
@@ -313,12 +321,55 @@ def _task(task: TaskRecord, player: str | None, quotes: list[Mapping[str, Any]])
     body = _read_output(task.output)
     if body is not None:
         parts.append(_render_output(task.output or "", body, player, quotes))
-    for check in task.expectations:
-        mark = "✓" if check.passed else "✗"
-        message = f": {check.message}" if check.message else ""
-        parts.append(f"<div>{mark} expect {_e(check.expect)}{_e(message)}</div>")
+    parts += [_check(check, player, quotes) for check in task.expectations]
     parts.append("</div>")
     return "".join(parts)
+
+
+def _check(check: ExpectationRecord, player: str | None, quotes: list[Mapping[str, Any]]) -> str:
+    """A check: ✓, ✗ or ⚠ (a `severity: warn` failure), its score and reason; a judge's
+    verdicts; a grounded check's quotes or claims with their verdicts, each with its ▶
+    and marked in the transcript."""
+    mark = "✓" if check.passed else "⚠" if check.severity == "warn" else "✗"
+    score = f' <span class="time">score {check.score:g}</span>' if check.score is not None else ""
+    reason = check.reason or check.message
+    said = f": {_e(reason)}" if reason else ""
+    head = f'<div class="check">{mark} expect {_e(check.expect)}{score}{said}</div>'
+    if check.kind == "grounded" and check.details:
+        spans = [{**d, "quote": d.get("text")} for d in check.details if isinstance(d, Mapping)]
+        quotes.extend(s for s in spans if s.get("verdict") != "not found")
+        return head + quotes_html(spans, player)
+    if check.kind == "judge" and len(check.details) > 1:
+        verdicts = "".join(
+            f"<li>{'pass' if d.get('pass') else 'fail'} {_e(str(d.get('score')))}: "
+            f"{_e(str(d.get('reason')))}</li>"
+            for d in check.details
+        )
+        return f"{head}<ul>{verdicts}</ul>"
+    return head
+
+
+def _rates(summary: Mapping[str, Any]) -> str:
+    """Each check's pass rate over the items (run.json's ``summary.checks``)."""
+    rows = [r for r in summary.get("checks") or () if isinstance(r, Mapping)]
+    if not rows:
+        return ""
+    cells = "".join(
+        f"<tr><td>{_e(str(r.get('recipe')))}/{_e(str(r.get('task')))}</td>"
+        f"<td>{_e(str(r.get('check')))}</td><td>{r.get('passed')} of {r.get('total')}</td>"
+        f"<td>{_percent(r.get('rate'))}</td><td>{_percent(r.get('pass_rate'))}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<h3>Checks</h3><table><tr><th>task</th><th>check</th><th>passed</th><th>rate</th>"
+        f"<th>pass_rate</th></tr>{cells}</table>\n"
+    )
+
+
+def _percent(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    return percent(float(value))
 
 
 def _read_output(path: str | None) -> str | None:

@@ -35,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 from runner import __version__
 from runner.errors import DiskFull, OverlappingShards, RunnerError, UsageError
 from runner.recipe.prices import PriceTable
+from runner.results.rates import CheckRates
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -49,10 +50,33 @@ MAX_FAILURES_KEPT = 50  # failures repeated in the end-of-run summary
 
 @dataclass
 class ExpectationRecord:
-    expect: str  # what was checked, e.g. "contains 'Maine'"
+    """One check of one task of one item: the shape every check has in run.json (and
+    what the reports and a checks matrix read), graded or not. docs/checks.md."""
+
+    expect: str  # what was checked, the same for every item, e.g. "contains 'Maine'"
     passed: bool
     message: str  # why it failed ("" when it passed)
     line: int  # the expectation's line in the recipe
+    kind: str = ""  # contains, judge, similar_to, grounded, ...
+    severity: str = "error"  # warn: a failure is shown, never failing the item
+    score: float | None = None  # graded checks: the judge's score, a similarity, a share
+    reason: str = ""  # why it passed or failed, in words (a judge's own reason)
+    # What a graded check found: a judge's verdicts, grounded's spans with their times.
+    details: list[dict[str, Any]] = field(default_factory=list)
+    # A judge's calls, counted as a task's are: sent this run, or from the cache; the
+    # tokens and cost are those of the calls sent (cached ones were paid before).
+    model_used: str | None = None
+    provider: str | None = None
+    asked: int = 0
+    cached: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        """A failure that counts against its item (not a `severity: warn` check's)."""
+        return not self.passed and self.severity != "warn"
 
 
 # A task that could not be asked because no LLM is configured (a first run with no key):
@@ -101,6 +125,9 @@ class TaskRecord:
     # `long: map-reduce` or a group too large for one request: how many parts were
     # asked before the request combining them (None: read whole).
     parts: int | None = None
+    # The task's `pass_rate:`: a failed check does not fail it (nor the run, unless
+    # fewer items than this share pass the check); None: every item must pass.
+    pass_rate: float | None = None
 
     def fail(self, message: str) -> TaskRecord:
         """Mark the task failed with ``message``; returns the record, for ``return``."""
@@ -150,6 +177,7 @@ class Totals:
     transcription_cost: float = 0.0  # USD, the known part
     llm_cost: float = 0.0  # USD, the known part
     unpriced: set[str] = field(default_factory=set)  # models paid for without a price
+    rates: CheckRates = field(default_factory=CheckRates)  # each check's pass rate
     not_run_reason: str | None = None  # why tasks were not run (said once in the summary)
     outputs: str | None = None  # the folder that holds every item's folder
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # recipe, what, error
@@ -197,8 +225,23 @@ class Totals:
                 else:
                     self.llm_cost += task.cost_usd
             self.retries += task.retries
+            self._count_judges(task)
+            self.rates.add(record.recipe, task)
             if task.status == "failed" and task.error:
                 self._fail(record.recipe, f"{record.item} · {task.task}", task.error)
+
+    def _count_judges(self, task: TaskRecord) -> None:
+        """A judge's calls are requests like a task's: counted, their tokens and cost."""
+        for check in task.expectations:
+            self.cached += check.cached
+            self.asked += check.asked
+            if check.asked:
+                self.input_tokens += check.input_tokens or 0
+                self.output_tokens += check.output_tokens or 0
+                if check.cost_usd is None:
+                    self.unpriced.add(_unpriced_label(check))
+                else:
+                    self.llm_cost += check.cost_usd
 
     def counts(self) -> dict[str, Any]:
         """The summary's counted fields (a run's manifest and a merged one share them)."""
@@ -218,6 +261,7 @@ class Totals:
             else None,
             "cost_usd": round(self.cost, 6) if self.cost or not self.unpriced else None,
             "cost_unknown_for": sorted(self.unpriced),
+            "checks": self.rates.as_json(),
         }
 
     def _fail(self, recipe: str, what: str, error: str) -> None:
@@ -365,10 +409,11 @@ def _history_name(started: str, header: Mapping[str, Any]) -> str:
     return f"{stamp}-{safe}{suffix}.json"
 
 
-def _unpriced_label(task: TaskRecord) -> str:
+def _unpriced_label(task: TaskRecord | ExpectationRecord) -> str:
     """Why a paid call has no cost: its model has no price, or the API did not say how
     many tokens it used."""
-    model = task.model_used or task.model_requested or "a model"
+    requested = task.model_requested if isinstance(task, TaskRecord) else None
+    model = task.model_used or requested or "a model"
     if task.provider is not None:
         model = f"{task.provider}/{model}"
     if task.input_tokens is None or task.output_tokens is None:
@@ -394,6 +439,16 @@ def price(record: ItemRecord, prices: PriceTable) -> None:
         task.cost_usd = (
             prices.llm(model, task.input_tokens, task.output_tokens) if answered else 0.0
         )
+        for check in task.expectations:
+            if check.asked or check.cached:  # a judge: its calls sent this run are paid
+                judge = (
+                    f"{check.provider}/{check.model_used}" if check.provider else check.model_used
+                )
+                check.cost_usd = (
+                    prices.llm(judge or "", check.input_tokens, check.output_tokens)
+                    if check.asked and check.model_used is not None
+                    else 0.0
+                )
 
 
 def _record_fields(value: object) -> Any:
@@ -501,22 +556,32 @@ def _known_fields(kind: type[DataclassInstance], data: Any, what: str) -> dict[s
 
 
 def failed_expectations(task: TaskRecord) -> list[ExpectationRecord]:
-    return [e for e in task.expectations if not e.passed]
+    """The checks that failed and count (a `severity: warn` check's failure does not)."""
+    return [e for e in task.expectations if e.failing]
+
+
+def warned_expectations(task: TaskRecord) -> list[ExpectationRecord]:
+    """`severity: warn` checks that failed: shown, never failing anything."""
+    return [e for e in task.expectations if not e.passed and not e.failing]
 
 
 def run_failed(manifest: Manifest) -> bool:
     """The exit-code rule of ``run``: anything short of complete success is a failure,
-    including skipped tasks (their output is missing) and failed expectations."""
+    including skipped tasks (their output is missing) and failed expectations (those of
+    a task with a ``pass_rate`` only when too few items pass them)."""
     summary = manifest["summary"]
     if summary.get("outcome") != "completed":
         return True
-    for record in item_records(manifest):
+    records = item_records(manifest)
+    for record in records:
         if record.status != "ok":
             return True
         for task in record.tasks:
-            if task.status in ("failed", "skipped") or failed_expectations(task):
+            if task.status in ("failed", "skipped"):
                 return True
-    return False
+            if task.pass_rate is None and failed_expectations(task):
+                return True
+    return bool(totals_of(records).rates.below())
 
 
 def ordered_by_recipe(

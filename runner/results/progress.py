@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from runner.diagnostics import one_line
 from runner.recipe.prices import format_usd
 from runner.results.manifest import NOT_RUN, ItemRecord, Totals
+from runner.results.rates import percent
 
 HEARTBEAT_SECONDS = 30.0
 
@@ -148,7 +149,12 @@ def describe(record: ItemRecord) -> str:
     if record.status == "ok":
         count = f"{len(record.tasks)} task{'s' if len(record.tasks) != 1 else ''}"
         not_run = sum(t.status == NOT_RUN for t in record.tasks)
-        return f"{where}: ok ({count}" + (f", {not_run} not run)" if not_run else ")")
+        # Failed checks of a task with a pass_rate, and warn checks: said, not failing.
+        unmet = sum(not e.passed for t in record.tasks for e in t.expectations)
+        notes = (f", {not_run} not run" if not_run else "") + (
+            f", {unmet} check{'s' if unmet != 1 else ''} failed: see run.json" if unmet else ""
+        )
+        return f"{where}: ok ({count}{notes})"
     if record.error:
         return f"{where}: {record.status}: {one_line(record.error)}"
     failed = [t for t in record.tasks if t.status in ("failed", "skipped")]
@@ -241,6 +247,7 @@ def summary_text(
         lines += [
             f"    {recipe}/{what}: {one_line(error)}" for recipe, what, error in totals.failures
         ]
+    lines += _rate_lines(totals)
     if totals.outputs:
         lines.append(f"  outputs: {totals.outputs}/")
     lines += [f"  table: {table}" for table in tables]
@@ -250,3 +257,21 @@ def summary_text(
         lines.append(f"  report: {report}")
     lines.append(f"  manifest: {manifest}")
     return "\n".join(lines)
+
+
+def _rate_lines(totals: Totals) -> list[str]:
+    """Each task's pass rate (`pass_rate:`), and the gates that failed, naming the
+    checks that brought them down."""
+    lines = []
+    for gate in totals.rates.gates.values():
+        mark = "ok" if gate.ok else "FAILED"
+        lines.append(
+            f"  pass rate: {gate.recipe}/{gate.task} {gate.passed} of {gate.total} items "
+            f"({percent(gate.rate)}), pass_rate {percent(gate.pass_rate)}: {mark}"
+        )
+    lines += [f"  below pass_rate: {shortfall.words()}" for shortfall in totals.rates.below()]
+    warned = [
+        c for c in totals.rates.checks.values() if c.severity == "warn" and c.passed < c.total
+    ]
+    lines += [f"  warning (severity: warn): {check.words()} pass" for check in warned]
+    return lines

@@ -47,6 +47,7 @@ class RunOutcome:
             or totals.items["failed"]
             or totals.tasks["failed"]
             or totals.tasks["skipped"]
+            or totals.rates.below()
         )
 
 

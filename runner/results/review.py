@@ -26,6 +26,7 @@ class Expectation:
     expect: str  # what was checked, as run.json says it
     passed: bool
     message: str = ""
+    failing: bool = True  # False: a `severity: warn` check, whose failure fails nothing
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
-        return self.status == "ok" and all(e.passed for e in self.expectations)
+        return self.status == "ok" and all(e.passed or not e.failing for e in self.expectations)
 
 
 NOT_COMPARED = "not compared"
@@ -78,8 +79,29 @@ class ItemComparison:
         """What failed on head, in words: the task's error or each failed expectation."""
         if not self.regressed:
             return []
-        failed = [f"expect {e.expect}: {e.message}" for e in self.head.expectations if not e.passed]
+        failed = [
+            f"expect {e.expect}: {e.message}"
+            for e in self.head.expectations
+            if not e.passed and e.failing
+        ]
         return failed or [f"the task {self.head.status}: {self.head.error or 'no output'}"]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """How many of the sample's items passed a check on one side."""
+
+    passed: int = 0
+    total: int = 0
+
+    def words(self) -> str:
+        if not self.total:
+            return "—"
+        return f"{self.passed} of {self.total} ({self.passed / self.total:.0%})"
+
+    def as_json(self) -> dict[str, Any]:
+        rate = round(self.passed / self.total, 4) if self.total else None
+        return {"passed": self.passed, "total": self.total, "rate": rate}
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,26 @@ class TaskComparison:
     status: str  # changed, affected (needs a changed task), added
     why: str  # "prompt changed", "needs summary", "expectations changed"
     items: tuple[ItemComparison, ...]
+
+    def rates(self) -> list[tuple[str, Rate, Rate]]:
+        """Each check's pass rate over the compared items, on base and on head."""
+        names: dict[str, None] = {}
+        for item in self.items:
+            for side in (item.base, item.head):
+                names.update(dict.fromkeys(e.expect for e in side.expectations))
+        return [
+            (name, _rate(self.items, name, True), _rate(self.items, name, False)) for name in names
+        ]
+
+
+def _rate(items: tuple[ItemComparison, ...], name: str, base: bool) -> Rate:
+    found = [
+        e
+        for item in items
+        for e in (item.base if base else item.head).expectations
+        if e.expect == name and (item.base if base else item.head).compared
+    ]
+    return Rate(sum(e.passed for e in found), len(found))
 
 
 @dataclass
@@ -188,6 +230,10 @@ def review_json(review: Review) -> dict[str, Any]:
                         "task": task.task,
                         "status": task.status,
                         "why": task.why,
+                        "rates": [
+                            {"check": name, "base": b.as_json(), "head": h.as_json()}
+                            for name, b, h in task.rates()
+                        ],
                         "items": [
                             {
                                 "item": item.item,
@@ -253,6 +299,7 @@ def _markdown(review: Review, fold: int | None) -> list[str]:
             lines.append(f"Removed tasks: {', '.join(recipe.removed)}.")
         for task in recipe.tasks:
             lines += ["", f"#### `{task.task}`: {task.status} ({task.why})"]
+            lines += _rates_markdown(task)
             for item in task.items:
                 lines += _item_markdown(item, fold)
     return lines
@@ -276,6 +323,18 @@ def _item_markdown(item: ItemComparison, fold: int | None) -> list[str]:
             "",
             "</details>",
         ]
+    return lines
+
+
+def _rates_markdown(task: TaskComparison) -> list[str]:
+    """Each check's pass rate over the sample, before and after."""
+    rates = task.rates()
+    if not rates:
+        return []
+    lines = ["", "| check | pass rate on base | on head |", "|---|---|---|"]
+    for name, base, head in rates:
+        cell = name.replace("|", "\\|")
+        lines.append(f"| `{cell}` | {base.words()} | {head.words()} |")
     return lines
 
 

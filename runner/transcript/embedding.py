@@ -97,8 +97,17 @@ class OnnxEmbedder:
     def embed(self, texts: Sequence[str]) -> Any:
         import numpy
 
-        vectors = [self._batch(texts[at : at + BATCH]) for at in range(0, len(texts), BATCH)]
-        return numpy.concatenate(vectors) if vectors else numpy.zeros((0, 0), "float32")
+        # Batched by length: each batch is padded to its longest text, so a short
+        # sentence beside a long paragraph would cost the paragraph's time.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ordered = [texts[i] for i in order]
+        vectors = [self._batch(ordered[at : at + BATCH]) for at in range(0, len(texts), BATCH)]
+        if not vectors:
+            return numpy.zeros((0, 0), "float32")
+        found = numpy.concatenate(vectors)
+        placed = numpy.empty_like(found)
+        placed[order] = found
+        return placed
 
     def _batch(self, texts: Sequence[str]) -> Any:
         import numpy
@@ -321,3 +330,9 @@ def installed() -> bool:
     import importlib.util
 
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "tokenizers"))
+
+
+def similarity(first: str, second: str, model: str = PACKAGED) -> float:
+    """The cosine similarity of two texts' embeddings (``similar_to:``), -1 to 1."""
+    vectors = embedder(model).embed([first, second])
+    return float(vectors[0] @ vectors[1])

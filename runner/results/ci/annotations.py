@@ -11,7 +11,10 @@ from runner.results.manifest import (
     failed_expectations,
     item_records,
     ordered_by_recipe,
+    totals_of,
+    warned_expectations,
 )
+from runner.results.rates import Shortfall
 
 MAX_ANNOTATIONS = 50  # workflow commands printed, the final notice included
 NAMES_SHOWN = 3  # item names quoted in an annotation shared by many items
@@ -26,6 +29,7 @@ class _Problem:
     title: str
     task: str  # "" for an item-level failure
     message: str
+    level: str = "error"  # warning: a check that fails nothing (warn, or under a pass_rate)
 
 
 def annotations(manifest: Manifest) -> list[str]:
@@ -37,13 +41,15 @@ def annotations(manifest: Manifest) -> list[str]:
     anyway, and a 10,000-item run must not print 10,000 lines.
     """
     grouped: dict[_Problem, list[str]] = {}
-    for _, records in ordered_by_recipe(manifest, item_records(manifest)):
-        for record in records:
+    records = item_records(manifest)
+    for _, group in ordered_by_recipe(manifest, records):
+        for record in group:
             for problem in _problems(record):
                 # A list row's item names its row: the line to fix may be there.
                 who = f"{record.item} ({record.row})" if record.row else record.item
                 grouped.setdefault(problem, []).append(who)
-    lines = [_annotation(problem, items) for problem, items in grouped.items()]
+    lines = [_shortfall(shortfall, records) for shortfall in totals_of(records).rates.below()]
+    lines += [_annotation(problem, items) for problem, items in grouped.items()]
     if len(lines) <= MAX_ANNOTATIONS:
         return lines
     shown = lines[: MAX_ANNOTATIONS - 1]
@@ -64,21 +70,42 @@ def _problems(record: ItemRecord) -> Iterator[_Problem]:
             yield _Problem(file, 0, f"item {record.status}", "", record.error)
     for task in record.tasks:
         failed = failed_expectations(task)
+        # Under a pass_rate an item's failed check is told, as a warning: the rate decides.
+        level = "error" if task.pass_rate is None else "warning"
         for expectation in failed:
             line = expectation.line if expectation.line > 0 else task.line
             message = expectation.message or f"expectation {expectation.expect} failed"
-            yield _Problem(file, line, f"expectation failed in {task.task}", task.task, message)
+            title = f"expectation failed in {task.task}"
+            yield _Problem(file, line, title, task.task, message, level)
+        for expectation in warned_expectations(task):
+            message = expectation.reason or expectation.message or "failed"
+            title = f"warning (severity: warn) in {task.task}"
+            yield _Problem(file, expectation.line, title, task.task, message, "warning")
         if task.status == "failed" and not failed:
             yield _Problem(
                 file, task.line, f"task {task.task} failed", task.task, task.error or "failed"
             )
 
 
+def _shortfall(shortfall: Shortfall, records: Sequence[ItemRecord]) -> str:
+    """A task's pass rate below its ``pass_rate``, at its first failing check's line."""
+    gate = shortfall.gate
+    file = next((r.recipe_file for r in records if r.recipe == gate.recipe), "")
+    lines = [c.line for c in shortfall.checks if c.line > 0]
+    return workflow_command(
+        "error",
+        shortfall.words(),
+        title=f"pass rate below pass_rate in {gate.task}",
+        file=file,
+        line=min(lines, default=0),
+    )
+
+
 def _annotation(problem: _Problem, items: Sequence[str]) -> str:
     who = _who(items)
     where = f"{who} · {problem.task}" if problem.task else who
     return workflow_command(
-        "error",
+        problem.level,
         f"{where}: {problem.message}",
         title=problem.title,
         file=problem.file,

@@ -11,13 +11,16 @@ from typing import Any
 
 from runner.results.manifest import (
     NOT_RUN,
+    ExpectationRecord,
     ItemRecord,
     Manifest,
     TaskRecord,
     failed_expectations,
     item_records,
     ordered_by_recipe,
+    totals_of,
 )
+from runner.results.rates import CheckRates, TaskGate, percent
 
 ITEM_CASE = "transcript"  # the test case of an item that failed before its tasks
 
@@ -58,12 +61,17 @@ def junit_xml(manifest: Manifest) -> str:
     """
     root = ET.Element("testsuites", name="transcript-runner")
     total = _Counts()
-    for recipe, items in ordered_by_recipe(manifest, item_records(manifest)):
+    records = item_records(manifest)
+    rates = totals_of(records).rates
+    for recipe, items in ordered_by_recipe(manifest, records):
         suite = ET.SubElement(root, "testsuite", name=_xml(recipe))
         counts = _Counts()
         for record in items:
             for case in _cases(record):
                 counts.add(_append(suite, case))
+        for gate in rates.gates.values():
+            if gate.recipe == recipe:
+                counts.add(_append_gate(suite, gate, rates))
         _set_counts(suite, counts)
         total.add(counts)
     wall = manifest["summary"].get("wall_seconds")
@@ -108,7 +116,9 @@ def _cases(record: ItemRecord) -> Iterator[_Case]:
 def _task_case(record: ItemRecord, task: TaskRecord) -> _Case:
     seconds = task.seconds if task.seconds is not None else task.latency_seconds
     case = _Case(record, task.task, seconds, task.line, _task_properties(record, task), "")
-    failed = failed_expectations(task)
+    # Under a pass_rate an item's failed check is reported (its properties), and the
+    # task's gate is the test case that fails: see _append_gate.
+    failed = failed_expectations(task) if task.pass_rate is None else []
     if failed:
         # The task's own error only sums these up ("expectation failed: … (and 1 more)").
         lines = [f"{e.expect} (recipe line {e.line}): {e.message}" for e in failed]
@@ -124,7 +134,9 @@ def _task_case(record: ItemRecord, task: TaskRecord) -> _Case:
 
 
 def _task_properties(record: ItemRecord, task: TaskRecord) -> dict[str, Any]:
+    checks = {f"check: {check.expect}": _check_words(check) for check in task.expectations}
     return {
+        **checks,
         "transcript_id": record.transcript_id,
         "model_requested": task.model_requested,
         "model_used": task.model_used,
@@ -138,6 +150,39 @@ def _task_properties(record: ItemRecord, task: TaskRecord) -> dict[str, Any]:
         "output": task.output,
         "row": record.row,
     }
+
+
+def _check_words(check: ExpectationRecord) -> str:
+    """``fail (warn) score 0.4: the reason``: a check's outcome as a property's value."""
+    outcome = "pass" if check.passed else "fail"
+    warn = " (warn)" if check.severity == "warn" else ""
+    score = f" score {check.score:g}" if check.score is not None else ""
+    reason = check.reason or check.message
+    return f"{outcome}{warn}{score}" + (f": {reason}" if reason else "")
+
+
+def _append_gate(suite: ET.Element, gate: TaskGate, rates: CheckRates) -> _Counts:
+    """A task's ``pass_rate`` as a test case of its own: failed when too few items
+    pass its checks, each check's rate in its output."""
+    element = ET.SubElement(
+        suite,
+        "testcase",
+        classname=_xml(f"{gate.recipe}.pass_rate"),
+        name=_xml(f"{gate.task} pass_rate {percent(gate.pass_rate)}"),
+        time="0.000",
+    )
+    lines = [check.words() for check in rates.of_task(gate.recipe, gate.task)]
+    counts = _Counts(tests=1)
+    if not gate.ok:
+        (shortfall,) = [s for s in rates.below() if s.gate is gate]
+        detail = ET.SubElement(
+            element, "failure", message=_xml(shortfall.words()), type="pass_rate"
+        )
+        detail.text = _xml("\n".join(lines))
+        counts.failures = 1
+    else:
+        ET.SubElement(element, "system-out").text = _xml("\n".join(lines))
+    return counts
 
 
 def _item_properties(record: ItemRecord) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from runner.results.manifest import (
     ordered_by_recipe,
     run_failed,
     totals_of,
+    warned_expectations,
 )
+from runner.results.rates import CheckRates, percent
 
 MAX_FAILURES_LISTED = 50  # bullets in the step summary before "…and N more"
 TEXT_LIMIT = 500  # characters of an error quoted in the step summary
@@ -40,13 +42,49 @@ def step_summary(manifest: Manifest) -> str:
     groups = ordered_by_recipe(manifest, records)
     lines = [_heading(manifest), "", _overview(manifest, records, len(groups)), ""]
     lines += _table(groups)
-    failures = list(_failure_lines(groups))
+    rates = totals_of(records).rates
+    lines += _rates(rates)
+    failures = [f"pass rate: {_inline(s.words())}" for s in rates.below()]
+    failures += _failure_lines(groups)
     if failures:
         lines += ["", "#### Failures", ""]
         lines += [f"- {text}" for text in failures[:MAX_FAILURES_LISTED]]
         if len(failures) > MAX_FAILURES_LISTED:
             lines.append(f"- …and {len(failures) - MAX_FAILURES_LISTED} more (see run.json)")
+    warnings = list(_warning_lines(groups))
+    if warnings:
+        lines += ["", "#### Warnings (`severity: warn`)", ""]
+        lines += [f"- {text}" for text in warnings[:MAX_FAILURES_LISTED]]
     return "\n".join(lines) + "\n"
+
+
+def _rates(rates: CheckRates) -> list[str]:
+    """Each check's pass rate over the items, its task's ``pass_rate`` beside it."""
+    if not rates.checks:
+        return []
+    lines = ["", "#### Checks", "", "| recipe | task | check | passed | rate | pass_rate |"]
+    lines.append("|---|---|---|---|---|---|")
+    for check in rates.checks.values():
+        gate = rates.gates.get((check.recipe, check.task))
+        wanted = "—"
+        if gate is not None:
+            wanted = f"{percent(gate.pass_rate)} {'✅' if gate.ok else '❌'}"
+        warn = " (warn)" if check.severity == "warn" else ""
+        lines.append(
+            f"| {_cell(check.recipe)} | {_cell(check.task)} | `{_code(check.check)}`{warn} | "
+            f"{check.passed} / {check.total} | {percent(check.rate)} | {wanted} |"
+        )
+    return lines
+
+
+def _warning_lines(groups: Sequence[tuple[str, list[ItemRecord]]]) -> Iterator[str]:
+    for recipe, records in groups:
+        for record in records:
+            for task in record.tasks:
+                for check in warned_expectations(task):
+                    where = f"**{_inline(recipe)}** · {_inline(record.item)} · {_inline(task.task)}"
+                    reason = _inline(check.reason or check.message)
+                    yield f"{where}: `{_code(check.expect)}`: {reason}"
 
 
 def _heading(manifest: Manifest) -> str:
