@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.diagnostics import display_path
+from runner.recipe import transcriptions
 from runner.recipe.document import Document, KeyPath
 from runner.recipe.model import (
     DEFAULT_LEMUR_MODEL,
@@ -36,10 +37,13 @@ from runner.recipe.model import (
     TaskApi,
     Template,
     TemplateOrigin,
+    Transcription,
+    WerCheck,
     freeze,
     structured_reply,
 )
 from runner.recipe.prices import PriceTable, PriceTableError, price_table
+from runner.recipe.transcriptions import sent_options
 
 
 class _MissingFile(Exception):
@@ -71,6 +75,7 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
             problems.append((missing.key_path, missing.message))
     output = data.get("output", {})
     review = data.get("review") or {}
+    primary = transcriptions.primary(data)
     recipe = Recipe(
         path=path,
         display=doc.file,
@@ -78,7 +83,7 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         name=str(data["name"]),
         description=str(data.get("description", "")),
         inputs=tuple(_input(doc, i, entry) for i, entry in enumerate(data["inputs"])),
-        transcription=freeze(data.get("transcription", {})),
+        transcription=freeze(sent_options(primary)),
         vars=freeze(data.get("vars", {})),
         tasks=MappingProxyType(tasks),
         output_dir=_inline(
@@ -88,13 +93,46 @@ def build(doc: Document, path: Path) -> tuple[Recipe, list[tuple[KeyPath, str]]]
         timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
         line_of_tasks=doc.mark(("tasks",)).line,
         table=output.get("table"),
-        prices=_prices(data.get("prices"), problems).enabling(data.get("transcription") or {}),
-        local_engine=_local_engine(data.get("transcription") or {}),
+        prices=_prices(data.get("prices"), problems).enabling(
+            sent_options(transcriptions.primary(data))
+        ),
+        local_engine=_local_engine(transcriptions.primary(data)),
         providers=MappingProxyType(providers),
         review_items=tuple(str(name) for name in review.get("items", ())),
         review_sample=review.get("sample"),
+        transcriptions=_transcriptions(doc),
     )
     return recipe, problems
+
+
+def _transcriptions(doc: Document) -> tuple[Transcription, ...]:
+    """Every block of ``transcription:``, the primary first, with its checks."""
+    found = transcriptions.blocks(doc.data)
+    names = transcriptions.labels([block for _, block in found])
+    return tuple(
+        Transcription(
+            label=name,
+            options=freeze(sent_options(block)),
+            local_engine=_local_engine(block),
+            checks=tuple(
+                _wer_check(doc, (*path, "expect", index, "wer"), entry["wer"])
+                for index, entry in enumerate(block.get("expect") or ())
+            ),
+        )
+        for (path, block), name in zip(found, names, strict=True)
+    )
+
+
+def _wer_check(doc: Document, path: KeyPath, spec: Mapping[str, Any]) -> WerCheck:
+    reference = spec["reference"]
+    line = doc.mark(path).line
+    if isinstance(reference, Mapping):
+        return WerCheck(max=float(spec["max"]), line=line, reference_column=reference["column"])
+    where = (*path, "reference")
+    label = "transcription.expect.wer.reference"
+    return WerCheck(
+        max=float(spec["max"]), line=line, reference_file=_inline(doc, where, reference, label)
+    )
 
 
 def _provider(name: str, spec: Mapping[str, Any]) -> Provider:
