@@ -152,7 +152,7 @@ def _private_without_key(recipes: Sequence[Recipe], api_key: str | None) -> bool
     if api_key or _in_ci():
         return False
     return all(
-        recipe.local_engine is not None and all(_here(recipe, s.kind) for s in recipe.inputs)
+        _local_only(recipe) and all(_here(recipe, s.kind) for s in recipe.inputs)
         for recipe in recipes
     )
 
@@ -165,8 +165,14 @@ def _in_ci() -> bool:
 
 def _here(recipe: Recipe, kind: InputKind) -> bool:
     """Whether an input's transcript comes without AssemblyAI."""
-    local = recipe.local_engine is not None
-    return kind is InputKind.TRANSCRIPT_FILE or (local and kind is InputKind.FILE)
+    return kind is InputKind.TRANSCRIPT_FILE or (_local_only(recipe) and kind is InputKind.FILE)
+
+
+def _local_only(recipe: Recipe) -> bool:
+    """Whether every block of its ``transcription:`` (engines compared included)
+    transcribes without AssemblyAI."""
+    compared = all(block.local_engine is not None for block in recipe.compared)
+    return recipe.local_engine is not None and compared
 
 
 @dataclass(frozen=True)
