@@ -19,6 +19,7 @@ from pathlib import Path
 
 from runner.checks.dry_run import check_inputs, check_templates
 from runner.checks.models import check_region
+from runner.checks.references import check_references
 from runner.checks.tasks import check_tasks
 from runner.diagnostics import Diagnostic, display_path
 from runner.errors import DiagnosticError, RecipeInvalid, UsageError
@@ -136,4 +137,5 @@ def _check_recipe(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += check_inputs(doc, recipe, engine)
     if not any(d.is_error for d in found):
         found += check_templates(doc, recipe, engine)
+        found += check_references(doc, recipe, engine)
     return found

@@ -126,13 +126,13 @@ def _transcriptions(doc: Document) -> tuple[Transcription, ...]:
 def _wer_check(doc: Document, path: KeyPath, spec: Mapping[str, Any]) -> WerCheck:
     reference = spec["reference"]
     line = doc.mark(path).line
+    limit = float(spec["max"])
     if isinstance(reference, Mapping):
-        return WerCheck(max=float(spec["max"]), line=line, reference_column=reference["column"])
-    where = (*path, "reference")
+        column = str(reference["column"])
+        return WerCheck(limit, line, reference_column=column, where=path)
     label = "transcription.expect.wer.reference"
-    return WerCheck(
-        max=float(spec["max"]), line=line, reference_file=_inline(doc, where, reference, label)
-    )
+    written = _inline(doc, (*path, "reference"), reference, label)
+    return WerCheck(limit, line, reference_file=written, where=path)
 
 
 def _provider(name: str, spec: Mapping[str, Any]) -> Provider:

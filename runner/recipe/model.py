@@ -121,6 +121,7 @@ class WerCheck:
     line: int
     reference_file: Template | None = None  # a text file, relative to the recipe's folder
     reference_column: str | None = None  # or the item's variable (a list's or CSV's column)
+    where: KeyPath = ()  # the `wer` key, for validate's messages
 
     def describe(self) -> str:
         return f"wer ≤ {self.max:g}"
