@@ -157,7 +157,7 @@ async def _judge(
             except ValueError as exc:
                 problem = f"{references.name(check)}: {exc}"
             else:
-                rate = round(errors.rate, 4)
+                rate = round(errors.rate, 3)  # as every display shows it
                 made.wer = rate if made.wer is None else made.wer
                 if errors.rate > check.max:
                     problem = f"{errors.describe()}, above {check.max:g}"
