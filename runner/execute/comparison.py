@@ -64,6 +64,8 @@ class Comparison:
         except BaseException:
             for task in running:
                 task.cancel()
+            # Each is awaited (its CancelledError kept), so none is left unretrieved.
+            await asyncio.gather(*running, return_exceptions=True)
             raise
         await asyncio.gather(*running)
         return settled, besides

@@ -199,6 +199,8 @@ class Totals:
             else:
                 self.transcription_cost += record.transcription_cost_usd
         for compared in record.transcriptions[1:]:  # the primary is the item's own
+            self.submitted += compared.submitted
+            self.reused += compared.reused
             if not compared.submitted:
                 continue
             if compared.cost_usd is None:
