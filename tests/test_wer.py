@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import RunCli
 
+from runner.checks import load_recipe
+from runner.execute.planning import make_plan, plan_costs, plan_text
 from runner.results.ci.summary import step_summary
 from runner.results.manifest import load_manifest
 from runner.transcript.wer import normalise, word_errors
@@ -106,3 +108,43 @@ def test_a_transcript_over_its_max_fails_its_item_and_the_run_goes_on(
     # Worst first: the failing item's row before the passing one.
     assert matrix.index(">gates / wrong</a>") < matrix.index(">gates / right</a>")
     assert '<td class="fail" title="transcript · wer ≤ 0.15: WER ' in matrix
+
+
+COMPARED = """\
+version: 1
+name: engines
+inputs:
+  - file: call.wav
+prices:
+  transcription_per_hour: {universal-2: 0.15, universal-3-5-pro: 0.21}
+transcription:
+  - speech_models: [universal-3-5-pro]
+  - speech_models: [universal-2]
+  - engine: faster-whisper
+tasks:
+  text:
+    export: txt
+"""
+
+
+def test_plan_counts_and_prices_every_engine_compared(tmp_path: Path) -> None:
+    shutil.copy(REPO / "tests" / "fixtures" / "audio" / "fox.wav", tmp_path / "call.wav")
+    (tmp_path / "engines.yaml").write_text(COMPARED)
+    recipe = load_recipe(tmp_path / "engines.yaml")
+    assert [block.label for block in recipe.transcriptions] == [
+        "assemblyai universal-3-5-pro",
+        "assemblyai universal-2",
+        "faster-whisper",
+    ]
+    plan = make_plan([recipe], None, None)
+    (item,) = plan.items
+    assert item.transcriptions() == ["submit", "submit", "transcribe here"]
+    assert plan.submissions == 2
+    seconds = item.audio_seconds
+    assert seconds is not None
+    assert seconds > 1
+    costs = plan_costs(plan, {"engines": recipe.prices})
+    assert costs.transcription_usd == pytest.approx(seconds / 3600 * (0.21 + 0.15))
+    assert "; assemblyai universal-2: submit; faster-whisper: transcribe here; " in plan_text(
+        plan, None
+    )
