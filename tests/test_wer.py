@@ -83,7 +83,7 @@ def test_a_transcript_over_its_max_fails_its_item_and_the_run_goes_on(
         writer.writeheader()
         writer.writerows(rows)
     (tmp_path / "gates.yaml").write_text(RECIPE)
-    code, _, err = run_cli("run", "gates.yaml", "--progress", "plain")
+    code, _, err = run_cli("run", "gates.yaml", "--progress", "plain", "--junit", "junit.xml")
     assert code == 1, err  # one item failed its gate
     assert "gates/right: ok (1 task, WER 0.000)" in err
     assert "gates/wrong: failed: transcription check failed: assemblyai: wer ≤ 0.15: WER " in err
@@ -103,6 +103,10 @@ def test_a_transcript_over_its_max_fails_its_item_and_the_run_goes_on(
     summary = step_summary(manifest)
     assert "| gates | wrong | assemblyai (primary) | " in summary
     assert "❌ wer ≤ 0.15" in summary
+    junit = (tmp_path / "junit.xml").read_text()
+    # A test case for each item's transcription, failed by its check, and no other.
+    assert 'tests="4" failures="1" errors="0"' in junit
+    assert '<failure message="WER 288.000: 1 substituted, 0 missing and 863 extra' in junit
     page = (tmp_path / "out" / "report.html").read_text()
     matrix = page[page.index('<table id="checks-matrix">') :]
     # Worst first: the failing item's row before the passing one.

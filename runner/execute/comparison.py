@@ -127,17 +127,10 @@ class Comparison:
             own = beside.block.checks
             checks = own or primary.checks[:1]
             await _judge(beside.record, checks, found.text, references, measure_only=not own)
-        failed = [made for made in record.transcriptions if made.status == "failed"]
-        if failed:
+        failure = next(filter(None, (made.failure() for made in record.transcriptions)), None)
+        if failure is not None:
             record.status = "failed"
-            record.error = record.error or _failure(failed[0])
-
-
-def _failure(made: TranscriptionRecord) -> str:
-    broken = [e for e in made.expectations if not e.passed]
-    if broken:
-        return f"transcription check failed: {made.engine}: {broken[0].expect}: {broken[0].message}"
-    return f"transcription by {made.engine} failed: {made.error}"
+            record.error = record.error or failure
 
 
 async def _judge(

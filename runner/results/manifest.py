@@ -76,6 +76,16 @@ class TranscriptionRecord:
     wer: float | None = None  # against the reference, normalised (runner.transcript.wer)
     expectations: list[ExpectationRecord] = field(default_factory=list)
 
+    def failure(self) -> str | None:
+        """Why it failed, as its item's error says it; None when it did not."""
+        if self.status != "failed":
+            return None
+        broken = [e for e in self.expectations if not e.passed]
+        if broken:
+            first = broken[0]
+            return f"transcription check failed: {self.engine}: {first.expect}: {first.message}"
+        return f"transcription by {self.engine} failed: {self.error}"
+
 
 # A task that could not be asked because no LLM is configured (a first run with no key):
 # shown, and counted apart, but not a failure.
