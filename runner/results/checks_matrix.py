@@ -86,9 +86,9 @@ class ChecksMatrix:
             else ""
         )
         return (
-            f'<h3>Checks</h3><p class="time">{len(rows)} items × {len(columns)} checks; '
-            f"{failed} items fail one or more, worst first. A cell's reason shows on "
-            "hover; click ✗ or ! to read it.</p>"
+            f'<h3>Checks</h3><p class="time">{_count(len(rows), "item")} × '
+            f"{_count(len(columns), 'check')}; {failed} failing one or more, worst first. "
+            "A cell's reason shows on hover; click ✗ or ! to read it.</p>"
             f'<div class="matrix"><table id="checks-matrix"><thead><tr><th>item</th>{head}'
             f"</tr></thead><tbody>{body}</tbody></table></div>{more}\n"
         )
@@ -133,6 +133,10 @@ def _cell_html(cell: Cell | None, name: str) -> str:
         f'<td class="{cell.state}" title="{_e(title)}"><details><summary>{mark}{_e(score)}'
         f'</summary><span class="reason">{_e(cell.reason)}</span></details></td>'
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _e(text: str) -> str:
