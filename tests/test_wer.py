@@ -152,3 +152,32 @@ def test_plan_counts_and_prices_every_engine_compared(tmp_path: Path) -> None:
     assert "; assemblyai universal-2: submit; faster-whisper: transcribe here; " in plan_text(
         plan, None
     )
+
+
+def test_a_compared_engine_is_recorded_when_the_primary_fails(
+    served: Path, run_cli: RunCli
+) -> None:
+    """The primary (a speech server nobody listens for) fails the item; AssemblyAI (the
+    fake), transcribing beside it, finishes and is recorded: it was paid for."""
+    shutil.copy(REPO / "tests" / "fixtures" / "audio" / "fox.wav", served / "call.wav")
+    (served / "r.yaml").write_text(
+        "version: 1\nname: r\ninputs: [{file: call.wav}]\n"
+        "transcription:\n  - {engine: openai-compatible, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "  - {speech_models: [universal-2]}\n"
+        "tasks:\n  text: {export: txt}\n"
+    )
+    code, _, err = run_cli("run", "r.yaml", "--progress", "plain", "--junit", "junit.xml")
+    assert code == 1, err
+    (item,) = load_manifest(served / "out" / "run.json")["items"]
+    assert "could not connect to 127.0.0.1:9" in item["error"]
+    primary, compared = item["transcriptions"]
+    assert (primary["engine"], primary["status"]) == ("openai-compatible", "failed")
+    assert (compared["engine"], compared["status"], compared["submitted"]) == (
+        "assemblyai",
+        "ok",
+        True,
+    )
+    summary = load_manifest(served / "out" / "run.json")["summary"]
+    assert summary["transcriptions_submitted"] == 1
+    junit = (served / "junit.xml").read_text()
+    assert 'tests="2" failures="0" errors="1"' in junit  # the item's error, said once

@@ -51,17 +51,25 @@ class Comparison:
         self.loader = loader
 
     async def settle(
-        self, recipe: Recipe, item: Item, primary: Awaitable[Settled]
+        self, recipe: Recipe, item: Item, record: ItemRecord, primary: Awaitable[Settled]
     ) -> tuple[Settled, list[Beside]]:
         """The primary's transcript (``primary``) and, meanwhile, the compared blocks'
-        (only of audio: a saved transcript or an id has nothing to transcribe again)."""
+        (only of audio: a saved transcript or an id has nothing to transcribe again).
+        When the primary fails, the others still finish, and the item's record keeps
+        them: what they cost was paid all the same."""
         audio = item.kind in (InputKind.FILE, InputKind.URL)
         compared = recipe.compared if audio else ()
         besides = [Beside(block, TranscriptionRecord(block.label, False)) for block in compared]
         running = [asyncio.create_task(self._settle(recipe, item, b)) for b in besides]
         try:
             settled = await primary
-        except BaseException:
+        except ItemError as exc:
+            await asyncio.gather(*running)
+            label = recipe.transcriptions[0].label if recipe.transcriptions else ""
+            failed = TranscriptionRecord(label, True, status="failed", error=exc.message)
+            record.transcriptions = [failed, *(beside.record for beside in besides)]
+            raise
+        except BaseException:  # the run stops: so do they (the ledger keeps what was paid)
             for task in running:
                 task.cancel()
             # Each is awaited (its CancelledError kept), so none is left unretrieved.

@@ -76,7 +76,7 @@ class ItemWork:
         primary = self.transcriber.settle(prepared.recipe, item, record)
         if not comparison.wanted(prepared.recipe):
             return folder, await primary, []
-        settled, besides = await self.comparison.settle(prepared.recipe, item, primary)
+        settled, besides = await self.comparison.settle(prepared.recipe, item, record, primary)
         return folder, settled, besides
 
     async def work_on(

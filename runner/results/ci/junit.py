@@ -92,6 +92,8 @@ def _cases(record: ItemRecord) -> Iterator[_Case]:
     for task in record.tasks:
         yield _task_case(record, task)
     for made in record.transcriptions:
+        if made.primary and made.status == "failed" and not made.expectations:
+            continue  # its transcript could not be had: the item's error case says so
         yield _transcription_case(record, made)
     # An item failed by a transcription's check has said so in that case.
     said = {made.failure() for made in record.transcriptions}
