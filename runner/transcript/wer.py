@@ -10,7 +10,7 @@ writing what was said differently (the rules, in order):
    spelled out, never words turned into digits: speech engines differ in which they
    write, and spelling is the direction with one answer.
 3. Hyphens, dashes and slashes split words; apostrophes join them (``let's`` is
-   ``lets``); every other punctuation mark is dropped.
+   ``lets``); every other punctuation mark or symbol is dropped (``$5`` is ``five``).
 4. Runs of spaces are one space.
 
 The rate itself (substitutions, deletions and insertions over the reference's words)
