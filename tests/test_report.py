@@ -127,18 +127,20 @@ async def test_a_person_opens_the_report_of_the_shipped_recipes_in_a_browser(
 ) -> None:
     """The shipped first-run (a recording transcribed here, exports, a summary and best
     quotes), meeting-notes, whose recording the fake refuses: one failed item, and
-    compare-engines: the same recording by AssemblyAI (the fake, which hears the
+    docs/examples/compare-engines: the same recording by AssemblyAI (the fake, which hears the
     wildfires interview in anything) and by Whisper here, each measured against the
     recording's script. Whisper decodes it once for both recipes (the same audio and
     options: one ledger key)."""
     fake.gateway.responder = None  # the fake's own replies: real sentences as quotes
     shutil.copytree(REPO / "recipes", served / "recipes")
+    (served / "docs" / "examples").mkdir(parents=True)
+    shutil.copy(REPO / "docs" / "examples" / "compare-engines.yaml", served / "docs" / "examples")
     code, _, err = await asyncio.to_thread(
         run_cli,
         "run",
         "recipes/first-run.yaml",
         "recipes/meeting-notes.yaml",
-        "recipes/compare-engines.yaml",
+        "docs/examples/compare-engines.yaml",
         "--progress",
         "plain",
     )
