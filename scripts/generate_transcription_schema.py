@@ -474,6 +474,25 @@ def check_up_to_date(out: Path, expected: str) -> int:
 RECIPE_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "recipe.schema.json"
 
 
+# Keys of a recipe's `transcription:` that are the runner's, not AssemblyAI's: the
+# recipe schema's copy of the options accepts them; the runner takes them out before
+# it sends the options.
+RUNNER_OPTIONS: Schema = {
+    "expect": {
+        "title": "Transcription checks",
+        "description": (
+            "Checks on each item's transcript, such as its word error rate against a "
+            "reference (`wer`). A failed check fails the item (exit code 1); its tasks "
+            "still run."
+        ),
+        "type": "array",
+        "minItems": 1,
+        "items": {"$ref": "#/$defs/transcription_expectation"},
+        "examples": [[{"wer": {"reference": "refs/{{ item.name }}.txt", "max": 0.15}}]],
+    }
+}
+
+
 def embed_in_recipe_schema(options: Schema, recipe_text: str) -> str:
     """The recipe schema with the transcription options copied into its ``$defs``.
 
@@ -490,6 +509,8 @@ def embed_in_recipe_schema(options: Schema, recipe_text: str) -> str:
         if name in defs and defs[name] != definition and name != "TranscriptionOptions":
             raise SpecError(f"$defs name clash between recipe and transcription schemas: {name}")
         defs[name] = definition
+    # The runner's own key beside AssemblyAI's options (never sent to AssemblyAI).
+    embedded["properties"] = {**embedded.get("properties", {}), **RUNNER_OPTIONS}
     defs["TranscriptionOptions"] = embedded
     return json.dumps(recipe, indent=2, ensure_ascii=False) + "\n"
 

@@ -122,34 +122,61 @@ ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    shutil.which("chromium") is None, reason=".ci/run installs chromium (Debian's package)"
-)
 async def test_a_person_opens_the_report_of_the_shipped_recipes_in_a_browser(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     """The shipped first-run (a recording transcribed here, exports, a summary and best
-    quotes) and meeting-notes, whose recording the fake refuses: one failed item."""
-    from browser import Browser
-
+    quotes), meeting-notes, whose recording the fake refuses: one failed item, and
+    docs/examples/compare-engines: the same recording by AssemblyAI (the fake, which hears the
+    wildfires interview in anything) and by Whisper here, each measured against the
+    recording's script. Whisper decodes it once for both recipes (the same audio and
+    options: one ledger key)."""
     fake.gateway.responder = None  # the fake's own replies: real sentences as quotes
     shutil.copytree(REPO / "recipes", served / "recipes")
+    (served / "docs" / "examples").mkdir(parents=True)
+    shutil.copy(REPO / "docs" / "examples" / "compare-engines.yaml", served / "docs" / "examples")
     code, _, err = await asyncio.to_thread(
         run_cli,
         "run",
         "recipes/first-run.yaml",
         "recipes/meeting-notes.yaml",
+        "docs/examples/compare-engines.yaml",
         "--progress",
         "plain",
     )
     assert code == 1, err
+    manifest = json.loads((served / "out" / "run.json").read_text())
+    compared = next(i for i in manifest["items"] if i["recipe"] == "compare-engines")
+    assistant, here = compared["transcriptions"]
+    assert (here["engine"], here["primary"], here["status"]) == ("faster-whisper", False, "ok")
+    assert here["wer"] <= 0.10  # tiny.en on the script, after the normaliser
+    assert here["expectations"][0]["score"] == here["wer"]
+    assert (assistant["engine"], assistant["primary"], assistant["submitted"]) == (
+        "assemblyai",
+        True,
+        True,
+    )
+    assert assistant["wer"] > 0.9  # the fake's wildfires transcript is another text
+    assert assistant["status"] == "failed"
+    assert compared["status"] == "failed"  # the item, not the run: every item finished
+    assert compared["error"].startswith("transcription check failed: assemblyai: wer ≤ 0.15")
+    assert [t["status"] for t in compared["tasks"]] == ["ok"]  # its task still ran
+    assert sum(1 for i in manifest["items"] if i["status"] == "ok") == 1  # first-run
+    table = (served / "out" / "compare-engines" / "results.csv").read_text().splitlines()
+    assert table[0].startswith("item,status,source,transcript_id,audio_duration,error,wer,")
+    assert "wer faster-whisper" in table[0]
     report = served / "out" / "report.html"
+    if shutil.which("chromium") is None:
+        pytest.skip(".ci/run installs chromium (Debian's package)")
+    from browser import Browser
+
     async with Browser() as browser:
         await browser.open(report)
         items = await browser.evaluate(
             "[...document.querySelectorAll('section.item h2')].map(h => h.textContent)"
         )
         assert sorted(items) == [
+            "compare-engines / team-sync failed",
             "first-run / team-sync ok",
             "meeting-notes / wildfires-interview failed",
         ]
@@ -164,12 +191,33 @@ async def test_a_person_opens_the_report_of_the_shipped_recipes_in_a_browser(
             "[...document.querySelectorAll('mark')].map(m => m.textContent).join(' ')"
         )
         assert marked  # the quote's words are marked in the transcript
+        # The engines compared: both transcriptions of the recording, with their rates.
+        engines = await browser.evaluate(
+            "[...document.querySelectorAll('#engines tbody tr')]"
+            ".map(r => [...r.cells].slice(1, 3).map(c => c.textContent))"
+        )
+        assert engines == [
+            ["assemblyai (primary)", f"{assistant['wer']:.3f}"],
+            ["faster-whisper", f"{here['wer']:.3f}"],
+        ]
+        # The checks matrix: the worst item first, its failed cell's reason a click away.
+        matrix = "document.getElementById('checks-matrix')"
+        first = await browser.evaluate(f"{matrix}.tBodies[0].rows[0].cells[0].textContent")
+        assert first == "compare-engines / team-sync"
+        failed = f"{matrix}.querySelector('td.fail details')"
+        assert await browser.evaluate(f"{failed}.open") is False
+        await browser.evaluate(f"{failed}.querySelector('summary').click()")
+        assert await browser.evaluate(f"{failed}.open") is True
+        reason = await browser.evaluate(f"{failed}.querySelector('.reason').textContent")
+        # Its words counted: the fake's long interview holds far more words than the script.
+        assert reason.startswith(f"WER {assistant['wer']:.3f}: ")
+        assert reason.endswith(" extra of 88 words, above 0.15")
         await browser.evaluate("document.getElementById('only-failed').click()")
         shown = await browser.evaluate(
             "[...document.querySelectorAll('section.item')]"
             ".filter(s => getComputedStyle(s).display !== 'none').length"
         )
-        assert shown == 1  # only the failed item
+        assert shown == 2  # only the failed items
         await browser.evaluate("document.getElementById('only-failed').click()")
         await browser.evaluate("document.querySelector('details.transcript').open = true")
         await browser.screenshot(ARTIFACTS / "report.png")

@@ -277,10 +277,17 @@ def test_transcription_options_are_generated_into_the_recipe_schema() -> None:
         (REPO / "schemas" / "recipe.schema.json").read_text(encoding="utf-8")
     )
     options = recipe["$defs"]["TranscriptionOptions"]
-    transcription = recipe["properties"]["transcription"]
+    listed = recipe["properties"]["transcription"]
+    # One block, or a list of them (engines compared side by side).
+    assert listed["else"] == {"$ref": "#/$defs/transcription_block"}
+    assert listed["then"]["items"] == {"$ref": "#/$defs/transcription_block"}
+    transcription = recipe["$defs"]["transcription_block"]
     # AssemblyAI's options, unless an `engine` transcribes on this machine.
     assert transcription["else"] == {"$ref": "#/$defs/TranscriptionOptions"}
     assert transcription["then"] == {"$ref": "#/$defs/LocalTranscription"}
+    # The runner's own key beside AssemblyAI's, in both kinds of block.
+    assert "expect" in options["properties"]
+    assert "expect" in recipe["$defs"]["LocalTranscription"]["properties"]
     assert options["additionalProperties"] is False
     assert {"speech_models", "speaker_labels", "language_code"} <= set(options["properties"])
     Draft202012Validator.check_schema(recipe)

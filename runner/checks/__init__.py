@@ -22,6 +22,7 @@ from typing import Any
 from runner.checks.dry_run import check_inputs, check_templates
 from runner.checks.graded import check_texts
 from runner.checks.models import check_region
+from runner.checks.references import check_references
 from runner.checks.resources import check_resources
 from runner.checks.tasks import check_tasks
 from runner.diagnostics import Diagnostic, display_path
@@ -151,4 +152,5 @@ def _check_recipe(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     if not any(d.is_error for d in found):
         found += check_templates(doc, recipe, engine)
         found += check_texts(doc, recipe, engine)
+        found += check_references(doc, recipe, engine)
     return found

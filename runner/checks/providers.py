@@ -12,6 +12,7 @@ from runner.api.secrets import key_variable_problem
 from runner.diagnostics import Diagnostic, suggest
 from runner.recipe.document import Document, KeyPath
 from runner.recipe.model import GATEWAY_PROVIDER, Recipe
+from runner.recipe.transcriptions import blocks
 
 # What only AssemblyAI's LLM Gateway does, and why another server cannot.
 _GATEWAY_FEATURES = {
@@ -32,7 +33,7 @@ def check_key_variables(
     places: list[KeyPath] = [
         ("providers", name, "api_key_env") for name in (doc.data.get("providers") or {})
     ]
-    places.append(("transcription", "api_key_env"))
+    places += [(*path, "api_key_env") for path, _ in blocks(doc.data)]
     found = []
     for path in places:
         value = _at(doc.data, path)

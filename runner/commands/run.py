@@ -269,6 +269,8 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
             plan = planned.get((recipe.name, item.name))
             if plan is not None and plan.transcription == "reuse":
                 step = "reuse the transcript in the ledger"
+            if plan is not None:  # engines compared: how each gets its transcript
+                step += "".join(f"; {c.engine}: {c.transcription}" for c in plan.compared)
             calls = (
                 f"{plan.calls} LLM call(s) to send, {plan.cached} cached"
                 if plan is not None

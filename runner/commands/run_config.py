@@ -111,8 +111,7 @@ def _private_without_key(recipes: Sequence[Recipe], api_key: str | None) -> bool
     if api_key or _in_ci():
         return False
     return all(
-        recipe.local_engine is not None and all(_here(recipe, s) for s in recipe.inputs)
-        for recipe in recipes
+        _local_only(recipe) and all(_here(recipe, s) for s in recipe.inputs) for recipe in recipes
     )
 
 
@@ -125,12 +124,19 @@ def _in_ci() -> bool:
 def _here(recipe: Recipe, spec: InputSpec) -> bool:
     """Whether an input's transcripts come without AssemblyAI: saved ones, files
     transcribed on this machine, or a list whose source columns are only those."""
-    local = {InputKind.TRANSCRIPT_FILE} | ({InputKind.FILE} if recipe.local_engine else set())
+    local = {InputKind.TRANSCRIPT_FILE} | ({InputKind.FILE} if _local_only(recipe) else set())
     if spec.kind is not InputKind.LIST:
         return spec.kind in local
     sources = {kind.value for kind in InputKind if kind is not InputKind.LIST}
     columns = sources.intersection(list_columns(recipe, spec))
     return bool(columns) and columns <= {kind.value for kind in local}
+
+
+def _local_only(recipe: Recipe) -> bool:
+    """Whether every block of its ``transcription:`` (engines compared included)
+    transcribes without AssemblyAI."""
+    compared = all(block.local_engine is not None for block in recipe.compared)
+    return recipe.local_engine is not None and compared
 
 
 @dataclass(frozen=True)

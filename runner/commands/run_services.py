@@ -154,8 +154,12 @@ def _speech_servers(recipes: Sequence[Recipe]) -> list[LocalEngine]:
     """The speech servers the recipes transcribe on (``engine: openai-compatible``),
     each once."""
     found: dict[str, LocalEngine] = {}
-    for recipe in recipes:
-        engine = recipe.local_engine
+    engines = [
+        engine
+        for recipe in recipes
+        for engine in (recipe.local_engine, *(b.local_engine for b in recipe.compared))
+    ]
+    for engine in engines:
         if engine is not None and engine.engine == "openai-compatible":
             found.setdefault(engine.server, engine)
     return list(found.values())

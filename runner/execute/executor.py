@@ -194,12 +194,14 @@ class Executor:
         results: Results = {}
         try:
             with self._state.phases.item("transcribing") as place:
-                folder, settled = await self.work.settle(prepared, item, record)
+                folder, settled, besides = await self.work.settle(prepared, item, record)
                 place.enter("ready")
                 # Waiting items hold an id; only items with room to work hold a transcript.
                 async with self._working:
                     place.enter("asking")
-                    await self.work.work_on(prepared, item, folder, settled, record, results)
+                    await self.work.work_on(
+                        prepared, item, folder, settled, record, results, besides
+                    )
         except ItemError as exc:
             # One item's trouble (an API error, a failed transcript, an unreadable file,
             # an unwritable folder, a store problem) is that item's failure; the others

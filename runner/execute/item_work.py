@@ -5,10 +5,13 @@ and its tasks run, each as soon as the tasks it needs (the task graph) are done.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
+from runner.execute import comparison
 from runner.execute.ask import Asker
 from runner.execute.claims import Claims
+from runner.execute.comparison import Beside
 from runner.execute.export import Exporter
 from runner.execute.loading import Obtained, Settled, TranscriptLoader
 from runner.execute.options import RunOptions
@@ -53,6 +56,7 @@ class ItemWork:
             speech=services.speech,
         )
         self.loader = TranscriptLoader(services.transcripts, store, offline=options.offline)
+        self.comparison = comparison.Comparison(self.transcriber, self.loader)
         asker = Asker(
             services, store, use_cache=options.use_cache, offline=options.offline, claims=claims
         )
@@ -64,11 +68,16 @@ class ItemWork:
 
     async def settle(
         self, prepared: PreparedRecipe, item: Item, record: ItemRecord
-    ) -> tuple[Path, Settled]:
-        """The item's folder, and its transcript once complete (not yet in hand)."""
+    ) -> tuple[Path, Settled, list[Beside]]:
+        """The item's folder, and its transcript once complete (not yet in hand); the
+        compared blocks' transcripts (:mod:`comparison`) meanwhile."""
         folder = item_dir(prepared.recipe, item, prepared.engine, self.options.out)
         record.folder = str(folder)
-        return folder, await self.transcriber.settle(prepared.recipe, item, record)
+        primary = self.transcriber.settle(prepared.recipe, item, record)
+        if not comparison.wanted(prepared.recipe):
+            return folder, await primary, []
+        settled, besides = await self.comparison.settle(prepared.recipe, item, record, primary)
+        return folder, settled, besides
 
     async def work_on(
         self,
@@ -78,9 +87,11 @@ class ItemWork:
         settled: Settled,
         record: ItemRecord,
         results: Results,
+        besides: Sequence[Beside] = (),
     ) -> None:
-        """Load and write the transcript, then run the tasks; each task's record joins
-        ``record`` and each result joins ``results`` as soon as it exists."""
+        """Load and write the transcript, check it and the compared ones (``besides``),
+        then run the tasks; each task's record joins ``record`` and each result joins
+        ``results`` as soon as it exists."""
         obtained = await self.loader.load(
             settled,
             sentences=prepared.needs_sentences,
@@ -96,6 +107,15 @@ class ItemWork:
             # other item's requests (and the reading of 429s) while the disk works.
             with step("writing"):
                 await self._files.call(write_transcript, folder / TRANSCRIPT_FILE, transcript)
+        if comparison.wanted(prepared.recipe):
+            await self.comparison.check(
+                prepared.recipe,
+                prepared.engine,
+                item,
+                record,
+                transcript.text,
+                besides,
+            )
         view = obtained.view
         await self._run_tasks(prepared, item, folder, obtained, view, record, results)
         if any(t.status in ("failed", "skipped") for t in record.tasks):

@@ -26,7 +26,7 @@ from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView, folder_context
 from runner.recipe.fallbacks import answering_task
-from runner.recipe.model import InputKind, Recipe, Task
+from runner.recipe.model import InputKind, Recipe, Task, Transcription
 from runner.recipe.prices import PriceTable, format_usd
 from runner.store import Store, audio_identity, judge_key, request_key, transcription_key
 from runner.transcript.model import Transcript, load_saved
@@ -35,6 +35,16 @@ from runner.transcript.text import estimate_tokens
 T = TypeVar("T")
 
 GROUP = "group"  # an ItemPlan of a group's tasks (`over:`), not of one item
+
+
+@dataclass
+class ComparedPlan:
+    """A compared block of ``transcription:`` for one item: how the run gets its
+    transcript ("reuse", "submit", "transcribe here")."""
+
+    engine: str
+    transcription: str
+    speech_model: str | None = None
 
 
 @dataclass
@@ -57,6 +67,11 @@ class ItemPlan:
     # Prompts over their model's context window without `long: map-reduce`: what the
     # run would refuse before sending (each a message with the size and the window).
     too_long: list[str] = field(default_factory=list)
+    compared: list[ComparedPlan] = field(default_factory=list)  # engines compared
+
+    def transcriptions(self) -> list[str]:
+        """How the run gets each of its transcripts: the primary's, then the compared."""
+        return [self.transcription, *(c.transcription for c in self.compared)]
 
 
 @dataclass
@@ -70,11 +85,11 @@ class Plan:
 
     @property
     def submissions(self) -> int:
-        return sum(1 for i in self.items if i.transcription == "submit")
+        return sum(i.transcriptions().count("submit") for i in self.items)
 
     @property
     def reused(self) -> int:
-        return sum(1 for i in self.items if i.transcription == "reuse")
+        return sum(i.transcriptions().count("reuse") for i in self.items)
 
     @property
     def calls(self) -> int:
@@ -94,11 +109,15 @@ class Plan:
 
     @property
     def unknown_submissions(self) -> int:
-        return sum(1 for i in self.items if i.transcription == "submit" and i.audio_seconds is None)
+        unknown = (i for i in self.items if i.audio_seconds is None)
+        return sum(i.transcriptions().count("submit") for i in unknown)
 
     @property
     def submitted_audio_hours(self) -> float:
-        return sum(i.audio_seconds or 0 for i in self.items if i.transcription == "submit") / 3600
+        seconds = sum(
+            (i.audio_seconds or 0) * i.transcriptions().count("submit") for i in self.items
+        )
+        return seconds / 3600
 
 
 def make_plan(
@@ -174,6 +193,8 @@ def _plan_item(
     if seconds is None and item.kind is InputKind.FILE:
         seconds = audio_seconds(Path(item.source))
         plan.audio_seconds = seconds
+    if item.kind in (InputKind.FILE, InputKind.URL):  # as the run: recordings only
+        plan.compared = [_compared(recipe, block, item, store) for block in recipe.compared]
     view = kept_view(store, transcript) if transcript is not None else None
     results: dict[str, TaskResultView | None] = {}
     graph = recipe.graph
@@ -334,6 +355,15 @@ def _known_transcript(
     return transcript, "reuse"
 
 
+def _compared(
+    recipe: Recipe, block: Transcription, item: Item, store: Store | None
+) -> ComparedPlan:
+    by_block = recipe.transcribed_by(block)
+    _, how = _known_transcript(by_block, item, store)
+    model = next(iter(by_block.transcription_request().get("speech_models", [])), None)
+    return ComparedPlan(block.label, how, None if block.local_engine else model)
+
+
 def _checked_transcript(data: Mapping[str, Any]) -> Transcript:
     """A stored transcript with its words parsed now, so damage is found here."""
     transcript = Transcript.from_api(data)
@@ -364,8 +394,9 @@ def plan_text(plan: Plan, prices: Mapping[str, PriceTable] | None) -> str:
             )
             continue
         audio = f"{item.audio_seconds / 60:.1f} min" if item.audio_seconds else "length unknown"
+        compared = "".join(f"; {c.engine}: {c.transcription}" for c in item.compared)
         lines.append(
-            f"  {item.recipe}/{item.item}: transcript {item.transcription} ({audio}); "
+            f"  {item.recipe}/{item.item}: transcript {item.transcription} ({audio}){compared}; "
             f"{item.calls} LLM call(s) to send, {item.cached} cached"
         )
     unknown = f" (+{plan.unknown_audio} item(s) of unknown length)" if plan.unknown_audio else ""
@@ -409,14 +440,19 @@ def plan_costs(plan: Plan, tables: Mapping[str, PriceTable]) -> PlanCosts:
     run, are not counted."""
     unpriced: set[str] = set()
     speech = 0.0
-    for item in plan.items:
-        if item.transcription != "submit" or item.audio_seconds is None:
-            continue
-        cost = tables.get(item.recipe, PriceTable()).transcription(
-            item.speech_model, item.audio_seconds
-        )
+    submissions = [
+        (item, model)
+        for item in plan.items
+        for how, model in [
+            (item.transcription, item.speech_model),
+            *((c.transcription, c.speech_model) for c in item.compared),
+        ]
+        if how == "submit" and item.audio_seconds is not None
+    ]
+    for item, model in submissions:
+        cost = tables.get(item.recipe, PriceTable()).transcription(model, item.audio_seconds)
         if cost is None:
-            unpriced.add(item.speech_model or "the speech model")
+            unpriced.add(model or "the speech model")
         else:
             speech += cost
     llm = 0.0
@@ -427,7 +463,8 @@ def plan_costs(plan: Plan, tables: Mapping[str, PriceTable]) -> PlanCosts:
                 unpriced.add(model)
             else:
                 llm += cost
-    speech_models = {i.speech_model or "the speech model" for i in plan.items}
+    speech_models = {model or "the speech model" for _, model in submissions}
+    speech_models |= {i.speech_model or "the speech model" for i in plan.items}
     return PlanCosts(
         None if unpriced & speech_models else speech,
         None if unpriced - speech_models else llm,
@@ -466,6 +503,9 @@ def plan_json(plan: Plan, prices: Mapping[str, PriceTable] | None = None) -> dic
                 "llm_cached": i.cached,
                 "input_tokens": i.input_tokens,
                 "calls_with_unknown_prompt": i.unknown_tokens,
+                "compared": [
+                    {"engine": c.engine, "transcription": c.transcription} for c in i.compared
+                ],
             }
             for i in plan.items
         ],

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.diagnostics import display_path
+from runner.recipe import transcriptions
 from runner.recipe.document import Document, KeyPath, format_path
 from runner.recipe.model import (
     DEFAULT_LEMUR_MODEL,
@@ -42,10 +43,13 @@ from runner.recipe.model import (
     TaskApi,
     Template,
     TemplateOrigin,
+    Transcription,
+    WerCheck,
     freeze,
     structured_reply,
 )
 from runner.recipe.prices import PriceTable, PriceTableError, price_table
+from runner.recipe.transcriptions import sent_options
 
 
 class _MissingFile(Exception):
@@ -80,6 +84,7 @@ def build(
             problems.append((missing.key_path, missing.message))
     output = data.get("output", {})
     review = data.get("review") or {}
+    primary = transcriptions.primary(data)
     recipe = Recipe(
         path=path,
         display=doc.file,
@@ -87,7 +92,7 @@ def build(
         name=str(data["name"]),
         description=str(data.get("description", "")),
         inputs=tuple(_input(doc, i, entry) for i, entry in enumerate(data["inputs"])),
-        transcription=freeze(data.get("transcription", {})),
+        transcription=freeze(sent_options(primary)),
         vars=freeze({**data.get("vars", {}), **(variables or {})}),
         var_overrides=freeze(dict(variables or {})),
         tasks=MappingProxyType(tasks),
@@ -98,13 +103,46 @@ def build(
         timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
         line_of_tasks=doc.mark(("tasks",)).line,
         table=output.get("table"),
-        prices=_prices(data.get("prices"), problems).enabling(data.get("transcription") or {}),
-        local_engine=_local_engine(data.get("transcription") or {}),
+        prices=_prices(data.get("prices"), problems).enabling(
+            sent_options(transcriptions.primary(data))
+        ),
+        local_engine=_local_engine(transcriptions.primary(data)),
         providers=MappingProxyType(providers),
         review_items=tuple(str(name) for name in review.get("items", ())),
         review_sample=review.get("sample"),
+        transcriptions=_transcriptions(doc),
     )
     return recipe, problems
+
+
+def _transcriptions(doc: Document) -> tuple[Transcription, ...]:
+    """Every block of ``transcription:``, the primary first, with its checks."""
+    found = transcriptions.blocks(doc.data)
+    names = transcriptions.labels([block for _, block in found])
+    return tuple(
+        Transcription(
+            label=name,
+            options=freeze(sent_options(block)),
+            local_engine=_local_engine(block),
+            checks=tuple(
+                _wer_check(doc, (*path, "expect", index, "wer"), entry["wer"])
+                for index, entry in enumerate(block.get("expect") or ())
+            ),
+        )
+        for (path, block), name in zip(found, names, strict=True)
+    )
+
+
+def _wer_check(doc: Document, path: KeyPath, spec: Mapping[str, Any]) -> WerCheck:
+    reference = spec["reference"]
+    line = doc.mark(path).line
+    limit = float(spec["max"])
+    if isinstance(reference, Mapping):
+        column = str(reference["column"])
+        return WerCheck(limit, line, reference_column=column, where=path)
+    label = "transcription.expect.wer.reference"
+    written = _inline(doc, (*path, "reference"), reference, label)
+    return WerCheck(limit, line, reference_file=written, where=path)
 
 
 def _provider(name: str, spec: Mapping[str, Any]) -> Provider:

@@ -8,7 +8,7 @@ template error can name the recipe line, even for an inline ``prompt: |`` block.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -119,6 +119,35 @@ class LocalEngine:
             "compute_type": self.compute_type,
             "vad_filter": self.vad_filter,
         }
+
+
+ASSEMBLYAI = "assemblyai"  # a transcription's engine when it names none
+
+
+@dataclass(frozen=True, slots=True)
+class WerCheck:
+    """``expect: [{wer: {reference, max}}]`` on a transcription: its word error rate
+    against what was really said (:mod:`runner.transcript.wer`), at most ``max``."""
+
+    max: float
+    line: int
+    reference_file: Template | None = None  # a text file, relative to the recipe's folder
+    reference_column: str | None = None  # or the item's variable (a list's or CSV's column)
+    where: KeyPath = ()  # the `wer` key, for validate's messages
+
+    def describe(self) -> str:
+        return f"wer ≤ {self.max:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    """One block of ``transcription:`` (a list holds several, the first the primary):
+    AssemblyAI's options, or a local engine, and the checks on its transcripts."""
+
+    label: str  # how the report names it: the engine, and its model when two share one
+    options: Mapping[str, JSON]  # as written, without the runner's own `expect`
+    local_engine: LocalEngine | None = None
+    checks: tuple[WerCheck, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,6 +582,21 @@ class Recipe:
     review_sample: int | None = None
     # The command line's vars (--var, --vars), already in `vars`: kept apart for run.json.
     var_overrides: Mapping[str, JSON] = field(default_factory=dict)
+    # Every block of `transcription:`, the primary (`transcription`, `local_engine`) first;
+    # empty for a recipe built without one.
+    transcriptions: tuple[Transcription, ...] = ()
+
+    @property
+    def compared(self) -> tuple[Transcription, ...]:
+        """The transcriptions made beside the primary, to compare engines."""
+        return self.transcriptions[1:]
+
+    def transcribed_by(self, transcription: Transcription) -> Recipe:
+        """This recipe with ``transcription`` as its primary: what the transcriber
+        needs to make (or reuse) that transcription."""
+        return replace(
+            self, transcription=transcription.options, local_engine=transcription.local_engine
+        )
 
     @property
     def base_dir(self) -> Path:

@@ -20,7 +20,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from runner.diagnostics import Diagnostic, Severity, suggest
-from runner.recipe.document import Document, KeyPath
+from runner.recipe.document import Document, KeyPath, format_path
+from runner.recipe.transcriptions import blocks
 
 SCHEMA_FILE = "recipe.schema.json"
 
@@ -144,7 +145,9 @@ def _unknown_keys(
 
 
 def _container_noun(path: KeyPath) -> str:
-    if path[:1] == ("transcription",) and len(path) == 1:
+    if path[:1] == ("transcription",) and (
+        len(path) == 1 or (len(path) == 2 and isinstance(path[1], int))
+    ):
         return "transcription option"
     return "key"
 
@@ -461,20 +464,24 @@ def _pattern_message(value: Any, schema: Mapping[str, Any]) -> str:
 
 
 def _deprecations(doc: Document) -> Iterator[Diagnostic]:
-    options = doc.data.get("transcription") if isinstance(doc.data, Mapping) else None
-    if not isinstance(options, Mapping):
-        return
     properties: Mapping[str, Any] = transcription_options_schema().get("properties", {})
+    for path, options in blocks(doc.data):
+        yield from _deprecated_options(doc, path, options, properties)
+
+
+def _deprecated_options(
+    doc: Document, path: KeyPath, options: Mapping[str, Any], properties: Mapping[str, Any]
+) -> Iterator[Diagnostic]:
     for key in options:
         spec = properties.get(key, {})
         if spec.get("deprecated") and not spec.get("x-removed"):  # removed: an error elsewhere
             replacement = spec.get("x-replacement") or "see AssemblyAI's documentation"
-            where = doc.mark(("transcription", key))
+            where = doc.mark((*path, key))
             yield Diagnostic(
                 doc.file,
                 where.line,
                 where.column,
-                f"$.transcription.{key}",
+                format_path((*path, key)),
                 f"{key!r} is deprecated by AssemblyAI. {replacement}",
                 Severity.WARNING,
             )

@@ -2,6 +2,8 @@
 
 Built from ``run.json`` (or a merged manifest) and the files the run wrote: the
 overview (items, tasks, failures with their recipe lines, tokens, cost, time), then
+the transcriptions compared (each engine's word error rate, time and cost) and the
+checks matrix (items × checks, worst first: :mod:`checks_matrix`), then
 each item: its outputs (Markdown as HTML, JSON as tables), its transcript with
 speakers and times, its quotes marked in the transcript with a player that seeks to
 each (for URL and file inputs), and its expectations. A filter shows only failed items.
@@ -31,11 +33,13 @@ from urllib.request import pathname2url
 import msgspec
 
 from runner.recipe.prices import format_usd
+from runner.results import checks_matrix, engines_html
 from runner.results.manifest import (
     ExpectationRecord,
     ItemRecord,
     Manifest,
     TaskRecord,
+    TranscriptionRecord,
     item_record,
 )
 from runner.results.rates import percent
@@ -102,6 +106,7 @@ def content_security_policy(script: str) -> str:
 
 
 _CSP = content_security_policy(_SCRIPT)
+_STYLES = _STYLE + checks_matrix.STYLE + engines_html.STYLE
 _FILTER = '<label><input type="checkbox" id="only-failed"> only failed items</label>\n'
 
 
@@ -139,6 +144,8 @@ class ReportWriter:
         self._written = 0  # bytes of items in full
         self._shortened = 0
         self._failures: list[str] = []
+        self._matrix = checks_matrix.ChecksMatrix()
+        self._engines = engines_html.EnginesTable()
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             self._spool = self._spool_path.open("w", encoding="utf-8")
@@ -158,6 +165,8 @@ class ReportWriter:
                 part = _short_item(index, record, self.out.parent)
                 self._shortened += 1
             self._spool.write(part)
+            self._matrix.add(record, f"item-{index}")
+            self._engines.add(record, f"item-{index}")
         except Exception as exc:  # a report must not end the run: kept, and said at its end
             self._fail(exc)
             return
@@ -190,11 +199,13 @@ class ReportWriter:
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}"><title>'
-            f"{_e(self._names)} · transcript-runner</title><style>{_STYLE}</style>"
+            f"{_e(self._names)} · transcript-runner</title><style>{_STYLES}</style>"
             f"</head><body>\n<h1>Run of {_e(self._names)}</h1>\n"
         )
         page.write(_overview(summary, self._failures))
         page.write(_rates(summary))
+        page.write(self._engines.html())
+        page.write(self._matrix.html())
         page.write(_FILTER)
         with self._spool_path.open(encoding="utf-8") as items:
             shutil.copyfileobj(items, page)
@@ -274,6 +285,11 @@ def _item(index: int, record: ItemRecord, report_dir: Path) -> str:
     ]
     if record.error:
         parts.append(f'<div class="error">{_e(record.error)}</div>')
+    parts += [
+        _transcription_check(made, check)
+        for made in record.transcriptions
+        for check in made.expectations
+    ]
     audio = _audio_source(record, report_dir)
     if audio is not None:
         parts.append(f'<audio controls preload="none" id="{player_id}" src="{_e(audio)}"></audio>')
@@ -370,6 +386,15 @@ def _percent(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "—"
     return percent(float(value))
+
+
+def _transcription_check(made: TranscriptionRecord, check: ExpectationRecord) -> str:
+    mark = "✓" if check.passed else "✗"
+    measured = f" (WER {check.score:.3f})" if check.score is not None and check.passed else ""
+    message = f": {check.message}" if check.message else measured
+    return (
+        f"<div>{mark} transcript by {_e(made.engine)}: expect {_e(check.expect)}{_e(message)}</div>"
+    )
 
 
 def _read_output(path: str | None) -> str | None:

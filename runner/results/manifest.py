@@ -79,6 +79,37 @@ class ExpectationRecord:
         return not self.passed and self.severity != "warn"
 
 
+@dataclass
+class TranscriptionRecord:
+    """One block of a recipe's ``transcription:`` list for one item (the primary, whose
+    transcript the tasks read, first): how it went, what it took, what it cost, and its
+    checks. Present when the recipe checks its transcripts or compares engines."""
+
+    engine: str  # the block's label: "assemblyai", "faster-whisper", ...
+    primary: bool
+    status: str = "ok"  # ok, failed (its transcription, or one of its checks)
+    error: str | None = None
+    transcript_id: str | None = None
+    speech_model: str | None = None
+    seconds: float | None = None  # waited for (AssemblyAI) or decoding (here); None: reused
+    submitted: bool = False
+    reused: bool = False
+    audio_duration: float | None = None
+    cost_usd: float | None = None  # what this run paid for it; None: paid, price unknown
+    wer: float | None = None  # against the reference, normalised (runner.transcript.wer)
+    expectations: list[ExpectationRecord] = field(default_factory=list)
+
+    def failure(self) -> str | None:
+        """Why it failed, as its item's error says it; None when it did not."""
+        if self.status != "failed":
+            return None
+        broken = [e for e in self.expectations if not e.passed]
+        if broken:
+            first = broken[0]
+            return f"transcription check failed: {self.engine}: {first.expect}: {first.message}"
+        return f"transcription by {self.engine} failed: {self.error}"
+
+
 # A task that could not be asked because no LLM is configured (a first run with no key):
 # shown, and counted apart, but not a failure.
 NOT_RUN = "not run"
@@ -158,6 +189,9 @@ class ItemRecord:
     transcription_cost_usd: float | None = None
     folder: str | None = None
     tasks: list[TaskRecord] = field(default_factory=list)
+    # Each block of `transcription:` (the primary first), when the recipe checks its
+    # transcripts or compares engines; empty otherwise.
+    transcriptions: list[TranscriptionRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -211,6 +245,15 @@ class Totals:
                 self.unpriced.add(record.speech_model or "the speech model (not reported)")
             else:
                 self.transcription_cost += record.transcription_cost_usd
+        for compared in record.transcriptions[1:]:  # the primary is the item's own
+            self.submitted += compared.submitted
+            self.reused += compared.reused
+            if not compared.submitted:
+                continue
+            if compared.cost_usd is None:
+                self.unpriced.add(compared.speech_model or "the speech model (not reported)")
+            else:
+                self.transcription_cost += compared.cost_usd
         for task in record.tasks:
             self.cached += task.cached
             self.asked += task.asked
@@ -449,6 +492,13 @@ def price(record: ItemRecord, prices: PriceTable) -> None:
                     if check.asked and check.model_used is not None
                     else 0.0
                 )
+    for index, made in enumerate(record.transcriptions):
+        if index == 0:
+            made.cost_usd = record.transcription_cost_usd
+        elif made.submitted and made.audio_duration is not None:
+            made.cost_usd = prices.transcription(made.speech_model, made.audio_duration)
+        else:
+            made.cost_usd = 0.0
 
 
 def _record_fields(value: object) -> Any:
@@ -523,15 +573,28 @@ def item_record(data: Any, index: int) -> ItemRecord:
     """One item of a manifest (the ``index``-th, for messages) as the runner's record."""
     fields = _known_fields(ItemRecord, data, f"item {index}")
     fields["tasks"] = [_task(task, f"item {index}") for task in fields.get("tasks") or ()]
+    fields["transcriptions"] = [
+        _transcription(made, f"item {index}") for made in fields.get("transcriptions") or ()
+    ]
     return ItemRecord(**fields)
+
+
+def _transcription(data: Any, where: str) -> TranscriptionRecord:
+    fields = _known_fields(TranscriptionRecord, data, f"a transcription of {where}")
+    fields["expectations"] = _expectations(fields, where)
+    return TranscriptionRecord(**fields)
+
+
+def _expectations(fields: Mapping[str, Any], where: str) -> list[ExpectationRecord]:
+    return [
+        ExpectationRecord(**_known_fields(ExpectationRecord, e, f"an expectation of {where}"))
+        for e in fields.get("expectations") or ()
+    ]
 
 
 def _task(data: Any, where: str) -> TaskRecord:
     fields = _known_fields(TaskRecord, data, f"a task of {where}")
-    fields["expectations"] = [
-        ExpectationRecord(**_known_fields(ExpectationRecord, e, f"an expectation of {where}"))
-        for e in fields.get("expectations") or ()
-    ]
+    fields["expectations"] = _expectations(fields, where)
     return TaskRecord(**fields)
 
 

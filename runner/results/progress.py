@@ -154,7 +154,8 @@ def describe(record: ItemRecord) -> str:
         notes = (f", {not_run} not run" if not_run else "") + (
             f", {unmet} check{'s' if unmet != 1 else ''} failed: see run.json" if unmet else ""
         )
-        return f"{where}: ok ({count}{notes})"
+        wer = f", WER {record.transcriptions[0].wer:.3f}" if _measured(record) else ""
+        return f"{where}: ok ({count}{notes}{wer})"
     if record.error:
         return f"{where}: {record.status}: {one_line(record.error)}"
     failed = [t for t in record.tasks if t.status in ("failed", "skipped")]
@@ -164,6 +165,11 @@ def describe(record: ItemRecord) -> str:
     more = f" (and {len(failed) - 1} more: see run.json)" if len(failed) > 1 else ""
     cause = one_line(first.error or "")
     return f"{where}: {record.status}: {first.task} {first.status}: {cause}{more}"
+
+
+def _measured(record: ItemRecord) -> bool:
+    """Whether the item's transcript has a word error rate (its recipe checks it)."""
+    return bool(record.transcriptions) and record.transcriptions[0].wer is not None
 
 
 def cost_text(totals: Totals, priced: bool) -> str:

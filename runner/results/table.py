@@ -1,6 +1,8 @@
 """The run's results table (``output.table``): one row per item, for spreadsheets.
 
-Each row has the item's name, status, source and transcript, then one column per task:
+Each row has the item's name, status, source and transcript (and its word error rate,
+``wer``, with each compared engine's beside it, when the recipe checks its
+transcripts), then one column per task:
 the task's text, or for a task whose result is JSON its fields flattened into columns
 (``summary.title``, ``summary.speakers.0.name`` for objects in lists; lists of plain
 values joined with ``; ``). An export's column holds its file, not a subtitle file's
@@ -63,6 +65,7 @@ def row_of(
         "audio_duration": record.audio_duration,
         "error": record.error or (f"{failed.task}: {failed.error}" if failed else None),
     }
+    row.update(wer_columns(record))
     for name, task in recipe.tasks.items():
         task_record = records.get(name)
         result = results.get(name) if task_record and task_record.status == "ok" else None
@@ -76,6 +79,14 @@ def row_of(
         else:
             row[name] = result.text
     return row
+
+
+def wer_columns(record: ItemRecord) -> dict[str, float | None]:
+    """The item's word error rate (``wer``: the primary transcript's) and each compared
+    engine's (``wer ENGINE``), when the recipe checks or compares its transcripts."""
+    return {
+        "wer" if made.primary else f"wer {made.engine}": made.wer for made in record.transcriptions
+    }
 
 
 def flatten(value: Any, prefix: str) -> dict[str, Any]:

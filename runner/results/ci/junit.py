@@ -15,6 +15,7 @@ from runner.results.manifest import (
     ItemRecord,
     Manifest,
     TaskRecord,
+    TranscriptionRecord,
     failed_expectations,
     item_records,
     ordered_by_recipe,
@@ -98,7 +99,13 @@ class _Case:
 def _cases(record: ItemRecord) -> Iterator[_Case]:
     for task in record.tasks:
         yield _task_case(record, task)
-    if record.error:
+    for made in record.transcriptions:
+        if made.primary and made.status == "failed" and not made.expectations:
+            continue  # its transcript could not be had: the item's error case says so
+        yield _transcription_case(record, made)
+    # An item failed by a transcription's check has said so in that case.
+    said = {made.failure() for made in record.transcriptions}
+    if record.error and record.error not in said:
         name = ITEM_CASE if not record.tasks else "item"
         yield _Case(
             record,
@@ -130,6 +137,31 @@ def _task_case(record: ItemRecord, task: TaskRecord) -> _Case:
         case.message = case.text = task.error or "failed"
     elif task.status in ("skipped", NOT_RUN):
         case.outcome, case.message = "skipped", task.error or "skipped"
+    return case
+
+
+def _transcription_case(record: ItemRecord, made: TranscriptionRecord) -> _Case:
+    """A block of ``transcription:`` (the primary, or an engine compared): a failure
+    when a check failed, an error when it could not be transcribed."""
+    properties = {
+        "engine": made.engine,
+        "primary": made.primary,
+        "wer": made.wer,
+        "speech_model": made.speech_model,
+        "cost_usd": made.cost_usd,
+        "reused": made.reused,
+    }
+    name = f"transcription {made.engine}"
+    line = made.expectations[0].line if made.expectations else 0
+    case = _Case(record, name, made.seconds, line, properties, "")
+    failed = [e for e in made.expectations if not e.passed]
+    if failed:
+        case.outcome, case.kind = "failure", "expectation"
+        case.message = "; ".join(e.message or f"{e.expect} failed" for e in failed)
+        case.text = "\n".join(f"{e.expect} (recipe line {e.line}): {e.message}" for e in failed)
+    elif made.status == "failed":
+        case.outcome, case.kind = "error", "transcript"
+        case.message = case.text = made.error or "failed"
     return case
 
 

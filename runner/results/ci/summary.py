@@ -8,6 +8,7 @@ from runner.results.manifest import (
     Manifest,
     TaskRecord,
     Totals,
+    TranscriptionRecord,
     failed_expectations,
     item_records,
     ordered_by_recipe,
@@ -42,6 +43,7 @@ def step_summary(manifest: Manifest) -> str:
     groups = ordered_by_recipe(manifest, records)
     lines = [_heading(manifest), "", _overview(manifest, records, len(groups)), ""]
     lines += _table(groups)
+    lines += _transcription_lines(groups)
     rates = totals_of(records).rates
     lines += _rates(rates)
     failures = [f"pass rate: {_inline(s.words())}" for s in rates.below()]
@@ -134,6 +136,44 @@ def _row(recipe: str, totals: Totals, *, escape: bool = True) -> str:
         _cost(totals),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def _transcription_lines(groups: Sequence[tuple[str, list[ItemRecord]]]) -> list[str]:
+    """Each item's word error rate, time and cost by engine, when its recipe checks
+    or compares its transcripts (the primary first, marked)."""
+    rows = [
+        f"| {_cell(recipe)} | {_cell(record.item)} | {_cell(made.engine)}"
+        f"{' (primary)' if made.primary else ''} | {_wer(made.wer)} | {_seconds(made.seconds)}"
+        f" | {_usd(made.cost_usd, made.submitted)} | {_checks(made)} |"
+        for recipe, records in groups
+        for record in records
+        for made in record.transcriptions
+    ]
+    if not rows:
+        return []
+    head = "| recipe | item | engine | WER | time | cost | checks |"
+    return ["", "#### Transcriptions", "", head, "|" + "---|" * 7, *rows]
+
+
+def _wer(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.3f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "reused" if value is None else f"{value:.1f} s"
+
+
+def _usd(cost: float | None, submitted: bool) -> str:
+    if cost is None:
+        return "unknown" if submitted else "–"
+    return format_usd(cost)
+
+
+def _checks(made: TranscriptionRecord) -> str:
+    if made.status == "failed" and not made.expectations:
+        return f"❌ {_cell(made.error or 'failed')}"
+    marks = [f"{'✅' if e.passed else '❌'} {_cell(e.expect)}" for e in made.expectations]
+    return ", ".join(marks) or "–"
 
 
 def _cost(totals: Totals) -> str:
