@@ -7,6 +7,7 @@ Gateway answers a judge's structured request (tests/fakeapi.py: `judge_responder
 from __future__ import annotations
 
 import asyncio
+import html as _html
 import json
 import re
 import shutil
@@ -218,6 +219,12 @@ def test_a_warn_check_is_recorded_and_never_fails_the_item(
     assert task["status"] == "ok"
     (check,) = task["expectations"]
     assert (check["passed"], check["severity"]) == (False, "warn")
+    # The report's checks matrix marks it a warning (!), with the judge's reason.
+    page = (served / "out" / "report.html").read_text()
+    cell = page[page.index('id="checks-matrix"') :]
+    assert '<td class="warn"' in cell
+    assert '<td class="fail"' not in cell
+    assert _html.escape(check["reason"], quote=True) in cell
     # The rubric speaks of the transcript: the judge was shown it.
     assert "<transcript>" in judge_calls(fake)[0].messages[-1]["content"]
 

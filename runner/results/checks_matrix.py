@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from runner.results.manifest import ExpectationRecord, ItemRecord
 
@@ -105,14 +104,14 @@ def _cells(record: ItemRecord) -> Iterator[tuple[str, Cell]]:
 
 
 def _cell(check: ExpectationRecord) -> Cell:
-    # A check's severity is optional in its record (`warn`: shown, never failing).
-    severity: Any = getattr(check, "severity", None)
-    state = PASS if check.passed else (WARN if severity == "warn" else FAIL)
+    state = PASS if check.passed else (WARN if check.severity == "warn" else FAIL)
     score = check.score
     number = (
         float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
     )
-    return Cell(state, str(check.message)[:MAX_REASON], None if number is None else float(number))
+    # A judge says why in its own words (`reason`); other checks say why they failed.
+    reason = check.reason or check.message
+    return Cell(state, str(reason)[:MAX_REASON], None if number is None else float(number))
 
 
 def _row_html(row: _Row, columns: list[str]) -> str:
