@@ -21,7 +21,7 @@ import fcntl
 import hashlib
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +61,18 @@ class SharedDecodes:
         return iter(segments), info
 
 
-@pytest.fixture(autouse=True, scope="session")
-def shared_decodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Every Whisper model the runner loads in this session answers from the shared decodes."""
+def decodes_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of this run's decodes, shared by its workers (and their subprocesses)."""
     base = tmp_path_factory.getbasetemp()
     # Under xdist each worker's basetemp is pytest-N/popen-gwK: pytest-N is the run's.
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     folder = shared / "whisper-decodes"
     folder.mkdir(exist_ok=True)
+    return folder
+
+
+def shared_loader(folder: Path) -> Callable[[str, str, int], Any]:
+    """``local_engine._load``, whose models answer from the decodes kept in ``folder``."""
     load = local_engine._load
 
     def load_shared(name_or_path: str, compute_type: str, threads: int) -> Any:
@@ -78,6 +82,13 @@ def shared_decodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         # 3-second decode took 50 s in the suite); the words are the same.
         return SharedDecodes(load(name_or_path, compute_type, 1), label, folder)
 
+    return load_shared
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shared_decodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every Whisper model the runner loads in this session answers from the shared
+    decodes (the warm `transcript-runner` of tests/warmstart.py too)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(local_engine, "_load", load_shared)
+        patch.setattr(local_engine, "_load", shared_loader(decodes_folder(tmp_path_factory)))
         yield
