@@ -29,6 +29,15 @@ pytest_plugins = ("fakeapi", "shared_decodes", "warmstart")
 pytest.register_assert_rewrite("docblocks")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``slow`` tests first, each file's in its own order: xdist's worksteal gives each
+    worker half of this list and lets an idle worker take from the end of another's, so
+    seconds-long tests left at the end of a half would run alone while the other core
+    waits. (Only the order changes; every test runs.)"""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def no_user_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Hugging Face's and XDG's caches in a temporary folder: a model a test finds is one
