@@ -17,8 +17,8 @@ codes are the workflow's own; only the import happened earlier, in the parent.
 ``python -m runner.MODULE`` lines (action.yml's) go the same way (``runpy``). A Whisper
 model loaded there answers from the suite's shared decodes (tests/shared_decodes.py):
 the workflow runs the shipped first-run.yaml, whose recording the local engine's tests
-decode already.
-:func:`test_warmstart.py` holds this to a cold start of the installed script.
+decode already. tests/test_warmstart.py holds all this to a cold start of the installed
+script.
 """
 
 from __future__ import annotations
