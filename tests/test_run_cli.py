@@ -1224,9 +1224,10 @@ tasks:
 
 
 class _AnswersThenSignals:
-    """The fake's responder: a reply whose check takes seconds of CPU (the pattern
-    backtracks), long enough to be checked on a thread; after ``count`` answers it
-    touches ``signal`` (the fake runs in its own process)."""
+    """The fake's responder: a reply whose check takes about half a second of CPU (the
+    pattern backtracks: 30 a's; 32 took 1.1 s, and the rerun checks both again), long
+    enough to be checked on a thread and killed while checking; after ``count`` answers
+    it touches ``signal`` (the fake runs in its own process)."""
 
     def __init__(self, signal: Path, count: int) -> None:
         self.signal, self.count, self.answered = signal, count, 0
@@ -1235,7 +1236,7 @@ class _AnswersThenSignals:
         self.answered += 1
         if self.answered == self.count:
             self.signal.touch()
-        return json.dumps({"code": "a" * 32 + "b", "notes": "n" * 17_000})
+        return json.dumps({"code": "a" * 30 + "b", "notes": "n" * 17_000})
 
 
 def _rows(state: Path, table: str) -> int:
@@ -1271,7 +1272,7 @@ def test_replies_received_before_a_kill_9_are_not_paid_again(tmp_path: Path) -> 
         while not answered.exists():  # readiness: the fake has sent both replies
             assert process.poll() is None, process.communicate()[1]
             time.sleep(0.02)
-        # A moment for the replies to come in; the checks take seconds each. Killed
+        # A moment for the replies to come in; the checks take a while each. Killed
         # after at most 2 s whether or not they were committed (the check is below).
         deadline = time.monotonic() + 2
         while _rows(state, "replies") < 2 and time.monotonic() < deadline:
