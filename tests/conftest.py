@@ -20,11 +20,22 @@ from runner.cli import main
 if TYPE_CHECKING:
     from fakeapi import FakeAssemblyAI
 
-# The fake's fixtures: fake, base_url (served on the test's loop), thread_url.
-pytest_plugins = ("fakeapi",)
+# The fake's fixtures: fake, base_url (served on the test's loop), thread_url; one Whisper
+# decode per audio and options for the whole suite (tests/shared_decodes.py); `warm`, the
+# `transcript-runner` that bash lines of the workflow and the action run (tests/warmstart.py).
+pytest_plugins = ("fakeapi", "shared_decodes", "warmstart")
 
 # Checks shared by the docs tests fail with pytest's explanations, as asserts in tests do.
 pytest.register_assert_rewrite("docblocks")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``slow`` tests first, each file's in its own order: xdist's worksteal gives each
+    worker half of this list and lets an idle worker take from the end of another's, so
+    seconds-long tests left at the end of a half would run alone while the other core
+    waits. (Only the order changes; every test runs.)"""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -112,6 +112,7 @@ FaultKind = Literal[
     "status",
     "reset",
     "delay",
+    "hold",
     "malformed",
     "after_processing_reset",
     "after_processing_status",
@@ -374,6 +375,7 @@ class TranscriptJob:
     polls: int = 0
     deleted: bool = False
     complete_after: float | None = None
+    gate: Path | None = None  # unfinished while this file does not exist
     submitted_at: float = field(default_factory=time.monotonic)
     fetches: list[JobFetch] = field(default_factory=list, repr=False, compare=False)
     _completed: bytes | None = field(default=None, repr=False, compare=False)
@@ -394,6 +396,8 @@ class TranscriptJob:
 
     def _done(self) -> bool:
         """Whether the job has reached its terminal status."""
+        if self.gate is not None and not self.gate.exists():
+            return False
         if self.complete_after is None:
             return self.polls >= self.polls_to_completed
         return time.monotonic() >= self.submitted_at + self.complete_after
@@ -618,6 +622,7 @@ class Fault:
     hard: bool = False
     # "reshape": what the served JSON answer becomes (the request is served first).
     transform: Callable[[Any], Any] | None = field(default=None, compare=False)
+    gate: Path | None = None  # "hold": served once this file exists
 
     def describe(self) -> str:
         """A short label stored in the request history."""
@@ -649,6 +654,12 @@ def reset(*, hard: bool = False) -> Fault:
 def delay(seconds: float) -> Fault:
     """Sleep before serving normally, to exercise client timeouts."""
     return Fault("delay", seconds=seconds)
+
+
+def hold(gate: Path) -> Fault:
+    """Serve normally once the file ``gate`` exists: a request kept on the wire until the
+    test opens the gate (from any process), however fast or slow the machine."""
+    return Fault("hold", gate=gate)
 
 
 def malformed(body: str | None = None) -> Fault:
@@ -1640,6 +1651,9 @@ class FakeAssemblyAI:
         # Clock mode (benchmarks): each new job is done this many seconds after it was
         # submitted, whatever the polls; None keeps the poll-driven lifecycle.
         self.complete_after = complete_after
+        # A gate the test opens, across processes (serve_in_process): while this file does
+        # not exist, no new job finishes, however often it is polled or however long ago.
+        self.gate: Path | None = None
         self.require_speech_models = require_speech_models
         self.spec_path = spec_path
         self.base_url: str | None = None
@@ -1820,6 +1834,11 @@ class FakeAssemblyAI:
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
             return None
+        if fault.kind == "hold":
+            assert fault.gate is not None
+            while not fault.gate.exists():
+                await asyncio.sleep(0.01)
+            return None
         if fault.kind == "reset":
             return drop_connection(request, hard=fault.hard)
         if fault.kind == "raw" and not fault.hard:
@@ -1942,6 +1961,7 @@ class FakeAssemblyAI:
             error=error,
             created=_now_iso(self.clock_offset),
             complete_after=self.complete_after,
+            gate=self.gate,
         )
         self.transcripts[job.id] = job
         return job

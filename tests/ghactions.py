@@ -87,17 +87,23 @@ def commands_of(script: str) -> list[str]:
 
 
 def run_script(
-    script: str, where: str, cwd: Path, env: Mapping[str, str], commands: list[Command]
+    script: str,
+    where: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    commands: list[Command],
+    python: str = sys.executable,
 ) -> bool:
     """Play one ``run:`` script (its expressions already filled in); False when it failed.
 
-    Each command run is appended to ``commands``.
+    Each command run is appended to ``commands``; ``python -m runner...`` runs on
+    ``python`` (the warm one of tests/warmstart.py, in the tests that have it).
     """
     for line in script_lines(script):
         if line in INSTALLS:
             continue  # installed already: the test runs in an environment that has it
         if line.startswith(PYTHON_MODULE):
-            line = f'"{sys.executable}" {line.removeprefix("python ")}'
+            line = f'"{python}" {line.removeprefix("python ")}'
         elif not line.startswith((COMMAND, "echo ")):
             pytest.fail(f"{where}: teach the test what `{line}` does")
         done = subprocess.run(
@@ -146,6 +152,7 @@ def play_action(
     env: Mapping[str, str],
     commands: list[Command],
     github: Mapping[str, str] = PUSH,
+    python: str = sys.executable,
 ) -> bool:
     """Play action.yml's composite steps, as a workflow's ``uses:`` step with ``with: given``,
     in the ``github`` context (a push, unless told); False when a step failed.
@@ -175,7 +182,7 @@ def play_action(
         else:
             own = {k: substitute(str(v), values, where) for k, v in step.get("env", {}).items()}
             script = substitute(step["run"], values, where)
-            ran = run_script(script, where, cwd, {**step_env, **own}, commands)
+            ran = run_script(script, where, cwd, {**step_env, **own}, commands, python)
             outcome = "success" if ran else "failure"
             failed = failed or not ran
         if "id" in step:

@@ -33,6 +33,7 @@ from fakeapi import CHAT_PATH, FakeAssemblyAI, serve_in_thread
 from fakegithub import FakeGitHub, serve_github
 from ghactions import ACTION_FILE, COMMAND, Command, load_action, play_action
 from gitrepo import commit_all, git, saved_transcripts
+from warmstart import Warm
 
 from runner.checks import discover
 from runner.cli import cli
@@ -49,19 +50,11 @@ tasks:
 """
 
 
-def runner_env(tmp_path: Path) -> dict[str, str]:
-    """The environment of a GitHub runner, with this interpreter's transcript-runner first."""
-    here = Path(sys.executable).parent
-    if (here / "transcript-runner").is_file():
-        folder = here
-    else:  # not installed as a script: a stand-in
-        folder = tmp_path / "bin"
-        folder.mkdir()
-        shim = folder / "transcript-runner"
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runner "$@"\n', encoding="utf-8")
-        shim.chmod(0o755)
+def runner_env(warm: Warm) -> dict[str, str]:
+    """The environment of a GitHub runner, with a `transcript-runner` of this checkout
+    first on its PATH: the warm one (tests/warmstart.py), a process per command."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_"))}
-    env["PATH"] = str(folder) + os.pathsep + env.get("PATH", "")
+    env["PATH"] = str(warm.bin) + os.pathsep + env.get("PATH", "")
     env["GITHUB_ACTIONS"] = "true"
     return env
 
@@ -110,13 +103,15 @@ def test_the_action_installs_itself_and_validates() -> None:
 
 
 @pytest.mark.slow  # the action's commands, real subprocesses
-def test_the_action_passes_good_recipes_and_annotates_a_broken_one(tmp_path: Path) -> None:
-    env = runner_env(tmp_path)
+def test_the_action_passes_good_recipes_and_annotates_a_broken_one(
+    tmp_path: Path, warm: Warm
+) -> None:
+    env = runner_env(warm)
     workspace = tmp_path / "workspace"
     shutil.copytree(ROOT / "recipes", workspace / "recipes")
 
     ran: list[Command] = []
-    assert play_action({}, workspace, env, ran)  # the default: recipes/
+    assert play_action({}, workspace, env, ran, python=str(warm.python))  # the default: recipes/
     (validated,) = ran
     assert validated.code == 0, validated.stdout + validated.stderr
     assert validated.stdout.startswith("::warning file=recipes/lemur-locations.yaml,line=15,")
@@ -125,7 +120,7 @@ def test_the_action_passes_good_recipes_and_annotates_a_broken_one(tmp_path: Pat
     (workspace / "more" / "broken.yaml").write_text(BROKEN, encoding="utf-8")
     ran = []
     given = {"recipes": "recipes/first-run.yaml\nmore/"}  # a file and a folder, two lines
-    assert not play_action(given, workspace, env, ran)
+    assert not play_action(given, workspace, env, ran, python=str(warm.python))
     (validated,) = ran
     assert validated.code == 3
     errors = [line for line in validated.stdout.split("\n") if line.startswith("::error ")]
@@ -175,8 +170,8 @@ def _pull_request(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return workspace, github | {"event": str(event)}
 
 
-def _pr_env(tmp_path: Path, api: str, github_url: str, event: str) -> dict[str, str]:
-    env = runner_env(tmp_path)
+def _pr_env(tmp_path: Path, warm: Warm, api: str, github_url: str, event: str) -> dict[str, str]:
+    env = runner_env(warm)
     env.pop("ASSEMBLYAI_API_KEY", None)
     return env | {
         "ASSEMBLYAI_BASE_URL": api,
@@ -190,17 +185,19 @@ def _pr_env(tmp_path: Path, api: str, github_url: str, event: str) -> dict[str, 
 
 @pytest.mark.slow  # git and the action's commands, real subprocesses
 def test_on_a_pull_request_the_review_is_posted_then_updated(
-    tmp_path: Path, fake: FakeAssemblyAI, api_key: str
+    tmp_path: Path, fake: FakeAssemblyAI, api_key: str, warm: Warm
 ) -> None:
     workspace, github = _pull_request(tmp_path)
     event = github.pop("event")
     _push(workspace, RECIPE.replace("Summarize:", "Summarize briefly:"))
     hub = FakeGitHub()
     with serve_in_thread(fake) as api, serve_github(hub) as github_url:
-        env = _pr_env(tmp_path, api, github_url, event)
+        env = _pr_env(tmp_path, warm, api, github_url, event)
         given = {"recipes": "calls.yaml", "api-key": api_key}
         ran: list[Command] = []
-        assert play_action(given, workspace, env, ran, github), [c.stderr for c in ran]
+        assert play_action(given, workspace, env, ran, github, python=str(warm.python)), [
+            c.stderr for c in ran
+        ]
         _, reviewed, posted = ran
         assert reviewed.line.startswith("transcript-runner review --base")
         assert len(fake.requests_to(f"POST {CHAT_PATH}")) == 4  # summary: 2 items, 2 sides
@@ -212,7 +209,9 @@ def test_on_a_pull_request_the_review_is_posted_then_updated(
 
         _push(workspace, RECIPE.replace("Topics of:", "Main topics of:"))  # a second push
         ran = []
-        assert play_action(given, workspace, env, ran, github), [c.stderr for c in ran]
+        assert play_action(given, workspace, env, ran, github, python=str(warm.python)), [
+            c.stderr for c in ran
+        ]
         assert "review comment updated on pull request #12" in ran[-1].stderr
         (comment,) = hub.on(NUMBER)  # still one comment: the same one, updated
         assert "Main topics of" in str(comment["body"])
@@ -223,16 +222,18 @@ def test_on_a_pull_request_the_review_is_posted_then_updated(
 
 @pytest.mark.slow  # git and the action's commands, real subprocesses
 def test_without_a_key_the_review_is_offline_and_a_forks_token_only_warns(
-    tmp_path: Path, fake: FakeAssemblyAI
+    tmp_path: Path, fake: FakeAssemblyAI, warm: Warm
 ) -> None:
     workspace, github = _pull_request(tmp_path)
     event = github.pop("event")
     _push(workspace, RECIPE.replace("Summarize:", "Summarize briefly:"))
     hub = FakeGitHub(refuse=True)  # a fork's read-only token
     with serve_in_thread(fake) as api, serve_github(hub) as github_url:
-        env = _pr_env(tmp_path, api, github_url, event)
+        env = _pr_env(tmp_path, warm, api, github_url, event)
         ran: list[Command] = []
-        assert play_action({"recipes": "calls.yaml"}, workspace, env, ran, github)
+        assert play_action(
+            {"recipes": "calls.yaml"}, workspace, env, ran, github, python=str(warm.python)
+        )
     _, notice, reviewed, posted = ran
     assert notice.stdout.startswith("::notice title=transcript-runner review::no api-key")
     assert reviewed.line.startswith("transcript-runner review --offline --base")
@@ -244,11 +245,13 @@ def test_without_a_key_the_review_is_offline_and_a_forks_token_only_warns(
     assert "only the cache was compared" in (tmp_path / "summary.md").read_text()
 
 
-def test_outside_a_pull_request_the_review_is_skipped(tmp_path: Path) -> None:
+def test_outside_a_pull_request_the_review_is_skipped(tmp_path: Path, warm: Warm) -> None:
     ran: list[Command] = []
     shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
-    env = runner_env(tmp_path)
-    assert play_action({"api-key": "k"}, tmp_path, env, ran)  # a push: no pull request
+    env = runner_env(warm)
+    assert play_action(
+        {"api-key": "k"}, tmp_path, env, ran, python=str(warm.python)
+    )  # a push: no pull request
     assert [c.line.split()[1] for c in ran] == ["validate"]
 
 
@@ -322,10 +325,10 @@ def test_the_hook_runs_validate_on_the_changed_recipes() -> None:
 
 @pytest.mark.slow  # the hook's entry, a real subprocess
 def test_the_hooks_entry_passes_the_shipped_recipes_and_fails_a_broken_one(
-    tmp_path: Path,
+    tmp_path: Path, warm: Warm
 ) -> None:
     (hook,) = load_hooks()
-    env = {**runner_env(tmp_path), "GITHUB_ACTIONS": "false"}  # on a developer's machine
+    env = {**runner_env(warm), "GITHUB_ACTIONS": "false"}  # on a developer's machine
     repository = tmp_path / "repository"
     shutil.copytree(ROOT / "recipes", repository / "recipes")
     recipes = sorted(p.relative_to(repository).as_posix() for p in discover([str(repository)]))

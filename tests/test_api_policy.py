@@ -12,10 +12,11 @@ import random
 import socket
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from apiclient import KEY, config_for
-from fakeapi import FakeAssemblyAI, deep_json, delay, malformed, raw_bytes, reset, status
+from fakeapi import FakeAssemblyAI, deep_json, delay, hold, malformed, raw_bytes, reset, status
 from multidict import CIMultiDict
 
 from runner import __version__
@@ -482,7 +483,7 @@ def test_test_mode_reaches_subprocesses_through_the_environment(
 
 
 async def test_a_slow_first_request_holds_the_others_only_briefly(
-    fake: FakeAssemblyAI, base_url: str, monkeypatch: pytest.MonkeyPatch
+    fake: FakeAssemblyAI, base_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The first request goes alone (a wrong key costs one refusal), but a slow first
     answer (a long upload or LLM call) does not hold the run."""
@@ -490,7 +491,8 @@ async def test_a_slow_first_request_holds_the_others_only_briefly(
 
     monkeypatch.setattr(http_module, "FIRST_ANSWER_WAIT", 0.2)
     tid = fake.create_transcript()
-    fake.faults.add("GET /v2/transcript/*", delay(2.0))
+    answered = tmp_path / "answer-the-first"  # the first is answered only after the others
+    fake.faults.add("GET /v2/transcript/*", hold(answered))
     url = f"{base_url}/v2/transcript/{tid}"
     async with HttpClient(config_for(base_url)) as client:
         first = asyncio.create_task(client.request("GET", url, family="polls", idempotent=True))
@@ -498,6 +500,7 @@ async def test_a_slow_first_request_holds_the_others_only_briefly(
         others = [client.request("GET", url, family="polls", idempotent=True) for _ in range(3)]
         await asyncio.gather(*others)
         assert not first.done()  # the others finished while the slow first still waits
+        answered.touch()
         await first
 
 

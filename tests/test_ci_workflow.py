@@ -8,7 +8,8 @@
   for a fresh runner: `actions/checkout` copies the shipped recipes/, the `actions/cache`
   and `*-artifact` steps are emulated with copies (with GitHub's key and prefix rules), and
   every `transcript-runner` command of a `run:` step (and of action.yml's steps, where the
-  workflow uses this repository's action) is run by bash, with the workflow's
+  workflow uses this repository's action) is run by bash (each a process of its own,
+  forked from a warm server that imported the runner once: tests/warmstart.py), with the workflow's
   `${{ ... }}` expressions filled in, against the test suite's AssemblyAI stand-in
   (tests/fakeapi.py). Install lines count as done (tests/ghactions.py): the test's
   environment has the tool and no way to GitHub. It plays a scheduled run, a second
@@ -57,6 +58,7 @@ from ghactions import (
     commands_of,
     play_action,
 )
+from warmstart import Warm
 
 pytestmark = pytest.mark.slow  # the workflow's steps, each a real subprocess
 
@@ -307,10 +309,11 @@ CONDITIONS: dict[str, Callable[[str, Mapping[str, str]], bool]] = {
 class WorkflowPlayer:
     """Plays the workflow's jobs as GitHub would, for one event, in fresh folders."""
 
-    def __init__(self, workflow: Workflow, root: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, workflow: Workflow, root: Path, env: Mapping[str, str], python: str) -> None:
         self.workflow = workflow
         self.root = root
         self.env = env
+        self.python = python  # what `python -m runner...` lines run on
         self.cache = ActionsCache(root / "cache")
 
     def play(self, event: str, run_id: int) -> dict[str, list[JobRun]]:
@@ -379,12 +382,14 @@ class WorkflowPlayer:
             own = {k: substitute(str(v), values) for k, v in step.get("env", {}).items()}
             env = {**self.env, **own, "GITHUB_STEP_SUMMARY": str(summary)}
             script = substitute(step["run"], values)
-            return ghactions.run_script(script, WORKFLOW_FILE, workspace, env, run.commands)
+            return ghactions.run_script(
+                script, WORKFLOW_FILE, workspace, env, run.commands, self.python
+            )
         action = str(step["uses"]).partition("@")[0]
         given = {k: substitute(str(v), values) for k, v in step.get("with", {}).items()}
         if action == ACTION:  # this repository's action.yml, played step by step
             env = {**self.env, "GITHUB_STEP_SUMMARY": str(summary)}
-            return play_action(given, workspace, env, run.commands)
+            return play_action(given, workspace, env, run.commands, python=self.python)
         if action == "actions/checkout":
             shutil.copytree(ROOT / "recipes", workspace / "recipes")
         elif action == "actions/setup-python":
@@ -432,20 +437,8 @@ def overall(runs: Sequence[JobRun]) -> str:
     return "failure" if any(r.result == "failure" for r in runs) else "success"
 
 
-def runner_bin(folder: Path) -> str:
-    """The folder of the `transcript-runner` command of this interpreter's install."""
-    here = Path(sys.executable).parent
-    if (here / "transcript-runner").is_file():
-        return str(here)
-    folder.mkdir(parents=True, exist_ok=True)  # not installed as a script: a stand-in
-    shim = folder / "transcript-runner"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runner "$@"\n', encoding="utf-8")
-    shim.chmod(0o755)
-    return str(folder)
-
-
 @pytest.fixture
-def player(tmp_path: Path) -> Iterator[tuple[WorkflowPlayer, FakeAssemblyAI]]:
+def player(tmp_path: Path, warm: Warm) -> Iterator[tuple[WorkflowPlayer, FakeAssemblyAI]]:
     fake = FakeAssemblyAI(api_key=KEY)
     with serve_in_thread(fake) as url:
         env = {
@@ -453,13 +446,15 @@ def player(tmp_path: Path) -> Iterator[tuple[WorkflowPlayer, FakeAssemblyAI]]:
             for k, v in os.environ.items()
             if not k.startswith(("GITHUB_", "ASSEMBLYAI_", "RUNNER_"))
         }
-        env["PATH"] = runner_bin(tmp_path / "bin") + os.pathsep + env.get("PATH", "")
+        # `transcript-runner` is the warm one (tests/warmstart.py): a process per line, as
+        # on GitHub, without an interpreter's start-up each time.
+        env["PATH"] = str(warm.bin) + os.pathsep + env.get("PATH", "")
         env["GITHUB_ACTIONS"] = "true"  # as on a GitHub runner
         # What the test adds to the workflow: AssemblyAI is the stand-in. The key comes
         # only from the steps' own `env:` (from secrets), as on GitHub.
         env["ASSEMBLYAI_BASE_URL"] = url
         env["ASSEMBLYAI_LLM_GATEWAY_URL"] = f"{url}/v1"
-        yield WorkflowPlayer(load_workflow(), tmp_path, env), fake
+        yield WorkflowPlayer(load_workflow(), tmp_path, env, str(warm.python)), fake
 
 
 def items_of(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ HF_HUB_OFFLINE is set: nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -33,20 +34,26 @@ SCRIPT = REPO / "recipes" / "audio" / "team-sync.txt"
 MAX_WER = 0.10
 OPTIONS = {"engine": "faster-whisper", "language": "en", "beam_size": 5}
 
-_NORMAL = jiwer.Compose(
-    [
-        jiwer.ToLowerCase(),
-        jiwer.RemovePunctuation(),
-        jiwer.RemoveMultipleSpaces(),
-        jiwer.Strip(),
-        jiwer.ReduceToListOfListOfWords(),
-    ]
-)
+
+@functools.cache
+def _normal() -> jiwer.Compose:
+    """Built when first used, not when the module is collected: RemovePunctuation reads
+    every Unicode character's category (a quarter of a second in each worker)."""
+    return jiwer.Compose(
+        [
+            jiwer.ToLowerCase(),
+            jiwer.RemovePunctuation(),
+            jiwer.RemoveMultipleSpaces(),
+            jiwer.Strip(),
+            jiwer.ReduceToListOfListOfWords(),
+        ]
+    )
 
 
 def wer(reference: str, hypothesis: str) -> float:
+    normal = _normal()
     return float(
-        jiwer.wer(reference, hypothesis, reference_transform=_NORMAL, hypothesis_transform=_NORMAL)
+        jiwer.wer(reference, hypothesis, reference_transform=normal, hypothesis_transform=normal)
     )
 
 

@@ -403,13 +403,14 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
     """SIGINT (Ctrl-C) or SIGTERM (a CI cancel) mid-run: exit 130, outputs kept, manifest closed."""
     import signal
 
-    from fakeapi import delay
+    from fakeapi import delay, hold
 
     fake = FakeAssemblyAI(api_key=KEY)
     fake.gateway.responder = reply_for
     fake.faults.add("POST /v1/chat/completions", delay(0.05), times=2)  # two finish quickly
     # The rest answer only after the signal (a stopping run waits 5 s for them, then goes).
-    fake.faults.add("POST /v1/chat/completions", delay(2), times=None)
+    signalled = tmp_path / "signalled"
+    fake.faults.add("POST /v1/chat/completions", hold(signalled), times=None)
     with serve_in_process(fake, lambda f: None) as server:
         url = server.base_url  # type: ignore[attr-defined]
         process = _start_list_run(tmp_path, "slow", 12, url)
@@ -423,6 +424,7 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
             seen = process.stderr.readline()
             assert seen or process.poll() is None, "the run ended before two items finished"
         process.send_signal(getattr(signal, signal_name))
+        signalled.touch()
         _, err = process.communicate(timeout=120)  # a guard against a hang, not a wait
     assert process.returncode == 130, err
     assert "Traceback" not in err
@@ -1075,10 +1077,11 @@ def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
     recorded, the queued ones are never sent (before, all of them went out)."""
     import signal
 
-    from fakeapi import delay
+    from fakeapi import hold
 
     fake = FakeAssemblyAI(api_key=KEY)
-    fake.faults.add("POST /v2/transcript", delay(0.5), times=None)
+    signalled = tmp_path / "signalled"  # the submission on the wire is answered after it
+    fake.faults.add("POST /v2/transcript", hold(signalled), times=None)
     with serve_in_process(fake, lambda f: len(f.submissions)) as server:
         url = server.base_url  # type: ignore[attr-defined]
         process = _start_list_run(tmp_path, "q", 20, url, "--limit", "transcriptions=1")
@@ -1089,6 +1092,7 @@ def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
             assert process.poll() is None, process.communicate()[1]
             time.sleep(0.02)  # between looks at the store; the signal is the store
         process.send_signal(signal.SIGTERM)
+        signalled.touch()
         _, err = process.communicate(timeout=120)  # a guard against a hang, not a wait
     assert process.returncode == 130, err
     assert "Traceback" not in err
@@ -1220,9 +1224,10 @@ tasks:
 
 
 class _AnswersThenSignals:
-    """The fake's responder: a reply whose check takes seconds of CPU (the pattern
-    backtracks), long enough to be checked on a thread; after ``count`` answers it
-    touches ``signal`` (the fake runs in its own process)."""
+    """The fake's responder: a reply whose check takes about half a second of CPU (the
+    pattern backtracks: 30 a's; 32 took 1.1 s, and the rerun checks both again), long
+    enough to be checked on a thread and killed while checking; after ``count`` answers
+    it touches ``signal`` (the fake runs in its own process)."""
 
     def __init__(self, signal: Path, count: int) -> None:
         self.signal, self.count, self.answered = signal, count, 0
@@ -1231,7 +1236,7 @@ class _AnswersThenSignals:
         self.answered += 1
         if self.answered == self.count:
             self.signal.touch()
-        return json.dumps({"code": "a" * 32 + "b", "notes": "n" * 17_000})
+        return json.dumps({"code": "a" * 30 + "b", "notes": "n" * 17_000})
 
 
 def _rows(state: Path, table: str) -> int:
@@ -1267,7 +1272,7 @@ def test_replies_received_before_a_kill_9_are_not_paid_again(tmp_path: Path) -> 
         while not answered.exists():  # readiness: the fake has sent both replies
             assert process.poll() is None, process.communicate()[1]
             time.sleep(0.02)
-        # A moment for the replies to come in; the checks take seconds each. Killed
+        # A moment for the replies to come in; the checks take a while each. Killed
         # after at most 2 s whether or not they were committed (the check is below).
         deadline = time.monotonic() + 2
         while _rows(state, "replies") < 2 and time.monotonic() < deadline:
@@ -1341,11 +1346,12 @@ def test_cache_clear_during_a_run_keeps_the_jobs_it_waits_on(
     said so (before: deleted, and the next run submitted every job again)."""
     from fakeapi import delay
 
-    # The jobs finish 5 s after they are submitted, whatever the polls (a loaded machine
-    # must not let one finish before the clear); polls are slowed so they do not spin.
-    fake = FakeAssemblyAI(api_key=KEY, complete_after=5.0)
+    # No job finishes before the clear has returned, however loaded the machine (the test
+    # opens the gate then); polls are slowed so they do not spin.
+    fake = FakeAssemblyAI(api_key=KEY)
+    fake.gate = tmp_path / "cleared"
     fake.gateway.responder = reply_for
-    fake.faults.add("GET /v2/transcript/*", delay(0.5), times=None)
+    fake.faults.add("GET /v2/transcript/*", delay(0.2), times=None)
     count = 4
     with serve_in_process(fake, lambda f: len(f.submissions)) as server:
         url = server.base_url  # type: ignore[attr-defined]
@@ -1356,12 +1362,14 @@ def test_cache_clear_during_a_run_keeps_the_jobs_it_waits_on(
             time.sleep(0.02)
         monkeypatch.chdir(tmp_path)
         code, out, err = run_cli("cache", "clear", "--yes")
+        fake.gate.touch()
         _, run_err = running.communicate(timeout=300)
-        rerun = _start_list_run(tmp_path, "busy", count, url)
-        _, rerun_err = rerun.communicate(timeout=300)
+        for name, value in subprocess_env(url).items():  # the next run, in this process
+            monkeypatch.setenv(name, value)
+        rerun = run_cli("run", "busy.yaml", "--progress", "plain")
     assert code == 0, err
     assert f"Kept {count} entries that a live run is working on" in out
     assert f"pid {running.pid} on " in out
     assert running.returncode == 0, run_err
-    assert rerun.returncode == 0, rerun_err
+    assert rerun.exit_code == 0, rerun.stderr
     assert server.result == count  # the rerun reattached to every job: none paid twice

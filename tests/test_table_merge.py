@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -73,19 +74,30 @@ def fake(api_key: str) -> FakeAssemblyAI:
     return api
 
 
-def run_shards(served: Path, run_cli: RunCli, ext: str) -> list[Path]:
+@pytest.fixture(scope="module")
+def shards_made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The folders of the first ``run_shards`` of each format in this module, copied by
+    the later ones: the runs are the same each time, and each test changes its own copy."""
+    return {"": tmp_path_factory.mktemp("shards")}
+
+
+def run_shards(served: Path, run_cli: RunCli, ext: str, made: dict[str, Path]) -> list[Path]:
     """``run --shard K/3`` for K = 1, 2, 3, each into shard-K/; their manifests."""
+    manifests = [served / f"shard-{shard}" / "run.json" for shard in (1, 2, 3)]
+    if ext in made:  # run once in this module already: the same folders, copied
+        shutil.copytree(made[ext], served, dirs_exist_ok=True)
+        return manifests
     inputs = "\n".join(f"  - url: https://media.example.com/{name}.mp3" for name in ITEMS)
     (served / "recipe.yaml").write_text(RECIPE.format(inputs=inputs, ext=ext))
-    manifests = []
-    for shard in (1, 2, 3):
-        out = served / f"shard-{shard}"
+    for shard, manifest in zip((1, 2, 3), manifests, strict=True):
+        out = manifest.parent
         code, _, err = run_cli(
             "run", "recipe.yaml", "--shard", f"{shard}/3", "--out", str(out), "--progress", "plain"
         )
         assert code == (1 if shard == 1 else 0), err  # shard 1's facts fail
         assert (out / "calls" / f"results.{ext}").is_file()
-        manifests.append(out / "run.json")
+    made[ext] = made[""] / ext
+    shutil.copytree(served, made[ext])
     return manifests
 
 
@@ -112,9 +124,9 @@ def test_the_split_is_the_one_these_tests_assume() -> None:
 
 
 def test_merge_writes_one_csv_table_with_every_shards_columns(
-    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, shards_made: dict[str, Path]
 ) -> None:
-    manifests = run_shards(served, run_cli, "csv")
+    manifests = run_shards(served, run_cli, "csv", shards_made)
     # Each shard's header has only the columns its rows had.
     first, _ = csv_table(served / "shard-1" / "calls" / "results.csv")
     assert first == [*ITEM_COLUMNS, "summary", "subtitles"]
@@ -163,9 +175,9 @@ def test_merge_writes_one_csv_table_with_every_shards_columns(
 
 
 def test_merge_writes_one_jsonl_table_in_shard_order(
-    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, shards_made: dict[str, Path]
 ) -> None:
-    manifests = run_shards(served, run_cli, "jsonl")
+    manifests = run_shards(served, run_cli, "jsonl", shards_made)
     code, stdout, stderr = merge(run_cli, manifests[2], manifests[0], manifests[1])
     assert code == 1, stdout + stderr
     assert "  table: merged/calls/results.jsonl\n" in stdout
@@ -189,9 +201,9 @@ def shard_rows(manifest: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("ext", ["csv", "jsonl"])
 def test_a_shard_without_its_table_is_a_warning_and_the_others_merge(
-    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, ext: str
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, ext: str, shards_made: dict[str, Path]
 ) -> None:
-    manifests = run_shards(served, run_cli, ext)
+    manifests = run_shards(served, run_cli, ext, shards_made)
     missing = served / "shard-2" / "calls" / f"results.{ext}"
     missing.unlink()  # as if its job failed after its manifest, before its table
     code, _, stderr = merge(run_cli, *manifests)
@@ -209,9 +221,9 @@ def test_a_shard_without_its_table_is_a_warning_and_the_others_merge(
 
 
 def test_shards_whose_rows_cannot_be_had_are_named(
-    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, shards_made: dict[str, Path]
 ) -> None:
-    first, second, third = run_shards(served, run_cli, "csv")
+    first, second, third = run_shards(served, run_cli, "csv", shards_made)
     # A manifest that names no table for the recipe (a run of another recipe version).
     data = json.loads(second.read_text())
     del data["recipes"][0]["table"]
@@ -233,8 +245,10 @@ def test_shards_whose_rows_cannot_be_had_are_named(
     assert sorted(r["item"] for r in rows) == SPLIT[1]
 
 
-def test_merged_tables_merge_again(served: Path, fake: FakeAssemblyAI, run_cli: RunCli) -> None:
-    first, second, third = run_shards(served, run_cli, "csv")
+def test_merged_tables_merge_again(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, shards_made: dict[str, Path]
+) -> None:
+    first, second, third = run_shards(served, run_cli, "csv", shards_made)
     assert merge(run_cli, first, second, out="half/run.json")[0] == 1
     assert merge(run_cli, Path("half/run.json"), third, out="all/run.json")[0] == 1
     assert merge(run_cli, first, second, third, out="direct/run.json")[0] == 1
@@ -243,9 +257,9 @@ def test_merged_tables_merge_again(served: Path, fake: FakeAssemblyAI, run_cli: 
 
 
 def test_a_table_that_is_not_one_stops_the_merge_with_its_path(
-    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, shards_made: dict[str, Path]
 ) -> None:
-    manifests = run_shards(served, run_cli, "jsonl")
+    manifests = run_shards(served, run_cli, "jsonl", shards_made)
     broken = served / "shard-3" / "calls" / "results.jsonl"
     broken.write_text(broken.read_text() + "{half a row\n")
     code, _, stderr = merge(run_cli, *manifests)
@@ -267,9 +281,9 @@ def test_a_table_that_is_not_one_stops_the_merge_with_its_path(
 
 
 def test_a_csv_row_with_more_cells_than_its_header_is_refused(
-    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, shards_made: dict[str, Path]
 ) -> None:
-    manifests = run_shards(served, run_cli, "csv")
+    manifests = run_shards(served, run_cli, "csv", shards_made)
     broken = served / "shard-1" / "calls" / "results.csv"
     broken.write_text(broken.read_text() + "x," * 40 + "\n")  # 2 rows of 2 lines each above
     code, _, stderr = merge(run_cli, *manifests)
@@ -284,9 +298,9 @@ def test_a_csv_row_with_more_cells_than_its_header_is_refused(
 
 
 def test_table_paths_from_a_manifest_stay_in_their_folder(
-    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, shards_made: dict[str, Path]
 ) -> None:
-    manifests = run_shards(served, run_cli, "csv")
+    manifests = run_shards(served, run_cli, "csv", shards_made)
     original = manifests[1].read_text()
     for name, table in (("calls", "../../escaped.csv"), ("..", "results.csv")):
         data = json.loads(original)
@@ -300,9 +314,9 @@ def test_table_paths_from_a_manifest_stay_in_their_folder(
 
 
 def test_shards_naming_different_tables_or_a_merge_onto_a_shards_table_are_refused(
-    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli, shards_made: dict[str, Path]
 ) -> None:
-    manifests = run_shards(served, run_cli, "csv")
+    manifests = run_shards(served, run_cli, "csv", shards_made)
     code, _, stderr = merge(run_cli, *manifests, out=str(served / "shard-1" / "merged.json"))
     assert code == 2
     assert stderr == (

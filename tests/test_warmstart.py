@@ -1,0 +1,81 @@
+"""The warm `transcript-runner` (tests/warmstart.py) is the installed one, started earlier.
+
+The workflow's and the action's tests run their bash lines on it; here the same lines
+run on both, and what a shell sees (exit code, standard output, standard error, files
+written in the folder it was started in) is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from docblocks import ROOT
+from warmstart import ENTRY, Warm
+
+pytestmark = pytest.mark.slow  # a cold start of the installed script, a real subprocess
+
+BROKEN = "version: 1\nname: broken\ninputs: [{url: 'https://example.com/a.mp3'}]\ntasks:\n"
+LINES = (
+    # A folder relative to where it started, the environment's say on the format (GitHub
+    # annotations), an exit code of 3, and both streams.
+    'transcript-runner validate recipes/ more/ || echo "exit $?"',
+    # What the shell gets back from click's own usage error.
+    'transcript-runner run --no-such-option || echo "exit $?"',
+    # A file written where the process stood, from arguments after a pipe.
+    "transcript-runner schema | head -c 40 > schema-head.txt; transcript-runner --version",
+)
+
+
+def cold_bin(tmp_path: Path) -> Path:
+    """The installed script's folder, or a stand-in that runs the same entry point."""
+    here = Path(sys.executable).parent
+    if (here / "transcript-runner").is_file():
+        return here
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    shim = folder / "transcript-runner"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m runner "$@"\n', encoding="utf-8")
+    shim.chmod(0o755)
+    return folder
+
+
+def play(line: str, folder: Path, path: Path) -> tuple[int, str, str, str]:
+    shutil.copytree(ROOT / "recipes", folder / "recipes")
+    (folder / "more").mkdir()
+    (folder / "more" / "broken.yaml").write_text(BROKEN, encoding="utf-8")
+    env = {**os.environ, "PATH": f"{path}{os.pathsep}{os.environ['PATH']}"}
+    env["GITHUB_ACTIONS"] = "true"
+    done = subprocess.run(
+        ["bash", "-e", "-c", line],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    head = folder / "schema-head.txt"
+    return done.returncode, done.stdout, done.stderr, head.read_text() if head.exists() else ""
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_a_line_gives_the_shell_what_the_installed_script_gives(
+    line: str, tmp_path: Path, warm: Warm
+) -> None:
+    cold = play(line, tmp_path / "cold", cold_bin(tmp_path))
+    hot = play(line, tmp_path / "warm", warm.bin)
+    assert hot == cold
+    assert cold[1] or cold[2]  # the line said something to compare
+
+
+def test_the_warm_server_calls_what_the_installed_script_calls() -> None:
+    script = Path(sys.executable).parent / "transcript-runner"
+    if not script.is_file():
+        pytest.skip("transcript-runner is not installed as a script here")
+    module, _, function = ENTRY.partition(":")
+    assert f"from {module} import {function}" in script.read_text(encoding="utf-8")

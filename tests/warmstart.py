@@ -1,0 +1,231 @@
+"""`transcript-runner` as a real process, without a new interpreter's start-up each time.
+
+The workflow's and the action's tests play their `run:` lines with bash, as GitHub
+does: each `transcript-runner ...` line is a process with its own arguments, folder,
+environment, standard streams and exit code. Most of such a process's time is Python
+starting and importing the runner (about half a second of CPU), dozens of times a test.
+
+So a server started once per worker imports the runner and waits; the
+`transcript-runner` on the tests' PATH is a small script that hands the server its
+arguments, folder, environment and its own standard streams (the file descriptors
+themselves, over a Unix socket). The server forks; the child takes on all of that and
+calls the entry point that ``[project.scripts]`` names, as the installed script does,
+then exits as any interpreter does (atexit, flushed streams); the script exits with the
+child's code, or dies of the child's signal. bash, the line's words, the pipes and the
+codes are the workflow's own; only the import happened earlier, in the parent.
+
+``python -m runner.MODULE`` lines (action.yml's) go the same way (``runpy``). A Whisper
+model loaded there answers from the suite's shared decodes (tests/shared_decodes.py):
+the workflow runs the shipped first-run.yaml, whose recording the local engine's tests
+decode already. tests/test_warmstart.py holds all this to a cold start of the installed
+script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import pkgutil
+import runpy
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shared_decodes import decodes_folder, shared_loader
+
+from runner.transcript import local_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+# The installed `transcript-runner` calls what pyproject.toml names; so does the server.
+ENTRY = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"][
+    "transcript-runner"
+]
+
+# The client: stdlib only, started with -IS (no site, no environment), so it costs a
+# few milliseconds. It sends its streams, then {how, args, cwd, env}; it reads the code.
+CLIENT = """\
+import json, os, socket, sys
+how = {how!r}
+for fd in (0, 1, 2):  # a closed stream is /dev/null, as it would be to a child
+    try:
+        os.fstat(fd)
+    except OSError:
+        os.open(os.devnull, os.O_RDWR)
+with socket.socket(socket.AF_UNIX) as server:
+    server.connect({path!r})
+    socket.send_fds(server, [b"!"], [0, 1, 2])
+    request = {{"how": how, "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ)}}
+    server.sendall(json.dumps(request).encode())
+    server.shutdown(socket.SHUT_WR)
+    answer = b"".join(iter(lambda: server.recv(64), b""))
+code = int(answer or b"1")
+if code < 0:  # killed by a signal: die of it too, as the shell expects
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    how: str  # "entry": the console script; "module": python -m ARGV[1]
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+
+
+def preload() -> None:
+    """Import every module of the runner, as the commands would on their way."""
+    import runner
+
+    import_module(ENTRY.partition(":")[0])
+    for module in pkgutil.walk_packages(runner.__path__, "runner."):
+        if not module.name.endswith("__main__"):
+            import_module(module.name)
+
+
+def serve(path: str) -> Job:
+    """Accept requests for ever; returns only in a forked child, with its job."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(f"{path}.new")
+    listener.listen(64)
+    os.rename(f"{path}.new", path)  # there once it listens
+    signal.signal(signal.SIGTERM, _stop)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    while True:
+        conn, _ = listener.accept()
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            listener.close()
+            return _handle(conn)
+        conn.close()
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+
+
+def _stop(signum: int, frame: object) -> None:
+    """Stopped: reap every handler first, so that their CPU time (and their commands')
+    counts in the suite's, as a cold start's would."""
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.waitpid(-1, 0)
+    os._exit(0)
+
+
+def _handle(conn: socket.socket) -> Job:
+    """In the handler: read the job, fork the command's process, wait, send its code."""
+    _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+    body = b"".join(iter(lambda: conn.recv(1 << 16), b""))
+    request = json.loads(body)
+    job = Job(request["how"], request["argv"], request["cwd"], request["env"])
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        return job
+    for fd in fds:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    conn.sendall(str(os.waitstatus_to_exitcode(status)).encode())
+    conn.close()
+    os._exit(0)
+
+
+def become(job: Job) -> None:
+    """In the command's process: its folder, environment and arguments, then the
+    program; returns nothing, raises ``SystemExit`` as the program ends."""
+    os.chdir(job.cwd)
+    os.environ.clear()
+    os.environ.update(job.env)
+    time.tzset()
+    if job.how == "module":  # python -m MODULE ARGS...
+        option, module, *rest = job.argv[1:]
+        assert option == "-m", f"the warm python runs modules only: {job.argv}"
+        sys.argv = [module, *rest]  # run_module puts the module's file first, as -m does
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        raise SystemExit(0)
+    sys.argv = [job.argv[0], *job.argv[1:]]
+    module_name, _, function = ENTRY.partition(":")
+    raise SystemExit(getattr(import_module(module_name), function)())
+
+
+@dataclass(frozen=True)
+class Warm:
+    """Where the warm `transcript-runner` is (``bin``, to put first on PATH), and the
+    Python that runs ``-m runner.MODULE`` warm (``python``)."""
+
+    bin: Path
+    python: Path
+
+
+def _client(folder: Path, name: str, how: str, path: str) -> Path:
+    script = folder / name
+    script.write_text(
+        f"#!{sys.executable} -IS\n" + CLIENT.format(how=how, path=path), encoding="utf-8"
+    )
+    script.chmod(0o755)
+    return script
+
+
+@contextlib.contextmanager
+def warm_server(decodes: Path) -> Iterator[Warm]:
+    # A Unix socket's path has room for about 100 bytes: a short folder of its own.
+    folder = Path(tempfile.mkdtemp(prefix="warm-"))
+    path = str(folder / "socket")
+    log = (folder / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, __file__, path, str(decodes)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        while not os.path.exists(path):  # the runner's imports, once
+            if server.poll() is not None:
+                pytest.fail("the warm server did not start: " + (folder / "server.log").read_text())
+            time.sleep(0.01)
+        (folder / "bin").mkdir()
+        _client(folder / "bin", "transcript-runner", "entry", path)
+        python = _client(folder, "python", "module", path)
+        yield Warm(folder / "bin", python)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
+    """A warm `transcript-runner` for the tests that play bash lines (one per worker)."""
+    with warm_server(decodes_folder(tmp_path_factory)) as found:
+        yield found
+
+
+def main(argv: list[str]) -> Any:
+    preload()
+    local_engine._load = shared_loader(Path(argv[2]))  # the suite's Whisper decodes
+    gc.freeze()  # what the imports made stays shared with the children, untouched
+    job = serve(argv[1])  # returns in the command's process only
+    become(job)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
