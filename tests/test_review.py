@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import time
+import wave
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -203,12 +204,23 @@ def _talk_reply(request: dict[str, object]) -> str:
     return f"<script>alert(1)</script> {content[:40]}"
 
 
+def _silence(path: Path, *, seconds: int) -> None:
+    """A WAV of silence (8 kHz, 8-bit: small, and every browser plays it)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(8000)
+        out.writeframes(b"\x80" * 8000 * seconds)
+
+
 def _talk_review(served: Path, fake: FakeAssemblyAI, run_cli: RunCli) -> Path:
     """A recording (transcribed by the fake) whose summary prompt and quote count change
     in the working tree: review.html, written."""
     fake.gateway.responder = _talk_reply
     (served / "audio").mkdir()
-    shutil.copy(ROOT / "recipes" / "audio" / "team-sync.wav", served / "audio" / "talk.wav")
+    # The fake transcribes any recording as the wildfires interview (282 s): the page's
+    # players get silence that long, so every quote's ▶ lands inside the recording.
+    _silence(served / "audio" / "talk.wav", seconds=282)
     (served / "talk.yaml").write_text(TALK)
     (served / ".gitignore").write_text(".transcript-runner/\nout/\nreview/\nrun.json\n")
     _git("init", "-q")
