@@ -189,6 +189,7 @@ def _print_summary(ran: Ran, outcome: RunOutcome, report: str | None, *, priced:
             priced=priced,
             report=report,
             failures_shown=True,
+            retries=ran.retries,
         ),
         file=sys.stderr,
     )

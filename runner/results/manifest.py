@@ -58,6 +58,7 @@ class ExpectationRecord:
 # A task that could not be asked because no LLM is configured (a first run with no key):
 # shown, and counted apart, but not a failure.
 NOT_RUN = "not run"
+MAX_NOTES = 5  # notes the summary lists; run.json keeps every one
 
 
 @dataclass
@@ -87,6 +88,9 @@ class TaskRecord:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     # An export task's text: "assemblyai" (its subtitle endpoint) or "built" (here).
     export_source: str | None = None
+    # What the user should know of a task that still succeeded (a subtitle download
+    # that failed, so the subtitles were built here).
+    note: str | None = None
     # The OpenAI-compatible server (`providers:` name) that answered; None: AssemblyAI.
     provider: str | None = None
     # What this call cost, from the price table: 0 when nothing was paid this run
@@ -141,6 +145,10 @@ class Totals:
     llm_cost: float = 0.0  # USD, the known part
     unpriced: set[str] = field(default_factory=set)  # models paid for without a price
     not_run_reason: str | None = None  # why tasks were not run (said once in the summary)
+    # What succeeded another way than asked (a subtitle download built here instead):
+    # the first few, said in the summary; ``noted`` counts them all.
+    notes: list[str] = field(default_factory=list)
+    noted: int = 0
     outputs: str | None = None  # the folder that holds every item's folder
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # recipe, what, error
 
@@ -179,6 +187,10 @@ class Totals:
             self.tasks[task.status] += 1
             if task.status == NOT_RUN:
                 self.not_run_reason = self.not_run_reason or task.error
+            if task.note:
+                self.noted += 1
+                if len(self.notes) < MAX_NOTES:
+                    self.notes.append(f"{record.recipe}/{record.item} · {task.task}: {task.note}")
             if task.asked:  # cached replies were paid for by an earlier run
                 self.input_tokens += task.input_tokens or 0
                 self.output_tokens += task.output_tokens or 0
