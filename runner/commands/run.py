@@ -233,8 +233,20 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
     for recipe in recipes:
         engine = TemplateEngine(recipe.base_dir)
         items = expand(recipe, engine)
+        # Every task, as the run counts them; which of them ask a model, which export.
         tasks = sum(1 for task in recipe.tasks.values() if task.asks_model)
-        lines.append(f"{recipe.display}: {len(items)} item(s) × {tasks} task(s)")
+        exports = len(recipe.tasks) - tasks
+        kinds = ", ".join(
+            part
+            for part in (
+                f"{tasks} asking a model" if tasks else "",
+                f"{exports} export{'s' if exports != 1 else ''}" if exports else "",
+            )
+            if part
+        )
+        lines.append(
+            f"{recipe.display}: {len(items)} item(s) × {len(recipe.tasks)} task(s) ({kinds})"
+        )
         local = recipe.local_engine is not None
         for item in items:
             step = {

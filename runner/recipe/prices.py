@@ -26,6 +26,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from runner.diagnostics import unreadable
+
 
 @dataclass(frozen=True)
 class LlmPrice:
@@ -141,7 +143,7 @@ def load_price_file(path: Path) -> PriceTable:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PriceTableError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        raise PriceTableError(unreadable(path, exc, "price table")) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
