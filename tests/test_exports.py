@@ -104,7 +104,7 @@ def test_captions_keep_every_word_in_order_within_the_limits(
     parsed = cues(srt(words, style))
     assert " ".join(spoken_text(text) for _, _, text in parsed) == " ".join(w.text for w in words)
     longest_word = max(len(w.text) for w in words)
-    for start, end, text in parsed:
+    for _, _, text in parsed:
         lines = text.split("\n")
         assert len(lines) <= style.lines
         assert all(len(line) <= max(style.chars_per_line, longest_word) for line in lines)

@@ -92,6 +92,9 @@ def test_every_command_reports_a_missing_file_the_same_way(
     message: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.json").write_text(
+        (REPO / "recipes" / "transcripts" / "wildfires.json").read_text()
+    )
     (tmp_path / "r.yaml").write_text(
         "version: 1\nname: r\ninputs: [{transcript_file: t.json}]\ntasks:\n  s: {export: srt}\n"
     )

@@ -12,9 +12,9 @@ lines, the characters, the longest time on screen) is a candidate, and the one t
 ends at the strongest boundary wins, the longest among equals. Runs shorter than a
 third of the room are passed over unless they end a sentence, so a caption is not a
 lonely "and". The lines inside a caption are split the same way, evened out. A change
-of speaker (or two seconds of silence) always ends a caption; when words carry speakers, each caption names its
-speaker when it changes (``[A]`` in SubRip, ``<v Speaker A>`` in WebVTT, by the
-format's own writer).
+of speaker (or two seconds of silence) always ends a caption; when words carry
+speakers, each caption names its speaker when it changes (``[A]`` in SubRip,
+``<v Speaker A>`` in WebVTT, by the format's own writer).
 """
 
 from __future__ import annotations
