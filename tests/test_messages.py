@@ -79,7 +79,7 @@ REPO = Path(__file__).resolve().parent.parent
         (["report", "shard-1/run.json"], "error: shard-1/run.json: no such manifest\n"),
         (["merge", "shard-1/run.json"], "error: shard-1/run.json: no such manifest\n"),
         (
-            ["run", "--dry-run", "--prices", "nope.yaml", "r.yaml"],
+            ["run", "--prices", "nope.yaml", "r.yaml"],
             "error: nope.yaml: no such price table\n",
         ),
     ],
