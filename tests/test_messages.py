@@ -99,7 +99,7 @@ def test_every_command_reports_a_missing_file_the_same_way(
         "version: 1\nname: r\ninputs: [{transcript_file: t.json}]\ntasks:\n  s: {export: srt}\n"
     )
     code, _, err = run_cli(*args)
-    assert code == (3 if "--prices" in args else 2)  # a price table is checked like a recipe
+    assert code == 2
     assert err.endswith(message), err
     assert "Errno" not in err
 
