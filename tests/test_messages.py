@@ -80,7 +80,7 @@ REPO = Path(__file__).resolve().parent.parent
         (["merge", "shard-1/run.json"], "error: shard-1/run.json: no such manifest\n"),
         (
             ["run", "--prices", "nope.yaml", "r.yaml"],
-            "error: nope.yaml: no such price table\n",
+            "error: --prices nope.yaml: no such price table\n",
         ),
     ],
 )
