@@ -167,7 +167,8 @@ def _report_written(outcome: RunOutcome | None, path: Path | None) -> tuple[str 
         report.discard()
         print(f"error: the report could not be written: {exc}", file=sys.stderr)
         return None, True
-    written = report.close(outcome.writer.summary)
+    keep = outcome.writer.kept_path.with_suffix(".html")
+    written = report.close(outcome.writer.summary, keep=keep)
     if written is None:
         print(f"error: the report could not be written: {report.problem}", file=sys.stderr)
         return None, True

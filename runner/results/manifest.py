@@ -335,11 +335,17 @@ class ManifestWriter:
         self._keep_in_history()
         return self.path
 
+    @property
+    def kept_path(self) -> Path:
+        """Where this run's manifest is kept beside the others: ``runs/<started>-<recipes>.json``
+        (the run's report goes beside it, as ``.html``)."""
+        return self.path.parent / "runs" / self._history_name
+
     def _keep_in_history(self) -> None:
         """Also keep this manifest as ``runs/<started>-<recipes>.json`` beside it (a
         hard link: no copy), so the next run's ``run.json`` does not lose this one. A
         history that cannot be kept costs the run nothing."""
-        kept = self.path.parent / "runs" / self._history_name
+        kept = self.kept_path
         try:
             if kept.parent.is_symlink():
                 # Followed, it would put a link to this manifest wherever it leads.
