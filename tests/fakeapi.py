@@ -1192,6 +1192,9 @@ class FakeGateway:
         # GET /v1/models (notes §8): the ids of the spec's model table, OpenAI's in the
         # US only; `models`, when set, is the catalog instead.
         self.catalog_requests = 0
+        # Each model's `pricing` in the catalog, when a test gives one (the list's
+        # fields are OpenRouter's: dollars per token as strings).
+        self.pricing: dict[str, JSONDict] = {}
         self.rate_limit_per_minute: int | dict[str, int] | None = None
         self.rate_window_seconds: float = 60.0
         self.stream_chunks: int = 4
@@ -1217,6 +1220,7 @@ class FakeGateway:
                 "creator": "openai" if model.startswith("gpt-") else "other",
                 "available_regions": ["us"] if model.startswith("gpt-") else ["us", "eu"],
                 "supported_parameters": ["max_tokens", "temperature", "response_format"],
+                **({"pricing": self.pricing[model]} if model in self.pricing else {}),
             }
             for model in ids
         ]

@@ -82,6 +82,25 @@ class PriceTable:
             return None
         return (input_tokens * price.input + output_tokens * price.output) / 1_000_000
 
+    def call(
+        self,
+        model: str | None,
+        provider: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> float | None:
+        """The cost of one call answered by ``model``: on AssemblyAI's Gateway (``provider``
+        None) by the model's price; on a provider's server (a ``providers:`` entry, or
+        ``llm-url`` for ``run --llm-url``) by what the table prices as ``PROVIDER/model``
+        or ``PROVIDER/*``, and nothing when it prices neither: a server of one's own
+        bills nothing AssemblyAI knows of, and its model is no Gateway model."""
+        if provider is None:
+            return self.llm(model, input_tokens, output_tokens)
+        for key in (f"{provider}/{model}", f"{provider}/*"):
+            if key in self.llm_per_million_tokens:
+                return self.llm(key, input_tokens, output_tokens)
+        return 0.0
+
     def merged(self, other: PriceTable) -> PriceTable:
         """This table with ``other``'s prices added, ``other`` winning where both price a model."""
         return PriceTable(

@@ -298,6 +298,8 @@ class ManifestWriter:
         table = self.prices.get(record.recipe) if self.prices is not None else None
         if table is not None:
             price(record, table)
+        else:
+            price_own_servers(record)
         self.totals.add(record)
         prefix = ",\n" if self._count else ""
         try:
@@ -396,12 +398,26 @@ def price(record: ItemRecord, prices: PriceTable) -> None:
     )
     for task in record.tasks:
         model = task.model_used or task.model_requested
-        if task.provider is not None:  # priced as NAME/model: another bill than AssemblyAI's
-            model = f"{task.provider}/{model}"
         answered = task.asked and task.model_used is not None
         task.cost_usd = (
-            prices.llm(model, task.input_tokens, task.output_tokens) if answered else 0.0
+            prices.call(model, task.provider, task.input_tokens, task.output_tokens)
+            if answered
+            else 0.0
         )
+
+
+def price_own_servers(record: ItemRecord) -> None:
+    """Without a price table, a call to a provider's server (a local one, --llm-url)
+    still costs what :meth:`PriceTable.call` says of it, nothing: it is never an
+    unknown Gateway cost."""
+    for task in record.tasks:
+        if task.provider is not None and task.asked:
+            task.cost_usd = PriceTable().call(
+                task.model_used or task.model_requested,
+                task.provider,
+                task.input_tokens,
+                task.output_tokens,
+            )
 
 
 def _record_fields(value: object) -> Any:
