@@ -431,3 +431,22 @@ def test_validate_refuses_a_caption_shorter_at_most_than_at_least(
     code, out, err = run_cli("validate", str(recipe))
     assert code == 3, out + err
     assert "min_seconds 3 is more than max_seconds 2" in out + err
+
+
+def test_speakers_appear_in_the_four_exports_of_a_transcript_with_turns() -> None:
+    """Issue 22: srt, vtt, txt and markdown name the speakers, also when only the
+    turns (not the words) carry them."""
+    unnamed_words = Transcript.of_segments(
+        tuple(Word(w.text, w.start, w.end) for w in SPOKEN.words),
+        SPOKEN.utterances,
+        id="t-turns",
+        status="completed",
+        text=SPOKEN.text,
+    )
+    for transcript in (SPOKEN, unnamed_words):
+        assert "[A] Welcome back." in export(transcript, "srt")
+        assert "[B] Thanks, glad" in export(transcript, "srt")
+        assert "<v Speaker A>Welcome back." in export(transcript, "vtt")
+        assert "<v Speaker B>Thanks, glad" in export(transcript, "vtt")
+        assert "Speaker A [0:00]: Welcome back." in export(transcript, "txt")
+        assert "**Speaker B** (1:01): Thanks, glad" in export(transcript, "markdown")

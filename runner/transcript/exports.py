@@ -19,7 +19,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from runner.transcript.captions import READABLE, Caption, CaptionStyle, captions, speaker_mark
 from runner.transcript.model import (
@@ -88,6 +88,25 @@ def vtt(words: Sequence[Word], style: CaptionStyle = READABLE) -> str:
         for c in _timed_captions(words, style)
     ]
     return "WEBVTT\n\n" + "\n".join(blocks) + ("\n" if blocks else "")
+
+
+def speaking_words(transcript: Transcript) -> Sequence[Word]:
+    """The transcript's words, each with its speaker: its own, else the speaker of the
+    turn (utterance) it falls in, so subtitles name speakers whenever the transcript
+    has turns."""
+    words = transcript.words
+    turns = transcript.utterances
+    if not turns or all(w.speaker is not None for w in words):
+        return words
+    named = []
+    turn = 0
+    for word in words:
+        while turn + 1 < len(turns) and word.start >= turns[turn + 1].start:
+            turn += 1
+        inside = turns[turn].start <= word.start <= turns[turn].end
+        speaker = word.speaker or (turns[turn].speaker if inside else None)
+        named.append(replace(word, speaker=speaker))
+    return named
 
 
 def _vtt_text(caption: Caption) -> str:
@@ -233,9 +252,9 @@ def export(
 ) -> str:
     """``transcript`` in ``fmt`` (one of :data:`FORMATS`), built here."""
     if fmt == "srt":
-        return srt(transcript.words, style)
+        return srt(speaking_words(transcript), style)
     if fmt == "vtt":
-        return vtt(transcript.words, style)
+        return vtt(speaking_words(transcript), style)
     if fmt == "txt":
         return plain_text(transcript, layout)
     if fmt == "markdown":
