@@ -188,8 +188,11 @@ def _caption_end(words: Sequence[Word], start: int, style: CaptionStyle, mark: i
         strength = boundary(words, end - 1)
         short = length * 3 < room and strength < SENTENCE
         # Of two equal ends, one whose lines break inside a phrase loses.
+        # An end whose lines must break inside a phrase counts as no better than a
+        # phrase end, and loses to one of equal strength whose lines break well.
         lines_ok = strength < NONE or _lines_break_well(words[start:end], style, mark)
-        key = (-2 if short else strength, lines_ok, end)
+        rank = strength if lines_ok or strength == SPEAKER else min(strength, PHRASE)
+        key = (-2 if short else rank, lines_ok, end)
         if key >= best_key:
             best, best_key = end, key
         if strength == SPEAKER:
