@@ -341,6 +341,12 @@ def run(**options: Any) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Read the LLM Gateway's model list (no key needed; kept a day): its prices, "
+    "where it gives them, and the models it lists.",
+)
 @_vars_options
 def plan(**options: Any) -> None:
     """Print what a run would do, without doing it: nothing is sent.

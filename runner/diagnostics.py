@@ -96,6 +96,14 @@ def workflow_command(
 _LINE_BREAKS = re.compile("\r\n|[\r\n\x0b\x0c\x85\u2028\u2029]")
 
 
+def unreadable(path: Path | str, exc: OSError, what: str) -> str:
+    """A file the user named that cannot be read, said the same way by every command:
+    ``run.json: no such manifest``, ``a/run.json: Not a directory``."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: no such {what}"
+    return f"{path}: {exc.strerror or exc}"
+
+
 def one_line(text: str) -> str:
     """Text from data (a server's error, a list cell) made safe to print as part of a
     log line: its line breaks become `` ⏎ `` and a `::` cannot start a workflow command

@@ -1205,6 +1205,9 @@ class FakeGateway:
         self.catalog_requests = 0
         # `context_length` of the catalog's entries, by model (none said when absent).
         self.context_lengths: dict[str, int] = {}
+        # Each model's `pricing` in the catalog, when a test gives one (the list's
+        # fields are OpenRouter's: dollars per token as strings).
+        self.pricing: dict[str, JSONDict] = {}
         self.rate_limit_per_minute: int | dict[str, int] | None = None
         self.rate_window_seconds: float = 60.0
         self.stream_chunks: int = 4
@@ -1235,6 +1238,7 @@ class FakeGateway:
                     if model in self.context_lengths
                     else {}
                 ),
+                **({"pricing": self.pricing[model]} if model in self.pricing else {}),
             }
             for model in ids
         ]

@@ -332,9 +332,11 @@ async def test_refused_connections_are_retried_even_for_a_post() -> None:
         requests = client.snapshot()["requests"]
     assert not isinstance(failure.value, MaybeSubmitted)
     assert failure.value.message == (
-        f"POST /v2/transcript failed after 8 retries: could not connect to "
-        f"{base_url.removeprefix('http://')} (Connection refused)"
+        f"POST /v2/transcript failed after 8 retries: connection refused by "
+        f"{base_url.removeprefix('http://')}: nothing listens there; check that the server "
+        "is running and the URL's host and port"
     )
+    assert client.snapshot().retries_by_family == {"transcriptions": 8}
     assert requests == 9
 
 

@@ -238,3 +238,40 @@ def test_an_infinite_price_is_a_located_error(tmp_path: Path, run_cli: RunCli) -
     assert code == 3, out + err
     assert "recipe.yaml:7:3: $.prices: prices.transcription_per_hour.universal-3-5-pro" in out + err
     assert "Traceback" not in out + err
+
+
+def test_the_example_table_holds_published_prices_and_the_readme_says_what_a_run_costs() -> None:
+    """docs/prices.example.yaml has real figures (never a confident $0.00), each with
+    its source and the date it was read; the README's typical costs follow from it."""
+    from runner.recipe.prices import format_usd, load_price_file
+
+    example = REPO / "docs" / "prices.example.yaml"
+    text = example.read_text()
+    table = load_price_file(example)
+    assert "Read on 2026-12-07" in text
+    assert "https://www.assemblyai.com/pricing" in text
+    assert table.transcription_per_hour["universal-3-5-pro"] == 0.21
+    assert table.transcription_per_hour["universal-2"] == 0.15
+    assert all(price > 0 for price in table.transcription_per_hour.values())
+    assert all(p.input > 0 and p.output > 0 for p in table.llm_per_million_tokens.values())
+    # What README says a run costs: the wildfires interview (282 s) with three tasks
+    # of about 1,300 tokens in and 300 out, and an hour of meetings (16,600 tokens).
+    interview = table.transcription("universal-3-5-pro", 282.0)
+    summary = table.llm("claude-sonnet-4-6", 1300, 300)
+    hour = table.transcription("universal-3-5-pro", 3600.0)
+    hour_task = table.llm("claude-sonnet-4-6", 16_600, 300)
+    assert None not in (interview, summary, hour, hour_task)
+    assert interview is not None
+    assert summary is not None
+    assert hour is not None
+    assert hour_task is not None
+    item = interview + 3 * summary
+    assert (format_usd(interview), format_usd(summary), f"${item:.2f}") == (
+        "$0.0164",
+        "$0.0084",
+        "$0.04",
+    )
+    readme = (REPO / "README.md").read_text()
+    assert f"about ${item:.2f} an item" in readme
+    assert f"about ${hour + 3 * hour_task:.2f}" in readme
+    assert "docs/prices.example.yaml" in readme

@@ -3,6 +3,7 @@ the EU region offers."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -105,3 +106,30 @@ def test_an_unreachable_gateway_is_a_usage_error(
         "--online: cannot read the LLM Gateway's model list at http://127.0.0.1:9/v1/models" in err
     )
     assert "Traceback" not in err
+
+
+def test_plan_online_prices_the_models_the_gateway_list_prices(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    shutil.copy(WILDFIRES, served / "t.json")
+    (served / "priced.yaml").write_text(
+        "version: 1\nname: priced\ninputs: [{transcript_file: t.json}]\ntasks:\n"
+        "  summary: {model: claude-sonnet-4-6, prompt: 'Sum up: {{ transcript.text }}'}\n"
+        "  topics: {model: gpt-4.1, prompt: 'Topics: {{ transcript.text }}'}\n"
+    )
+    fake.gateway.pricing["claude-sonnet-4-6"] = {"prompt": "0.000003", "completion": "0.000015"}
+    fake.gateway.pricing["gpt-4.1"] = {"prompt": "a lot"}  # no price: never guessed
+    code, out, err = run_cli("plan", "--online", "--format", "json", "priced.yaml")
+    assert code == 0, err
+    assert fake.gateway.catalog_requests == 1
+    costs = json.loads(out)["costs"]
+    assert costs["unpriced_models"] == ["gpt-4.1"]
+    code, out, _ = run_cli("plan", "--format", "json", "priced.yaml")  # the kept list
+    assert json.loads(out)["costs"]["unpriced_models"] == ["gpt-4.1"]
+    assert fake.gateway.catalog_requests == 1
+    # Priced at $3 per million input tokens: the summary's known prompt.
+    from runner.checks.models import listed_price
+
+    price = listed_price({"prompt": "0.000003", "completion": "0.000015"})
+    assert price is not None
+    assert (price.input, price.output) == (3.0, 15.0)

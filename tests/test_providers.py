@@ -339,3 +339,35 @@ def test_a_speech_reply_with_odd_fields_keeps_what_it_can(reply: dict[str, objec
     assert transcript["text"] == "hi"
     assert transcript["words"] == []
     assert transcript["word_times"] == "none"
+
+
+def test_a_local_server_costs_what_its_provider_entry_says_never_an_unknown_gateway_cost(
+    folder: Path, llama_server: FakeLocalLLM, run_cli: RunCli
+) -> None:
+    url = f"{llama_server.base_url}/v1"
+    code, _, err = run_cli("run", "recipes/summaries.yaml", "--llm-url", url, "--progress", "plain")
+    assert code == 0, err
+    assert "  cost: $0.00 (transcription $0.00, LLM $0.00)" in err  # no price table: free
+    assert "unknown" not in err.split("cost:")[1].splitlines()[0]
+    tasks = json.loads((folder / "out" / "run.json").read_text())["items"][0]["tasks"]
+    assert {t["cost_usd"] for t in tasks} == {0.0}
+    # A table that prices the server prices its calls, by the provider's own entry.
+    (folder / "prices.yaml").write_text(
+        "llm_per_million_tokens:\n  llm-url/*: {input: 1.0, output: 2.0}\n"
+    )
+    code, _, err = run_cli(
+        "run",
+        "recipes/summaries.yaml",
+        "--llm-url",
+        url,
+        "--no-cache",
+        "--prices",
+        "prices.yaml",
+        "--progress",
+        "plain",
+    )
+    assert code == 0, err
+    tasks = json.loads((folder / "out" / "run.json").read_text())["items"][0]["tasks"]
+    for task in tasks:
+        expected = (task["input_tokens"] * 1.0 + task["output_tokens"] * 2.0) / 1_000_000
+        assert task["cost_usd"] == pytest.approx(expected)

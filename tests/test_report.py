@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import shutil
@@ -347,3 +348,124 @@ def test_a_report_path_that_is_the_manifest_is_refused_before_anything_runs(
     assert code == 2, err
     assert "--report out/run.json is the manifest itself" in err
     assert fake.history == []
+
+
+# --- what the colours and the words mean -------------------------------------------------
+
+NOT_RUN_WHY = (
+    "the LLM tasks need an LLM: set ASSEMBLYAI_API_KEY to run them on AssemblyAI's LLM "
+    "Gateway, or pass --llm-url http://127.0.0.1:8080/v1 to run them on a local server"
+)
+
+
+def mixed_manifest(transcript: Path) -> dict[str, Any]:
+    """A failed item with an ok task, and two items whose LLM tasks were not run."""
+
+    def task(name: str, status: str, error: str | None = None) -> dict[str, Any]:
+        return {"task": name, "status": status, "error": error}
+
+    def item(name: str, status: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "recipe": "mixed",
+            "item": name,
+            "source": str(transcript),
+            "kind": "transcript_file",
+            "status": status,
+            "tasks": tasks,
+        }
+
+    return {
+        "recipes": [{"name": "mixed"}],
+        "items": [
+            item("broken", "failed", [task("subtitles", "ok"), task("notes", "failed", "boom")]),
+            item("quiet-1", "ok", [task("subtitles", "ok"), task("notes", "not run", NOT_RUN_WHY)]),
+            item("quiet-2", "ok", [task("subtitles", "ok"), task("notes", "not run", NOT_RUN_WHY)]),
+        ],
+        "summary": {"outcome": "completed", "items": {"ok": 2, "failed": 1}},
+    }
+
+
+def test_each_status_is_coloured_by_its_own_value_and_not_run_is_explained_once(
+    tmp_path: Path,
+) -> None:
+    from runner.results.html_report import write_report
+
+    shutil.copy(WILDFIRES, tmp_path / "saved.json")
+    out = write_report(
+        mixed_manifest(tmp_path / "saved.json"), tmp_path / "run.json", tmp_path / "r.html"
+    )  # type: ignore[arg-type]
+    text = out.read_text()
+    # The ok task of the failed item is ok, by its class; only the failed task is failed.
+    broken = text[text.index('id="item-0"') : text.index('id="item-1"')]
+    assert '<div class="task ok"><h3>subtitles <span class="status ok">ok</span>' in broken
+    assert '<div class="task failed"><h3>notes <span class="status failed">failed</span>' in broken
+    # Not run is not a failure: its own class, and its reason said once for the run.
+    assert text.count('<div class="task not-run">') == 2
+    assert 'class="task failed"' not in text.replace(broken, "")
+    why = html.escape(NOT_RUN_WHY)
+    assert text.count(why) == 1
+    assert "<li>2 tasks: " + why in text
+    # The stylesheet colours a status by itself, never by the item around it.
+    assert ".failed .status" not in text
+
+
+def test_transcript_paragraphs_end_where_sentences_end(tmp_path: Path) -> None:
+    from runner.results.html_report import write_report
+
+    shutil.copy(WILDFIRES, tmp_path / "saved.json")
+    out = write_report(
+        mixed_manifest(tmp_path / "saved.json"), tmp_path / "run.json", tmp_path / "r.html"
+    )  # type: ignore[arg-type]
+    transcript = out.read_text().split('<details class="transcript">')[1].split("</details>")[0]
+    paragraphs = re.findall(r'<p><span class="time">[^<]*</span>(.*?)</p>', transcript)
+    assert len(paragraphs) > 5
+    for paragraph in paragraphs:
+        assert re.search(r"[.?!]$", paragraph), paragraph[-60:]
+
+
+def test_each_run_keeps_its_report_beside_its_manifest(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    shutil.copytree(REPO / "recipes", served / "recipes")
+    for recipe in ("recipes/exports.yaml", "recipes/customer-calls.yaml"):
+        code, _, err = run_cli("run", recipe, "--progress", "plain")
+        assert code == 0, err
+    runs = served / "out" / "runs"
+    kept = sorted(runs.glob("*.html"))
+    assert len(kept) == 2
+    assert sorted(p.name.split("-")[-1] for p in kept) == ["calls.html", "exports.html"]
+    assert {p.with_suffix(".json").is_file() for p in kept} == {True}
+    first = next(p for p in kept if p.name.endswith("-exports.html")).read_text()
+    assert "Run of exports" in first  # the first run's report, kept
+    assert '<base href="../">' in first  # its links lead where report.html's do
+    latest = (served / "out" / "report.html").read_text()
+    assert "Run of customer-calls" in latest
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason=".ci/run installs chromium (Debian's package)"
+)
+async def test_a_browser_colours_an_ok_task_of_a_failed_item_green_and_not_run_grey(
+    tmp_path: Path,
+) -> None:
+    """The colours a person sees, from computed styles: an ok task is green inside a
+    failed item, a failed one red, a not-run one grey and dashed, never red."""
+    from browser import Browser
+
+    from runner.results.html_report import write_report
+
+    shutil.copy(WILDFIRES, tmp_path / "saved.json")
+    manifest = mixed_manifest(tmp_path / "saved.json")
+    report = write_report(manifest, tmp_path / "run.json", tmp_path / "r.html")  # type: ignore[arg-type]
+    status = "getComputedStyle(document.querySelector('#item-{} .task.{} .status')).color"
+    border = "getComputedStyle(document.querySelector('#item-{} .task.{}')).{}"
+    async with Browser() as browser:
+        await browser.open(report)
+        assert await browser.evaluate(status.format(0, "ok")) == "rgb(26, 127, 55)"
+        assert await browser.evaluate(status.format(0, "failed")) == "rgb(204, 51, 51)"
+        assert await browser.evaluate(status.format(1, "not-run")) == "rgb(102, 102, 102)"
+        assert await browser.evaluate(border.format(1, "not-run", "borderLeftStyle")) == "dashed"
+        not_run_border = await browser.evaluate(border.format(1, "not-run", "borderLeftColor"))
+        assert not_run_border == "rgb(187, 187, 187)"
+        assert browser.errors == []

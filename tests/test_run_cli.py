@@ -298,7 +298,7 @@ def test_missing_api_key_is_a_usage_error(
     code, out, err = run_cli("run", "r.yaml", "--dry-run")
     assert code == 0
     assert out == (
-        "r.yaml: 1 item(s) × 1 task(s)\n"
+        "r.yaml: 1 item(s) × 1 task(s) (1 asking a model)\n"
         "  a: transcribe the URL; 1 LLM call(s) to send, 0 cached  (https://x.test/a.mp3)\n"
         "Dry run: nothing was sent.\n"
     )

@@ -84,7 +84,7 @@ def test_a_csv_table_has_a_row_per_item_and_a_column_per_field(
         "summary",
         "facts.title",
         "facts.tags",
-        "facts.people.0.name",
+        "facts.people",
         "subtitles",
     ]
     board = rows["board-meeting"]
@@ -92,7 +92,12 @@ def test_a_csv_table_has_a_row_per_item_and_a_column_per_field(
     assert board["summary"] == "Two lines,\nwith a comma"  # quoted, and read back whole
     assert board["facts.title"] == "Smoke, and why"
     assert board["facts.tags"] == "air; fire"
-    assert board["facts.people.0.name"] == "Peter"
+    assert board["facts.people"] == "1"  # how many: the people are in lists.csv
+    people = list(csv.DictReader(io.StringIO((table.parent / "lists.csv").read_text())))
+    assert sorted(people, key=lambda row: row["item"]) == [
+        {"item": item, "task": "facts", "field": "people", "rank": "1", "name": "Peter"}
+        for item in ("board-meeting", "saved")
+    ]
     assert board["subtitles"] == "out/calls/board-meeting/subtitles.srt"
     assert board["audio_duration"] == "282.0"
     broken = rows["broken"]
@@ -100,6 +105,7 @@ def test_a_csv_table_has_a_row_per_item_and_a_column_per_field(
     assert "Transcoding failed" in broken["error"]
     assert broken["summary"] == broken["facts.title"] == broken["subtitles"] == ""
     assert rows["saved"]["transcript_id"] == "e5a56f4f-b658-44b0-925a-f7d761ec0d96"
+    assert rows["saved"]["source"] == "saved.json"  # relative to the recipe, not this machine
 
 
 def test_a_jsonl_table_keeps_values_typed(
@@ -155,3 +161,30 @@ def test_a_failed_task_leaves_its_cells_empty_and_names_itself() -> None:
     row = row_of(record, results, recipe)
     assert row["subtitles"] is None
     assert row["error"] == "subtitles: no words with times"
+
+
+def test_quotes_go_to_their_own_long_table(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    baltimore = "The levels outside right now in Baltimore are considered unhealthy."
+    fake.gateway.responder = lambda request: f'"{baltimore}"'
+    shutil.copy(WILDFIRES, served / "saved.json")
+    (served / "recipe.yaml").write_text(
+        "version: 1\nname: calls\ninputs: [{transcript_file: saved.json}]\n"
+        "output: {table: results.csv}\ntasks:\n  best_quotes: {quotes: {count: 1}}\n"
+    )
+    code, _, err = run_cli("run", "recipe.yaml", "--progress", "plain")
+    assert code == 0, err
+    folder = served / "out" / "calls"
+    (row,) = csv.DictReader(io.StringIO((folder / "results.csv").read_text()))
+    assert row["best_quotes"] == "1"
+    assert not [column for column in row if column.startswith("best_quotes.")]
+    text = (folder / "quotes.csv").read_text()
+    assert text.splitlines()[0] == "item,task,rank,quote,start,end,verdict"
+    (quote,) = csv.DictReader(io.StringIO(text))
+    assert quote["item"] == "saved"
+    assert quote["task"] == "best_quotes"
+    assert quote["rank"] == "1"
+    assert quote["quote"] == baltimore
+    assert quote["start"] == "0:01:03" or quote["start"].startswith("00:01:03")
+    assert quote["verdict"]

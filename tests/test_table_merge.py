@@ -146,7 +146,7 @@ def test_merge_writes_one_csv_table_with_every_shards_columns(
         "summary",
         "facts.title",
         "facts.tags",
-        "facts.people.0.name",
+        "facts.people",
         "facts.mood",
         "subtitles",
     ]
@@ -169,6 +169,15 @@ def test_merge_writes_one_csv_table_with_every_shards_columns(
         for row in shard_rows:
             assert {k: v for k, v in by_item[row["item"]].items() if k in row} == row
     assert not list(table.parent.glob(".*"))  # no temporary file left
+    # The long table of the shards' lists is merged beside it, every shard's rows.
+    _, lists = csv_table(served / "merged" / "calls" / "lists.csv")
+    shard_lists = [
+        row
+        for manifest in manifests
+        if (manifest.parent / "calls" / "lists.csv").is_file()
+        for row in csv_table(manifest.parent / "calls" / "lists.csv")[1]
+    ]
+    assert sorted(map(str, lists)) == sorted(map(str, shard_lists))
     assert merged_manifest["recipes"] == [
         {"name": "calls", "file": "recipe.yaml", "table": "results.csv"}
     ]

@@ -249,7 +249,7 @@ def test_missing_path_is_a_usage_error(
     monkeypatch.chdir(tmp_path)
     result = run_cli("validate", "nope.yaml")
     assert result.exit_code == 2
-    assert result.stderr == "error: nope.yaml: no such file or folder\n"
+    assert result.stderr == "error: nope.yaml: no such recipe file or folder\n"
     assert result.stdout == ""
     assert "Traceback" not in result.output
 

@@ -47,7 +47,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, Final, NamedTuple, Self
 
@@ -73,6 +73,7 @@ from runner.api.transport import (
     BodyReader,
     ByteBudget,
     Malformed,
+    ReservedNameResolver,
     Unreadable,
     describe_transport_error,
     never_sent,
@@ -165,6 +166,7 @@ class PolicySnapshot(Mapping[str, int]):
     requests: int  # HTTP requests sent, retries included
     retries: int
     paused: Mapping[str, float]  # "family" or "family:model" → seconds until allowed
+    retries_by_family: Mapping[str, int] = field(default_factory=dict)  # those sent again
 
     def _totals(self) -> dict[str, int]:
         return {
@@ -262,6 +264,7 @@ class HttpClient:
         self._waiting: Counter[str] = Counter()
         self._requests = 0
         self._retries = 0
+        self._retries_by_family: Counter[str] = Counter()
         self._key_refused: KeyRefused | None = None
         self._first_sent = False  # has the first request of this client gone out?
         self._stopping = False  # set by stop_sending(): the run is being stopped
@@ -279,7 +282,9 @@ class HttpClient:
 
     async def __aenter__(self) -> Self:
         # allow_redirects=False per request keeps the key on the hosts we were given.
-        connector = aiohttp.TCPConnector(limit=self.config.limits.total())
+        connector = aiohttp.TCPConnector(
+            limit=self.config.limits.total(), resolver=ReservedNameResolver()
+        )
         headers = {**self._headers, "User-Agent": USER_AGENT}
         if self._authorization is not None:
             headers["Authorization"] = self._authorization
@@ -329,6 +334,7 @@ class HttpClient:
             requests=self._requests,
             retries=self._retries,
             paused=self._gate.snapshot(),
+            retries_by_family=dict(self._retries_by_family),
         )
 
     async def request(
@@ -406,6 +412,7 @@ class HttpClient:
                 )
             retries += 1
             self._retries += 1
+            self._retries_by_family[family] += 1
             log.debug("retry %d of %s in %.2f s", retries, route, delay)
             await self._sleep(delay)
 

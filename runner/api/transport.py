@@ -5,12 +5,15 @@ answer (a job may exist). The client (:mod:`runner.api.http`) decides with these
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
 import aiohttp
+import aiohttp.abc
 
 from runner.api.replies import body_snippet
 
@@ -73,11 +76,9 @@ def describe_transport_error(exc: BaseException) -> str:
     if isinstance(exc, Misshapen):
         return f"the response cannot be read: {exc}"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "timed out while connecting"
+        return f"timed out while connecting: {_CHECK_ROUTE}"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        error = exc.os_error
-        reason = os.strerror(error.errno) if error.errno else (error.strerror or str(error))
-        return f"could not connect to {exc.host}:{exc.port} ({reason})"
+        return _connect_failure(exc)
     if isinstance(exc, TimeoutError):
         return "timed out waiting for the response"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
@@ -92,6 +93,67 @@ def describe_transport_error(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientOSError):
         return f"connection error ({exc.strerror or type(exc).__name__})"
     return f"connection error ({type(exc).__name__})"
+
+
+# What a user checks when a connection fails, by cause.
+_CHECK_ROUTE = (
+    "check this machine's network connection, a firewall, and whether it needs a proxy "
+    "(the runner connects directly: it does not read HTTPS_PROXY)"
+)
+_CHECK_HOST = (
+    "check this machine's network connection and DNS, and the host in the URL "
+    "(ASSEMBLYAI_BASE_URL, ASSEMBLYAI_LLM_GATEWAY_URL, --llm-url or a provider's base_url)"
+)
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+    """A connection that was never made, by its cause: the DNS lookup, a refusal, TLS,
+    or another error of the socket; each with what to check."""
+    error = exc.os_error
+    where = f"{exc.host}:{exc.port}"
+    if isinstance(error, socket.gaierror) or _is(exc, "ClientConnectorDNSError"):
+        reason = error.strerror or str(error)
+        return f"DNS lookup failed for {exc.host} ({reason}): {_CHECK_HOST}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return (
+            f"TLS handshake with {where} failed ({error.strerror or error}): check the "
+            "system's certificates and clock, and that nothing intercepts HTTPS"
+        )
+    if error.errno == errno.ECONNREFUSED:
+        return (
+            f"connection refused by {where}: nothing listens there; check that the "
+            "server is running and the URL's host and port"
+        )
+    if error.errno in (errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"could not reach {where} ({os.strerror(error.errno)}): {_CHECK_ROUTE}"
+    reason = os.strerror(error.errno) if error.errno else (error.strerror or str(error))
+    return f"could not connect to {where} ({reason}): {_CHECK_ROUTE}"
+
+
+def _is(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is aiohttp's ``name`` (absent from older aiohttp releases)."""
+    kind = getattr(aiohttp, name, None)
+    return isinstance(kind, type) and isinstance(exc, kind)
+
+
+class ReservedNameResolver(aiohttp.abc.AbstractResolver):
+    """The system's resolver, but a name under ``.invalid`` (RFC 6761 §6.4: it never
+    resolves) fails at once, never asked of a DNS server: a URL made unusable on
+    purpose fails in no time, and without reaching a network."""
+
+    def __init__(self) -> None:
+        self._system = aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        name = host.rstrip(".").lower()
+        if name == "invalid" or name.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return await self._system.resolve(host, port, family)
+
+    async def close(self) -> None:
+        await self._system.close()
 
 
 class Unreadable(ValueError):

@@ -69,7 +69,7 @@ def discover(paths: Sequence[str]) -> list[Path]:
                 "name recipe files or folders: transcript-runner validate path/to/recipe.yaml"
             )
         else:
-            raise UsageError(f"{target}: no such file or folder")
+            raise UsageError(f"{target}: no such recipe file or folder")
     return found
 
 

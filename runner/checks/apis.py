@@ -70,12 +70,27 @@ def _check_export_task(doc: Document, name: str, spec: Mapping[str, Any]) -> lis
                         f"not {fmt}; remove it",
                     )
                 )
+        shortest, longest = given.get("min_seconds"), given.get("max_seconds", 7.0)
+        numbers = isinstance(shortest, int | float) and isinstance(longest, int | float)
+        if numbers and shortest > longest:
+            found.append(
+                doc.diagnostic(
+                    (*here, "export", "min_seconds"),
+                    f"min_seconds {shortest} is more than max_seconds {longest}: a "
+                    "caption cannot stay on screen longer than it may; lower it",
+                    key=False,
+                )
+            )
     return found
 
 
 _EXPORT_OPTION_FORMATS = {
     "chars_per_caption": ("srt", "vtt"),
-    "speakers": ("txt", "markdown"),
+    "chars_per_line": ("srt", "vtt"),
+    "lines_per_caption": ("srt", "vtt"),
+    "min_seconds": ("srt", "vtt"),
+    "max_seconds": ("srt", "vtt"),
+    "speakers": ("srt", "vtt", "txt", "markdown"),
     "paragraphs": ("txt", "markdown"),
     "timestamps": ("txt", "markdown"),
 }

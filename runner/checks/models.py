@@ -15,6 +15,7 @@ the runs use.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import urllib.error
@@ -29,6 +30,7 @@ from runner.diagnostics import Diagnostic, Severity, suggest
 from runner.errors import UsageError
 from runner.recipe.document import Document, KeyPath
 from runner.recipe.model import DEFAULT_MODEL, GATEWAY_PROVIDER, Recipe, Task, TaskApi
+from runner.recipe.prices import LlmPrice, PriceTable
 from runner.store import Store
 
 CATALOG_MAX_AGE = 24 * 3600  # seconds a kept catalog is trusted
@@ -37,13 +39,15 @@ FETCH_TIMEOUT = 15.0
 
 @dataclass(frozen=True)
 class Catalog:
-    """The Gateway's models, each with the regions that offer it (empty: not said)."""
+    """The Gateway's models, each with the regions that offer it (empty: not said),
+    and the prices of those whose entry gives them."""
 
     url: str
     regions: Mapping[str, tuple[str, ...]]
     fetched: float
     # Each model's context window (`context_length`), where the list says it.
     windows: Mapping[str, int] = field(default_factory=dict)
+    prices: Mapping[str, LlmPrice] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, url: str, body: str, fetched: float) -> Catalog:
@@ -51,10 +55,10 @@ class Catalog:
         entries = data.get("data") if isinstance(data, Mapping) else None
         if not isinstance(entries, list):
             raise ValueError("the model catalog has no 'data' list")
+        listed = [e for e in entries if isinstance(e, Mapping) and isinstance(e.get("id"), str)]
         regions = {
             str(entry["id"]): tuple(str(r) for r in entry.get("available_regions") or ())
-            for entry in entries
-            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str)
+            for entry in listed
         }
         windows = {
             str(entry["id"]): entry["context_length"]
@@ -65,7 +69,32 @@ class Catalog:
             and not isinstance(entry.get("context_length"), bool)
             and entry["context_length"] > 0
         }
-        return cls(url, regions, fetched, windows)
+        prices = {
+            str(entry["id"]): price
+            for entry in listed
+            if (price := listed_price(entry.get("pricing"))) is not None
+        }
+        return cls(url, regions, fetched, windows, prices)
+
+    def price_table(self) -> PriceTable:
+        """The prices the list gives, as a price table (LLM models only)."""
+        return PriceTable(llm_per_million_tokens=dict(self.prices))
+
+
+def listed_price(pricing: Any) -> LlmPrice | None:
+    """A model entry's ``pricing`` as dollars per million tokens, when it gives one:
+    the catalog's fields are those of OpenRouter's list (``prompt`` and ``completion``,
+    dollars per token, as numbers or strings). Anything else is no price: the runner
+    never guesses one."""
+    if not isinstance(pricing, Mapping):
+        return None
+    try:
+        prompt, completion = float(pricing["prompt"]), float(pricing["completion"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) and v >= 0 for v in (prompt, completion)):
+        return None
+    return LlmPrice(round(prompt * 1_000_000, 6), round(completion * 1_000_000, 6))
 
 
 def gateway_url(region: str | None, environ: Mapping[str, str]) -> str:
@@ -89,7 +118,7 @@ def fetch_catalog(url: str, store: Store | None, *, max_age: float = CATALOG_MAX
         reason = getattr(exc, "reason", None) or exc
         raise UsageError(
             f"--online: cannot read the LLM Gateway's model list at {models_url} ({reason}); "
-            "check the network, or validate without --online"
+            "check the network, or leave out --online"
         ) from None
     if store is not None:
         store.catalog_put(models_url, body)

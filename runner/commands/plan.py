@@ -13,13 +13,20 @@ import click
 
 from runner.api.hosts import rest_region
 from runner.checks import discover, load_recipes, validate_file
-from runner.checks.models import check_models, gateway_url, kept_catalog, kept_windows
+from runner.checks.models import (
+    Catalog,
+    check_models,
+    fetch_catalog,
+    gateway_url,
+    kept_catalog,
+    kept_windows,
+)
 from runner.diagnostics import Diagnostic, Severity
 from runner.errors import EXIT_FAILED, EXIT_OK, ItemError, StoreError, UsageError
 from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
-from runner.recipe.prices import PriceTableError, by_recipe
+from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
 from runner.recipe.variables import command_line_vars
 from runner.results.paths import check_paths
 from runner.store import DEFAULT_STATE_DIR, Store
@@ -34,6 +41,7 @@ class PlanRequest:
     fmt: str = "text"  # text or json
     var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
     vars_files: Sequence[Path] = ()  # --vars FILE, under --var
+    online: bool = False  # read the Gateway's model list (and its prices) afresh
 
 
 def plan(request: PlanRequest) -> int:
@@ -45,12 +53,14 @@ def plan(request: PlanRequest) -> int:
     variables = command_line_vars(request.vars_files, request.var)
     recipes = load_recipes(request.recipes, *rest_region(None, os.environ), variables)
     state_dir = request.state_dir or DEFAULT_STATE_DIR
-    _warn_about_models(request.recipes, state_dir)
+    catalog = _catalog(state_dir, online=request.online)
+    _warn_about_models(request.recipes, catalog)
     counted = count(recipes, state_dir, request.shard)
     try:
         table = by_recipe({recipe.name: recipe.prices for recipe in recipes}, request.prices)
     except PriceTableError as exc:
         raise UsageError(f"--prices {exc}") from None
+    table = with_listed_prices(table, catalog, recipes)
     if request.fmt == "json":
         click.echo(
             json.dumps({**plan_json(counted, table), "too_long": counted.too_long}, indent=2)
@@ -82,15 +92,35 @@ def count(
             store.close()
 
 
-def _warn_about_models(paths: Sequence[str], state_dir: Path) -> None:
-    """Models the Gateway's catalog does not list, when `validate --online` kept one:
-    as warnings, since the catalog may be old (plan sends nothing, fetches nothing)."""
-    store = Store.existing(state_dir)
+def _catalog(state_dir: Path, *, online: bool) -> Catalog | None:
+    """The Gateway's model list: fetched with --online (kept a day, as validate keeps
+    it), else the one `validate --online` kept, if any (plan fetches nothing then)."""
+    store = Store.existing(state_dir) if not online else Store(state_dir)
     try:
-        catalog = kept_catalog(gateway_url(None, os.environ), store)
+        url = gateway_url(None, os.environ)
+        return fetch_catalog(url, store) if online else kept_catalog(url, store)
     finally:
         if store is not None:
             store.close()
+
+
+def with_listed_prices(
+    tables: dict[str, PriceTable] | None, catalog: Catalog | None, recipes: Sequence[Recipe]
+) -> dict[str, PriceTable] | None:
+    """Each recipe's table over the prices the Gateway's list gives (the user's table
+    wins where both price a model); unchanged when the list gives none."""
+    if catalog is None or not catalog.prices:
+        return tables
+    listed = catalog.price_table()
+    return {
+        recipe.name: listed.merged((tables or {}).get(recipe.name, PriceTable()))
+        for recipe in recipes
+    }
+
+
+def _warn_about_models(paths: Sequence[str], catalog: Catalog | None) -> None:
+    """Models the Gateway's catalog does not list: as warnings, since a kept catalog
+    may be old."""
     if catalog is None:
         return
     found: list[Diagnostic] = []

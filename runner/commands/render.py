@@ -48,6 +48,14 @@ def render(request: RenderRequest) -> int:
     recipe, engine, items = _load_for_render(request.recipe, variables)
     items = _select_items(items, request.item_name)
     tasks = _select_tasks(recipe, request.task_name)
+    if not tasks:
+        exports = ", ".join(recipe.tasks)
+        click.echo(
+            f"{display_path(request.recipe)}: nothing to render: every task ({exports}) is an "
+            "export, which writes the transcript itself and sends no prompt. `transcript-runner "
+            "run` writes them; `run --dry-run` says what it would do."
+        )
+        return EXIT_OK
     override = _read_transcript(request.transcript_file) if request.transcript_file else None
     out = request.out
     rendered: list[Rendered] = []

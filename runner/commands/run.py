@@ -191,7 +191,8 @@ def _report_written(outcome: RunOutcome | None, path: Path | None) -> tuple[str 
         report.discard()
         print(f"error: the report could not be written: {exc}", file=sys.stderr)
         return None, True
-    written = report.close(outcome.writer.summary)
+    keep = outcome.writer.kept_path.with_suffix(".html")
+    written = report.close(outcome.writer.summary, keep=keep)
     if written is None:
         print(f"error: the report could not be written: {report.problem}", file=sys.stderr)
         return None, True
@@ -213,6 +214,7 @@ def _print_summary(ran: Ran, outcome: RunOutcome, report: str | None, *, priced:
             priced=priced,
             report=report,
             failures_shown=True,
+            retries=ran.retries,
         ),
         file=sys.stderr,
     )
@@ -256,8 +258,20 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
     for recipe in recipes:
         engine = TemplateEngine(recipe.base_dir)
         items = expand(recipe, engine)
+        # Every task, as the run counts them; which of them ask a model, which export.
         tasks = sum(1 for task in recipe.tasks.values() if task.asks_model)
-        lines.append(f"{recipe.display}: {len(items)} item(s) × {tasks} task(s)")
+        exports = len(recipe.tasks) - tasks
+        kinds = ", ".join(
+            part
+            for part in (
+                f"{tasks} asking a model" if tasks else "",
+                f"{exports} export{'s' if exports != 1 else ''}" if exports else "",
+            )
+            if part
+        )
+        lines.append(
+            f"{recipe.display}: {len(items)} item(s) × {len(recipe.tasks)} task(s) ({kinds})"
+        )
         local = recipe.local_engine is not None
         for item in items:
             step = {

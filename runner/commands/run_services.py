@@ -10,9 +10,10 @@ import gc
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runner.api.config import ClientConfig
@@ -43,6 +44,9 @@ class Ran:
     interrupted: bool
     status_pages: int = 0
     peak_budget_share: float = 0.0
+    # Every request sent again, by kind (uploads, transcriptions, polls, llm, lemur),
+    # over every client of the run: what the summary counts.
+    retries: Mapping[str, int] = field(default_factory=dict)
 
 
 def execute(
@@ -56,6 +60,11 @@ def execute(
 
     secrets = _run_secrets(recipes, config)
     recipes = [_recorded_safely(recipe, secrets) for recipe in recipes]
+    clients: list[HttpClient] = []
+
+    def kept(client: HttpClient) -> HttpClient:
+        clients.append(client)
+        return client
 
     async def main(store: Store) -> None:
         nonlocal executor, sweeper
@@ -67,6 +76,7 @@ def execute(
             contextlib.AsyncExitStack() as servers,
         ):
             _stop_on_signals(http)
+            clients.append(http)
             services = offline_services() if options.offline else _services(http, config)
             # One client per server for the whole run: its limits hold across the run.
             providers = {
@@ -106,7 +116,16 @@ def execute(
         interrupted,
         status_pages=sweeper.requests if sweeper else 0,
         peak_budget_share=sweeper.peak_budget_share if sweeper else 0.0,
+        retries=_retries(clients),
     )
+
+
+def _retries(clients: Sequence[HttpClient]) -> dict[str, int]:
+    """The requests every client sent again, by kind."""
+    counted: Counter[str] = Counter()
+    for client in clients:
+        counted.update(client.snapshot().retries_by_family)
+    return {kind: n for kind, n in counted.items() if n}
 
 
 @contextmanager

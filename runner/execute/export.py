@@ -16,6 +16,7 @@ from runner.prompt.views import TaskResultView
 from runner.recipe.model import ExportOptions, Task
 from runner.results.manifest import TaskRecord
 from runner.results.outputs import contained, write_atomic
+from runner.transcript.captions import CaptionStyle
 from runner.transcript.exports import SUBTITLE_FORMATS, ExportLayout, ExportProblem, export
 from runner.transcript.model import Transcript
 
@@ -30,12 +31,28 @@ class Exporter:
     async def fetched(
         self, options: ExportOptions, transcript: Transcript, local: bool
     ) -> str | None:
-        """AssemblyAI's own subtitles for a transcript it holds; None to build them here."""
+        """AssemblyAI's own subtitles for a transcript it holds; None to build them here
+        (also when the task asks for a layout its endpoints cannot give)."""
         if options.format not in SUBTITLE_FORMATS or local or self.offline or not transcript.id:
+            return None
+        if options.layout_only_built:
             return None
         return await self.transcripts.subtitles(
             transcript.id, options.format, options.chars_per_caption
         )
+
+
+def caption_style(options: ExportOptions) -> CaptionStyle:
+    """The recipe's caption layout, the broadcasters' defaults where it says nothing."""
+    default = CaptionStyle()
+    return CaptionStyle(
+        chars_per_line=options.chars_per_line or default.chars_per_line,
+        lines=options.lines_per_caption or default.lines,
+        chars_per_caption=options.chars_per_caption,
+        min_seconds=default.min_seconds if options.min_seconds is None else options.min_seconds,
+        max_seconds=default.max_seconds if options.max_seconds is None else options.max_seconds,
+        speakers=options.speakers,
+    )
 
 
 def write_export(
@@ -47,7 +64,8 @@ def write_export(
     record: TaskRecord,
 ) -> TaskResultView | None:
     """Write the export (``fetched`` as received, else built here) and fill ``record``;
-    the result for dependents, or None when the transcript cannot be exported so."""
+    the result for dependents, or None when the transcript cannot be exported so. A
+    failed download (``record.note`` says why) is built here too."""
     options = task.export
     assert options is not None, "write_export is for export tasks"
     if fetched is not None:
@@ -59,12 +77,12 @@ def write_export(
             text = export(
                 transcript,
                 options.format,
-                chars_per_caption=options.chars_per_caption,
+                style=caption_style(options),
                 layout=layout,
                 title=title,
             )
         except ExportProblem as problem:
-            record.fail(str(problem))
+            record.fail(f"{record.note}; {problem}" if record.note else str(problem))
             return None
         record.export_source = "built"
     output = contained(folder, task.output)

@@ -59,6 +59,9 @@ class ItemPlan:
     unknown_tokens: int = 0  # calls whose prompt is not known before the run
     models: dict[str, int] = field(default_factory=dict)
     input_tokens_by_model: dict[str, int] = field(default_factory=dict)  # known prompts
+    # Known prompts to a provider's server (providers:, --llm-url), by (provider, model):
+    # priced as the table prices that provider, never as Gateway models.
+    input_tokens_by_server: dict[tuple[str, str], int] = field(default_factory=dict)
     speech_model: str | None = None  # the first speech model a submission asks for
     transcript_known: bool = False  # the transcript is known without transcribing
     # Each task's reply-cache key, as the run will send it; None when it depends on a
@@ -257,8 +260,13 @@ def _plan_item(
             plan.too_long += counted.too_long
             tokens = counted.input_tokens
             plan.input_tokens += tokens
-            by_model = plan.input_tokens_by_model
-            by_model[model] = by_model.get(model, 0) + tokens
+            if task.provider is not None:
+                server = (task.provider.name, model)
+                by_server = plan.input_tokens_by_server
+                by_server[server] = by_server.get(server, 0) + tokens
+            else:
+                by_model = plan.input_tokens_by_model
+                by_model[model] = by_model.get(model, 0) + tokens
             results[task.name] = None
         _plan_judges(recipe, engine, item, task, results[task.name], view, plan, store, use_cache)
     if kept is not None:
@@ -457,10 +465,15 @@ def plan_costs(plan: Plan, tables: Mapping[str, PriceTable]) -> PlanCosts:
             speech += cost
     llm = 0.0
     for item in plan.items:
-        for model, tokens in item.input_tokens_by_model.items():
-            cost = tables.get(item.recipe, PriceTable()).llm(model, tokens, 0)
+        table = tables.get(item.recipe, PriceTable())
+        calls: list[tuple[str | None, str, int]] = [
+            (None, m, n) for m, n in item.input_tokens_by_model.items()
+        ]
+        calls += [(p, m, n) for (p, m), n in item.input_tokens_by_server.items()]
+        for provider, model, tokens in calls:
+            cost = table.call(model, provider, tokens, 0)
             if cost is None:
-                unpriced.add(model)
+                unpriced.add(model if provider is None else f"{provider}/{model}")
             else:
                 llm += cost
     speech_models = {model or "the speech model" for _, model in submissions}

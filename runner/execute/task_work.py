@@ -268,10 +268,14 @@ class TaskWork:
             fetched = await self.exporter.fetched(
                 task.export, obtained.transcript, not obtained.on_assemblyai
             )
-        except ItemError as exc:
+        except ItemError as exc:  # built from the words instead, and said
             if isinstance(exc, ApiError):
                 record.retries = exc.retries
-            return record.fail(exc.message), None, None
+            fetched = None
+            record.note = (
+                f"AssemblyAI's /{task.export.format} download failed ({exc.message}); "
+                "the subtitles were built here from the words"
+            )
         try:
             with step("writing"):
                 result = await self._files.call(

@@ -413,6 +413,10 @@ def _export_task(doc: Document, name: str, spec: Mapping[str, Any]) -> Task:
     export = ExportOptions(
         format=str(options["format"]),
         chars_per_caption=options.get("chars_per_caption"),
+        chars_per_line=options.get("chars_per_line"),
+        lines_per_caption=options.get("lines_per_caption"),
+        min_seconds=options.get("min_seconds"),
+        max_seconds=options.get("max_seconds"),
         speakers=bool(options.get("speakers", True)),
         paragraphs=bool(options.get("paragraphs", True)),
         timestamps=bool(options.get("timestamps", True)),

@@ -277,7 +277,26 @@ class ExportOptions:
 
     format: str
     chars_per_caption: int | None = None  # srt and vtt
-    speakers: bool = True  # txt and markdown: one paragraph per speaker turn
+    chars_per_line: int | None = None  # srt and vtt: built captions (default 42)
+    lines_per_caption: int | None = None  # srt and vtt: built captions (default 2)
+    min_seconds: float | None = None  # srt and vtt: a caption's least time on screen
+    max_seconds: float | None = None  # srt and vtt: a caption's most time on screen
+    speakers: bool = True  # txt and markdown: one paragraph per speaker turn; srt, vtt: marked
+
+    @property
+    def layout_only_built(self) -> bool:
+        """Whether the task asks for a caption layout AssemblyAI's subtitle endpoints
+        cannot give (they take only ``chars_per_caption``): then subtitles are built."""
+        return any(
+            v is not None
+            for v in (
+                self.chars_per_line,
+                self.lines_per_caption,
+                self.min_seconds,
+                self.max_seconds,
+            )
+        )
+
     paragraphs: bool = True  # txt and markdown, without speakers
     timestamps: bool = True  # txt and markdown
 

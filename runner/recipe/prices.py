@@ -26,6 +26,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from runner.diagnostics import unreadable
+
 
 @dataclass(frozen=True)
 class LlmPrice:
@@ -79,6 +81,25 @@ class PriceTable:
         if price is None or input_tokens is None or output_tokens is None:
             return None
         return (input_tokens * price.input + output_tokens * price.output) / 1_000_000
+
+    def call(
+        self,
+        model: str | None,
+        provider: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> float | None:
+        """The cost of one call answered by ``model``: on AssemblyAI's Gateway (``provider``
+        None) by the model's price; on a provider's server (a ``providers:`` entry, or
+        ``llm-url`` for ``run --llm-url``) by what the table prices as ``PROVIDER/model``
+        or ``PROVIDER/*``, and nothing when it prices neither: a server of one's own
+        bills nothing AssemblyAI knows of, and its model is no Gateway model."""
+        if provider is None:
+            return self.llm(model, input_tokens, output_tokens)
+        for key in (f"{provider}/{model}", f"{provider}/*"):
+            if key in self.llm_per_million_tokens:
+                return self.llm(key, input_tokens, output_tokens)
+        return 0.0
 
     def merged(self, other: PriceTable) -> PriceTable:
         """This table with ``other``'s prices added, ``other`` winning where both price a model."""
@@ -141,7 +162,7 @@ def load_price_file(path: Path) -> PriceTable:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PriceTableError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        raise PriceTableError(unreadable(path, exc, "price table")) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -35,6 +35,7 @@ import msgspec
 from runner.recipe.prices import format_usd
 from runner.results import checks_matrix, engines_html
 from runner.results.manifest import (
+    NOT_RUN,
     ExpectationRecord,
     ItemRecord,
     Manifest,
@@ -43,6 +44,7 @@ from runner.results.manifest import (
     item_record,
 )
 from runner.results.rates import percent
+from runner.transcript.model import ends_sentence
 from runner.transcript.text import format_timestamp
 
 if TYPE_CHECKING:
@@ -62,9 +64,13 @@ h1{font-size:1.4rem}h2{font-size:1.15rem;margin:0}h3{font-size:1rem;margin:.8rem
 .overview{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;padding:.6rem 0}
 .item{border:1px solid #ccc;border-radius:6px;margin:1rem 0;padding:.6rem 1rem}
 .item.failed,.item.interrupted{border-color:#c33}
-.status{font-weight:600}.failed .status,.interrupted .status{color:#c33}
+.status{font-weight:600}.status.ok{color:#1a7f37}
+.status.failed,.status.interrupted{color:#c33}
+.status.not-run,.status.skipped{color:#666;font-weight:400;font-style:italic}
 .task{margin:.6rem 0;padding-left:.6rem;border-left:3px solid #ddd}
-.task.failed{border-left-color:#c33}.error{color:#a11;white-space:pre-wrap}
+.task.ok{border-left-color:#8c8}.task.failed{border-left-color:#c33}
+.task.not-run,.task.skipped{border-left-style:dashed;border-left-color:#bbb}
+.error{color:#a11;white-space:pre-wrap}.note{color:#555;font-size:.9em}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .4rem;text-align:left}
 pre{background:#f6f6f6;padding:.5rem;overflow:auto;white-space:pre-wrap}
 .transcript p{margin:.3rem 0}.time{color:#777;font-size:.85em;margin-right:.3rem}
@@ -146,6 +152,7 @@ class ReportWriter:
         self._failures: list[str] = []
         self._matrix = checks_matrix.ChecksMatrix()
         self._engines = engines_html.EnginesTable()
+        self._not_run: dict[str, int] = {}  # why tasks were not run → how many
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             self._spool = self._spool_path.open("w", encoding="utf-8")
@@ -172,32 +179,62 @@ class ReportWriter:
             return
         if record.status == "failed":  # interrupted items are counted, not listed
             self._failures.append(_failure(record))
+        for task in record.tasks:
+            if task.status == NOT_RUN:
+                why = task.error or "no reason given"
+                self._not_run[why] = self._not_run.get(why, 0) + 1
 
-    def close(self, summary: Mapping[str, Any]) -> Path | None:
+    def close(self, summary: Mapping[str, Any], keep: Path | None = None) -> Path | None:
         """The whole page (head, overview, the spooled items, the script); None when
-        it could not be written (see :attr:`problem`)."""
+        it could not be written (see :attr:`problem`). ``keep``: also this run's own
+        copy there (``runs/<started>-<recipes>.html``, beside its kept manifest), so
+        the next run's report does not replace this one; its links lead where the
+        report's do."""
         if self._spool is None:
             return None
         spool, self._spool = self._spool, None
-        temporary = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
         try:
             spool.close()
-            with temporary.open("w", encoding="utf-8") as page:
-                self._write_page(page, summary)
-            os.replace(temporary, self.out)
+            self._write_atomically(self.out, summary, base=None)
+            if keep is not None:
+                self._keep(keep, summary)
         except Exception as exc:  # (as in add)
             self._fail(exc)
             return None
         finally:
             with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
                 self._spool_path.unlink(missing_ok=True)
         return self.out
 
-    def _write_page(self, page: IO[str], summary: Mapping[str, Any]) -> None:
+    def _keep(self, keep: Path, summary: Mapping[str, Any]) -> None:
+        """This run's copy beside its kept manifest; one that cannot be kept costs the
+        run nothing (as the manifest's own copy)."""
+        if keep.parent.is_symlink():  # followed, it would write wherever it leads
+            return
+        try:
+            keep.parent.mkdir(exist_ok=True)
+            back = os.path.relpath(self.out.parent.resolve(), keep.parent.resolve())
+            self._write_atomically(keep, summary, base=pathname2url(back) + "/")
+        except (OSError, ValueError):  # (ValueError: another drive, on Windows)
+            return
+
+    def _write_atomically(self, path: Path, summary: Mapping[str, Any], base: str | None) -> None:
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with temporary.open("w", encoding="utf-8") as page:
+                self._write_page(page, summary, base)
+            os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+
+    def _write_page(self, page: IO[str], summary: Mapping[str, Any], base: str | None) -> None:
+        # A kept copy lives a folder below: its relative links (recordings, outputs)
+        # resolve from the report's folder, as the latest report's do.
+        base_tag = f'<base href="{_e(base)}">' if base else ""
         page.write(
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width">'
+            f'{base_tag}<meta name="viewport" content="width=device-width">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}"><title>'
             f"{_e(self._names)} · transcript-runner</title><style>{_STYLES}</style>"
             f"</head><body>\n<h1>Run of {_e(self._names)}</h1>\n"
@@ -206,6 +243,7 @@ class ReportWriter:
         page.write(_rates(summary))
         page.write(self._engines.html())
         page.write(self._matrix.html())
+        page.write(_not_run_html(self._not_run))
         page.write(_FILTER)
         with self._spool_path.open(encoding="utf-8") as items:
             shutil.copyfileobj(items, page)
@@ -253,6 +291,16 @@ def _overview(summary: Mapping[str, Any], failures: Sequence[str]) -> str:
     return f'<section class="overview">{shown}</section>{listed}\n'
 
 
+def _not_run_html(reasons: Mapping[str, int]) -> str:
+    """Why tasks were not run, each reason once for the whole run (not a failure)."""
+    if not reasons:
+        return ""
+    said = "".join(
+        f"<li>{n} task{'s' if n != 1 else ''}: {_e(why)}</li>" for why, n in reasons.items()
+    )
+    return f'<section class="not-run"><h3>Not run (not a failure)</h3><ul>{said}</ul></section>\n'
+
+
 def _failure(record: ItemRecord) -> str:
     """A failed item's line in the overview: its first cause and its recipe line."""
     return (
@@ -274,13 +322,22 @@ def _line_of(record: ItemRecord) -> str:
     return f":{line}" if isinstance(line, int) and not isinstance(line, bool) and line > 0 else ""
 
 
+def status_class(status: str) -> str:
+    """A status as a CSS class: each is coloured by its own value (``not run`` →
+    ``not-run``), never by the item around it."""
+    return "-".join(status.split()) or "unknown"
+
+
+def _status(status: str) -> str:
+    return f'<span class="status {_e(status_class(status))}">{_e(status)}</span>'
+
+
 def _item(index: int, record: ItemRecord, report_dir: Path) -> str:
     state = "ok" if record.status == "ok" else record.status
     player_id = f"player-{index}"
     parts = [
         f'<section class="item {_e(state)}" id="item-{index}">',
-        f"<h2>{_e(record.recipe)} / {_e(record.item)} "
-        f'<span class="status">{_e(record.status)}</span></h2>',
+        f"<h2>{_e(record.recipe)} / {_e(record.item)} {_status(record.status)}</h2>",
         f'<div class="time">{_e(record.kind)}: {_e(record.source)}</div>',
     ]
     if record.error:
@@ -309,8 +366,7 @@ def _short_item(index: int, record: ItemRecord, report_dir: Path) -> str:
     state = "ok" if record.status == "ok" else record.status
     parts = [
         f'<section class="item {_e(state)}" id="item-{index}">',
-        f"<h2>{_e(record.recipe)} / {_e(record.item)} "
-        f'<span class="status">{_e(record.status)}</span></h2>',
+        f"<h2>{_e(record.recipe)} / {_e(record.item)} {_status(record.status)}</h2>",
     ]
     if record.folder and Path(record.folder).is_dir():  # (an item that failed early has none)
         link = _e(_relative_url(record.folder, report_dir))
@@ -325,15 +381,16 @@ def _short_item(index: int, record: ItemRecord, report_dir: Path) -> str:
 
 
 def _task(task: TaskRecord, player: str | None, quotes: list[Mapping[str, Any]]) -> str:
-    state = "ok" if task.status == "ok" else "failed"
     parts = [
-        f'<div class="task {state}"><h3>{_e(task.task)} '
-        f'<span class="status">{_e(task.status)}</span>'
+        f'<div class="task {_e(status_class(task.status))}"><h3>{_e(task.task)} '
+        f"{_status(task.status)}"
         + (f' <span class="time">{_e(task.model_used or "")}</span>' if task.model_used else "")
         + "</h3>"
     ]
-    if task.error:
+    if task.error and task.status != NOT_RUN:  # why tasks were not run: once, above
         parts.append(f'<div class="error">{_e(task.error)}</div>')
+    if task.note:
+        parts.append(f'<div class="note">{_e(task.note)}</div>')
     body = _read_output(task.output)
     if body is not None:
         parts.append(_render_output(task.output or "", body, player, quotes))
@@ -565,9 +622,29 @@ def _stamp(start: Any) -> str:
         return ""
 
 
-def _paragraphs(words: Sequence[Any], size: int = 80) -> list[list[Mapping[str, Any]]]:
-    good = [w for w in words if isinstance(w, Mapping)]
-    return [good[i : i + size] for i in range(0, len(good), size)]
+SENTENCES_PER_PARAGRAPH = 5  # as readable.md groups them (runner.transcript.exports)
+MAX_PARAGRAPH_WORDS = 200  # a transcript without punctuation still gets paragraphs
+
+
+def _paragraphs(words: Sequence[Any]) -> list[list[Mapping[str, Any]]]:
+    """Words in paragraphs that end where sentences end, five sentences each, as the
+    readable export has them: never a break in the middle of a sentence (unless one
+    runs past MAX_PARAGRAPH_WORDS, as without punctuation)."""
+    found: list[list[Mapping[str, Any]]] = []
+    current: list[Mapping[str, Any]] = []
+    sentences = 0
+    for word in words:
+        if not isinstance(word, Mapping):
+            continue
+        current.append(word)
+        if ends_sentence(str(word.get("text", ""))):
+            sentences += 1
+        if sentences == SENTENCES_PER_PARAGRAPH or len(current) >= MAX_PARAGRAPH_WORDS:
+            found.append(current)
+            current, sentences = [], 0
+    if current:
+        found.append(current)
+    return found
 
 
 def _marked_words(words: Sequence[Any], spans: Sequence[tuple[int, int]]) -> str:

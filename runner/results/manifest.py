@@ -113,6 +113,7 @@ class TranscriptionRecord:
 # A task that could not be asked because no LLM is configured (a first run with no key):
 # shown, and counted apart, but not a failure.
 NOT_RUN = "not run"
+MAX_NOTES = 5  # notes the summary lists; run.json keeps every one
 
 
 @dataclass
@@ -148,6 +149,9 @@ class TaskRecord:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     # An export task's text: "assemblyai" (its subtitle endpoint) or "built" (here).
     export_source: str | None = None
+    # What the user should know of a task that still succeeded (a subtitle download
+    # that failed, so the subtitles were built here).
+    note: str | None = None
     # The OpenAI-compatible server (`providers:` name) that answered; None: AssemblyAI.
     provider: str | None = None
     # What this call cost, from the price table: 0 when nothing was paid this run
@@ -213,6 +217,10 @@ class Totals:
     unpriced: set[str] = field(default_factory=set)  # models paid for without a price
     rates: CheckRates = field(default_factory=CheckRates)  # each check's pass rate
     not_run_reason: str | None = None  # why tasks were not run (said once in the summary)
+    # What succeeded another way than asked (a subtitle download built here instead):
+    # the first few, said in the summary; ``noted`` counts them all.
+    notes: list[str] = field(default_factory=list)
+    noted: int = 0
     outputs: str | None = None  # the folder that holds every item's folder
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # recipe, what, error
 
@@ -260,6 +268,10 @@ class Totals:
             self.tasks[task.status] += 1
             if task.status == NOT_RUN:
                 self.not_run_reason = self.not_run_reason or task.error
+            if task.note:
+                self.noted += 1
+                if len(self.notes) < MAX_NOTES:
+                    self.notes.append(f"{record.recipe}/{record.item} · {task.task}: {task.note}")
             if task.asked:  # cached replies were paid for by an earlier run
                 self.input_tokens += task.input_tokens or 0
                 self.output_tokens += task.output_tokens or 0
@@ -383,6 +395,8 @@ class ManifestWriter:
         table = self.prices.get(record.recipe) if self.prices is not None else None
         if table is not None:
             price(record, table)
+        else:
+            price_own_servers(record)
         self.totals.add(record)
         prefix = ",\n" if self._count else ""
         try:
@@ -420,11 +434,17 @@ class ManifestWriter:
         self._keep_in_history()
         return self.path
 
+    @property
+    def kept_path(self) -> Path:
+        """Where this run's manifest is kept beside the others: ``runs/<started>-<recipes>.json``
+        (the run's report goes beside it, as ``.html``)."""
+        return self.path.parent / "runs" / self._history_name
+
     def _keep_in_history(self) -> None:
         """Also keep this manifest as ``runs/<started>-<recipes>.json`` beside it (a
         hard link: no copy), so the next run's ``run.json`` does not lose this one. A
         history that cannot be kept costs the run nothing."""
-        kept = self.path.parent / "runs" / self._history_name
+        kept = self.kept_path
         try:
             if kept.parent.is_symlink():
                 # Followed, it would put a link to this manifest wherever it leads.
@@ -476,11 +496,11 @@ def price(record: ItemRecord, prices: PriceTable) -> None:
     )
     for task in record.tasks:
         model = task.model_used or task.model_requested
-        if task.provider is not None:  # priced as NAME/model: another bill than AssemblyAI's
-            model = f"{task.provider}/{model}"
         answered = task.asked and task.model_used is not None
         task.cost_usd = (
-            prices.llm(model, task.input_tokens, task.output_tokens) if answered else 0.0
+            prices.call(model, task.provider, task.input_tokens, task.output_tokens)
+            if answered
+            else 0.0
         )
         for check in task.expectations:
             if check.asked or check.cached:  # a judge: its calls sent this run are paid
@@ -499,6 +519,20 @@ def price(record: ItemRecord, prices: PriceTable) -> None:
             made.cost_usd = prices.transcription(made.speech_model, made.audio_duration)
         else:
             made.cost_usd = 0.0
+
+
+def price_own_servers(record: ItemRecord) -> None:
+    """Without a price table, a call to a provider's server (a local one, --llm-url)
+    still costs what :meth:`PriceTable.call` says of it, nothing: it is never an
+    unknown Gateway cost."""
+    for task in record.tasks:
+        if task.provider is not None and task.asked:
+            task.cost_usd = PriceTable().call(
+                task.model_used or task.model_requested,
+                task.provider,
+                task.input_tokens,
+                task.output_tokens,
+            )
 
 
 def _record_fields(value: object) -> Any:

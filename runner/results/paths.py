@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from runner.diagnostics import unreadable
 from runner.errors import UsageError
 
 
@@ -41,9 +42,7 @@ def check_paths(
 def read_problem(exc: OSError, what: str) -> str:
     """An ``OSError`` on reading a file the user named, in a line: ``run.json: no such
     manifest``, ``a/run.json: Not a directory``."""
-    if isinstance(exc, FileNotFoundError):
-        return f"{exc.filename}: no such {what}"
-    return f"{exc.filename}: {exc.strerror or exc}"
+    return unreadable(exc.filename, exc, what)
 
 
 def _check(option: str, path: Path, *, folder: bool, writing: bool = True) -> None:

@@ -191,6 +191,15 @@ def cost_text(totals: Totals, priced: bool) -> str:
     return f"at least {format_usd(totals.cost)} ({parts}); unknown for {', '.join(unknown)}"
 
 
+def retries_text(totals: Totals, retries: Mapping[str, int] | None) -> str:
+    """``12 (transcriptions 8, polls 4)``: every retry, by kind."""
+    if retries is None:
+        return str(totals.retries)
+    total = sum(retries.values())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(retries.items()) if n)
+    return f"{total} ({kinds})" if kinds else str(total)
+
+
 def summary_text(
     totals: Totals,
     *,
@@ -205,12 +214,14 @@ def summary_text(
     priced: bool = False,
     report: str | None = None,
     failures_shown: bool = False,
+    retries: Mapping[str, int] | None = None,
 ) -> str:
     """The end-of-run summary, as plain text (also what CI logs show).
 
     ``status_pages`` are the pages of the transcript list that status sweeps read, and
     ``peak_budget_share`` the most of the account's request budget (20,000 per 5
-    minutes) they spent in any 5 minutes."""
+    minutes) they spent in any 5 minutes. ``retries``: every request the run's clients
+    sent again, by kind; else the retries its tasks' records count (a merged run)."""
     items = totals.items
     tasks = totals.tasks
     lines = [
@@ -221,7 +232,7 @@ def summary_text(
         f"  tasks: {tasks['ok']} ok, {tasks['failed']} failed, {tasks['skipped']} skipped"
         + (f", {tasks[NOT_RUN]} not run" if tasks[NOT_RUN] else ""),
         f"  tokens: {totals.input_tokens} in, {totals.output_tokens} out"
-        f" · audio: {totals.audio_seconds / 3600:.2f} h · retries: {totals.retries}",
+        f" · audio: {totals.audio_seconds / 3600:.2f} h · retries: {retries_text(totals, retries)}",
     ]
     lines.append(f"  cost: {cost_text(totals, priced)}")
     if totals.reused or totals.cached:
@@ -241,6 +252,9 @@ def summary_text(
         lines.append(f"  status checks: {sweeps}{totals.polls} polls, {per:.2f} per transcript")
     if totals.not_run_reason:
         lines.append(f"  not run: {totals.not_run_reason}")
+    lines += [f"  note: {one_line(note)}" for note in totals.notes]
+    if totals.noted > len(totals.notes):
+        lines.append(f"  notes: {totals.noted - len(totals.notes)} more in run.json")
     if totals.failures and failures_shown:
         # Each failed item had its line as it finished: not the same block again.
         failed = totals.items["failed"]

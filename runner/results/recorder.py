@@ -17,6 +17,7 @@ from runner.items import Item, Shard
 from runner.prompt.views import TaskResultView
 from runner.recipe.model import InputKind, Recipe, thaw
 from runner.recipe.prices import PriceTable
+from runner.results.long_table import LongRows
 from runner.results.manifest import ItemRecord, ManifestWriter
 from runner.results.table import Tables, row_of
 from runner.serial_thread import SerialThread
@@ -107,8 +108,9 @@ class Recorder:
         self.writer.add(record)
         self._listener.item_finished(record)
         if recipe.table is not None:
-            row = row_of(record, results, recipe)
-            await self._files.call(self._tables.add, recipe, self.manifest, row)
+            long: LongRows = {}
+            row = row_of(record, results, recipe, long)
+            await self._files.call(self._tables.add, recipe, self.manifest, row, long)
 
     def close(self, outcome: str, wall: float, *, loop_lag: float, not_started: int) -> RunOutcome:
         """Close the tables, list the items still under way as interrupted, and

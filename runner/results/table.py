@@ -30,11 +30,20 @@ from typing import IO, Any
 from runner.jsonl import JsonLineError, read_objects
 from runner.prompt.views import TaskResultView
 from runner.recipe.model import Recipe
+from runner.results.long_table import (
+    COMPANIONS,
+    LIST_COLUMNS,
+    QUOTE_COLUMNS,
+    QUOTES,
+    LongRows,
+    companion_path,
+    quote_rows,
+    scalar_columns,
+)
 from runner.results.manifest import ItemRecord, Manifest
 from runner.results.outputs import atomic_stream
 
 ITEM_COLUMNS = ("item", "status", "source", "transcript_id", "audio_duration", "error")
-LIST_SEPARATOR = "; "
 
 
 def table_path(recipe: Recipe, manifest: Path) -> Path | None:
@@ -50,17 +59,21 @@ def table_location(manifest: Path, recipe: str, table: str) -> Path:
 
 
 def row_of(
-    record: ItemRecord, results: Mapping[str, TaskResultView | None], recipe: Recipe
+    record: ItemRecord,
+    results: Mapping[str, TaskResultView | None],
+    recipe: Recipe,
+    long: LongRows | None = None,
 ) -> dict[str, Any]:
-    """One item's row: its own columns, then each task's, in recipe order. A task that
-    did not succeed leaves its cells empty; ``error`` holds the item's error, or its
-    first failed task's."""
+    """One item's row: its own columns, then each task's plain cells, in recipe order.
+    A task that did not succeed leaves its cells empty; ``error`` holds the item's
+    error, or its first failed task's. Lists of objects (quotes, a reply's list of
+    records) are counted here and go to ``long``, the long tables' rows."""
     records = {task.task: task for task in record.tasks}
     failed = next((t for t in record.tasks if t.status != "ok" and t.error), None)
     row: dict[str, Any] = {
         "item": record.item,
         "status": record.status,
-        "source": record.source,
+        "source": _source(record, recipe),
         "transcript_id": record.transcript_id,
         "audio_duration": record.audio_duration,
         "error": record.error or (f"{failed.task}: {failed.error}" if failed else None),
@@ -74,8 +87,12 @@ def row_of(
                 row[name] = None
         elif task.export is not None:
             row[name] = task_record.output if task_record else None
+        elif task.quotes is not None and isinstance(result.json, list | tuple):
+            row[name] = len(result.json)
+            if long is not None:
+                long.setdefault(QUOTES, []).extend(quote_rows(record.item, name, result.json))
         elif task.structured and result.json is not None:
-            row.update(flatten(result.json, name))
+            row.update(scalar_columns(result.json, name, long, item=record.item, task=name))
         else:
             row[name] = result.text
     return row
@@ -89,27 +106,24 @@ def wer_columns(record: ItemRecord) -> dict[str, float | None]:
     }
 
 
+def _source(record: ItemRecord, recipe: Recipe) -> str:
+    """A file's path relative to the recipe (as the recipe names it), so the table
+    reads the same on every machine; a URL or transcript id as it is."""
+    if record.kind not in ("file", "transcript_file") or not os.path.isabs(record.source):
+        return record.source
+    try:
+        return Path(os.path.relpath(record.source, recipe.base_dir)).as_posix()
+    except ValueError:  # another drive, on Windows
+        return record.source
+
+
 def flatten(value: Any, prefix: str) -> dict[str, Any]:
-    """``value`` as columns named by their path under ``prefix``.
+    """``value`` as plain cells (see :func:`~runner.results.long_table.scalar_columns`).
 
     >>> flatten({"title": "Q3", "tags": ["a", "b"], "who": [{"name": "Ann"}]}, "s")
-    {'s.title': 'Q3', 's.tags': 'a; b', 's.who.0.name': 'Ann'}
-    >>> flatten(7, "score")
-    {'score': 7}
+    {'s.title': 'Q3', 's.tags': 'a; b', 's.who': 1}
     """
-    if isinstance(value, Mapping):
-        columns: dict[str, Any] = {}
-        for key, inner in value.items():
-            columns.update(flatten(inner, f"{prefix}.{key}"))
-        return columns
-    if isinstance(value, list | tuple):
-        if all(not isinstance(v, Mapping | list | tuple) for v in value):
-            return {prefix: LIST_SEPARATOR.join("" if v is None else str(v) for v in value)}
-        columns = {}
-        for index, inner in enumerate(value):
-            columns.update(flatten(inner, f"{prefix}.{index}"))
-        return columns
-    return {prefix: value}
+    return scalar_columns(value, prefix)
 
 
 @dataclass
@@ -148,34 +162,52 @@ class Tables:
         self._open: dict[str, _Table] = {}
         self.problem: str | None = None  # the first table that could not be written
 
-    def add(self, recipe: Recipe, manifest: Path, row: Mapping[str, Any]) -> None:
-        """Spool ``row`` to ``recipe``'s table (opened on its first row). A table that
-        cannot be written is reported at the end; it never fails an item or the run."""
+    def add(
+        self,
+        recipe: Recipe,
+        manifest: Path,
+        row: Mapping[str, Any],
+        long: LongRows | None = None,
+    ) -> None:
+        """Spool ``row`` to ``recipe``'s table (opened on its first row), and ``long``'s
+        rows to the long tables beside it. A table that cannot be written is reported
+        at the end; it never fails an item or the run."""
+        path = table_path(recipe, manifest)
+        if path is None:
+            return
         try:
-            self._add(recipe, manifest, row)
+            self._add(recipe.name, path, ITEM_COLUMNS, [row], recipe)
+            for name, rows in (long or {}).items():
+                first = QUOTE_COLUMNS if name == QUOTES else LIST_COLUMNS
+                self._add(f"{recipe.name}/{name}", companion_path(path, name), first, rows)
         except OSError as exc:
-            self.problem = self.problem or f"{table_path(recipe, manifest)}: {exc.strerror or exc}"
+            self.problem = self.problem or f"{path}: {exc.strerror or exc}"
 
-    def _add(self, recipe: Recipe, manifest: Path, row: Mapping[str, Any]) -> None:
-        table = self._open.get(recipe.name)
+    def _add(
+        self,
+        key: str,
+        path: Path,
+        first: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        recipe: Recipe | None = None,
+    ) -> None:
+        table = self._open.get(key)
         if table is None:
-            path = table_path(recipe, manifest)
-            if path is None:
-                return
-            table = self._start(recipe, path)
-        for column in row:
-            table.columns.setdefault(column, None)
-        table.handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            table = self._start(key, path, first, recipe)
+        for row in rows:
+            for column in row:
+                table.columns.setdefault(column, None)
+            table.handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
         table.handle.flush()
 
-    def _start(self, recipe: Recipe, path: Path) -> _Table:
+    def _start(self, key: str, path: Path, first: Sequence[str], recipe: Recipe | None) -> _Table:
         path.parent.mkdir(parents=True, exist_ok=True)
         spool = path.with_name(f".{path.name}.{os.getpid()}.rows")
-        order = {name: index for index, name in enumerate(recipe.tasks)}
+        order = {name: index for index, name in enumerate(recipe.tasks)} if recipe else {}
         table = _Table(path, spool, spool.open("w", encoding="utf-8"), order)
-        for column in ITEM_COLUMNS:
+        for column in first:
             table.columns[column] = None
-        self._open[recipe.name] = table
+        self._open[key] = table
         return table
 
     def close(self) -> list[Path]:
@@ -290,7 +322,22 @@ def table_merges(
             items = sum(1 for item in manifest["items"] if item.get("recipe") == recipe)
             shards.append(ShardTable(str(source), own, items))
         merges.append(TableMerge(recipe, path, tuple(shards)))
+        merges += _companion_merges(merges[-1])
     return merges
+
+
+def _companion_merges(merge: TableMerge) -> list[TableMerge]:
+    """The long tables beside a merged table (``quotes.csv``, ``lists.csv``), from the
+    shards that wrote one; a shard without one had no such rows, so lacks none."""
+    found = []
+    for name in COMPANIONS:
+        shards = tuple(
+            ShardTable(shard.label, companion_path(shard.path, name) if shard.path else None, 0)
+            for shard in merge.shards
+        )
+        if any(shard.path is not None and shard.path.is_file() for shard in shards):
+            found.append(TableMerge(merge.recipe, companion_path(merge.path, name), shards))
+    return found
 
 
 def _declared_tables(manifest: Manifest, label: str) -> list[tuple[str, str]]:

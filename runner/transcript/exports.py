@@ -8,9 +8,9 @@ Subtitles of a transcript that lives on AssemblyAI are fetched from its ``/srt``
 same format, for transcripts read from a file or kept by an earlier run, and builds
 every other format for all transcripts.
 
-Captions are built like the API's: words in order, as many per caption as fit in
-``chars_per_caption`` characters, each caption from its first word's start to its last
-word's end. A single word longer than the limit gets a caption of its own.
+Captions are laid out for reading (:mod:`runner.transcript.captions`): at most two
+lines of 42 characters, broken at sentence, clause or phrase boundaries, on screen long
+enough to read; a change of speaker starts a caption that names them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from runner.transcript.captions import READABLE, Caption, CaptionStyle, captions, speaker_mark
 from runner.transcript.model import (
     Paragraph,
     Transcript,
@@ -33,9 +34,6 @@ from runner.transcript.text import format_timestamp
 
 FORMATS = ("srt", "vtt", "txt", "markdown", "json", "words-csv")
 SUBTITLE_FORMATS = ("srt", "vtt")
-# AssemblyAI chooses its own caption length when the request does not say; locally
-# built subtitles need a number, and 80 characters is two short lines on a screen.
-DEFAULT_CHARS_PER_CAPTION = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,65 +51,30 @@ class ExportLayout:
     timestamps: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Caption:
-    start: int  # ms
-    end: int  # ms
-    text: str
-
-
 class ExportProblem(ValueError):
     """The transcript cannot be exported in the format asked (no words to time)."""
 
 
-def captions(words: Sequence[Word], chars_per_caption: int) -> list[Caption]:
-    """Words packed into captions of at most ``chars_per_caption`` characters.
-
-    >>> ws = [Word("Hello", 0, 400), Word("there.", 400, 900), Word("Bye.", 1000, 1300)]
-    >>> [(c.text, c.start, c.end) for c in captions(ws, 12)]
-    [('Hello there.', 0, 900), ('Bye.', 1000, 1300)]
-    """
-    if chars_per_caption < 1:
-        raise ValueError(f"chars_per_caption must be at least 1, got {chars_per_caption}")
-    found: list[Caption] = []
-    current: list[Word] = []
-    length = 0
-    for word in words:
-        added = len(word.text) + (1 if current else 0)
-        if current and length + added > chars_per_caption:
-            found.append(_caption(current))
-            current, added = [], len(word.text)
-            length = 0
-        current.append(word)
-        length += added
-    if current:
-        found.append(_caption(current))
-    return found
-
-
-def _caption(words: Sequence[Word]) -> Caption:
-    return Caption(words[0].start, words[-1].end, " ".join(w.text for w in words))
-
-
-def srt(words: Sequence[Word], chars_per_caption: int = DEFAULT_CHARS_PER_CAPTION) -> str:
+def srt(words: Sequence[Word], style: CaptionStyle = READABLE) -> str:
     """SubRip subtitles: numbered captions, ``HH:MM:SS,mmm`` times, a blank line after each.
 
-    >>> print(srt([Word("Hello", 250, 650), Word("world.", 650, 1200)]), end="")
+    >>> print(srt([Word("Hello", 250, 650), Word("world.", 650, 1300)]), end="")
     1
-    00:00:00,250 --> 00:00:01,200
+    00:00:00,250 --> 00:00:01,300
     Hello world.
     <BLANKLINE>
     """
     blocks = [
         f"{n}\n{format_timestamp(c.start, 'srt')} --> {format_timestamp(c.end, 'srt')}\n{c.text}\n"
-        for n, c in enumerate(_timed_captions(words, chars_per_caption), start=1)
+        for n, c in enumerate(_timed_captions(words, style), start=1)
     ]
     return "\n".join(blocks) + ("\n" if blocks else "")
 
 
-def vtt(words: Sequence[Word], chars_per_caption: int = DEFAULT_CHARS_PER_CAPTION) -> str:
+def vtt(words: Sequence[Word], style: CaptionStyle = READABLE) -> str:
     """WebVTT subtitles: ``WEBVTT``, then each caption with ``MM:SS.mmm`` times (hours
-    from the first hour on, as AssemblyAI writes them), a blank line between captions.
+    from the first hour on, as AssemblyAI writes them), a blank line between captions;
+    a caption whose speaker is known starts with a voice tag, ``<v Speaker A>``.
 
     >>> print(vtt([Word("Hello", 12_340, 13_000), Word("world.", 13_000, 16_220)]), end="")
     WEBVTT
@@ -121,18 +84,45 @@ def vtt(words: Sequence[Word], chars_per_caption: int = DEFAULT_CHARS_PER_CAPTIO
     <BLANKLINE>
     """
     blocks = [
-        f"{_vtt_time(c.start)} --> {_vtt_time(c.end)}\n{c.text}\n"
-        for c in _timed_captions(words, chars_per_caption)
+        f"{_vtt_time(c.start)} --> {_vtt_time(c.end)}\n{_vtt_text(c)}\n"
+        for c in _timed_captions(words, style)
     ]
     return "WEBVTT\n\n" + "\n".join(blocks) + ("\n" if blocks else "")
 
 
-def _timed_captions(words: Sequence[Word], chars_per_caption: int) -> list[Caption]:
+def speaking_words(transcript: Transcript) -> Sequence[Word]:
+    """The transcript's words, each with its speaker: its own, else the speaker of the
+    turn (utterance) it falls in, so subtitles name speakers whenever the transcript
+    has turns."""
+    words = transcript.words
+    turns = transcript.utterances
+    if not turns or all(w.speaker is not None for w in words):
+        return words
+    named = []
+    turn = 0
+    for word in words:
+        while turn + 1 < len(turns) and word.start >= turns[turn + 1].start:
+            turn += 1
+        inside = turns[turn].start <= word.start <= turns[turn].end
+        speaker = word.speaker or (turns[turn].speaker if inside else None)
+        named.append(replace(word, speaker=speaker))
+    return named
+
+
+def _vtt_text(caption: Caption) -> str:
+    """The caption's lines, its speaker as WebVTT's voice tag rather than ``[A]``."""
+    if caption.speaker is None:
+        return caption.text
+    mark = speaker_mark(caption.speaker)
+    return f"<v Speaker {caption.speaker}>{caption.text.removeprefix(mark)}"
+
+
+def _timed_captions(words: Sequence[Word], style: CaptionStyle) -> list[Caption]:
     if not words:
         raise ExportProblem(
             "the transcript has no words with times, so subtitles cannot be made from it"
         )
-    return captions(words, chars_per_caption)
+    return captions(words, style)
 
 
 def _vtt_time(ms: int) -> str:
@@ -256,15 +246,15 @@ def export(
     transcript: Transcript,
     fmt: str,
     *,
-    chars_per_caption: int | None = None,
+    style: CaptionStyle = READABLE,
     layout: ExportLayout = ExportLayout(),
     title: str = "",
 ) -> str:
     """``transcript`` in ``fmt`` (one of :data:`FORMATS`), built here."""
     if fmt == "srt":
-        return srt(transcript.words, chars_per_caption or DEFAULT_CHARS_PER_CAPTION)
+        return srt(speaking_words(transcript), style)
     if fmt == "vtt":
-        return vtt(transcript.words, chars_per_caption or DEFAULT_CHARS_PER_CAPTION)
+        return vtt(speaking_words(transcript), style)
     if fmt == "txt":
         return plain_text(transcript, layout)
     if fmt == "markdown":

@@ -43,6 +43,7 @@ __all__ = [
     "Transcript",
     "Utterance",
     "Word",
+    "ends_sentence",
     "parse_paragraphs",
     "parse_sentences",
     "sentences_from_words",
@@ -425,6 +426,12 @@ def speaker_sort_key(label: str) -> tuple[int, int, str]:
 _SENTENCE_END = re.compile(r"[.?!][\"'”’)\]]*$")
 
 
+def ends_sentence(word: str) -> bool:
+    """Whether a word ends its sentence (``.``, ``?`` or ``!``, then perhaps closing
+    quotes or brackets): where the transcript's own sentences end, offline."""
+    return _SENTENCE_END.search(word) is not None
+
+
 def sentences_from_words(words: Iterable[Word]) -> tuple[Sentence, ...]:
     """Split words into sentences locally: after a word ending in ``.``, ``?`` or ``!``
     (optionally followed by closing quotes or brackets), and wherever the speaker or
@@ -447,7 +454,7 @@ def sentences_from_words(words: Iterable[Word]) -> tuple[Sentence, ...]:
             sentences.append(_sentence_of(current))
             current = []
         current.append(word)
-        if _SENTENCE_END.search(word.text):
+        if ends_sentence(word.text):
             sentences.append(_sentence_of(current))
             current = []
     if current:
