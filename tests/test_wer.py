@@ -169,7 +169,7 @@ def test_a_compared_engine_is_recorded_when_the_primary_fails(
     code, _, err = run_cli("run", "r.yaml", "--progress", "plain", "--junit", "junit.xml")
     assert code == 1, err
     (item,) = load_manifest(served / "out" / "run.json")["items"]
-    assert "could not connect to 127.0.0.1:9" in item["error"]
+    assert "connection refused by 127.0.0.1:9" in item["error"]
     primary, compared = item["transcriptions"]
     assert (primary["engine"], primary["status"]) == ("openai-compatible", "failed")
     assert (compared["engine"], compared["status"], compared["submitted"]) == (
