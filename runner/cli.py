@@ -69,6 +69,17 @@ def _vars_options(command: FC) -> FC:
     )(command)
 
 
+# The model names --llm-url's server is sent (validate checks them as run sends them).
+_llm_model_option = click.option(
+    "--llm-model",
+    "llm_model",
+    multiple=True,
+    metavar="MODEL|FROM=TO",
+    help="The model --llm-url's server is sent: MODEL for every task, or FROM=TO for "
+    "one model name (repeatable).",
+)
+
+
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="transcript-runner")
 def cli() -> None:
@@ -120,14 +131,7 @@ def cli() -> None:
     metavar="URL",
     help="Check the recipes as run --llm-url URL runs them (no request is sent).",
 )
-@click.option(
-    "--llm-model",
-    "llm_model",
-    multiple=True,
-    metavar="MODEL|FROM=TO",
-    help="The model --llm-url's server is sent: MODEL for every task, or FROM=TO for "
-    "one model name (repeatable).",
-)
+@_llm_model_option
 @_vars_options
 def validate(**options: Any) -> None:
     """Check recipes offline: YAML, schema, references, files and templates.
@@ -288,14 +292,7 @@ def render(**options: Any) -> None:
     help="Send every LLM Gateway task to this OpenAI-compatible server instead "
     "(up to /v1; env TRANSCRIPT_RUNNER_LLM_URL).",
 )
-@click.option(
-    "--llm-model",
-    "llm_model",
-    multiple=True,
-    metavar="MODEL|FROM=TO",
-    help="The model --llm-url's server is sent: MODEL for every task, or FROM=TO for "
-    "one model name (repeatable).",
-)
+@_llm_model_option
 @_vars_options
 def run(**options: Any) -> None:
     """Run recipes: transcribe, prompt, post-process, write outputs and a manifest.
