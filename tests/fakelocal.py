@@ -16,6 +16,11 @@ As a speech server (``POST /v1/audio/transcriptions``) it answers OpenAI's verbo
 counts the requests it holds at once (``speech_peak``) and answers the faults queued in
 ``speech_faults`` first, one per request.
 
+As a chat server it can have ``slots`` like ``llama-server --parallel N``: each
+completion holds a slot for ``service_seconds`` and requests beyond the slots wait in
+its queue (never refused), so a client sending too many at once sees its replies slow
+down; ``chat_peak`` is the most completions it held at once, queued or served.
+
 It records every request (headers included) so tests can check what reached it, and
 answers with ``responder(body)`` or the recorded content of the ``bullets`` request.
 Served with :func:`fakeapi.serve_in_thread`, like the AssemblyAI fake.
@@ -71,6 +76,12 @@ class FakeLocalLLM:
     speech_hold: float = 1.0
     speech_in_flight: int = 0
     speech_peak: int = 0
+    # Chat completions: `slots` served at once, each for `service_seconds`; None: all at once.
+    slots: int | None = None
+    service_seconds: float = 0.0
+    chat_in_flight: int = 0
+    chat_peak: int = 0
+    _slot_gate: asyncio.Semaphore | None = None
 
     @property
     def recording(self) -> dict[str, Any]:
@@ -135,6 +146,22 @@ class FakeLocalLLM:
         return web.json_response(self.recording["models"])
 
     async def _complete(self, request: web.Request) -> web.Response:
+        self.chat_in_flight += 1
+        self.chat_peak = max(self.chat_peak, self.chat_in_flight)
+        try:
+            if self.slots is None:
+                if self.service_seconds:
+                    await asyncio.sleep(self.service_seconds)
+                return await self._completed(request)
+            if self._slot_gate is None:
+                self._slot_gate = asyncio.Semaphore(self.slots)
+            async with self._slot_gate:
+                await asyncio.sleep(self.service_seconds)
+                return await self._completed(request)
+        finally:
+            self.chat_in_flight -= 1
+
+    async def _completed(self, request: web.Request) -> web.Response:
         body = await request.json()
         authorization = request.headers.get("Authorization")
         self.requests.append(LocalRequest(body, authorization, dict(request.headers)))
