@@ -16,6 +16,7 @@ from runner.checks import discover, load_recipes, validate_file
 from runner.checks.models import check_models, gateway_url, kept_catalog
 from runner.diagnostics import Diagnostic, Severity
 from runner.errors import EXIT_OK, ItemError, StoreError, UsageError
+from runner.execute.forecast import forecast, merged_rates, run_timeout
 from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
@@ -31,6 +32,8 @@ class PlanRequest:
     shard: Shard | None = None  # only this CI job's share of the items
     prices: Path | None = None  # the user's price table, to estimate costs
     fmt: str = "text"  # text or json
+    deadline: float | None = None  # seconds the run may take (else timeouts.run)
+    per_item: bool = False  # a line per item (--items, -v)
 
 
 def plan(request: PlanRequest) -> int:
@@ -47,11 +50,29 @@ def plan(request: PlanRequest) -> int:
         table = by_recipe({recipe.name: recipe.prices for recipe in recipes}, request.prices)
     except PriceTableError as exc:
         raise UsageError(f"--prices {exc}") from None
+    deadline = request.deadline if request.deadline is not None else run_timeout(recipes)
+    ahead = forecast(
+        counted.demand(),
+        recipe_rates=merged_rates(recipes),
+        learned=learned_rates(state_dir),
+        deadline=deadline,
+    )
     if request.fmt == "json":
-        click.echo(json.dumps(plan_json(counted, table), indent=2))
+        click.echo(json.dumps(plan_json(counted, table, ahead), indent=2))
     else:
-        click.echo(plan_text(counted, table))
+        click.echo(plan_text(counted, table, ahead, per_item=request.per_item))
     return EXIT_OK
+
+
+def learned_rates(state_dir: Path) -> dict[str, tuple[int, float]]:
+    """What the last run in this state folder learned from the rate-limit headers."""
+    store = Store.existing(state_dir)
+    if store is None:
+        return {}
+    try:
+        return store.rates()
+    finally:
+        store.close()
 
 
 def count(

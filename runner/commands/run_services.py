@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from runner.api.buckets import Rate
 from runner.api.config import ClientConfig
 from runner.api.gateway import GatewayClient
 from runner.api.http import HttpClient
@@ -90,15 +91,19 @@ def execute(
             try:
                 await executor.run(recipes)
             finally:
+                learned.update(http.learned_rates())
                 if sweeper is not None:
                     await sweeper.close()
 
     interrupted = False
+    learned: dict[str, Rate] = {}  # what the Gateway's headers said, for the next plan
     with _tuned_garbage_collection(), Store(state_dir) as store:
         try:
             asyncio.run(main(store))
         except (KeyboardInterrupt, asyncio.CancelledError):
             interrupted = True
+        for gate, rate in learned.items():
+            store.rate_put(gate, rate.limit, rate.window)
     return Ran(
         executor.outcome if executor is not None else None,
         interrupted,

@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 from runner.errors import ItemError, PostProcessFailed, StoreError, TemplateProblem
 from runner.execute.ask import completion_from_json, reply_text
 from runner.execute.finish import process_reply, result_view
+from runner.execute.forecast import UNKNOWN_AUDIO, Demand, Forecast, duration_text
 from runner.execute.segments import kept_view
 from runner.items import Item, Shard, expand
 from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView
-from runner.recipe.model import InputKind, Recipe, Task
+from runner.recipe.model import InputKind, Recipe, Task, TaskApi
 from runner.recipe.prices import PriceTable, format_usd
 from runner.store import Store, audio_identity, request_key, transcription_key
 from runner.transcript.model import Transcript, load_saved
@@ -48,6 +49,9 @@ class ItemPlan:
     # Each task's reply-cache key, as the run will send it; None when it depends on a
     # transcript or reply not known yet (exports have none).
     request_keys: dict[str, str | None] = field(default_factory=dict)
+    # Requests to send, by where they go: a Gateway model's name, or "lemur MODEL" and
+    # "server NAME MODEL" (no published rate); cached replies are not counted.
+    to_send: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +85,18 @@ class Plan:
     @property
     def unknown_submissions(self) -> int:
         return sum(1 for i in self.items if i.transcription == "submit" and i.audio_seconds is None)
+
+    def demand(self) -> Demand:
+        """What the run will send, for its forecast."""
+        gateway: dict[str, int] = {}
+        other: dict[str, int] = {}
+        for item in self.items:
+            for where, n in item.to_send.items():
+                target = other if " " in where else gateway
+                target[where] = target.get(where, 0) + n
+        submitted = [i.audio_seconds for i in self.items if i.transcription == "submit"]
+        lengths = [UNKNOWN_AUDIO if s is None else s for s in submitted]
+        return Demand(gateway, other, len(submitted), sum(lengths), max(lengths, default=0.0))
 
     @property
     def submitted_audio_hours(self) -> float:
@@ -134,7 +150,9 @@ def _plan_item(
         model = task.requested_model
         plan.models[model] = plan.models.get(model, 0) + 1
         plan.request_keys[name] = None
+        where = _destination(task)
         if view is None or transcript is None or graph.failed_needs(name, results):
+            plan.to_send[where] = plan.to_send.get(where, 0) + 1
             plan.calls += 1
             plan.unknown_tokens += 1
             results[task.name] = None
@@ -151,6 +169,7 @@ def _plan_item(
                 engine, task, context, transcript_id=transcript.id, transcript_text=transcript.text
             )
         except TemplateProblem:
+            plan.to_send[where] = plan.to_send.get(where, 0) + 1
             plan.calls += 1
             plan.unknown_tokens += 1
             results[task.name] = None
@@ -164,6 +183,7 @@ def _plan_item(
                 task, reply_text(completion_from_json(cached.reply)), view
             )
         else:
+            plan.to_send[where] = plan.to_send.get(where, 0) + 1
             plan.calls += 1
             tokens = sum(estimate_tokens(str(m.get("content", ""))) for m in payload.messages)
             plan.input_tokens += tokens
@@ -171,6 +191,16 @@ def _plan_item(
             by_model[model] = by_model.get(model, 0) + tokens
             results[task.name] = None
     return plan
+
+
+def _destination(task: Task) -> str:
+    """Where a task's request goes: a Gateway model's name (paced by its limit), else
+    "lemur MODEL" or "server NAME MODEL"."""
+    if task.provider is not None:
+        return f"server {task.provider.name} {task.requested_model}"
+    if task.api is TaskApi.LEMUR:
+        return f"lemur {task.requested_model}"
+    return task.requested_model
 
 
 def _cached_result(task: Task, reply: str, view: TranscriptView) -> TaskResultView | None:
@@ -230,9 +260,40 @@ def _stored(
         ) from None
 
 
-def plan_text(plan: Plan, prices: Mapping[str, PriceTable] | None) -> str:
-    lines = [f"{len(plan.items)} item(s):"]
-    for item in plan.items:
+def forecast_text(forecast: Forecast) -> list[str]:
+    """The forecast in a few lines: how long, what binds, whether it fits."""
+    if forecast.bottleneck is None:
+        return ["Forecast: nothing to send."]
+    lines = [
+        f"Forecast: about {duration_text(forecast.seconds)}, bound by {forecast.bottleneck} "
+        "(an estimate; see docs/cli.md#plan)."
+    ]
+    for stage in forecast.stages:
+        rate = (
+            f"at {stage.per_minute:g}/min ({stage.source})"
+            if stage.per_minute is not None
+            else f"({stage.source})"
+        )
+        time = duration_text(stage.seconds) if stage.seconds is not None else "not forecast"
+        lines.append(f"  {stage.name}: {stage.requests} request(s) {rate}: {time}")
+    if forecast.deadline is not None:
+        verdict = "fits" if forecast.fits else "does NOT fit"
+        lines.append(f"Deadline {duration_text(forecast.deadline)}: the run {verdict}.")
+        lines += [f"  - {advice}" for advice in forecast.advice]
+    return lines
+
+
+def plan_text(
+    plan: Plan,
+    prices: Mapping[str, PriceTable] | None,
+    forecast: Forecast | None = None,
+    *,
+    per_item: bool = False,
+) -> str:
+    """The summary first (and the forecast); a line per item only when asked for."""
+    lines = forecast_text(forecast) if forecast is not None else []
+    lines.append(f"{len(plan.items)} item(s)" + (":" if per_item else "."))
+    for item in plan.items if per_item else ():
         audio = f"{item.audio_seconds / 60:.1f} min" if item.audio_seconds else "length unknown"
         lines.append(
             f"  {item.recipe}/{item.item}: transcript {item.transcription} ({audio}); "
@@ -323,9 +384,14 @@ def _rounded(amount: float | None) -> float | None:
     return None if amount is None else round(amount, 6)
 
 
-def plan_json(plan: Plan, prices: Mapping[str, PriceTable] | None = None) -> dict[str, Any]:
+def plan_json(
+    plan: Plan,
+    prices: Mapping[str, PriceTable] | None = None,
+    forecast: Forecast | None = None,
+) -> dict[str, Any]:
     costs = plan_costs(plan, prices).as_json() if prices is not None else None
     return {
+        "forecast": forecast.as_json() if forecast is not None else None,
         "items": [
             {
                 "recipe": i.recipe,
