@@ -214,7 +214,8 @@ def render(**options: Any) -> None:
     "--shard",
     metavar="K/N",
     callback=lambda _ctx, _param, text: _parse_shard(text),
-    help="Run only this CI job's share of the items.",
+    help="Run only this CI job's share of the items; auto: from a Kubernetes Indexed "
+    "Job or a Slurm array.",
 )
 @click.option(
     "--max-audio-hours",
@@ -294,7 +295,7 @@ def run(**options: Any) -> None:
     "--shard",
     metavar="K/N",
     callback=lambda _ctx, _param, text: _parse_shard(text),
-    help="Plan only this CI job's share of the items.",
+    help="Plan only this CI job's share of the items (K/N or auto, as for run).",
 )
 @click.option(
     "--prices",
