@@ -81,6 +81,7 @@ class FakeLocalLLM:
     service_seconds: float = 0.0
     chat_in_flight: int = 0
     chat_peak: int = 0
+    chat_times: list[tuple[float, float]] = field(default_factory=list)  # arrived, answered
     _slot_gate: asyncio.Semaphore | None = None
 
     @property
@@ -148,6 +149,7 @@ class FakeLocalLLM:
     async def _complete(self, request: web.Request) -> web.Response:
         self.chat_in_flight += 1
         self.chat_peak = max(self.chat_peak, self.chat_in_flight)
+        arrived = time.monotonic()
         try:
             if self.slots is None:
                 if self.service_seconds:
@@ -160,6 +162,7 @@ class FakeLocalLLM:
                 return await self._completed(request)
         finally:
             self.chat_in_flight -= 1
+            self.chat_times.append((arrived, time.monotonic()))
 
     async def _completed(self, request: web.Request) -> web.Response:
         body = await request.json()

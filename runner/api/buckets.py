@@ -76,6 +76,13 @@ def header_rate(headers: Mapping[str, str], window: float | None) -> Rate | None
     return Rate(int(limit), seen if seen > 0 else DOCUMENTED_WINDOW)
 
 
+def _slower(first: Rate | None, second: Rate | None) -> Rate | None:
+    """The slower of two rates (None: no limit)."""
+    if first is None or second is None:
+        return first or second
+    return first if first.interval > second.interval else second
+
+
 def _number(value: str | None) -> float | None:
     if value is None:
         return None
@@ -90,14 +97,19 @@ class Buckets:
     """One pacing bucket per gate (a Gateway model, or AssemblyAI's ``/v2``)."""
 
     def __init__(
-        self, clock: Clock, sleep: Sleep, ceilings: Mapping[str | None, Rate] | None = None
+        self,
+        clock: Clock,
+        sleep: Sleep,
+        ceilings: Mapping[str | None, Rate] | None = None,
+        known: Mapping[GateKey, Rate] | None = None,
     ) -> None:
         """``ceilings``: the recipe's rates for the LLM family's gates, by model (the
-        key None: every model)."""
+        key None: every model). ``known``: what an earlier run's headers said, so the
+        first answers of a window already begun do not make it look shorter."""
         self._clock = clock
         self._sleep = sleep
         self._ceilings = dict(ceilings or {})
-        self._learned: dict[GateKey, Rate] = {}  # what the headers said
+        self._learned: dict[GateKey, Rate] = dict(known or {})  # what the headers said
         self._rates: dict[GateKey, Rate | None] = {}  # what is applied (None: unpaced)
         self._next: dict[GateKey, float] = {}
         self._first: dict[GateKey, asyncio.Event] = {}  # set once the gate was answered
@@ -112,7 +124,7 @@ class Buckets:
         try:
             return self._rates[key]
         except KeyError:
-            rate = self._rates[key] = self._ceiling(key)
+            rate = self._rates[key] = _slower(self._ceiling(key), self._learned.get(key))
             return rate
 
     def answered(self, key: GateKey) -> None:
@@ -130,9 +142,7 @@ class Buckets:
         if rate is None or rate == seen:
             return
         self._learned[key] = rate
-        ceiling = self._ceiling(key)
-        slower = ceiling is not None and ceiling.interval > rate.interval
-        self._rates[key] = ceiling if slower and ceiling is not None else rate
+        self._rates[key] = _slower(self._ceiling(key), rate)
 
     def defer(self, key: GateKey, until: float) -> None:
         """No reservation of the gate's before ``until`` (a pause the server asked for)."""

@@ -211,6 +211,9 @@ class ClientConfig:
     # A recipe's `limits: {llm_per_minute: ...}`: requests a minute per model (the key
     # None: every model), a ceiling on the pace the Gateway's headers allow.
     llm_per_minute: Mapping[str | None, int] = field(default_factory=dict)
+    # What an earlier run in the state folder learned from the headers: "llm:MODEL" →
+    # (requests, window seconds); the headers of this run win as soon as they are seen.
+    known_rates: Mapping[str, tuple[int, float]] = field(default_factory=dict)
 
     @classmethod
     def from_env(

@@ -269,6 +269,7 @@ class HttpClient:
             clock,
             sleep,
             {model: Rate(n, 60.0) for model, n in config.llm_per_minute.items()},
+            {_gate_key(gate): Rate(*rate) for gate, rate in config.known_rates.items()},
         )
         self._in_flight: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
@@ -653,6 +654,12 @@ class HttpClient:
             endpoint=route,
             retries=retries,
         )
+
+
+def _gate_key(text: str) -> tuple[str, str | None]:
+    """``"llm:MODEL"`` (as :meth:`Buckets.learned` names gates) as a gate key."""
+    family, _, model = text.partition(":")
+    return family, model or None
 
 
 # Answers that say the server is overloaded: the family's limit halves.

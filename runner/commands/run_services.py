@@ -58,11 +58,14 @@ def execute(
 
     async def main(store: Store) -> None:
         nonlocal executor, sweeper
+        # The rates the last run learned pace this one from its first request; only the
+        # AssemblyAI client is given them (a provider's gates are its own).
+        known = replace(config, known_rates=await store.call(store.rates))
         # One budget of bytes being read for every client: answers held at once are
         # bounded across the run, not per server.
         budget = ByteBudget()
         async with (
-            HttpClient(config, secrets=secrets, budget=budget) as http,
+            HttpClient(known, secrets=secrets, budget=budget) as http,
             contextlib.AsyncExitStack() as servers,
         ):
             _stop_on_signals(http)
