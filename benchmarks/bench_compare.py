@@ -27,8 +27,9 @@ The clients, each a subprocess of this script, one at a time:
   transcriptions=C --limit llm=C`` (plus any ``--runner-limit KIND=N``);
 - ``runner --limit C items=N``: the same, with every item under way at once (the
   best setting for the pool of items; the row above shows the default pool);
-- ``runner defaults``: the same command without ``--limit`` (the tool's own limits of
-  32 submissions and 8 LLM calls; slow by design at large N: skip it with ``--only``);
+- ``runner defaults``: the same command without ``--limit``: the tool's own limits,
+  which adapt to the server (submissions from 32 up to 200, LLM calls from 8 up to
+  256, see runner/api/concurrency.py);
 - ``assemblyai SDK, C threads`` (only when the ``assemblyai`` package is installed):
   this script with ``--sdk-client``: the official SDK as its examples use it, one
   item per thread of a pool of C (``Transcriber().transcribe``, polling every 3 s,
@@ -126,6 +127,7 @@ class Settings:
     timeout: float
     runner_limits: tuple[str, ...]
     folder_root: str | None = None
+    profile: str | None = None  # write the runner's cProfile here (defaults row)
 
     def ideal(self, llm_concurrency: int) -> float:
         """The best any client could do: max(T + 2L, 3·N·L/C)."""
@@ -290,10 +292,14 @@ def clients(settings: Settings) -> list[Client]:
     ]
     defaults = Limits()
     every_item = ["--limit", f"items={settings.items}"]
+    profiled = runner
+    if settings.profile:
+        profile = str(Path(settings.profile).resolve())
+        profiled = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "runner", *runner[3:]]
     rows = [
         Client(f"runner --limit {c}", runner + limits, c, c),
         Client(f"runner --limit {c} items=N", runner + limits + every_item, c, c),
-        Client("runner defaults", runner, defaults.transcriptions, defaults.llm),
+        Client("runner defaults", profiled, defaults.transcriptions, defaults.llm),
         Client("minimal asyncio", minimal, c, c),
         Client("minimal asyncio + files", [*minimal, "--write-files"], c, c),
     ]
@@ -533,6 +539,12 @@ def parse_args() -> argparse.Namespace:
         metavar="DIR",
         help="make each client's working folder here, e.g. /dev/shm (default: the temp dir)",
     )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="FILE",
+        help="run the 'runner defaults' row under cProfile, its stats written to FILE",
+    )
     parser.add_argument("--minimal-client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--write-files", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sdk-client", action="store_true", help=argparse.SUPPRESS)
@@ -556,6 +568,7 @@ def main() -> None:
         timeout=args.timeout,
         runner_limits=tuple(args.runner_limit),
         folder_root=args.folder_root,
+        profile=args.profile,
     )
     print(
         f"N={settings.items} items, T={settings.transcribe_seconds:g} s, "

@@ -4,19 +4,26 @@ A fixed number is right for one server and wrong for the next: 8 LLM calls at on
 starve a server that answers 200 at once in 100 ms, and overload a local llama-server
 with 2 slots whose queue then grows until calls time out. :class:`AdaptiveLimit`
 finds the number the way TCP finds its window (AIMD, with slow start), with the
-latency signal of Netflix's concurrency-limits (a queue at the server shows as replies
-slower than its unloaded latency):
+latency signal of Netflix's concurrency-limits (Gradient2: a queue at the server shows
+as recent replies slower than the long-run average):
 
-* **grow** while the limit is what holds requests back and replies keep their pace:
-  one more per reply in slow start (the limit doubles every round trip), then one
-  more per round trip;
+* **grow** while the limit is what holds requests back and replies keep their pace
+  (the recent ones within ``TOLERANCE`` times the fastest of late): one more per reply
+  in slow start (the limit doubles every round trip), then the square root of the
+  limit more per round trip (Netflix's queue allowance);
 * **halve** on a refusal (429, 503) or a timeout, and remember where that happened;
-* **shrink by a tenth** when the recent replies take ``TOLERANCE`` times the unloaded
-  latency (the server is queueing), or a quarter of the timeout: a limit that let
-  replies near the timeout would soon see them time out, whatever the latency was;
-* **stop doubling** as soon as one reply takes half as long again as the unloaded
-  latency (HyStart's rule): the queue is forming, and the replies that would say so
-  are still in it;
+* **shrink by a tenth** when the recent replies take ``TOLERANCE`` times the long-run
+  average (the server is queueing), or a quarter of the timeout: a limit that let
+  replies near the timeout would soon see them time out, whatever the average;
+* **stop doubling** as soon as a reply takes half as long again as the fastest of late
+  (HyStart's rule): the queue is forming, and the replies that would say so are still
+  in it.
+
+Only growing is judged against the fastest replies; shrinking is judged against the
+long-run average, which follows a slow client too: when this process is short of CPU
+every reply is read late, and the limit stops growing but does not collapse for a
+queue that is ours, not the server's. "Of late" is this period of ``PERIOD`` replies
+and the one before, so the fastest can rise when the server itself becomes slower.
 * **never above the ceiling**: an explicit ``--limit`` (or a recipe's ``limits:``),
   else the family's default ceiling.
 
@@ -27,22 +34,22 @@ happened, so the limit learns from every reply.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from typing import Final
 
 from runner.api.cooldowns import Clock
 
-# The short average of latencies: about the last ten replies.
+# The recent latency: about the last ten replies; the long-run one: the last hundred.
 SHORT_WEIGHT: Final = 0.1
-# Replies taking this many times the unloaded latency mean the server is queueing.
+LONG_WEIGHT: Final = 0.01
+# Recent replies this many times slower than the long run: the server is queueing.
 TOLERANCE: Final = 2.0
 SLOW_START_EXIT: Final = 1.5
-# Replies taking this share of the timeout shrink the limit, whatever the baseline.
+# Replies taking this share of the timeout shrink the limit, whatever the average.
 TIMEOUT_SHARE: Final = 0.25
-# The unloaded latency is the fastest reply of the last this-many, so it can rise again
-# when the server itself becomes slower (a larger model, a busier machine).
-BASELINE_PERIOD: Final = 500
+PERIOD: Final = 500
 
 
 class AdaptiveLimit:
@@ -70,8 +77,9 @@ class AdaptiveLimit:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._threshold = float(self.ceiling)  # slow start ends here (TCP's ssthresh)
         self._short: float | None = None  # the recent replies' latency, averaged
-        self._baseline: float | None = None  # the unloaded latency
-        self._period_min: float | None = None
+        self._long: float | None = None  # the long-run average
+        self._fastest = float("inf")  # the fastest reply of this period
+        self._fastest_before = float("inf")  # and of the one before
         self._period_count = 0
         self._calm_after = 0.0  # no second decrease before this time
         self._full_at = float("-inf")  # the last time every allowed slot was taken
@@ -136,28 +144,32 @@ class AdaptiveLimit:
                 waiter.set_result(None)
 
     def _learn(self, latency: float, saturated: bool) -> None:
-        latency = max(latency, 1e-4)
-        short = self._short
-        self._short = latency if short is None else short + SHORT_WEIGHT * (latency - short)
-        self._track_baseline(latency)
-        baseline = self._baseline or latency
-        if self._short > TOLERANCE * baseline or self._short > self._latency_cap:
+        short, long = self._short, self._long
+        short = self._short = latency if short is None else short + SHORT_WEIGHT * (latency - short)
+        long = self._long = latency if long is None else long + LONG_WEIGHT * (latency - long)
+        fastest = self._track_fastest(latency)
+        if short > TOLERANCE * long or short > self._latency_cap:
             self._decrease(0.9)
             return
-        if latency > SLOW_START_EXIT * baseline and self.limit < self._threshold:
+        if latency > SLOW_START_EXIT * fastest and self.limit < self._threshold:
             self._threshold = self.limit
-        if saturated and self.limit < self.ceiling:
-            step = 1.0 if self.limit < self._threshold else 1.0 / self.limit
+        if saturated and self.limit < self.ceiling and short <= TOLERANCE * fastest:
+            if self.limit < self._threshold:
+                step = 1.0
+            else:
+                step = max(1.0, math.sqrt(self.limit)) / self.limit
             self.limit = min(float(self.ceiling), self.limit + step)
             self.highest = max(self.highest, self.limit)
             self._wake()
 
-    def _track_baseline(self, latency: float) -> None:
-        self._period_min = latency if self._period_min is None else min(self._period_min, latency)
-        self._baseline = latency if self._baseline is None else min(self._baseline, latency)
+    def _track_fastest(self, latency: float) -> float:
+        """The fastest reply of this period and the one before."""
+        self._fastest = min(self._fastest, latency)
         self._period_count += 1
-        if self._period_count >= BASELINE_PERIOD:
-            self._baseline, self._period_min, self._period_count = self._period_min, None, 0
+        if self._period_count >= PERIOD:
+            self._fastest_before, self._fastest = self._fastest, float("inf")
+            self._period_count = 0
+        return min(self._fastest, self._fastest_before)
 
     def _decrease(self, factor: float) -> None:
         """Shrink the limit, once per round trip: the replies of requests sent before
@@ -168,4 +180,4 @@ class AdaptiveLimit:
         self.limit = max(1.0, self.limit * factor)
         self._threshold = self.limit
         self._short = None  # judge the new limit by its own replies
-        self._calm_after = now + (self._baseline or 0.0) * 2
+        self._calm_after = now + (self._long or 0.0)

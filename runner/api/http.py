@@ -264,6 +264,8 @@ class HttpClient:
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._slots = slots_for(config, clock)
+        # Made once: an aiohttp timeout per request is a measurable share of its CPU.
+        self._timeouts = {family: config.timeouts.for_family(family) for family in FAMILIES}
         self._gate = Cooldowns(clock, sleep, config.retry.rng)
         self._buckets = Buckets(
             clock,
@@ -390,7 +392,7 @@ class HttpClient:
         describe_error = self._redacting(describe_error)
         key: RequestKey = (family, model)
         body, send_headers = _encode(json, data, headers)
-        attempt_timeout = timeout or self.config.timeouts.for_family(family)
+        attempt_timeout = timeout or self._timeouts[family]
         reader = read or (json_object if expect_json else None)
         started = self._clock()
         # The retry budget counts from the first failure: waiting for a slot, or for a
