@@ -240,9 +240,9 @@ async def test_a_local_server_with_two_slots_is_not_flooded(two_slots: FakeLocal
         gateway = GatewayClient(http)
         body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         await asyncio.gather(*(gateway.complete(body) for _ in range(100)))
-        limit = http._slots["llm"]
     assert len(two_slots.requests) == 100  # every call answered, none timed out
-    assert two_slots.chat_peak <= 10  # a short queue, not 100 calls at once
+    # A short queue, not the 100 calls at once a ceiling of 256 would allow.
+    assert two_slots.chat_peak <= 20
     assert Limits().llm > 100  # while its ceiling is far above
 
 
