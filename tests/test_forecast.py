@@ -113,3 +113,41 @@ def test_duration_text() -> None:
     assert duration_text(12) == "12 s"
     assert parse_duration("0") is None
     assert parse_duration("soon") is None
+
+
+def test_the_time_left_follows_the_forecast_until_the_pace_is_slower() -> None:
+    from runner.results.progress import time_left
+
+    # 600 items at 2 s each by the rates: before any is done, the forecast says it.
+    assert time_left(0.0, 0, 600, 2.0) == 1200.0
+    # Ahead of the forecast's pace early on (cached replies, a burst): still the rate.
+    assert time_left(10.0, 100, 600, 2.0) == 1000.0
+    # Slower than the forecast (a slow server): the pace so far.
+    assert time_left(600.0, 100, 600, 2.0) == 3000.0
+    assert time_left(5.0, 0, 10, None) is None  # nothing to say yet
+    assert time_left(5.0, 10, 10, 2.0) is None  # done
+
+
+def test_seconds_per_item_is_the_slowest_models_share(tmp_path: Path) -> None:
+    from runner.checks import load_recipe
+    from runner.execute.forecast import seconds_per_item
+
+    recipe = load_recipe(write_recipe(tmp_path))
+    # Two requests an item on claude-sonnet-4-6 at 30 a minute (paced 1.5 % under).
+    assert seconds_per_item([recipe], {}) == pytest.approx(2 * 2 / 0.985)
+    learned = {"llm:claude-sonnet-4-6": (600, 60.0), "llm:claude-haiku-4-5-20251001": (60, 60.0)}
+    assert seconds_per_item([recipe], learned) == pytest.approx(1 / 0.985)
+
+
+def test_the_heartbeat_says_the_time_left() -> None:
+    import io
+
+    from runner.results.progress import PlainProgress
+
+    now = [0.0]
+    stream = io.StringIO()
+    progress = PlainProgress(stream, lambda: now[0], per_item=2.0)
+    progress.start(100)
+    now[0] = 31.0
+    progress.tick({"asking": 4})
+    assert "0/100 done · asking 4 · about 3:20 left" in stream.getvalue()

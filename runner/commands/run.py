@@ -16,11 +16,12 @@ import click
 from runner.api.families import LIMIT_KINDS
 from runner.api.hosts import rest_region
 from runner.checks import load_recipes
-from runner.commands.plan import count
+from runner.commands.plan import count, learned_rates
 from runner.commands.run_config import configure, on_server
 from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from runner.execute.forecast import seconds_per_item
 from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
@@ -100,7 +101,10 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
         prices=request.prices,
     )
     report_path = _report_path(request, manifest)
-    display = _progress_display(request.progress)
+    display = _progress_display(
+        request.progress,
+        seconds_per_item(recipes, learned_rates(request.state_dir or DEFAULT_STATE_DIR)),
+    )
     ran = execute(recipes, setup, display, request.state_dir or DEFAULT_STATE_DIR)
     report, report_failed = _report_written(ran.outcome, report_path)
     if ran.outcome is not None:
@@ -125,9 +129,10 @@ def _exit_code(ran: Ran, *, reports_written: bool) -> int:
     return EXIT_FAILED if failed or not reports_written else EXIT_OK
 
 
-def _progress_display(progress: str) -> ProgressDisplay:
+def _progress_display(progress: str, per_item: float | None) -> ProgressDisplay:
+    """The live line or plain lines, saying the time left by the forecast's rate."""
     live = progress == "live" or (progress == "auto" and sys.stderr.isatty())
-    return LiveProgress() if live else PlainProgress()
+    return LiveProgress(per_item) if live else PlainProgress(per_item=per_item)
 
 
 def _ci_reports(outcome: RunOutcome | None, junit: Path | None) -> bool:

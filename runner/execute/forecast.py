@@ -28,13 +28,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from runner.recipe.model import Recipe
+from runner.recipe.model import Recipe, TaskApi
 
 DOCUMENTED_PER_MINUTE: Final = 30  # LLM Gateway, paid accounts, per model (notes §8)
 JOBS_AT_ONCE: Final = 200  # a paid account's transcription concurrency (notes §6)
 TURNAROUND: Final = 0.3  # a job's time as a share of its audio: an estimate
 MIN_TURNAROUND: Final = 30.0  # seconds a job takes however short its audio
 UNKNOWN_AUDIO: Final = 1800.0  # seconds assumed for audio of unknown length
+PACED: Final = 0.985  # the share of a rate the run paces at (runner.api.buckets.HEADROOM)
 
 
 @dataclass(frozen=True)
@@ -130,25 +131,50 @@ def forecast(
     return Forecast(seconds, slowest.name if slowest else None, tuple(stages), deadline, advice)
 
 
+def rate_for(
+    model: str, recipe_rates: Mapping[str | None, int], learned: Mapping[str, tuple[int, float]]
+) -> tuple[float, str]:
+    """A Gateway model's requests a minute, and where that comes from, in words."""
+    own = recipe_rates.get(model, recipe_rates.get(None))
+    seen = learned.get(f"llm:{model}")
+    if seen is not None and (own is None or own > seen[0] * 60.0 / seen[1]):
+        return seen[0] * 60.0 / seen[1], (
+            f"the last run's x-ratelimit headers ({seen[0]} per {seen[1]:g} s)"
+        )
+    if own is not None:
+        return float(own), "the recipe's limits.llm_per_minute"
+    return float(DOCUMENTED_PER_MINUTE), "AssemblyAI's documented default"
+
+
 def _gateway_stage(
     model: str,
     requests: int,
     recipe_rates: Mapping[str | None, int],
     learned: Mapping[str, tuple[int, float]],
 ) -> Stage:
-    own = recipe_rates.get(model, recipe_rates.get(None))
-    seen = learned.get(f"llm:{model}")
-    seen_per_minute = seen[0] * 60.0 / seen[1] if seen else None
-    if own is not None and (seen_per_minute is None or own <= seen_per_minute):
-        per_minute, source = float(own), "the recipe's limits.llm_per_minute"
-    elif seen_per_minute is not None:
-        per_minute = seen_per_minute
-        source = f"the last run's x-ratelimit headers ({seen[0]} per {seen[1]:g} s)" if seen else ""
-    else:
-        per_minute, source = float(DOCUMENTED_PER_MINUTE), "AssemblyAI's documented default"
+    per_minute, source = rate_for(model, recipe_rates, learned)
     # Paced a little under the rate (runner.api.buckets.HEADROOM), the first one at once.
-    seconds = max(0, requests - 1) * 60.0 / (per_minute * 0.985)
+    seconds = max(0, requests - 1) * 60.0 / (per_minute * PACED)
     return Stage(f"llm {model}", requests, per_minute, source, seconds)
+
+
+def seconds_per_item(
+    recipes: Sequence[Recipe], learned: Mapping[str, tuple[int, float]]
+) -> float | None:
+    """What one item adds to a run bound by the Gateway's rates (the slowest model's
+    share of an item's tasks; cached replies counted as sent): the run's progress
+    says the time left with it. None when no task asks the Gateway."""
+    per_model: dict[str, float] = {}
+    for recipe in recipes:
+        for task in recipe.tasks.values():
+            if task.asks_model and task.provider is None and task.api is TaskApi.GATEWAY:
+                model = task.requested_model
+                per_model[model] = per_model.get(model, 0.0) + 1.0 / len(recipes)
+    rates = merged_rates(recipes)
+    return max(
+        (n * 60.0 / (rate_for(m, rates, learned)[0] * PACED) for m, n in per_model.items()),
+        default=None,
+    )
 
 
 def _advice(slowest: Stage, demand: Demand, deadline: float) -> tuple[str, ...]:
