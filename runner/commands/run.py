@@ -21,7 +21,8 @@ from runner.commands.run_config import configure, on_server
 from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from runner.execute.forecast import seconds_per_item
+from runner.execute.forecast import forecast, merged_rates, run_timeout, seconds_per_item
+from runner.execute.planning import forecast_text
 from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
@@ -232,8 +233,15 @@ def _check_budget(recipes: Sequence[Recipe], request: RunRequest) -> None:
 def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
     """What a run would do, without a network call or an API key: the same account of
     what is to send and what is cached as ``plan`` gives (it is ``plan``'s count)."""
-    planned = {(i.recipe, i.item): i for i in count(recipes, state_dir, None).items}
-    lines: list[str] = []
+    counted = count(recipes, state_dir, None)
+    planned = {(i.recipe, i.item): i for i in counted.items}
+    ahead = forecast(
+        counted.demand(),
+        recipe_rates=merged_rates(recipes),
+        learned=learned_rates(state_dir),
+        deadline=run_timeout(recipes),
+    )
+    lines = forecast_text(ahead)  # how long, and what binds, first (as `plan` opens)
     for recipe in recipes:
         engine = TemplateEngine(recipe.base_dir)
         items = expand(recipe, engine)
