@@ -87,8 +87,12 @@ def write_items(folder: Path, name: str, items: int, prefix: str) -> None:
     (folder / name).write_text(rows + "\n")
 
 
+STARTED: list[float] = []  # when each command began (time.monotonic, as the fake's)
+
+
 def timed(command: list[str], folder: Path, env: dict[str, str]) -> tuple[int, float, str]:
     began = time.monotonic()
+    STARTED.append(began)
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     return done.returncode, time.monotonic() - began, done.stdout + done.stderr
 
@@ -147,6 +151,9 @@ def bench_gateway(args: argparse.Namespace) -> None:
         f"{args.limit_per_window} requests per {args.window:g} s per model"
     )
     print(f"  run exit code: {code}; wall {wall:.1f} s")
+    if answered:
+        first, last = answered[0] - STARTED[-1], STARTED[-1] + wall - answered[-1]
+        print(f"  first answered {first:.1f} s after the start; exit {last:.1f} s after the last")
     print(
         f"  binding model: {len(answered)} answered at {rate:.3f}/s of {allowed:.3f}/s allowed "
         f"= {100 * rate / allowed:.1f} %"

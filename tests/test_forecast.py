@@ -43,7 +43,7 @@ def test_the_plan_opens_with_the_forecast_and_names_the_bottleneck(
     assert code == 0
     first = out.splitlines()[0]
     # 200 requests on one model at the documented 30 a minute: about 7 minutes.
-    assert first.startswith("Forecast: about 6 min 44 s")
+    assert first.startswith("Forecast: about 6 min 47 s")  # and 3 s to start
     assert "bound by llm claude-sonnet-4-6" in first
     assert "llm claude-haiku-4-5-20251001: 100 request(s) at 30/min" in out
     assert "100 item(s)." in out
@@ -81,7 +81,7 @@ def test_the_json_forecast_and_the_rates_it_uses(tmp_path: Path, run_cli: RunCli
     assert "x-ratelimit" in stages["llm claude-haiku-4-5-20251001"]["limit_source"]
     # 100 at 60/min (100 s) binds; 200 at 600/min take 20 s.
     assert ahead["bottleneck"] == "llm claude-haiku-4-5-20251001"
-    assert ahead["seconds"] == pytest.approx(99 / (60 * 0.985) * 60, rel=0.01)
+    assert ahead["seconds"] == pytest.approx(3 + 99 / (60 * 0.985) * 60, rel=0.01)
     assert ahead["fits"] is None
 
 
@@ -90,7 +90,7 @@ def test_transcription_binds_when_the_audio_is_long() -> None:
                     longest_audio_seconds=3600)  # fmt: skip
     ahead = forecast(demand, recipe_rates={}, learned={}, deadline=3600)
     assert ahead.bottleneck == "transcription"
-    assert ahead.seconds == pytest.approx(2 * 0.3 * 3600)  # two waves of 200 jobs
+    assert ahead.seconds == pytest.approx(3 + 2 * 0.3 * 3600)  # two waves of 200 jobs, and start
     assert ahead.fits is True
 
 

@@ -15,7 +15,9 @@ applies to it:
   counted, but they are not forecast (``seconds`` None) and never named as binding.
 
 The stages overlap (a transcript's tasks run as soon as it is there), so the run takes
-about as long as its slowest stage, plus the first transcript before any task. The
+about as long as its slowest stage, plus the first transcript before any task, plus
+``START_SECONDS`` to start and finish (the interpreter and its imports, the recipes
+and items read, the first answer waited for; the report written). The
 forecast is an estimate, and says so; ``benchmarks/bench_limits.py`` measures it
 against a run.
 """
@@ -35,6 +37,9 @@ JOBS_AT_ONCE: Final = 200  # a paid account's transcription concurrency (notes Â
 TURNAROUND: Final = 0.3  # a job's time as a share of its audio: an estimate
 MIN_TURNAROUND: Final = 30.0  # seconds a job takes however short its audio
 UNKNOWN_AUDIO: Final = 1800.0  # seconds assumed for audio of unknown length
+# Starting and finishing a run: about a second of imports on a quiet machine, the
+# items read, one answer alone before the others go, the report written.
+START_SECONDS: Final = 3.0
 PACED: Final = 0.985  # the share of a rate the run paces at (runner.api.buckets.HEADROOM)
 
 
@@ -125,7 +130,7 @@ def forecast(
     seconds = 0.0
     if slowest is not None and slowest.seconds is not None:
         after = 0.0 if slowest.name == "transcription" else first_transcript
-        seconds = slowest.seconds + after
+        seconds = START_SECONDS + slowest.seconds + after
     fits = deadline is None or seconds <= deadline
     advice = () if fits or slowest is None else _advice(slowest, demand, deadline or 0.0)
     return Forecast(seconds, slowest.name if slowest else None, tuple(stages), deadline, advice)
