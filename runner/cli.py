@@ -192,7 +192,7 @@ def render(**options: Any) -> None:
     multiple=True,
     callback=lambda _ctx, _param, values: _parse_limits(values),
     metavar="KIND=N",
-    help=f"Requests at once, per kind: {', '.join(LIMIT_KINDS)}.",
+    help=f"The most requests at once (a ceiling), per kind: {', '.join(LIMIT_KINDS)}.",
 )
 @click.option(
     "--region",
