@@ -531,7 +531,10 @@ def parse_args() -> argparse.Namespace:
         help="another --limit for the 'runner --limit C' row, e.g. items=1000",
     )
     parser.add_argument(
-        "--only", action="append", default=[], help="run only rows whose name contains this"
+        "--only",
+        action="append",
+        default=[],
+        help="run only rows whose name contains this ('NAME' in single quotes: that row only)",
     )
     parser.add_argument(
         "--folder-root",
@@ -549,6 +552,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--write-files", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sdk-client", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
+
+
+def _chosen(part: str, name: str) -> bool:
+    """``--only`` in quotes (``"'minimal asyncio'"``) is a whole row's name; else a part."""
+    if len(part) > 1 and part[0] == part[-1] == "'":
+        return name == part[1:-1]
+    return part in name
 
 
 def main() -> None:
@@ -577,7 +587,7 @@ def main() -> None:
     )
     rows = []
     for client in clients(settings):
-        if args.only and not any(part in client.name for part in args.only):
+        if args.only and not any(_chosen(part, client.name) for part in args.only):
             continue
         result = measure(client, settings)
         if result.exit_code != 0:
