@@ -27,8 +27,9 @@ The clients, each a subprocess of this script, one at a time:
   transcriptions=C --limit llm=C`` (plus any ``--runner-limit KIND=N``);
 - ``runner --limit C items=N``: the same, with every item under way at once (the
   best setting for the pool of items; the row above shows the default pool);
-- ``runner defaults``: the same command without ``--limit`` (the tool's own limits of
-  32 submissions and 8 LLM calls; slow by design at large N: skip it with ``--only``);
+- ``runner defaults``: the same command without ``--limit``: the tool's own limits,
+  which adapt to the server (submissions from 32 up to 200, LLM calls from 8 up to
+  256, see runner/api/concurrency.py);
 - ``assemblyai SDK, C threads`` (only when the ``assemblyai`` package is installed):
   this script with ``--sdk-client``: the official SDK as its examples use it, one
   item per thread of a pool of C (``Transcriber().transcribe``, polling every 3 s,
@@ -126,6 +127,7 @@ class Settings:
     timeout: float
     runner_limits: tuple[str, ...]
     folder_root: str | None = None
+    profile: str | None = None  # write the runner's cProfile here (defaults row)
 
     def ideal(self, llm_concurrency: int) -> float:
         """The best any client could do: max(T + 2L, 3·N·L/C)."""
@@ -290,10 +292,14 @@ def clients(settings: Settings) -> list[Client]:
     ]
     defaults = Limits()
     every_item = ["--limit", f"items={settings.items}"]
+    profiled = runner
+    if settings.profile:
+        profile = str(Path(settings.profile).resolve())
+        profiled = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "runner", *runner[3:]]
     rows = [
         Client(f"runner --limit {c}", runner + limits, c, c),
         Client(f"runner --limit {c} items=N", runner + limits + every_item, c, c),
-        Client("runner defaults", runner, defaults.transcriptions, defaults.llm),
+        Client("runner defaults", profiled, defaults.transcriptions, defaults.llm),
         Client("minimal asyncio", minimal, c, c),
         Client("minimal asyncio + files", [*minimal, "--write-files"], c, c),
     ]
@@ -525,7 +531,10 @@ def parse_args() -> argparse.Namespace:
         help="another --limit for the 'runner --limit C' row, e.g. items=1000",
     )
     parser.add_argument(
-        "--only", action="append", default=[], help="run only rows whose name contains this"
+        "--only",
+        action="append",
+        default=[],
+        help="run only rows whose name contains this ('NAME' in single quotes: that row only)",
     )
     parser.add_argument(
         "--folder-root",
@@ -533,10 +542,23 @@ def parse_args() -> argparse.Namespace:
         metavar="DIR",
         help="make each client's working folder here, e.g. /dev/shm (default: the temp dir)",
     )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="FILE",
+        help="run the 'runner defaults' row under cProfile, its stats written to FILE",
+    )
     parser.add_argument("--minimal-client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--write-files", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sdk-client", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
+
+
+def _chosen(part: str, name: str) -> bool:
+    """``--only`` in quotes (``"'minimal asyncio'"``) is a whole row's name; else a part."""
+    if len(part) > 1 and part[0] == part[-1] == "'":
+        return name == part[1:-1]
+    return part in name
 
 
 def main() -> None:
@@ -556,6 +578,7 @@ def main() -> None:
         timeout=args.timeout,
         runner_limits=tuple(args.runner_limit),
         folder_root=args.folder_root,
+        profile=args.profile,
     )
     print(
         f"N={settings.items} items, T={settings.transcribe_seconds:g} s, "
@@ -564,7 +587,7 @@ def main() -> None:
     )
     rows = []
     for client in clients(settings):
-        if args.only and not any(part in client.name for part in args.only):
+        if args.only and not any(_chosen(part, client.name) for part in args.only):
             continue
         result = measure(client, settings)
         if result.exit_code != 0:

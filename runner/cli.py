@@ -44,6 +44,17 @@ def _parse_limits(values: Sequence[str]) -> dict[str, int]:
     return parse_limits(values)
 
 
+def _parse_duration(text: str | None) -> float | None:
+    from runner.execute.forecast import parse_duration
+
+    if text is None:
+        return None
+    seconds = parse_duration(text)
+    if seconds is None:
+        raise click.BadParameter(f"{text!r}: give a duration such as 6h, 90m, 1h30m or 3600")
+    return seconds
+
+
 def _parse_shard(text: str | None) -> Shard | None:
     from runner.items import Shard
 
@@ -222,7 +233,7 @@ def render(**options: Any) -> None:
     multiple=True,
     callback=lambda _ctx, _param, values: _parse_limits(values),
     metavar="KIND=N",
-    help=f"Requests at once, per kind: {', '.join(LIMIT_KINDS)}.",
+    help=f"The most requests at once (a ceiling), per kind: {', '.join(LIMIT_KINDS)}.",
 )
 @click.option(
     "--region",
@@ -244,7 +255,8 @@ def render(**options: Any) -> None:
     "--shard",
     metavar="K/N",
     callback=lambda _ctx, _param, text: _parse_shard(text),
-    help="Run only this CI job's share of the items.",
+    help="Run only this CI job's share of the items; auto: from a Kubernetes Indexed "
+    "Job or a Slurm array.",
 )
 @click.option(
     "--max-audio-hours",
@@ -326,7 +338,7 @@ def run(**options: Any) -> None:
     "--shard",
     metavar="K/N",
     callback=lambda _ctx, _param, text: _parse_shard(text),
-    help="Plan only this CI job's share of the items.",
+    help="Plan only this CI job's share of the items (K/N or auto, as for run).",
 )
 @click.option(
     "--prices",
@@ -345,15 +357,25 @@ def run(**options: Any) -> None:
     "where it gives them, and the models it lists.",
 )
 @_vars_options
+@click.option(
+    "--deadline",
+    metavar="DURATION",
+    callback=lambda _ctx, _param, text: _parse_duration(text),
+    help="Say whether the run fits this long (6h, 90m, 1h30m, 3600) [default: timeouts.run].",
+)
+@click.option("--items", "-v", "per_item", is_flag=True, help="Add a line per item.")
 def plan(**options: Any) -> None:
     """Print what a run would do, without doing it: nothing is sent.
 
-    Transcriptions to submit versus already in the ledger, LLM calls to send versus
-    cached, audio hours and estimated tokens.
+    First how long the run will take and which limit binds (each LLM Gateway model's
+    requests a minute, transcription jobs at once), then transcriptions to submit
+    versus already in the ledger, LLM calls to send versus cached, audio hours and
+    estimated tokens.
 
     \b
     Examples:
       transcript-runner plan recipes/
+      transcript-runner plan recipes/ --deadline 6h
       transcript-runner plan recipes/summaries.yaml --prices prices.yaml
     """
     from runner.commands.plan import PlanRequest, plan

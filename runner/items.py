@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -69,11 +70,49 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> Shard:
-        k, _, n = text.partition("/")
+    def parse(cls, text: str, environ: Mapping[str, str] | None = None) -> Shard:
+        """``K/N``; or ``auto`` (``auto/N``): this job's place in a Kubernetes Indexed
+        Job or a Slurm array, read from the variables they set (:meth:`from_environment`)."""
+        k, _, n = text.strip().partition("/")
+        if k == "auto":
+            return cls.from_environment(os.environ if environ is None else environ, n or None)
         if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
-            raise UsageError(f"--shard {text}: give K/N with 1 <= K <= N, e.g. 2/4")
+            raise UsageError(
+                f"--shard {text}: give K/N with 1 <= K <= N, e.g. 2/4, or auto in a "
+                "Kubernetes Indexed Job or a Slurm array"
+            )
         return cls(int(k), int(n))
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str], count: str | None = None) -> Shard:
+        """This job's shard from its scheduler. A Slurm array says its task and how many
+        (``SLURM_ARRAY_TASK_ID``, ``_MIN``, ``_STEP``, ``_COUNT``); a Kubernetes
+        Indexed Job says only the index (``JOB_COMPLETION_INDEX``, from 0), so the
+        count comes from ``--shard auto/N`` or ``TRANSCRIPT_RUNNER_SHARD_COUNT``, set
+        to the Job's ``completions``."""
+        given = count or env.get(SHARD_COUNT_ENV)
+        if "SLURM_ARRAY_TASK_ID" in env:
+            first = _whole(env, "SLURM_ARRAY_TASK_MIN", "0")
+            step = _whole(env, "SLURM_ARRAY_TASK_STEP", "1") or 1
+            index = (_whole(env, "SLURM_ARRAY_TASK_ID") - first) // step
+            total = given or env.get("SLURM_ARRAY_TASK_COUNT")
+            where = "the Slurm array (SLURM_ARRAY_TASK_ID)"
+        elif "JOB_COMPLETION_INDEX" in env:
+            index, total = _whole(env, "JOB_COMPLETION_INDEX"), given
+            where = "the Kubernetes Indexed Job (JOB_COMPLETION_INDEX)"
+        else:
+            raise UsageError(
+                "--shard auto: no JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or "
+                "SLURM_ARRAY_TASK_ID (a Slurm array) is set; give the shard as K/N"
+            )
+        if total is None or not total.strip().isdigit() or int(total) < 1:
+            raise UsageError(
+                f"--shard auto: {where} does not say how many shards there are; give "
+                f"--shard auto/N or set {SHARD_COUNT_ENV}=N (the Job's completions)"
+            )
+        if not 0 <= index < int(total):
+            raise UsageError(f"--shard auto: index {index} from {where} is not below {total}")
+        return cls(index + 1, int(total))
 
     def takes(self, recipe: str, source: str) -> bool:
         # A hash of what the item is (its source), not of its position or display name
@@ -97,6 +136,17 @@ class Shard:
             if self.takes(recipe.name, f"{source}\0{repeat}" if repeat else source):
                 chosen.append(item)
         return chosen
+
+
+SHARD_COUNT_ENV = "TRANSCRIPT_RUNNER_SHARD_COUNT"
+
+
+def _whole(env: Mapping[str, str], name: str, default: str | None = None) -> int:
+    """A whole number the scheduler set; a usage error naming it otherwise."""
+    text = env.get(name, default)
+    if text is None or not text.strip().lstrip("-").isdigit():
+        raise UsageError(f"--shard auto: {name}={text!r} is not a whole number")
+    return int(text)
 
 
 def expand(recipe: Recipe, engine: TemplateEngine) -> list[Item]:

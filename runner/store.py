@@ -102,6 +102,12 @@ CREATE TABLE IF NOT EXISTS catalogs (
     body TEXT NOT NULL,
     fetched REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rates (
+    gate TEXT PRIMARY KEY,  -- "llm:MODEL": what a server's x-ratelimit-* headers said
+    requests INTEGER NOT NULL,
+    window REAL NOT NULL,  -- seconds
+    seen REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS intents (
     key TEXT PRIMARY KEY,
     audio TEXT NOT NULL,
@@ -649,6 +655,18 @@ class Store:
             "INSERT OR REPLACE INTO catalogs (url, body, fetched) VALUES (?, ?, ?)",
             (url, body, time.time()),
         )
+
+    def rate_put(self, gate: str, requests: int, window: float) -> None:
+        """Keep the rate a server said it allows a gate (``plan`` forecasts with it)."""
+        self._execute(
+            "INSERT OR REPLACE INTO rates (gate, requests, window, seen) VALUES (?, ?, ?, ?)",
+            (gate, requests, window, time.time()),
+        )
+
+    def rates(self) -> dict[str, tuple[int, float]]:
+        """Every kept rate: gate → (requests, window in seconds)."""
+        rows = self._execute("SELECT gate, requests, window FROM rates")
+        return {str(gate): (int(requests), float(window)) for gate, requests, window in rows}
 
     def catalog_get(self, url: str) -> tuple[str, float] | None:
         """The kept catalog of ``url`` and when it was fetched (``time.time()``)."""

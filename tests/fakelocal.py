@@ -20,6 +20,11 @@ With ``known_models`` it checks model names as Ollama and vLLM do, answering 404
 Ollama's OpenAI-compatible error body (``{"error": {"message": "model \"NAME\" not
 found, try pulling it first", "type": "api_error", ...}}``) to any other.
 
+As a chat server it can have ``slots`` like ``llama-server --parallel N``: each
+completion holds a slot for ``service_seconds`` and requests beyond the slots wait in
+its queue (never refused), so a client sending too many at once sees its replies slow
+down; ``chat_peak`` is the most completions it held at once, queued or served.
+
 It records every request (headers included) so tests can check what reached it, and
 answers with ``responder(body)`` or the recorded content of the ``bullets`` request.
 Served with :func:`fakeapi.serve_in_thread`, like the AssemblyAI fake.
@@ -78,6 +83,13 @@ class FakeLocalLLM:
     speech_hold: float = 1.0
     speech_in_flight: int = 0
     speech_peak: int = 0
+    # Chat completions: `slots` served at once, each for `service_seconds`; None: all at once.
+    slots: int | None = None
+    service_seconds: float = 0.0
+    chat_in_flight: int = 0
+    chat_peak: int = 0
+    chat_times: list[tuple[float, float]] = field(default_factory=list)  # arrived, answered
+    _slot_gate: asyncio.Semaphore | None = None
 
     @property
     def recording(self) -> dict[str, Any]:
@@ -142,6 +154,24 @@ class FakeLocalLLM:
         return web.json_response(self.recording["models"])
 
     async def _complete(self, request: web.Request) -> web.Response:
+        self.chat_in_flight += 1
+        self.chat_peak = max(self.chat_peak, self.chat_in_flight)
+        arrived = time.monotonic()
+        try:
+            if self.slots is None:
+                if self.service_seconds:
+                    await asyncio.sleep(self.service_seconds)
+                return await self._completed(request)
+            if self._slot_gate is None:
+                self._slot_gate = asyncio.Semaphore(self.slots)
+            async with self._slot_gate:
+                await asyncio.sleep(self.service_seconds)
+                return await self._completed(request)
+        finally:
+            self.chat_in_flight -= 1
+            self.chat_times.append((arrived, time.monotonic()))
+
+    async def _completed(self, request: web.Request) -> web.Response:
         body = await request.json()
         authorization = request.headers.get("Authorization")
         self.requests.append(LocalRequest(body, authorization, dict(request.headers)))

@@ -537,7 +537,8 @@ def test_one_list_of_limit_kinds_for_the_limits_the_schema_and_the_help() -> Non
     schema = json.loads(
         (Path(__file__).resolve().parent.parent / "schemas" / "recipe.schema.json").read_text()
     )
-    assert tuple(schema["properties"]["limits"]["properties"]) == LIMIT_KINDS
+    # and a rate, which is no count of requests at once
+    assert tuple(schema["properties"]["limits"]["properties"]) == (*LIMIT_KINDS, "llm_per_minute")
     help_text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
     assert f"per kind: {', '.join(LIMIT_KINDS)}." in help_text
 

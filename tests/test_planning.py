@@ -71,3 +71,85 @@ def test_adding_a_namesake_input_moves_no_item_to_another_shard() -> None:
     after = {k: [i.source for i in Shard(k, 4).select(recipe, [new, renamed])] for k in range(1, 5)}
     shard_of_old = next(k for k, sources in before.items() if old.source in sources)
     assert old.source in after[shard_of_old]
+
+
+@pytest.mark.parametrize(
+    ("env", "text", "shard"),
+    [
+        # A Kubernetes Indexed Job: the index from 0; the count given or from a variable.
+        ({"JOB_COMPLETION_INDEX": "0"}, "auto/4", Shard(1, 4)),
+        ({"JOB_COMPLETION_INDEX": "3", "TRANSCRIPT_RUNNER_SHARD_COUNT": "4"}, "auto", Shard(4, 4)),
+        # A Slurm array, numbered from 0 or from 1, or with a step.
+        ({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}, "auto", Shard(3, 4)),
+        (
+            {
+                "SLURM_ARRAY_TASK_ID": "4",
+                "SLURM_ARRAY_TASK_MIN": "1",
+                "SLURM_ARRAY_TASK_COUNT": "4",
+            },
+            "auto",
+            Shard(4, 4),
+        ),
+        (
+            {
+                "SLURM_ARRAY_TASK_ID": "20",
+                "SLURM_ARRAY_TASK_MIN": "0",
+                "SLURM_ARRAY_TASK_STEP": "10",
+                "SLURM_ARRAY_TASK_COUNT": "3",
+            },
+            "auto",
+            Shard(3, 3),
+        ),
+    ],
+)
+def test_shard_auto_reads_the_scheduler(env: dict[str, str], text: str, shard: Shard) -> None:
+    assert Shard.parse(text, env) == shard
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "no JOB_COMPLETION_INDEX"),
+        ({"JOB_COMPLETION_INDEX": "1"}, "does not say how many shards"),
+        ({"JOB_COMPLETION_INDEX": "x", "TRANSCRIPT_RUNNER_SHARD_COUNT": "2"}, "not a whole"),
+        ({"JOB_COMPLETION_INDEX": "2", "TRANSCRIPT_RUNNER_SHARD_COUNT": "2"}, "not below 2"),
+    ],
+)
+def test_shard_auto_without_a_scheduler_says_what_to_give(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        Shard.parse("auto", env)
+
+
+def test_the_scale_out_examples_of_docs_ci_shard_with_auto() -> None:
+    """docs/ci.md's Kubernetes Indexed Job and Slurm array run `--shard auto`, and the
+    variables they set give each job its own shard of the same split."""
+    import re
+
+    import yaml
+
+    text = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S)
+    (job,) = [yaml.safe_load(body) for kind, body in blocks if "kind: Job" in body]
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    (container,) = spec["template"]["spec"]["containers"]
+    assert "--shard auto" in " ".join(container["args"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TRANSCRIPT_RUNNER_SHARD_COUNT"] == str(spec["completions"])
+    shards = [
+        Shard.parse("auto", {"JOB_COMPLETION_INDEX": str(n), **env})
+        for n in range(spec["completions"])
+    ]
+    assert shards == [Shard(k, 4) for k in range(1, 5)]
+    (slurm,) = [body for kind, body in blocks if "#SBATCH --array" in body]
+    assert "--shard auto" in slurm
+    first, last = map(int, re.search(r"--array=(\d+)-(\d+)", slurm).groups())  # type: ignore[union-attr]
+    count = str(last - first + 1)
+    tasks = {"SLURM_ARRAY_TASK_MIN": str(first), "SLURM_ARRAY_TASK_COUNT": count}
+    slurm_shards = [
+        Shard.parse("auto", {"SLURM_ARRAY_TASK_ID": str(n), **tasks})
+        for n in range(first, last + 1)
+    ]
+    assert slurm_shards == shards

@@ -298,6 +298,9 @@ def test_missing_api_key_is_a_usage_error(
     code, out, err = run_cli("run", "r.yaml", "--dry-run")
     assert code == 0
     assert out == (
+        "Forecast: about 9 min 3 s, bound by transcription (an estimate; see docs/cli.md#plan).\n"
+        "  transcription: 1 request(s) (200 jobs at once, each about 30% of its audio): 9 min\n"
+        "  llm claude-sonnet-4-6: 1 request(s) at 30/min (AssemblyAI's documented default): 0 s\n"
         "r.yaml: 1 item(s) × 1 task(s) (1 asking a model)\n"
         "  a: transcribe the URL; 1 LLM call(s) to send, 0 cached  (https://x.test/a.mp3)\n"
         "Dry run: nothing was sent.\n"

@@ -150,7 +150,7 @@ def test_plan_counts_and_prices_every_engine_compared(tmp_path: Path) -> None:
     costs = plan_costs(plan, {"engines": recipe.prices})
     assert costs.transcription_usd == pytest.approx(seconds / 3600 * (0.21 + 0.15))
     assert "; assemblyai universal-2: submit; faster-whisper: transcribe here; " in plan_text(
-        plan, None
+        plan, None, per_item=True
     )
 
 

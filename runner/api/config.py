@@ -100,21 +100,26 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Requests allowed on the wire at once, per endpoint family.
+    """The most requests allowed on the wire at once, per endpoint family: ceilings.
 
-    ``transcriptions`` bounds concurrent ``POST /v2/transcript`` calls; the executor may
-    also use it to bound jobs in flight (paid accounts run 200+ jobs at once and queue
-    the rest, notes §6). ``polls`` covers every GET on ``/v2/transcript``. ``llm`` is
-    shared by all Gateway models; their rate limits are handled by cooldowns.
-    ``speech`` bounds the files sent at once to one speech server (each server's client
-    has its own slots): a local server decodes on its CPU, one file after another.
+    ``llm``, ``lemur`` and ``transcriptions`` adapt below their ceiling to what the
+    server answers (:class:`~runner.api.concurrency.AdaptiveLimit`): they start at
+    ``START`` and grow while replies keep their pace, and back off on refusals and
+    queueing. So the defaults are high (a fast server is used fully) and an explicit
+    ``--limit`` is only ever a ceiling. Paid accounts run 200+ jobs at once and queue
+    the rest (notes §6); the Gateway's rate limit per model is paced by
+    :mod:`runner.api.buckets`, not by this count.
+
+    ``uploads``, ``polls`` and ``speech`` stay fixed: an upload is bound by bandwidth,
+    polls by the account's request budget (sweeps pace themselves), and a local speech
+    server decodes on its CPU, one file after another.
     """
 
     uploads: int = 4
-    transcriptions: int = 32
+    transcriptions: int = 200
     polls: int = 16
-    llm: int = 8
-    lemur: int = 4
+    llm: int = 256
+    lemur: int = 32
     speech: int = 4
 
     def __post_init__(self) -> None:
@@ -123,13 +128,22 @@ class Limits:
                 raise ConfigurationError(f"limit for {family} must be at least 1")
 
     def for_family(self, family: Family) -> int:
-        """The slot count for ``family``."""
+        """The ceiling for ``family``."""
         value: int = getattr(self, family)
         return value
+
+    def start(self, family: Family) -> int:
+        """Requests allowed at once before anything has been answered."""
+        return min(self.for_family(family), START.get(family, self.for_family(family)))
 
     def total(self) -> int:
         """All slots together: the connection pool never needs more."""
         return sum(self.for_family(family) for family in FAMILIES)
+
+
+# Where the adaptive families start: the fixed limits of before, right for AssemblyAI.
+START: Final[Mapping[Family, int]] = {"transcriptions": 32, "llm": 8, "lemur": 4}
+ADAPTIVE: Final = frozenset(START)
 
 
 RETRYABLE_STATUSES: Final = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -194,6 +208,12 @@ class ClientConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # A recipe's `limits: {llm_per_minute: ...}`: requests a minute per model (the key
+    # None: every model), a ceiling on the pace the Gateway's headers allow.
+    llm_per_minute: Mapping[str | None, int] = field(default_factory=dict)
+    # What an earlier run in the state folder learned from the headers: "llm:MODEL" →
+    # (requests, window seconds); the headers of this run win as soon as they are seen.
+    known_rates: Mapping[str, tuple[int, float]] = field(default_factory=dict)
 
     @classmethod
     def from_env(

@@ -6,10 +6,15 @@ so the rules live here and nowhere else:
 
 * **Timeouts** (:class:`~runner.api.config.Timeouts`) are a config object, like
   httpx's: connect, read, LLM and upload budgets, plus how long a transcript may take.
-* **Concurrency** (:class:`~runner.api.config.Limits`) is one semaphore per endpoint
+* **Concurrency** (:class:`~runner.api.config.Limits`) is one limit per endpoint
   *family*: uploads, transcript submissions, polls (every GET on ``/v2``), LLM Gateway
-  calls, LeMUR calls and files sent to a speech server. A slot is held only while a
-  request is on the wire, never during a backoff sleep.
+  calls, LeMUR calls and files sent to a speech server. Submissions and model calls
+  adapt below their ceiling to what the server answers
+  (:class:`~runner.api.concurrency.AdaptiveLimit`). A slot is held only while a
+  request is on the wire, never during a backoff sleep or while it is paced.
+* **Pacing** (:mod:`runner.api.buckets`): once a Gateway model's ``x-ratelimit-*``
+  headers are seen, its requests leave one every ``window / limit`` seconds, so the
+  window is not overrun by a burst.
 * **Memory**: answers are read whole, each at most ``MAX_BODY``, and every client
   of a run shares one :class:`~runner.api.transport.ByteBudget` of bytes being read
   at once, so many large answers arriving together cannot exhaust memory.
@@ -17,9 +22,9 @@ so the rules live here and nowhere else:
   exponential backoff, on 408/409/429/5xx and connection errors; ``Retry-After`` is a minimum wait.
 * **Cooldowns**: after a ``Retry-After`` on a family (on the Gateway: on a model) *no*
   request to that family or model is sent until it has passed, whichever coroutine
-  wants to send it. ``x-ratelimit-remaining <= 0`` pauses the same way until
-  ``x-ratelimit-reset``, so the Gateway's per-model limit (notes §8, 30 requests/min)
-  is respected instead of provoked.
+  wants to send it. ``x-ratelimit-remaining <= 0`` on a gate that is not paced
+  (below 0 on one that is) pauses the same way until ``x-ratelimit-reset``, so the
+  Gateway's per-model limit (notes §8, 30 requests/min) is respected, not provoked.
 * **Paying twice**: ``POST /v2/transcript`` creates a billed job, so it is resent only
   when the server certainly did not act on it: no connection was made, or it answered
   429 (notes §6; ``RetryPolicy.unprocessed_statuses``). A 5xx may come from a proxy
@@ -55,7 +60,9 @@ import aiohttp
 from yarl import URL
 
 from runner import __version__
-from runner.api.config import ClientConfig
+from runner.api.buckets import Buckets, Rate
+from runner.api.concurrency import AdaptiveLimit
+from runner.api.config import ADAPTIVE, ClientConfig
 from runner.api.cooldowns import Clock, Cooldowns, Sleep, gate_of
 from runner.api.families import FAMILIES, Family
 from runner.api.pacing import paced
@@ -65,6 +72,7 @@ from runner.api.replies import (
     loads_or_none,
     parse_retry_after,
     rate_limit_pause,
+    rate_remaining,
     v2_error_text,
 )
 from runner.api.secrets import Secrets
@@ -167,6 +175,7 @@ class PolicySnapshot(Mapping[str, int]):
     retries: int
     paused: Mapping[str, float]  # "family" or "family:model" → seconds until allowed
     retries_by_family: Mapping[str, int] = field(default_factory=dict)  # those sent again
+    allowed_by_family: Mapping[str, int] | None = None  # the adaptive limits, now
 
     def _totals(self) -> dict[str, int]:
         return {
@@ -256,10 +265,16 @@ class HttpClient:
         self._sleep = sleep
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
-        self._slots = {
-            family: asyncio.Semaphore(config.limits.for_family(family)) for family in FAMILIES
-        }
+        self._slots = slots_for(config, clock)
+        # Made once: an aiohttp timeout per request is a measurable share of its CPU.
+        self._timeouts = {family: config.timeouts.for_family(family) for family in FAMILIES}
         self._gate = Cooldowns(clock, sleep, config.retry.rng)
+        self._buckets = Buckets(
+            clock,
+            sleep,
+            {model: Rate(n, 60.0) for model, n in config.llm_per_minute.items()},
+            {_gate_key(gate): Rate(*rate) for gate, rate in config.known_rates.items()},
+        )
         self._in_flight: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()
         self._requests = 0
@@ -335,7 +350,16 @@ class HttpClient:
             retries=self._retries,
             paused=self._gate.snapshot(),
             retries_by_family=dict(self._retries_by_family),
+            allowed_by_family={f: self._slots[f].allowed for f in FAMILIES},
         )
+
+    def learned_rates(self) -> dict[str, Rate]:
+        """What the servers' rate-limit headers said, by gate (``"llm:MODEL"``)."""
+        return self._buckets.learned()
+
+    def peak_in_flight(self, family: Family) -> int:
+        """The most requests of ``family`` on the wire at once so far."""
+        return self._slots[family].peak
 
     async def request(
         self,
@@ -374,7 +398,7 @@ class HttpClient:
         describe_error = self._redacting(describe_error)
         key: RequestKey = (family, model)
         body, send_headers = _encode(json, data, headers)
-        attempt_timeout = timeout or self.config.timeouts.for_family(family)
+        attempt_timeout = timeout or self._timeouts[family]
         reader = read or (json_object if expect_json else None)
         started = self._clock()
         # The retry budget counts from the first failure: waiting for a slot, or for a
@@ -472,6 +496,8 @@ class HttpClient:
             raise ApiError(f"{route} not sent: the run is stopping", endpoint=route)
         self._in_flight[family] += 1
         self._requests += 1
+        sent = self._clock()
+        outcome: tuple[float | None, bool] = (None, False)  # (latency, overloaded)
         try:
             with _open_body(body) as payload, self.budget.reader() as token:
                 async with session.request(
@@ -482,14 +508,28 @@ class HttpClient:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
+                    overloaded = response.status in OVERLOAD_STATUSES
+                    outcome = (None if overloaded else self._clock() - sent, overloaded)
                     body = await self._redact(await read_capped(response, self.budget, token))
                     raw = _Raw(response.status, response.headers, body)
+        except TimeoutError:
+            outcome = (None, True)
+            raise
         finally:
             self._in_flight[family] -= 1
-            self._slots[family].release()
+            self._slots[family].release(outcome[0], overloaded=outcome[1])
+            self._buckets.answered(gate_of(*key))
+        gate = gate_of(*key)
+        # Whether this request was paced: a first answer's "0 left" is honoured as a
+        # pause, since the requests sent beside it were not spread.
+        paced = self._buckets.paced(gate)
+        self._buckets.observe(gate, raw.headers)
         pause = rate_limit_pause(raw.headers)
-        if pause is not None:
-            self._gate.pause(gate_of(*key), pause)
+        remaining = rate_remaining(raw.headers)
+        paced = paced and remaining is not None and remaining >= 0
+        if pause is not None and not paced:
+            self._gate.pause(gate, pause)
+            self._buckets.defer(gate, self._clock() + pause)
         return raw
 
     async def _admit(self, key: RequestKey, route: str) -> None:
@@ -501,12 +541,16 @@ class HttpClient:
         family = key[0]
         slot = self._slots[family]
         self._waiting[family] += 1
+        gate = gate_of(*key)
         try:
             while True:
                 self._refuse_long_pause(key, route)
-                await self._gate.wait(gate_of(*key))
+                await self._gate.wait(gate)
+                await self._buckets.wait(gate, FIRST_ANSWER_WAIT)
+                if self._gate.remaining(gate) > 0:
+                    continue  # paused while it waited for its turn: a new turn after it
                 await slot.acquire()
-                if self._gate.remaining(gate_of(*key)) <= 0:
+                if self._gate.remaining(gate) <= 0:
                     return
                 slot.release()
         finally:
@@ -583,6 +627,7 @@ class HttpClient:
         retry_after = parse_retry_after(raw.headers.get("Retry-After"))
         if retry_after is not None and raw.status in policy.retry_statuses:
             self._gate.pause(gate_of(*key), retry_after)
+            self._buckets.defer(gate_of(*key), self._clock() + retry_after)
         retryable = policy.may_retry(raw.status, idempotent=idempotent)
         too_long = retry_after is not None and retry_after > policy.max_retry_after
         backoff = paced(policy.backoff(retries))
@@ -618,6 +663,31 @@ class HttpClient:
             endpoint=route,
             retries=retries,
         )
+
+
+def _gate_key(text: str) -> tuple[str, str | None]:
+    """``"llm:MODEL"`` (as :meth:`Buckets.learned` names gates) as a gate key."""
+    family, _, model = text.partition(":")
+    return family, model or None
+
+
+# Answers that say the server is overloaded: the family's limit halves.
+OVERLOAD_STATUSES: Final = frozenset({429, 503})
+
+
+def slots_for(config: ClientConfig, clock: Clock) -> dict[Family, AdaptiveLimit]:
+    """Each family's limit: adaptive below its ceiling, or fixed at it."""
+    limits = config.limits
+    return {
+        family: AdaptiveLimit(
+            limits.for_family(family),
+            limits.start(family),
+            clock=clock,
+            adaptive=family in ADAPTIVE,
+            timeout=config.timeouts.for_family(family).total,
+        )
+        for family in FAMILIES
+    }
 
 
 # Families whose timed-out call is sent once more, and only once: a model's reply

@@ -49,6 +49,11 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
     return None if math.isnan(number) else number
 
 
+def rate_remaining(headers: Mapping[str, str]) -> float | None:
+    """``x-ratelimit-remaining``: requests left in the window (negative: overrun)."""
+    return _header_number(headers, "x-ratelimit-remaining")
+
+
 def rate_limit_pause(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to pause when ``x-ratelimit-remaining`` is used up, else None.
 

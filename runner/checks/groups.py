@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.diagnostics import Diagnostic
-from runner.errors import ItemError
+from runner.errors import InputsInvalid, ItemError
 from runner.items import expand
 from runner.prompt.templating import TemplateEngine
 from runner.recipe.document import Document, KeyPath
@@ -110,7 +110,7 @@ def check_lemur_ids(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     try:
         items = expand(recipe, TemplateEngine(recipe.base_dir))
-    except ItemError:
+    except (ItemError, InputsInvalid):
         return []  # (the inputs' own problems are reported by check_inputs)
     reported: set[int] = set()
     for item in items:

@@ -23,6 +23,7 @@ from runner.checks.models import (
 )
 from runner.diagnostics import Diagnostic, Severity
 from runner.errors import EXIT_FAILED, EXIT_OK, ItemError, StoreError, UsageError
+from runner.execute.forecast import forecast, merged_rates, run_timeout
 from runner.execute.planning import Plan, make_plan, plan_json, plan_text
 from runner.items import Shard
 from runner.recipe.model import Recipe
@@ -42,6 +43,8 @@ class PlanRequest:
     var: Sequence[str] = ()  # --var NAME=VALUE, over the recipes' `vars:`
     vars_files: Sequence[Path] = ()  # --vars FILE, under --var
     online: bool = False  # read the Gateway's model list (and its prices) afresh
+    deadline: float | None = None  # seconds the run may take (else timeouts.run)
+    per_item: bool = False  # a line per item (--items, -v)
 
 
 def plan(request: PlanRequest) -> int:
@@ -61,17 +64,34 @@ def plan(request: PlanRequest) -> int:
     except PriceTableError as exc:
         raise UsageError(f"--prices {exc}") from None
     table = with_listed_prices(table, catalog, recipes)
+    deadline = request.deadline if request.deadline is not None else run_timeout(recipes)
+    ahead = forecast(
+        counted.demand(),
+        recipe_rates=merged_rates(recipes),
+        learned=learned_rates(state_dir),
+        deadline=deadline,
+    )
     if request.fmt == "json":
-        click.echo(
-            json.dumps({**plan_json(counted, table), "too_long": counted.too_long}, indent=2)
-        )
+        shown = {**plan_json(counted, table, ahead), "too_long": counted.too_long}
+        click.echo(json.dumps(shown, indent=2))
     else:
-        click.echo(plan_text(counted, table))
+        click.echo(plan_text(counted, table, ahead, per_item=request.per_item))
     # A prompt over its model's window is refused by the run before it is sent: said
     # here, with its size and the window, so nobody starts a run that cannot finish.
     for problem in counted.too_long:
         click.echo(f"error: {problem}", err=True)
     return EXIT_FAILED if counted.too_long else EXIT_OK
+
+
+def learned_rates(state_dir: Path) -> dict[str, tuple[int, float]]:
+    """What the last run in this state folder learned from the rate-limit headers."""
+    store = Store.existing(state_dir)
+    if store is None:
+        return {}
+    try:
+        return store.rates()
+    finally:
+        store.close()
 
 
 def count(

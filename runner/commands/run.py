@@ -17,12 +17,13 @@ from runner.api.families import LIMIT_KINDS
 from runner.api.hosts import rest_region
 from runner.checks import load_recipes
 from runner.checks.models import kept_windows
-from runner.commands.plan import count
+from runner.commands.plan import count, learned_rates
 from runner.commands.run_config import configure
 from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from runner.execute.planning import GROUP
+from runner.execute.forecast import forecast, merged_rates, run_timeout, seconds_per_item
+from runner.execute.planning import GROUP, forecast_text
 from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
@@ -124,7 +125,9 @@ def _execute(recipes: Sequence[Recipe], request: RunRequest) -> int:
     windows = kept_windows(request.region, state_dir)
     setup = replace(setup, options=replace(setup.options, context_windows=windows))
     report_path = _report_path(request, manifest)
-    display = _progress_display(request.progress)
+    display = _progress_display(
+        request.progress, seconds_per_item(recipes, learned_rates(state_dir))
+    )
     ran = execute(recipes, setup, display, state_dir)
     report, report_failed = _report_written(ran.outcome, report_path)
     if ran.outcome is not None:
@@ -149,9 +152,10 @@ def _exit_code(ran: Ran, *, reports_written: bool) -> int:
     return EXIT_FAILED if failed or not reports_written else EXIT_OK
 
 
-def _progress_display(progress: str) -> ProgressDisplay:
+def _progress_display(progress: str, per_item: float | None) -> ProgressDisplay:
+    """The live line or plain lines, saying the time left by the forecast's rate."""
     live = progress == "live" or (progress == "auto" and sys.stderr.isatty())
-    return LiveProgress() if live else PlainProgress()
+    return LiveProgress(per_item) if live else PlainProgress(per_item=per_item)
 
 
 def _ci_reports(outcome: RunOutcome | None, junit: Path | None) -> bool:
@@ -253,8 +257,15 @@ def _check_budget(recipes: Sequence[Recipe], request: RunRequest) -> None:
 def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
     """What a run would do, without a network call or an API key: the same account of
     what is to send and what is cached as ``plan`` gives (it is ``plan``'s count)."""
-    planned = {(i.recipe, i.item): i for i in count(recipes, state_dir, None).items}
-    lines: list[str] = []
+    counted = count(recipes, state_dir, None)
+    planned = {(i.recipe, i.item): i for i in counted.items}
+    ahead = forecast(
+        counted.demand(),
+        recipe_rates=merged_rates(recipes),
+        learned=learned_rates(state_dir),
+        deadline=run_timeout(recipes),
+    )
+    lines = forecast_text(ahead)  # how long, and what binds, first (as `plan` opens)
     for recipe in recipes:
         engine = TemplateEngine(recipe.base_dir)
         items = expand(recipe, engine)

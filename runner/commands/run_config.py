@@ -11,7 +11,13 @@ from pathlib import Path
 
 from runner.api.config import ClientConfig, Limits, RetryPolicy, Timeouts, read_api_key
 from runner.errors import UsageError
-from runner.execute.options import DEFAULT_ITEMS_IN_FLIGHT, DEFAULT_ITEMS_WORKING, RunOptions
+from runner.execute.forecast import merged_rates, run_timeout
+from runner.execute.options import (
+    DEFAULT_ITEMS_IN_FLIGHT,
+    DEFAULT_ITEMS_WORKING,
+    MOST_WORKING,
+    RunOptions,
+)
 from runner.items import Shard, list_columns
 from runner.recipe.model import InputKind, InputSpec, Recipe, Task
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe
@@ -54,13 +60,14 @@ def configure(
     config = replace(
         config,
         limits=merged.limits,
+        llm_per_minute=merged_rates(recipes),
         timeouts=_timeouts(config, recipes),
         retry=_retry(config, recipes),
     )
     options = RunOptions(
         out=out,
         manifest=manifest,
-        timeout=timeout,
+        timeout=timeout if timeout is not None else run_timeout(recipes),
         transcript_deadline=_transcript_deadline(recipes),
         items_in_flight=merged.items,
         items_working=merged.working,
@@ -157,8 +164,10 @@ def merged_limits(recipes: Sequence[Recipe], overrides: Mapping[str, int]) -> _M
     items = chosen.get("items", DEFAULT_ITEMS_IN_FLIGHT)
     # Enough items working to keep every LLM and LeMUR slot busy (an item has one or
     # two calls in flight at a time, and some time between them), and no more: each
-    # holds a transcript. Waiting items are cheap, so `items` bounds only them.
-    working = max(DEFAULT_ITEMS_WORKING, (limits.llm + limits.lemur) * 3 // 2)
+    # holds a transcript. Waiting items are cheap, so `items` bounds only them. The
+    # limits adapt up to their ceilings (256 LLM calls by default); past MOST_WORKING
+    # items a run's memory would grow with the ceiling, not with what the server takes.
+    working = max(DEFAULT_ITEMS_WORKING, min(MOST_WORKING, (limits.llm + limits.lemur) * 3 // 2))
     return _MergedLimits(limits, items, min(items, working))
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from runner.api.buckets import Rate
 from runner.api.config import ClientConfig
 from runner.api.gateway import GatewayClient
 from runner.api.http import HttpClient
@@ -68,11 +69,14 @@ def execute(
 
     async def main(store: Store) -> None:
         nonlocal executor, sweeper
+        # The rates the last run learned pace this one from its first request; only the
+        # AssemblyAI client is given them (a provider's gates are its own).
+        known = replace(config, known_rates=await store.call(store.rates))
         # One budget of bytes being read for every client: answers held at once are
         # bounded across the run, not per server.
         budget = ByteBudget()
         async with (
-            HttpClient(config, secrets=secrets, budget=budget) as http,
+            HttpClient(known, secrets=secrets, budget=budget) as http,
             contextlib.AsyncExitStack() as servers,
         ):
             _stop_on_signals(http)
@@ -102,15 +106,19 @@ def execute(
             try:
                 await executor.run(recipes)
             finally:
+                learned.update(http.learned_rates())
                 if sweeper is not None:
                     await sweeper.close()
 
     interrupted = False
+    learned: dict[str, Rate] = {}  # what the Gateway's headers said, for the next plan
     with _tuned_garbage_collection(), Store(state_dir) as store:
         try:
             asyncio.run(main(store))
         except (KeyboardInterrupt, asyncio.CancelledError):
             interrupted = True
+        for gate, rate in learned.items():
+            store.rate_put(gate, rate.limit, rate.window)
     return Ran(
         executor.outcome if executor is not None else None,
         interrupted,

@@ -17,6 +17,8 @@ DEFAULT_ITEMS_IN_FLIGHT = 1000
 # LLM slots full (each item has one to a few calls in flight), few enough that memory
 # stays flat however many items wait. The command sizes it from the `llm` limit.
 DEFAULT_ITEMS_WORKING = 32
+# The most items holding a transcript at once, however high the LLM ceiling.
+MOST_WORKING = 192
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from runner.errors import ItemError, PostProcessFailed, StoreError, TemplateProblem
 from runner.execute.ask import completion_from_json, reply_text
 from runner.execute.finish import process_reply, result_view
+from runner.execute.forecast import UNKNOWN_AUDIO, Demand, Forecast, duration_text
 from runner.execute.plan_parts import Known, count_groups, count_item_task
 from runner.execute.segments import kept_view
 from runner.items import Item, Shard, expand
@@ -26,7 +27,7 @@ from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView, folder_context
 from runner.recipe.fallbacks import answering_task
-from runner.recipe.model import InputKind, Recipe, Task, Transcription
+from runner.recipe.model import InputKind, Recipe, Task, TaskApi, Transcription
 from runner.recipe.prices import PriceTable, format_usd
 from runner.store import Store, audio_identity, judge_key, request_key, transcription_key
 from runner.transcript.model import Transcript, load_saved
@@ -76,6 +77,10 @@ class ItemPlan:
         """How the run gets each of its transcripts: the primary's, then the compared."""
         return [self.transcription, *(c.transcription for c in self.compared)]
 
+    # Requests to send, by where they go: a Gateway model's name, or "lemur MODEL" and
+    # "server NAME MODEL" (no published rate); cached replies are not counted.
+    to_send: dict[str, int] = field(default_factory=dict)
+
 
 @dataclass
 class Plan:
@@ -114,6 +119,18 @@ class Plan:
     def unknown_submissions(self) -> int:
         unknown = (i for i in self.items if i.audio_seconds is None)
         return sum(i.transcriptions().count("submit") for i in unknown)
+
+    def demand(self) -> Demand:
+        """What the run will send, for its forecast."""
+        gateway: dict[str, int] = {}
+        other: dict[str, int] = {}
+        for item in self.items:
+            for where, n in item.to_send.items():
+                target = other if " " in where else gateway
+                target[where] = target.get(where, 0) + n
+        submitted = [i.audio_seconds for i in self.items if i.transcription == "submit"]
+        lengths = [UNKNOWN_AUDIO if s is None else s for s in submitted]
+        return Demand(gateway, other, len(submitted), sum(lengths), max(lengths, default=0.0))
 
     @property
     def submitted_audio_hours(self) -> float:
@@ -211,7 +228,9 @@ def _plan_item(
         model = task.requested_model
         plan.models[model] = plan.models.get(model, 0) + 1
         plan.request_keys[name] = None
+        where = _destination(task)
         if view is None or transcript is None or graph.failed_needs(name, results):
+            plan.to_send[where] = plan.to_send.get(where, 0) + 1
             plan.calls += 1
             plan.unknown_tokens += 1
             results[task.name] = None
@@ -229,6 +248,7 @@ def _plan_item(
                 engine, task, context, transcript_id=transcript.id, transcript_text=transcript.text
             )
         except TemplateProblem:
+            plan.to_send[where] = plan.to_send.get(where, 0) + 1
             plan.calls += 1
             plan.unknown_tokens += 1
             results[task.name] = None
@@ -255,6 +275,7 @@ def _plan_item(
                 windows,
             )
             plan.calls += counted.calls
+            plan.to_send[where] = plan.to_send.get(where, 0) + counted.calls
             plan.cached += counted.cached
             plan.unknown_tokens += counted.unknown
             plan.too_long += counted.too_long
@@ -308,9 +329,11 @@ def _plan_judges(
             rubric: str | None = engine.render(expectation.text, context)
         except TemplateProblem:
             rubric = None
+        sent_to = f"server {judge.provider.name} {judge.model}" if judge.provider else judge.model
         for n in range(1, judge.repeat + 1):
             plan.models[judge.model] = plan.models.get(judge.model, 0) + 1
             if result is None or view is None or rubric is None:
+                plan.to_send[sent_to] = plan.to_send.get(sent_to, 0) + 1
                 plan.calls += 1
                 plan.unknown_tokens += 1
                 continue
@@ -319,11 +342,22 @@ def _plan_judges(
             if store is not None and use_cache and store.reply_get(judge_key(payload)):
                 plan.cached += 1
                 continue
+            plan.to_send[sent_to] = plan.to_send.get(sent_to, 0) + 1
             plan.calls += 1
             tokens = sum(estimate_tokens(m["content"]) for m in messages)
             plan.input_tokens += tokens
             by_model = plan.input_tokens_by_model
             by_model[judge.model] = by_model.get(judge.model, 0) + tokens
+
+
+def _destination(task: Task) -> str:
+    """Where a task's request goes: a Gateway model's name (paced by its limit), else
+    "lemur MODEL" or "server NAME MODEL"."""
+    if task.provider is not None:
+        return f"server {task.provider.name} {task.requested_model}"
+    if task.api is TaskApi.LEMUR:
+        return f"lemur {task.requested_model}"
+    return task.requested_model
 
 
 def _cached_result(task: Task, reply: str, view: TranscriptView) -> TaskResultView | None:
@@ -392,9 +426,40 @@ def _stored(
         ) from None
 
 
-def plan_text(plan: Plan, prices: Mapping[str, PriceTable] | None) -> str:
-    lines = [f"{len(plan.items)} item(s):"]
-    for item in plan.items:
+def forecast_text(forecast: Forecast) -> list[str]:
+    """The forecast in a few lines: how long, what binds, whether it fits."""
+    if forecast.bottleneck is None:
+        return ["Forecast: nothing to send."]
+    lines = [
+        f"Forecast: about {duration_text(forecast.seconds)}, bound by {forecast.bottleneck} "
+        "(an estimate; see docs/cli.md#plan)."
+    ]
+    for stage in forecast.stages:
+        rate = (
+            f"at {stage.per_minute:g}/min ({stage.source})"
+            if stage.per_minute is not None
+            else f"({stage.source})"
+        )
+        time = duration_text(stage.seconds) if stage.seconds is not None else "not forecast"
+        lines.append(f"  {stage.name}: {stage.requests} request(s) {rate}: {time}")
+    if forecast.deadline is not None:
+        verdict = "fits" if forecast.fits else "does NOT fit"
+        lines.append(f"Deadline {duration_text(forecast.deadline)}: the run {verdict}.")
+        lines += [f"  - {advice}" for advice in forecast.advice]
+    return lines
+
+
+def plan_text(
+    plan: Plan,
+    prices: Mapping[str, PriceTable] | None,
+    forecast: Forecast | None = None,
+    *,
+    per_item: bool = False,
+) -> str:
+    """The summary first (and the forecast); a line per item only when asked for."""
+    lines = forecast_text(forecast) if forecast is not None else []
+    lines.append(f"{len(plan.items)} item(s)" + (":" if per_item else "."))
+    for item in plan.items if per_item else ():
         if item.transcription == GROUP:  # a group task's requests (`over:`)
             lines.append(
                 f"  {item.recipe}/{item.item}: a group of items; {item.calls} LLM call(s) to "
@@ -503,9 +568,14 @@ def _rounded(amount: float | None) -> float | None:
     return None if amount is None else round(amount, 6)
 
 
-def plan_json(plan: Plan, prices: Mapping[str, PriceTable] | None = None) -> dict[str, Any]:
+def plan_json(
+    plan: Plan,
+    prices: Mapping[str, PriceTable] | None = None,
+    forecast: Forecast | None = None,
+) -> dict[str, Any]:
     costs = plan_costs(plan, prices).as_json() if prices is not None else None
     return {
+        "forecast": forecast.as_json() if forecast is not None else None,
         "items": [
             {
                 "recipe": i.recipe,

@@ -99,7 +99,10 @@ def build(
         output_dir=_inline(
             doc, ("output", "dir"), output.get("dir", DEFAULT_OUTPUT_DIR), "output.dir"
         ),
-        limits=MappingProxyType(dict(data.get("limits", {}))),
+        limits=MappingProxyType(
+            {k: v for k, v in data.get("limits", {}).items() if k != "llm_per_minute"}
+        ),
+        llm_per_minute=_per_minute(data.get("limits", {}).get("llm_per_minute")),
         timeouts=MappingProxyType(dict(data.get("timeouts", {}))),
         line_of_tasks=doc.mark(("tasks",)).line,
         table=output.get("table"),
@@ -599,3 +602,12 @@ def _file_template(doc: Document, file: Path, key_path: KeyPath) -> Template:
         ) from None
     origin = TemplateOrigin(display_path(file), key_path, 1, 1, in_recipe=False)
     return Template(source=text, origin=origin, name=display_path(file))
+
+
+def _per_minute(value: Any) -> Mapping[str | None, int]:
+    """`llm_per_minute`: one number for every model (the key None), or one per model."""
+    if value is None:
+        return MappingProxyType({})
+    if isinstance(value, int):
+        return MappingProxyType({None: value})
+    return MappingProxyType({str(model): int(n) for model, n in value.items()})

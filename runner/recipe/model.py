@@ -589,6 +589,9 @@ class Recipe:
     tasks: Mapping[str, Task]
     output_dir: Template
     limits: Mapping[str, int] = field(default_factory=dict)
+    # `limits: {llm_per_minute: N | {MODEL: N}}`: requests a minute per model (None: every
+    # model), a ceiling on the pace, and what `plan` forecasts with.
+    llm_per_minute: Mapping[str | None, int] = field(default_factory=dict)
     timeouts: Mapping[str, float] = field(default_factory=dict)
     line_of_tasks: int = 1
     warnings: tuple[str, ...] = field(default=())

@@ -46,17 +46,35 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def time_left(elapsed: float, done: int, total: int, per_item: float | None) -> float | None:
+    """Seconds left: the forecast's (``per_item`` seconds for each item not done, when
+    the Gateway's rates bind the run) or the pace so far, whichever is longer; None
+    before anything can be said."""
+    remaining = total - done
+    if remaining <= 0:
+        return None
+    by_pace = elapsed / done * remaining if done else None
+    by_rate = per_item * remaining if per_item else None
+    known = [left for left in (by_pace, by_rate) if left is not None]
+    return max(known) if known else None
+
+
 class PlainProgress:
     """One line per finished item: ``[12/300] summaries/wildfires: ok (5 tasks)``, and
     ``[0:30] 12/300 done · transcribing 30 · asking 12`` every 30 s while none finishes,
     so a CI log shows the run is alive."""
 
     def __init__(
-        self, stream: TextIO | None = None, clock_: Callable[[], float] = time.monotonic
+        self,
+        stream: TextIO | None = None,
+        clock_: Callable[[], float] = time.monotonic,
+        per_item: float | None = None,
     ) -> None:
+        """``per_item``: the forecast's seconds for each item, for the time left."""
         self.stream = stream or sys.stderr
         self.total = 0
         self.finished = 0
+        self.per_item = per_item
         self._clock = clock_
         self._began = self._last_line = clock_()
 
@@ -79,9 +97,11 @@ class PlainProgress:
             return
         self._last_line = now
         where = phases_text(phases)
+        left = time_left(now - self._began, self.finished, self.total, self.per_item)
         print(
             f"[{clock(now - self._began)}] {self.finished}/{self.total} done"
-            + (f" · {where}" if where else ""),
+            + (f" · {where}" if where else "")
+            + (f" · about {clock(left)} left" if left is not None else ""),
             file=self.stream,
             flush=True,
         )
@@ -93,10 +113,11 @@ class PlainProgress:
 class LiveProgress:
     """A live status line on a terminal (rich), plus a line for each failure."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_item: float | None = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
+        self.per_item = per_item  # the forecast's seconds for each item
         self.console = Console(stderr=True)
         self.total = 0
         self.done = 0
@@ -117,8 +138,8 @@ class LiveProgress:
             parts.append(where)
         if self.retries:
             parts.append(f"retries {self.retries}")
-        if self.done and self.done < self.total:
-            left = elapsed / self.done * (self.total - self.done)
+        left = time_left(elapsed, self.done, self.total, self.per_item)
+        if left is not None:
             parts.append(f"about {clock(left)} left")
         return " · ".join(parts)
 
