@@ -10,7 +10,8 @@ import pytest
 
 from runner.checks import load_recipe
 from runner.errors import UsageError
-from runner.execute.planning import make_plan, plan_text
+from runner.execute.plan_text import plan_text
+from runner.execute.planning import make_plan
 from runner.items import Shard
 from runner.store import Store
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import RunCli
 
 from runner.checks import load_recipe
-from runner.execute.planning import make_plan, plan_costs, plan_text
+from runner.execute.plan_text import plan_costs, plan_text
+from runner.execute.planning import make_plan
 from runner.results.ci.summary import step_summary
 from runner.results.manifest import load_manifest
 from runner.transcript.wer import normalise, word_errors

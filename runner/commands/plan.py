@@ -24,7 +24,8 @@ from runner.checks.models import (
 from runner.diagnostics import Diagnostic, Severity
 from runner.errors import EXIT_FAILED, EXIT_OK, ItemError, StoreError, UsageError
 from runner.execute.forecast import forecast, merged_rates, run_timeout
-from runner.execute.planning import Plan, make_plan, plan_json, plan_text
+from runner.execute.plan_text import plan_json, plan_text
+from runner.execute.planning import Plan, make_plan
 from runner.items import Shard
 from runner.recipe.model import Recipe
 from runner.recipe.prices import PriceTable, PriceTableError, by_recipe

@@ -23,7 +23,8 @@ from runner.commands.run_services import Ran, execute
 from runner.diagnostics import display_resolved, suggest
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from runner.execute.forecast import forecast, merged_rates, run_timeout, seconds_per_item
-from runner.execute.planning import GROUP, forecast_text
+from runner.execute.plan_text import forecast_text
+from runner.execute.planning import GROUP
 from runner.execute.services import ProgressDisplay
 from runner.folders import DEFAULT_OUT, MANIFEST_FILE
 from runner.items import Shard, expand
