@@ -20,13 +20,16 @@ from runner.recipe.llm_server import parse_model_maps
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_MODEL = "qwen2.5:0.5b"
 # The shipped recipes that need nothing of AssemblyAI's LLM Gateway of their own
-# (inject_transcript, gateway_post_processing, send_as: prompt), nor a local Whisper
-# model (first-run.yaml: the `local` extra), nor LeMUR (lemur-locations.yaml).
+# (inject_transcript, gateway_post_processing, send_as: prompt), nor LeMUR
+# (lemur-locations.yaml): every other one, the first run (Whisper here, its prompts on
+# the server) and the graded summary (its judge on the server too) included.
 ON_ANY_SERVER = (
     "action-items.yaml",
     "best-quotes.yaml",
     "customer-calls.yaml",
     "exports.yaml",
+    "first-run.yaml",
+    "graded-summary.yaml",
     "meeting-notes.yaml",
     "summaries.yaml",
 )
@@ -34,15 +37,21 @@ QUOTES = (
     "The levels outside right now in Baltimore are considered unhealthy.",
     "And in some places, the air quality warnings include the warning to stay inside.",
     "So what is it in this haze that makes it harmful?",
+    # first-run.yaml's recording, as Whisper tiny.en hears it
+    "The website launch moved to next Thursday because the payment page failed its "
+    "security review.",
+    "I will also update the release notes and send them to the support team.",
 )
 
 
 def reply_for(body: dict[str, object]) -> str:
+    if '"name": "judge"' in json.dumps(body.get("response_format")):  # a judge: passes
+        return '{"pass": true, "score": 0.9, "reason": "Says what was said."}'
     if body.get("response_format"):
         return '{"items": [{"owner": "Peter", "task": "send the data"}]}'
     content = json.dumps(body.get("messages"))
-    if "best quotes" in content:
-        return "\n".join(f'"{quote}"' for quote in QUOTES)
+    if "best quotes" in content:  # quotes of the transcript it was sent
+        return "\n".join(f'"{quote}"' for quote in QUOTES if quote in content)
     return "- one point\n- another"
 
 
@@ -82,8 +91,11 @@ def test_every_shipped_recipe_runs_on_a_name_checking_server_with_a_model_map(
     assert fake.gateway.calls == []  # nothing went to the Gateway
     manifest = json.loads((recipes / "out" / "run.json").read_text())
     asked = [t for item in manifest["items"] for t in item["tasks"] if t["asked"]]
-    assert len(asked) == len(ollama.requests)
-    assert all(t["provider"] == "llm-url" and t["model_used"] == LOCAL_MODEL for t in asked)
+    # (a judge's calls are counted on its check, as a task's are on the task)
+    judged = [e for t in asked for e in t["expectations"] if e["asked"]]
+    assert len(asked) + sum(e["asked"] for e in judged) == len(ollama.requests)
+    for record in asked + judged:
+        assert (record["provider"], record["model_used"]) == ("llm-url", LOCAL_MODEL)
 
 
 def test_gateway_names_are_refused_by_the_server_and_said_before_the_run(
@@ -187,6 +199,10 @@ def test_validate_warns_of_each_gateway_name_that_would_reach_the_server(
     assert code != EXIT_OK  # both of its models, the fallback's too
     assert "'gpt-4.1'" in out
     assert "'claude-sonnet-4-6'" in out
+    # A judge's model reaches the server too: named as a task's is.
+    code, out, _ = run_cli("validate", "recipes/graded-summary.yaml", "--llm-url", url)
+    assert code == EXIT_OK
+    assert "--llm-model claude-haiku-4-5-20251001=NAME" in out
 
 
 @pytest.mark.parametrize(

@@ -79,12 +79,14 @@ def judge_messages(
 
 def judge_payload(judge: Judge, messages: list[dict[str, str]]) -> Payload:
     """The judge's request: the Gateway's, or its provider's (in the form it honours)."""
+    provider = judge.provider
     body: dict[str, Any] = {
-        "model": judge.model,
+        # A server's own name for the model, as a task's is sent (its `models:` map,
+        # --llm-model).
+        "model": provider.model_for(judge.model) if provider is not None else judge.model,
         "messages": messages,
         "max_tokens": JUDGE_MAX_TOKENS,
     }
-    provider = judge.provider
     form = provider.structured_output if provider is not None else "json_schema"
     if form == "json_object":
         body["response_format"] = {"type": "json_object", "schema": JUDGE_SCHEMA}

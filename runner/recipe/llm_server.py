@@ -95,13 +95,18 @@ def _judged_on(task: Task, server: Provider) -> tuple[Expectation, ...]:
 
 
 def unmapped_models(recipe: Recipe, server: Provider) -> list[tuple[Task, str]]:
-    """Each task on ``server`` (``on_server``'s recipe) and model name, its own or a
-    fallback's, that would reach the server as the recipe writes it for the Gateway."""
+    """Each task on ``server`` (``on_server``'s recipe) and model name, its own, a
+    fallback's or a judge's, that would reach the server as the recipe writes it for
+    the Gateway."""
     found: list[tuple[Task, str]] = []
     for task in recipe.tasks.values():
         if task.provider is not server:
             continue
-        models = [task.model, *(f.model for f in task.fallbacks if f.provider == server.name)]
+        models = [
+            task.model,
+            *(f.model for f in task.fallbacks if f.provider == server.name),
+            *(e.judge.model for e in task.expectations if e.judge and e.judge.provider is server),
+        ]
         found.extend((task, model) for model in dict.fromkeys(models) if not server.maps(model))
     return found
 
