@@ -48,8 +48,27 @@ def check_long_and_groups(doc: Document, recipe: Recipe) -> list[Diagnostic]:
                 for key in ("quotes", "inject_transcript")
                 if key in spec
             ]
+            found += _graded_on_a_group(doc, task, here)
         found += _needs_across_groups(doc, recipe, task, here)
     return found
+
+
+def _graded_on_a_group(doc: Document, task: Task, here: KeyPath) -> list[Diagnostic]:
+    """Graded checks (judge, similar_to, grounded) are run on one item's result with its
+    transcript and vars; a group task's result has neither, so they are refused rather
+    than skipped (a check that never runs must not pass)."""
+    return [
+        doc.diagnostic(
+            (*here, "expect", index, expectation.kind),
+            f"`{expectation.kind}` grades one item's result against its transcript or "
+            "vars; a task with `over:` writes one result for a group of items, so it "
+            "cannot use it (keep contains, regex, equals, lengths, json_path and "
+            "json_schema here, or grade the per-item tasks the group needs)",
+            key=True,
+        )
+        for index, expectation in enumerate(task.expectations)
+        if expectation.graded
+    ]
 
 
 def _long_problems(doc: Document, task: Task, here: KeyPath) -> list[Diagnostic]:
