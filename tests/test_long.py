@@ -256,6 +256,9 @@ def test_plan_counts_a_group_task_once_and_then_cached(
     assert planned["llm_calls"] == 13
     group = [i for i in planned["items"] if i["item"] == "groups/all"]
     assert group[0]["llm_calls"] == 1
+    # The forecast paces the group's request with the items' (12 + 1 to one model).
+    stages = planned["forecast"]["stages"]
+    assert sum(s["requests"] for s in stages if s["name"].startswith("llm ")) == 13
     dry = run_cli("run", "week.yaml", "--dry-run").stdout
     assert "  groups/all: a group of items; 1 LLM call(s) to send, 0 cached\n" in dry
     assert run_cli("run", "week.yaml", "--progress", "plain").exit_code == 0

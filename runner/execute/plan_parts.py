@@ -41,7 +41,7 @@ from runner.prompt.views import (
     TranscriptView,
 )
 from runner.prompt.window import Overflow, overflow, prompt_tokens
-from runner.recipe.model import MAP_REDUCE, Recipe, Task
+from runner.recipe.model import MAP_REDUCE, Recipe, Task, TaskApi
 from runner.store import Store, request_key
 
 
@@ -65,6 +65,8 @@ class Counted:
     too_long: list[str] = field(default_factory=list)
     models: dict[str, int] = field(default_factory=dict)
     keys: dict[str, str | None] = field(default_factory=dict)
+    # Calls to send by where they go (see ``destination``): what the forecast paces.
+    to_send: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: Counted) -> None:
         self.calls += other.calls
@@ -152,6 +154,16 @@ def count_item_task(
     )
 
 
+def destination(task: Task) -> str:
+    """Where a task's request goes: a Gateway model's name (paced by its limit), else
+    "lemur MODEL" or "server NAME MODEL"."""
+    if task.provider is not None:
+        return f"server {task.provider.name} {task.requested_model}"
+    if task.api is TaskApi.LEMUR:
+        return f"lemur {task.requested_model}"
+    return task.requested_model
+
+
 def count_groups(
     recipe: Recipe,
     engine: TemplateEngine,
@@ -163,11 +175,22 @@ def count_groups(
 ) -> list[tuple[str, Counted]]:
     """Each group's calls (its name, then what is counted), for every ``over:``."""
     found: dict[str, Counted] = {}
+    # Each group's calls are counted task by task; what one task added goes to its
+    # destination when the next begins (the body below has several ways out).
+    last: tuple[Counted, str, int] | None = None
+
+    def attribute() -> None:
+        if last is not None:
+            owner, where, before = last
+            owner.to_send[where] = owner.to_send.get(where, 0) + owner.calls - before
+
     for task in recipe.ordered_tasks():
         if task.over is None:
             continue
         for group in groups_of(task.over.group_by, items):
             counted = found.setdefault(group.name, Counted())
+            attribute()
+            last = (counted, destination(task), counted.calls)
             model = task.requested_model
             counted.models[model] = counted.models.get(model, 0) + 1
             members = [known.get(item.name) for item in group.members]
@@ -225,6 +248,7 @@ def count_groups(
                     task, whole, store, use_cache, split=split, reduce=reduce, catalog=catalog
                 )
             )
+    attribute()
     return list(found.items())
 
 

@@ -19,7 +19,7 @@ from runner.errors import ItemError, PostProcessFailed, StoreError, TemplateProb
 from runner.execute.ask import completion_from_json, reply_text
 from runner.execute.finish import process_reply, result_view
 from runner.execute.forecast import UNKNOWN_AUDIO, Demand
-from runner.execute.plan_parts import Known, count_groups, count_item_task
+from runner.execute.plan_parts import Known, count_groups, count_item_task, destination
 from runner.execute.segments import kept_view
 from runner.items import Item, Shard, expand
 from runner.prompt.judging import judge_messages, judge_payload
@@ -27,7 +27,7 @@ from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TaskResultView, TranscriptView, folder_context
 from runner.recipe.fallbacks import answering_task
-from runner.recipe.model import InputKind, Recipe, Task, TaskApi, Transcription
+from runner.recipe.model import InputKind, Recipe, Task, Transcription
 from runner.store import Store, audio_identity, judge_key, request_key, transcription_key
 from runner.transcript.model import Transcript, load_saved
 from runner.transcript.text import estimate_tokens
@@ -192,6 +192,7 @@ def _plan_groups(
             counted.keys,
             counted.too_long,
         )
+        plan.to_send = counted.to_send
         plans.append(plan)
     return plans
 
@@ -227,7 +228,7 @@ def _plan_item(
         model = task.requested_model
         plan.models[model] = plan.models.get(model, 0) + 1
         plan.request_keys[name] = None
-        where = _destination(task)
+        where = destination(task)
         if view is None or transcript is None or graph.failed_needs(name, results):
             plan.to_send[where] = plan.to_send.get(where, 0) + 1
             plan.calls += 1
@@ -347,16 +348,6 @@ def _plan_judges(
             plan.input_tokens += tokens
             by_model = plan.input_tokens_by_model
             by_model[judge.model] = by_model.get(judge.model, 0) + tokens
-
-
-def _destination(task: Task) -> str:
-    """Where a task's request goes: a Gateway model's name (paced by its limit), else
-    "lemur MODEL" or "server NAME MODEL"."""
-    if task.provider is not None:
-        return f"server {task.provider.name} {task.requested_model}"
-    if task.api is TaskApi.LEMUR:
-        return f"lemur {task.requested_model}"
-    return task.requested_model
 
 
 def _cached_result(task: Task, reply: str, view: TranscriptView) -> TaskResultView | None:
