@@ -14,6 +14,7 @@ import pytest
 from conftest import RunCli
 
 from runner.execute.forecast import Demand, duration_text, forecast, parse_duration
+from runner.execute.plan_text import forecast_text
 from runner.store import Store
 
 IDS = [f"6c1b8a4e-1f4e-4c2e-9d2a-{n:012d}" for n in range(100)]
@@ -97,6 +98,15 @@ def test_transcription_binds_when_the_audio_is_long() -> None:
 def test_nothing_to_send_forecasts_nothing() -> None:
     ahead = forecast(Demand({}, {}, 0, 0.0, 0.0), recipe_rates={}, learned={})
     assert (ahead.seconds, ahead.bottleneck) == (0.0, None)
+    assert forecast_text(ahead) == ["Forecast: nothing to send."]
+
+
+def test_requests_with_no_published_rate_are_listed_not_called_nothing() -> None:
+    # --llm-url's server: requests to send, and no rate to time them by.
+    demand = Demand({}, {"server llm-url qwen": 5}, 0, 0.0, 0.0)
+    lines = forecast_text(forecast(demand, recipe_rates={}, learned={}))
+    assert lines[0] == "Forecast: no time forecast (no published rate for where these go)."
+    assert "server llm-url qwen: 5 request(s)" in lines[1]
 
 
 @pytest.mark.parametrize(

@@ -14,12 +14,15 @@ from runner.recipe.prices import PriceTable, format_usd
 
 def forecast_text(forecast: Forecast) -> list[str]:
     """The forecast in a few lines: how long, what binds, whether it fits."""
-    if forecast.bottleneck is None:
+    if forecast.bottleneck is None and not forecast.stages:
         return ["Forecast: nothing to send."]
-    lines = [
-        f"Forecast: about {duration_text(forecast.seconds)}, bound by {forecast.bottleneck} "
-        "(an estimate; see docs/cli.md#plan)."
-    ]
+    if forecast.bottleneck is None:  # requests, but none to a service with a known rate
+        lines = ["Forecast: no time forecast (no published rate for where these go)."]
+    else:
+        lines = [
+            f"Forecast: about {duration_text(forecast.seconds)}, bound by "
+            f"{forecast.bottleneck} (an estimate; see docs/cli.md#plan)."
+        ]
     for stage in forecast.stages:
         rate = (
             f"at {stage.per_minute:g}/min ({stage.source})"
