@@ -96,6 +96,10 @@ def test_every_shipped_recipe_runs_on_a_name_checking_server_with_a_model_map(
     assert len(asked) + sum(e["asked"] for e in judged) == len(ollama.requests)
     for record in asked + judged:
         assert (record["provider"], record["model_used"]) == ("llm-url", LOCAL_MODEL)
+    # A server of one's own costs nothing known to AssemblyAI: never an unknown cost,
+    # a judge's calls included (a transcription by AssemblyAI may be, with no prices).
+    unknown = manifest["summary"].get("cost_unknown_for") or []
+    assert not [label for label in unknown if label.startswith("llm-url")], unknown
 
 
 def test_gateway_names_are_refused_by_the_server_and_said_before_the_run(

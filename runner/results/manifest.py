@@ -504,11 +504,10 @@ def price(record: ItemRecord, prices: PriceTable) -> None:
         )
         for check in task.expectations:
             if check.asked or check.cached:  # a judge: its calls sent this run are paid
-                judge = (
-                    f"{check.provider}/{check.model_used}" if check.provider else check.model_used
-                )
                 check.cost_usd = (
-                    prices.llm(judge or "", check.input_tokens, check.output_tokens)
+                    prices.call(
+                        check.model_used, check.provider, check.input_tokens, check.output_tokens
+                    )
                     if check.asked and check.model_used is not None
                     else 0.0
                 )
@@ -533,6 +532,11 @@ def price_own_servers(record: ItemRecord) -> None:
                 task.input_tokens,
                 task.output_tokens,
             )
+        for check in task.expectations:  # a judge asked on a provider's server
+            if check.provider is not None and check.asked:
+                check.cost_usd = PriceTable().call(
+                    check.model_used, check.provider, check.input_tokens, check.output_tokens
+                )
 
 
 def _record_fields(value: object) -> Any:
