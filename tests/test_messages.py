@@ -4,6 +4,7 @@ summary's figures agree with what the run did and said."""
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,27 @@ def test_a_refused_connection_says_nothing_listens(
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_summary_counts_the_retries_sent_to_an_llm_server_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
+) -> None:
+    with socket.socket() as probe:  # nothing listens: every call is retried, then fails
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    shutil.copy(REPO / "recipes" / "transcripts" / "wildfires.json", tmp_path / "w.json")
+    (tmp_path / "s.yaml").write_text(
+        "version: 1\nname: s\ninputs:\n  - transcript_file: w.json\n"
+        "tasks:\n  summary:\n    model: m\n    prompt: 'Summarize: {{ transcript.text }}'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(
+        "run", "s.yaml", "--llm-url", f"http://127.0.0.1:{port}/v1", "--progress", "plain"
+    )
+    assert code == 1, err
+    (made,) = re.findall(r"failed after (\d+) retries", err)
+    assert int(made) > 0
+    assert f"retries: {made} (llm {made})" in err
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ def execute(
     clients: list[HttpClient] = []
 
     def kept(client: HttpClient) -> HttpClient:
+        """Every client the run makes, counted in its summary's retries by kind."""
         clients.append(client)
         return client
 
@@ -80,21 +81,25 @@ def execute(
             contextlib.AsyncExitStack() as servers,
         ):
             _stop_on_signals(http)
-            clients.append(http)
+            kept(http)
             services = offline_services() if options.offline else _services(http, config)
             # One client per server for the whole run: its limits hold across the run.
             providers = {
                 provider.key: GatewayClient(
-                    await servers.enter_async_context(
-                        _provider_client(provider, config, secrets, budget)
+                    kept(
+                        await servers.enter_async_context(
+                            _provider_client(provider, config, secrets, budget)
+                        )
                     )
                 )
                 for provider in _providers(recipes)
             }
             speech = {
                 engine.server: SpeechClient(
-                    await servers.enter_async_context(
-                        _speech_client(engine, config, secrets, budget)
+                    kept(
+                        await servers.enter_async_context(
+                            _speech_client(engine, config, secrets, budget)
+                        )
                     )
                 )
                 for engine in _speech_servers(recipes)
