@@ -104,6 +104,16 @@ def test_a_vars_file_sets_many_and_a_var_wins_over_it(recipe: Path, run_cli: Run
     assert content.startswith("Brief the board in a brisk tone")
 
 
+def test_render_shows_a_nested_value_from_a_vars_file(recipe: Path, run_cli: RunCli) -> None:
+    (recipe.parent / "more.yaml").write_text("extra: {people: [Ann, Bo], n: 2}\n")
+    code, out, err = run_cli("render", str(recipe), "--vars", "more.yaml", "--format", "json")
+    assert code == EXIT_OK, err
+    assert json.loads(out)["vars"]["extra"] == {"people": ["Ann", "Bo"], "n": 2}
+    code, out, err = run_cli("render", str(recipe), "--vars", "more.yaml")
+    assert code == EXIT_OK, err
+    assert 'extra={"people": ["Ann", "Bo"], "n": 2}' in out
+
+
 def test_validate_and_plan_take_vars(recipe: Path, run_cli: RunCli) -> None:
     # A var the output folder needs: missing, validate says so; given, it passes.
     text = RECIPE.replace("vars:\n", 'output:\n  dir: "out/{{ vars.team }}"\nvars:\n')

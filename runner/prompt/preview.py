@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.prompt.payloads import Payload
-from runner.recipe.model import TaskApi
+from runner.recipe.model import TaskApi, thaw
 
 ELIDE_OVER = 1600  # characters; longer messages are shortened in the text form
 KEEP_HEAD = 700
@@ -39,7 +39,7 @@ def as_json(
     """``variables``: the command line's vars (``--var``, ``--vars``) the prompts used."""
     return json.dumps(
         {
-            "vars": dict(variables or {}),
+            "vars": thaw(dict(variables or {})),
             "items": [
                 {
                     "item": r.item,
@@ -70,7 +70,8 @@ def as_text(
     blocks: list[str] = []
     if variables:
         given = ", ".join(
-            f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in variables.items()
+            f"{name}={json.dumps(thaw(value), ensure_ascii=False)}"
+            for name, value in variables.items()
         )
         blocks.append(f"vars from the command line: {given}")
     for entry in rendered:
