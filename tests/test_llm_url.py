@@ -231,3 +231,11 @@ def test_llm_model_without_llm_url_is_a_usage_error(recipes: Path, run_cli: RunC
     code, _, err = run_cli("run", "recipes/summaries.yaml", "--llm-model", "qwen2.5")
     assert code == EXIT_USAGE
     assert "give --llm-url too" in err
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://host/v1", "http://[::1", "http://h:port/v1"])
+def test_a_malformed_llm_url_is_a_usage_error(url: str, recipes: Path, run_cli: RunCli) -> None:
+    for command in ("validate", "run"):
+        code, _, err = run_cli(command, "recipes/summaries.yaml", "--llm-url", url)
+        assert code == EXIT_USAGE, err
+        assert f"--llm-url {url!r}: give the server's address with http://" in err

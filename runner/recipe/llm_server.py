@@ -6,6 +6,7 @@ model names the server is sent (``--llm-model``). ``run`` runs recipes this way;
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import replace
 from types import MappingProxyType
@@ -26,6 +27,17 @@ def llm_server(url: str, model_maps: Sequence[str] = ()) -> Provider:
     if structured not in ("json_schema", "json_object", "none"):
         raise UsageError(
             f"{LLM_STRUCTURED_ENV}={structured!r}: use json_schema, json_object or none"
+        )
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        _ = parts.port  # read to check it: a port that is not a number raises
+        host = parts.hostname
+    except ValueError:  # an unclosed [ of an IPv6 address, a port that is not a number
+        host = None
+    if host is None or parts.scheme not in ("http", "https"):
+        raise UsageError(
+            f"--llm-url {url!r}: give the server's address with http:// or https:// and "
+            "its host, up to /v1 (e.g. http://127.0.0.1:11434/v1)"
         )
     default, models = parse_model_maps(model_maps)
     return Provider(
