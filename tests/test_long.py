@@ -220,6 +220,24 @@ def test_a_saved_transcript_without_an_id_is_a_validate_error_for_lemur(
     )
 
 
+def test_a_listed_saved_transcript_without_an_id_is_a_validate_error_for_lemur(
+    served: Path, run_cli: RunCli
+) -> None:
+    saved_calls(served, 2)
+    data = json.loads((served / "saved" / "call-02.json").read_text())
+    del data["id"]
+    (served / "saved" / "call-02.json").write_text(json.dumps(data))
+    (served / "calls.csv").write_text(
+        "transcript_file,who\nsaved/call-01.json,Ann\nsaved/call-02.json,Bo\n"
+    )
+    listed = LEMUR.replace("  - transcript_file: saved/*.json", "  - list: calls.csv")
+    (served / "lemur.yaml").write_text(listed)
+    code, out, _ = run_cli("validate", "lemur.yaml")
+    assert code == 3, out
+    assert out.startswith("lemur.yaml:4:11: $.inputs[0].list: the saved transcript ")
+    assert "saved/call-02.json (calls.csv:3) has no 'id'" in out
+
+
 def test_plan_refuses_a_prompt_over_the_window_with_its_size(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:

@@ -124,7 +124,8 @@ def check_lemur_ids(doc: Document, recipe: Recipe) -> list[Diagnostic]:
         for t in recipe.tasks.values()
         if t.api is TaskApi.LEMUR and (t.lemur is None or t.lemur.input_text is None)
     ]
-    if not by_id or not any(s.kind is InputKind.TRANSCRIPT_FILE for s in recipe.inputs):
+    saved = (InputKind.TRANSCRIPT_FILE, InputKind.LIST)  # a list's rows may name them
+    if not by_id or not any(s.kind in saved for s in recipe.inputs):
         return []
     found: list[Diagnostic] = []
     try:
@@ -143,9 +144,12 @@ def check_lemur_ids(doc: Document, recipe: Recipe) -> list[Diagnostic]:
             continue
         reported.add(item.entry)
         shown = item.relative_source(recipe)
+        listed = recipe.inputs[item.entry].kind is InputKind.LIST
+        if listed:  # the row of the list file that names it ("calls.csv:4")
+            shown = f"{shown} ({item.origin})"
         found.append(
             doc.diagnostic(
-                ("inputs", item.entry, "transcript_file"),
+                ("inputs", item.entry, "list" if listed else "transcript_file"),
                 f"the saved transcript {shown} has no 'id', but task {by_id[0].name!r} "
                 "(api: lemur) sends AssemblyAI the transcripts' ids; save the transcript "
                 "as GET /v2/transcript/{id} returns it (with its id), or give the task "
