@@ -247,6 +247,10 @@ def test_plan_refuses_a_prompt_over_the_window_with_its_size(
     assert "1 LLM call(s) to send" not in out  # refused, not counted as sent
     assert err.startswith("error: long/wildfires: the prompt of task 'summary' is about 1,2")
     assert "tokens (estimated) and its reply may take 200, more than the 1,000-token" in err
+    # run --dry-run says the same, and fails as the run would.
+    code, out, err = run_cli("run", "long.yaml", "--dry-run")
+    assert code == 1
+    assert err.startswith("error: long/wildfires: the prompt of task 'summary' is about 1,2")
     assert fake.gateway.calls == []
 
 

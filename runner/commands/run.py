@@ -98,8 +98,13 @@ def run(request: RunRequest) -> int:
     elif request.llm_model:
         raise UsageError("--llm-model names models on --llm-url's server; give --llm-url too")
     if request.dry_run:
-        click.echo(_dry_run_text(recipes, request.state_dir or DEFAULT_STATE_DIR))
-        return EXIT_OK
+        text, too_long = _dry_run_text(recipes, request.state_dir or DEFAULT_STATE_DIR)
+        click.echo(text)
+        # A prompt over its model's window would be refused by the run: said as `plan`
+        # says it, and the dry run fails as the run would.
+        for problem in too_long:
+            click.echo(f"error: {problem}", err=True)
+        return EXIT_FAILED if too_long else EXIT_OK
     if request.max_audio_hours is not None or request.max_llm_calls is not None:
         _check_budget(recipes, request)
     return _execute(recipes, request)
@@ -255,9 +260,10 @@ def _check_budget(recipes: Sequence[Recipe], request: RunRequest) -> None:
         )
 
 
-def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
+def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> tuple[str, list[str]]:
     """What a run would do, without a network call or an API key: the same account of
-    what is to send and what is cached as ``plan`` gives (it is ``plan``'s count)."""
+    what is to send and what is cached as ``plan`` gives (it is ``plan``'s count), and
+    the prompts the run would refuse as over their model's window."""
     counted = count(recipes, state_dir, None)
     planned = {(i.recipe, i.item): i for i in counted.items}
     ahead = forecast(
@@ -302,14 +308,14 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> str:
                 if plan is not None
                 else f"{tasks} LLM call(s)"
             )
-            lines.append(f"  {item.name}: {step}; {calls}  ({item.source})")
+            lines.append(f"  {item.name}: {step}; {calls}  ({item.relative_source(recipe)})")
         lines += [  # the group tasks' lines (`over:`), after every item
             f"  {p.item}: a group of items; {p.calls} LLM call(s) to send, {p.cached} cached"
             for p in planned.values()
             if p.recipe == recipe.name and p.transcription == GROUP
         ]
     lines.append("Dry run: nothing was sent.")
-    return "\n".join(lines)
+    return "\n".join(lines), counted.too_long
 
 
 def parse_limits(values: Sequence[str]) -> dict[str, int]:
