@@ -381,6 +381,19 @@ def test_a_task_grouped_by_a_field_writes_one_path_safe_folder_per_value(
     assert (groups / "team-sales-eu" / "digest.md").is_file()
 
 
+def test_a_group_by_field_no_item_has_is_a_warning_at_validate(
+    served: Path, run_cli: RunCli
+) -> None:
+    saved_calls(served, 3)
+    (served / "teams.yaml").write_text(BY_TEAM.replace("group_by: team", "group_by: taem"))
+    code, out, _ = run_cli("validate", "teams.yaml")
+    assert code == 0, out
+    assert "teams.yaml:10:22: warning: $.tasks.digest.over.group_by: no item has the field " in out
+    assert "'taem' (items have: team)" in out
+    code, out, _ = run_cli("validate", "teams.yaml", "--strict")
+    assert code == 3
+
+
 def test_a_lemur_group_over_its_limit_is_asked_in_batches_then_combined(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

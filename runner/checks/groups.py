@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.diagnostics import Diagnostic
+from runner.diagnostics import Diagnostic, Severity
 from runner.errors import InputsInvalid, ItemError
 from runner.items import expand
 from runner.prompt.templating import TemplateEngine
@@ -113,6 +113,31 @@ def _needs_across_groups(
             )
         )
     return found
+
+
+def check_group_fields(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """A ``group_by`` field that no item has: the task would form no group and never
+    run, silently (a typo in the field's name, most often). A warning, at the field."""
+    grouped = [t for t in recipe.tasks.values() if t.over is not None and t.over.group_by]
+    if not grouped:
+        return []
+    try:
+        items = expand(recipe, TemplateEngine(recipe.base_dir))
+    except (ItemError, InputsInvalid):
+        return []  # (the inputs' own problems are reported by check_inputs)
+    fields = {name for item in items for name in item.vars}
+    return [
+        doc.diagnostic(
+            ("tasks", task.name, "over", "group_by"),
+            f"no item has the field {task.over.group_by!r} (items have: "
+            f"{', '.join(sorted(fields)) or 'no fields'}), so task {task.name!r} forms no "
+            "group and never runs; name a column of the list or a key of the inputs' vars",
+            key=False,
+            severity=Severity.WARNING,
+        )
+        for task in grouped
+        if task.over is not None and task.over.group_by not in fields and items
+    ]
 
 
 def check_lemur_ids(doc: Document, recipe: Recipe) -> list[Diagnostic]:
