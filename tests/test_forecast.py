@@ -125,14 +125,17 @@ def test_duration_text() -> None:
     assert parse_duration("soon") is None
 
 
-def test_the_time_left_follows_the_forecast_until_the_pace_is_slower() -> None:
-    from runner.results.progress import time_left
+def test_the_time_left_follows_the_forecast_then_the_pace() -> None:
+    from runner.results.progress import SETTLED_AFTER, time_left
 
     # 600 items at 2 s each by the rates: before any is done, the forecast says it.
     assert time_left(0.0, 0, 600, 2.0) == 1200.0
-    # Ahead of the forecast's pace early on (cached replies, a burst): still the rate.
-    assert time_left(10.0, 100, 600, 2.0) == 1000.0
-    # Slower than the forecast (a slow server): the pace so far.
+    # Ahead of the forecast's pace in the first items (a burst): still the rate.
+    assert time_left(1.0, 10, 600, 2.0) == 1180.0
+    # Once SETTLED_AFTER items are done, the pace so far: a rerun whose replies are
+    # cached goes faster than any forecast, and a slow server slower.
+    assert SETTLED_AFTER <= 100
+    assert time_left(10.0, 100, 600, 2.0) == 50.0
     assert time_left(600.0, 100, 600, 2.0) == 3000.0
     assert time_left(5.0, 0, 10, None) is None  # nothing to say yet
     assert time_left(5.0, 10, 10, 2.0) is None  # done

@@ -168,14 +168,19 @@ def seconds_per_item(
     recipes: Sequence[Recipe], learned: Mapping[str, tuple[int, float]]
 ) -> float | None:
     """What one item adds to a run bound by the Gateway's rates (the slowest model's
-    share of an item's tasks; cached replies counted as sent): the run's progress
-    says the time left with it. None when no task asks the Gateway."""
+    share of an item's tasks and judges; cached replies counted as sent): the run's
+    progress says the time left with it. None when nothing asks the Gateway."""
     per_model: dict[str, float] = {}
     for recipe in recipes:
         for task in recipe.tasks.values():
             if task.asks_model and task.provider is None and task.api is TaskApi.GATEWAY:
                 model = task.requested_model
                 per_model[model] = per_model.get(model, 0.0) + 1.0 / len(recipes)
+            for check in task.expectations:  # a judge's calls go to its model's window
+                judge = check.judge
+                if judge is not None and judge.provider is None and judge.model:
+                    share = judge.repeat / len(recipes)
+                    per_model[judge.model] = per_model.get(judge.model, 0.0) + share
     rates = merged_rates(recipes)
     return max(
         (n * 60.0 / (rate_for(m, rates, learned)[0] * PACED) for m, n in per_model.items()),

@@ -46,14 +46,22 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+SETTLED_AFTER = 20  # items done before the pace so far says the time left alone
+
+
 def time_left(elapsed: float, done: int, total: int, per_item: float | None) -> float | None:
     """Seconds left: the forecast's (``per_item`` seconds for each item not done, when
-    the Gateway's rates bind the run) or the pace so far, whichever is longer; None
-    before anything can be said."""
+    the Gateway's rates bind the run) or the pace so far, whichever is longer, until
+    SETTLED_AFTER items are done; then the pace so far (a rerun that finds most replies
+    cached goes faster than any forecast). None before anything can be said."""
     remaining = total - done
     if remaining <= 0:
         return None
     by_pace = elapsed / done * remaining if done else None
+    if by_pace is not None and done >= SETTLED_AFTER:
+        # The pace has met the rates by now (the buckets space requests from the first),
+        # and it knows what the forecast cannot: replies found in the cache.
+        return by_pace
     by_rate = per_item * remaining if per_item else None
     known = [left for left in (by_pace, by_rate) if left is not None]
     return max(known) if known else None
