@@ -145,11 +145,23 @@ def test_seconds_per_item_is_the_slowest_models_share(tmp_path: Path) -> None:
     from runner.checks import load_recipe
     from runner.execute.forecast import seconds_per_item
 
-    recipe = load_recipe(write_recipe(tmp_path))
+    path = write_recipe(tmp_path)
+    recipe = load_recipe(path)
     # Two requests an item on claude-sonnet-4-6 at 30 a minute (paced 1.5 % under).
     assert seconds_per_item([recipe], {}) == pytest.approx(2 * 2 / 0.985)
     learned = {"llm:claude-sonnet-4-6": (600, 60.0), "llm:claude-haiku-4-5-20251001": (60, 60.0)}
     assert seconds_per_item([recipe], learned) == pytest.approx(1 / 0.985)
+    # A judge asked three times an item on haiku makes haiku's window the slower one.
+    text = path.read_text().replace(
+        "  title: {model: claude-haiku-4-5-20251001, prompt: 'Title {{ transcript.text }}'}\n",
+        "  title:\n    model: claude-haiku-4-5-20251001\n"
+        "    prompt: 'Title {{ transcript.text }}'\n"
+        "    expect:\n      - judge: A title.\n        model: claude-haiku-4-5-20251001\n"
+        "        repeat: 3\n        min_pass: 2\n",
+    )
+    path.write_text(text)
+    judged = load_recipe(path)
+    assert seconds_per_item([judged], {}) == pytest.approx(4 * 2 / 0.985)
 
 
 def test_the_heartbeat_says_the_time_left() -> None:
