@@ -75,6 +75,8 @@ class Shard:
         Job or a Slurm array, read from the variables they set (:meth:`from_environment`)."""
         k, _, n = text.strip().partition("/")
         if k == "auto":
+            if n and not (n.isdigit() and int(n) >= 1):
+                raise UsageError(f"--shard {text}: give the count as a whole number, e.g. auto/4")
             return cls.from_environment(os.environ if environ is None else environ, n or None)
         if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
             raise UsageError(

@@ -123,6 +123,12 @@ def test_shard_auto_without_a_scheduler_says_what_to_give(
         Shard.parse("auto", env)
 
 
+@pytest.mark.parametrize("text", ["auto/x", "auto/0", "auto/-2"])
+def test_shard_auto_with_a_bad_count_names_the_count(text: str) -> None:
+    with pytest.raises(UsageError, match="give the count as a whole number"):
+        Shard.parse(text, {"JOB_COMPLETION_INDEX": "0"})
+
+
 def test_the_scale_out_examples_of_docs_ci_shard_with_auto() -> None:
     """docs/ci.md's Kubernetes Indexed Job and Slurm array run `--shard auto`, and the
     variables they set give each job its own shard of the same split."""
