@@ -283,6 +283,7 @@ def test_plan_counts_a_group_task_once_and_then_cached(
     assert sum(s["requests"] for s in stages if s["name"].startswith("llm ")) == 13
     dry = run_cli("run", "week.yaml", "--dry-run").stdout
     assert "  groups/all: a group of items; 1 LLM call(s) to send, 0 cached\n" in dry
+    assert "; and 1 group(s) of items\n" in dry  # as the run counts it: 13 to finish
     assert run_cli("run", "week.yaml", "--progress", "plain").exit_code == 0
     planned = json.loads(run_cli("plan", "week.yaml", "--format", "json").stdout)
     assert (planned["llm_calls"], planned["llm_cached"]) == (0, 13)

@@ -287,8 +287,14 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> tuple[str, list
             )
             if part
         )
+        groups = [
+            p for p in planned.values() if p.recipe == recipe.name and p.transcription == GROUP
+        ]
+        # The run counts each group as one more thing to finish, as its progress says.
+        grouped = f"; and {len(groups)} group(s) of items" if groups else ""
         lines.append(
             f"{recipe.display}: {len(items)} item(s) × {len(recipe.tasks)} task(s) ({kinds})"
+            + grouped
         )
         local = recipe.local_engine is not None
         for item in items:
@@ -311,8 +317,7 @@ def _dry_run_text(recipes: Sequence[Recipe], state_dir: Path) -> tuple[str, list
             lines.append(f"  {item.name}: {step}; {calls}  ({item.relative_source(recipe)})")
         lines += [  # the group tasks' lines (`over:`), after every item
             f"  {p.item}: a group of items; {p.calls} LLM call(s) to send, {p.cached} cached"
-            for p in planned.values()
-            if p.recipe == recipe.name and p.transcription == GROUP
+            for p in groups
         ]
     lines.append("Dry run: nothing was sent.")
     return "\n".join(lines), counted.too_long
