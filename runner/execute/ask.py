@@ -75,8 +75,9 @@ class Asker:
             return cached
         if self.use_cache and self.store is not None:
             # The cache first; then, since another run sharing this state folder may be
-            # asking the same, its reply. The claim is held until :meth:`release`
-            # (after the reply is cached). One call to the store does both.
+            # asking the same, its reply. The claim is held until the reply is cached
+            # (:meth:`remember`), or else until :meth:`release`. One call to the store
+            # does both.
             store = self.store
             kept = await self.claims.result_of_others(key, functools.partial(store.reply_get, key))
             if kept is not None:
