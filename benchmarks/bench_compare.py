@@ -69,6 +69,7 @@ Columns:
              submitted at once they all complete at about T, so the LLM stage cannot
              overlap transcription: T + max(2L, 3·N·L/C) is the tighter floor.)
 - CPU/item   the client's user + system CPU divided by N, in milliseconds.
+- sys/item   the system CPU of it (the kernel's work for the client: sockets, files).
 - RSS        the client's peak resident set, MB.
 - status/tx  status requests per transcript: GETs of a job that found it still queued
              or processing, plus pages of the transcript list (status sweeps). The
@@ -152,6 +153,7 @@ class Measurement:
     exit_code: int
     wall: float
     cpu: float
+    system_cpu: float
     peak_rss_mb: float
     ok_items: int | None
     loop_lag_ms: int | None
@@ -265,6 +267,7 @@ def measure(client: Client, settings: Settings) -> Measurement:
             exit_code=code,
             wall=wall,
             cpu=usage.ru_utime + usage.ru_stime,
+            system_cpu=usage.ru_stime,
             peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
             ok_items=ok,
             loop_lag_ms=lag,
@@ -328,6 +331,7 @@ def row(m: Measurement, settings: Settings) -> list[str]:
         f"{ideal:.2f}",
         f"{m.wall / ideal:.2f}x",
         f"{1000 * m.cpu / n:.1f}",
+        f"{1000 * m.system_cpu / n:.1f}",
         f"{m.peak_rss_mb:.0f}",
         f"{server['status_requests'] / transcripts:.2f}" if transcripts else "-",
         seconds(server.get("late_mean")),
@@ -347,6 +351,7 @@ HEADER = [
     "ideal s",
     "wall/ideal",
     "CPU ms/item",
+    "sys ms/item",
     "RSS MB",
     "status/tx",
     "late mean",

@@ -334,6 +334,38 @@ async def test_a_cached_reply_is_not_asked_again_unless_the_cache_is_off(tmp_pat
             assert len(services.gateway.history) == asked
 
 
+async def test_a_replys_claim_goes_with_the_commit_that_caches_it(tmp_path: Path) -> None:
+    """The claim on a request is let go in the transaction that caches its reply: no
+    claim outlives the reply's commit, the item's later release costs no trip to the
+    store's thread, and another run sharing the folder takes the reply unasked."""
+    recipe = recipe_from(tmp_path)
+    task = recipe.tasks["summary"]
+    prepared = prepare_recipe(recipe)
+    transcript = Transcript.from_api(wildfires())
+    view = TranscriptView.build(transcript, (), ())
+    context = task_context(recipe, prepared.items[0].view(recipe), task, view, {})
+    payload = build_payload(
+        prepared.engine, task, context, transcript_id=transcript.id, transcript_text=""
+    )
+    services = FakeServices(default_reply=echo)
+    with Store(tmp_path / "state") as store:
+        asker = Asker(services, store)
+        record = TaskRecord("summary", "ok")
+        await asker.reply(task, payload, "notes/x/summary", record)
+        key = record.cache_key or ""
+        assert record.asked
+        assert store.reply_get(key) is not None
+        assert list(store.claims_held()) == []  # gone with the reply's commit
+        calls = store._thread.calls
+        await asker.release(key)
+        assert store._thread.calls == calls  # nothing left to let go of
+        other_run = Asker(services, store)
+        again = TaskRecord("summary", "ok")
+        await other_run.reply(task, payload, "notes/x/summary", again)
+        assert again.cached
+        assert len(services.gateway.history) == 1
+
+
 # --- finishing: what a reply becomes ----------------------------------------------------
 
 

@@ -307,3 +307,23 @@ def test_a_body_redacts_a_key_whose_every_character_is_escaped_with_digits_it_la
     body = json.dumps({"error": "x"}).replace('"x"', f'"with {escaped} | {key.upper()}"')
     redacted = Secrets([key]).redact_bytes(body.encode())
     assert json.loads(redacted) == {"error": "with [REDACTED] | [REDACTED]"}
+
+
+@pytest.mark.parametrize("where", ["bytes", "ascii text", "text beyond ascii"])
+def test_a_key_in_a_long_body_of_short_runs_is_found_at_its_start_middle_and_end(
+    where: str,
+) -> None:
+    """Runs are found in C for bytes and ASCII text (a translated copy of the bytes),
+    with the regular expression for the rest: every form is still found, wherever it
+    sits among thousands of short words, and what holds none comes back as it was."""
+    secrets = Secrets([KEY])
+    words = " ".join(["words", "of-a", "transcript", "0.93,"] * 2000)
+    tail = " café" if where == "text beyond ascii" else ""
+    for form in (KEY, forms(KEY)["base64"], forms(KEY)["json \\u (every character)"]):
+        text = f"{form} {words} {form}{words}{form}{tail}"
+        said = secrets.redact(text) if where != "bytes" else secrets.redact_bytes(text.encode())
+        plain = said if isinstance(said, str) else said.decode()
+        assert plain.count(REDACTED) == 3, form
+        assert found_in(plain, (KEY,)) == []
+    untouched = f"{words}{tail}"
+    assert secrets.redact(untouched) is untouched

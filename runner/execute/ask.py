@@ -51,6 +51,9 @@ class Asker:
         self.offline = offline  # --offline: every reply must come from the cache
         # Items of one run sending the same request wait for the first reply.
         self._single_flight: SingleFlight[Completion] = SingleFlight()
+        # Keys whose claim went with their reply's commit (:meth:`remember`): nothing
+        # is left to let go of in the store when the item is done with them.
+        self._let_go: set[str] = set()
 
     async def reply(
         self, task: Task, payload: Payload, label: str, record: TaskRecord
@@ -72,8 +75,9 @@ class Asker:
             return cached
         if self.use_cache and self.store is not None:
             # The cache first; then, since another run sharing this state folder may be
-            # asking the same, its reply. The claim is held until :meth:`release`
-            # (after the reply is cached). One call to the store does both.
+            # asking the same, its reply. The claim is held until the reply is cached
+            # (:meth:`remember`), or else until :meth:`release`. One call to the store
+            # does both.
             store = self.store
             kept = await self.claims.result_of_others(key, functools.partial(store.reply_get, key))
             if kept is not None:
@@ -173,22 +177,32 @@ class Asker:
         """This item is done with ``key`` (its reply is cached, or failed): the reply
         leaves memory, and a run waiting for it looks again."""
         self._single_flight.forget(key)
+        if key in self._let_go:
+            self._let_go.discard(key)
+            return
         async with self.claims.working_on(key):
             pass
 
     async def remember(
         self, key: str, label: str, payload: Payload, completion: Completion
     ) -> None:
-        """Keep a reply for reruns. Callers keep only replies that processed cleanly."""
-        if self.store is not None:
-            await self.store.call(
-                self.store.reply_put,
-                key,
-                label,
-                completion.model,
-                dict(payload.body),
-                completion_to_json(completion),
-            )
+        """Keep a reply for reruns, and let go of its claim in the same commit: once the
+        reply is in the cache, a run sharing the state folder finds it before it looks
+        at the claim (:meth:`Claims.result_of_others`), so holding the claim longer
+        spares it nothing, and letting go here saves a trip to the store's thread per
+        request. (A reply that then does not process cleanly is forgotten, and the
+        next run to look asks again, as before.)"""
+        if self.store is None:
+            return
+        store, owner = self.store, self.claims.owner
+        body, reply = dict(payload.body), completion_to_json(completion)
+
+        def put_and_let_go() -> None:
+            store.reply_put(key, label, completion.model, body, reply)
+            store.release_claims(owner, key)
+
+        await store.call(put_and_let_go)
+        self._let_go.add(key)
 
 
 def record_completion(

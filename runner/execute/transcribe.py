@@ -182,7 +182,10 @@ class Transcriber:
         audio: str,
         options: Mapping[str, Any],
     ) -> TranscriptResult:
-        entry = await self._ledger_entry(key)
+        # Online, the first look at the ledger is the claim's own (the same transaction
+        # finds the entry or takes the claim): looking here first was one more trip to
+        # the store's thread per item.
+        entry = await self._ledger_entry(key) if self.offline else None
         if entry is None and self.offline:
             raise NotStored(
                 f"--offline: no stored transcript for {item.kind.value} {item.source!r} "

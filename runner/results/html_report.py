@@ -624,6 +624,9 @@ def _stamp(start: Any) -> str:
 
 SENTENCES_PER_PARAGRAPH = 5  # as readable.md groups them (runner.transcript.exports)
 MAX_PARAGRAPH_WORDS = 200  # a transcript without punctuation still gets paragraphs
+# The last character of every word that ends a sentence (``ends_sentence``: a mark,
+# then perhaps closing quotes or brackets; its ``$`` also matches before a final newline).
+_MAY_END_SENTENCE = frozenset(".?!\"'”’)]\n")
 
 
 def _paragraphs(words: Sequence[Any]) -> list[list[Mapping[str, Any]]]:
@@ -635,7 +638,12 @@ def _paragraphs(words: Sequence[Any]) -> list[list[Mapping[str, Any]]]:
     sentences = 0
     for word in _objects(words):
         current.append(word)
-        if ends_sentence(str(word.get("text", ""))):
+        text = word.get("text", "")
+        if type(text) is not str:
+            text = str(text)
+        # Most words end in a letter: the regular expression only for those that may end
+        # a sentence (it ran for every word of every transcript, a third of a report).
+        if text[-1:] in _MAY_END_SENTENCE and ends_sentence(text):
             sentences += 1
         if sentences == SENTENCES_PER_PARAGRAPH or len(current) >= MAX_PARAGRAPH_WORDS:
             found.append(current)
