@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from runner.api.cooldowns import Clock, GateKey, Sleep
+from runner.api.replies import header_number
 
 # A little under the limit: a request that leaves on time can still arrive a few
 # milliseconds late, or early, beside its neighbour; 1.5 % of the rate buys that margin.
@@ -66,10 +66,10 @@ class Rate:
 def header_rate(headers: Mapping[str, str], window: float | None) -> Rate | None:
     """The rate ``x-ratelimit-limit`` and ``x-ratelimit-reset`` describe, with the
     window the longest of ``window`` (seen before) and this reset; None without a limit."""
-    limit = _number(headers.get("x-ratelimit-limit"))
+    limit = header_number(headers, "x-ratelimit-limit")
     if limit is None or limit < 1:
         return None
-    reset = _number(headers.get("x-ratelimit-reset"))
+    reset = header_number(headers, "x-ratelimit-reset")
     if reset is not None and reset > 1e9:  # a Unix time, not seconds: say nothing of the window
         reset = None
     seen = max(window or 0.0, reset or 0.0)
@@ -81,16 +81,6 @@ def _slower(first: Rate | None, second: Rate | None) -> Rate | None:
     if first is None or second is None:
         return first or second
     return first if first.interval > second.interval else second
-
-
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 class Buckets:

@@ -37,8 +37,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, seconds)
 
 
-def _header_number(headers: Mapping[str, str], name: str) -> float | None:
-    """A numeric header, or None when absent or not a number."""
+def header_number(headers: Mapping[str, str], name: str) -> float | None:
+    """A numeric header, or None when absent, not a number, or not finite."""
     value = headers.get(name)
     if value is None:
         return None
@@ -46,12 +46,12 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
         number = float(value)
     except ValueError:
         return None
-    return None if math.isnan(number) else number
+    return number if math.isfinite(number) else None
 
 
 def rate_remaining(headers: Mapping[str, str]) -> float | None:
     """``x-ratelimit-remaining``: requests left in the window (negative: overrun)."""
-    return _header_number(headers, "x-ratelimit-remaining")
+    return header_number(headers, "x-ratelimit-remaining")
 
 
 def rate_limit_pause(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -60,8 +60,8 @@ def rate_limit_pause(headers: Mapping[str, str], *, now: float | None = None) ->
     The reset header is "seconds until the window resets" (notes §6, §8); a value that
     looks like a Unix timestamp is converted, in case a service sends that instead.
     """
-    remaining = _header_number(headers, "x-ratelimit-remaining")
-    reset = _header_number(headers, "x-ratelimit-reset")
+    remaining = header_number(headers, "x-ratelimit-remaining")
+    reset = header_number(headers, "x-ratelimit-reset")
     if remaining is None or reset is None or remaining > 0:
         return None
     if reset > 1e9:
