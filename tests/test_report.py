@@ -101,6 +101,9 @@ def test_the_report_shows_the_run_and_escapes_what_models_wrote(
     assert all(not link.startswith("javascript:") for link in page.links)
     assert sorted(page.items) == ["item failed", "item ok", "item ok"]
     assert "Transcoding failed" in text
+    # A saved transcript is named relative to the report, never by this machine's path.
+    assert '<div class="time">transcript_file: ../saved.json</div>' in text
+    assert str(served) not in text
     # The quote: a button that seeks the URL item's player to its first word, and its
     # words marked in the transcript.
     (seek,) = [s for s in page.seeks if s.get("data-start") == "63350"]

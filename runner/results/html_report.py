@@ -338,7 +338,7 @@ def _item(index: int, record: ItemRecord, report_dir: Path) -> str:
     parts = [
         f'<section class="item {_e(state)}" id="item-{index}">',
         f"<h2>{_e(record.recipe)} / {_e(record.item)} {_status(record.status)}</h2>",
-        f'<div class="time">{_e(record.kind)}: {_e(record.source)}</div>',
+        f'<div class="time">{_e(record.kind)}: {_e(_shown_source(record, report_dir))}</div>',
     ]
     if record.error:
         parts.append(f'<div class="error">{_e(record.error)}</div>')
@@ -671,6 +671,17 @@ def _marked_words(words: Sequence[Any], spans: Sequence[tuple[int, int]]) -> str
         quoted = type(start) is int and any(a <= start <= b for a, b in spans)
         out.append(f"<mark>{text}</mark>" if quoted else text)
     return " ".join(out)
+
+
+def _shown_source(record: ItemRecord, report_dir: Path) -> str:
+    """An input as the page names it: a file relative to the report (the same on every
+    machine, and no home folder shown), a URL or transcript id as it is."""
+    if record.kind not in ("file", "transcript_file") or not os.path.isabs(record.source):
+        return record.source
+    try:
+        return os.path.relpath(record.source, report_dir)
+    except ValueError:  # another drive on Windows
+        return record.source
 
 
 def _audio_source(record: ItemRecord, report_dir: Path) -> str | None:
