@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runner.diagnostics import Diagnostic, Severity
 from runner.errors import InputsInvalid, ItemError
-from runner.items import expand
+from runner.items import Item, expand
 from runner.prompt.templating import TemplateEngine
 from runner.recipe.document import Document, KeyPath
 from runner.recipe.model import MAP_REDUCE, InputKind, Recipe, Task, TaskApi
@@ -115,16 +115,29 @@ def _needs_across_groups(
     return found
 
 
-def check_group_fields(doc: Document, recipe: Recipe) -> list[Diagnostic]:
-    """A ``group_by`` field that no item has: the task would form no group and never
-    run, silently (a typo in the field's name, most often). A warning, at the field."""
+def check_items(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+    """The rules that read the recipe's items (``group_by`` fields, LeMUR's transcript
+    ids), the items expanded once for both, and only when a rule applies."""
     grouped = [t for t in recipe.tasks.values() if t.over is not None and t.over.group_by]
-    if not grouped:
+    by_id = [
+        t
+        for t in recipe.tasks.values()
+        if t.api is TaskApi.LEMUR and (t.lemur is None or t.lemur.input_text is None)
+    ]
+    saved = (InputKind.TRANSCRIPT_FILE, InputKind.LIST)  # a list's rows may name them
+    by_id = by_id if any(s.kind in saved for s in recipe.inputs) else []
+    if not grouped and not by_id:
         return []
     try:
         items = expand(recipe, TemplateEngine(recipe.base_dir))
     except (ItemError, InputsInvalid):
         return []  # (the inputs' own problems are reported by check_inputs)
+    return _group_fields(doc, grouped, items) + _lemur_ids(doc, recipe, by_id, items)
+
+
+def _group_fields(doc: Document, grouped: list[Task], items: list[Item]) -> list[Diagnostic]:
+    """A ``group_by`` field that no item has: the task would form no group and never
+    run, silently (a typo in the field's name, most often). A warning, at the field."""
     fields = {name for item in items for name in item.vars}
     return [
         doc.diagnostic(
@@ -140,23 +153,15 @@ def check_group_fields(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     ]
 
 
-def check_lemur_ids(doc: Document, recipe: Recipe) -> list[Diagnostic]:
+def _lemur_ids(
+    doc: Document, recipe: Recipe, by_id: list[Task], items: list[Item]
+) -> list[Diagnostic]:
     """A LeMUR task sends the transcripts' ids: a saved transcript without an ``id``
     would be sent as no transcript at all (AssemblyAI answers 400), so it is an error
     at its input, naming the file."""
-    by_id = [
-        t
-        for t in recipe.tasks.values()
-        if t.api is TaskApi.LEMUR and (t.lemur is None or t.lemur.input_text is None)
-    ]
-    saved = (InputKind.TRANSCRIPT_FILE, InputKind.LIST)  # a list's rows may name them
-    if not by_id or not any(s.kind in saved for s in recipe.inputs):
+    if not by_id:
         return []
     found: list[Diagnostic] = []
-    try:
-        items = expand(recipe, TemplateEngine(recipe.base_dir))
-    except (ItemError, InputsInvalid):
-        return []  # (the inputs' own problems are reported by check_inputs)
     reported: set[int] = set()
     for item in items:
         if item.kind is not InputKind.TRANSCRIPT_FILE or item.entry in reported:

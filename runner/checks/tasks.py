@@ -15,7 +15,7 @@ from runner.checks.apis import check_api_fields
 from runner.checks.dry_run import sample_context, sample_item_vars
 from runner.checks.graded import check_graded
 from runner.checks.graph import check_needs
-from runner.checks.groups import check_group_fields, check_lemur_ids, check_long_and_groups
+from runner.checks.groups import check_items, check_long_and_groups
 from runner.checks.outputs import check_outputs, check_table_columns
 from runner.checks.providers import check_key_variables, check_providers
 from runner.checks.schemas import check_json_schemas
@@ -43,8 +43,7 @@ def check_tasks(doc: Document, recipe: Recipe) -> list[Diagnostic]:
     found += check_providers(doc, recipe)
     found += check_key_variables(doc)
     found += check_long_and_groups(doc, recipe)
-    found += check_lemur_ids(doc, recipe)
-    found += check_group_fields(doc, recipe)
+    found += check_items(doc, recipe)
     found += check_graded(doc, recipe)
     return found
 
