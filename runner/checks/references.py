@@ -14,7 +14,6 @@ from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import folder_context
 from runner.recipe.document import Document
 from runner.recipe.model import Recipe, WerCheck
-from runner.recipe.references import reference_file
 
 
 def check_references(doc: Document, recipe: Recipe, engine: TemplateEngine) -> list[Diagnostic]:
@@ -48,10 +47,12 @@ def _problem(recipe: Recipe, engine: TemplateEngine, item: Item, check: WerCheck
     assert check.reference_file is not None  # a check names a file or a column
     context = folder_context(recipe, item.view(recipe))
     written = engine.render(check.reference_file, context).strip()
-    found = reference_file(recipe.base_dir, written)  # inside the recipe's folder, a file
-    if not isinstance(found, str):
+    if (recipe.base_dir / written).is_file():
         return None
-    return f"item {item.name!r}: {found}; write it, or fix the path"
+    return (
+        f"the reference file {written!r} of item {item.name!r} does not exist (paths are "
+        "relative to the recipe's folder); write it, or fix the path"
+    )
 
 
 def _diagnostics(

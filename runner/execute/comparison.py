@@ -25,7 +25,6 @@ from runner.items import Item
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import folder_context
 from runner.recipe.model import InputKind, Recipe, Transcription, WerCheck
-from runner.recipe.references import read_reference
 from runner.results.manifest import ExpectationRecord, ItemRecord, TranscriptionRecord
 from runner.transcript.wer import word_errors
 
@@ -185,7 +184,7 @@ class _References:
 
     def __init__(self, recipe: Recipe, engine: TemplateEngine, item: Item) -> None:
         self.recipe, self.engine, self.item = recipe, engine, item
-        self._read: dict[str, tuple[str | None, str | None]] = {}
+        self._read: dict[Path, tuple[str | None, str | None]] = {}
 
     def name(self, check: WerCheck) -> str:
         if check.reference_column is not None:
@@ -206,15 +205,16 @@ class _References:
             written = self.engine.render(check.reference_file, context).strip()
         except ItemError as exc:
             return None, f"the reference's path: {exc.message}"
-        if written not in self._read:
-            self._read[written] = await asyncio.to_thread(_read_text, self.recipe.base_dir, written)
-        return self._read[written]
+        path = self.recipe.base_dir / written
+        if path not in self._read:
+            self._read[path] = await asyncio.to_thread(_read_text, path, written)
+        return self._read[path]
 
 
-def _read_text(base: Path, written: str) -> tuple[str | None, str | None]:
-    """A reference file's text, read as a graded check's is: inside the recipe's
-    folder only (runner.recipe.references), or why not."""
+def _read_text(path: Path, written: str) -> tuple[str | None, str | None]:
     try:
-        return read_reference(base, written), None
-    except ValueError as exc:
-        return None, str(exc)
+        return path.read_text(encoding="utf-8"), None
+    except FileNotFoundError:
+        return None, f"the reference file {written} does not exist"
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot read the reference file {written}: {exc}"
