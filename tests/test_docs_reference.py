@@ -158,9 +158,10 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
-def anchors(doc: str) -> set[str]:
+@cache  # asked once for each link: docs/recipes.md links to its own sections hundreds of times
+def anchors(doc: str) -> frozenset[str]:
     text = without_fences(read(doc))
-    return {slug(line) for line in text.split("\n") if re.match(r"#{1,6} ", line)}
+    return frozenset(slug(line) for line in text.split("\n") if re.match(r"#{1,6} ", line))
 
 
 @pytest.mark.parametrize("doc", DOCS)

@@ -9,11 +9,12 @@ compares.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy
 import pytest
 
 from runner.transcript.embedding import (
@@ -24,6 +25,9 @@ from runner.transcript.embedding import (
     embedder,
 )
 
+if TYPE_CHECKING:
+    import numpy
+
 pytestmark = pytest.mark.slow  # a real embedding model
 
 RECORDED = json.loads(
@@ -32,21 +36,34 @@ RECORDED = json.loads(
     )
 )
 TEXTS: list[str] = RECORDED["texts"]
-EXPECTED = numpy.array(RECORDED["vectors"], dtype=numpy.float32)
+
+
+@functools.cache
+def expected() -> numpy.ndarray:
+    """sentence-transformers' recorded vectors. NumPy is imported when a test runs, not
+    when the module is collected (a sixth of a second in every worker)."""
+    import numpy
+
+    return numpy.array(RECORDED["vectors"], dtype=numpy.float32)
 
 
 @pytest.fixture(scope="module")
 def vectors() -> numpy.ndarray:
     """The shipped model's vectors for the recorded texts, computed once for the module
     (about a second of CPU each time): the tests below ask different things of them."""
+    import numpy
+
     return numpy.asarray(embedder(PACKAGED).embed(TEXTS))
 
 
 def test_cosine_similarities_are_within_0_01_of_sentence_transformers(
     vectors: numpy.ndarray,
 ) -> None:
-    assert vectors.shape == EXPECTED.shape == (len(TEXTS), 384)
-    ours, theirs = vectors @ vectors.T, EXPECTED @ EXPECTED.T
+    import numpy
+
+    recorded = expected()
+    assert vectors.shape == recorded.shape == (len(TEXTS), 384)
+    ours, theirs = vectors @ vectors.T, recorded @ recorded.T
     assert float(numpy.abs(ours - theirs).max()) < 0.001  # the issue's bar is 0.01
 
 
@@ -55,11 +72,14 @@ def test_each_quote_is_nearest_the_same_window_as_with_sentence_transformers(
 ) -> None:
     windows = len(TEXTS) - 6  # the fixture's last six texts are quotes
     ours = (vectors[windows:] @ vectors[:windows].T).argmax(axis=1)
-    theirs = (EXPECTED[windows:] @ EXPECTED[:windows].T).argmax(axis=1)
+    recorded = expected()
+    theirs = (recorded[windows:] @ recorded[:windows].T).argmax(axis=1)
     assert ours.tolist() == theirs.tolist()
 
 
 def test_vectors_are_unit_length_and_batches_do_not_change_them(vectors: numpy.ndarray) -> None:
+    import numpy
+
     model = embedder(PACKAGED)
     together = vectors  # all the texts, in batches
     alone = numpy.concatenate([model.embed([text]) for text in TEXTS[:3]])
@@ -68,6 +88,8 @@ def test_vectors_are_unit_length_and_batches_do_not_change_them(vectors: numpy.n
 
 
 def test_a_folder_with_an_onnx_export_and_its_tokenizer_is_a_model(tmp_path: Path) -> None:
+    import numpy
+
     folder = tmp_path / "my-model"
     (folder / "onnx").mkdir(parents=True)
     shutil.copy(PACKAGED_FILES / "model.onnx", folder / "onnx" / "model.onnx")
@@ -116,6 +138,8 @@ def test_a_pooling_this_runner_does_not_do_is_refused(tmp_path: Path) -> None:
 def test_a_name_is_found_in_the_hugging_face_cache_at_its_main_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import numpy
+
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     repo = tmp_path / "models--sentence-transformers--my-minilm"
     for snapshot in ("aaa-partial", "zzz-main"):
