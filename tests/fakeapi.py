@@ -2237,7 +2237,7 @@ async def serve(
     ``shutdown_timeout`` is short so a test that leaves a delayed request behind does not
     wait a minute at teardown.
     """
-    runner = web.AppRunner(fake.make_app(), access_log=None, shutdown_timeout=0.25)
+    runner = web.AppRunner(fake.make_app(), access_log=None, shutdown_timeout=0.05)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -495,10 +495,12 @@ def test_offline_replays_without_a_server_or_key(
 def test_rerun_after_ctrl_c_pays_for_nothing_twice(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
-    """A run stopped while its transcription is processing: the rerun reattaches to it."""
+    """A run stopped while its transcription is processing: the rerun reattaches to it.
+    (Half a second is ten times what the saved transcript's tasks take; the job is
+    polled without pause in test mode until then, so a longer stop is CPU spent.)"""
     fake.on_audio("board-meeting", polls_to_completed=10**9)  # never finishes by itself
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "1")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "0.5")
     assert code == 1
     stopped = manifest(served)
     assert stopped["summary"]["outcome"] == "timed out"
@@ -624,11 +626,15 @@ def test_the_same_audio_twice_in_one_run_is_transcribed_once(
 def test_a_stop_while_the_submission_is_on_the_wire_is_recorded(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
+    """The run's time is up while its POST is unanswered: the answer is waited for and
+    recorded, so the rerun does not submit again. The POST goes out well within the
+    0.6 s (an in-process run sends it in tens of ms) and is answered 0.4 s after the
+    stop at the latest."""
     from fakeapi import delay
 
-    fake.faults.add("POST /v2/transcript", delay(2), times=1)
+    fake.faults.add("POST /v2/transcript", delay(1.0), times=1)
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "1")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "0.6")
     assert code == 1
     assert len(fake.submissions) == 1
     code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
@@ -1010,12 +1016,13 @@ def test_a_hung_llm_call_is_bounded_by_the_recipe(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     """`timeouts: {llm, retry}`: a hung model fails its task in about a second, not 180 s,
-    after one more try (a second timeout is a hang)."""
+    after one more try (a second timeout is a hang). Every call hangs, so however short
+    the timeout it is a hang that ends it (0.1 s: the run's calls wait in turn)."""
     from fakeapi import delay
 
     fake.faults.add("POST /v1/chat/completions", delay(30), times=None)
     (served / "notes.yaml").write_text(
-        RECIPE.replace("transcription:\n", "timeouts: {llm: 0.3, retry: 0.5}\ntranscription:\n")
+        RECIPE.replace("transcription:\n", "timeouts: {llm: 0.1, retry: 0.5}\ntranscription:\n")
     )
     started = time.monotonic()
     code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
@@ -1024,7 +1031,7 @@ def test_a_hung_llm_call_is_bounded_by_the_recipe(
     tasks = [t for i in manifest(served)["items"] for t in i["tasks"]]
     first = [t for t in tasks if t["status"] == "failed"]
     assert first, err
-    assert all("timed out twice (0.3 s each)" in t["error"] for t in first)
+    assert all("timed out twice (0.1 s each)" in t["error"] for t in first)
 
 
 def test_outputs_honour_the_umask_and_a_crash_leaves_no_stale_manifest(
