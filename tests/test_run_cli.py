@@ -1260,9 +1260,12 @@ def _rows(state: Path, table: str) -> int:
 
 
 @pytest.mark.slow
-def test_replies_received_before_a_kill_9_are_not_paid_again(tmp_path: Path) -> None:
+def test_replies_received_before_a_kill_9_are_not_paid_again(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SIGKILL while two paid replies are being checked: each was committed the moment
-    it arrived, so the rerun replays both (before: it paid for both again)."""
+    it arrived, so the rerun replays both (before: it paid for both again). The killed
+    run is a process of its own; the rerun runs in this one."""
     import signal
 
     answered = tmp_path / "answered"
@@ -1289,9 +1292,12 @@ def test_replies_received_before_a_kill_9_are_not_paid_again(tmp_path: Path) -> 
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
-        rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=300)
+        monkeypatch.chdir(tmp_path)
+        for name in ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "ASSEMBLYAI_LLM_GATEWAY_URL"):
+            monkeypatch.setenv(name, env[name])
+        rerun = run_cli(*command[3:])
     assert process.returncode == -signal.SIGKILL
-    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.exit_code == 0, rerun.stderr
     assert server.result == 2  # the two replies of the killed run; the rerun asked nothing
     report = manifest(tmp_path)
     assert [t["cached"] for i in report["items"] for t in i["tasks"]] == [True, True]
@@ -1314,21 +1320,23 @@ def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
     """Two runs share a state folder; the second's clock is 120 s ahead. Liveness is
     judged by the holder's process, never by comparing clocks, so neither takes over
     the other's live claims (before: the second paid again for what the first held)."""
-    from fakeapi import delay
+    from fakeapi import hold
 
     skewed = tmp_path / "skewed"
     skewed.mkdir()
     (skewed / "sitecustomize.py").write_text(SKEW)
     fake = FakeAssemblyAI(api_key=KEY)
     fake.gateway.responder = reply_for
-    fake.faults.add("POST /v1/chat/completions", delay(3), times=None)
+    # The first run's LLM requests are answered only once the second has met its claims.
+    answer = tmp_path / "answer"
+    fake.faults.add("POST /v1/chat/completions", hold(answer), times=None)
     count = 6
     with serve_in_process(fake, lambda f: (len(f.submissions), len(f.gateway.calls))) as server:
         url = server.base_url  # type: ignore[attr-defined]
         first = _start_list_run(tmp_path, "shared", count, url, "--out", "out-1")
         state = tmp_path / ".transcript-runner" / "state.db"
         # Readiness: every job in the ledger and the first run's LLM requests claimed
-        # (they take 3 s each), so the second run meets claims that are alive.
+        # (held unanswered), so the second run meets claims that are alive.
         while _rows(state, "transcriptions") < count or _rows(state, "claims") < count:
             assert first.poll() is None, first.communicate()[1]
             time.sleep(0.02)
@@ -1337,14 +1345,21 @@ def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(skewed), str(ROOT), os.environ.get("PYTHONPATH")])
         )
-        second = subprocess.run(
+        second = subprocess.Popen(
             [sys.executable, "-m", "runner", "run", "shared.yaml", "--progress", "plain",
              "--out", "out-2"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        # Readiness: the second run has asked the store for a claim (its row in `runs`):
+        # every job is in the ledger, so that was for a reply the first run is waiting on.
+        while _rows(state, "runs") < 2:
+            assert second.poll() is None, second.communicate()[1]
+            time.sleep(0.02)
+        answer.touch()
+        _, second_err = second.communicate(timeout=300)
         _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
-    assert second.returncode == 0, second.stderr
+    assert second.returncode == 0, second_err
     assert server.result == (count, count)  # each recording and each request paid once
 
 
