@@ -1303,28 +1303,29 @@ def test_replies_received_before_a_kill_9_are_not_paid_again(
     assert [t["cached"] for i in report["items"] for t in i["tasks"]] == [True, True]
 
 
-SKEW = """\
-import os
-import time
-
-_real_time = time.time
-_skew = float(os.environ.get("SKEW_SECONDS", "0"))
-time.time = lambda: _real_time() + _skew  # this machine's clock is off by SKEW_SECONDS
-"""
+def _touch_once_two_runs_are_known(state: Path, gate: Path, met: list[bool]) -> None:
+    """Touch ``gate`` once a second run has asked the store for a claim (its row in
+    ``runs``), saying so in ``met``; or after a minute, so that nothing waits forever."""
+    deadline = time.monotonic() + 60
+    while _rows(state, "runs") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # between looks at the store; the row is the signal
+    met.append(_rows(state, "runs") >= 2)
+    gate.touch()
 
 
 @pytest.mark.slow
 def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
-    tmp_path: Path,
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two runs share a state folder; the second's clock is 120 s ahead. Liveness is
     judged by the holder's process, never by comparing clocks, so neither takes over
-    the other's live claims (before: the second paid again for what the first held)."""
+    the other's live claims (before: the second paid again for what the first held).
+    The first run is a process of its own; the second runs in this one, its
+    ``time.time`` two minutes ahead (the runner reads the wall clock only through it)."""
+    import threading
+
     from fakeapi import hold
 
-    skewed = tmp_path / "skewed"
-    skewed.mkdir()
-    (skewed / "sitecustomize.py").write_text(SKEW)
     fake = FakeAssemblyAI(api_key=KEY)
     fake.gateway.responder = reply_for
     # The first run's LLM requests are answered only once the second has met its claims.
@@ -1340,26 +1341,25 @@ def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
         while _rows(state, "transcriptions") < count or _rows(state, "claims") < count:
             assert first.poll() is None, first.communicate()[1]
             time.sleep(0.02)
-        env = subprocess_env(url)
-        env["SKEW_SECONDS"] = "120"
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(skewed), str(ROOT), os.environ.get("PYTHONPATH")])
+        # Every job is in the ledger, so the second run's first claim is for a reply
+        # the first run is waiting on: then the replies are let through.
+        met: list[bool] = []
+        opener = threading.Thread(
+            target=_touch_once_two_runs_are_known, args=(state, answer, met), daemon=True
         )
-        second = subprocess.Popen(
-            [sys.executable, "-m", "runner", "run", "shared.yaml", "--progress", "plain",
-             "--out", "out-2"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        # Readiness: the second run has asked the store for a claim (its row in `runs`):
-        # every job is in the ledger, so that was for a reply the first run is waiting on.
-        while _rows(state, "runs") < 2:
-            assert second.poll() is None, second.communicate()[1]
-            time.sleep(0.02)
-        answer.touch()
-        _, second_err = second.communicate(timeout=300)
+        opener.start()
+        monkeypatch.chdir(tmp_path)
+        for name, value in subprocess_env(url).items():
+            monkeypatch.setenv(name, value)
+        real_time = time.time
+        monkeypatch.setattr(time, "time", lambda: real_time() + 120)
+        second = run_cli("run", "shared.yaml", "--progress", "plain", "--out", "out-2")
+        monkeypatch.setattr(time, "time", real_time)
+        opener.join(timeout=60)
         _, err = first.communicate(timeout=300)
+    assert met == [True]  # the second run met the first's claims while they were alive
     assert first.returncode == 0, err
-    assert second.returncode == 0, second_err
+    assert second.exit_code == 0, second.stderr
     assert server.result == (count, count)  # each recording and each request paid once
 
 
