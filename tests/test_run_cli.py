@@ -496,9 +496,13 @@ def test_rerun_after_ctrl_c_pays_for_nothing_twice(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     """A run stopped while its transcription is processing: the rerun reattaches to it.
-    (Half a second is ten times what the saved transcript's tasks take; the job is
-    polled without pause in test mode until then, so a longer stop is CPU spent.)"""
+    (Half a second is ten times what the saved transcript's tasks take.)"""
+    from fakeapi import delay
+
     fake.on_audio("board-meeting", polls_to_completed=10**9)  # never finishes by itself
+    # Polls have no pause in test mode: answered at once, the job was polled ~500 times
+    # in the half second, each one CPU of the run's and of the fake's.
+    fake.faults.add("GET /v2/transcript/*", delay(0.05), times=None)
     (served / "notes.yaml").write_text(RECIPE)
     code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "0.5")
     assert code == 1
