@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import functools
 import json
 import math
@@ -143,14 +142,27 @@ def _now_iso(offset: float = 0.0) -> str:
 
 
 @functools.cache
+def _fixture_text(name: str) -> str:
+    """A real AssemblyAI fixture's text, read once."""
+    return (FIXTURES_DIR / name).read_text(encoding="utf-8")
+
+
+@functools.cache
 def _fixture(name: str) -> Any:
-    """Load a real AssemblyAI fixture once; callers deep-copy before mutating."""
-    return json.loads((FIXTURES_DIR / name).read_text(encoding="utf-8"))
+    """Load a real AssemblyAI fixture once; callers copy before mutating."""
+    return json.loads(_fixture_text(name))
 
 
 def fixture(name: str) -> Any:
-    """A private deep copy of a fixture, so fakes never share mutable state."""
-    return copy.deepcopy(_fixture(name))
+    """A private copy of a fixture, so fakes never share mutable state: decoded afresh
+    from its text, which is a deep copy at C speed (``copy.deepcopy`` calls ``id()``
+    for every object, each an audit event the hermetic guard's hook sees)."""
+    return json.loads(_fixture_text(name))
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (what a request body is), without ``copy.deepcopy``."""
+    return json.loads(json.dumps(value))
 
 
 # ---------------------------------------------------------------------------------------
@@ -431,9 +443,12 @@ class TranscriptJob:
 
     @property
     def text(self) -> str | None:
-        """The transcript text once completed (what the Gateway injects)."""
-        body = self.body()
-        return body["text"] if body["status"] == "completed" else None
+        """The transcript text once completed (what the Gateway injects): the wildfires
+        text, or the deleted shape's, read without decoding the whole body."""
+        if self.deleted:
+            text: str | None = _fixture("transcript-deleted.json")["text"]
+            return text
+        return completed_text() if self.status == "completed" else None
 
     def body(self) -> JSONDict:
         """The full Transcript object for the current state."""
@@ -466,27 +481,77 @@ class TranscriptJob:
         to walk, and the fake's own CPU would decide a benchmark's wall time."""
         if self._completed is None:
             self.completed_at = self.completed_at or _now_iso()
-            body = build_completed_body(self._base_body(), self.options)
-            self._completed = json.dumps(body).encode()
+            self._completed = encode_completed_body(self._base_body(), self.options)
         return self._completed
 
 
-def build_completed_body(body: JSONDict, options: JSONDict) -> JSONDict:
-    """Fill a queued body with the wildfires result (text, words, confidence, duration)."""
+def completed_text() -> str:
+    """The text of every completed transcript (the wildfires recording's)."""
+    text: str = _fixture("transcript-wildfires.json")["text"]
+    return text
+
+
+# Stand-ins for the words and utterances in a completed body while it is encoded: the
+# job's own fields are encoded per job, the ~140 KB of words once per way of labelling
+# them (most of the fake's CPU in a run was encoding the same words for every job).
+_WORDS_SLOT = f"words-{uuid.uuid4()}"
+_UTTERANCES_SLOT = f"utterances-{uuid.uuid4()}"
+
+
+@functools.cache
+def _encoded_words(labels: tuple[str, ...], channels: bool) -> tuple[bytes, bytes]:
+    """The JSON of the words and of the utterances, labelled by ``labels`` (none: no
+    speakers, ``null`` utterances); what ``json.dumps`` writes for them in a body."""
+    words = labelled_words(list(labels) or None, channels=channels)
+    utterances = utterances_of(words) if labels else None
+    return json.dumps(words).encode(), json.dumps(utterances).encode()
+
+
+def encode_completed_body(body: JSONDict, options: JSONDict) -> bytes:
+    """``json.dumps(build_completed_body(body, options))``, byte for byte, with the
+    words' and utterances' encodings reused from :func:`_encoded_words`."""
+    labels = _speaker_labels_for(options)
+    filled = build_completed_body(body, options, words=[])
+    filled.update(words=_WORDS_SLOT, utterances=_UTTERANCES_SLOT)
+    words, utterances = _encoded_words(tuple(labels or ()), bool(options.get("multichannel")))
+    encoded = json.dumps(filled).encode()
+    for slot, value in ((_WORDS_SLOT, words), (_UTTERANCES_SLOT, utterances)):
+        quoted = json.dumps(slot).encode()
+        assert encoded.count(quoted) == 1, slot  # a fresh UUID: in no request's echo
+        encoded = encoded.replace(quoted, value)
+    return encoded
+
+
+def labelled_words(labels: list[str] | None, *, channels: bool) -> list[JSONDict]:
+    """A private copy of the wildfires words, speakers labelled when ``labels`` are given."""
     source = _fixture("transcript-wildfires.json")
     # Each word's own dict (speakers are labelled in place); its values are numbers,
     # strings and None, so a shallow copy per word is a whole copy, at a fiftieth of
-    # deepcopy's CPU (a completed job each time: most of the fake's work in a run).
+    # deepcopy's CPU.
     words = [dict(word) for word in source["words"]]
-    labels = _speaker_labels_for(options)
     if labels:
-        label_speakers(words, labels, channels=bool(options.get("multichannel")))
+        label_speakers(words, labels, channels=channels)
+    return words
+
+
+def build_completed_body(
+    body: JSONDict, options: JSONDict, *, words: list[JSONDict] | None = None
+) -> JSONDict:
+    """Fill a queued body with the wildfires result (text, words, confidence, duration);
+    ``words`` given are used as they are (utterances are then left to the caller)."""
+    source = _fixture("transcript-wildfires.json")
+    labels = _speaker_labels_for(options)
+    if words is None:
+        words = labelled_words(labels, channels=bool(options.get("multichannel")))
+        utterances = utterances_of(words) if labels else None
+    else:
+        utterances = None
     models = options.get("speech_models") or [source["speech_model_used"]]
     body.update(
         status="completed",
         text=source["text"],
         words=words,
-        utterances=utterances_of(words) if labels else None,
+        utterances=utterances,
         confidence=source["confidence"],
         audio_duration=source["audio_duration"],
         speech_model_used=models[0],
@@ -974,7 +1039,8 @@ def _message_text(message: JSONDict) -> str:
 def effective_messages(body: JSONDict) -> list[JSONDict]:
     """``prompt`` becomes one user message (spec LLMGatewayRequest.prompt)."""
     if isinstance(body.get("messages"), list):
-        return copy.deepcopy(body["messages"])
+        messages: list[JSONDict] = json_copy(body["messages"])
+        return messages
     return [{"role": "user", "content": body.get("prompt", "")}]
 
 
@@ -2171,7 +2237,7 @@ async def serve(
     ``shutdown_timeout`` is short so a test that leaves a delayed request behind does not
     wait a minute at teardown.
     """
-    runner = web.AppRunner(fake.make_app(), access_log=None, shutdown_timeout=0.25)
+    runner = web.AppRunner(fake.make_app(), access_log=None, shutdown_timeout=0.05)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -2249,6 +2315,8 @@ class ProcessServer:
     def __init__(self, fake: FakeAssemblyAI, report: Callable[[FakeAssemblyAI], Any]) -> None:
         import multiprocessing
 
+        # Read the spec here, once per test process: every forked server inherits it.
+        load_param_schema(fake.spec_path)
         self._context = multiprocessing.get_context("fork")
         self._parent, self._child = self._context.Pipe()
         self._process = self._context.Process(

@@ -24,8 +24,10 @@ from fakeapi import (
     V2_AUTH_ERROR,
     FakeAssemblyAI,
     after_processing_reset,
+    build_completed_body,
     delay,
     download_error,
+    encode_completed_body,
     fixture,
     malformed,
     minimal_instance,
@@ -175,6 +177,28 @@ async def test_error_rule_ends_in_status_error(
     assert done["status"] == "error"
     assert done["error"] == download_error(url)
     assert "Please make sure the file exists and is accessible from the internet." in done["error"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"speaker_labels": True},
+        {"speaker_labels": True, "speakers_expected": 3, "language_detection": True},
+        {"multichannel": True, "speech_models": ["universal-2"]},
+        {"custom_spelling": [{"from": ["words-"], "to": '\u0000 "utterances"'}]},
+    ],
+)
+def test_a_completed_body_is_encoded_as_json_dumps_would(options: dict[str, Any]) -> None:
+    """The words' encoding is reused across jobs; the bytes served stay those of
+    ``json.dumps`` of the whole body, and each job's words are its own labelling."""
+    base = {"id": "an-id", "status": "queued", "audio_url": "https://a.example/x.mp3", **options}
+    expected = json.dumps(build_completed_body(dict(base), options)).encode()
+    assert encode_completed_body(dict(base), options) == expected
+    assert encode_completed_body(dict(base), options) == expected  # from the cache
+    decoded = json.loads(expected)
+    assert len(decoded["words"]) == len(WILDFIRES["words"])
+    assert decoded["text"] == WILDFIRES["text"]
 
 
 async def test_speaker_labels_produce_utterances(

@@ -495,10 +495,16 @@ def test_offline_replays_without_a_server_or_key(
 def test_rerun_after_ctrl_c_pays_for_nothing_twice(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
-    """A run stopped while its transcription is processing: the rerun reattaches to it."""
+    """A run stopped while its transcription is processing: the rerun reattaches to it.
+    (Half a second is ten times what the saved transcript's tasks take.)"""
+    from fakeapi import delay
+
     fake.on_audio("board-meeting", polls_to_completed=10**9)  # never finishes by itself
+    # Polls have no pause in test mode: answered at once, the job was polled ~500 times
+    # in the half second, each one CPU of the run's and of the fake's.
+    fake.faults.add("GET /v2/transcript/*", delay(0.05), times=None)
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "1")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "0.5")
     assert code == 1
     stopped = manifest(served)
     assert stopped["summary"]["outcome"] == "timed out"
@@ -624,11 +630,15 @@ def test_the_same_audio_twice_in_one_run_is_transcribed_once(
 def test_a_stop_while_the_submission_is_on_the_wire_is_recorded(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
+    """The run's time is up while its POST is unanswered: the answer is waited for and
+    recorded, so the rerun does not submit again. The POST goes out well within the
+    0.6 s (an in-process run sends it in tens of ms) and is answered 0.4 s after the
+    stop at the latest."""
     from fakeapi import delay
 
-    fake.faults.add("POST /v2/transcript", delay(2), times=1)
+    fake.faults.add("POST /v2/transcript", delay(1.0), times=1)
     (served / "notes.yaml").write_text(RECIPE)
-    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "1")
+    code, _, _ = run_cli("run", "notes.yaml", "--progress", "plain", "--timeout", "0.6")
     assert code == 1
     assert len(fake.submissions) == 1
     code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
@@ -1010,12 +1020,13 @@ def test_a_hung_llm_call_is_bounded_by_the_recipe(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:
     """`timeouts: {llm, retry}`: a hung model fails its task in about a second, not 180 s,
-    after one more try (a second timeout is a hang)."""
+    after one more try (a second timeout is a hang). Every call hangs, so however short
+    the timeout it is a hang that ends it (0.1 s: the run's calls wait in turn)."""
     from fakeapi import delay
 
     fake.faults.add("POST /v1/chat/completions", delay(30), times=None)
     (served / "notes.yaml").write_text(
-        RECIPE.replace("transcription:\n", "timeouts: {llm: 0.3, retry: 0.5}\ntranscription:\n")
+        RECIPE.replace("transcription:\n", "timeouts: {llm: 0.1, retry: 0.5}\ntranscription:\n")
     )
     started = time.monotonic()
     code, _, err = run_cli("run", "notes.yaml", "--progress", "plain")
@@ -1024,7 +1035,7 @@ def test_a_hung_llm_call_is_bounded_by_the_recipe(
     tasks = [t for i in manifest(served)["items"] for t in i["tasks"]]
     first = [t for t in tasks if t["status"] == "failed"]
     assert first, err
-    assert all("timed out twice (0.3 s each)" in t["error"] for t in first)
+    assert all("timed out twice (0.1 s each)" in t["error"] for t in first)
 
 
 def test_outputs_honour_the_umask_and_a_crash_leaves_no_stale_manifest(
@@ -1253,9 +1264,12 @@ def _rows(state: Path, table: str) -> int:
 
 
 @pytest.mark.slow
-def test_replies_received_before_a_kill_9_are_not_paid_again(tmp_path: Path) -> None:
+def test_replies_received_before_a_kill_9_are_not_paid_again(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SIGKILL while two paid replies are being checked: each was committed the moment
-    it arrived, so the rerun replays both (before: it paid for both again)."""
+    it arrived, so the rerun replays both (before: it paid for both again). The killed
+    run is a process of its own; the rerun runs in this one."""
     import signal
 
     answered = tmp_path / "answered"
@@ -1282,62 +1296,74 @@ def test_replies_received_before_a_kill_9_are_not_paid_again(tmp_path: Path) -> 
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
-        rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=300)
+        monkeypatch.chdir(tmp_path)
+        for name in ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "ASSEMBLYAI_LLM_GATEWAY_URL"):
+            monkeypatch.setenv(name, env[name])
+        rerun = run_cli(*command[3:])
     assert process.returncode == -signal.SIGKILL
-    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.exit_code == 0, rerun.stderr
     assert server.result == 2  # the two replies of the killed run; the rerun asked nothing
     report = manifest(tmp_path)
     assert [t["cached"] for i in report["items"] for t in i["tasks"]] == [True, True]
 
 
-SKEW = """\
-import os
-import time
-
-_real_time = time.time
-_skew = float(os.environ.get("SKEW_SECONDS", "0"))
-time.time = lambda: _real_time() + _skew  # this machine's clock is off by SKEW_SECONDS
-"""
+def _touch_once_two_runs_are_known(state: Path, gate: Path, met: list[bool]) -> None:
+    """Touch ``gate`` once a second run has asked the store for a claim (its row in
+    ``runs``), saying so in ``met``; or after a minute, so that nothing waits forever."""
+    deadline = time.monotonic() + 60
+    while _rows(state, "runs") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # between looks at the store; the row is the signal
+    met.append(_rows(state, "runs") >= 2)
+    gate.touch()
 
 
 @pytest.mark.slow
 def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
-    tmp_path: Path,
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two runs share a state folder; the second's clock is 120 s ahead. Liveness is
     judged by the holder's process, never by comparing clocks, so neither takes over
-    the other's live claims (before: the second paid again for what the first held)."""
-    from fakeapi import delay
+    the other's live claims (before: the second paid again for what the first held).
+    The first run is a process of its own; the second runs in this one, its
+    ``time.time`` two minutes ahead (the runner reads the wall clock only through it)."""
+    import threading
 
-    skewed = tmp_path / "skewed"
-    skewed.mkdir()
-    (skewed / "sitecustomize.py").write_text(SKEW)
+    from fakeapi import hold
+
     fake = FakeAssemblyAI(api_key=KEY)
     fake.gateway.responder = reply_for
-    fake.faults.add("POST /v1/chat/completions", delay(3), times=None)
+    # The first run's LLM requests are answered only once the second has met its claims.
+    answer = tmp_path / "answer"
+    fake.faults.add("POST /v1/chat/completions", hold(answer), times=None)
     count = 6
     with serve_in_process(fake, lambda f: (len(f.submissions), len(f.gateway.calls))) as server:
         url = server.base_url  # type: ignore[attr-defined]
         first = _start_list_run(tmp_path, "shared", count, url, "--out", "out-1")
         state = tmp_path / ".transcript-runner" / "state.db"
         # Readiness: every job in the ledger and the first run's LLM requests claimed
-        # (they take 3 s each), so the second run meets claims that are alive.
+        # (held unanswered), so the second run meets claims that are alive.
         while _rows(state, "transcriptions") < count or _rows(state, "claims") < count:
             assert first.poll() is None, first.communicate()[1]
             time.sleep(0.02)
-        env = subprocess_env(url)
-        env["SKEW_SECONDS"] = "120"
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(skewed), str(ROOT), os.environ.get("PYTHONPATH")])
+        # Every job is in the ledger, so the second run's first claim is for a reply
+        # the first run is waiting on: then the replies are let through.
+        met: list[bool] = []
+        opener = threading.Thread(
+            target=_touch_once_two_runs_are_known, args=(state, answer, met), daemon=True
         )
-        second = subprocess.run(
-            [sys.executable, "-m", "runner", "run", "shared.yaml", "--progress", "plain",
-             "--out", "out-2"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        opener.start()
+        monkeypatch.chdir(tmp_path)
+        for name, value in subprocess_env(url).items():
+            monkeypatch.setenv(name, value)
+        real_time = time.time
+        monkeypatch.setattr(time, "time", lambda: real_time() + 120)
+        second = run_cli("run", "shared.yaml", "--progress", "plain", "--out", "out-2")
+        monkeypatch.setattr(time, "time", real_time)
+        opener.join(timeout=60)
         _, err = first.communicate(timeout=300)
+    assert met == [True]  # the second run met the first's claims while they were alive
     assert first.returncode == 0, err
-    assert second.returncode == 0, second.stderr
+    assert second.exit_code == 0, second.stderr
     assert server.result == (count, count)  # each recording and each request paid once
 
 
