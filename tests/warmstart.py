@@ -17,8 +17,10 @@ codes are the workflow's own; only the import happened earlier, in the parent.
 ``python -m runner.MODULE`` lines (action.yml's) go the same way (``runpy``). A Whisper
 model loaded there answers from the suite's shared decodes (tests/shared_decodes.py):
 the workflow runs the shipped first-run.yaml, whose recording the local engine's tests
-decode already. tests/test_warmstart.py holds all this to a cold start of the installed
-script.
+decode already; the packaged embedding model from the shared embeddings
+(tests/shared_embeddings.py): graded-summary.yaml's grounded checks embed the same
+passages in each of the workflow's three runs. tests/test_warmstart.py holds all this
+to a cold start of the installed script.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ from typing import Any
 
 import pytest
 from shared_decodes import decodes_folder, shared_loader
+from shared_embeddings import embeddings_folder, shared_embedding_loader
 
-from runner.transcript import local_engine
+from runner.transcript import embedding, local_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 # The installed `transcript-runner` calls what pyproject.toml names; so does the server.
@@ -184,13 +187,13 @@ def _client(folder: Path, name: str, how: str, path: str) -> Path:
 
 
 @contextlib.contextmanager
-def warm_server(decodes: Path) -> Iterator[Warm]:
+def warm_server(decodes: Path, embeddings: Path) -> Iterator[Warm]:
     # A Unix socket's path has room for about 100 bytes: a short folder of its own.
     folder = Path(tempfile.mkdtemp(prefix="warm-"))
     path = str(folder / "socket")
     log = (folder / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, __file__, path, str(decodes)],
+        [sys.executable, __file__, path, str(decodes), str(embeddings)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -215,13 +218,16 @@ def warm_server(decodes: Path) -> Iterator[Warm]:
 @pytest.fixture(scope="session")
 def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
     """A warm `transcript-runner` for the tests that play bash lines (one per worker)."""
-    with warm_server(decodes_folder(tmp_path_factory)) as found:
+    with warm_server(
+        decodes_folder(tmp_path_factory), embeddings_folder(tmp_path_factory)
+    ) as found:
         yield found
 
 
 def main(argv: list[str]) -> Any:
     preload()
     local_engine._load = shared_loader(Path(argv[2]))  # the suite's Whisper decodes
+    embedding._load = shared_embedding_loader(Path(argv[3]))  # and its embeddings
     gc.freeze()  # what the imports made stays shared with the children, untouched
     job = serve(argv[1])  # returns in the command's process only
     become(job)
