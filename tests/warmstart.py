@@ -92,14 +92,29 @@ class Job:
     env: dict[str, str]
 
 
+# What the runner imports inside the functions that need it (the HTML report, quotes'
+# alignment, the repair of near-JSON, audio durations, embeddings' arrays): a command's
+# imports are its own, so each command that needs one paid for it again. Not ONNX
+# Runtime, which starts a thread as it is imported (a forked child would inherit its
+# state without the thread), nor faster-whisper, which one command of a test needs at
+# most: each server would pay what that one command pays. NumPy's OpenBLAS starts a
+# thread too, but stops its threads before each fork (pthread_atfork) and starts them
+# again in the child that computes.
+LAZY_IMPORTS = ("markdown_it", "rapidfuzz.fuzz", "json_repair", "wave", "numpy")
+
+
 def preload() -> None:
-    """Import every module of the runner, as the commands would on their way."""
+    """Import every module of the runner, as the commands would on their way, and what
+    its commands import later (:data:`LAZY_IMPORTS`)."""
     import runner
 
     import_module(ENTRY.partition(":")[0])
     for module in pkgutil.walk_packages(runner.__path__, "runner."):
         if not module.name.endswith("__main__"):
             import_module(module.name)
+    for name in LAZY_IMPORTS:
+        with contextlib.suppress(ImportError):  # an extra that is not installed
+            import_module(name)
 
 
 def serve(path: str) -> Job:
