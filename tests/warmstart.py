@@ -29,7 +29,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
-import json
+import marshal
 import os
 import pkgutil
 import runpy
@@ -60,23 +60,27 @@ ENTRY = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["pr
     "transcript-runner"
 ]
 
-# The client: stdlib only, started with -IS (no site, no environment), so it costs a
-# few milliseconds. It sends its streams, then {how, args, cwd, env}; it reads the code.
+# The client: started with -IS (no site, no environment) and built on what loads with
+# the interpreter or in C (_socket, array, marshal), so it costs about 15 ms of CPU where
+# socket.py and json took 30 (enum, re: a workflow's test starts it 30 times). It sends
+# its streams as socket.send_fds does, then {how, argv, cwd, env}; it reads the code.
 CLIENT = """\
-import json, os, socket, sys
+import _socket, array, marshal, os, sys
 how = {how!r}
 for fd in (0, 1, 2):  # a closed stream is /dev/null, as it would be to a child
     try:
         os.fstat(fd)
     except OSError:
         os.open(os.devnull, os.O_RDWR)
-with socket.socket(socket.AF_UNIX) as server:
-    server.connect({path!r})
-    socket.send_fds(server, [b"!"], [0, 1, 2])
-    request = {{"how": how, "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ)}}
-    server.sendall(json.dumps(request).encode())
-    server.shutdown(socket.SHUT_WR)
-    answer = b"".join(iter(lambda: server.recv(64), b""))
+server = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+server.connect({path!r})
+streams = array.array("i", [0, 1, 2])
+server.sendmsg([b"!"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, streams)])
+request = {{"how": how, "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ)}}
+server.sendall(marshal.dumps(request))
+server.shutdown(_socket.SHUT_WR)
+answer = b"".join(iter(lambda: server.recv(64), b""))
+server.close()
 code = int(answer or b"1")
 if code < 0:  # killed by a signal: die of it too, as the shell expects
     os.kill(os.getpid(), -code)
@@ -151,7 +155,7 @@ def _handle(conn: socket.socket) -> Job:
     """In the handler: read the job, fork the command's process, wait, send its code."""
     _, fds, _, _ = socket.recv_fds(conn, 1, 3)
     body = b"".join(iter(lambda: conn.recv(1 << 16), b""))
-    request = json.loads(body)
+    request = marshal.loads(body)
     job = Job(request["how"], request["argv"], request["cwd"], request["env"])
     pid = os.fork()
     if pid == 0:
