@@ -201,6 +201,7 @@ def end(job: Job) -> NoReturn:
     CPU (30 commands in the workflow's test). What the shell sees is the same: a code
     that is not a number, an exception, or a stream that cannot be flushed takes the
     interpreter's own way out, which says so as it always does."""
+    status = 0
     try:
         become(job)
     except SystemExit as exited:
