@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from fakeapi import FakeAssemblyAI
 
 # The fake's fixtures: fake, base_url (served on the test's loop), thread_url; one Whisper
-# decode per audio and options for the whole suite (tests/shared_decodes.py); `warm`, the
-# `transcript-runner` that bash lines of the workflow and the action run (tests/warmstart.py).
-pytest_plugins = ("fakeapi", "shared_decodes", "warmstart")
+# decode per audio and options for the whole suite (tests/shared_decodes.py), one embedding
+# per list of texts (tests/shared_embeddings.py); `warm`, the `transcript-runner` that bash
+# lines of the workflow and the action run (tests/warmstart.py).
+pytest_plugins = ("fakeapi", "shared_decodes", "shared_embeddings", "warmstart")
 
 # Checks shared by the docs tests fail with pytest's explanations, as asserts in tests do.
 pytest.register_assert_rewrite("docblocks")

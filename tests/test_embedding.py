@@ -28,7 +28,9 @@ from runner.transcript.embedding import (
 if TYPE_CHECKING:
     import numpy
 
-pytestmark = pytest.mark.slow  # a real embedding model
+# A real embedding model, asked itself: not the suite's shared embeddings
+# (tests/shared_embeddings.py), which rest on what these tests hold it to.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("real_embeddings")]
 
 RECORDED = json.loads(
     (Path(__file__).parent / "fixtures" / "embeddings" / "all-MiniLM-L6-v2.json").read_text(
@@ -81,6 +83,7 @@ def test_vectors_are_unit_length_and_batches_do_not_change_them(vectors: numpy.n
     import numpy
 
     model = embedder(PACKAGED)
+    assert isinstance(model, OnnxEmbedder)  # the model itself, not the suite's kept vectors
     together = vectors  # all the texts, in batches
     alone = numpy.concatenate([model.embed([text]) for text in TEXTS[:3]])
     assert numpy.allclose(numpy.linalg.norm(together, axis=1), 1.0, atol=1e-5)

@@ -10,22 +10,26 @@ So a server started once per worker imports the runner and waits; the
 arguments, folder, environment and its own standard streams (the file descriptors
 themselves, over a Unix socket). The server forks; the child takes on all of that and
 calls the entry point that ``[project.scripts]`` names, as the installed script does,
-then exits as any interpreter does (atexit, flushed streams); the script exits with the
-child's code, or dies of the child's signal. bash, the line's words, the pipes and the
+then exits as any interpreter does (threads joined, atexit, flushed streams) but
+without tearing down the heap it shares with the server (:func:`end`); the script exits
+with the child's code, or dies of the child's signal. bash, the line's words, the pipes and the
 codes are the workflow's own; only the import happened earlier, in the parent.
 
 ``python -m runner.MODULE`` lines (action.yml's) go the same way (``runpy``). A Whisper
 model loaded there answers from the suite's shared decodes (tests/shared_decodes.py):
 the workflow runs the shipped first-run.yaml, whose recording the local engine's tests
-decode already. tests/test_warmstart.py holds all this to a cold start of the installed
-script.
+decode already; the packaged embedding model from the shared embeddings
+(tests/shared_embeddings.py): graded-summary.yaml's grounded checks embed the same
+passages in each of the workflow's three runs. tests/test_warmstart.py holds all this
+to a cold start of the installed script.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
-import json
+import marshal
 import os
 import pkgutil
 import runpy
@@ -35,18 +39,20 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from shared_decodes import decodes_folder, shared_loader
+from shared_embeddings import embeddings_folder, shared_embedding_loader
 
-from runner.transcript import local_engine
+from runner.transcript import embedding, local_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 # The installed `transcript-runner` calls what pyproject.toml names; so does the server.
@@ -54,23 +60,27 @@ ENTRY = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["pr
     "transcript-runner"
 ]
 
-# The client: stdlib only, started with -IS (no site, no environment), so it costs a
-# few milliseconds. It sends its streams, then {how, args, cwd, env}; it reads the code.
+# The client: started with -IS (no site, no environment) and built on what loads with
+# the interpreter or in C (_socket, array, marshal), so it costs about 15 ms of CPU where
+# socket.py and json took 30 (enum, re: a workflow's test starts it 30 times). It sends
+# its streams as socket.send_fds does, then {how, argv, cwd, env}; it reads the code.
 CLIENT = """\
-import json, os, socket, sys
+import _socket, array, marshal, os, sys
 how = {how!r}
 for fd in (0, 1, 2):  # a closed stream is /dev/null, as it would be to a child
     try:
         os.fstat(fd)
     except OSError:
         os.open(os.devnull, os.O_RDWR)
-with socket.socket(socket.AF_UNIX) as server:
-    server.connect({path!r})
-    socket.send_fds(server, [b"!"], [0, 1, 2])
-    request = {{"how": how, "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ)}}
-    server.sendall(json.dumps(request).encode())
-    server.shutdown(socket.SHUT_WR)
-    answer = b"".join(iter(lambda: server.recv(64), b""))
+server = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+server.connect({path!r})
+streams = array.array("i", [0, 1, 2])
+server.sendmsg([b"!"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, streams)])
+request = {{"how": how, "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ)}}
+server.sendall(marshal.dumps(request))
+server.shutdown(_socket.SHUT_WR)
+answer = b"".join(iter(lambda: server.recv(64), b""))
+server.close()
 code = int(answer or b"1")
 if code < 0:  # killed by a signal: die of it too, as the shell expects
     os.kill(os.getpid(), -code)
@@ -86,14 +96,29 @@ class Job:
     env: dict[str, str]
 
 
+# What the runner imports inside the functions that need it (the HTML report, quotes'
+# alignment, the repair of near-JSON, audio durations, embeddings' arrays): a command's
+# imports are its own, so each command that needs one paid for it again. Not ONNX
+# Runtime, which starts a thread as it is imported (a forked child would inherit its
+# state without the thread), nor faster-whisper, which one command of a test needs at
+# most: each server would pay what that one command pays. NumPy's OpenBLAS starts a
+# thread too, but stops its threads before each fork (pthread_atfork) and starts them
+# again in the child that computes.
+LAZY_IMPORTS = ("markdown_it", "rapidfuzz.fuzz", "json_repair", "wave", "numpy")
+
+
 def preload() -> None:
-    """Import every module of the runner, as the commands would on their way."""
+    """Import every module of the runner, as the commands would on their way, and what
+    its commands import later (:data:`LAZY_IMPORTS`)."""
     import runner
 
     import_module(ENTRY.partition(":")[0])
     for module in pkgutil.walk_packages(runner.__path__, "runner."):
         if not module.name.endswith("__main__"):
             import_module(module.name)
+    for name in LAZY_IMPORTS:
+        with contextlib.suppress(ImportError):  # an extra that is not installed
+            import_module(name)
 
 
 def serve(path: str) -> Job:
@@ -130,7 +155,7 @@ def _handle(conn: socket.socket) -> Job:
     """In the handler: read the job, fork the command's process, wait, send its code."""
     _, fds, _, _ = socket.recv_fds(conn, 1, 3)
     body = b"".join(iter(lambda: conn.recv(1 << 16), b""))
-    request = json.loads(body)
+    request = marshal.loads(body)
     job = Job(request["how"], request["argv"], request["cwd"], request["env"])
     pid = os.fork()
     if pid == 0:
@@ -165,6 +190,36 @@ def become(job: Job) -> None:
     raise SystemExit(getattr(import_module(module_name), function)())
 
 
+def end(job: Job) -> NoReturn:
+    """Run the job's command, then end its process as the interpreter ends one, without
+    the teardown that frees every object: non-daemon threads joined and atexit
+    functions run (``threading._shutdown`` and ``atexit._run_exitfuncs``, what
+    ``Py_FinalizeEx`` calls), cyclic garbage collected (a file in a cycle is closed and
+    flushed), the standard streams flushed, then ``os._exit``, as multiprocessing's fork
+    children end. Freeing the objects the child inherited writes to the pages it shares
+    with the server, and copying them cost each command about a tenth of a second of
+    CPU (30 commands in the workflow's test). What the shell sees is the same: a code
+    that is not a number, an exception, or a stream that cannot be flushed takes the
+    interpreter's own way out, which says so as it always does."""
+    status = 0
+    try:
+        become(job)
+    except SystemExit as exited:
+        if exited.code is not None and not isinstance(exited.code, int):
+            raise
+        status = exited.code or 0
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    gc.collect()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        raise SystemExit(status) from None  # Python flushes again and reports it
+    os._exit(status)
+
+
 @dataclass(frozen=True)
 class Warm:
     """Where the warm `transcript-runner` is (``bin``, to put first on PATH), and the
@@ -184,13 +239,13 @@ def _client(folder: Path, name: str, how: str, path: str) -> Path:
 
 
 @contextlib.contextmanager
-def warm_server(decodes: Path) -> Iterator[Warm]:
+def warm_server(decodes: Path, embeddings: Path) -> Iterator[Warm]:
     # A Unix socket's path has room for about 100 bytes: a short folder of its own.
     folder = Path(tempfile.mkdtemp(prefix="warm-"))
     path = str(folder / "socket")
     log = (folder / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, __file__, path, str(decodes)],
+        [sys.executable, __file__, path, str(decodes), str(embeddings)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -215,16 +270,19 @@ def warm_server(decodes: Path) -> Iterator[Warm]:
 @pytest.fixture(scope="session")
 def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
     """A warm `transcript-runner` for the tests that play bash lines (one per worker)."""
-    with warm_server(decodes_folder(tmp_path_factory)) as found:
+    with warm_server(
+        decodes_folder(tmp_path_factory), embeddings_folder(tmp_path_factory)
+    ) as found:
         yield found
 
 
 def main(argv: list[str]) -> Any:
     preload()
     local_engine._load = shared_loader(Path(argv[2]))  # the suite's Whisper decodes
+    embedding._load = shared_embedding_loader(Path(argv[3]))  # and its embeddings
     gc.freeze()  # what the imports made stays shared with the children, untouched
     job = serve(argv[1])  # returns in the command's process only
-    become(job)
+    end(job)
 
 
 if __name__ == "__main__":
