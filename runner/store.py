@@ -356,7 +356,7 @@ class Store:
                     raise StoreUnusable(
                         self._lost(f"has no {' and no '.join(missing)} table, so it is no store")
                     )
-                if not _TABLES <= tables:  # tables newer than the store
+                if not _TABLES.issubset(tables):  # tables newer than the store
                     self._db.executescript(_SCHEMA)
                 return
             except sqlite3.OperationalError as exc:

@@ -125,13 +125,7 @@ def transcript_html(data: TranscriptShown, quotes: Sequence[Mapping[str, Any]]) 
     # and its text (shown when it has no words).
     blocks: list[tuple[str | None, Any, Words, int, Any]]
     if isinstance(utterances, list) and utterances:
-        blocks = [
-            (f"Speaker {u.get('speaker')}", u.get("start"), Words.of_objects(said), len(said),
-             u.get("text"))
-            for u in utterances
-            if isinstance(u, Mapping)
-            for said in [u.get("words") if isinstance(u.get("words"), list) else []]
-        ]  # fmt: skip
+        blocks = [_utterance(u) for u in utterances if isinstance(u, Mapping)]
     else:
         blocks = [
             (None, words.starts[a], Words(words.texts[a:b], words.starts[a:b]), b - a, None)
@@ -152,6 +146,13 @@ def transcript_html(data: TranscriptShown, quotes: Sequence[Mapping[str, Any]]) 
     return (
         f'<details class="transcript"><summary>Transcript</summary>{"".join(paragraphs)}</details>'
     )
+
+
+def _utterance(utterance: Mapping[str, Any]) -> tuple[str, Any, Words, int, Any]:
+    given = utterance.get("words")
+    said: list[Any] = given if isinstance(given, list) else []
+    speaker, start = utterance.get("speaker"), utterance.get("start")
+    return f"Speaker {speaker}", start, Words.of_objects(said), len(said), utterance.get("text")
 
 
 def _stamp(start: Any) -> str:
@@ -194,7 +195,8 @@ def _marked_words(words: Words, spans: Sequence[tuple[int, int]]) -> str:
     if not spans:  # most paragraphs: one escape for the whole of it
         return _e(" ".join(words.texts))
     quoted = _Spans(spans)
-    out, plain = [], []
+    out: list[str] = []
+    plain: list[str] = []
     for text, start in zip(words.texts, words.starts, strict=True):
         if type(start) is int and quoted.holds(start):
             if plain:
