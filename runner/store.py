@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import sqlite3
 import threading
@@ -116,6 +117,7 @@ CREATE TABLE IF NOT EXISTS intents (
     started REAL NOT NULL
 );
 """
+_TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 
 
 def canonical(value: Any) -> str:
@@ -296,8 +298,12 @@ class Store:
         try:
             db = sqlite3.connect(building, isolation_level=None)
             try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
+                # No journal while it is built: the file is private until linked into
+                # place, and a crash leaves only a leftover to remove. Its tables in one
+                # transaction: one synced commit, not one per table. Opening it switches
+                # it to WAL (_prepare), as every run's opening does.
+                db.execute("PRAGMA journal_mode=OFF")
+                db.executescript(f"BEGIN;{_SCHEMA}COMMIT;")
             finally:
                 db.close()
             try:
@@ -350,7 +356,8 @@ class Store:
                     raise StoreUnusable(
                         self._lost(f"has no {' and no '.join(missing)} table, so it is no store")
                     )
-                self._db.executescript(_SCHEMA)  # tables newer than the store, if any
+                if not _TABLES.issubset(tables):  # tables newer than the store
+                    self._db.executescript(_SCHEMA)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):

@@ -32,6 +32,7 @@ from runner.errors import StoreError
 from runner.store import Holder, Store
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 EXPIRY = 60.0  # seconds a counter stands still, seen from here, before a takeover
 HEARTBEAT = 15.0  # seconds between beats
@@ -56,25 +57,44 @@ class Claims:
         """What another live run produced for ``key`` (``look``, a synchronous store
         method that never calls :meth:`Store.call`, finds it), waiting for it while
         that run works; None once this run holds the claim and must do the work."""
+        found, _ = await self.result_or_claim(key, look, None)
+        return found
+
+    async def result_or_claim(
+        self, key: str, look: Callable[[], T | None], then: Callable[[], U] | None
+    ) -> tuple[T | None, U | None]:
+        """As :meth:`result_of_others`; once this run holds the claim, ``then()`` (a
+        synchronous store method too) runs in the claim's own transaction, and its
+        result comes back beside None: what the claimed work reads first, without one
+        more trip to the store's thread."""
         store = self.store
         if store is None:
-            return None
+            return None, None
         while True:
-            holder, found = await store.call(self._claim_unless_found, store, key, look)
+            holder, found, after = await store.call(
+                self._claim_unless_found, store, key, look, then
+            )
             if holder is None:
-                return found
+                return found, after
             await asyncio.sleep(paced(LOOK_AGAIN) or 0.01)
 
     def _claim_unless_found(
-        self, store: Store, key: str, look: Callable[[], T | None]
-    ) -> tuple[Holder | None, T | None]:
+        self,
+        store: Store,
+        key: str,
+        look: Callable[[], T | None],
+        then: Callable[[], U] | None,
+    ) -> tuple[Holder | None, T | None, U | None]:
         """On the store's thread, in one transaction (the write lock held throughout, so
-        no other run commits in between): the result if there is one, else the claim.
-        ``(holder, None)`` while another live run holds the claim."""
+        no other run commits in between): the result if there is one, else the claim
+        (and ``then()``). ``(holder, None, None)`` while another live run holds it."""
         found = look()
         if found is not None:
-            return None, found
-        return store.claim(key, self.me, self.is_dead), None
+            return None, found, None
+        holder = store.claim(key, self.me, self.is_dead)
+        if holder is None and then is not None:
+            return None, None, then()
+        return holder, None, None
 
     def is_dead(self, holder: Holder) -> bool:
         """Whether ``holder`` is gone: by its process on this machine, else by its counter

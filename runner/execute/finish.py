@@ -135,12 +135,17 @@ def finish(
     """Write the task's files and fill ``record``; the result for dependents, or None
     when the reply could not be processed (the raw reply is kept to read)."""
     output = contained(folder, task.output)
-    raw_path = contained(folder, task.raw_output)
-    if task.keeps_raw_reply:
+    # The raw reply's path (beside the output) only for a task that keeps it, or says it.
+    raw_path = (
+        contained(folder, task.raw_output)
+        if task.keeps_raw_reply or isinstance(outcome, PostProcessFailed)
+        else None
+    )
+    if task.keeps_raw_reply and raw_path is not None:
         write_atomic(raw_path, reply)
         record.raw_output = display_resolved(raw_path)
     if isinstance(outcome, PostProcessFailed):
-        record.fail(f"{outcome} (the raw reply is in {raw_path.name})")
+        record.fail(f"{outcome} (the raw reply is in {raw_path.name if raw_path else ''})")
         return None
     processed = outcome
     record.post_process = list(processed.steps)

@@ -33,6 +33,9 @@ class Settled:
     data: Mapping[str, Any] | None = None  # in hand only when no store could keep it
     saved: Path | None = None  # a transcript_file input
     here: bool = False  # transcribed on this machine: nothing of it lives on AssemblyAI
+    # False when this run submitted the job and kept no body of it (the job finished
+    # without a poll bringing it): there is nothing to look for in the store.
+    maybe_kept: bool = True
 
 
 @dataclass
@@ -83,7 +86,11 @@ class TranscriptLoader:
         else:
             transcript_id = settled.transcript_id or ""
             read = functools.partial(_read_body, words=words)
-            kept_body = await self._kept_body(transcript_id, made_here=settled.here)
+            kept_body = (
+                await self._kept_body(transcript_id, made_here=settled.here)
+                if settled.maybe_kept
+                else None
+            )
             if kept_body is not None:
                 # Reading the top of a body takes 0.06 ms: less than a trip to a thread.
                 _, transcript = (

@@ -34,7 +34,7 @@ from runner.execute.services import TranscriptsApi
 from runner.items import Item
 from runner.recipe.model import InputKind
 from runner.results.manifest import ItemRecord
-from runner.store import LedgerEntry, Store
+from runner.store import Intent, LedgerEntry, Store
 
 # How long a stopping run waits for a transcription POST already on the wire, so the
 # job it may have created is recorded in the ledger.
@@ -203,14 +203,14 @@ class Submitter:
             await self._forget_intent(key)
         return found
 
-    async def settle_open_intent(self, key: str, options: Mapping[str, Any]) -> LedgerEntry | None:
-        """An earlier run's submission in doubt (it died mid-request): its job, now in
-        the ledger, or None (the intent is closed) when the account has no such job."""
+    async def settle_open_intent(
+        self, key: str, options: Mapping[str, Any], intent: Intent
+    ) -> LedgerEntry | None:
+        """An earlier run's submission in doubt (it died mid-request; ``intent``, read
+        with the claim): its job, now in the ledger, or None (the intent is closed) when
+        the account has no such job."""
         store = self.store
         if store is None or self.offline:
-            return None
-        intent = await store.call(store.intent_get, key)
-        if intent is None:
             return None
         made_before = await self._made_before(intent.started, ())
         doubt = "an earlier run stopped while its submission was on the wire"

@@ -34,7 +34,14 @@ from runner.execute.submissions import MAX_SUBMISSIONS, Submitter
 from runner.items import Item
 from runner.recipe.model import InputKind, LocalEngine, Recipe
 from runner.results.manifest import ItemRecord
-from runner.store import LedgerEntry, Store, audio_identity, ledger_key, transcription_key
+from runner.store import (
+    Intent,
+    LedgerEntry,
+    Store,
+    audio_identity,
+    ledger_key,
+    transcription_key,
+)
 from runner.transcript.local_engine import LocalEngineUnavailable, transcribe_file
 
 # Threads per local decode (CTranslate2): two, since a Whisper decode gains little from more
@@ -82,7 +89,9 @@ class Transcriber:
             record.transcript_id = result.transcript_id
         # A body already kept in the store is read back when needed, not held meanwhile.
         data = None if self.store is not None and result.transcript_id else result.data
-        return Settled(transcript_id=result.transcript_id, data=data)
+        # Submitted here and no body in hand: none was kept, so none is looked for.
+        kept = not (result.submitted and result.data is None)
+        return Settled(transcript_id=result.transcript_id, data=data, maybe_kept=kept)
 
     async def _keep(self, transcript_id: str, part: str, data: Mapping[str, Any]) -> None:
         if self.store is not None:
@@ -193,19 +202,20 @@ class Transcriber:
             )
         async with self.claims.working_on(key):
             for _ in range(MAX_SUBMISSIONS):
-                if entry is None:
+                intent: Intent | None = None
+                if entry is None and self.store is not None:
                     # Another run sharing this state folder may be submitting the same
-                    # audio: wait for its job rather than paying for a second one.
-                    entry = (
-                        await self.claims.result_of_others(
-                            key, functools.partial(self.store.ledger_get, key)
-                        )
-                        if self.store is not None
-                        else None
+                    # audio: wait for its job rather than paying for a second one. Once
+                    # the claim is this run's, the same transaction reads the intent an
+                    # earlier run may have left open (a submission in doubt).
+                    entry, intent = await self.claims.result_or_claim(
+                        key,
+                        functools.partial(self.store.ledger_get, key),
+                        None if self.offline else functools.partial(self.store.intent_get, key),
                     )
-                if entry is None:
+                if entry is None and intent is not None:
                     # This run holds the claim: a submission left in doubt is its to settle.
-                    entry = await self._submissions.settle_open_intent(key, options)
+                    entry = await self._submissions.settle_open_intent(key, options, intent)
                 if entry is None:
                     return await self._submissions.submit(item, record, key, audio, options)
                 reused = await self._reattach(entry, key)

@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.request import pathname2url
 
-import msgspec
-
 from runner.recipe.prices import format_usd
 from runner.results import checks_matrix, engines_html
 from runner.results.manifest import (
@@ -44,15 +42,13 @@ from runner.results.manifest import (
     item_record,
 )
 from runner.results.rates import percent
-from runner.transcript.model import ends_sentence
-from runner.transcript.text import format_timestamp
+from runner.results.transcript_html import TranscriptShown, read_shown, transcript_html
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
 REPORT_FILE = "report.html"
 MAX_OUTPUT_BYTES = 200_000  # an output larger than this is linked, not inlined
-MAX_TRANSCRIPT_WORDS = 20_000  # a longer transcript is cut, saying so
 # Past this many bytes of items in full, each further item is a short entry (status,
 # errors, a link to its folder): a browser opens a report of 10,000 hour-long
 # recordings in full (gigabytes) slowly or not at all.
@@ -355,7 +351,7 @@ def _item(index: int, record: ItemRecord, report_dir: Path) -> str:
     for task in record.tasks:
         parts.append(_task(task, player_id if audio else None, quotes))
     if transcript is not None:
-        parts.append(_transcript_html(transcript, quotes))
+        parts.append(transcript_html(transcript, quotes))
     parts.append("</section>\n")
     return "".join(parts)
 
@@ -548,129 +544,14 @@ def _safe_link(url: str) -> bool:
     return url.strip().lower().startswith(("http://", "https://", "mailto:"))
 
 
-def _transcript(record: ItemRecord) -> Mapping[str, Any] | None:
+def _transcript(record: ItemRecord) -> TranscriptShown | None:
     """The item's transcript: the one the run wrote, or the saved file it read."""
     candidates = []
     if record.folder:
         candidates.append(Path(record.folder) / "transcript.json")
     if record.kind == "transcript_file":
         candidates.append(Path(record.source))
-    for path in candidates:
-        try:
-            data = _decode(path.read_bytes())
-        except (OSError, ValueError, RecursionError):
-            continue
-        if isinstance(data, Mapping):
-            return data
-    return None
-
-
-def _decode(body: bytes) -> Any:
-    """JSON with msgspec: a transcript is most of a report's work, and msgspec decodes
-    one in less than half json's time (0.34 against 0.81 ms for the wildfires one).
-    What it refuses and json takes (NaN, in a saved file of someone's) goes to json."""
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return json.loads(body)
-
-
-def _transcript_html(data: Mapping[str, Any], quotes: Sequence[Mapping[str, Any]]) -> str:
-    spans = [
-        (int(q["start"]), int(q["end"]))
-        for q in quotes
-        if isinstance(q.get("start"), int) and isinstance(q.get("end"), int)
-    ]
-    utterances = data.get("utterances")
-    given = data.get("words")
-    words: list[Any] = given if isinstance(given, list) else []
-    blocks: list[tuple[str | None, Any, Any, Any]]
-    if isinstance(utterances, list) and utterances:
-        blocks = [
-            (
-                f"Speaker {u.get('speaker')}",
-                u.get("start"),
-                u.get("words") if isinstance(u.get("words"), list) else [],
-                u.get("text"),
-            )
-            for u in utterances
-            if isinstance(u, Mapping)
-        ]
-    else:
-        blocks = [(None, w[0].get("start") if w else 0, w, None) for w in _paragraphs(words)]
-    shown, paragraphs = 0, []
-    for speaker, start, block_words, text in blocks:
-        if shown > MAX_TRANSCRIPT_WORDS:
-            paragraphs.append("<p>… (cut here; the whole transcript is in transcript.json)</p>")
-            break
-        stamp = _stamp(start)
-        label = f"<b>{_e(speaker)}</b> " if speaker else ""
-        body = _marked_words(block_words, spans) if block_words else _e(str(text or ""))
-        shown += len(block_words)
-        paragraphs.append(f'<p><span class="time">{_e(stamp)}</span>{label}{body}</p>')
-    if not paragraphs and isinstance(data.get("text"), str):
-        paragraphs.append(f"<p>{_e(data['text'])}</p>")
-    return (
-        f'<details class="transcript"><summary>Transcript</summary>{"".join(paragraphs)}</details>'
-    )
-
-
-def _stamp(start: Any) -> str:
-    try:
-        return format_timestamp(start, "short")
-    except (ValueError, TypeError):  # a time that is no time: none shown
-        return ""
-
-
-SENTENCES_PER_PARAGRAPH = 5  # as readable.md groups them (runner.transcript.exports)
-MAX_PARAGRAPH_WORDS = 200  # a transcript without punctuation still gets paragraphs
-# The last character of every word that ends a sentence (``ends_sentence``: a mark,
-# then perhaps closing quotes or brackets; its ``$`` also matches before a final newline).
-_MAY_END_SENTENCE = frozenset(".?!\"'”’)]\n")
-
-
-def _paragraphs(words: Sequence[Any]) -> list[list[Mapping[str, Any]]]:
-    """Words in paragraphs that end where sentences end, five sentences each, as the
-    readable export has them: never a break in the middle of a sentence (unless one
-    runs past MAX_PARAGRAPH_WORDS, as without punctuation)."""
-    found: list[list[Mapping[str, Any]]] = []
-    current: list[Mapping[str, Any]] = []
-    sentences = 0
-    for word in _objects(words):
-        current.append(word)
-        text = word.get("text", "")
-        if type(text) is not str:
-            text = str(text)
-        # Most words end in a letter: the regular expression only for those that may end
-        # a sentence (it ran for every word of every transcript, a third of a report).
-        if text[-1:] in _MAY_END_SENTENCE and ends_sentence(text):
-            sentences += 1
-        if sentences == SENTENCES_PER_PARAGRAPH or len(current) >= MAX_PARAGRAPH_WORDS:
-            found.append(current)
-            current, sentences = [], 0
-    if current:
-        found.append(current)
-    return found
-
-
-def _objects(words: Sequence[Any]) -> list[dict[str, Any]]:
-    """The words that are JSON objects. Decoded JSON makes dicts, and ``type() is``
-    costs a tenth of ``isinstance(w, Mapping)``'s ABC check, run per word of every
-    transcript of a report."""
-    return [w for w in words if type(w) is dict]
-
-
-def _marked_words(words: Sequence[Any], spans: Sequence[tuple[int, int]]) -> str:
-    texts = _objects(words)
-    if not spans:  # most paragraphs: one escape for the whole of it
-        return _e(" ".join([str(w.get("text", "")) for w in texts]))
-    out = []
-    for word in texts:
-        text = _e(str(word.get("text", "")))
-        start = word.get("start")
-        quoted = type(start) is int and any(a <= start <= b for a, b in spans)
-        out.append(f"<mark>{text}</mark>" if quoted else text)
-    return " ".join(out)
+    return read_shown(candidates)
 
 
 def _shown_source(record: ItemRecord, report_dir: Path) -> str:

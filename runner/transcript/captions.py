@@ -110,7 +110,7 @@ def captions(words: Sequence[Word], style: CaptionStyle = READABLE) -> list[Capt
 
     >>> ws = [Word("Hello", 0, 400), Word("there.", 400, 900), Word("Bye.", 1000, 1300)]
     >>> [(c.text, c.start, c.end) for c in captions(ws, CaptionStyle(chars_per_line=12))]
-    [('Hello there.', 0, 1000), ('Bye.', 1000, 2000)]
+    [('Hello there.\\nBye.', 0, 1300)]
     """
     found: list[Caption] = []
     start, previous_speaker = 0, None
@@ -153,13 +153,25 @@ def boundary(words: Sequence[Word], index: int) -> int:
         return SPEAKER
     if after.start - word.end >= LONG_PAUSE_MS:  # a caption does not sit through silence
         return SPEAKER
-    if _SENTENCE_END.search(word.text):
+    return _text_boundary(word.text, after.text)
+
+
+def _laid_boundary(texts: Sequence[str], index: int) -> int:
+    """:func:`boundary` within a caption's laid-out texts (no speakers, no pauses)."""
+    if index + 1 >= len(texts):
+        return SPEAKER
+    return _text_boundary(texts[index], texts[index + 1])
+
+
+def _text_boundary(text: str, after: str) -> int:
+    """How strong a break between two words is by their texts alone."""
+    if _SENTENCE_END.search(text):
         return SENTENCE
-    if _bare(word.text) in _LEANERS and not _CLAUSE_END.search(word.text):
+    if _bare(text) in _LEANERS and not _CLAUSE_END.search(text):
         return INSIDE
-    if _CLAUSE_END.search(word.text) or _bare(after.text) in _CLAUSE_STARTERS:
+    if _CLAUSE_END.search(text) or _bare(after) in _CLAUSE_STARTERS:
         return CLAUSE
-    if _bare(after.text) in _PHRASE_STARTERS:
+    if _bare(after) in _PHRASE_STARTERS:
         return PHRASE
     return NONE
 
@@ -177,13 +189,16 @@ def _caption_end(words: Sequence[Word], start: int, style: CaptionStyle, mark: i
     longest_ms = int(style.max_seconds * 1000)
     best, best_key = start + 1, (-3, False, 0)
     length = mark - 1
+    # The words so far wrapped greedily, a word at a time (what _fits does from the
+    # start for each end: the same lines, without laying them out again).
+    lines, width = 1, -1
     for end in range(start + 1, len(words) + 1):
         word = words[end - 1]
         length += len(word.text) + 1
         too_long = word.end - words[start].start > longest_ms
-        if end > start + 1 and (
-            length > room or too_long or not _fits(words[start:end], style, mark)
-        ):
+        lines, width = _wrapped(lines, width, len(word.text) + (mark if end == start + 1 else 0),
+                                style.chars_per_line)  # fmt: skip
+        if end > start + 1 and (length > room or too_long or lines > style.lines):
             break
         strength = boundary(words, end - 1)
         short = length * 3 < room and strength < SENTENCE
@@ -205,24 +220,37 @@ def _lines_break_well(words: Sequence[Word], style: CaptionStyle, mark: int) -> 
     texts = [w.text for w in words]
     texts[0] = "#" * mark + texts[0]
     lines = _lines(texts, style)
+    if len(lines) == 1:
+        return True
     seen = 0
     for line in lines[:-1]:
         seen += len(line.split(" "))
-        if boundary([Word(t, 0, 0) for t in texts], seen - 1) < NONE:
+        if _laid_boundary(texts, seen - 1) < NONE:
             return False
     return True
 
 
-def _fits(words: Sequence[Word], style: CaptionStyle, mark: int = 0) -> bool:
-    """Whether the words wrap into the style's lines (greedily: the fewest lines)."""
+def _fits(sizes: Sequence[int], chars_per_line: int, most_lines: int, begin: int = 0) -> bool:
+    """Whether words of these lengths (from ``begin`` on) wrap into ``most_lines``
+    lines (greedily: the fewest lines)."""
     lines, width = 1, -1
-    for i, word in enumerate(words):
-        size = len(word.text) + (mark if i == 0 else 0)
-        if width >= 0 and width + 1 + size > style.chars_per_line:
+    for index in range(begin, len(sizes)):  # (_wrapped, inline: this runs per cut)
+        size = sizes[index]
+        if width >= 0 and width + 1 + size > chars_per_line:
             lines, width = lines + 1, size
+            if lines > most_lines:
+                return False
         else:
             width = size if width < 0 else width + 1 + size
-    return lines <= style.lines
+    return True
+
+
+def _wrapped(lines: int, width: int, size: int, chars_per_line: int) -> tuple[int, int]:
+    """Lines and the last line's width once a word of ``size`` is added (width -1:
+    nothing yet)."""
+    if width >= 0 and width + 1 + size > chars_per_line:
+        return lines + 1, size
+    return lines, size if width < 0 else width + 1 + size
 
 
 def _lines(texts: Sequence[str], style: CaptionStyle) -> tuple[str, ...]:
@@ -230,17 +258,18 @@ def _lines(texts: Sequence[str], style: CaptionStyle) -> tuple[str, ...]:
     the rest room, lines as even as that allows."""
     if style.lines == 1 or len(" ".join(texts)) <= style.chars_per_line:
         return (" ".join(texts),)
-    words = [Word(t, 0, 0) for t in texts]
+    sizes = [len(t) for t in texts]
+    total = len(" ".join(texts))
     best: tuple[int, int, int] | None = None
+    first = -1  # the length of the first line: the words before the cut, spaced
     for cut in range(1, len(texts)):
-        first, rest = " ".join(texts[:cut]), texts[cut:]
-        if len(first) > style.chars_per_line:
+        first += len(texts[cut - 1]) + 1
+        if first > style.chars_per_line:
             break
-        remaining = CaptionStyle(style.chars_per_line, style.lines - 1, speakers=False)
-        if not _fits(words[cut:], remaining):
+        if not _fits(sizes, style.chars_per_line, style.lines - 1, cut):
             continue
-        strength = boundary(words, cut - 1)
-        evenness = -abs(len(first) - len(" ".join(rest)))
+        strength = _laid_boundary(texts, cut - 1)
+        evenness = -abs(first - (total - first - 1))  # against the rest, spaced
         key = (strength, evenness, cut)
         if best is None or key > best:
             best = key
