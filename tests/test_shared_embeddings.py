@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy
 import pytest
 from shared_embeddings import SharedEmbeddings, shared_embedding_loader
 
@@ -26,6 +25,8 @@ class CountingModel:
         self.asked: list[str] = []
 
     def embed(self, texts: Sequence[str]) -> Any:
+        import numpy  # here, not at collection: every worker imports every test module
+
         self.asked += texts
         rows = [[len(text), sum(map(ord, text)) % 97, 1.0] for text in texts]
         return numpy.array(rows, dtype=numpy.float32).reshape(len(texts), 3)
@@ -42,6 +43,8 @@ def shared(folder: Path, model: CountingModel, loads: list[str]) -> SharedEmbedd
 def test_each_text_is_embedded_once_for_every_process_that_shares_the_folder(
     tmp_path: Path,
 ) -> None:
+    import numpy
+
     first, second = CountingModel(), CountingModel()
     loads: list[str] = []
     texts = ["the fire crossed the ridge", "crews held the line", "the fire crossed the ridge"]
