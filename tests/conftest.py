@@ -38,7 +38,11 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     when set (None hands the choice back to xdist)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    return len(os.sched_getaffinity(0)) + 1
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (Linux)
+    except AttributeError:  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    return cores + 1
 
 
 @pytest.hookimpl(trylast=True)
