@@ -30,6 +30,7 @@ pytest_plugins = ("fakeapi", "shared_decodes", "shared_embeddings", "warmstart")
 pytest.register_assert_rewrite("docblocks")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist still starts
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto``: one worker more than the cores this process may use. Many tests wait
     on a socket, a subprocess or a server's Retry-After for part of their time; a third

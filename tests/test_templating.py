@@ -184,6 +184,35 @@ def test_includes_resolve_inside_the_recipe_folder(tmp_path: Path) -> None:
     assert out == "Audience: the board!"
 
 
+def test_a_partial_rewritten_with_its_old_time_is_read_again_by_the_next_engine(
+    tmp_path: Path,
+) -> None:
+    """Engines of one folder share compiled prompts, not the partials they read: a file
+    copied with its time kept (cp -p, rsync -a) is what the next command sees."""
+    import os
+
+    partial = tmp_path / "intro.j2"
+    partial.write_text("old intro")
+    stamp = partial.stat()
+    assert TemplateEngine(tmp_path).render(template("{% include 'intro.j2' %}"), {}) == "old intro"
+    partial.write_text("new intro")
+    os.utime(partial, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert TemplateEngine(tmp_path).render(template("{% include 'intro.j2' %}"), {}) == "new intro"
+
+
+def test_a_partial_deleted_after_a_render_is_a_located_problem(tmp_path: Path) -> None:
+    partial = tmp_path / "intro.j2"
+    partial.write_text("intro")
+    engine = TemplateEngine(tmp_path)
+    assert engine.render(template("{% include 'intro.j2' %}"), {}) == "intro"
+    partial.unlink()
+    for renderer in (engine, TemplateEngine(tmp_path)):  # the same engine, and the next
+        with pytest.raises(TemplateProblem) as problem:
+            renderer.render(template("{% include 'intro.j2' %}"), {})
+        assert messages_of(problem)[0].startswith("recipe.yaml:10:7: $.tasks.summary.prompt: ")
+        assert "template 'intro.j2' not found" in messages_of(problem)[0]
+
+
 @pytest.mark.parametrize("target", ["../secret.txt", "/etc/passwd", "partials/../../secret.txt"])
 def test_includes_cannot_leave_the_recipe_folder(tmp_path: Path, target: str) -> None:
     recipe_dir = tmp_path / "recipes"

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runner.transcript import captions as transcript_captions
 from runner.transcript import model as transcript_module
 from runner.transcript import text as transcript_text
 from runner.transcript.model import (
@@ -627,4 +628,10 @@ def test_truncate_tokens_validates() -> None:
 def test_docstring_examples(module: types.ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 3
+    assert result.failed == 0
+
+
+def test_the_captions_docstring_example_holds() -> None:
+    result = doctest.testmod(transcript_captions)
+    assert result.attempted >= 1
     assert result.failed == 0

@@ -65,6 +65,10 @@ class Transcriber:
         self.api = api
         self.speech = speech or {}  # speech servers, by LocalEngine.server
         self.store = store
+        if claims is not None and claims.store is not store:
+            # The open intent is read in the claim's own transaction: on another store
+            # it would be missed, and a submission in doubt sent again.
+            raise ValueError("a Transcriber's claims must be on its own store")
         self.claims = claims or Claims(store)
         self.offline = offline  # --offline: everything must come from the store
         self.deadline = deadline  # per transcript; None: the client's default

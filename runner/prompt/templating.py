@@ -243,8 +243,19 @@ class _RecipeLoader(jinja2.BaseLoader):
                 f"template {template!r} not found; paths are relative to the recipe's folder",
             )
         source = path.read_text(encoding="utf-8")
-        mtime = path.stat().st_mtime
-        return source, str(path), lambda: path.stat().st_mtime == mtime
+        seen = _file_stamp(path)
+        # A partial gone or changed since it was read is loaded again (then found
+        # missing, at its line), never answered from the cache nor a traceback.
+        return source, str(path), lambda: seen is not None and _file_stamp(path) == seen
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """The file's modification time (in ns) and size, or None when it is gone."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 # Templates of an untrusted pull request run in CI's `validate`; repetition and
@@ -411,6 +422,11 @@ class TemplateEngine:
         # one process: they share its environment and compiled templates, so each
         # template is compiled once per process (about 3 ms each), not once per engine.
         self.env, self._compiled = _shared_environment(str(recipe_dir.resolve()))
+        # Partials ({% include %}) are read afresh by each engine, as before the
+        # environment was shared: a file rewritten with its old time (cp -p, rsync -a,
+        # a one-second file system) is not answered from another engine's read.
+        if self.env.cache is not None:
+            self.env.cache.clear()
 
     # compile ------------------------------------------------------------------------
 
