@@ -2,8 +2,7 @@
 
 A fresh clone has nothing beside it, so a test that reads a folder beside the checkout
 (or any other folder a developer happens to have) passes on one machine and fails on
-the next. An
-audit hook (PEP 578) sees every ``open`` and directory listing in the test process;
+the next. An audit hook (PEP 578) sees every ``open`` and directory listing in the test process;
 :func:`check` fails the test that made one outside the checkout and outside the places
 any Python process reads (the interpreter, its packages, the system's own files, and
 the temporary folder where ``tmp_path`` lives).
