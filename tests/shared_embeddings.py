@@ -23,6 +23,20 @@ the model answers is remembered.
 Only the packaged model is shared: its files are the repository's, so its name says
 what it answers. A model a test gives (a folder, a name in the cache) is loaded at once
 and used as it is, so that its answers and its errors are the runner's own.
+
+**Recorded answers.** Even once per run, the model's answers cost about ten seconds of
+CPU (ONNX Runtime on the wildfires transcript's passages and windows, and loading the
+model in each process that asks first), a fifth of the suite's time on two cores. So
+the vectors of every text the suite embeds are kept in the repository
+(``tests/fixtures/embeddings/recorded.zip``: one ``.npy`` per text, named as in the
+shared folder) with the digest of the model files they came from (``recorded.json``).
+Each run starts its shared folder from them when that digest is the packaged model's
+(a changed model answers for itself again); a text they lack (a test or a passage
+added since) is embedded for real, as before. ``pytest --record-embeddings`` records
+them again: nothing is taken from the recording, every text is embedded by the model,
+and the recording is rewritten with exactly the texts the run asked for. The model
+itself is still judged every run: tests/test_embedding.py asks it directly
+(``real_embeddings``) and holds it to sentence-transformers' vectors.
 """
 
 from __future__ import annotations
@@ -31,8 +45,11 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.util
+import json
 import os
+import re
 import threading
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,17 +102,97 @@ class SharedEmbeddings:
         asked = f"{self._label}\n{text}".encode()
         return self._folder / f"{hashlib.sha256(asked).hexdigest()}.npy"
 
-    @contextlib.contextmanager
-    def _folder_locked(self) -> Iterator[None]:
-        with (self._folder / "lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+    def _folder_locked(self) -> contextlib.AbstractContextManager[None]:
+        return _locked(self._folder)
 
     def _real(self) -> Embedder:
         with self._loading:
             if self._model is None:
                 self._model = self._load()
             return self._model
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """The shared folder, for this process alone (one process embeds, seeds or records)."""
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+# The recorded answers (see the module's docstring) and the digest of the model files
+# they came from.
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "embeddings" / "recorded.zip"
+RECORDED_FROM = RECORDED.with_suffix(".json")
+_VECTOR_FILE = re.compile(r"[0-9a-f]{64}\.npy")  # a text's vector, as _file names it
+_SEEDED = "seeded"  # in the shared folder, once this run's folder has been started
+
+
+def model_digest() -> str:
+    """SHA-256 over the packaged model's files (the graph, the tokenizer, the pooling):
+    what decides its answers."""
+    digest = hashlib.sha256()
+    for file in [*sorted(PACKAGED_FILES.glob("*.json")), PACKAGED_FILES / "model.onnx"]:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def recorded_digest() -> str | None:
+    try:
+        recorded: dict[str, Any] = json.loads(RECORDED_FROM.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(recorded.get("model_files_sha256"))
+
+
+def seed(folder: Path) -> int:
+    """Start this run's shared folder from the recorded answers (once per run, whichever
+    worker comes first), when they came from the packaged model's files as they are
+    now; the number of vectors taken."""
+    with _locked(folder):
+        if (folder / _SEEDED).exists():
+            return 0
+        taken = 0
+        if RECORDED.is_file() and recorded_digest() == model_digest():
+            with zipfile.ZipFile(RECORDED) as archive:
+                for name in archive.namelist():
+                    target = folder / name
+                    if not _VECTOR_FILE.fullmatch(name) or target.exists():
+                        continue
+                    partial = target.with_suffix(".partial")  # others read without the lock
+                    partial.write_bytes(archive.read(name))
+                    os.replace(partial, target)
+                    taken += 1
+        (folder / _SEEDED).touch()
+        return taken
+
+
+def record(folder: Path) -> None:
+    """Write the recording anew from this run's shared folder. Every worker does it as
+    it ends, under the folder's lock; the last to end has every text of the run."""
+    import onnxruntime
+    import tokenizers
+
+    with _locked(folder):
+        vectors = sorted(p for p in folder.iterdir() if _VECTOR_FILE.fullmatch(p.name))
+        RECORDED.parent.mkdir(parents=True, exist_ok=True)
+        partial = RECORDED.with_suffix(".partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for vector in vectors:
+                # A fixed date: the same answers make the same file.
+                info = zipfile.ZipInfo(vector.name, date_time=(2026, 1, 1, 0, 0, 0))
+                archive.writestr(info, vector.read_bytes(), zipfile.ZIP_DEFLATED)
+        os.replace(partial, RECORDED)
+        about = {
+            "model_files_sha256": model_digest(),
+            "texts": len(vectors),
+            "recorded_with": {
+                "onnxruntime": onnxruntime.__version__,
+                "tokenizers": tokenizers.__version__,
+            },
+            "how": "pytest --record-embeddings (tests/shared_embeddings.py)",
+        }
+        RECORDED_FROM.write_text(json.dumps(about, indent=2) + "\n", encoding="utf-8")
 
 
 # The runner's own loader, as this plugin is imported (before the session wraps it).
@@ -126,16 +223,32 @@ def embeddings_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_folder(tmp_path_factory, "embeddings")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-embeddings",
+        action="store_true",
+        help="embed every text with the packaged model (nothing from the recording) and "
+        "write tests/fixtures/embeddings/recorded.zip anew with the texts this run asked for",
+    )
+
+
 @pytest.fixture(autouse=True, scope="session")
-def shared_embeddings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def shared_embeddings(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[None]:
     """The packaged embedding model answers from the shared embeddings in this session
-    (the warm `transcript-runner` of tests/warmstart.py too)."""
+    (the warm `transcript-runner` of tests/warmstart.py too), started from the recorded
+    answers unless they are being recorded."""
+    folder = embeddings_folder(tmp_path_factory)
+    recording = bool(pytestconfig.getoption("record_embeddings"))
+    if not recording:
+        seed(folder)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            embedding, "_load", shared_embedding_loader(embeddings_folder(tmp_path_factory))
-        )
+        patch.setattr(embedding, "_load", shared_embedding_loader(folder))
         patch.setattr(embedding, "_loaded", {})  # anything loaded before, loaded again
         yield
+    if recording:
+        record(folder)
 
 
 @pytest.fixture(scope="module")

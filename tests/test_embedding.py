@@ -10,6 +10,7 @@ compares.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -88,6 +89,30 @@ def test_vectors_are_unit_length_and_batches_do_not_change_them(vectors: numpy.n
     alone = numpy.concatenate([model.embed([text]) for text in TEXTS[:3]])
     assert numpy.allclose(numpy.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     assert numpy.allclose(together[:3], alone, atol=1e-4)  # padding is masked out
+
+
+def test_the_suites_recorded_answers_are_the_packaged_models_own(vectors: numpy.ndarray) -> None:
+    """The rest of the suite takes the packaged model's answers from a recording
+    (tests/shared_embeddings.py). It was made from these model files, and what it holds
+    for the texts here is what the model answers now. A changed model fails here: run
+    ``pytest --record-embeddings`` (else the suite embeds everything again, slowly)."""
+    import io
+    import zipfile
+
+    import numpy
+    from shared_embeddings import RECORDED, model_digest, recorded_digest
+
+    assert recorded_digest() == model_digest(), "record again: pytest --record-embeddings"
+    with zipfile.ZipFile(RECORDED) as archive:
+        kept = set(archive.namelist())
+        compared = 0
+        for text, vector in zip(TEXTS, vectors, strict=True):
+            name = hashlib.sha256(f"{PACKAGED}\n{text}".encode()).hexdigest() + ".npy"
+            if name in kept:
+                recorded = numpy.load(io.BytesIO(archive.read(name)), allow_pickle=False)
+                assert numpy.allclose(recorded, vector, atol=1e-5), text
+                compared += 1
+    assert compared >= len(TEXTS) // 2  # the windows that match: semantic compares
 
 
 def test_a_folder_with_an_onnx_export_and_its_tokenizer_is_a_model(tmp_path: Path) -> None:

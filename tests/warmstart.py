@@ -194,13 +194,16 @@ def end(job: Job) -> NoReturn:
     """Run the job's command, then end its process as the interpreter ends one, without
     the teardown that frees every object: non-daemon threads joined and atexit
     functions run (``threading._shutdown`` and ``atexit._run_exitfuncs``, what
-    ``Py_FinalizeEx`` calls), cyclic garbage collected (a file in a cycle is closed and
-    flushed), the standard streams flushed, then ``os._exit``, as multiprocessing's fork
-    children end. Freeing the objects the child inherited writes to the pages it shares
-    with the server, and copying them cost each command about a tenth of a second of
-    CPU (30 commands in the workflow's test). What the shell sees is the same: a code
-    that is not a number, an exception, or a stream that cannot be flushed takes the
-    interpreter's own way out, which says so as it always does."""
+    ``Py_FinalizeEx`` calls), the standard streams flushed, then ``os._exit``, as
+    multiprocessing's fork children end. Freeing the objects the child inherited writes
+    to the pages it shares with the server, and copying them cost each command about a
+    tenth of a second of CPU (30 commands in the workflow's test). Nor is the cyclic
+    garbage collected, as the interpreter's teardown would (37 ms a command, a second
+    of the workflow's test): the runner closes what it writes, and a file it left to
+    the collector would come out short here, which is stricter than a real process,
+    never looser. What the shell sees is the same: a code that is not a number, an
+    exception, or a stream that cannot be flushed takes the interpreter's own way out,
+    which says so as it always does."""
     status = 0
     try:
         become(job)
@@ -210,7 +213,6 @@ def end(job: Job) -> NoReturn:
         status = exited.code or 0
     threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
-    gc.collect()
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
