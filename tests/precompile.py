@@ -33,11 +33,13 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+T = TypeVar("T")
 TESTS = Path(__file__).resolve().parent
 CHECKOUT = TESTS.parent
 # What the workers, the warm servers and the subprocesses import from the checkout.
@@ -70,38 +72,65 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def compile_modules() -> None:
-    """The runner's and the tests' helper modules, as ``python -m compileall`` would,
-    on every core (a module whose bytecode is up to date is skipped)."""
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    """The runner's and the tests' helper modules, as ``python -m compileall`` would (a
+    module whose bytecode is up to date is skipped; all of them take 0.3 s of CPU, less
+    than a process pool's start)."""
     for package in PACKAGES:
-        compileall.compile_dir(package, quiet=2, workers=workers)
+        compileall.compile_dir(package, quiet=2)
     # The tests' helpers only: fixtures are data, test modules are pytest's.
     compileall.compile_dir(TESTS, maxlevels=0, rx=TEST_MODULE, quiet=2)
 
 
 def write_rewritten(config: pytest.Config, modules: Iterable[Path]) -> int:
     """pytest's cache of each module it will rewrite that has none up to date, written
-    by pytest's own functions; how many were written (0 if pytest changed them)."""
+    by pytest's own functions on every core; how many (0 if pytest changed them)."""
     try:
         from _pytest.assertion import rewrite
 
         hook = next(h for h in sys.meta_path if isinstance(h, rewrite.AssertionRewritingHook))
         state = config.stash[rewrite.assertstate_key]
-        written = 0
+        stale: list[tuple[Path, Path]] = []
         for module in modules:
-            if not hook._should_rewrite(module.stem, str(module), state):
-                continue
-            folder = rewrite.get_cache_dir(module)
-            pyc = folder / (module.name[:-3] + rewrite.PYC_TAIL)
-            if rewrite._read_pyc(module, pyc) is not None or not rewrite.try_makedirs(folder):
-                continue
-            try:
-                source_hash, code = rewrite._rewrite_test(module, config)
-            except (OSError, SyntaxError, ValueError):
-                continue  # pytest reports it when it collects the module
-            written += rewrite._write_pyc(state, code, source_hash, pyc)
-        return written
+            pyc = rewrite.get_cache_dir(module) / (module.name[:-3] + rewrite.PYC_TAIL)
+            rewritten = hook._should_rewrite(module.stem, str(module), state)
+            if rewritten and rewrite._read_pyc(module, pyc) is None:
+                stale.append((module, pyc))
+
+        def write(share: list[tuple[Path, Path]]) -> None:
+            for module, pyc in share:
+                if not rewrite.try_makedirs(pyc.parent):
+                    return  # a read-only checkout: the workers rewrite, as before
+                try:
+                    source_hash, code = rewrite._rewrite_test(module, config)
+                except (OSError, SyntaxError, ValueError):
+                    continue  # pytest reports it when it collects the module
+                rewrite._write_pyc(state, code, source_hash, pyc)
+
+        on_every_core(write, stale)
+        return len(stale)
     except (ImportError, AttributeError, TypeError, KeyError, StopIteration):
         # Not rewriting (--assert=plain), or a pytest whose private functions differ:
         # each worker rewrites the modules itself, as it would without this plugin.
         return 0
+
+
+def on_every_core(work: Callable[[list[T]], None], items: list[T]) -> None:
+    """``work`` on a share of ``items`` per core, in forked children but the first share
+    (pytest's config and code objects do not pickle to a process pool; a fork has them)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    shares = [items[core::cores] for core in range(cores)] if hasattr(os, "fork") else [items]
+    children: list[int] = []
+    try:
+        for share in shares[1:]:
+            if share:
+                child = os.fork()
+                if child == 0:
+                    try:
+                        work(share)
+                    finally:
+                        os._exit(0)  # no atexit, no flushing the parent's buffers twice
+                children.append(child)
+        work(shares[0])
+    finally:
+        for child in children:
+            os.waitpid(child, 0)
