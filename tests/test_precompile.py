@@ -4,11 +4,11 @@ the import system does; a pytest whose private functions differ only costs time.
 
 from __future__ import annotations
 
-import importlib
 import importlib.machinery
+import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
 from typing import Any, ClassVar
@@ -28,19 +28,18 @@ SAMPLE = "def test_sum():\n    total = 1 + 1\n    assert total == 3\n"
 
 
 @pytest.fixture
-def sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A test module pytest would rewrite, importable by its name, forgotten after."""
+def sample(tmp_path: Path) -> Path:
+    """A test module pytest would rewrite."""
     module = tmp_path / "test_precompiled_sample.py"
     module.write_text(SAMPLE, encoding="utf-8")
-    monkeypatch.syspath_prepend(tmp_path)
-    yield module
-    sys.modules.pop(module.stem, None)
+    return module
 
 
 def test_the_rewritten_module_written_is_the_one_pytest_imports(
     sample: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not any(isinstance(hook, rewrite.AssertionRewritingHook) for hook in sys.meta_path):
+    hooks = [hook for hook in sys.meta_path if isinstance(hook, rewrite.AssertionRewritingHook)]
+    if not hooks:
         pytest.skip("pytest runs without assertion rewriting (--assert=plain)")
     assert write_rewritten(request.config, [sample]) == 1
     assert write_rewritten(request.config, [sample]) == 0  # up to date: not again
@@ -50,8 +49,11 @@ def test_the_rewritten_module_written_is_the_one_pytest_imports(
 
     # pytest's hook, as a worker's collection meets it, may only read what was written.
     monkeypatch.setattr(rewrite, "_rewrite_test", no_rewriting)
-    module = importlib.import_module(sample.stem)
-    assert isinstance(module.__loader__, rewrite.AssertionRewritingHook)
+    spec = hooks[0].find_spec(sample.stem, [str(sample.parent)])
+    assert spec is not None
+    assert spec.loader is hooks[0]
+    module = importlib.util.module_from_spec(spec)
+    hooks[0].exec_module(module)
     with pytest.raises(AssertionError) as failed:
         module.test_sum()
     assert "assert 2 == 3" in str(failed.value)  # a rewritten assert explains itself
