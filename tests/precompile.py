@@ -95,6 +95,7 @@ def write_rewritten(config: pytest.Config, modules: Iterable[Path]) -> int:
             rewritten = hook._should_rewrite(module.stem, str(module), state)
             if rewritten and rewrite._read_pyc(module, pyc) is None:
                 stale.append((module, pyc))
+        stale.sort(key=lambda pair: pair[0].stat().st_size, reverse=True)  # even shares
 
         def write(share: list[tuple[Path, Path]]) -> None:
             for module, pyc in share:
