@@ -32,6 +32,7 @@ import compileall
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -117,9 +118,12 @@ def write_rewritten(config: pytest.Config, modules: Iterable[Path]) -> int:
 
 def on_every_core(work: Callable[[list[T]], None], items: list[T]) -> None:
     """``work`` on a share of ``items`` per core, in forked children but the first share
-    (pytest's config and code objects do not pickle to a process pool; a fork has them)."""
+    (pytest's config and code objects do not pickle to a process pool; a fork has them).
+    One process where there is no fork, or where a thread runs (Python 3.12 warns)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    shares = [items[core::cores] for core in range(cores)] if hasattr(os, "fork") else [items]
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        cores = 1
+    shares = [items[core::cores] for core in range(cores)]
     children: list[int] = []
     try:
         for share in shares[1:]:

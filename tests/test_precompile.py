@@ -8,6 +8,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
@@ -103,7 +104,11 @@ def test_the_runner_and_the_helpers_are_compiled_where_python_looks() -> None:
     assert SourceCompilations.compiled == []
 
 
-def test_every_share_of_the_work_is_done_before_it_returns(tmp_path: Path) -> None:
+def test_every_share_of_the_work_is_done_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The controller has one thread; an xdist worker, where this runs, has more.
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     names = [f"module{number}" for number in range(5)]
 
     def touch(share: list[str]) -> None:
@@ -112,3 +117,6 @@ def test_every_share_of_the_work_is_done_before_it_returns(tmp_path: Path) -> No
 
     on_every_core(touch, names)
     assert sorted(path.name for path in tmp_path.iterdir()) == names
+    workers = {path.read_text(encoding="utf-8") for path in tmp_path.iterdir()}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    assert len(workers) == min(cores, len(names))  # one process per core
