@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 # The fake's fixtures: fake, base_url (served on the test's loop), thread_url; one Whisper
 # decode per audio and options for the whole suite (tests/shared_decodes.py), one embedding
 # per list of texts (tests/shared_embeddings.py); `warm`, the `transcript-runner` that bash
-# lines of the workflow and the action run (tests/warmstart.py).
-pytest_plugins = ("fakeapi", "shared_decodes", "shared_embeddings", "warmstart")
+# lines of the workflow and the action run (tests/warmstart.py); the runner's and the
+# tests' bytecode, written once before the workers start (tests/precompile.py: `pytest
+# -p no:precompile` turns it off).
+pytest_plugins = ("precompile", "fakeapi", "shared_decodes", "shared_embeddings", "warmstart")
 
 # Checks shared by the docs tests fail with pytest's explanations, as asserts in tests do.
 pytest.register_assert_rewrite("docblocks")
