@@ -133,18 +133,19 @@ def _walk(value: Any, redact: Any) -> Any:
 
 class _Form(NamedTuple):
     """One way a key may be written: its plain text (the key, or a part of its base64),
-    one pattern a character, and what must not stand beside it (a short key's)."""
+    whether its letters may come in either case, and whether it is found only as a
+    whole word (a short key)."""
 
     text: str
-    characters: tuple[str, ...]
-    around: tuple[str, str] = ("", "")
+    fold_case: bool = False
+    whole_word: bool = False
 
     def pattern(self) -> str:
-        before, after = self.around
-        return before + "".join(self.characters) + after
+        word = _escaped(self.text, fold_case=self.fold_case)
+        return rf"(?<![A-Za-z0-9]){word}(?![A-Za-z0-9])" if self.whole_word else word
 
     def beginning(self) -> str:
-        return "".join(self.characters[:_BEGINNING])
+        return _escaped(self.text[:_BEGINNING], fold_case=self.fold_case)
 
 
 # A form's first characters: a run holding none of the forms' beginnings holds no form.
@@ -217,7 +218,7 @@ class _Matcher:
         if self._whole is None:
             with self._lock:
                 if self._whole is None:
-                    source = "|".join(form.pattern() for form in self._forms)
+                    source = _alternation(self._forms)
                     self._whole = re.compile(source.encode(*_UTF8))
         return self._whole
 
@@ -261,12 +262,70 @@ _ESCAPE_CHARACTERS = "\\%&#;xXu"
 def _forms(key: str) -> list[_Form]:
     """The key's forms: the key itself and, for a real key, its base64."""
     if len(key) < SHORT_KEY:
-        word = _escaped(key, fold_case=False)
-        return [_Form(key, word, ("(?<![A-Za-z0-9])", "(?![A-Za-z0-9])"))]
-    found = [_Form(key, _escaped(key, fold_case=True))]
+        return [_Form(key, whole_word=True)]
+    found = [_Form(key, fold_case=True)]
     for cased in {key, key.upper(), key.lower()}:
-        found += [_Form(core, _escaped(core, fold_case=False)) for core in _base64_cores(cased)]
+        found += [_Form(core) for core in _base64_cores(cased)]
     return found
+
+
+def _alternation(forms: list[_Form]) -> str:
+    """The forms, longest first, as one pattern: at each place, the first that is found
+    there, so the longest. Forms that begin alike are written as a tree of their
+    shared beginnings (``c2st(?:Y2kt...|...)``): about half the pattern for ``re`` to
+    parse. A tree holds forms that follow one another in the list, and only while it
+    finds what they would: else the next form begins another tree, or stands alone."""
+    pieces: list[str | _Fork] = []
+    for form in forms:
+        if pieces and isinstance(pieces[-1], _Fork) and pieces[-1].add(form):
+            continue
+        tree = _Fork()
+        pieces.append(tree if tree.add(form) else form.pattern())
+    return "|".join(piece if isinstance(piece, str) else piece.pattern() for piece in pieces)
+
+
+class _Fork:
+    """Forms as a tree of their shared beginnings. The tree takes the longest branch
+    it can follow, the longest form found at a place, as the list does, as long as it
+    can follow only one: each character read one way only (not ``%``, ``&`` or
+    ``\\``, which stand for themselves or begin an escape of another; no lone
+    surrogate, which begins another's JSON escape), and no two branches of a fork
+    beginning with characters that a text can both have at one place."""
+
+    def __init__(self) -> None:
+        self.ends = False  # a form ends here
+        self.branches: dict[str, tuple[frozenset[str], _Fork]] = {}
+
+    def add(self, form: _Form) -> bool:
+        """``form`` added, or False, and nothing added, when the tree would then find
+        what the list would not (a short key's form, with its neighbours, stands alone)."""
+        if form.whole_word or any(c in "%&\\" or "\ud800" <= c <= "\udfff" for c in form.text):
+            return False
+        fork, rest = self, form.text
+        while rest and _character(rest[0], form.fold_case) in fork.branches:
+            fork, rest = fork.branches[_character(rest[0], form.fold_case)][1], rest[1:]
+        if rest:  # where the form leaves the tree: a branch of its own from here
+            cased = _cased(rest[0], form.fold_case)
+            if any(not cased.isdisjoint(other) for other, _ in fork.branches.values()):
+                return False
+        for char in rest:
+            branch = _Fork()
+            fork.branches[_character(char, form.fold_case)] = (_cased(char, form.fold_case), branch)
+            fork = branch
+        fork.ends = True
+        return True
+
+    def pattern(self) -> str:
+        chain: list[str] = []
+        fork = self
+        while len(fork.branches) == 1 and not fork.ends:  # a chain nests no group
+            ((character, (_, fork)),) = fork.branches.items()
+            chain.append(character)
+        if not fork.branches:
+            return "".join(chain)
+        branches = [char + rest.pattern() for char, (_, rest) in fork.branches.items()]
+        body = "(?:" + "|".join(branches) + ")"
+        return "".join(chain) + (body + "?" if fork.ends else body)  # the longer first
 
 
 def _base64_cores(key: str) -> set[str]:
@@ -293,20 +352,18 @@ _URLSAFE = str.maketrans("+/", "-_")
 _JSON_SHORT_ESCAPES = frozenset('"\\/')
 
 
-def _escaped(text: str, *, fold_case: bool) -> tuple[str, ...]:
-    """A pattern for each character of ``text``, which may be written literally or
-    escaped (JSON ``\\uXXXX`` or ``\\/``, ``%XX``, ``&#N;``, ``&#xH;``); with
-    ``fold_case``, in either case. Escaped or not, a character is still the key's: the
-    key comes back whatever decoding follows."""
-    return tuple(_character(char, fold_case) for char in text)
+def _escaped(text: str, *, fold_case: bool) -> str:
+    """A pattern for ``text`` where each character may be written literally or escaped
+    (JSON ``\\uXXXX`` or ``\\/``, ``%XX``, ``&#N;``, ``&#xH;``); with ``fold_case``, in
+    either case. Escaped or not, a character is still the key's: the key comes back
+    whatever decoding follows."""
+    return "".join(_character(char, fold_case) for char in text)
 
 
 @functools.lru_cache(maxsize=1024)  # the same few dozen characters in every base64 form
 def _character(char: str, fold_case: bool) -> str:
-    cased = {char, char.upper(), char.lower()} if fold_case else {char}
-    cased = {c for c in cased if len(c) == 1}  # "ß".upper() is two characters
     options: set[str] = set()
-    for c in cased:
+    for c in _cased(char, fold_case):
         options.add(re.escape(c))
         options.add(_json_escape(c))
         if c in _JSON_SHORT_ESCAPES:
@@ -315,6 +372,11 @@ def _character(char: str, fold_case: bool) -> str:
         options.add(f"&#0*{ord(c)};")
         options.add(f"&#[xX]0*{_hex(ord(c), 1)};")
     return "(?:" + "|".join(sorted(options)) + ")"
+
+
+def _cased(char: str, fold_case: bool) -> frozenset[str]:
+    cased = {char, char.upper(), char.lower()} if fold_case else {char}
+    return frozenset(c for c in cased if len(c) == 1)  # "ß".upper() is two characters
 
 
 def _json_escape(char: str) -> str:
