@@ -152,17 +152,26 @@ ACCENTED_KEY = "clé-sécrète/7c1e9b0f-😀"  # two bytes, four bytes, and what
 def test_text_beyond_ascii_is_redacted_at_the_right_characters() -> None:
     """Text is searched as its UTF-8: what is found is put back between the same
     characters, whatever stands before, inside (escaped or not) and after the key."""
-    secrets = Secrets([ACCENTED_KEY, KEY])
+    secrets = Secrets([ACCENTED_KEY])
     mixed = ACCENTED_KEY.replace("é", "\\u00E9", 1).replace("è", "%C3%A8").replace("/", "\\/")
     assert "é" in mixed  # escaped and literal, in one form
     assert "\\u00E9" in mixed
-    text = f"« café » {mixed}… naïve {b64(ACCENTED_KEY)}😀 {KEY.upper()}\udc80 fin"
+    text = f"« café » {mixed}… naïve {b64(ACCENTED_KEY)}😀 {ACCENTED_KEY.upper()}\udc80 fin"
     assert secrets.redact(text) == f"« café » {REDACTED}… naïve {REDACTED}😀 {REDACTED}\udc80 fin"
     body = text.replace("\udc80", "").encode()
     expected = f"« café » {REDACTED}… naïve {REDACTED}😀 {REDACTED} fin"
     assert secrets.redact_bytes(body) == expected.encode()
     untouched = "« café » naïve 😀 \udc80 clé-sécrète/7c1e9b0f"  # the key's start only
     assert secrets.redact(untouched) is untouched
+
+
+def test_a_key_with_letters_beyond_ascii_is_redacted_in_the_other_case() -> None:
+    """The runs searched hold the key's letters in either case: ``É`` (C3 89) is no
+    byte of ``é`` (C3 A9), and the key in capitals used to come back whole."""
+    secrets = Secrets([ACCENTED_KEY])
+    for cased in (ACCENTED_KEY.upper(), ACCENTED_KEY.title()):
+        assert secrets.redact(f"«{cased}»") == f"«{REDACTED}»"
+        assert secrets.redact_bytes(f"«{cased}»".encode()) == f"«{REDACTED}»".encode()
 
 
 def test_a_key_holding_a_byte_the_environment_could_not_decode_is_redacted() -> None:

@@ -67,6 +67,11 @@ def _forms(key: str) -> list[Form]:
     return found
 
 
+def literal_characters(forms: list[Form]) -> set[str]:
+    """Every character the forms may hold as itself (a key's own form: in either case)."""
+    return {cased for form in forms for char in form.text for cased in _cased(char, form.fold_case)}
+
+
 def beginnings(forms: list[Form]) -> str:
     """A pattern for the first :data:`BEGINNING` characters of any of the forms."""
     return "|".join(sorted({form.beginning() for form in forms}))

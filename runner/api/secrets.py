@@ -49,6 +49,7 @@ from runner.api.key_forms import (
     alternation,
     beginnings,
     every_form,
+    literal_characters,
 )
 
 REDACTED: Final = "[REDACTED]"
@@ -169,7 +170,7 @@ class _Matcher:
     def __init__(self, forms: list[Form]) -> None:
         self._forms = forms  # longest first: a key that contains another is redacted whole
         shortest = min(len(form.text) for form in forms)
-        characters = set("".join(form.text for form in forms)) | set(ESCAPE_CHARACTERS)
+        characters = literal_characters(forms) | set(ESCAPE_CHARACTERS)
         run_bytes = set("".join(characters).encode(*UTF8)) | set(_ALNUM_BYTES)
         self._marks = _RunBytes(frozenset(run_bytes), shortest)
         self._lock = threading.Lock()
