@@ -199,13 +199,14 @@ def compiles(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 def test_the_patterns_are_compiled_only_when_a_body_needs_them(compiles: list[bytes]) -> None:
     """Nothing is compiled for Secrets built and never used, or used on bodies without
     a run long enough for a form; a small pattern of the forms' beginnings for a body
-    with such a run; the whole pattern, once, when a form begins in one."""
+    with such runs (one begins as the key does, for five characters); the whole
+    pattern, once, when a form begins in one."""
     key = "sk-compiled-late-3b8e61"  # no other test's: the matcher is shared per set of keys
     secrets = Secrets([key]).with_keys([key])
     assert secrets.redact("a short answer") == "a short answer"
     assert secrets.redact_bytes(b'{"status": "ok"}') == b'{"status": "ok"}'
     assert compiles == []
-    said = "id 5551a2c6-7e6a-4f3e-9b1e-7c1e9b0f2a11 sk-compiled-early"
+    said = "id 5551a2c6-7e6a-4f3e-9b1e-7c1e9b0f2a11 sk-counting-the-words-of-each-recording"
     assert secrets.redact(said) == said
     assert len(compiles) == 1
     assert secrets.redact(f"{said} {key}") == f"{said} {REDACTED}"
@@ -265,7 +266,7 @@ def test_the_tree_of_forms_finds_what_their_list_finds(keys: tuple[str, ...]) ->
 
 
 @pytest.mark.parametrize(
-    ("forms", "text"),
+    ("plain_forms", "text"),
     [
         # A key's own form takes its letters in either case, a base64 form in one.
         (
@@ -280,12 +281,12 @@ def test_the_tree_of_forms_finds_what_their_list_finds(keys: tuple[str, ...]) ->
     ],
 )
 def test_a_tree_never_forks_where_a_text_could_follow_both_branches(
-    forms: list[tuple[str, bool]], text: str
+    plain_forms: list[tuple[str, bool]], text: str
 ) -> None:
     """Were the forms' beginnings one tree, it would follow the first branch that
     begins the text, and find the last form's 10 characters where the list of forms
     (longest first) finds the second's, longer."""
-    written = [key_forms.Form(plain, fold_case=fold) for plain, fold in forms]
+    written = [key_forms.Form(plain, fold_case=fold) for plain, fold in plain_forms]
     tree = re.compile(key_forms.alternation(written).encode())
     listed = re.compile("|".join(form.pattern() for form in written).encode())
     found = listed.match(text.encode())
