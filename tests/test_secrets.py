@@ -8,9 +8,12 @@ import base64
 import contextlib
 import html
 import json
+import re
 import sqlite3
+import threading
 import zlib
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -18,6 +21,7 @@ from conftest import RunCli
 from fakeapi import FakeAssemblyAI, serve_in_thread, status
 from fakelocal import FakeLocalLLM
 
+from runner.api import key_forms
 from runner.api.secrets import (
     ALLOWED_KEYS_ENV,
     REDACTED,
@@ -140,6 +144,155 @@ def test_a_key_that_contains_another_is_redacted_whole() -> None:
 def test_decoded_data_is_redacted_keys_and_values() -> None:
     data = {KEY.upper(): [b64(KEY), ("x", 1)], "n": None}
     assert Secrets([KEY]).redact_data(data) == {REDACTED: [REDACTED, ("x", 1)], "n": None}
+
+
+ACCENTED_KEY = "clé-sécrète/7c1e9b0f-😀"  # two bytes, four bytes, and what JSON may escape
+
+
+def test_text_beyond_ascii_is_redacted_at_the_right_characters() -> None:
+    """Text is searched as its UTF-8: what is found is put back between the same
+    characters, whatever stands before, inside (escaped or not) and after the key."""
+    secrets = Secrets([ACCENTED_KEY])
+    mixed = ACCENTED_KEY.replace("é", "\\u00E9", 1).replace("è", "%C3%A8").replace("/", "\\/")
+    assert "é" in mixed  # escaped and literal, in one form
+    assert "\\u00E9" in mixed
+    text = f"« café » {mixed}… naïve {b64(ACCENTED_KEY)}😀 {ACCENTED_KEY.upper()}\udc80 fin"
+    assert secrets.redact(text) == f"« café » {REDACTED}… naïve {REDACTED}😀 {REDACTED}\udc80 fin"
+    body = text.replace("\udc80", "").encode()
+    expected = f"« café » {REDACTED}… naïve {REDACTED}😀 {REDACTED} fin"
+    assert secrets.redact_bytes(body) == expected.encode()
+    untouched = "« café » naïve 😀 \udc80 clé-sécrète/7c1e9b0f"  # the key's start only
+    assert secrets.redact(untouched) is untouched
+
+
+def test_a_key_with_letters_beyond_ascii_is_redacted_in_the_other_case() -> None:
+    """The runs searched hold the key's letters in either case: ``É`` (C3 89) is no
+    byte of ``é`` (C3 A9), and the key in capitals used to come back whole."""
+    secrets = Secrets([ACCENTED_KEY])
+    for cased in (ACCENTED_KEY.upper(), ACCENTED_KEY.title()):
+        assert secrets.redact(f"«{cased}»") == f"«{REDACTED}»"
+        assert secrets.redact_bytes(f"«{cased}»".encode()) == f"«{REDACTED}»".encode()
+
+
+def test_a_key_holding_a_byte_the_environment_could_not_decode_is_redacted() -> None:
+    """A lone surrogate (how Python reads such a byte from the environment) is a
+    character like any other; building the patterns used to raise UnicodeEncodeError."""
+    key = "sk-live-\udc80-do-not-leak"
+    assert Secrets([key]).redact(f"[{key}] [{key.upper()}]") == f"[{REDACTED}] [{REDACTED}]"
+
+
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The bytes patterns compiled during the test (the redactor's are bytes)."""
+    compiled: list[bytes] = []
+    real = re.compile
+
+    def counting(pattern: Any, flags: int = 0) -> re.Pattern[Any]:
+        if isinstance(pattern, bytes):
+            compiled.append(pattern)
+        return real(pattern, flags)
+
+    monkeypatch.setattr(re, "compile", counting)
+    return compiled
+
+
+def test_the_patterns_are_compiled_only_when_a_body_needs_them(compiles: list[bytes]) -> None:
+    """Nothing is compiled for Secrets built and never used, or used on bodies without
+    a run long enough for a form; a small pattern of the forms' beginnings for a body
+    with such runs (one begins as the key does, for five characters); the whole
+    pattern, once, when a form begins in one."""
+    key = "sk-compiled-late-3b8e61"  # no other test's: the matcher is shared per set of keys
+    secrets = Secrets([key]).with_keys([key])
+    assert secrets.redact("a short answer") == "a short answer"
+    assert secrets.redact_bytes(b'{"status": "ok"}') == b'{"status": "ok"}'
+    assert compiles == []
+    said = "id 5551a2c6-7e6a-4f3e-9b1e-7c1e9b0f2a11 sk-counting-the-words-of-each-recording"
+    assert secrets.redact(said) == said
+    assert len(compiles) == 1
+    assert secrets.redact(f"{said} {key}") == f"{said} {REDACTED}"
+    assert secrets.redact_bytes(f"{key}!".encode()) == f"{REDACTED}!".encode()
+    assert len(compiles) == 2
+    assert len(compiles[1]) > 3 * len(compiles[0])  # the beginnings first, then the whole
+
+
+def test_threads_redacting_at_once_compile_the_patterns_once(compiles: list[bytes]) -> None:
+    """Bodies are redacted on worker threads: the first ones wait for one compilation."""
+    key = "sk-threads-at-once-9c2d47"
+    secrets = Secrets([key])
+    start = threading.Barrier(6)
+    said: list[str] = []
+
+    def redact() -> None:
+        start.wait()
+        said.append(secrets.redact(f"echo {b64('Bearer ' + key)} end"))
+
+    threads = [threading.Thread(target=redact) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert said == [said[0]] * 6
+    assert REDACTED in said[0]
+    assert found_in(said[0], (key,)) == []
+    assert len(compiles) == 2
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ("abcdefgh", "ABCDEFGH12", "none"),  # in either case, one inside another, a short key
+        ("k%25&#x;-xyz9", 'q"/\\q-12345'),  # characters that may begin another's escape
+        (ACCENTED_KEY,),
+    ],
+)
+def test_the_tree_of_forms_finds_what_their_list_finds(keys: tuple[str, ...]) -> None:
+    """Forms that begin alike are compiled as a tree of their beginnings, which must
+    find, at every place, the form the list of forms (longest first) finds: the same
+    places, the same lengths."""
+    every = key_forms.every_form(keys)
+    tree = re.compile(key_forms.alternation(every).encode("utf-8", "surrogatepass"))
+    listed = re.compile("|".join(form.pattern() for form in every).encode("utf-8", "surrogatepass"))
+    assert tree.pattern != listed.pattern
+    written = [form for key in keys for form in forms(key).values()]
+    texts = [
+        *written,
+        *(f"{one}{other}" for one in written[::3] for other in written[1::4]),
+        *(form[:cut] + "=Z9" for form in written for cut in (6, 9, -1)),
+    ]
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        found = [m.span() for m in tree.finditer(data)]
+        assert found == [m.span() for m in listed.finditer(data)], text
+
+
+@pytest.mark.parametrize(
+    ("plain_forms", "text"),
+    [
+        # A key's own form takes its letters in either case, a base64 form in one.
+        (
+            [("c" + "Q" * 29, False), ("cdefghijklmnopqrstuv", True), ("cdefghijkl", False)],
+            "cdefghijklMNOPQRSTUV",
+        ),
+        # "%" is itself or begins the escape of "4" (%34).
+        (
+            [("x%34" + "a" * 20, False), ("x4" + "b" * 14, False), ("x%34bbbbbb", False)],
+            "x%34" + "b" * 14,
+        ),
+    ],
+)
+def test_a_tree_never_forks_where_a_text_could_follow_both_branches(
+    plain_forms: list[tuple[str, bool]], text: str
+) -> None:
+    """Were the forms' beginnings one tree, it would follow the first branch that
+    begins the text, and find the last form's 10 characters where the list of forms
+    (longest first) finds the second's, longer."""
+    written = [key_forms.Form(plain, fold_case=fold) for plain, fold in plain_forms]
+    tree = re.compile(key_forms.alternation(written).encode())
+    listed = re.compile("|".join(form.pattern() for form in written).encode())
+    found = listed.match(text.encode())
+    assert found is not None
+    assert found.end() == len(text)
+    assert tree.match(text.encode()).span() == found.span()  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------------------
@@ -313,9 +466,9 @@ def test_a_body_redacts_a_key_whose_every_character_is_escaped_with_digits_it_la
 def test_a_key_in_a_long_body_of_short_runs_is_found_at_its_start_middle_and_end(
     where: str,
 ) -> None:
-    """Runs are found in C for bytes and ASCII text (a translated copy of the bytes),
-    with the regular expression for the rest: every form is still found, wherever it
-    sits among thousands of short words, and what holds none comes back as it was."""
+    """Runs are found in C, in the bytes or the text's UTF-8 (a translated copy of the
+    bytes): every form is still found, wherever it sits among thousands of short
+    words, and what holds none comes back as it was."""
     secrets = Secrets([KEY])
     words = " ".join(["words", "of-a", "transcript", "0.93,"] * 2000)
     tail = " café" if where == "text beyond ascii" else ""

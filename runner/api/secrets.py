@@ -8,14 +8,18 @@ HTML-encoding, upper or lower case, base64 (standard or URL-safe, padded or not,
 inside ``base64("Bearer KEY")`` or ``base64("user:KEY")``). :class:`Secrets` knows
 every key of the run and builds, once, one regular expression that matches each of
 those forms, character by character: every character of a key may come literally or
-escaped in any of those ways, so no decoding of the text can give the key back. It is
-applied to each body as read (:mod:`runner.api.http`), and to what is assembled from
-several pieces of a reply (a streamed answer, an error message).
+escaped in any of those ways, so no decoding of the text can give the key back (the
+forms and their pattern: :mod:`runner.api.key_forms`). It is applied to each body as
+read (:mod:`runner.api.http`), and to what is assembled from several pieces of a reply
+(a streamed answer, an error message). It is compiled the first time a body holds the
+beginning of a form: most processes never see a key, and compiling costs tens of
+milliseconds a key.
 
-A key shorter than :data:`SHORT_KEY` characters is a placeholder rather than a secret
-(``none``, ``local``: what a server that checks no key is given); rewriting it
-wherever it appears would rewrite ordinary words in replies. It is redacted only as a
-whole word (not inside a longer one), in its exact case, and not in base64.
+A key shorter than :data:`~runner.api.key_forms.SHORT_KEY` characters is a placeholder
+rather than a secret (``none``, ``local``: what a server that checks no key is given);
+rewriting it wherever it appears would rewrite ordinary words in replies. It is
+redacted only as a whole word (not inside a longer one), in its exact case, and not in
+base64.
 
 **Which variables a recipe may name** (``api_key_env``, in ``providers:`` and
 ``transcription:``): a recipe is edited in pull requests and runs in CI beside the
@@ -32,14 +36,23 @@ repository's secrets, so it may only name variables the operator meant for it:
 
 from __future__ import annotations
 
-import base64
 import functools
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, AnyStr, Final, Generic, TypeVar
+from typing import Any, Final, TypeVar
+
+from runner.api.key_forms import (
+    ESCAPE_CHARACTERS,
+    UTF8,
+    Form,
+    alternation,
+    beginnings,
+    every_form,
+    literal_characters,
+)
 
 REDACTED: Final = "[REDACTED]"
-SHORT_KEY: Final = 8  # keys shorter than this are redacted as whole words only
 
 KEY_PREFIX: Final = "TRANSCRIPT_RUNNER_"
 ALLOWED_KEYS_ENV: Final = "TRANSCRIPT_RUNNER_ALLOWED_KEYS"
@@ -74,7 +87,7 @@ class Secrets:
 
     def __init__(self, keys: Iterable[str] = ()) -> None:
         self.keys: frozenset[str] = frozenset(key for key in keys if key)
-        self._text, self._bytes = _compiled(self.keys)
+        self._matcher = _compiled(self.keys)  # compiles nothing until a body needs it
 
     def __bool__(self) -> bool:
         return bool(self.keys)
@@ -89,18 +102,27 @@ class Secrets:
 
     def redact(self, text: str) -> str:
         """``text`` with every form of every key replaced by ``[REDACTED]``."""
-        return text if self._text is None else self._text.sub(REDACTED, text)
+        if self._matcher is None:
+            return text
+        # Searched as UTF-8: every form is made of whole characters, so what is found
+        # begins and ends between two characters, and decodes back around the mark.
+        data = text.encode(*UTF8)
+        redacted = self._matcher.sub(_REDACTED_BYTES, data)
+        return text if redacted is data else redacted.decode(*UTF8)
 
     def redact_bytes(self, body: bytes) -> bytes:
         """A body as received, redacted the same way (valid JSON stays valid JSON)."""
-        return body if self._bytes is None else self._bytes.sub(REDACTED.encode(), body)
+        return body if self._matcher is None else self._matcher.sub(_REDACTED_BYTES, body)
 
     def redact_data(self, value: _Data) -> _Data:
         """Decoded JSON (or any lists, tuples and mappings of strings) redacted: every
         string in it, keys included; what holds no secret comes back as it was."""
-        if self._text is None:
+        if self._matcher is None:
             return value
         return _walk(value, self.redact)  # type: ignore[no-any-return]
+
+
+_REDACTED_BYTES: Final = REDACTED.encode()
 
 
 def _walk(value: Any, redact: Any) -> Any:
@@ -114,12 +136,12 @@ def _walk(value: Any, redact: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------
-# The pattern: every key, in every form, as one alternation.
+# Finding the forms: the runs that may hold one, then the pattern.
 # ---------------------------------------------------------------------------------------
 
 
-class _Matcher(Generic[AnyStr]):
-    """Every form of every key, found fast.
+class _Matcher:
+    """Every form of every key, found fast, and built only when needed.
 
     Trying the whole alternation at every position of a 150 KB transcript takes tens
     of milliseconds; instead, runs of characters that can make up a form (letters,
@@ -127,40 +149,63 @@ class _Matcher(Generic[AnyStr]):
     the shortest form are found first, and only they are searched. A run ends at a
     character no form has, so a form never crosses one.
 
-    Finding the runs with a regular expression still cost 3 ms for a 140 KB
-    transcript (every answer is redacted): it reads each short run again from each of
-    its characters. For bytes and ASCII text (nearly every body) they are found in C
-    instead: each byte a run may hold turned into 1 (``bytes.translate``), then a
-    search for ``shortest`` ones in a row; the first such position is a run's start,
-    and the run ends at the next 0. Other text keeps the regular expression; both find
-    the same runs.
+    Finding the runs with a regular expression cost 3 ms for a 140 KB transcript
+    (every answer is redacted): it reads each short run again from each of its
+    characters. They are found in C instead: each byte a run may hold turned into 1
+    (``bytes.translate``), then a search for ``shortest`` ones in a row; the first such
+    position is a run's start, and the run ends at the next 0. Text is searched as its
+    UTF-8 bytes: every form is made of whole characters, and a byte that is part of no
+    form's character ends a run as its character would.
+
+    Compiling the alternation costs tens of milliseconds a key (``re``'s parser reads
+    some 40 characters of pattern for each character of each form), and most
+    processes never see a key: a crash report, a run whose servers never echo one. So
+    there is one pattern, for bytes (text is searched as its UTF-8), and it is
+    compiled the first time a run holds the beginning of a form (its first
+    :data:`~runner.api.key_forms.BEGINNING` characters, in any of their ways), which a
+    small pattern, compiled the first time there is a run at all, tells. Each is
+    compiled once, under a lock: bodies are redacted on several threads.
     """
 
-    def __init__(
-        self, runs: re.Pattern[AnyStr], forms: re.Pattern[AnyStr], marks: _RunBytes
-    ) -> None:
-        self._runs: re.Pattern[AnyStr] = runs
-        self._forms: re.Pattern[AnyStr] = forms
-        self._marks = marks
+    def __init__(self, forms: list[Form]) -> None:
+        self._forms = forms  # longest first: a key that contains another is redacted whole
+        shortest = min(len(form.text) for form in forms)
+        characters = literal_characters(forms) | set(ESCAPE_CHARACTERS)
+        run_bytes = set("".join(characters).encode(*UTF8)) | set(_ALNUM_BYTES)
+        self._marks = _RunBytes(frozenset(run_bytes), shortest)
+        self._lock = threading.Lock()
+        self._beginnings: re.Pattern[bytes] | None = None
+        self._whole: re.Pattern[bytes] | None = None
 
-    def sub(self, replacement: AnyStr, text: AnyStr) -> AnyStr:
-        pieces: list[AnyStr] = []
+    def sub(self, replacement: bytes, data: bytes) -> bytes:
+        pieces: list[bytes] = []
         last = 0
-        for start, end in self._run_spans(text):
-            for found in self._forms.finditer(text, start, end):
-                pieces += [text[last : found.start()], replacement]
+        for start, end in self._marks.spans(data):
+            if self._beginning_of_a_form().search(data, start, end) is None:
+                continue  # no form begins in this run: the whole pattern is not needed
+            for found in self._every_form().finditer(data, start, end):
+                pieces += [data[last : found.start()], replacement]
                 last = found.end()
         if not pieces:
-            return text
-        pieces.append(text[last:])
-        return replacement[:0].join(pieces)
+            return data
+        pieces.append(data[last:])
+        return b"".join(pieces)
 
-    def _run_spans(self, text: AnyStr) -> Iterator[tuple[int, int]]:
-        if isinstance(text, bytes):
-            return self._marks.spans(text)
-        if text.isascii():  # one byte a character: the same positions
-            return self._marks.spans(text.encode("ascii"))
-        return (run.span() for run in self._runs.finditer(text))
+    def _beginning_of_a_form(self) -> re.Pattern[bytes]:
+        if self._beginnings is None:
+            with self._lock:
+                if self._beginnings is None:
+                    source = beginnings(self._forms)
+                    self._beginnings = re.compile(source.encode(*UTF8))
+        return self._beginnings
+
+    def _every_form(self) -> re.Pattern[bytes]:
+        if self._whole is None:
+            with self._lock:
+                if self._whole is None:
+                    source = alternation(self._forms)
+                    self._whole = re.compile(source.encode(*UTF8))
+        return self._whole
 
 
 class _RunBytes:
@@ -181,115 +226,16 @@ class _RunBytes:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(keys: frozenset[str]) -> tuple[_Matcher[str] | None, _Matcher[bytes] | None]:
-    """The matchers for ``keys`` (built once per set of keys: each client of a run
-    shares the run's, and building takes a few tens of milliseconds)."""
-    forms: dict[str, str] = {}
-    for key in keys:
-        for text, pattern in _forms(key):
-            forms.setdefault(text, pattern)
-    if not forms:
-        return None, None
-    # Longest first: a key that contains another is redacted whole.
-    source = "|".join(forms[text] for text in sorted(forms, key=len, reverse=True))
-    shortest = min(len(text) for text in forms)
-    characters = set("".join(forms)) | set(_ESCAPE_CHARACTERS)
-    text_class = "".join(re.escape(c) for c in sorted(characters))
-    # The ranges as ranges (``A-Z``), not as their five characters: a run of a key's
-    # escapes (``\u0073``) holds hex digits that the key itself may not.
-    byte_values = set("".join(characters).encode("utf-8"))
-    bytes_class = _ALNUM.encode() + b"".join(re.escape(bytes([b])) for b in sorted(byte_values))
-    marks = _RunBytes(frozenset(byte_values | set(_ALNUM_BYTES)), shortest)
-    return (
-        _Matcher(re.compile(f"[{_ALNUM}{text_class}]{{{shortest},}}"), re.compile(source), marks),
-        _Matcher(
-            re.compile(b"[" + bytes_class + b"]{" + str(shortest).encode() + b",}"),
-            re.compile(source.encode("utf-8")),
-            marks,
-        ),
-    )
+def _compiled(keys: frozenset[str]) -> _Matcher | None:
+    """The matcher for ``keys`` (one per set of keys: each client of a run shares the
+    run's, and what it compiles, once, takes a few tens of milliseconds)."""
+    forms = every_form(keys)
+    return _Matcher(forms) if forms else None
 
 
 # Letters and digits are always part of a run, so a run never starts or ends beside
 # one: a short key's whole-word test sees the same neighbours as in the whole text.
-_ALNUM = "A-Za-z0-9"
 _ALNUM_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_ESCAPE_CHARACTERS = "\\%&#;xXu"
-
-
-def _forms(key: str) -> list[tuple[str, str]]:
-    """``(plain text, pattern)`` for the key and, for a real key, its base64."""
-    if len(key) < SHORT_KEY:
-        word = _escaped(key, fold_case=False)
-        return [(key, rf"(?<![A-Za-z0-9]){word}(?![A-Za-z0-9])")]
-    found = [(key, _escaped(key, fold_case=True))]
-    for cased in {key, key.upper(), key.lower()}:
-        found += [(core, _escaped(core, fold_case=False)) for core in _base64_cores(cased)]
-    return found
-
-
-def _base64_cores(key: str) -> set[str]:
-    """The key's base64 (standard and URL-safe, padded or not), and the part of it that
-    is the same wherever the key sits in what was encoded (``Bearer KEY``,
-    ``user:KEY``): for each of the three alignments, the characters that depend on the
-    key's bytes alone (the one or two characters around them carry a few bits of it
-    at most)."""
-    data = key.encode("utf-8")
-    whole = base64.b64encode(data).decode("ascii")  # the key alone: taken whole, padding too
-    cores = {
-        form for form in (whole, whole.rstrip("=")) for form in (form, form.translate(_URLSAFE))
-    }
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
-        first = -(-offset * 8 // 6)  # the first character made of the key's bits only
-        last = (offset + len(data)) * 8 // 6  # past the last such character
-        core = encoded[first:last]
-        cores |= {core, core.translate(_URLSAFE)}
-    return cores
-
-
-_URLSAFE = str.maketrans("+/", "-_")
-_JSON_SHORT_ESCAPES = frozenset('"\\/')
-
-
-def _escaped(text: str, *, fold_case: bool) -> str:
-    """A pattern for ``text`` where each character may be written literally or escaped
-    (JSON ``\\uXXXX`` or ``\\/``, ``%XX``, ``&#N;``, ``&#xH;``); with ``fold_case``, in
-    either case. Escaped or not, a character is still the key's: the key comes back
-    whatever decoding follows."""
-    return "".join(_character(char, fold_case) for char in text)
-
-
-def _character(char: str, fold_case: bool) -> str:
-    cased = {char, char.upper(), char.lower()} if fold_case else {char}
-    cased = {c for c in cased if len(c) == 1}  # "ß".upper() is two characters
-    options: set[str] = set()
-    for c in cased:
-        options.add(re.escape(c))
-        options.add(_json_escape(c))
-        if c in _JSON_SHORT_ESCAPES:
-            options.add(r"\\+" + re.escape(c))
-        options.add("".join("%" + _hex(byte, 2) for byte in c.encode("utf-8")))
-        options.add(f"&#0*{ord(c)};")
-        options.add(f"&#[xX]0*{_hex(ord(c), 1)};")
-    return "(?:" + "|".join(sorted(options)) + ")"
-
-
-def _json_escape(char: str) -> str:
-    """``\\uXXXX`` for ``char`` (a surrogate pair beyond the first plane), hex in any
-    case, after any number of backslashes: JSON quoted inside JSON, at any depth."""
-    code = ord(char)
-    if code < 0x10000:
-        return r"\\+u" + _hex(code, 4)
-    code -= 0x10000
-    high, low = 0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)
-    return r"\\+u" + _hex(high, 4) + r"\\+u" + _hex(low, 4)
-
-
-def _hex(number: int, width: int) -> str:
-    """``number`` in hex as a pattern that takes its letters in either case."""
-    digits = f"{number:0{width}X}"
-    return "".join(f"[{d}{d.lower()}]" if d.isalpha() else d for d in digits)
 
 
 # ---------------------------------------------------------------------------------------
