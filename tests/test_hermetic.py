@@ -32,3 +32,20 @@ def test_beside_means_beside_even_when_the_checkout_is_in_the_temporary_folder()
     """A fresh clone is often made in /tmp: its neighbours are still not the suite's."""
     assert outside_the_checkout(str(CHECKOUT.parent / "beside-the-clone" / "x.json"))
     assert not outside_the_checkout(str(CHECKOUT / "tests" / "fixtures" / "README.md"))
+
+
+def test_a_link_in_a_tests_folder_to_beside_the_checkout_is_caught(tmp_path: Path) -> None:
+    """Folders are resolved once per test: a link still leads where it leads, whether it
+    is the file, a folder on the way, or a folder made a link after it was resolved."""
+    beside = CHECKOUT.parent / "beside-the-clone"
+    (tmp_path / "file-link.json").symlink_to(beside / "x.json")
+    (tmp_path / "folder-link").symlink_to(beside)
+    (tmp_path / "swapped").mkdir()
+    assert not outside_the_checkout(str(tmp_path / "swapped" / "x.json"))
+    assert outside_the_checkout(str(tmp_path / "file-link.json"))
+    assert outside_the_checkout(str(tmp_path / "folder-link" / "x.json"))
+    assert outside_the_checkout(str(tmp_path / "folder-link" / "inner" / ".." / "x.json"))
+    GUARD.take()  # a new test: its folders are resolved afresh
+    (tmp_path / "swapped").rmdir()
+    (tmp_path / "swapped").symlink_to(beside)
+    assert outside_the_checkout(str(tmp_path / "swapped" / "x.json"))
