@@ -135,7 +135,7 @@ def test_a_task_over_all_items_runs_once_is_cached_and_reported(
     (served / "saved" / "wildfires.json").unlink()
     saved_calls(served, 12)
     (served / "week.yaml").write_text(WEEK)
-    code, _, err = run_cli("run", "week.yaml", "--progress", "plain", "--report", "report.html")
+    code, said, err = run_cli("run", "week.yaml", "--progress", "plain", "--report", "report.html")
     assert code == 0, err
     week = [c for c in fake.gateway.calls if "This week's" in c.messages[-1]["content"]]
     assert len(week) == 1
@@ -150,8 +150,12 @@ def test_a_task_over_all_items_runs_once_is_cached_and_reported(
     assert group["status"] == "ok"
     assert group["tasks"][0]["output"] == "out/week/groups/all/week.md"
     assert len(entries) == 13
+    summary = manifest(served)["summary"]  # the group is counted as a group, not an item
+    assert (summary["items"], summary["groups"]) == ({"ok": 12}, {"ok": 1})
+    assert "  groups: 1 ok, 0 failed" in said + err  # the run's summary says so too
     report = (served / "report.html").read_text()
     assert "groups/all" in report
+    assert "<b>groups</b>: 1 ok" in report
 
     sent = len(fake.gateway.calls)
     code, _, err = run_cli("run", "week.yaml", "--progress", "plain")

@@ -276,6 +276,11 @@ def _overview(summary: Mapping[str, Any], failures: Sequence[str]) -> str:
     facts = [
         ("outcome", summary.get("outcome")),
         ("items", ", ".join(f"{n} {s}" for s, n in items.items())),
+        *(
+            [("groups", ", ".join(f"{n} {s}" for s, n in groups.items()))]
+            if (groups := summary.get("groups"))
+            else []
+        ),
         ("tasks", ", ".join(f"{n} {s}" for s, n in tasks.items())),
         ("tokens", f"{summary.get('input_tokens', 0)} in, {summary.get('output_tokens', 0)} out"),
         ("audio", f"{float(summary.get('audio_hours') or 0):.2f} h"),

@@ -198,9 +198,13 @@ class ItemRecord:
     transcriptions: list[TranscriptionRecord] = field(default_factory=list)
 
 
+GROUP_KIND = "group"  # the kind of a record that is a group of items (`over:`), not an item
+
+
 @dataclass
 class Totals:
     items: Counter[str] = field(default_factory=Counter)
+    groups: Counter[str] = field(default_factory=Counter)  # records of groups, by status
     tasks: Counter[str] = field(default_factory=Counter)
     input_tokens: int = 0
     output_tokens: int = 0
@@ -230,7 +234,7 @@ class Totals:
         return self.transcription_cost + self.llm_cost
 
     def add(self, record: ItemRecord) -> None:
-        self.items[record.status] += 1
+        (self.groups if record.kind == GROUP_KIND else self.items)[record.status] += 1
         if record.folder:
             self.outputs = (
                 record.folder
@@ -302,6 +306,7 @@ class Totals:
         """The summary's counted fields (a run's manifest and a merged one share them)."""
         return {
             "items": dict(self.items),
+            "groups": dict(self.groups),
             "tasks": dict(self.tasks),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,

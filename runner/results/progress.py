@@ -229,6 +229,18 @@ def retries_text(totals: Totals, retries: Mapping[str, int] | None) -> str:
     return f"{total} ({kinds})" if kinds else str(total)
 
 
+def _group_line(totals: Totals) -> list[str]:
+    """The groups' own line (tasks ``over:`` several items), when the run had any: a
+    group is not an item, so the items' line counts only items."""
+    groups = totals.groups
+    if not groups:
+        return []
+    return [
+        f"  groups: {groups['ok']} ok, {groups['failed']} failed"
+        + (f", {groups['interrupted']} interrupted" if groups["interrupted"] else "")
+    ]
+
+
 def summary_text(
     totals: Totals,
     *,
@@ -258,6 +270,7 @@ def summary_text(
         f"  items: {items['ok']} ok, {items['failed']} failed"
         + (f", {items['interrupted']} interrupted" if items["interrupted"] else "")
         + (f", {left} not started" if left else ""),
+        *_group_line(totals),
         f"  tasks: {tasks['ok']} ok, {tasks['failed']} failed, {tasks['skipped']} skipped"
         + (f", {tasks[NOT_RUN]} not run" if tasks[NOT_RUN] else ""),
         f"  tokens: {totals.input_tokens} in, {totals.output_tokens} out"

@@ -46,6 +46,7 @@ class RunOutcome:
         return bool(
             self.outcome != "completed"
             or totals.items["failed"]
+            or totals.groups["failed"]
             or totals.tasks["failed"]
             or totals.tasks["skipped"]
             or totals.rates.below()
