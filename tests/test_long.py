@@ -272,6 +272,24 @@ def test_plan_counts_the_parts_and_then_finds_them_cached(
     assert (planned["llm_calls"], planned["llm_cached"]) == (0, 3)
 
 
+def test_plan_knows_a_judge_of_a_task_read_in_parts_cached_after_a_run(
+    served: Path, fake: FakeAssemblyAI, run_cli: RunCli
+) -> None:
+    """The judge reads the reduce's answer: once every part and the reduce are kept,
+    plan finds the judge's verdict kept too (it counted it as a call to send)."""
+    from fakeapi import judge_responder
+
+    fake.gateway.responder = judge_responder(lambda output: (True, 0.9), otherwise=reply_for)
+    judged = "    long: map-reduce\n    expect:\n      - judge: Is it a summary?\n"
+    (served / "long.yaml").write_text(LONG + judged + "        model: gpt-4.1\n")
+    before = json.loads(run_cli("plan", "long.yaml", "--format", "json").stdout)
+    assert (before["llm_calls"], before["llm_cached"]) == (4, 0)  # 2 parts, reduce, judge
+    assert run_cli("run", "long.yaml", "--progress", "plain").exit_code == 0
+    assert len(fake.gateway.calls) == 4
+    after = json.loads(run_cli("plan", "long.yaml", "--format", "json").stdout)
+    assert (after["llm_calls"], after["llm_cached"]) == (0, 4)
+
+
 def test_plan_counts_a_group_task_once_and_then_cached(
     served: Path, fake: FakeAssemblyAI, run_cli: RunCli
 ) -> None:

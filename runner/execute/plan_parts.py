@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.api.types import Completion
 from runner.execute.ask import completion_from_json, reply_text
 from runner.items import Item, groups_of
 from runner.prompt.parts import (
@@ -67,6 +68,9 @@ class Counted:
     keys: dict[str, str | None] = field(default_factory=dict)
     # Calls to send by where they go (see ``destination``): what the forecast paces.
     to_send: dict[str, int] = field(default_factory=dict)
+    # A task read in parts whose every part and combining request are cached: its
+    # answer, which the task's judges and the tasks that need it read, as in the run.
+    answer: Completion | None = None
 
     def add(self, other: Counted) -> None:
         self.calls += other.calls
@@ -113,8 +117,10 @@ def count_sized(
         counted.unknown += 1
         return counted
     combined = reduce(replies)
-    if _cached(task, combined, store, use_cache) is not None:
+    found = None if store is None or not use_cache else store.reply_get(request_key(task, combined))
+    if found is not None:
         counted.cached += 1
+        counted.answer = completion_from_json(found.reply)
     else:
         counted.calls += 1
         counted.input_tokens += prompt_tokens(combined)

@@ -279,6 +279,9 @@ def _plan_item(
             plan.cached += counted.cached
             plan.unknown_tokens += counted.unknown
             plan.too_long += counted.too_long
+            if counted.answer is not None:  # read in parts, every part and the reduce kept
+                answered = answering_task(task, counted.answer.model)
+                results[task.name] = _cached_result(answered, reply_text(counted.answer), view)
             tokens = counted.input_tokens
             plan.input_tokens += tokens
             if task.provider is not None:
@@ -288,7 +291,8 @@ def _plan_item(
             else:
                 by_model = plan.input_tokens_by_model
                 by_model[model] = by_model.get(model, 0) + tokens
-            results[task.name] = None
+            if counted.answer is None:
+                results[task.name] = None
         _plan_judges(recipe, engine, item, task, results[task.name], view, plan, store, use_cache)
     if kept is not None:
         kept[item.name] = Known(view, results)
