@@ -23,7 +23,8 @@ it, and the checkout's ``__pycache__`` folders are ignored by git. ``pytest -p
 no:precompile`` turns this off. Step 2 uses pytest's private functions
 (``_pytest.assertion.rewrite``): if a pytest release changes them, the step is
 skipped and the suite only runs slower. Only files inside the checkout are read or
-written.
+written (where ``PYTHONPYCACHEPREFIX`` is set, the bytecode goes under that folder, as
+Python's own does).
 """
 
 from __future__ import annotations

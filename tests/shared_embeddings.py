@@ -232,6 +232,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A recording is rewritten with exactly what the run asked for: a run of some of
+    the tests would leave out the others' texts, and they would be embedded again, slowly,
+    in every run after it."""
+    if not config.getoption("record_embeddings", False):
+        return
+    option = config.option
+    narrowed = option.keyword or option.markexpr or getattr(option, "lf", False)
+    if narrowed or config.args_source is pytest.Config.ArgsSource.ARGS:
+        raise pytest.UsageError(
+            "--record-embeddings records what the whole suite embeds: run it without "
+            "test paths, -k, -m or --lf"
+        )
+
+
 @pytest.fixture(autouse=True, scope="session")
 def shared_embeddings(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config

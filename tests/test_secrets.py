@@ -480,3 +480,14 @@ def test_a_key_in_a_long_body_of_short_runs_is_found_at_its_start_middle_and_end
         assert found_in(plain, (KEY,)) == []
     untouched = f"{words}{tail}"
     assert secrets.redact(untouched) is untouched
+
+
+def test_a_key_that_is_another_keys_base64_core_is_found_in_either_case() -> None:
+    """The key QUJDREVGR0g is also ABCDEFGH's base64 (exact case only). Whichever key's
+    form came first decided (by the order of a set, so by the hash seed) whether it was
+    found in its other case; both ways are now one form, in either case."""
+    for keys in (["QUJDREVGR0g", "ABCDEFGH"], ["ABCDEFGH", "QUJDREVGR0g"]):
+        secrets = Secrets(keys)
+        assert secrets.redact("echo qujdrevgr0g and QUJDREVGR0g") == (
+            f"echo {REDACTED} and {REDACTED}"
+        )

@@ -2,17 +2,28 @@
 
 A model that counts what it is asked stands in for the packaged one: each text is
 embedded once for all the processes that share the folder, a process whose texts are
-all kept never loads the model, and answers come in the order asked.
+all kept never loads the model, and answers come in the order asked. The recorded
+answers a run starts from stand for the packaged model only while they are its
+answers, and a run takes nothing else from them.
 """
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from shared_embeddings import SharedEmbeddings, shared_embedding_loader
+import shared_embeddings
+from shared_embeddings import (
+    SharedEmbeddings,
+    model_digest,
+    recorded_digest,
+    seed,
+    shared_embedding_loader,
+)
 
 from runner.transcript import embedding
 from runner.transcript.embedding import PACKAGED
@@ -81,3 +92,35 @@ def test_only_the_packaged_model_is_shared(tmp_path: Path, monkeypatch: pytest.M
     assert given == [str(tmp_path / "my-model")]  # loaded when a text is new, not before
     packaged.embed(["a text"])
     assert given[-1] == PACKAGED
+
+
+def test_the_recording_came_from_the_packaged_models_files() -> None:
+    """A changed model (or tokenizer) fails here at once, slow tests or not: record again
+    with ``pytest --record-embeddings`` (tests/test_embedding.py compares the vectors)."""
+    assert recorded_digest() == model_digest(), "record again: pytest --record-embeddings"
+
+
+def _recording(folder: Path, digest: str) -> Path:
+    good = "a" * 64 + ".npy"
+    archive = folder / "recorded.zip"
+    with zipfile.ZipFile(archive, "w") as made:
+        for name in (good, "../" + "b" * 64 + ".npy", "notes.txt", "c" * 63 + ".npy"):
+            made.writestr(name, b"vector")
+    archive.with_suffix(".json").write_text(json.dumps({"model_files_sha256": digest}))
+    return archive
+
+
+@pytest.mark.parametrize("same_model", [True, False])
+def test_a_run_takes_only_vector_files_and_only_from_the_same_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same_model: bool
+) -> None:
+    archive = _recording(tmp_path, model_digest() if same_model else "0" * 64)
+    monkeypatch.setattr(shared_embeddings, "RECORDED", archive)
+    monkeypatch.setattr(shared_embeddings, "RECORDED_FROM", archive.with_suffix(".json"))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    assert seed(folder) == (1 if same_model else 0)
+    kept = sorted(p.name for p in folder.iterdir() if p.suffix == ".npy")
+    assert kept == (["a" * 64 + ".npy"] if same_model else [])
+    assert not (tmp_path / ("b" * 64 + ".npy")).exists()  # nothing outside the folder
+    assert seed(folder) == 0  # once a run: the next worker finds it started

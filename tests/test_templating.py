@@ -424,3 +424,22 @@ def test_a_value_doubled_in_a_loop_is_refused_before_it_fills_memory(
 def test_joining_texts_below_the_bound_still_works(engine: TemplateEngine) -> None:
     source = "{% set b %}{{ 'a' ~ 'b' }}{% endset %}{{ b + 'c' }} {{ [1] + [2] }} {{ 1 + 2 }}"
     assert engine.render(template(source), context()) == "abc [1, 2] 3"
+
+
+def test_a_template_compiles_where_the_working_folder_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Templates are compiled once per process in an environment of their own: making it
+    reads nothing of the working folder, which may have been removed under the run."""
+    from runner.prompt import templating
+
+    recipe_dir = tmp_path / "recipe"
+    recipe_dir.mkdir()
+    engine = TemplateEngine(recipe_dir)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    templating._compiler.cache_clear()  # made afresh, here
+    out = engine.render(template("Hello {{ vars.audience }} (a new source)"), context())
+    assert out == "Hello the board (a new source)"

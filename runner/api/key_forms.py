@@ -53,8 +53,22 @@ def every_form(keys: Iterable[str]) -> list[Form]:
     forms: dict[str, Form] = {}
     for key in keys:
         for form in _forms(key):
-            forms.setdefault(form.text, form)
+            forms[form.text] = _either(forms.get(form.text), form)
     return sorted(forms.values(), key=lambda form: len(form.text), reverse=True)
+
+
+def _either(kept: Form | None, form: Form) -> Form:
+    """One form for two ways of writing the same text (one key is another's base64
+    core): found wherever either would be, in either case if either may be, not only
+    as a whole word unless both are. Which one came first depended on the order of a
+    set of keys, so a key was found in its other case or not by the hash seed."""
+    if kept is None:
+        return form
+    return Form(
+        form.text,
+        fold_case=kept.fold_case or form.fold_case,
+        whole_word=kept.whole_word and form.whole_word,
+    )
 
 
 def _forms(key: str) -> list[Form]:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 from runner.api.key_forms import (
@@ -174,8 +174,8 @@ class _Matcher:
         run_bytes = set("".join(characters).encode(*UTF8)) | set(_ALNUM_BYTES)
         self._marks = _RunBytes(frozenset(run_bytes), shortest)
         self._lock = threading.Lock()
-        self._beginnings: re.Pattern[bytes] | None = None
-        self._whole: re.Pattern[bytes] | None = None
+        # By what writes their source (beginnings, alternation): each compiled once.
+        self._patterns: dict[Callable[[list[Form]], str], re.Pattern[bytes]] = {}
 
     def sub(self, replacement: bytes, data: bytes) -> bytes:
         pieces: list[bytes] = []
@@ -192,20 +192,17 @@ class _Matcher:
         return b"".join(pieces)
 
     def _beginning_of_a_form(self) -> re.Pattern[bytes]:
-        if self._beginnings is None:
-            with self._lock:
-                if self._beginnings is None:
-                    source = beginnings(self._forms)
-                    self._beginnings = re.compile(source.encode(*UTF8))
-        return self._beginnings
+        return self._patterns.get(beginnings) or self._compiled_once(beginnings)
 
     def _every_form(self) -> re.Pattern[bytes]:
-        if self._whole is None:
-            with self._lock:
-                if self._whole is None:
-                    source = alternation(self._forms)
-                    self._whole = re.compile(source.encode(*UTF8))
-        return self._whole
+        return self._patterns.get(alternation) or self._compiled_once(alternation)
+
+    def _compiled_once(self, source: Callable[[list[Form]], str]) -> re.Pattern[bytes]:
+        """``source``'s pattern, compiled by this thread or by another meanwhile."""
+        with self._lock:
+            if source not in self._patterns:
+                self._patterns[source] = re.compile(source(self._forms).encode(*UTF8))
+            return self._patterns[source]
 
 
 class _RunBytes:

@@ -427,7 +427,10 @@ def _code(source: str) -> CodeType:
 
 @functools.cache
 def _compiler() -> _Environment:
-    return _new_environment(Path("."))
+    # Its loader is never asked (partials are loaded by the engine's own environment as
+    # they are rendered); "/" resolves wherever the process stands, even in a folder
+    # since removed, where "." would not.
+    return _new_environment(Path("/"))
 
 
 class TemplateEngine:
