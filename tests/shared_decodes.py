@@ -19,13 +19,24 @@ kept yet: importing faster-whisper and loading the model cost about a second of 
 each process, and most of the suite's processes (the warm server's children above all)
 find their decodes kept. Any other model is loaded at once, as the runner does, so a
 model a test gives fails where the runner's would.
+
+**Recorded decodes of the shipped recordings.** The bundled tiny.en's decodes of the
+recordings the repository ships (``recipes/audio/``: the first run's meeting, three
+seconds of CPU) are kept in ``tests/fixtures/decodes/recorded.json`` with the digest of
+the model files they came from; a run starts from them while that digest is the bundled
+model's. Other audio (the tests' own fox and the dialogue espeak-ng speaks) is decoded
+for real in every run, which is what the local engine's tests judge.
+``pytest --record-decodes`` decodes everything anew and writes the recording again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import functools
 import hashlib
 import importlib.util
+import json
 import os
 import pickle
 import threading
@@ -70,12 +81,36 @@ class SharedDecodes:
             if kept.exists():
                 segments, info = pickle.loads(kept.read_bytes())
             else:
-                found, info = self._real().transcribe(audio, **options)
-                segments = list(found)  # decoding happens here, segment by segment
+                shipped = self._shipped_key(content, options)
+                recorded = self._recorded(shipped)
+                if recorded is not None:
+                    segments, info = recorded
+                else:
+                    found, info = self._real().transcribe(audio, **options)
+                    segments = list(found)  # decoding happens here, segment by segment
+                    if shipped is not None:  # for --record-decodes
+                        _write(self._folder / f"{shipped}.decode.json", _dumped(segments, info))
                 partial = kept.with_suffix(".partial")
                 partial.write_bytes(pickle.dumps((segments, info)))
                 os.replace(partial, kept)
         return iter(segments), info
+
+    def _shipped_key(self, content: str, options: dict[str, Any]) -> str | None:
+        """The recording's key of a decode of a shipped recording by the bundled model."""
+        name, _, compute_type = self._label.partition("\n")
+        if content not in shipped_recordings() or not _bundled(name):
+            return None
+        asked = f"{compute_type}\n{content}\n{sorted(options.items())}"
+        return hashlib.sha256(asked.encode()).hexdigest()
+
+    def _recorded(self, key: str | None) -> tuple[list[Any], Any] | None:
+        if key is None or (self._folder / RECORDING).exists():
+            return None
+        found = recorded_decodes().get(key)
+        try:
+            return _loaded(found) if found is not None else None
+        except (TypeError, KeyError, ImportError):  # faster-whisper's classes changed
+            return None
 
 
 def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
@@ -103,6 +138,90 @@ def _bundled(name_or_path: str) -> bool:
     return name_or_path == bundled and importlib.util.find_spec("faster_whisper") is not None
 
 
+ROOT = Path(__file__).resolve().parent.parent
+RECORDED = ROOT / "tests" / "fixtures" / "decodes" / "recorded.json"
+RECORDING = "recording"  # in the shared folder while --record-decodes records
+
+
+@functools.cache
+def shipped_recordings() -> frozenset[str]:
+    """The SHA-256 of each recording the repository ships (``recipes/audio/``)."""
+    return frozenset(
+        hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted((ROOT / "recipes" / "audio").glob("*.wav"))
+    )
+
+
+@functools.cache
+def bundled_digest() -> str:
+    """SHA-256 over the bundled tiny.en's files and the versions of faster-whisper and
+    CTranslate2 (the search that decodes with it): what decides its answers. Another
+    version decodes for real, and records nothing unless asked."""
+    import ctranslate2
+    import faster_whisper
+
+    digest = hashlib.sha256(f"{faster_whisper.__version__} {ctranslate2.__version__}".encode())
+    folder = Path(local_engine.default_model())
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def recorded_decodes() -> dict[str, Any]:
+    """The recorded decodes, by key, when they came from the bundled model's files."""
+    try:
+        recorded: dict[str, Any] = json.loads(RECORDED.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if recorded.get("model_files_sha256") != bundled_digest():
+        return {}
+    decodes: dict[str, Any] = recorded.get("decodes") or {}
+    return decodes
+
+
+def _dumped(segments: list[Any], info: Any) -> dict[str, Any]:
+    return {"segments": [dataclasses.asdict(s) for s in segments], "info": dataclasses.asdict(info)}
+
+
+def _loaded(found: dict[str, Any]) -> tuple[list[Any], Any]:
+    """The decode as faster-whisper returns it: its own dataclasses."""
+    from faster_whisper.transcribe import Segment, TranscriptionInfo, TranscriptionOptions, Word
+    from faster_whisper.vad import VadOptions
+
+    segments = [
+        Segment(**{**s, "words": [Word(**w) for w in s["words"] or ()]}) for s in found["segments"]
+    ]
+    info = dict(found["info"])
+    info["transcription_options"] = TranscriptionOptions(**info["transcription_options"])
+    info["vad_options"] = VadOptions(**info["vad_options"]) if info["vad_options"] else None
+    return segments, TranscriptionInfo(**info)
+
+
+def _write(path: Path, data: Any) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def record(folder: Path) -> None:
+    """Write the recording anew from this run's decodes of the shipped recordings (each
+    worker as it ends, under the folder's lock: the last has every decode)."""
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        decodes = {
+            path.name.partition(".")[0]: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(folder.glob("*.decode.json"))
+        }
+        RECORDED.parent.mkdir(parents=True, exist_ok=True)
+        about = {
+            "model_files_sha256": bundled_digest(),
+            "how": "pytest --record-decodes (tests/shared_decodes.py)",
+            "decodes": decodes,
+        }
+        _write(RECORDED, about)
+
+
 def shared_loader(folder: Path) -> Callable[[str, str, int], Any]:
     """``local_engine._load``, whose models answer from the decodes kept in ``folder``."""
     load = local_engine._load
@@ -124,10 +243,41 @@ def shared_loader(folder: Path) -> Callable[[str, str, int], Any]:
     return load_shared
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-decodes",
+        action="store_true",
+        help="decode the shipped recordings with the bundled Whisper (nothing from the "
+        "recording) and write tests/fixtures/decodes/recorded.json anew",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The recording holds what the whole suite decodes: not a part of it."""
+    if not config.getoption("record_decodes", False):
+        return
+    option = config.option
+    narrowed = option.keyword or option.markexpr or getattr(option, "lf", False)
+    if narrowed or config.args_source is pytest.Config.ArgsSource.ARGS:
+        raise pytest.UsageError(
+            "--record-decodes records what the whole suite decodes: run it without "
+            "test paths, -k, -m or --lf"
+        )
+
+
 @pytest.fixture(autouse=True, scope="session")
-def shared_decodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def shared_decodes(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[None]:
     """Every Whisper model the runner loads in this session answers from the shared
-    decodes (the warm `transcript-runner` of tests/warmstart.py too)."""
+    decodes (the warm `transcript-runner` of tests/warmstart.py too), the shipped
+    recordings' from the recording unless it is being recorded."""
+    folder = decodes_folder(tmp_path_factory)
+    recording = bool(pytestconfig.getoption("record_decodes"))
+    if recording:
+        (folder / RECORDING).touch()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(local_engine, "_load", shared_loader(decodes_folder(tmp_path_factory)))
+        patch.setattr(local_engine, "_load", shared_loader(folder))
         yield
+    if recording:
+        record(folder)
