@@ -31,6 +31,7 @@ for real in every run, which is what the local engine's tests judge.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import functools
@@ -207,8 +208,7 @@ def _write(path: Path, data: Any) -> None:
 def record(folder: Path) -> None:
     """Write the recording anew from this run's decodes of the shipped recordings (each
     worker as it ends, under the folder's lock: the last has every decode)."""
-    with (folder / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with folder_locked(folder):
         decodes = {
             path.name.partition(".")[0]: json.loads(path.read_text(encoding="utf-8"))
             for path in sorted(folder.glob("*.decode.json"))
@@ -253,16 +253,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The recording holds what the whole suite decodes: not a part of it."""
-    if not config.getoption("record_decodes", False):
+    refuse_a_partial_recording(config, "--record-decodes", "decodes")
+
+
+def refuse_a_partial_recording(config: pytest.Config, option: str, what: str) -> None:
+    """A recording is rewritten with exactly what the run asked for: a run of some of
+    the tests would leave out the others' answers, and they would be computed again,
+    slowly, in every run after it."""
+    if not config.getoption(option.lstrip("-").replace("-", "_"), False):
         return
-    option = config.option
-    narrowed = option.keyword or option.markexpr or getattr(option, "lf", False)
+    chosen = config.option
+    narrowed = chosen.keyword or chosen.markexpr or getattr(chosen, "lf", False)
     if narrowed or config.args_source is pytest.Config.ArgsSource.ARGS:
         raise pytest.UsageError(
-            "--record-decodes records what the whole suite decodes: run it without "
+            f"{option} records what the whole suite {what}: run it without "
             "test paths, -k, -m or --lf"
         )
+
+
+@contextlib.contextmanager
+def folder_locked(folder: Path) -> Iterator[None]:
+    """A shared folder, for this process alone (one process computes, seeds or records)."""
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -41,8 +41,6 @@ itself is still judged every run: tests/test_embedding.py asks it directly
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -55,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shared_decodes import shared_folder
+from shared_decodes import folder_locked, refuse_a_partial_recording, shared_folder
 
 from runner.transcript import embedding
 from runner.transcript.embedding import PACKAGED_FILES, PACKAGED_NAMES, Embedder
@@ -79,7 +77,7 @@ class SharedEmbeddings:
         files = {text: self._file(text) for text in texts}
         vectors = {text: numpy.load(file) for text, file in files.items() if file.exists()}
         if len(vectors) < len(files):
-            with self._folder_locked():  # one process embeds; the others wait for it
+            with folder_locked(self._folder):  # one process embeds; the others wait for it
                 vectors.update(self._embedded([t for t in files if t not in vectors], files))
         return numpy.stack([vectors[text] for text in texts])
 
@@ -102,22 +100,11 @@ class SharedEmbeddings:
         asked = f"{self._label}\n{text}".encode()
         return self._folder / f"{hashlib.sha256(asked).hexdigest()}.npy"
 
-    def _folder_locked(self) -> contextlib.AbstractContextManager[None]:
-        return _locked(self._folder)
-
     def _real(self) -> Embedder:
         with self._loading:
             if self._model is None:
                 self._model = self._load()
             return self._model
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """The shared folder, for this process alone (one process embeds, seeds or records)."""
-    with (folder / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 # The recorded answers (see the module's docstring) and the digest of the model files
@@ -149,7 +136,7 @@ def seed(folder: Path) -> int:
     """Start this run's shared folder from the recorded answers (once per run, whichever
     worker comes first), when they came from the packaged model's files as they are
     now; the number of vectors taken."""
-    with _locked(folder):
+    with folder_locked(folder):
         if (folder / _SEEDED).exists():
             return 0
         taken = 0
@@ -173,7 +160,7 @@ def record(folder: Path) -> None:
     import onnxruntime
     import tokenizers
 
-    with _locked(folder):
+    with folder_locked(folder):
         vectors = sorted(p for p in folder.iterdir() if _VECTOR_FILE.fullmatch(p.name))
         RECORDED.parent.mkdir(parents=True, exist_ok=True)
         partial = RECORDED.with_suffix(".partial")
@@ -233,18 +220,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A recording is rewritten with exactly what the run asked for: a run of some of
-    the tests would leave out the others' texts, and they would be embedded again, slowly,
-    in every run after it."""
-    if not config.getoption("record_embeddings", False):
-        return
-    option = config.option
-    narrowed = option.keyword or option.markexpr or getattr(option, "lf", False)
-    if narrowed or config.args_source is pytest.Config.ArgsSource.ARGS:
-        raise pytest.UsageError(
-            "--record-embeddings records what the whole suite embeds: run it without "
-            "test paths, -k, -m or --lf"
-        )
+    refuse_a_partial_recording(config, "--record-embeddings", "embeds")
 
 
 @pytest.fixture(autouse=True, scope="session")
