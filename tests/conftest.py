@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from apiclient import KEY, config_for
+from cores import usable_cores
 from hermetic import GUARD
 
 from runner.api.http import HttpClient
@@ -35,18 +36,15 @@ pytest.register_assert_rewrite("docblocks")
 
 @pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist still starts
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto``: one worker more than the cores this process may use. Many tests wait
+    """``-n auto``: one worker more than the cores this process may use (its affinity,
+    within its cgroup's CPU quota: tests/cores.py). Many tests wait
     on a socket, a subprocess or a server's Retry-After for part of their time; a third
     worker on two cores runs while another waits (measured on 2 cores: 2 workers 55 s,
     3 workers 49 s, 4 workers 55 s). ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides
     when set (None hands the choice back to xdist)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    try:
-        cores = len(os.sched_getaffinity(0))  # the cores this process may use (Linux)
-    except AttributeError:  # macOS and Windows have no affinity call
-        cores = os.cpu_count() or 1
-    return cores + 1
+    return usable_cores() + 1
 
 
 MEMORY_FOLDER = Path("/dev/shm")
