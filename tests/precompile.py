@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from cores import usable_cores
 
 T = TypeVar("T")
 TESTS = Path(__file__).resolve().parent
@@ -121,7 +122,7 @@ def on_every_core(work: Callable[[list[T]], None], items: list[T]) -> None:
     """``work`` on a share of ``items`` per core, in forked children but the first share
     (pytest's config and code objects do not pickle to a process pool; a fork has them).
     One process where there is no fork, or where a thread runs (Python 3.12 warns)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    cores = usable_cores()
     if not hasattr(os, "fork") or threading.active_count() > 1:
         cores = 1
     shares = [items[core::cores] for core in range(cores)]
