@@ -55,7 +55,7 @@ MEMORY_NEEDED = 2 * 1024**3  # bytes free: a few hundred MB in use at once, with
 def pytest_configure(config: pytest.Config) -> None:
     """Temporary folders in memory (``/dev/shm``) when ``TMPDIR`` is unset and it has
     room: every run test makes a state store, whose commits sync to disk, and dozens of
-    files, and on a disk the kernel's side of that was a fifth of the suite's CPU
+    files, and on a disk the kernel's side of that cost 5 to 8 s of the suite's 90 s of CPU
     (tmp_path, tempfile and every subprocess follow; xdist's workers inherit it).
     ``TMPDIR=/tmp pytest`` keeps them on disk."""
     if "TMPDIR" in os.environ or not _has_room(MEMORY_FOLDER):
