@@ -54,9 +54,10 @@ MEMORY_NEEDED = 2 * 1024**3  # bytes free: a few hundred MB in use at once, with
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Temporary folders in memory (``/dev/shm``) when ``TMPDIR`` is unset and it has
-    room: every run test makes a state store, whose commits sync to disk, and dozens of
-    files, and on a disk the kernel's side of that cost 5 to 8 s of the suite's 90 s of CPU
-    (tmp_path, tempfile and every subprocess follow; xdist's workers inherit it).
+    room (and lets programs run from it): every run test makes a state store, whose
+    commits sync to disk, and dozens of files, and on a disk the kernel's side of that
+    cost 5 to 8 s of the suite's 90 s of CPU (tmp_path, tempfile and every subprocess
+    follow; xdist's workers inherit it).
     ``TMPDIR=/tmp pytest`` keeps them on disk."""
     if "TMPDIR" in os.environ or not _has_room(MEMORY_FOLDER):
         return
@@ -69,7 +70,10 @@ def _has_room(folder: Path) -> bool:
         stats = os.statvfs(folder)
     except OSError:  # no such folder: macOS, Windows
         return False
-    return os.access(folder, os.W_OK) and stats.f_bavail * stats.f_frsize >= MEMORY_NEEDED
+    # Tests run scripts they write there (the warm commands): Docker mounts it noexec.
+    runnable = not stats.f_flag & getattr(os, "ST_NOEXEC", 0)
+    roomy = stats.f_bavail * stats.f_frsize >= MEMORY_NEEDED
+    return runnable and roomy and os.access(folder, os.W_OK)
 
 
 @pytest.hookimpl(trylast=True)
