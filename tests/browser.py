@@ -53,6 +53,8 @@ class Browser:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # its own process group: stopped with all its helpers
+            # Its sockets' folders too, which it leaves behind when stopped.
+            env={**os.environ, "TMPDIR": self._profile.name},
         )
         self.errors: list[str] = []
         self._drain: threading.Thread | None = None

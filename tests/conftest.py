@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from apiclient import KEY, config_for
 from cores import usable_cores
-from hermetic import GUARD
+from hermetic import GUARD, follow_temp_folder
 
 from runner.api.http import HttpClient
 from runner.api.pacing import TEST_MODE_ENV, set_testing
@@ -34,7 +34,7 @@ pytest_plugins = ("precompile", "fakeapi", "shared_decodes", "shared_embeddings"
 pytest.register_assert_rewrite("docblocks")
 
 
-@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist still starts
+@pytest.hookimpl(optionalhook=True)  # no error where xdist is not loaded (-p no:xdist)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto``: one worker more than the cores this process may use (its affinity,
     within its cgroup's CPU quota: tests/cores.py). Many tests wait
@@ -63,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     os.environ["TMPDIR"] = str(MEMORY_FOLDER)
     tempfile.tempdir = None  # gettempdir() looks again
+    follow_temp_folder()  # the guard was imported before this ran (-n 0 tests here)
 
 
 def _has_room(folder: Path) -> bool:

@@ -44,7 +44,8 @@ TEXTS: list[str] = RECORDED["texts"]
 def _link_model(target: Path) -> None:
     """The packaged model.onnx (45 MB) linked into a test's folder, not copied: the copies
     wrote 220 MB a run. The Hugging Face cache links its snapshots to its blobs the same
-    way. ``target`` may be a folder."""
+    way. ``target`` may be a folder. Never write to the link: that writes the package's
+    model."""
     if target.is_dir():
         target = target / "model.onnx"
     target.symlink_to(PACKAGED_FILES / "model.onnx")

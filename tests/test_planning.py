@@ -49,22 +49,21 @@ def test_plan_of_saved_transcripts_counts_calls_and_tokens(tmp_path: Path) -> No
     assert "add `prices:` to the recipe" in text
 
 
-def load_recipe_text(head: str) -> Any:
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp())
+def load_recipe_text(folder: Path, head: str) -> Any:
     (folder / "r.yaml").write_text(head + "tasks: {s: {prompt: '{{ transcript.text }}'}}\n")
     return load_recipe(folder / "r.yaml")
 
 
-def test_adding_a_namesake_input_moves_no_item_to_another_shard() -> None:
+def test_adding_a_namesake_input_moves_no_item_to_another_shard(tmp_path: Path) -> None:
     from runner.items import Item
     from runner.recipe.model import InputKind
 
     def item(name: str, source: str) -> Item:
         return Item(name, InputKind.URL, source, {}, 0, "r.yaml:1")
 
-    recipe = load_recipe_text("version: 1\nname: r\ninputs: [{url: 'https://x.test/a.mp3'}]\n")
+    recipe = load_recipe_text(
+        tmp_path, "version: 1\nname: r\ninputs: [{url: 'https://x.test/a.mp3'}]\n"
+    )
     old = item("meeting", "https://x.test/2024/meeting.mp3")
     before = {k: [i.source for i in Shard(k, 4).select(recipe, [old])] for k in range(1, 5)}
     # A new recording with the same file name takes "meeting"; the old one becomes "meeting-2".
