@@ -25,6 +25,9 @@ from runner.errors import DiagnosticError
 from runner.recipe import schema
 from runner.recipe.document import load_text
 
+# Hundreds of generated recipes a test: seconds each, so they start first (conftest).
+pytestmark = pytest.mark.slow
+
 # FUZZ_EXAMPLES=5000 for a longer hunt; the default keeps the file under a few seconds.
 SETTINGS = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),

@@ -103,6 +103,7 @@ def test_help_has_examples_to_run() -> None:
     assert len(examples()) >= 15
 
 
+@pytest.mark.slow  # every example of every command's --help, run: seconds
 def test_every_help_example_runs(fake: FakeAssemblyAI, served: Path, run_cli: RunCli) -> None:
     prepare(served, run_cli)
     for line in examples():
