@@ -37,11 +37,13 @@ pytest.register_assert_rewrite("docblocks")
 @pytest.hookimpl(optionalhook=True)  # no error where xdist is not loaded (-p no:xdist)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto``: one worker more than the cores this process may use (its affinity,
-    within its cgroup's CPU quota: tests/cores.py). Many tests wait
-    on a socket, a subprocess or a server's Retry-After for part of their time; a third
-    worker on two cores runs while another waits (measured on 2 cores: 2 workers 55 s,
-    3 workers 49 s, 4 workers 55 s). ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides
-    when set (None hands the choice back to xdist)."""
+    within its cgroup's CPU quota: tests/cores.py). Many tests wait on a socket, a
+    subprocess or a server's Retry-After for part of their time; a third worker on two
+    cores runs while another waits (measured on 2 cores: 2 workers 55 s, 3 workers
+    49 s, 4 workers 55 s; again with the temporary folders in memory, alternating: 2
+    workers 49 and 52 s, 3 workers 47 and 50.5 s, though 8 s more CPU).
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set (None hands the choice
+    back to xdist)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     return usable_cores() + 1
@@ -57,8 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     room (and lets programs run from it): every run test makes a state store, whose
     commits sync to disk, and dozens of files, and on a disk the kernel's side of that
     cost 5 to 8 s of the suite's 90 s of CPU (tmp_path, tempfile and every subprocess
-    follow; xdist's workers inherit it).
-    ``TMPDIR=/tmp pytest`` keeps them on disk."""
+    follow; xdist's workers inherit it). ``TMPDIR=/tmp pytest`` keeps them out of it."""
     if "TMPDIR" in os.environ or not _has_room(MEMORY_FOLDER):
         return
     os.environ["TMPDIR"] = str(MEMORY_FOLDER)

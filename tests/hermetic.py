@@ -54,15 +54,13 @@ _PYTHON = _folders(
 )
 _INSIDE = _folders({str(CHECKOUT)})
 _TEMP = _folders({tempfile.gettempdir()})
+_BESIDE = _folders({str(CHECKOUT.parent)}) if CHECKOUT.parent != CHECKOUT.parent.parent else ()
 
 
 def follow_temp_folder() -> None:
     """The temporary folder looked up again, once conftest has moved it (``TMPDIR``)."""
     global _TEMP
     _TEMP = _folders({tempfile.gettempdir()})
-
-
-_BESIDE = _folders({str(CHECKOUT.parent)}) if CHECKOUT.parent != CHECKOUT.parent.parent else ()
 
 
 @functools.lru_cache(maxsize=4096)
