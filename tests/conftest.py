@@ -14,6 +14,7 @@ import pytest
 from apiclient import KEY, config_for
 from cores import usable_cores
 from hermetic import GUARD, follow_temp_folder
+from shares import slow_first_in_every_share
 
 from runner.api.http import HttpClient
 from runner.api.pacing import TEST_MODE_ENV, set_testing
@@ -27,8 +28,16 @@ if TYPE_CHECKING:
 # per list of texts (tests/shared_embeddings.py); `warm`, the `transcript-runner` that bash
 # lines of the workflow and the action run (tests/warmstart.py); the runner's and the
 # tests' bytecode, written once before the workers start (tests/precompile.py: `pytest
-# -p no:precompile` turns it off).
-pytest_plugins = ("precompile", "fakeapi", "shared_decodes", "shared_embeddings", "warmstart")
+# -p no:precompile` turns it off); a worker's end without freeing its heap
+# (tests/worker_exit.py).
+pytest_plugins = (
+    "precompile",
+    "worker_exit",
+    "fakeapi",
+    "shared_decodes",
+    "shared_embeddings",
+    "warmstart",
+)
 
 # Checks shared by the docs tests fail with pytest's explanations, as asserts in tests do.
 pytest.register_assert_rewrite("docblocks")
@@ -78,13 +87,16 @@ def _has_room(folder: Path) -> bool:
     return runnable and roomy and os.access(folder, os.W_OK)
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected theirs
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``slow`` tests first, each file's in its own order: xdist's worksteal gives each
-    worker half of this list and lets an idle worker take from the end of another's, so
-    seconds-long tests left at the end of a half would run alone while the other core
-    waits. (Only the order changes; every test runs.)"""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Each xdist worker's share of the collection starts with its part of the ``slow``
+    tests (tests/shares.py), so that seconds-long tests never run alone at the end
+    while a core waits. Every worker collects, and orders, the same list. (Only the
+    order changes; every test runs.)"""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    quick = [item for item in items if not item.get_closest_marker("slow")]
+    items[:] = slow_first_in_every_share(slow, quick, workers)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -30,6 +30,7 @@ Python's own does).
 from __future__ import annotations
 
 import compileall
+import importlib.util
 import os
 import re
 import sys
@@ -55,8 +56,10 @@ SPENT = pytest.StashKey[tuple[float, int]]()
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """In the controlling process only: xdist starts the workers later, in
+    """In every process, installed packages are left unrewritten; the rest in the
+    controlling process only: xdist starts the workers later, in
     ``pytest_sessionstart``; a worker has ``workerinput``."""
+    leave_installed_packages_unrewritten(config)
     if hasattr(config, "workerinput"):
         return
     started = time.perf_counter()
@@ -72,6 +75,43 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         return None
     seconds, rewritten = spent
     return f"precompile: {seconds:.2f} s, {rewritten} test modules rewritten (-p no:precompile)"
+
+
+def leave_installed_packages_unrewritten(config: pytest.Config) -> list[str]:
+    """Import installed packages with their own bytecode, not rewritten by pytest; the
+    names it unmarked.
+
+    pytest rewrites the asserts of every package whose distribution registers a plugin
+    (``pytest11``): all of Hypothesis (73 modules), not only its plugin. Where no
+    bytecode is written, each process does it again as the tests import Hypothesis:
+    0.9 s of CPU in each worker, and once more in the controlling process, whose
+    summary imports Hypothesis after the last test, while the clock runs. Those asserts
+    are the packages' own checks; a rewritten message would help nobody here. Our own
+    modules (the tests, the helpers registered in conftest.py) stay marked. Plugins
+    pytest imported before this hook (xdist's, pytest-asyncio's) are rewritten already."""
+    try:
+        from _pytest.assertion import rewrite
+
+        hook = next(h for h in sys.meta_path if isinstance(h, rewrite.AssertionRewritingHook))
+        marked: set[str] = hook._must_rewrite
+        installed = sorted(name for name in marked if not _in_checkout(name))
+        marked.difference_update(installed)
+        hook._marked_for_rewrite_cache.clear()
+        return installed
+    except (ImportError, AttributeError, TypeError, StopIteration):
+        return []  # not rewriting (--assert=plain), or a pytest whose private parts differ
+
+
+def _in_checkout(name: str) -> bool:
+    """Whether the top-level module ``name`` is found inside the checkout (or not at
+    all: a name marked for a module still to come is left as it is)."""
+    try:
+        spec = importlib.util.find_spec(name.partition(".")[0])
+    except (ImportError, ValueError):
+        return True
+    places = [spec.origin] if spec and spec.origin else []
+    places += list(spec.submodule_search_locations or []) if spec else []
+    return not places or any(Path(place).resolve().is_relative_to(CHECKOUT) for place in places)
 
 
 def compile_modules() -> None:
