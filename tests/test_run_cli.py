@@ -7,7 +7,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from fakeapi import (
     serve_in_process,
     status,
 )
+from warmstart import Warm, WarmProcess
 
 from runner.errors import EXIT_USAGE
 from runner.store import Store
@@ -401,7 +401,7 @@ def test_hundreds_of_items_with_faults(
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
-    tmp_path: Path, signal_name: str
+    tmp_path: Path, signal_name: str, warm: Warm
 ) -> None:
     """SIGINT (Ctrl-C) or SIGTERM (a CI cancel) mid-run: exit 130, outputs kept, manifest closed."""
     import signal
@@ -416,7 +416,7 @@ def test_ctrl_c_keeps_finished_outputs_and_closes_the_manifest(
     fake.faults.add("POST /v1/chat/completions", hold(signalled), times=None)
     with serve_in_process(fake, lambda f: None) as server:
         url = server.base_url  # type: ignore[attr-defined]
-        process = _start_list_run(tmp_path, "slow", 12, url)
+        process = _start_list_run(warm, tmp_path, "slow", 12, url)
         outputs = tmp_path / "out" / "slow"
         # Readiness, not time: the plain progress prints "[k/N] ..." as each item is
         # done (after its outputs are written); signal once two have been, however slow
@@ -1056,24 +1056,25 @@ def test_outputs_honour_the_umask_and_a_crash_leaves_no_stale_manifest(
 
 
 def _start_list_run(
-    tmp_path: Path, name: str, count: int, url: str, *options: str
-) -> subprocess.Popen[str]:
+    warm: Warm, tmp_path: Path, name: str, count: int, url: str, *options: str
+) -> WarmProcess:
     """Start `runner run` on a recipe of `count` listed URLs, one summary each, in a
-    real subprocess (signals need one), with plain progress on a readable stderr."""
+    process of its own (signals need one; forked from the warm server, which imported
+    the runner already: tests/warmstart.py), with plain progress on a readable stderr."""
     rows = [f"https://media.example.com/call-{n:02d}.mp3" for n in range(count)]
     (tmp_path / "calls.csv").write_text("url\n" + "\n".join(rows) + "\n")
     (tmp_path / f"{name}.yaml").write_text(
         f"version: 1\nname: {name}\ninputs: [{{list: calls.csv}}]\n"
         "tasks:\n  summary: {prompt: 'Summarize {{ item.name }}: {{ transcript.text[:100] }}'}\n"
     )
-    command = [sys.executable, "-m", "runner", "run", f"{name}.yaml", "--progress", "plain"]
-    return subprocess.Popen(
+    command = ["-m", "runner", "run", f"{name}.yaml", "--progress", "plain"]
+    return WarmProcess(
+        warm,
         [*command, *options],
         cwd=tmp_path,
         env=subprocess_env(url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
 
 
@@ -1086,7 +1087,7 @@ def _umask() -> int:
 
 
 @pytest.mark.slow
-def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
+def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path, warm: Warm) -> None:
     """SIGTERM while 20 submissions queue behind one slot: the one on the wire is
     recorded, the queued ones are never sent (before, all of them went out)."""
     import signal
@@ -1098,7 +1099,7 @@ def test_after_a_signal_no_new_submission_is_sent(tmp_path: Path) -> None:
     fake.faults.add("POST /v2/transcript", hold(signalled), times=None)
     with serve_in_process(fake, lambda f: len(f.submissions)) as server:
         url = server.base_url  # type: ignore[attr-defined]
-        process = _start_list_run(tmp_path, "q", 20, url, "--limit", "transcriptions=1")
+        process = _start_list_run(warm, tmp_path, "q", 20, url, "--limit", "transcriptions=1")
         # Readiness, not time: every submission records its intent before it queues for
         # the one slot, so the store says when most of them are waiting.
         state = tmp_path / ".transcript-runner" / "state.db"
@@ -1265,7 +1266,7 @@ def _rows(state: Path, table: str) -> int:
 
 @pytest.mark.slow
 def test_replies_received_before_a_kill_9_are_not_paid_again(
-    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, warm: Warm
 ) -> None:
     """SIGKILL while two paid replies are being checked: each was committed the moment
     it arrived, so the rerun replays both (before: it paid for both again). The killed
@@ -1279,12 +1280,12 @@ def test_replies_received_before_a_kill_9_are_not_paid_again(
         "url\nhttps://media.example.com/a.mp3\nhttps://media.example.com/b.mp3\n"
     )
     (tmp_path / "codes.yaml").write_text(SLOW_CHECK)
-    command = [sys.executable, "-m", "runner", "run", "codes.yaml", "--progress", "plain"]
+    command = ["-m", "runner", "run", "codes.yaml", "--progress", "plain"]
     state = tmp_path / ".transcript-runner" / "state.db"
     with serve_in_process(fake, lambda f: len(f.gateway.calls)) as server:
         env = subprocess_env(server.base_url)  # type: ignore[attr-defined]
-        process = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        process = WarmProcess(
+            warm, command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         while not answered.exists():  # readiness: the fake has sent both replies
             assert process.poll() is None, process.communicate()[1]
@@ -1299,7 +1300,7 @@ def test_replies_received_before_a_kill_9_are_not_paid_again(
         monkeypatch.chdir(tmp_path)
         for name in ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "ASSEMBLYAI_LLM_GATEWAY_URL"):
             monkeypatch.setenv(name, env[name])
-        rerun = run_cli(*command[3:])
+        rerun = run_cli(*command[2:])  # the same arguments, after "-m runner"
     assert process.returncode == -signal.SIGKILL
     assert rerun.exit_code == 0, rerun.stderr
     assert server.result == 2  # the two replies of the killed run; the rerun asked nothing
@@ -1319,7 +1320,7 @@ def _touch_once_two_runs_are_known(state: Path, gate: Path, met: list[bool]) -> 
 
 @pytest.mark.slow
 def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
-    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, warm: Warm
 ) -> None:
     """Two runs share a state folder; the second's clock is 120 s ahead. Liveness is
     judged by the holder's process, never by comparing clocks, so neither takes over
@@ -1338,7 +1339,7 @@ def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
     count = 6
     with serve_in_process(fake, lambda f: (len(f.submissions), len(f.gateway.calls))) as server:
         url = server.base_url  # type: ignore[attr-defined]
-        first = _start_list_run(tmp_path, "shared", count, url, "--out", "out-1")
+        first = _start_list_run(warm, tmp_path, "shared", count, url, "--out", "out-1")
         state = tmp_path / ".transcript-runner" / "state.db"
         # Readiness: every job in the ledger and the first run's LLM requests claimed
         # (held unanswered), so the second run meets claims that are alive.
@@ -1369,7 +1370,7 @@ def test_two_runs_whose_clocks_differ_by_two_minutes_pay_for_each_thing_once(
 
 @pytest.mark.slow
 def test_cache_clear_during_a_run_keeps_the_jobs_it_waits_on(
-    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, warm: Warm
 ) -> None:
     """`cache clear --yes` while a run polls its jobs: their ledger rows are kept and
     said so (before: deleted, and the next run submitted every job again)."""
@@ -1384,7 +1385,7 @@ def test_cache_clear_during_a_run_keeps_the_jobs_it_waits_on(
     count = 4
     with serve_in_process(fake, lambda f: len(f.submissions)) as server:
         url = server.base_url  # type: ignore[attr-defined]
-        running = _start_list_run(tmp_path, "busy", count, url)
+        running = _start_list_run(warm, tmp_path, "busy", count, url)
         state = tmp_path / ".transcript-runner" / "state.db"
         while _rows(state, "transcriptions") < count:  # readiness: every job submitted
             assert running.poll() is None, running.communicate()[1]
@@ -1398,7 +1399,7 @@ def test_cache_clear_during_a_run_keeps_the_jobs_it_waits_on(
         rerun = run_cli("run", "busy.yaml", "--progress", "plain")
     assert code == 0, err
     assert f"Kept {count} entries that a live run is working on" in out
-    assert f"pid {running.pid} on " in out
+    assert f"pid {running.command_pid} on " in out
     assert running.returncode == 0, run_err
     assert rerun.exit_code == 0, rerun.stderr
     assert server.result == count  # the rerun reattached to every job: none paid twice
