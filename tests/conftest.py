@@ -94,9 +94,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     while a core waits. Every worker collects, and orders, the same list. (Only the
     order changes; every test runs.)"""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    slow = [item for item in items if item.get_closest_marker("slow")]
+    modules: dict[str, list[pytest.Item]] = {}  # a module's slow tests, in its order
+    for item in items:
+        if item.get_closest_marker("slow"):
+            modules.setdefault(item.nodeid.partition("::")[0], []).append(item)
     quick = [item for item in items if not item.get_closest_marker("slow")]
-    items[:] = slow_first_in_every_share(slow, quick, workers)
+    items[:] = slow_first_in_every_share(list(modules.values()), quick, workers)
 
 
 @pytest.fixture(autouse=True, scope="session")

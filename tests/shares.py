@@ -7,8 +7,11 @@ later takes the second half of the longest queue that is left. With every slow t
 at the front of the list, as this suite had them, the first share held all of them:
 one worker ran seconds-long tests one after another for the whole run and finished
 alone, five seconds after the others, while a core waited. So each share begins with
-every ``workers``-th slow test and goes on with the quick ones; what is stolen from
-the end of a queue is then quick tests, and a slow one never starts last.
+its part of the slow tests and goes on with the quick ones; what is stolen from the
+end of a queue is then quick tests, and a slow one never starts last. The slow tests
+are dealt a module at a time (the largest first, each to the share with the fewest so
+far): a module's fixtures (a model loaded, vectors computed once) then serve all of
+its tests in one worker, as they did when one worker ran them all.
 """
 
 from __future__ import annotations
@@ -29,15 +32,21 @@ def share_sizes(count: int, workers: int) -> list[int]:
     return sizes
 
 
-def slow_first_in_every_share(slow: Sequence[T], quick: Sequence[T], workers: int) -> list[T]:
-    """``slow`` and ``quick`` in one order: every share that worksteal deals to one of
-    ``workers`` starts with its round-robin part of ``slow`` (in their own order), the
-    rest of it quick tests in theirs. Every test is kept, once."""
+def slow_first_in_every_share(
+    slow: Sequence[Sequence[T]], quick: Sequence[T], workers: int
+) -> list[T]:
+    """The tests in one order: ``slow`` (their modules' groups) and ``quick``, so that
+    every share worksteal deals to one of ``workers`` starts with whole groups of slow
+    tests, each group in its own order, then quick tests in theirs. Every test is kept,
+    once."""
     if workers <= 1:
-        return [*slow, *quick]
+        return [test for group in slow for test in group] + list(quick)
+    heads: list[list[T]] = [[] for _ in range(workers)]
+    for group in sorted(slow, key=len, reverse=True):  # stable: equal sizes keep their order
+        min(heads, key=len).extend(group)
+    count = sum(len(head) for head in heads) + len(quick)
     remaining = iter(quick)
     ordered: list[T] = []
-    for turn, size in enumerate(share_sizes(len(slow) + len(quick), workers)):
-        head = list(slow[turn::workers])
+    for head, size in zip(heads, share_sizes(count, workers), strict=True):
         ordered += head + list(islice(remaining, max(0, size - len(head))))
     return ordered + list(remaining)
