@@ -51,6 +51,10 @@ T = TypeVar("T")
 
 DB_FILE = "state.db"
 OPEN_ATTEMPTS = 50  # switching a new database to WAL can meet SQLITE_BUSY without waiting
+# A store being built (Store._create), by a run's pid, with its journal files: one
+# older than this was left by a run killed while building it (that takes milliseconds).
+_BUILDING = re.compile(rf"\.{re.escape(DB_FILE)}\.\d+\.[0-9a-f]{{8}}\.new(-wal|-shm)?")
+LEFTOVER_SECONDS = 600.0
 
 
 DEFAULT_STATE_DIR = Path(".transcript-runner")
@@ -263,6 +267,22 @@ class CachedReply:
     damage: str | None = None
 
 
+def _remove_leftovers(folder: Path) -> None:
+    """Remove the stores that runs killed while building them left behind (a kill -9
+    between building one and moving it into place), once older than any build takes."""
+    cutoff = time.time() - LEFTOVER_SECONDS
+    try:
+        entries = [entry for entry in os.scandir(folder) if _BUILDING.fullmatch(entry.name)]
+    except OSError:
+        return  # a leftover is a few kilobytes: never a reason to fail a run
+    for entry in entries:
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:
+            continue  # another run removed it first, or it is not ours to remove
+
+
 class Store:
     """One SQLite database; safe to share between threads of one run and between runs."""
 
@@ -290,6 +310,7 @@ class Store:
         except StoreUnusable:
             self._db.close()
             raise
+        _remove_leftovers(folder)
 
     def _create(self) -> None:
         """A new store, built under another name and moved into place whole, so a

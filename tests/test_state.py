@@ -100,6 +100,30 @@ def _writer(folder: str, worker: int, count: int) -> None:
     store.close()
 
 
+def test_a_store_half_built_by_a_killed_run_is_removed_once_old(tmp_path: Path) -> None:
+    """A run killed (kill -9) between building its new store and moving it into place
+    leaves `.state.db.PID.X.new`; the next run to open the folder removes such files
+    once they are older than any build takes, and leaves a fresh one (another run may be
+    building it right now) and every other file alone."""
+    import os
+    import time
+
+    from runner.store import LEFTOVER_SECONDS
+
+    old = [tmp_path / ".state.db.4242.0badf00d.new", tmp_path / ".state.db.4242.0badf00d.new-wal"]
+    fresh = tmp_path / ".state.db.4343.12345678.new"
+    kept = [fresh, tmp_path / "notes.new", tmp_path / ".state.db.new"]
+    for path in old + kept:
+        path.write_bytes(b"x")
+    long_ago = time.time() - LEFTOVER_SECONDS - 60
+    for path in [*old, kept[1], kept[2]]:
+        os.utime(path, (long_ago, long_ago))
+    Store(tmp_path).close()
+    assert not any(path.exists() for path in old)
+    assert all(path.exists() for path in kept)
+    assert (tmp_path / "state.db").exists()
+
+
 def test_concurrent_runs_share_one_store_safely(tmp_path: Path) -> None:
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=_writer, args=(str(tmp_path), w, 300)) for w in range(3)]
