@@ -88,12 +88,13 @@ def _has_room(folder: Path) -> bool:
 
 
 @pytest.hookimpl(trylast=True)  # after -m and -k have deselected theirs
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each xdist worker's share of the collection starts with its part of the ``slow``
-    tests (tests/shares.py), so that seconds-long tests never run alone at the end
-    while a core waits. Every worker collects, and orders, the same list. (Only the
-    order changes; every test runs.)"""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The ``slow`` tests first, so that seconds-long tests tend not to run alone at the
+    end while a core waits; under xdist's worksteal (the suite's ``--dist``), at the
+    front of each worker's share, a module at a time (tests/shares.py). Every worker
+    collects, and orders, the same list. (Only the order changes; every test runs.)"""
+    worksteal = config.getoption("dist", None) == "worksteal"
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1) if worksteal else 1
     modules: dict[str, list[pytest.Item]] = {}  # a module's slow tests, in its order
     for item in items:
         if item.get_closest_marker("slow"):

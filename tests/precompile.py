@@ -17,6 +17,9 @@ So the controlling process, before any worker starts:
    the modules registered for rewriting, ``__pycache__/NAME.cpython-311-pytest-X.Y.Z.pyc``),
    which every worker reads even when it may not write bytecode itself.
 
+In every process, it also leaves the packages that are not the project's unrewritten
+(:func:`leave_installed_packages_unrewritten`).
+
 It writes them even when ``PYTHONDONTWRITEBYTECODE`` is set. pip compiles an installed
 package's modules whatever that variable says; an editable checkout has no one to do
 it, and the checkout's ``__pycache__`` folders are ignored by git. ``pytest -p
@@ -79,7 +82,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 def leave_installed_packages_unrewritten(config: pytest.Config) -> list[str]:
     """Import installed packages with their own bytecode, not rewritten by pytest; the
-    names it unmarked.
+    names it unmarked (those of neither ``tests/`` nor the runner's packages).
 
     pytest rewrites the asserts of every package whose distribution registers a plugin
     (``pytest11``): all of Hypothesis (73 modules), not only its plugin. Where no
@@ -94,7 +97,7 @@ def leave_installed_packages_unrewritten(config: pytest.Config) -> list[str]:
 
         hook = next(h for h in sys.meta_path if isinstance(h, rewrite.AssertionRewritingHook))
         marked: set[str] = hook._must_rewrite
-        installed = sorted(name for name in marked if not _in_checkout(name))
+        installed = sorted(name for name in marked if not _ours(name))
         marked.difference_update(installed)
         hook._marked_for_rewrite_cache.clear()
         return installed
@@ -102,16 +105,21 @@ def leave_installed_packages_unrewritten(config: pytest.Config) -> list[str]:
         return []  # not rewriting (--assert=plain), or a pytest whose private parts differ
 
 
-def _in_checkout(name: str) -> bool:
-    """Whether the top-level module ``name`` is found inside the checkout (or not at
-    all: a name marked for a module still to come is left as it is)."""
+def _ours(name: str) -> bool:
+    """Whether the top-level module ``name`` is the project's: found in ``tests/`` or in
+    the runner's packages (or not found at all: a name marked for a module still to
+    come is left as it is). Not anywhere in the checkout: the README's virtual
+    environment, ``.venv``, is inside it, and so are the packages installed there."""
     try:
         spec = importlib.util.find_spec(name.partition(".")[0])
     except (ImportError, ValueError):
         return True
     places = [spec.origin] if spec and spec.origin else []
     places += list(spec.submodule_search_locations or []) if spec else []
-    return not places or any(Path(place).resolve().is_relative_to(CHECKOUT) for place in places)
+    homes = (TESTS, *PACKAGES)
+    return not places or any(
+        Path(place).resolve().is_relative_to(home) for place in places for home in homes
+    )
 
 
 def compile_modules() -> None:

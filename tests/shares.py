@@ -8,7 +8,7 @@ at the front of the list, as this suite had them, the first share held all of th
 one worker ran seconds-long tests one after another for the whole run and finished
 alone, five seconds after the others, while a core waited. So each share begins with
 its part of the slow tests and goes on with the quick ones; what is stolen from the
-end of a queue is then quick tests, and a slow one never starts last. The slow tests
+end of a queue is then mostly quick tests, and a slow one seldom starts last. The slow tests
 are dealt a module at a time (the largest first, each to the share with the fewest so
 far): a module's fixtures (a model loaded, vectors computed once) then serve all of
 its tests in one worker, as they did when one worker ran them all.
@@ -37,8 +37,9 @@ def slow_first_in_every_share(
 ) -> list[T]:
     """The tests in one order: ``slow`` (their modules' groups) and ``quick``, so that
     every share worksteal deals to one of ``workers`` starts with whole groups of slow
-    tests, each group in its own order, then quick tests in theirs. Every test is kept,
-    once."""
+    tests, each group in its own order, then quick tests in theirs (a share smaller
+    than its groups, as under ``-m slow``, is all slow tests and its groups run on into
+    the next). Every test is kept, once."""
     if workers <= 1:
         return [test for group in slow for test in group] + list(quick)
     heads: list[list[T]] = [[] for _ in range(workers)]

@@ -22,6 +22,7 @@ from precompile import (
     CHECKOUT,
     TEST_MODULE,
     TESTS,
+    _ours,
     compile_modules,
     on_every_core,
     write_rewritten,
@@ -125,3 +126,28 @@ def test_every_share_of_the_work_is_done_before_it_returns(
     workers = {path.read_text(encoding="utf-8") for path in tmp_path.iterdir()}
     cores = usable_cores()
     assert len(workers) == min(cores, len(names))  # one process per core
+
+
+def test_installed_packages_are_imported_unrewritten_and_ours_rewritten(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Hypothesis (a package with a pytest plugin, installed wherever the virtual
+    environment is: the README's is inside the checkout) is imported as Python would;
+    the suite's own helpers still have pytest's asserts."""
+    if request.config.getoption("assertmode") != "rewrite":
+        pytest.skip("pytest does not rewrite asserts here (--assert=plain)")
+    if not request.config.pluginmanager.has_plugin("precompile"):
+        pytest.skip("precompile is turned off (-p no:precompile)")
+    import fakeapi
+    import hypothesis
+
+    assert not isinstance(hypothesis.__loader__, rewrite.AssertionRewritingHook)
+    assert isinstance(fakeapi.__loader__, rewrite.AssertionRewritingHook)
+
+
+def test_only_the_tests_and_the_runner_are_ours() -> None:
+    assert _ours("runner")
+    assert _ours("fakeapi")  # tests/fakeapi.py, a plugin of conftest's
+    assert not _ours("hypothesis")
+    assert not _ours("xdist")
+    assert _ours("no_module_of_this_name_q9")  # not found: a name still to come is kept

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from docblocks import ROOT
-from warmstart import ENTRY, Warm
+from warmstart import ENTRY, Warm, WarmProcess
 
 pytestmark = pytest.mark.slow  # a cold start of the installed script, a real subprocess
 
@@ -79,3 +79,29 @@ def test_the_warm_server_calls_what_the_installed_script_calls() -> None:
         pytest.skip("transcript-runner is not installed as a script here")
     module, _, function = ENTRY.partition(":")
     assert f"from {module} import {function}" in script.read_text(encoding="utf-8")
+
+
+# A command that waits until it is signalled (``python -m timeit`` runs the statement).
+SLEEPER = ["-m", "timeit", "-n", "1", "-r", "1", "import time; time.sleep(60)"]
+
+
+@pytest.mark.parametrize(("sent", "tracebacks"), [("SIGTERM", 0), ("SIGINT", 1)])
+def test_a_warm_process_signals_its_command_and_dies_as_it_did(
+    warm: Warm, sent: str, tracebacks: int
+) -> None:
+    """``send_signal`` reaches the forked command, not the client, and the client ends as
+    the command did: killed by the same signal, with only the command's own output (a
+    SIGINT's KeyboardInterrupt traceback, once)."""
+    import signal
+
+    process = WarmProcess(
+        warm, SLEEPER, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    command = process.command_pid
+    assert command is not None
+    assert command != process.pid
+    process.send_signal(getattr(signal, sent))
+    _, err = process.communicate(timeout=60)  # a guard against a hang, not a wait
+    assert process.returncode == -getattr(signal, sent)
+    assert err.count("Traceback") == tracebacks, err
+    process.send_signal(signal.SIGTERM)  # ended: nothing to signal, and no error

@@ -66,7 +66,7 @@ ENTRY = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["pr
 # socket.py and json took 30 (enum, re: a workflow's test starts it 30 times). It sends
 # its streams as socket.send_fds does, then {how, argv, cwd, env}; it reads the code.
 CLIENT = """\
-import _socket, array, marshal, os, sys
+import _signal, _socket, array, marshal, os, sys
 how = {how!r}
 for fd in (0, 1, 2):  # a closed stream is /dev/null, as it would be to a child
     try:
@@ -83,7 +83,11 @@ server.shutdown(_socket.SHUT_WR)
 answer = b"".join(iter(lambda: server.recv(64), b""))
 server.close()
 code = int(answer or b"1")
-if code < 0:  # killed by a signal: die of it too, as the shell expects
+if code < 0:  # killed by a signal: die of it too, as the shell expects, by the signal's
+    try:  # default action (not Python's KeyboardInterrupt: a second traceback)
+        _signal.signal(-code, _signal.SIG_DFL)
+    except (OSError, ValueError):  # SIGKILL's cannot be changed
+        pass
     os.kill(os.getpid(), -code)
 sys.exit(code)
 """
@@ -177,9 +181,18 @@ def _handle(conn: socket.socket) -> Job:
         with open(f"{pid_file}.new", "w", encoding="utf-8") as written:
             written.write(str(pid))
         os.rename(f"{pid_file}.new", pid_file)  # there whole, or not yet
-    _, status = os.waitpid(pid, 0)
-    conn.sendall(str(os.waitstatus_to_exitcode(status)).encode())
+    # Ended, but not reaped until its client has its code and has hung up: the pid stays
+    # the command's (a zombie) while the caller may still signal it (WarmProcess).
+    ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    assert ended is not None
+    code = ended.si_status if ended.si_code == os.CLD_EXITED else -ended.si_status
+    conn.sendall(str(code).encode())
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(64):  # until the client closes its end
+            pass
     conn.close()
+    os.waitpid(pid, 0)
     os._exit(0)
 
 
@@ -274,6 +287,7 @@ def warm_server(decodes: Path, embeddings: Path) -> Iterator[Warm]:
         python = _client(folder, "python", "module", path)
         yield Warm(folder / "bin", python)
     finally:
+        _kill_commands_left()
         server.terminate()
         server.wait(timeout=10)
         log.close()
@@ -282,15 +296,18 @@ def warm_server(decodes: Path, embeddings: Path) -> Iterator[Warm]:
 
 class WarmProcess(subprocess.Popen[str]):
     """``python -m MODULE ARGS`` as a process of its own, forked from the warm server:
-    what ``subprocess.Popen([sys.executable, "-m", ...])`` gives, less the interpreter's
-    start and the runner's imports (0.4 to 0.6 s of CPU each, seven such processes
-    in the signal tests).
+    what ``subprocess.Popen([sys.executable, "-m", ...], text=True)`` gives, less the
+    interpreter's start and the runner's imports (0.4 to 0.6 s of CPU each, six such
+    processes in the signal tests). The interpreter's own ``PYTHON*`` variables in
+    ``env`` are the server's, set when it started.
 
     The process started is the warm client, which ends as the command ends: with its
     code, or killed by the same signal. Its standard streams are the command's. What
     is sent to it goes to the command itself, whose pid the handler writes down:
     ``send_signal`` (and so ``terminate`` and ``kill``) signals the command, as the
-    tests signal a run; ``command_pid`` is that pid."""
+    tests signal a run; ``command_pid`` is that pid. (A signal sent to the client's
+    own pid, ``os.kill(process.pid, ...)``, does not reach the command.) A command
+    still running when the suite ends, a failed test's, is killed then."""
 
     def __init__(self, warm: Warm, args: list[str], *, env: dict[str, str], **options: Any) -> None:
         # In the server's own folder, removed with it.
@@ -301,21 +318,41 @@ class WarmProcess(subprocess.Popen[str]):
             text=True,
             **options,
         )
+        _STARTED.append(self)
 
     @property
     def command_pid(self) -> int | None:
-        """The command's pid, once its handler has forked it (None if the client ended
-        first: the server refused it)."""
+        """The command's pid, once its handler has forked it; None if the client ended
+        without one (it could not reach the server, or the handler failed)."""
+        deadline = time.monotonic() + 60  # a guard against a wedged server, not a wait
         while not self._pid_file.exists():
-            if self.poll() is not None:
+            if self.poll() is not None and not self._pid_file.exists():
                 return None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the warm server forked no command for {self.args}")
             time.sleep(0.005)  # the handler forks as soon as the client has connected
         return int(self._pid_file.read_text(encoding="utf-8"))
 
     def send_signal(self, sig: int) -> None:
         pid = self.command_pid
         if pid is not None and self.poll() is None:
-            os.kill(pid, sig)
+            # The handler reaps the command only after the client has its code, so
+            # the pid is still the command's (perhaps ended), as with Popen's child.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+
+_STARTED: list[WarmProcess] = []
+
+
+def _kill_commands_left() -> None:
+    """Commands a failed test left running: the server waits for its handlers."""
+    for process in _STARTED:
+        if process.poll() is None:
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+    _STARTED.clear()
 
 
 @pytest.fixture(scope="session")

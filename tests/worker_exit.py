@@ -1,4 +1,5 @@
-"""An xdist worker ends without freeing its heap, once everything it owes is done.
+"""An xdist worker ends without freeing its heap, once its results are sent and its
+exit functions have run.
 
 When the last test has run, the controlling process asks each worker to stop and
 waits for it (``NodeManager.teardown_nodes``), and pytest's clock runs meanwhile. A
@@ -13,7 +14,9 @@ flushes what logging and the standard streams hold and ends the process with
 (tests/warmstart.py) end theirs. Its results reached the controller before: a worker
 sends them as each test ends, and says it has finished in ``pytest_sessionfinish``.
 Only a worker: the controlling process ends as any pytest does, with its exit code.
-``pytest -p no:worker_exit`` turns this off.
+Exit functions registered before this plugin's are skipped, but for logging's (run
+here); so under coverage.py, whose start-up hook registers its save first, a worker
+ends as usual. ``pytest -p no:worker_exit`` turns this off.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import pytest
 def pytest_configure(config: pytest.Config) -> None:
     """Registered as the worker starts: exit functions run last-registered first, so
     this one runs after everything the tests and the libraries register later."""
-    if hasattr(config, "workerinput"):
+    measured = "coverage" in sys.modules or "COVERAGE_PROCESS_START" in os.environ
+    if hasattr(config, "workerinput") and not measured:
         atexit.register(_exit_without_teardown)
 
 
