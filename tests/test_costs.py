@@ -211,7 +211,8 @@ def test_a_bad_price_file_is_a_usage_error(tmp_path: Path, run_cli: RunCli) -> N
 
 def test_what_got_no_result_costs_nothing_and_missing_usage_is_named() -> None:
     from runner.recipe.prices import LlmPrice, PriceTable
-    from runner.results.manifest import ItemRecord, TaskRecord, Totals, price
+    from runner.results.manifest import price
+    from runner.results.records import ItemRecord, TaskRecord, Totals
 
     table = PriceTable({"universal-3-5-pro": 0.21}, {"m": LlmPrice(1.0, 2.0)})
     record = ItemRecord("r", "i", "s", "url", "failed", submitted=True)  # the job failed

@@ -49,7 +49,8 @@ from runner.errors import PostProcessFailed
 from runner.execute.finish import process_reply
 from runner.execute.postprocess import apply
 from runner.prompt.views import TranscriptView
-from runner.results.manifest import ItemRecord, ManifestWriter, TaskRecord
+from runner.results.manifest import ManifestWriter
+from runner.results.records import ItemRecord, TaskRecord
 from runner.transcript.model import load_saved
 
 RECIPES_DOC = "docs/recipes.md"

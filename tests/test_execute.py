@@ -35,7 +35,7 @@ from runner.prompt.payloads import build_payload, task_context
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TranscriptView
 from runner.recipe.model import Recipe
-from runner.results.manifest import ItemRecord, TaskRecord
+from runner.results.records import ItemRecord, TaskRecord
 from runner.store import Store, audio_identity, transcription_key
 from runner.transcript.model import Transcript
 

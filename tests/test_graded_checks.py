@@ -445,7 +445,7 @@ def test_review_shows_each_checks_rate_before_and_after() -> None:
 def test_the_record_docs_checks_shows_has_exactly_the_fields_of_a_check() -> None:
     import dataclasses
 
-    from runner.results.manifest import ExpectationRecord
+    from runner.results.records import ExpectationRecord
 
     page = (REPO / "docs" / "checks.md").read_text()
     shown = page.split("## What `run.json` records")[1].split("```json\n")[1].split("```")[0]

@@ -20,7 +20,8 @@ from fakeapi import FakeAssemblyAI, status
 from runner.errors import OverlappingShards
 from runner.results import ci
 from runner.results import manifest as run_manifest
-from runner.results.manifest import ExpectationRecord, ItemRecord, ManifestWriter, TaskRecord
+from runner.results.manifest import ManifestWriter
+from runner.results.records import ExpectationRecord, ItemRecord, TaskRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 WILDFIRES = ROOT / "tests" / "fixtures" / "assemblyai" / "transcript-wildfires.json"

@@ -1145,8 +1145,8 @@ def test_data_cannot_inject_workflow_commands_into_the_log(
 
 
 def test_a_failed_items_line_gives_its_first_cause_and_counts_the_rest() -> None:
-    from runner.results.manifest import ItemRecord, TaskRecord
     from runner.results.progress import describe
+    from runner.results.records import ItemRecord, TaskRecord
 
     record = ItemRecord("notes", "call", "s", "url", "failed")
     record.tasks = [

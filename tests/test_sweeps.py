@@ -29,8 +29,8 @@ from runner.api.sweeps import (
 )
 from runner.api.transcripts import TranscriptsClient
 from runner.errors import ApiError, KeyRefused
-from runner.results.manifest import Totals
 from runner.results.progress import summary_text
+from runner.results.records import Totals
 
 OPTIONS: dict[str, Any] = {"speech_models": ["universal-3-5-pro", "universal-2"]}
 

@@ -148,7 +148,7 @@ def test_validate_refuses_a_task_named_like_a_table_column(tmp_path: Path, run_c
 def test_a_failed_task_leaves_its_cells_empty_and_names_itself() -> None:
     from runner.checks import load_recipe
     from runner.prompt.views import TaskResultView
-    from runner.results.manifest import ItemRecord, TaskRecord
+    from runner.results.records import ItemRecord, TaskRecord
     from runner.results.table import row_of
 
     recipe = load_recipe(REPO / "recipes" / "exports.yaml")

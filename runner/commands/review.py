@@ -32,9 +32,10 @@ from runner.recipe.model import Recipe, Task
 from runner.recipe.variables import command_line_vars
 from runner.results import review as out
 from runner.results import review_html
-from runner.results.manifest import TaskRecord, stream_item_records
+from runner.results.manifest import stream_item_records
 from runner.results.paths import check_paths
 from runner.results.progress import PlainProgress
+from runner.results.records import TaskRecord
 from runner.store import DEFAULT_STATE_DIR, Store
 
 DEFAULT_REVIEW_DIR = Path("review")

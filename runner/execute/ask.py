@@ -21,7 +21,7 @@ from runner.execute.services import Services
 from runner.execute.single_flight import SingleFlight
 from runner.prompt.payloads import Payload
 from runner.recipe.model import Task, TaskApi
-from runner.results.manifest import TaskRecord
+from runner.results.records import TaskRecord
 from runner.store import Store, request_key
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from runner.items import Item
 from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import folder_context
 from runner.recipe.model import InputKind, Recipe, Transcription, WerCheck
-from runner.results.manifest import ExpectationRecord, ItemRecord, TranscriptionRecord
+from runner.results.records import ExpectationRecord, ItemRecord, TranscriptionRecord
 from runner.transcript.wer import word_errors
 
 

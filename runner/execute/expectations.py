@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from runner.errors import PostProcessFailed
 from runner.execute.postprocess import extract
 from runner.recipe.model import Expectation, Task, thaw
-from runner.results.manifest import ExpectationRecord, TaskRecord
+from runner.results.records import ExpectationRecord, TaskRecord
 from runner.transcript.grounding import quoted_spans
 
 QUOTE_MATCH = 90.0  # rapidfuzz partial_ratio; allows punctuation and casing to differ

@@ -14,8 +14,8 @@ from runner.execute.expectations import expect
 from runner.execute.services import TranscriptsApi
 from runner.prompt.views import TaskResultView
 from runner.recipe.model import ExportOptions, Task
-from runner.results.manifest import TaskRecord
 from runner.results.outputs import contained, write_atomic
+from runner.results.records import TaskRecord
 from runner.transcript.captions import CaptionStyle
 from runner.transcript.exports import SUBTITLE_FORMATS, ExportLayout, ExportProblem, export
 from runner.transcript.model import Transcript

@@ -17,8 +17,8 @@ from runner.execute.expectations import expect
 from runner.execute.postprocess import Processed, apply
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import Task
-from runner.results.manifest import TaskRecord
 from runner.results.outputs import contained, write_atomic
+from runner.results.records import TaskRecord
 from runner.transcript.quotes import MIN_QUOTE_CHARS, NEAR, REWORDED, VERBATIM, match_quotes
 from runner.transcript.semantic import SemanticUnavailable, match_semantic
 

@@ -24,7 +24,7 @@ from runner.prompt.templating import TemplateEngine
 from runner.prompt.views import TranscriptView
 from runner.recipe.model import Expectation, Judge, Task
 from runner.recipe.references import read_reference
-from runner.results.manifest import ExpectationRecord, TaskRecord
+from runner.results.records import ExpectationRecord, TaskRecord
 from runner.store import judge_key
 from runner.transcript.embedding import EmbeddingUnavailable, similarity
 from runner.transcript.grounding import claims_of, ground, quoted_spans

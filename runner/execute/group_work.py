@@ -49,9 +49,9 @@ from runner.prompt.views import (
 from runner.prompt.window import Overflow, overflow
 from runner.recipe.fallbacks import client_fallbacks
 from runner.recipe.model import MAP_REDUCE, TRANSCRIPT_FILE, InputKind, Task, TaskApi
-from runner.results.manifest import GROUP_KIND, ItemRecord, TaskRecord
 from runner.results.outputs import contained, group_dir
 from runner.results.recorder import Recorder
+from runner.results.records import GROUP_KIND, ItemRecord, TaskRecord
 from runner.serial_thread import SerialThread
 from runner.store import Store
 from runner.transcript.model import Transcript, load_saved

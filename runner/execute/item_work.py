@@ -23,8 +23,8 @@ from runner.execute.transcribe import Transcriber
 from runner.items import Item
 from runner.prompt.views import TaskResultView, TranscriptView
 from runner.recipe.model import TRANSCRIPT_FILE, Task
-from runner.results.manifest import ItemRecord
 from runner.results.outputs import item_dir, write_transcript
+from runner.results.records import ItemRecord
 from runner.serial_thread import SerialThread
 from runner.store import Store
 

@@ -16,7 +16,7 @@ from runner.execute.ask import Asker, reply_text
 from runner.execute.finish import unusable
 from runner.prompt.parts import MapPart, PartView
 from runner.recipe.model import Task
-from runner.results.manifest import TaskRecord
+from runner.results.records import TaskRecord
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from runner.api.types import Completion, TranscriptResult
 from runner.errors import NotStored
-from runner.results.manifest import ItemRecord
+from runner.results.records import ItemRecord
 
 T = TypeVar("T")
 

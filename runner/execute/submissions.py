@@ -33,7 +33,7 @@ from runner.execute.phases import step
 from runner.execute.services import TranscriptsApi
 from runner.items import Item
 from runner.recipe.model import InputKind
-from runner.results.manifest import ItemRecord
+from runner.results.records import ItemRecord
 from runner.store import Intent, LedgerEntry, Store
 
 # How long a stopping run waits for a transcription POST already on the wire, so the

@@ -39,7 +39,7 @@ from runner.prompt.views import TaskResultView, TranscriptView, folder_context
 from runner.prompt.window import Overflow, overflow
 from runner.recipe.fallbacks import answering_task, client_fallbacks
 from runner.recipe.model import MAP_REDUCE, Task
-from runner.results.manifest import NOT_RUN, TaskRecord
+from runner.results.records import NOT_RUN, TaskRecord
 from runner.serial_thread import SerialThread
 
 

@@ -33,7 +33,7 @@ from runner.execute.single_flight import SingleFlight
 from runner.execute.submissions import MAX_SUBMISSIONS, Submitter
 from runner.items import Item
 from runner.recipe.model import InputKind, LocalEngine, Recipe
-from runner.results.manifest import ItemRecord
+from runner.results.records import ItemRecord
 from runner.store import (
     Intent,
     LedgerEntry,

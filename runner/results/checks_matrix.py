@@ -17,7 +17,7 @@ import html
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from runner.results.manifest import ExpectationRecord, ItemRecord
+from runner.results.records import ExpectationRecord, ItemRecord
 
 MAX_ROWS = 500  # rows shown, worst first; the rest (the best) are counted
 MAX_REASON = 500  # characters of a reason kept for its cell

@@ -9,7 +9,7 @@ import html
 from dataclasses import dataclass, field
 
 from runner.recipe.prices import format_usd
-from runner.results.manifest import ItemRecord, TranscriptionRecord
+from runner.results.records import ItemRecord, TranscriptionRecord
 
 MAX_ITEMS = 500  # items listed; the rest are counted
 

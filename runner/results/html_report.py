@@ -32,16 +32,15 @@ from urllib.request import pathname2url
 
 from runner.recipe.prices import format_usd
 from runner.results import checks_matrix, engines_html
-from runner.results.manifest import (
+from runner.results.manifest import Manifest, item_record
+from runner.results.rates import percent
+from runner.results.records import (
     NOT_RUN,
     ExpectationRecord,
     ItemRecord,
-    Manifest,
     TaskRecord,
     TranscriptionRecord,
-    item_record,
 )
-from runner.results.rates import percent
 from runner.results.transcript_html import TranscriptShown, read_shown, transcript_html
 
 if TYPE_CHECKING:

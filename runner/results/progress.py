@@ -17,8 +17,8 @@ from typing import Any, TextIO
 
 from runner.diagnostics import one_line
 from runner.recipe.prices import format_usd
-from runner.results.manifest import NOT_RUN, ItemRecord, Totals
 from runner.results.rates import percent
+from runner.results.records import NOT_RUN, ItemRecord, Totals
 
 HEARTBEAT_SECONDS = 30.0
 

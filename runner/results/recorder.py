@@ -18,7 +18,8 @@ from runner.prompt.views import TaskResultView
 from runner.recipe.model import InputKind, Recipe, thaw
 from runner.recipe.prices import PriceTable
 from runner.results.long_table import LongRows
-from runner.results.manifest import ItemRecord, ManifestWriter
+from runner.results.manifest import ManifestWriter
+from runner.results.records import ItemRecord
 from runner.results.table import Tables, row_of
 from runner.serial_thread import SerialThread
 

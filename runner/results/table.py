@@ -40,8 +40,9 @@ from runner.results.long_table import (
     quote_rows,
     scalar_columns,
 )
-from runner.results.manifest import ItemRecord, Manifest
+from runner.results.manifest import Manifest
 from runner.results.outputs import atomic_stream
+from runner.results.records import ItemRecord
 
 ITEM_COLUMNS = ("item", "status", "source", "transcript_id", "audio_duration", "error")
 

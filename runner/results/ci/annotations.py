@@ -6,15 +6,14 @@ from dataclasses import dataclass
 
 from runner.diagnostics import workflow_command
 from runner.results.manifest import (
-    ItemRecord,
     Manifest,
     failed_expectations,
     item_records,
     ordered_by_recipe,
-    totals_of,
     warned_expectations,
 )
 from runner.results.rates import Shortfall
+from runner.results.records import ItemRecord, totals_of
 
 MAX_ANNOTATIONS = 50  # workflow commands printed, the final notice included
 NAMES_SHOWN = 3  # item names quoted in an annotation shared by many items

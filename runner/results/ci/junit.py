@@ -9,19 +9,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runner.results.manifest import (
+from runner.results.manifest import Manifest, failed_expectations, item_records, ordered_by_recipe
+from runner.results.rates import CheckRates, TaskGate, percent
+from runner.results.records import (
     NOT_RUN,
     ExpectationRecord,
     ItemRecord,
-    Manifest,
     TaskRecord,
     TranscriptionRecord,
-    failed_expectations,
-    item_records,
-    ordered_by_recipe,
     totals_of,
 )
-from runner.results.rates import CheckRates, TaskGate, percent
 
 ITEM_CASE = "transcript"  # the test case of an item that failed before its tasks
 

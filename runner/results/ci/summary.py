@@ -4,19 +4,15 @@ from collections.abc import Iterator, Sequence
 
 from runner.recipe.prices import format_usd
 from runner.results.manifest import (
-    ItemRecord,
     Manifest,
-    TaskRecord,
-    Totals,
-    TranscriptionRecord,
     failed_expectations,
     item_records,
     ordered_by_recipe,
     run_failed,
-    totals_of,
     warned_expectations,
 )
 from runner.results.rates import CheckRates, percent
+from runner.results.records import ItemRecord, TaskRecord, Totals, TranscriptionRecord, totals_of
 
 MAX_FAILURES_LISTED = 50  # bullets in the step summary before "…and N more"
 TEXT_LIMIT = 500  # characters of an error quoted in the step summary
