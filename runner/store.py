@@ -52,9 +52,10 @@ T = TypeVar("T")
 DB_FILE = "state.db"
 OPEN_ATTEMPTS = 50  # switching a new database to WAL can meet SQLITE_BUSY without waiting
 # A store being built (Store._create), by a run's pid, with its journal files: one
-# older than this was left by a run killed while building it (that takes milliseconds).
+# older than this was left by a run killed while building it (that takes milliseconds;
+# an hour leaves room for the clocks of hosts that share a state folder to disagree).
 _BUILDING = re.compile(rf"\.{re.escape(DB_FILE)}\.\d+\.[0-9a-f]{{8}}\.new(-wal|-shm)?")
-LEFTOVER_SECONDS = 600.0
+LEFTOVER_SECONDS = 3600.0
 
 
 DEFAULT_STATE_DIR = Path(".transcript-runner")
