@@ -118,8 +118,12 @@ def test_a_warm_process_signals_its_command_and_dies_as_it_did(
     command = process.command_pid
     assert command is not None
     assert command != process.pid
+    deadline = time.monotonic() + 60  # a guard against a wedged command, not a wait
     while not (tmp_path / "ready").exists():  # readiness: the setup has run
         assert process.poll() is None, process.communicate()
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the command never got ready: {process.communicate()}")
         time.sleep(0.01)
     process.send_signal(getattr(signal, sent))
     out, err = process.communicate(timeout=60)  # a guard against a hang, not a wait

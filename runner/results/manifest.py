@@ -12,9 +12,8 @@ Secrets never reach it: records are built from results, never from requests.
 
 The records themselves, and the totals counted from them, are
 :mod:`runner.results.records`. Reading gives the runner's own records back
-(:func:`item_records`), so the reports
-and a ``merge`` of shards count exactly as the run did; :func:`merge` combines the
-manifests of ``--shard K/N`` jobs into one.
+(:func:`item_records`), so the reports and a ``merge`` of shards count exactly as the
+run did; :func:`merge` combines the manifests of ``--shard K/N`` jobs into one.
 """
 
 from __future__ import annotations
